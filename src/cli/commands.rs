@@ -1,0 +1,480 @@
+//! The command set: clap definitions and their execution against the service.
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use super::output::{CommandOutput, exit, table};
+use super::stdin::StdinSource;
+use crate::lab::{Lab, Principal};
+use crate::model::Role;
+use crate::store::KeyRecord;
+
+/// Everything a lab user can ask for by command.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum LabCommand {
+    /// Print the labbench version.
+    Version,
+    /// Show who you are: user, role, Unix user and the key you used.
+    Whoami {
+        /// Print JSON: {"user","role","unix_user","key_fingerprint"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List lab users with their roles and key counts.
+    Users {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add, re-role or remove users (admin).
+    #[command(subcommand)]
+    User(UserAction),
+    /// Add or remove SSH public keys.
+    #[command(subcommand)]
+    Key(KeyAction),
+    /// List your keys, or NAME's keys (admin).
+    Keys {
+        /// Whose keys (default: yours).
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `user …` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum UserAction {
+    /// Create a user.
+    Add {
+        /// Lab user name.
+        name: String,
+        /// admin, member or viewer.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Unix account for their experiments and usage (default: NAME).
+        #[arg(long)]
+        unix_user: Option<String>,
+    },
+    /// Change a user's role.
+    SetRole {
+        /// Lab user name.
+        name: String,
+        /// admin, member or viewer.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Remove a user and their keys.
+    Rm {
+        /// Lab user name.
+        name: String,
+    },
+}
+
+/// `key …` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum KeyAction {
+    /// Register public keys for NAME: as arguments, or one per line on stdin.
+    Add {
+        /// Lab user name.
+        name: String,
+        /// The key ("ssh-ed25519 AAAA… comment"); read from stdin when absent.
+        key: Vec<String>,
+    },
+    /// Remove one of NAME's keys by fingerprint.
+    Rm {
+        /// Lab user name.
+        name: String,
+        /// SHA256:… fingerprint (see `keys NAME`).
+        fingerprint: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+/// The parser for commands sent over SSH.
+#[derive(Debug, Parser)]
+#[command(
+    name = "labbench",
+    bin_name = "ssh lab@host",
+    disable_version_flag = true,
+    about = "labbench: a shared compute host's workbench. Commands:"
+)]
+struct ExecLine {
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+/// Parses an exec command line. `Err` carries the output to send instead
+/// (help text with status 0, or a usage error with status 2).
+pub fn parse_exec_line(line: &str) -> Result<LabCommand, CommandOutput> {
+    let argv = shell_words::split(line).map_err(|e| {
+        CommandOutput::error(
+            exit::USAGE,
+            format!("error: cannot split command line: {e}\nhint: check quotes; run 'help' to list commands"),
+        )
+    })?;
+    if argv.is_empty() {
+        return Err(CommandOutput::error(
+            exit::USAGE,
+            "error: empty command\nhint: run 'help' to list commands, or 'ssh -t lab@host' for the interactive interface",
+        ));
+    }
+    ExecLine::try_parse_from(std::iter::once("labbench".to_string()).chain(argv))
+        .map(|line| line.command)
+        .map_err(|e| clap_error_output(&e))
+}
+
+/// Turns a clap error into output: help on stdout (0), or a short usage error (2).
+pub fn clap_error_output(e: &clap::Error) -> CommandOutput {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let mut out = CommandOutput::ok(e.render().to_string());
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                out.stderr = std::mem::take(&mut out.stdout);
+                out.status = exit::USAGE;
+            }
+            out
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let mut lines = rendered.lines();
+            let first = lines.next().unwrap_or("error: invalid command line");
+            let tip = lines
+                .map(str::trim)
+                .find(|l| l.starts_with("tip:"))
+                .map(|t| format!("\n{t}"))
+                .unwrap_or_default();
+            CommandOutput::error(
+                exit::USAGE,
+                format!("{first}{tip}\nhint: run 'help' to list commands, 'help COMMAND' for one"),
+            )
+        }
+    }
+}
+
+/// Runs one command for `caller` through the service.
+pub async fn run_command(
+    lab: &Lab,
+    caller: &Principal,
+    command: LabCommand,
+    stdin: &mut StdinSource,
+    max_stdin_bytes: usize,
+) -> CommandOutput {
+    // Re-read the caller so a role change or removal takes effect at once.
+    let caller = match lab.whoami(caller) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    match command {
+        LabCommand::Version => {
+            CommandOutput::ok(format!("labbench {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        LabCommand::Whoami { json } => whoami(&caller, json),
+        LabCommand::Users { json } => users(lab, &caller, json),
+        LabCommand::User(action) => user_action(lab, &caller, action),
+        LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
+        LabCommand::Key(KeyAction::Rm { name, fingerprint }) => {
+            match lab.remove_key(&caller, &name, &fingerprint) {
+                Ok(()) => CommandOutput::ok(format!("removed key {fingerprint} from {name}\n")),
+                Err(e) => e.into(),
+            }
+        }
+        LabCommand::Key(KeyAction::Add { name, key }) => {
+            let text = if key.is_empty() {
+                match stdin.read_all(max_stdin_bytes).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => return CommandOutput::error(exit::FAILURE, format!("error: {e}")),
+                }
+            } else {
+                key.join(" ")
+            };
+            add_keys(lab, &caller, &name, &text)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WhoamiJson<'a> {
+    user: &'a str,
+    role: Role,
+    unix_user: &'a str,
+    key_fingerprint: Option<&'a str>,
+}
+
+fn whoami(p: &Principal, json: bool) -> CommandOutput {
+    if json {
+        return CommandOutput::json(&WhoamiJson {
+            user: &p.user,
+            role: p.role,
+            unix_user: &p.unix_user,
+            key_fingerprint: p.key_fingerprint.as_deref(),
+        });
+    }
+    let key = p
+        .key_fingerprint
+        .as_deref()
+        .unwrap_or("(local operator, no key)");
+    CommandOutput::ok(format!(
+        "{} ({}), unix user {}, key {}\n",
+        p.user, p.role, p.unix_user, key
+    ))
+}
+
+fn users(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
+    let users = match lab.list_users(p) {
+        Ok(u) => u,
+        Err(e) => return e.into(),
+    };
+    if json {
+        return CommandOutput::json(&users);
+    }
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.name.clone(),
+                u.role.to_string(),
+                u.unix_user.clone(),
+                u.keys.to_string(),
+                date(u.created_at),
+            ]
+        })
+        .collect();
+    CommandOutput::ok(table(
+        &["NAME", "ROLE", "UNIX USER", "KEYS", "CREATED"],
+        &rows,
+    ))
+}
+
+fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
+    let result = match action {
+        UserAction::Add {
+            name,
+            role,
+            unix_user,
+        } => lab.add_user(p, &name, role, unix_user.as_deref()).map(|u| {
+            format!(
+                "added user {} ({}, unix user {}); register a key with: key add {} < key.pub\n",
+                u.name, u.role, u.unix_user, u.name
+            )
+        }),
+        UserAction::SetRole { name, role } => lab
+            .set_role(p, &name, role)
+            .map(|u| format!("{} is now {}\n", u.name, u.role)),
+        UserAction::Rm { name } => lab
+            .remove_user(p, &name)
+            .map(|()| format!("removed user {name} and their keys\n")),
+    };
+    match result {
+        Ok(text) => CommandOutput::ok(text),
+        Err(e) => e.into(),
+    }
+}
+
+/// Adds every key line in `text`; all are checked before any is added.
+fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str) -> CommandOutput {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if lines.is_empty() {
+        return CommandOutput::error(
+            exit::USAGE,
+            "error: no key given: pass it as an argument or on standard input (key add NAME < key.pub)",
+        );
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if let Err(e) = crate::model::PublicKeyInfo::parse(line) {
+            return CommandOutput::error(
+                exit::FAILURE,
+                format!("error: line {}: {e}; no key was added", i + 1),
+            );
+        }
+    }
+    let mut out = String::new();
+    for line in lines {
+        match lab.add_key(p, name, line) {
+            Ok(record) => out.push_str(&format!(
+                "added {} key {} to {name}\n",
+                record.key.algorithm, record.key.fingerprint
+            )),
+            Err(e) => {
+                let mut failed = CommandOutput::from(e);
+                failed.stdout = out.into_bytes();
+                return failed;
+            }
+        }
+    }
+    CommandOutput::ok(out)
+}
+
+#[derive(Serialize)]
+struct KeyJson<'a> {
+    user: &'a str,
+    fingerprint: &'a str,
+    algorithm: &'a str,
+    comment: &'a str,
+    added_at: i64,
+    added_by: &'a str,
+}
+
+fn keys(lab: &Lab, p: &Principal, name: Option<&str>, json: bool) -> CommandOutput {
+    let records: Vec<KeyRecord> = match lab.list_keys(p, name) {
+        Ok(k) => k,
+        Err(e) => return e.into(),
+    };
+    if json {
+        let items: Vec<KeyJson> = records
+            .iter()
+            .map(|r| KeyJson {
+                user: &r.user,
+                fingerprint: &r.key.fingerprint,
+                algorithm: &r.key.algorithm,
+                comment: &r.key.comment,
+                added_at: r.added_at,
+                added_by: &r.added_by,
+            })
+            .collect();
+        return CommandOutput::json(&items);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.user.clone(),
+                r.key.fingerprint.clone(),
+                r.key.algorithm.clone(),
+                r.key.comment.clone(),
+                date(r.added_at),
+            ]
+        })
+        .collect();
+    CommandOutput::ok(table(
+        &["USER", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"],
+        &rows,
+    ))
+}
+
+fn date(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::testing::{KEY_B, lab_with_admin};
+
+    fn run(lab: &Lab, p: &Principal, line: &str, stdin: &[u8]) -> CommandOutput {
+        let command = match parse_exec_line(line) {
+            Ok(c) => c,
+            Err(out) => return out,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(run_command(
+            lab,
+            p,
+            command,
+            &mut StdinSource::Bytes(stdin.to_vec()),
+            4096,
+        ))
+    }
+
+    #[test]
+    fn unknown_command_is_a_usage_error_with_hint() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let out = run(&lab, &admin, "frobnicate --now", b"");
+        assert_eq!(out.status, exit::USAGE);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("frobnicate"), "{err}");
+        assert!(err.contains("hint: run 'help'"), "{err}");
+        assert!(err.lines().count() <= 3, "{err}");
+    }
+
+    #[test]
+    fn help_lists_commands_and_exits_zero() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let out = run(&lab, &admin, "help", b"");
+        assert_eq!(out.status, exit::OK);
+        let text = String::from_utf8_lossy(&out.stdout);
+        for cmd in ["whoami", "users", "user", "key", "keys", "version"] {
+            assert!(text.contains(cmd), "{text}");
+        }
+        let out = run(&lab, &admin, "help user", b"");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("set-role"));
+    }
+
+    #[test]
+    fn whoami_json_has_the_documented_fields() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let out = run(&lab, &admin, "whoami --json", b"");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["user"], "root");
+        assert_eq!(v["role"], "admin");
+        assert_eq!(v["unix_user"], "root");
+        assert!(v["key_fingerprint"].is_null());
+    }
+
+    #[test]
+    fn key_add_reads_stdin_and_rejects_all_on_one_bad_line() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        run(&lab, &admin, "user add bob --role member", b"");
+        let bad = format!("{KEY_B}\nnot-a-key\n");
+        let out = run(&lab, &admin, "key add bob", bad.as_bytes());
+        assert_eq!(out.status, exit::FAILURE);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+        assert!(lab.list_keys(&admin, Some("bob")).expect("keys").is_empty());
+        let out = run(&lab, &admin, "key add bob", KEY_B.as_bytes());
+        assert_eq!(out.status, exit::OK, "{out:?}");
+        assert_eq!(lab.list_keys(&admin, Some("bob")).expect("keys").len(), 1);
+    }
+
+    #[test]
+    fn oversized_stdin_is_refused() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let out = run(&lab, &admin, "key add root", &vec![b'a'; 10_000]);
+        assert_eq!(out.status, exit::FAILURE);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("larger than the limit"));
+    }
+
+    #[test]
+    fn bad_role_and_unbalanced_quotes_are_usage_errors() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        assert_eq!(
+            run(&lab, &admin, "user add x --role king", b"").status,
+            exit::USAGE
+        );
+        assert_eq!(run(&lab, &admin, "users 'oops", b"").status, exit::USAGE);
+    }
+
+    #[test]
+    fn viewer_user_add_exits_77() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        run(&lab, &admin, "user add vera --role viewer", b"");
+        let vera = Principal {
+            user: "vera".into(),
+            role: Role::Viewer,
+            unix_user: "vera".into(),
+            key_fingerprint: None,
+        };
+        let out = run(&lab, &vera, "user add eve --role admin", b"");
+        assert_eq!(out.status, exit::PERMISSION_DENIED);
+    }
+}

@@ -1,0 +1,13 @@
+//! Commands: the scriptable front end, shared by `ssh lab@host CMD` and `labbench CMD`.
+//!
+//! Owns parsing a command line into a [`LabCommand`], calling the service and
+//! rendering the result as aligned text or stable JSON with an exit status.
+//! Must not check permissions itself: the service does.
+
+mod commands;
+mod output;
+mod stdin;
+
+pub use commands::{KeyAction, LabCommand, UserAction, parse_exec_line, run_command};
+pub use output::{CommandOutput, exit};
+pub use stdin::StdinSource;

@@ -1,0 +1,112 @@
+//! What a command produces: bytes for stdout and stderr and an exit status.
+
+use crate::lab::LabError;
+
+/// Exit statuses of commands.
+pub mod exit {
+    /// Success.
+    pub const OK: u32 = 0;
+    /// The action failed (not found, conflict, invalid value, store error).
+    pub const FAILURE: u32 = 1;
+    /// Usage error: unknown command or flag, malformed command line.
+    pub const USAGE: u32 = 2;
+    /// The caller's role or ownership does not allow the action.
+    pub const PERMISSION_DENIED: u32 = 77;
+}
+
+/// The result of running one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Exit status.
+    pub status: u32,
+}
+
+impl CommandOutput {
+    /// Success with `text` on stdout.
+    pub fn ok(text: impl Into<String>) -> Self {
+        CommandOutput {
+            stdout: text.into().into_bytes(),
+            ..Self::default()
+        }
+    }
+
+    /// Failure `status` with `message` (a newline is added) on stderr.
+    pub fn error(status: u32, message: impl std::fmt::Display) -> Self {
+        CommandOutput {
+            stderr: format!("{message}\n").into_bytes(),
+            status,
+            ..Self::default()
+        }
+    }
+
+    /// A JSON document on stdout.
+    pub fn json<T: serde::Serialize>(value: &T) -> Self {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => Self::ok(text + "\n"),
+            Err(e) => Self::error(exit::FAILURE, format!("error: cannot encode JSON: {e}")),
+        }
+    }
+}
+
+impl From<LabError> for CommandOutput {
+    fn from(e: LabError) -> Self {
+        let status = match e {
+            LabError::PermissionDenied(_) => exit::PERMISSION_DENIED,
+            _ => exit::FAILURE,
+        };
+        CommandOutput::error(status, format!("error: {e}"))
+    }
+}
+
+/// Formats rows as left-aligned columns separated by two spaces, with a header.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let text = table(
+            &["NAME", "ROLE"],
+            &[
+                vec!["alice".into(), "admin".into()],
+                vec!["b".into(), "viewer".into()],
+            ],
+        );
+        assert_eq!(text, "NAME   ROLE\nalice  admin\nb      viewer\n");
+    }
+
+    #[test]
+    fn permission_errors_exit_77() {
+        let out = CommandOutput::from(LabError::PermissionDenied("no".into()));
+        assert_eq!(out.status, exit::PERMISSION_DENIED);
+        assert_eq!(out.stderr, b"error: permission denied: no\n");
+    }
+}

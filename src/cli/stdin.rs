@@ -1,0 +1,56 @@
+//! Standard input for commands that read it (`key add NAME < key.pub`).
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// Where a command's standard input comes from.
+#[derive(Debug)]
+pub enum StdinSource {
+    /// Nothing (reads see end of input at once).
+    Empty,
+    /// Chunks from an SSH channel; the sender is dropped at EOF.
+    Channel(mpsc::Receiver<Bytes>),
+    /// The local process's standard input.
+    Process,
+    /// Fixed bytes (tests).
+    Bytes(Vec<u8>),
+}
+
+impl StdinSource {
+    /// Reads everything up to end of input; more than `limit` bytes is an error.
+    pub async fn read_all(&mut self, limit: usize) -> Result<Vec<u8>, String> {
+        let too_large = || format!("standard input is larger than the limit of {limit} bytes");
+        match self {
+            StdinSource::Empty => Ok(Vec::new()),
+            StdinSource::Bytes(bytes) => {
+                if bytes.len() > limit {
+                    return Err(too_large());
+                }
+                Ok(std::mem::take(bytes))
+            }
+            StdinSource::Channel(rx) => {
+                let mut out = Vec::new();
+                while let Some(chunk) = rx.recv().await {
+                    if out.len() + chunk.len() > limit {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
+            }
+            StdinSource::Process => {
+                use tokio::io::AsyncReadExt;
+                let mut out = Vec::new();
+                let mut reader = tokio::io::stdin().take(limit as u64 + 1);
+                reader
+                    .read_to_end(&mut out)
+                    .await
+                    .map_err(|e| format!("cannot read standard input: {e}"))?;
+                if out.len() > limit {
+                    return Err(too_large());
+                }
+                Ok(out)
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Configuration: the documented default file, lookup, parsing and validation.
+//!
+//! Owns turning `config/labbench.toml` (or a user's file) into a checked
+//! [`Config`]. Errors name the offending key and, where known, its line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The documented default configuration, embedded in the binary.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/labbench.toml");
+
+/// Environment variable naming a configuration file.
+pub const CONFIG_ENV: &str = "LABBENCH_CONFIG";
+
+/// The whole configuration of a labbench server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory of the database and host key.
+    pub data_dir: PathBuf,
+    /// SSH server settings.
+    pub server: ServerConfig,
+    /// First-start admin bootstrap.
+    pub bootstrap: BootstrapConfig,
+    /// Full-screen interface settings.
+    pub tui: TuiConfig,
+}
+
+/// Settings of the embedded SSH server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen address, `ADDR:PORT`.
+    pub listen: String,
+    /// Required SSH user name.
+    pub ssh_user: String,
+    /// Authentication attempts per connection.
+    pub max_auth_attempts: u32,
+    /// Simultaneous connections per key.
+    pub max_connections_per_key: u32,
+    /// Simultaneous sessions on the server.
+    pub max_sessions: u32,
+    /// Idle seconds before disconnect (0: never).
+    pub idle_timeout_secs: u64,
+    /// Longest exec command, bytes.
+    pub max_exec_command_bytes: u32,
+    /// Most bytes of standard input a command reads.
+    pub max_stdin_bytes: u32,
+}
+
+/// Who becomes the first admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapConfig {
+    /// OpenSSH public key lines or paths to `.pub` files.
+    pub initial_admin_keys: Vec<String>,
+    /// Admin user name; empty means the invoking Unix user.
+    pub initial_admin_name: String,
+}
+
+/// Settings of the full-screen interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuiConfig {
+    /// Idle redraw period in milliseconds.
+    pub refresh_ms: u64,
+}
+
+/// A configuration that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a value of the wrong type.
+    #[error("config {origin}{line}: {key}{message}")]
+    Parse {
+        /// File name or "built-in defaults".
+        origin: String,
+        /// `" line N"` where known.
+        line: String,
+        /// "key `a.b`: " where known.
+        key: String,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("config {origin}{line}: key `{key}`: {message}")]
+    Invalid {
+        /// File name or "built-in defaults".
+        origin: String,
+        /// `" line N"` where known.
+        line: String,
+        /// Dotted key.
+        key: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("labbench-data"),
+            server: ServerConfig {
+                listen: "0.0.0.0:2222".into(),
+                ssh_user: "lab".into(),
+                max_auth_attempts: 6,
+                max_connections_per_key: 16,
+                max_sessions: 512,
+                idle_timeout_secs: 3600,
+                max_exec_command_bytes: 8192,
+                max_stdin_bytes: 65536,
+            },
+            bootstrap: BootstrapConfig {
+                initial_admin_keys: Vec::new(),
+                initial_admin_name: String::new(),
+            },
+            tui: TuiConfig { refresh_ms: 1000 },
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Config::default().server
+    }
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Config::default().bootstrap
+    }
+}
+
+impl Default for TuiConfig {
+    fn default() -> Self {
+        Config::default().tui
+    }
+}
+
+impl Config {
+    /// Loads the configuration: `explicit` file, else `$LABBENCH_CONFIG`, else defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let from_env = std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty());
+        match explicit
+            .map(Path::to_path_buf)
+            .or_else(|| from_env.map(PathBuf::from))
+        {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Config::parse(&text, &path.display().to_string())
+            }
+            None => Ok(Config::default()),
+        }
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(text, origin, &e))?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    /// The listen address as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                origin: "flags".into(),
+                line: String::new(),
+                key: "server.listen".into(),
+                message: format!(
+                    "{:?} is not an ADDR:PORT such as 0.0.0.0:2222",
+                    self.server.listen
+                ),
+            })
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |section: &str, key: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            line: line_of_key(text, section, key)
+                .map(|n| format!(" line {n}"))
+                .unwrap_or_default(),
+            key: if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            },
+            message,
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("", "data_dir", "must not be empty".into()));
+        }
+        let s = &self.server;
+        if s.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "server",
+                "listen",
+                format!("{:?} is not an ADDR:PORT such as 0.0.0.0:2222", s.listen),
+            ));
+        }
+        if s.ssh_user.is_empty() || s.ssh_user.chars().any(|c| c.is_whitespace()) {
+            return Err(invalid(
+                "server",
+                "ssh_user",
+                "must be a non-empty name without spaces".into(),
+            ));
+        }
+        let positive: [(&str, u64); 5] = [
+            ("max_auth_attempts", s.max_auth_attempts.into()),
+            ("max_connections_per_key", s.max_connections_per_key.into()),
+            ("max_sessions", s.max_sessions.into()),
+            ("max_exec_command_bytes", s.max_exec_command_bytes.into()),
+            ("max_stdin_bytes", s.max_stdin_bytes.into()),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid("server", key, "must be at least 1".into()));
+            }
+        }
+        if !(50..=60_000).contains(&self.tui.refresh_ms) {
+            return Err(invalid(
+                "tui",
+                "refresh_ms",
+                format!(
+                    "{} is out of range: use 50 to 60000 milliseconds",
+                    self.tui.refresh_ms
+                ),
+            ));
+        }
+        let name = &self.bootstrap.initial_admin_name;
+        if !name.is_empty() && crate::model::validate_user_name(name).is_err() {
+            return Err(invalid(
+                "bootstrap",
+                "initial_admin_name",
+                format!("{name:?} is not a valid user name (letters, digits, '.', '_', '-')"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a parse error naming the key and line from the parser's span.
+fn parse_error(text: &str, origin: &str, error: &toml::de::Error) -> ConfigError {
+    let line_no = error
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let key = line_no
+        .and_then(|n| key_at_line(text, n))
+        .map(|k| format!("key `{k}`: "))
+        .unwrap_or_default();
+    ConfigError::Parse {
+        origin: origin.to_string(),
+        line: line_no.map(|n| format!(" line {n}")).unwrap_or_default(),
+        key,
+        message: error.message().trim().to_string(),
+    }
+}
+
+/// The dotted key assigned on line `line_no` (1-based), if that line assigns one.
+fn key_at_line(text: &str, line_no: usize) -> Option<String> {
+    let mut section = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            section = header.trim_end_matches(']').trim().to_string();
+        }
+        if index + 1 == line_no {
+            let (key, _) = trimmed.split_once('=')?;
+            let key = key.trim();
+            return Some(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// The 1-based line on which `section.key` is assigned, if it is.
+fn line_of_key(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            current = header.trim_end_matches(']').trim().to_string();
+            continue;
+        }
+        if current == section
+            && let Some((k, _)) = trimmed.split_once('=')
+            && k.trim() == key
+        {
+            return Some(index + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_default_file_equals_builtin_defaults() {
+        let parsed = Config::parse(DEFAULT_CONFIG_TOML, "config/labbench.toml")
+            .expect("default config parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let text = "data_dir = \"d\"\n[server]\nmax_sessions = \"many\"\n";
+        let err = Config::parse(text, "bad.toml").expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("bad.toml line 3"), "{msg}");
+        assert!(msg.contains("server.max_sessions"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let text = "[server]\nlisten_port = 22\n";
+        let msg = Config::parse(text, "x.toml")
+            .expect_err("must fail")
+            .to_string();
+        assert!(msg.contains("listen_port"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_line() {
+        let text = "[server]\nlisten = \"nowhere\"\n";
+        let msg = Config::parse(text, "x.toml")
+            .expect_err("must fail")
+            .to_string();
+        assert_eq!(
+            msg,
+            "config x.toml line 2: key `server.listen`: \"nowhere\" is not an ADDR:PORT such as 0.0.0.0:2222"
+        );
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let text = "[server]\nmax_sessions = 0\n";
+        let msg = Config::parse(text, "x.toml")
+            .expect_err("must fail")
+            .to_string();
+        assert!(msg.contains("server.max_sessions"), "{msg}");
+        assert!(msg.contains("at least 1"), "{msg}");
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let config = Config::parse("[tui]\nrefresh_ms = 250\n", "x.toml").expect("parses");
+        assert_eq!(config.tui.refresh_ms, 250);
+        assert_eq!(config.server, Config::default().server);
+    }
+}

@@ -1,0 +1,176 @@
+//! The service: the one API every front end (SSH exec, TUI, local CLI) calls.
+//!
+//! Owns authorization (role and ownership checks) and validation of every
+//! action, then acts through the store. Must not know about SSH channels,
+//! terminals or output formats.
+
+mod bootstrap;
+mod sessions;
+mod users;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::model::{KeyError, NameError, Role};
+use crate::monitor::HostSnapshot;
+use crate::store::{AuditEvent, Store, StoreError};
+
+pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
+pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
+pub use users::UserSummary;
+
+/// Who is asking: the authenticated lab user behind a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Principal {
+    /// Lab user name.
+    pub user: String,
+    /// Their role at authentication time.
+    pub role: Role,
+    /// Their Unix account.
+    pub unix_user: String,
+    /// Fingerprint of the key they authenticated with; `None` for the local operator.
+    pub key_fingerprint: Option<String>,
+}
+
+impl Principal {
+    /// True for admins.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// Why the service refused or failed an action.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The caller's role or ownership does not allow the action.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// A named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed or not allowed in this state.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<NameError> for LabError {
+    fn from(e: NameError) -> Self {
+        LabError::Invalid(e.to_string())
+    }
+}
+
+impl From<KeyError> for LabError {
+    fn from(e: KeyError) -> Self {
+        LabError::Invalid(e.to_string())
+    }
+}
+
+/// Result of service calls.
+pub type LabResult<T> = Result<T, LabError>;
+
+/// The labbench service.
+#[derive(Clone)]
+pub struct Lab {
+    store: Store,
+    sessions: Arc<SessionRegistry>,
+    host: watch::Receiver<Arc<HostSnapshot>>,
+}
+
+impl Lab {
+    /// A service over `store`, publishing host figures from `host`.
+    pub fn new(store: Store, host: watch::Receiver<Arc<HostSnapshot>>) -> Lab {
+        Lab {
+            store,
+            sessions: Arc::new(SessionRegistry::default()),
+            host,
+        }
+    }
+
+    /// The connected-sessions registry.
+    pub fn sessions(&self) -> &Arc<SessionRegistry> {
+        &self.sessions
+    }
+
+    /// A subscription to the latest host snapshot.
+    pub fn host(&self) -> watch::Receiver<Arc<HostSnapshot>> {
+        self.host.clone()
+    }
+
+    /// The store (for the bootstrap and tests; front ends use the methods).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Records a change in the audit trail.
+    fn audit(&self, actor: &Principal, action: String) -> LabResult<()> {
+        tracing::info!(actor = %actor.user, "{action}");
+        self.store.audit(&AuditEvent {
+            at: now(),
+            actor: actor.user.clone(),
+            action,
+        })?;
+        Ok(())
+    }
+}
+
+/// Refuses unless the caller is an admin.
+fn require_admin(p: &Principal, what: &str) -> LabResult<()> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(LabError::PermissionDenied(format!(
+            "only admins can {what} (you are {}, a {})",
+            p.user, p.role
+        )))
+    }
+}
+
+/// Refuses unless the caller is `owner` or an admin.
+fn require_self_or_admin(p: &Principal, owner: &str, what: &str) -> LabResult<()> {
+    if p.is_admin() || p.user == owner {
+        Ok(())
+    } else {
+        Err(LabError::PermissionDenied(format!(
+            "only {owner} or an admin can {what}"
+        )))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Fixtures for service tests.
+
+    use super::*;
+
+    /// An ed25519 public key registered to the bootstrap admin `root`.
+    pub const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsmWNLTwvIyW9lRhCopauIQbWxrZzUVvjXMnud4kAdR alice@laptop";
+    /// Another ed25519 public key, unregistered at first.
+    pub const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqcYuAKE6ko+LQJyTPa97dsNu1sgRU0TEQgv27Cnufs bob@desk";
+
+    /// A fresh store with admin `root` owning `KEY_A`.
+    pub fn lab_with_admin() -> (tempfile::TempDir, Lab) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open store");
+        let (_tx, rx) = watch::channel(Arc::new(HostSnapshot::default()));
+        let lab = Lab::new(store, rx);
+        let admin = AdminBootstrap::collect("root", "root", &[KEY_A.into()], &[], None, || {
+            Err("no generation in tests".into())
+        })
+        .expect("collect");
+        lab.bootstrap_admin(admin).expect("bootstrap");
+        (dir, lab)
+    }
+}

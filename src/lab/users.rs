@@ -1,0 +1,342 @@
+//! Users and keys: identity management and authentication lookups.
+
+use serde::Serialize;
+
+use super::{Lab, LabError, LabResult, Principal, now, require_admin, require_self_or_admin};
+use crate::model::{PublicKeyInfo, Role, User, validate_user_name};
+use crate::store::KeyRecord;
+
+/// A user as listed by `users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    /// Lab user name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Unix account.
+    pub unix_user: String,
+    /// Number of registered keys.
+    pub keys: usize,
+    /// Creation time, seconds since the epoch.
+    pub created_at: i64,
+}
+
+impl Lab {
+    /// Resolves a key offered at SSH authentication to the lab user owning it.
+    pub fn authenticate(&self, key: &PublicKeyInfo) -> LabResult<Option<Principal>> {
+        let Some(record) = self.store.key(&key.fingerprint)? else {
+            return Ok(None);
+        };
+        // A stored fingerprint with different key material would be a collision or tampering.
+        if record.key.openssh != key.openssh {
+            return Ok(None);
+        }
+        Ok(self.store.user(&record.user)?.map(|user| Principal {
+            user: user.name,
+            role: user.role,
+            unix_user: user.unix_user,
+            key_fingerprint: Some(key.fingerprint.clone()),
+        }))
+    }
+
+    /// The principal for the local operator: the first admin in the store.
+    pub fn local_operator(&self) -> LabResult<Principal> {
+        let admin = self
+            .store
+            .users()?
+            .into_iter()
+            .find(|u| u.role == Role::Admin)
+            .ok_or_else(|| {
+                LabError::NotFound(
+                    "no admin exists yet: start `labbench serve` once to bootstrap one".into(),
+                )
+            })?;
+        Ok(Principal {
+            user: admin.name,
+            role: admin.role,
+            unix_user: admin.unix_user,
+            key_fingerprint: None,
+        })
+    }
+
+    /// Who the caller is (any role). Re-reads the role so changes show at once.
+    pub fn whoami(&self, p: &Principal) -> LabResult<Principal> {
+        let user = self.existing_user(&p.user)?;
+        Ok(Principal {
+            role: user.role,
+            unix_user: user.unix_user,
+            ..p.clone()
+        })
+    }
+
+    /// All users with their key counts (any role).
+    pub fn list_users(&self, _p: &Principal) -> LabResult<Vec<UserSummary>> {
+        let keys = self.store.all_keys()?;
+        Ok(self
+            .store
+            .users()?
+            .into_iter()
+            .map(|u| UserSummary {
+                keys: keys.iter().filter(|k| k.user == u.name).count(),
+                name: u.name,
+                role: u.role,
+                unix_user: u.unix_user,
+                created_at: u.created_at,
+            })
+            .collect())
+    }
+
+    /// Creates a user (admin only). `unix_user` defaults to the name.
+    pub fn add_user(
+        &self,
+        p: &Principal,
+        name: &str,
+        role: Role,
+        unix_user: Option<&str>,
+    ) -> LabResult<User> {
+        require_admin(p, "add users")?;
+        validate_user_name(name)?;
+        let unix_user = unix_user.unwrap_or(name);
+        validate_user_name(unix_user)?;
+        if self.store.user(name)?.is_some() {
+            return Err(LabError::Conflict(format!("user {name} already exists")));
+        }
+        let user = User {
+            name: name.to_string(),
+            role,
+            unix_user: unix_user.to_string(),
+            created_at: now(),
+        };
+        self.store.put_user(&user)?;
+        self.audit(
+            p,
+            format!("added user {name} as {role} (unix user {unix_user})"),
+        )?;
+        Ok(user)
+    }
+
+    /// Changes a user's role (admin only); the last admin cannot be demoted.
+    pub fn set_role(&self, p: &Principal, name: &str, role: Role) -> LabResult<User> {
+        require_admin(p, "change roles")?;
+        let mut user = self.existing_user(name)?;
+        if user.role == Role::Admin && role != Role::Admin && self.admin_count()? == 1 {
+            return Err(LabError::Invalid(format!(
+                "{name} is the last admin; make another user admin first"
+            )));
+        }
+        let old = user.role;
+        user.role = role;
+        self.store.put_user(&user)?;
+        self.audit(p, format!("changed role of {name} from {old} to {role}"))?;
+        Ok(user)
+    }
+
+    /// Deletes a user and their keys (admin only); not yourself, not the last admin.
+    pub fn remove_user(&self, p: &Principal, name: &str) -> LabResult<()> {
+        require_admin(p, "remove users")?;
+        let user = self.existing_user(name)?;
+        if user.name == p.user {
+            return Err(LabError::Invalid(
+                "you cannot remove your own account; ask another admin".into(),
+            ));
+        }
+        if user.role == Role::Admin && self.admin_count()? == 1 {
+            return Err(LabError::Invalid(format!("{name} is the last admin")));
+        }
+        self.store.remove_user(name)?;
+        self.audit(p, format!("removed user {name}"))
+    }
+
+    /// Registers a public key for `name` (that user or an admin).
+    pub fn add_key(&self, p: &Principal, name: &str, key_line: &str) -> LabResult<KeyRecord> {
+        require_self_or_admin(p, name, "add keys to this account")?;
+        self.existing_user(name)?;
+        let key = PublicKeyInfo::parse(key_line)?;
+        if let Some(existing) = self.store.key(&key.fingerprint)? {
+            return Err(LabError::Conflict(format!(
+                "key {} is already registered to {}",
+                key.fingerprint, existing.user
+            )));
+        }
+        let record = KeyRecord {
+            user: name.to_string(),
+            key,
+            added_at: now(),
+            added_by: p.user.clone(),
+        };
+        self.store.put_key(&record)?;
+        self.audit(
+            p,
+            format!(
+                "added key {} ({}) to {name}",
+                record.key.fingerprint, record.key.algorithm
+            ),
+        )?;
+        Ok(record)
+    }
+
+    /// Removes one of `name`'s keys (that user or an admin); never your own last key.
+    pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> LabResult<()> {
+        require_self_or_admin(p, name, "remove keys from this account")?;
+        self.existing_user(name)?;
+        let keys = self.store.keys_of(name)?;
+        if !keys.iter().any(|k| k.key.fingerprint == fingerprint) {
+            return Err(LabError::NotFound(format!(
+                "{name} has no key {fingerprint} (see `keys {name}`)"
+            )));
+        }
+        if name == p.user && keys.len() == 1 {
+            return Err(LabError::Invalid(format!(
+                "refusing to remove your last key {fingerprint}: you would be locked out; add another key first (`key add {name}`)"
+            )));
+        }
+        self.store.remove_key(fingerprint)?;
+        self.audit(p, format!("removed key {fingerprint} from {name}"))
+    }
+
+    /// Keys of `name`, or of the caller when `None` (own keys, or any as admin).
+    pub fn list_keys(&self, p: &Principal, name: Option<&str>) -> LabResult<Vec<KeyRecord>> {
+        match name {
+            None => Ok(self.store.keys_of(&p.user)?),
+            Some(name) => {
+                require_self_or_admin(p, name, "list this account's keys")?;
+                self.existing_user(name)?;
+                Ok(self.store.keys_of(name)?)
+            }
+        }
+    }
+
+    fn existing_user(&self, name: &str) -> LabResult<User> {
+        self.store
+            .user(name)?
+            .ok_or_else(|| LabError::NotFound(format!("no user named {name} (see `users`)")))
+    }
+
+    fn admin_count(&self) -> LabResult<usize> {
+        Ok(self
+            .store
+            .users()?
+            .iter()
+            .filter(|u| u.role == Role::Admin)
+            .count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::testing::{KEY_A, KEY_B, lab_with_admin};
+
+    fn as_role(lab: &Lab, name: &str, role: Role) -> Principal {
+        let admin = lab.local_operator().expect("admin");
+        lab.add_user(&admin, name, role, None).expect("add");
+        Principal {
+            user: name.into(),
+            role,
+            unix_user: name.into(),
+            key_fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn viewer_cannot_add_users_and_nothing_changes() {
+        let (_dir, lab) = lab_with_admin();
+        let viewer = as_role(&lab, "vera", Role::Viewer);
+        let before = lab.list_users(&viewer).expect("list");
+        let err = lab
+            .add_user(&viewer, "mallory", Role::Admin, None)
+            .expect_err("denied");
+        assert!(matches!(err, LabError::PermissionDenied(_)));
+        assert_eq!(lab.list_users(&viewer).expect("list"), before);
+    }
+
+    #[test]
+    fn member_cannot_change_roles_or_remove_users() {
+        let (_dir, lab) = lab_with_admin();
+        let member = as_role(&lab, "mike", Role::Member);
+        assert!(matches!(
+            lab.set_role(&member, "mike", Role::Admin),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            lab.remove_user(&member, "root"),
+            Err(LabError::PermissionDenied(_))
+        ));
+    }
+
+    #[test]
+    fn member_manages_own_keys_but_not_others() {
+        let (_dir, lab) = lab_with_admin();
+        let member = as_role(&lab, "mike", Role::Member);
+        lab.add_key(&member, "mike", KEY_B).expect("own key");
+        assert!(matches!(
+            lab.add_key(&member, "root", KEY_B),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            lab.list_keys(&member, Some("root")),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert_eq!(lab.list_keys(&member, None).expect("own").len(), 1);
+    }
+
+    #[test]
+    fn removing_own_last_key_is_refused() {
+        let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let fp = lab.list_keys(&admin, None).expect("keys")[0]
+            .key
+            .fingerprint
+            .clone();
+        let err = lab
+            .remove_key(&admin, &admin.user, &fp)
+            .expect_err("refused");
+        assert!(err.to_string().contains("locked out"), "{err}");
+        assert_eq!(lab.list_keys(&admin, None).expect("keys").len(), 1);
+    }
+
+    #[test]
+    fn duplicate_key_is_a_conflict() {
+        let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        as_role(&lab, "mike", Role::Member);
+        let err = lab.add_key(&admin, "mike", KEY_A).expect_err("taken");
+        assert!(
+            err.to_string().contains("already registered to root"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn last_admin_cannot_be_demoted_or_removed() {
+        let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        assert!(matches!(
+            lab.set_role(&admin, "root", Role::Member),
+            Err(LabError::Invalid(_))
+        ));
+        assert!(matches!(
+            lab.remove_user(&admin, "root"),
+            Err(LabError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn authenticate_maps_key_to_user_and_rejects_unknown() {
+        let (_dir, lab) = lab_with_admin();
+        let known = PublicKeyInfo::parse(KEY_A).expect("key");
+        let p = lab.authenticate(&known).expect("ok").expect("known");
+        assert_eq!(p.user, "root");
+        assert_eq!(p.role, Role::Admin);
+        let unknown = PublicKeyInfo::parse(KEY_B).expect("key");
+        assert!(lab.authenticate(&unknown).expect("ok").is_none());
+    }
+
+    #[test]
+    fn changes_are_audited() {
+        let (_dir, lab) = lab_with_admin();
+        as_role(&lab, "mike", Role::Member);
+        let audit = lab.store().recent_audit(10).expect("audit");
+        assert!(audit.iter().any(|e| e.action.contains("added user mike")));
+    }
+}

@@ -1,0 +1,241 @@
+//! The `labbench` binary: `labbench serve`, or a command run locally as the admin.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use labbench::cli::{LabCommand, StdinSource, exit, run_command};
+use labbench::config::Config;
+use labbench::lab::{BootstrapSource, Lab};
+use labbench::monitor::HostSampler;
+use labbench::server::{RunningServer, ServeError};
+use labbench::store::{Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "labbench",
+    version,
+    about = "A workbench for a shared compute host, reached with `ssh lab@host`.",
+    after_help = "Run `labbench serve` to start the server; other commands act locally on the data directory as the admin (only while no server holds it)."
+)]
+struct Cli {
+    /// Configuration file (else $LABBENCH_CONFIG, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: TopCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopCommand {
+    /// Run the SSH server.
+    Serve {
+        /// Listen address (overrides `server.listen`).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Public key file of the first admin (first start only; repeatable).
+        #[arg(long = "admin-key", value_name = "PUBKEY_FILE")]
+        admin_keys: Vec<PathBuf>,
+    },
+    #[command(flatten)]
+    Lab(LabCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LABBENCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("labbench: {e}");
+            return ExitCode::from(exit::USAGE as u8);
+        }
+    };
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("labbench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        TopCommand::Serve { listen, admin_keys } => {
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+            }
+            runtime.block_on(serve(config, admin_keys))
+        }
+        TopCommand::Lab(command) => runtime.block_on(local(config, command)),
+    }
+}
+
+async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
+    let ssh_user = config.server.ssh_user.clone();
+    let server = match labbench::server::start(config, &admin_keys).await {
+        Ok(s) => s,
+        Err(ServeError::Config(e)) => {
+            eprintln!("labbench: {e}");
+            return ExitCode::from(exit::USAGE as u8);
+        }
+        Err(e) => {
+            eprintln!("labbench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_banner(&server, &ssh_user);
+    let RunningServer { lab, task, .. } = server;
+    let result = tokio::select! {
+        r = task => r.context("server task failed").and_then(|r| r.context("server stopped")),
+        _ = shutdown_signal() => {
+            eprintln!("labbench: shutting down");
+            Ok(())
+        }
+    };
+    if let Err(e) = lab.store().flush() {
+        eprintln!("labbench: final flush failed: {e}");
+        return ExitCode::FAILURE;
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("labbench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_banner(server: &RunningServer, ssh_user: &str) {
+    println!(
+        "labbench {} serving data directory {}",
+        env!("CARGO_PKG_VERSION"),
+        server.data_dir.display()
+    );
+    println!(
+        "host key {} ({})",
+        server.host_key.fingerprint,
+        if server.host_key.created {
+            "created"
+        } else {
+            "loaded"
+        }
+    );
+    let mut identity = None;
+    if let Some(report) = &server.bootstrap {
+        println!(
+            "first start: created admin {:?} with these keys:",
+            report.admin
+        );
+        for (key, source) in &report.keys {
+            println!("  {} {} ({source})", key.fingerprint, key.algorithm);
+            if let BootstrapSource::Generated(path) = source {
+                identity = Some(path.clone());
+            }
+        }
+    }
+    let host = if server.addr.ip().is_unspecified() {
+        labbench::monitor::HostSampler::default().sample().hostname
+    } else {
+        server.addr.ip().to_string()
+    };
+    let port = server.addr.port();
+    println!("listening on {}", server.addr);
+    let port_flag = if port == 22 {
+        String::new()
+    } else {
+        format!("-p {port} ")
+    };
+    let identity_flag = identity
+        .map(|p| format!("-i {} ", p.display()))
+        .unwrap_or_default();
+    let known_host = if port == 22 {
+        host.clone()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    println!(
+        "known_hosts line: {known_host} {}",
+        server.host_key.public_line
+    );
+    println!("connect with: ssh -t {identity_flag}{port_flag}{ssh_user}@{host}");
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs a command on the host as the admin, with the data directory opened directly.
+async fn local(config: Config, command: LabCommand) -> ExitCode {
+    let store = match Store::open(&config.data_dir) {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked(_)) => {
+            eprintln!("labbench: {e}");
+            eprintln!(
+                "hint: while the server runs, use `ssh -p PORT {}@HOST {}`",
+                config.server.ssh_user,
+                command_name(&command)
+            );
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("labbench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (_host_tx, host_rx) =
+        tokio::sync::watch::channel(Arc::new(HostSampler::default().sample()));
+    let lab = Lab::new(store, host_rx);
+    let operator = match lab.local_operator() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("labbench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let output = run_command(
+        &lab,
+        &operator,
+        command,
+        &mut StdinSource::Process,
+        config.server.max_stdin_bytes as usize,
+    )
+    .await;
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(&output.stdout);
+    let _ = std::io::stderr().write_all(&output.stderr);
+    ExitCode::from(u8::try_from(output.status).unwrap_or(1))
+}
+
+fn command_name(command: &LabCommand) -> &'static str {
+    match command {
+        LabCommand::Version => "version",
+        LabCommand::Whoami { .. } => "whoami",
+        LabCommand::Users { .. } => "users",
+        LabCommand::User(_) => "user …",
+        LabCommand::Key(_) => "key …",
+        LabCommand::Keys { .. } => "keys",
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain types: plain data with serde, no storage or I/O.
+//!
+//! Owns what a lab user, a role and a registered key are, and the rules for
+//! valid names and keys. Must not touch the store, the network or the screen.
+
+mod key;
+mod user;
+
+pub use key::{KeyError, PublicKeyInfo};
+pub use user::{NameError, Role, User, validate_user_name};

@@ -1,0 +1,200 @@
+//! Starting `labbench serve`: store, bootstrap, host key, sampler, SSH listener.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::{MethodKind, MethodSet};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::lab::{AdminBootstrap, BootstrapReport, Lab, LabError};
+use crate::monitor::spawn_host_sampler;
+use crate::ssh::{
+    ConnectionHandler, ConnectionLimits, HostKey, ServerShared, generate_ed25519,
+    load_or_create_host_key, write_private_key,
+};
+use crate::store::{Store, StoreError};
+
+/// File name of the admin key pair generated when no admin key can be found.
+pub const GENERATED_ADMIN_KEY: &str = "admin_ed25519";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Invalid configuration (exit status 2).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The host key could not be loaded or created.
+    #[error(transparent)]
+    HostKey(#[from] crate::ssh::hostkey::HostKeyError),
+    /// The admin bootstrap failed.
+    #[error("admin bootstrap: {0}")]
+    Bootstrap(#[from] LabError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A started server and what to tell the operator about it.
+pub struct RunningServer {
+    /// The service, for shutdown and tests.
+    pub lab: Lab,
+    /// Bound address (with the real port when 0 was asked).
+    pub addr: SocketAddr,
+    /// The host key.
+    pub host_key: HostKey,
+    /// What the first-start bootstrap did, if it ran.
+    pub bootstrap: Option<BootstrapReport>,
+    /// The data directory, absolute.
+    pub data_dir: PathBuf,
+    /// The task serving connections.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens everything and starts accepting SSH connections.
+pub async fn start(
+    config: Config,
+    admin_key_files: &[PathBuf],
+) -> Result<RunningServer, ServeError> {
+    let listen = config.listen_addr()?;
+    let data_dir = absolute(&config.data_dir);
+    let store = Store::open(&data_dir)?;
+    let host = spawn_host_sampler(Duration::from_secs(1));
+    let lab = Lab::new(store, host);
+
+    let bootstrap = if lab.needs_bootstrap() {
+        let unix_user = invoking_user();
+        let name = if config.bootstrap.initial_admin_name.is_empty() {
+            unix_user.clone()
+        } else {
+            config.bootstrap.initial_admin_name.clone()
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let admin = AdminBootstrap::collect(
+            &name,
+            &unix_user,
+            &config.bootstrap.initial_admin_keys,
+            admin_key_files,
+            home.as_deref(),
+            || generate_admin_key(&data_dir),
+        )?;
+        Some(lab.bootstrap_admin(admin)?)
+    } else {
+        if !admin_key_files.is_empty() {
+            tracing::warn!("--admin-key is used only on first start; users already exist");
+        }
+        None
+    };
+
+    let host_key = load_or_create_host_key(&data_dir)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
+
+    let russh_config = Arc::new(russh_config(&config, &host_key));
+    let shared = Arc::new(ServerShared {
+        lab: lab.clone(),
+        limits: ConnectionLimits::new(
+            config.server.max_connections_per_key as usize,
+            config.server.max_sessions as usize,
+        ),
+        config: Arc::new(config),
+    });
+    let task = tokio::spawn(async move {
+        let mut server = LabServer { shared };
+        russh::server::Server::run_on_socket(&mut server, russh_config, &listener).await
+    });
+    Ok(RunningServer {
+        lab,
+        addr,
+        host_key,
+        bootstrap,
+        data_dir,
+        task,
+    })
+}
+
+fn russh_config(config: &Config, host_key: &HostKey) -> russh::server::Config {
+    let server = &config.server;
+    russh::server::Config {
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        keys: vec![host_key.key.clone()],
+        max_auth_attempts: server.max_auth_attempts as usize,
+        auth_rejection_time: Duration::from_millis(300),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: (server.idle_timeout_secs > 0)
+            .then(|| Duration::from_secs(server.idle_timeout_secs)),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+struct LabServer {
+    shared: Arc<ServerShared>,
+}
+
+impl russh::server::Server for LabServer {
+    type Handler = ConnectionHandler;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> ConnectionHandler {
+        ConnectionHandler::new(Arc::clone(&self.shared), peer)
+    }
+
+    fn handle_session_error(&mut self, error: russh::Error) {
+        tracing::debug!("connection ended with error: {error}");
+    }
+}
+
+/// Generates the admin key pair in the data directory; returns (public line, private path).
+fn generate_admin_key(data_dir: &Path) -> Result<(String, PathBuf), String> {
+    let path = data_dir.join(GENERATED_ADMIN_KEY);
+    let key = generate_ed25519("labbench admin").map_err(|e| e.to_string())?;
+    write_private_key(&path, &key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let public = key.public_key().to_openssh().map_err(|e| e.to_string())?;
+    std::fs::write(path.with_extension("pub"), format!("{public}\n"))
+        .map_err(|e| format!("cannot write public key: {e}"))?;
+    Ok((public, path))
+}
+
+/// The name of the Unix user running this process.
+pub fn invoking_user() -> String {
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let from_passwd = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd")
+            .ok()?
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id: u32 = fields.nth(1)?.parse().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+    });
+    from_passwd
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| crate::model::validate_user_name(n).is_ok())
+        .unwrap_or_else(|| "admin".into())
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,438 @@
+//! One SSH connection: authentication by key, then per-channel routing.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ratatui::layout::Size;
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure, ChannelWriteHalf, MethodKind, MethodSet, Pty};
+use tokio::sync::{mpsc, watch};
+
+use super::channel_io::ChannelOutput;
+use super::limits::{ConnectionLimits, KeySlot, SessionSlot};
+use crate::cli::{CommandOutput, StdinSource, exit, parse_exec_line, run_command};
+use crate::config::Config;
+use crate::lab::{Lab, Principal, SessionKind};
+use crate::model::PublicKeyInfo;
+use crate::tui::{TuiInput, TuiSettings, run_tui_session};
+
+/// Most environment variables kept per channel (the rest are refused).
+const MAX_ENV_VARS: usize = 64;
+/// Input chunks buffered per channel before further input is dropped.
+const INPUT_QUEUE: usize = 256;
+
+/// What every connection shares: the service, the configuration, the limits.
+pub struct ServerShared {
+    /// The service.
+    pub lab: Lab,
+    /// The running configuration.
+    pub config: Arc<Config>,
+    /// Connection and session counters.
+    pub limits: Arc<ConnectionLimits>,
+}
+
+/// Where a channel's input goes once its program started.
+enum ChannelInput {
+    /// Nothing reads input (yet).
+    None,
+    /// The interactive interface's key queue.
+    Tui(mpsc::Sender<Bytes>),
+    /// A command's standard input; dropped at EOF.
+    Stdin(mpsc::Sender<Bytes>),
+}
+
+/// State of one session channel.
+struct ChannelState {
+    writer: Option<ChannelWriteHalf<Msg>>,
+    pty: Option<(String, Size)>,
+    size: watch::Sender<Size>,
+    env: Vec<(String, String)>,
+    input: ChannelInput,
+    closed: watch::Sender<bool>,
+    _slot: SessionSlot,
+}
+
+/// The russh handler of one client connection.
+pub struct ConnectionHandler {
+    shared: Arc<ServerShared>,
+    peer: Option<SocketAddr>,
+    principal: Option<Principal>,
+    key_slot: Option<KeySlot>,
+    channels: HashMap<ChannelId, ChannelState>,
+}
+
+impl ConnectionHandler {
+    /// A handler for a new connection from `peer`.
+    pub fn new(shared: Arc<ServerShared>, peer: Option<SocketAddr>) -> Self {
+        ConnectionHandler {
+            shared,
+            peer,
+            principal: None,
+            key_slot: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    fn peer(&self) -> String {
+        self.peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "unknown peer".into())
+    }
+
+    /// Checks user name and key; logs and returns `None` when refused.
+    fn check_key(
+        &self,
+        user: &str,
+        key: &russh::keys::PublicKey,
+    ) -> Option<(PublicKeyInfo, Principal)> {
+        let expected = &self.shared.config.server.ssh_user;
+        let info = match PublicKeyInfo::from_key(key) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer(), "refused key: {e}");
+                return None;
+            }
+        };
+        if user != expected {
+            tracing::warn!(
+                peer = %self.peer(), key = %info.fingerprint,
+                "refused SSH user name {user:?}: connect as {expected}@host"
+            );
+            return None;
+        }
+        match self.shared.lab.authenticate(&info) {
+            Ok(Some(principal)) => Some((info, principal)),
+            Ok(None) => {
+                tracing::warn!(peer = %self.peer(), key = %info.fingerprint, "refused unknown key {}", info.fingerprint);
+                None
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer(), "key lookup failed: {e}");
+                None
+            }
+        }
+    }
+
+    fn publickey_only() -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        }
+    }
+
+    /// Takes what a program on `channel` needs, or `None` if the channel is unknown or busy.
+    fn start_program(
+        &mut self,
+        channel: ChannelId,
+        input: ChannelInput,
+    ) -> Option<(ChannelOutput, Principal, Option<(String, Size)>)> {
+        let principal = self.principal.clone()?;
+        let state = self.channels.get_mut(&channel)?;
+        let writer = state.writer.take()?;
+        state.input = input;
+        let output = ChannelOutput::new(writer, state.closed.subscribe(), state.pty.is_some());
+        Some((output, principal, state.pty.clone()))
+    }
+}
+
+impl russh::server::Handler for ConnectionHandler {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Self::publickey_only())
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        tracing::warn!(peer = %self.peer(), "refused password authentication for {user:?}");
+        Ok(Self::publickey_only())
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        _response: Option<russh::server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        tracing::warn!(peer = %self.peer(), "refused keyboard-interactive authentication for {user:?}");
+        Ok(Self::publickey_only())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match self.check_key(user, offer.public_key) {
+            Some(_) => Auth::Accept,
+            None => Self::publickey_only(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let Some((info, principal)) = self.check_key(user, key.public_key) else {
+            return Ok(Self::publickey_only());
+        };
+        let Some(slot) = self.shared.limits.acquire_key(&info.fingerprint) else {
+            tracing::warn!(
+                peer = %self.peer(), user = %principal.user,
+                "refused: key {} already has {} connections",
+                info.fingerprint, self.shared.config.server.max_connections_per_key
+            );
+            return Ok(Auth::reject());
+        };
+        tracing::info!(peer = %self.peer(), user = %principal.user, key = %info.fingerprint, "authenticated");
+        self.key_slot = Some(slot);
+        self.principal = Some(principal);
+        Ok(Auth::Accept)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(slot) = self.shared.limits.acquire_session() else {
+            tracing::warn!(peer = %self.peer(), "refused session: server at max_sessions");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
+        let id = channel.id();
+        // The read half is dropped: input arrives through the handler callbacks,
+        // and an unread channel queue would stall the connection.
+        let (_read, writer) = channel.split();
+        self.channels.insert(
+            id,
+            ChannelState {
+                writer: Some(writer),
+                pty: None,
+                size: watch::Sender::new(crate::tui::FALLBACK_SIZE),
+                env: Vec::new(),
+                input: ChannelInput::None,
+                closed: watch::Sender::new(false),
+                _slot: slot,
+            },
+        );
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return session.channel_failure(channel);
+        };
+        let size = clamp_size(col_width, row_height);
+        state.pty = Some((term.chars().take(64).collect(), size));
+        state.size.send_replace(size);
+        session.channel_success(channel)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.size.send_replace(clamp_size(col_width, row_height));
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&channel) {
+            Some(state) if state.env.len() < MAX_ENV_VARS && name.len() + value.len() < 4096 => {
+                state.env.push((name.to_string(), value.to_string()));
+                session.channel_success(channel)
+            }
+            _ => session.channel_failure(channel),
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (keys_tx, keys_rx) = mpsc::channel(INPUT_QUEUE);
+        let Some((output, principal, pty)) =
+            self.start_program(channel, ChannelInput::Tui(keys_tx))
+        else {
+            return session.channel_failure(channel);
+        };
+        session.channel_success(channel)?;
+        let lab = self.shared.lab.clone();
+        if pty.is_none() {
+            let message = CommandOutput::error(
+                exit::USAGE,
+                "labbench: the interactive interface needs a terminal: use `ssh -t lab@host`, or run a command such as `ssh lab@host help`",
+            );
+            tokio::spawn(output.finish_command(message));
+            return Ok(());
+        }
+        let Some(state) = self.channels.get(&channel) else {
+            return Ok(());
+        };
+        let input = TuiInput {
+            keys: keys_rx,
+            size: state.size.subscribe(),
+        };
+        let server = &self.shared.config;
+        let settings = TuiSettings {
+            refresh: Duration::from_millis(server.tui.refresh_ms),
+            idle_timeout: (server.server.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(server.server.idle_timeout_secs)),
+        };
+        tokio::spawn(async move {
+            let registration = lab.sessions().register(&principal.user, SessionKind::Shell);
+            let mut output = output;
+            let status =
+                run_tui_session(lab.clone(), principal, input, &mut output, settings).await;
+            drop(registration);
+            output.exit(status).await;
+        });
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let (stdin_tx, stdin_rx) = mpsc::channel(INPUT_QUEUE);
+        let Some((output, principal, _pty)) =
+            self.start_program(channel, ChannelInput::Stdin(stdin_tx))
+        else {
+            return session.channel_failure(channel);
+        };
+        session.channel_success(channel)?;
+        let limit = self.shared.config.server.max_exec_command_bytes as usize;
+        let parsed = if data.len() > limit {
+            Err(CommandOutput::error(
+                exit::USAGE,
+                format!(
+                    "error: command is {} bytes long; the limit is {limit} bytes (server.max_exec_command_bytes)",
+                    data.len()
+                ),
+            ))
+        } else {
+            match std::str::from_utf8(data) {
+                Ok(line) => parse_exec_line(line),
+                Err(_) => Err(CommandOutput::error(
+                    exit::USAGE,
+                    "error: command is not valid UTF-8",
+                )),
+            }
+        };
+        let lab = self.shared.lab.clone();
+        let max_stdin = self.shared.config.server.max_stdin_bytes as usize;
+        let peer = self.peer();
+        tokio::spawn(async move {
+            let result = match parsed {
+                Err(out) => out,
+                Ok(command) => {
+                    let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
+                    tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
+                    let mut stdin = StdinSource::Channel(stdin_rx);
+                    run_command(&lab, &principal, command, &mut stdin, max_stdin).await
+                }
+            };
+            output.finish_command(result).await;
+        });
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer(), "refused subsystem {name:?}");
+        session.channel_failure(channel)
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(state) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        let sender = match &state.input {
+            ChannelInput::Tui(tx) | ChannelInput::Stdin(tx) => tx,
+            ChannelInput::None => return Ok(()),
+        };
+        // Never block the connection on a slow consumer: drop input it cannot take.
+        if sender.try_send(Bytes::copy_from_slice(data)).is_err() {
+            tracing::debug!(peer = %self.peer(), "input dropped: consumer is not keeping up");
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.get_mut(&channel)
+            && matches!(state.input, ChannelInput::Stdin(_))
+        {
+            state.input = ChannelInput::None;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(state) = self.channels.remove(&channel) {
+            state.closed.send_replace(true);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ConnectionHandler {
+    fn drop(&mut self) {
+        for (_, state) in self.channels.drain() {
+            state.closed.send_replace(true);
+        }
+    }
+}
+
+/// A pty size from the client, bounded to something sane.
+fn clamp_size(cols: u32, rows: u32) -> Size {
+    Size::new(cols.min(1000) as u16, rows.min(1000) as u16)
+}

@@ -1,0 +1,354 @@
+//! Persistent state in one sled database: trees per entity, versioned records.
+//!
+//! Owns the on-disk layout (tree names, key encodings, record envelopes, the
+//! schema version) and durability (flush before acknowledging). Knows nothing
+//! of roles or permissions: the service layer decides who may call what.
+
+mod codec;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use crate::model::{PublicKeyInfo, User};
+use codec::{decode, encode};
+
+/// Schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_TREE: &str = "meta";
+const USERS_TREE: &str = "users";
+const KEYS_TREE: &str = "keys";
+const AUDIT_TREE: &str = "audit";
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+/// A registered SSH key and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Owning lab user.
+    pub user: String,
+    /// The key itself.
+    pub key: PublicKeyInfo,
+    /// Seconds since the epoch when it was registered.
+    pub added_at: i64,
+    /// Who registered it.
+    pub added_by: String,
+}
+
+/// One entry of the audit trail of changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Seconds since the epoch.
+    pub at: i64,
+    /// Lab user who acted.
+    pub actor: String,
+    /// What was done, in words.
+    pub action: String,
+}
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process (usually a running `labbench serve`) holds the database.
+    #[error(
+        "the data directory {0} is in use by another labbench process (a running server holds its lock); stop it, or use `ssh lab@host …` to talk to it"
+    )]
+    Locked(PathBuf),
+    /// The database was written by a newer labbench.
+    #[error(
+        "the data directory {path} has schema version {found}, newer than this labbench supports ({supported}); upgrade labbench"
+    )]
+    NewerSchema {
+        /// The directory.
+        path: PathBuf,
+        /// Version on disk.
+        found: u32,
+        /// Version this build supports.
+        supported: u32,
+    },
+    /// A record could not be decoded.
+    #[error("corrupt or unreadable record in tree {tree}: {reason}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An error from sled or the file system.
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// Creating the data directory failed.
+    #[error("cannot create data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The labbench database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    users: sled::Tree,
+    keys: sled::Tree,
+    audit: sled::Tree,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir/db`.
+    pub fn open(data_dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("db");
+        let db = sled::Config::new()
+            .path(&path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked(data_dir.to_path_buf())
+                }
+                other => StoreError::Db(other),
+            })?;
+        let meta = db.open_tree(META_TREE)?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: META_TREE,
+                        reason: "schema version is not 4 bytes".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: data_dir.to_path_buf(),
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(Store {
+            users: db.open_tree(USERS_TREE)?,
+            keys: db.open_tree(KEYS_TREE)?,
+            audit: db.open_tree(AUDIT_TREE)?,
+            db,
+            path: data_dir.to_path_buf(),
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// True when no user exists yet (first start).
+    pub fn has_no_users(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> StoreResult<Option<User>> {
+        self.users
+            .get(name.as_bytes())?
+            .map(|v| decode(USERS_TREE, &v))
+            .transpose()
+    }
+
+    /// All users, ordered by name.
+    pub fn users(&self) -> StoreResult<Vec<User>> {
+        self.users
+            .iter()
+            .map(|entry| decode(USERS_TREE, &entry?.1))
+            .collect()
+    }
+
+    /// Creates or replaces a user record, durably.
+    pub fn put_user(&self, user: &User) -> StoreResult<()> {
+        self.users
+            .insert(user.name.as_bytes(), encode(USERS_TREE, user)?)?;
+        self.flush()
+    }
+
+    /// Removes a user and all their keys in one transaction, durably.
+    pub fn remove_user(&self, name: &str) -> StoreResult<()> {
+        let fingerprints: Vec<String> = self
+            .keys_of(name)?
+            .into_iter()
+            .map(|k| k.key.fingerprint)
+            .collect();
+        (&self.users, &self.keys)
+            .transaction(|(users, keys)| {
+                users.remove(name.as_bytes())?;
+                for fp in &fingerprints {
+                    keys.remove(fp.as_bytes())?;
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+                    tree: USERS_TREE,
+                    reason: "transaction aborted".into(),
+                },
+            })?;
+        self.flush()
+    }
+
+    /// The key with this `SHA256:…` fingerprint.
+    pub fn key(&self, fingerprint: &str) -> StoreResult<Option<KeyRecord>> {
+        self.keys
+            .get(fingerprint.as_bytes())?
+            .map(|v| decode(KEYS_TREE, &v))
+            .transpose()
+    }
+
+    /// All keys of one user.
+    pub fn keys_of(&self, user: &str) -> StoreResult<Vec<KeyRecord>> {
+        Ok(self
+            .all_keys()?
+            .into_iter()
+            .filter(|k| k.user == user)
+            .collect())
+    }
+
+    /// Every registered key.
+    pub fn all_keys(&self) -> StoreResult<Vec<KeyRecord>> {
+        self.keys
+            .iter()
+            .map(|entry| decode(KEYS_TREE, &entry?.1))
+            .collect()
+    }
+
+    /// Registers a key, durably.
+    pub fn put_key(&self, record: &KeyRecord) -> StoreResult<()> {
+        self.keys.insert(
+            record.key.fingerprint.as_bytes(),
+            encode(KEYS_TREE, record)?,
+        )?;
+        self.flush()
+    }
+
+    /// Removes a key, durably.
+    pub fn remove_key(&self, fingerprint: &str) -> StoreResult<()> {
+        self.keys.remove(fingerprint.as_bytes())?;
+        self.flush()
+    }
+
+    /// Appends an entry to the audit trail, durably.
+    pub fn audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        let id = self.db.generate_id()?;
+        self.audit
+            .insert(id.to_be_bytes(), encode(AUDIT_TREE, event)?)?;
+        self.flush()
+    }
+
+    /// The most recent `limit` audit entries, oldest first.
+    pub fn recent_audit(&self, limit: usize) -> StoreResult<Vec<AuditEvent>> {
+        let mut events: Vec<AuditEvent> = self
+            .audit
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|entry| decode(AUDIT_TREE, &entry?.1))
+            .collect::<StoreResult<_>>()?;
+        events.reverse();
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+
+    fn alice() -> User {
+        User {
+            name: "alice".into(),
+            role: Role::Member,
+            unix_user: "alice".into(),
+            created_at: 1,
+        }
+    }
+
+    #[test]
+    fn users_persist_across_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.put_user(&alice()).expect("put");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.user("alice").expect("get"), Some(alice()));
+    }
+
+    #[test]
+    fn second_open_of_same_directory_reports_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _first = Store::open(dir.path()).expect("open");
+        let err = Store::open(dir.path()).expect_err("second open must fail");
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+        assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path().join("db")).expect("sled");
+            db.open_tree(META_TREE)
+                .expect("tree")
+                .insert(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let err = Store::open(dir.path()).expect_err("must refuse");
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+    }
+
+    #[test]
+    fn removing_user_removes_their_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.put_user(&alice()).expect("put");
+        let key = PublicKeyInfo::parse(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsmWNLTwvIyW9lRhCopauIQbWxrZzUVvjXMnud4kAdR a@b",
+        )
+        .expect("key");
+        store
+            .put_key(&KeyRecord {
+                user: "alice".into(),
+                key: key.clone(),
+                added_at: 1,
+                added_by: "root".into(),
+            })
+            .expect("put key");
+        assert_eq!(store.keys_of("alice").expect("keys").len(), 1);
+        store.remove_user("alice").expect("remove");
+        assert!(store.key(&key.fingerprint).expect("get").is_none());
+        assert!(store.user("alice").expect("get").is_none());
+    }
+}

@@ -1,0 +1,166 @@
+//! Input bytes from an SSH channel to terminal events.
+//!
+//! Bytes arrive in arbitrary chunks: an escape sequence may be split across
+//! two reads, and a client may send garbage. The parser keeps a small buffer
+//! for incomplete sequences, drops what cannot be parsed, and never panics.
+
+use terminput::{Event, KeyCode, KeyEvent};
+
+/// Longest incomplete sequence kept between chunks; longer input is dropped.
+const MAX_PENDING: usize = 64;
+
+/// Incremental parser of terminal input.
+#[derive(Debug, Default)]
+pub struct InputParser {
+    pending: Vec<u8>,
+}
+
+impl InputParser {
+    /// Feeds a chunk of bytes and returns the complete events it finishes.
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (i, &byte) in chunk.iter().enumerate() {
+            self.pending.push(byte);
+            let more_in_chunk = i + 1 < chunk.len();
+            // A lone ESC followed by more bytes starts a sequence; at the end of
+            // a chunk it is the Escape key.
+            if self.pending == [0x1b] && more_in_chunk {
+                continue;
+            }
+            match Event::parse_from(&self.pending) {
+                Ok(Some(event)) => {
+                    events.push(event);
+                    self.pending.clear();
+                }
+                Ok(None) => {
+                    if self.pending.len() > MAX_PENDING {
+                        self.pending.clear();
+                    }
+                }
+                Err(_) => self.pending.clear(),
+            }
+        }
+        events
+    }
+}
+
+/// A key press, or `None` for events the interface ignores (mouse, focus, release).
+pub fn key_press(event: &Event) -> Option<KeyEvent> {
+    match event {
+        Event::Key(key) if key.kind != terminput::KeyEventKind::Release => Some(*key),
+        _ => None,
+    }
+}
+
+/// A short human name for a key, for "unknown key" messages.
+pub fn key_name(key: &KeyEvent) -> String {
+    let base = match key.code {
+        KeyCode::Char(c) if c.is_control() => format!("0x{:02x}", c as u32),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::F(n) => format!("F{n}"),
+        other => format!("{other:?}"),
+    };
+    if key.modifiers.contains(terminput::KeyModifiers::CTRL) {
+        format!("Ctrl-{base}")
+    } else if key.modifiers.contains(terminput::KeyModifiers::ALT) {
+        format!("Alt-{base}")
+    } else {
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use terminput::KeyModifiers;
+
+    fn keys(events: &[Event]) -> Vec<KeyCode> {
+        events
+            .iter()
+            .filter_map(key_press)
+            .map(|k| k.code)
+            .collect()
+    }
+
+    #[test]
+    fn plain_keys_and_arrows() {
+        let mut p = InputParser::default();
+        assert_eq!(
+            keys(&p.feed(b"q?\x1b[A\x1b[D")),
+            vec![
+                KeyCode::Char('q'),
+                KeyCode::Char('?'),
+                KeyCode::Up,
+                KeyCode::Left
+            ]
+        );
+    }
+
+    #[test]
+    fn escape_sequence_split_across_chunks() {
+        let mut p = InputParser::default();
+        assert!(p.feed(b"\x1b[").is_empty());
+        assert_eq!(keys(&p.feed(b"C")), vec![KeyCode::Right]);
+    }
+
+    #[test]
+    fn lone_escape_at_chunk_end_is_escape_key() {
+        let mut p = InputParser::default();
+        assert_eq!(keys(&p.feed(b"\x1b")), vec![KeyCode::Esc]);
+    }
+
+    #[test]
+    fn ctrl_c_is_recognised() {
+        let mut p = InputParser::default();
+        let events = p.feed(&[3]);
+        let key = key_press(&events[0]).expect("key");
+        assert_eq!(key.code, KeyCode::Char('c'));
+        assert!(key.modifiers.contains(KeyModifiers::CTRL));
+    }
+
+    #[test]
+    fn garbage_is_dropped_and_parsing_recovers() {
+        let mut p = InputParser::default();
+        p.feed(b"\x1b[999;999;999;999;999;999;999;999;999;999;999;999;999;999;999;999;999;999");
+        p.feed(&[0xff, 0xfe, 0x80]);
+        assert_eq!(
+            keys(&p.feed(b"\x1b\x1bq")).last(),
+            Some(&KeyCode::Char('q'))
+        );
+        assert_eq!(keys(&p.feed(b"x")), vec![KeyCode::Char('x')]);
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic_and_buffer_stays_bounded(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..20)
+        ) {
+            let mut p = InputParser::default();
+            for chunk in &chunks {
+                p.feed(chunk);
+                prop_assert!(p.pending.len() <= MAX_PENDING + 1);
+            }
+        }
+
+        #[test]
+        fn broken_escape_sequences_never_panic(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just(b"\x1b".to_vec()), Just(b"\x1b[".to_vec()), Just(b"\x1bO".to_vec()),
+                    Just(b"\x1b[<".to_vec()), Just(b"\x1b[M".to_vec()), Just(b"\x1b[200~".to_vec()),
+                    Just(b";".to_vec()), Just(b"9".to_vec()), Just(b"~".to_vec()), Just(b"u".to_vec()),
+                    Just(vec![0xc3]), Just(vec![0xe2, 0x82]), any::<u8>().prop_map(|b| vec![b]),
+                ],
+                0..60,
+            )
+        ) {
+            let mut p = InputParser::default();
+            let bytes: Vec<u8> = parts.concat();
+            for chunk in bytes.chunks(7) {
+                p.feed(chunk);
+            }
+            p.feed(b"q");
+        }
+    }
+}

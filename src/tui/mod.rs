@@ -1,0 +1,20 @@
+//! The full-screen interface served over SSH (`ssh -t lab@host`).
+//!
+//! Owns view state, key handling, drawing and the per-session loop. Reads
+//! shared state only through the service's snapshots; never touches the store
+//! or the operating system directly.
+
+mod app;
+mod backend;
+mod input;
+mod session;
+mod view;
+
+#[cfg(test)]
+mod snapshot_tests;
+
+pub use app::{Flow, Tab, ViewState};
+pub use backend::{FALLBACK_SIZE, PtyBackend};
+pub use input::{InputParser, key_name, key_press};
+pub use session::{FrameSink, TuiInput, TuiSettings, run_tui_session};
+pub use view::{MIN_HEIGHT, MIN_WIDTH, Snapshot, help_lines, human_bytes, human_duration, render};

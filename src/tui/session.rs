@@ -1,0 +1,138 @@
+//! One interactive session: a task that turns input and shared snapshots into frames.
+//!
+//! Back-pressure: a frame is rendered only after the previous one was handed
+//! to the client (the sink waits for the SSH window), so a stalled client
+//! costs at most one frame of memory; ticks missed meanwhile are skipped and
+//! the next frame shows the latest state.
+
+use std::time::Duration;
+
+use ratatui::Terminal;
+use ratatui::layout::Size;
+use tokio::sync::{mpsc, watch};
+
+use super::app::{Flow, ViewState};
+use super::backend::PtyBackend;
+use super::input::{InputParser, key_press};
+use super::view::{Snapshot, render};
+use crate::lab::{Lab, Principal};
+
+/// Enter the alternate screen, hide the cursor, clear.
+const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H";
+/// Reset attributes, show the cursor, leave the alternate screen.
+const LEAVE: &[u8] = b"\x1b[0m\x1b[?25h\x1b[?1049l";
+
+/// What a session receives from its channel.
+#[derive(Debug)]
+pub struct TuiInput {
+    /// Bytes typed by the user; `None` when the channel closes.
+    pub keys: mpsc::Receiver<bytes::Bytes>,
+    /// The client's window size, updated on window-change.
+    pub size: watch::Receiver<Size>,
+}
+
+/// Settings of one session.
+#[derive(Debug, Clone, Copy)]
+pub struct TuiSettings {
+    /// Redraw period when nothing else happens.
+    pub refresh: Duration,
+    /// Leave after this long without a key press (`None`: never).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Where frames go; `write` waits until the client can take more.
+pub trait FrameSink: Send {
+    /// Sends bytes; an error means the client is gone.
+    fn write(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send;
+}
+
+/// Runs the interface until the user quits or the channel closes; returns the exit status.
+pub async fn run_tui_session<S: FrameSink>(
+    lab: Lab,
+    principal: Principal,
+    mut input: TuiInput,
+    mut sink: S,
+    settings: TuiSettings,
+) -> u32 {
+    let mut view = ViewState::new(principal.role);
+    let mut parser = InputParser::default();
+    let initial_size = *input.size.borrow_and_update();
+    let Ok(mut terminal) = Terminal::new(PtyBackend::new(initial_size)) else {
+        return 1;
+    };
+    let idle_limit = settings.idle_timeout.unwrap_or(Duration::MAX);
+    let mut last_key = tokio::time::Instant::now();
+    let mut host = lab.host();
+    let mut sessions = lab.sessions().subscribe();
+    let mut tick = tokio::time::interval(settings.refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+
+    if sink.write(ENTER.to_vec()).await.is_err() {
+        return 0;
+    }
+    loop {
+        let snapshot = Snapshot {
+            user: principal.user.clone(),
+            role: Some(view.role),
+            host: host.borrow_and_update().clone(),
+            connected: lab.sessions().users(),
+            sessions: lab.sessions().count(),
+            clock: chrono::Local::now().format("%H:%M:%S").to_string(),
+        };
+        if terminal.draw(|f| render(f, &view, &snapshot)).is_err() {
+            tracing::warn!(user = %principal.user, "drawing failed; ending session");
+            return 1;
+        }
+        let frame = terminal.backend_mut().take_output();
+        if !frame.is_empty() && sink.write(frame).await.is_err() {
+            return 0;
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = host.changed() => {
+                if changed.is_err() {
+                    // The sampler stopped; keep serving on the clock tick alone.
+                    host = lab.host();
+                    tick.tick().await;
+                }
+            }
+            _ = sessions.changed() => {}
+            changed = input.size.changed() => {
+                if changed.is_ok() {
+                    let size = *input.size.borrow_and_update();
+                    terminal.backend_mut().set_size(size);
+                }
+            }
+            event = input.keys.recv() => match event {
+                None => return 0,
+                Some(bytes) => {
+                    last_key = tokio::time::Instant::now();
+                    for key in parser.feed(&bytes).iter().filter_map(key_press) {
+                        if view.handle_key(key) == Flow::Quit {
+                            let _ = sink.write(LEAVE.to_vec()).await;
+                            return 0;
+                        }
+                    }
+                }
+            },
+        }
+        if last_key.elapsed() >= idle_limit {
+            let mut farewell = LEAVE.to_vec();
+            farewell.extend_from_slice(
+                format!(
+                    "labbench: disconnected after {} s without input\r\n",
+                    idle_limit.as_secs()
+                )
+                .as_bytes(),
+            );
+            let _ = sink.write(farewell).await;
+            return 0;
+        }
+    }
+}
+
+impl<T: FrameSink> FrameSink for &mut T {
+    fn write(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send {
+        (**self).write(bytes)
+    }
+}

@@ -1,0 +1,349 @@
+//! End to end through a real `labbench serve` and the in-process russh client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestKey, TestServer, add_user, connect, exec, login, session};
+use russh::ChannelMsg;
+
+fn setup() -> (tempfile::TempDir, TestKey, TestServer) {
+    setup_with_config("")
+}
+
+/// A server whose config file holds `toml` (other keys default).
+fn setup_with_config(toml: &str) -> (tempfile::TempDir, TestKey, TestServer) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let config = dir.path().join("labbench.toml");
+    std::fs::write(&config, toml).expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let server = TestServer::start_with(
+        &dir.path().join("data"),
+        Some(&admin),
+        &["--config", &config],
+    );
+    (dir, admin, server)
+}
+
+#[tokio::test]
+async fn registered_key_whoami_json_is_right() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let out = exec(&handle, "whoami --json", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let me = labbench::server::invoking_user();
+    assert_eq!(v["user"], me.as_str());
+    assert_eq!(v["role"], "admin");
+    assert_eq!(v["unix_user"], me.as_str());
+    assert_eq!(v["key_fingerprint"], admin.fingerprint.as_str());
+}
+
+#[tokio::test]
+async fn unknown_key_is_refused_at_authentication() {
+    let (dir, _admin, server) = setup();
+    let stranger = TestKey::generate(dir.path(), "stranger");
+    let (_handle, ok) = login(&server, &stranger, "lab").await;
+    assert!(!ok, "an unregistered key must be refused");
+}
+
+#[tokio::test]
+async fn password_authentication_is_refused() {
+    let (_dir, _admin, server) = setup();
+    let mut handle = connect(&server).await;
+    let result = handle
+        .authenticate_password("lab", "hunter2")
+        .await
+        .expect("exchange");
+    assert!(!result.success());
+    if let russh::client::AuthResult::Failure {
+        remaining_methods, ..
+    } = result
+    {
+        let offered: Vec<russh::MethodKind> = remaining_methods.iter().copied().collect();
+        assert_eq!(offered, vec![russh::MethodKind::PublicKey]);
+    }
+}
+
+#[tokio::test]
+async fn wrong_ssh_user_name_is_refused() {
+    let (_dir, admin, server) = setup();
+    let (_handle, ok) = login(&server, &admin, "root").await;
+    assert!(!ok, "only the configured SSH user name (lab) is accepted");
+}
+
+#[tokio::test]
+async fn unknown_command_exits_2_with_a_hint() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let out = exec(&handle, "launch-rockets --now", None).await;
+    assert_eq!(out.status, Some(2), "{out:?}");
+    assert!(out.stderr.contains("launch-rockets"), "{out:?}");
+    assert!(out.stderr.contains("hint:"), "{out:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn viewer_user_add_exits_77_and_changes_nothing() {
+    let (dir, admin, server) = setup();
+    let admin_handle = session(&server, &admin).await;
+    let viewer = add_user(&admin_handle, dir.path(), "vera", "viewer").await;
+    let before = exec(&admin_handle, "users --json", None).await.stdout;
+
+    let viewer_handle = session(&server, &viewer).await;
+    let out = exec(&viewer_handle, "user add mallory --role admin", None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    assert!(out.stderr.contains("permission denied"), "{out:?}");
+    let out = exec(&viewer_handle, "user set-role vera admin", None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+
+    let after = exec(&admin_handle, "users --json", None).await.stdout;
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn member_cannot_touch_other_users_keys() {
+    let (dir, admin, server) = setup();
+    let admin_handle = session(&server, &admin).await;
+    let member = add_user(&admin_handle, dir.path(), "mike", "member").await;
+    let member_handle = session(&server, &member).await;
+    let me = labbench::server::invoking_user();
+    let out = exec(&member_handle, &format!("keys {me}"), None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let out = exec(
+        &member_handle,
+        &format!("key rm {me} {}", admin.fingerprint),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let out = exec(&member_handle, "keys --json", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    assert!(out.stdout.contains(&member.fingerprint));
+}
+
+#[tokio::test]
+async fn removing_own_last_key_is_refused_clearly() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let me = labbench::server::invoking_user();
+    let out = exec(&handle, &format!("key rm {me} {}", admin.fingerprint), None).await;
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("locked out"), "{out:?}");
+    // Still able to log in with it.
+    let again = session(&server, &admin).await;
+    assert_eq!(exec(&again, "whoami", None).await.status, Some(0));
+}
+
+#[tokio::test]
+async fn exec_command_over_the_limit_gets_a_clear_error() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let long = format!("users {}", "x".repeat(10_000));
+    let out = exec(&handle, &long, None).await;
+    assert_eq!(out.status, Some(2), "{out:?}");
+    assert!(out.stderr.contains("limit is 8192 bytes"), "{out:?}");
+}
+
+#[tokio::test]
+async fn oversized_stdin_is_refused_and_nothing_added() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let me = labbench::server::invoking_user();
+    let huge = vec![b'k'; 200_000];
+    let out = exec(&handle, &format!("key add {me}"), Some(&huge)).await;
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("larger than the limit"), "{out:?}");
+    let keys = exec(&handle, "keys --json", None).await;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&keys.stdout).expect("json");
+    assert_eq!(list.len(), 1);
+}
+
+/// Opens a pty + shell and returns the channel.
+async fn open_tui(
+    handle: &russh::client::Handle<common::Client>,
+    cols: u32,
+    rows: u32,
+) -> russh::Channel<russh::client::Msg> {
+    let channel = handle.channel_open_session().await.expect("open");
+    channel
+        .request_pty(true, "xterm-256color", cols, rows, 0, 0, &[])
+        .await
+        .expect("pty");
+    channel.request_shell(true).await.expect("shell");
+    channel
+}
+
+/// Reads channel data until `needle` appears (as text) or the timeout passes.
+async fn read_until(
+    channel: &mut russh::Channel<russh::client::Msg>,
+    needle: &str,
+    timeout: Duration,
+) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = String::new();
+    loop {
+        match tokio::time::timeout_at(deadline, channel.wait()).await {
+            Ok(Some(ChannelMsg::Data { data })) => {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                if seen.contains(needle) {
+                    return Some(seen);
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn tui_survives_random_bytes_and_broken_escape_sequences() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let tui = open_tui(&handle, 100, 30).await;
+    // Read frames concurrently: a client that stops reading stalls its own connection.
+    let (mut reader, writer) = tui.split();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen_by_reader = seen.clone();
+    let reading = tokio::spawn(async move {
+        let mut status = None;
+        while let Some(msg) = reader.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => seen_by_reader
+                    .lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&data)),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                _ => {}
+            }
+        }
+        status
+    });
+    let wait_for = |needle: &'static str| {
+        let seen = seen.clone();
+        async move {
+            for _ in 0..200 {
+                {
+                    let mut text = seen.lock().expect("lock");
+                    if text.contains(needle) {
+                        text.clear();
+                        return true;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(wait_for("Dashboard").await, "no first frame");
+
+    // A deterministic xorshift stream of bytes, with escape fragments mixed in,
+    // but never a bare 'q' or Ctrl-C (which would legitimately quit).
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let fragments: [&[u8]; 8] = [
+        b"\x1b",
+        b"\x1b[",
+        b"\x1b[1;",
+        b"\x1b[<0;",
+        b"\x1bO",
+        b"\x1b]0;title",
+        b"\x1b[200~",
+        b"\xe2\x82",
+    ];
+    for round in 0..200 {
+        let mut chunk = Vec::new();
+        for _ in 0..64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let byte = (state & 0xff) as u8;
+            if byte == b'q' || byte == 3 {
+                continue;
+            }
+            chunk.push(byte);
+        }
+        chunk.extend_from_slice(fragments[round % fragments.len()]);
+        writer.data_bytes(chunk).await.expect("send garbage");
+    }
+    // The server still answers on a fresh channel and the TUI still draws.
+    let out = exec(&handle, "whoami", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    writer.window_change(120, 40, 0, 0).await.expect("resize");
+    assert!(
+        wait_for("Connected users").await,
+        "the session stopped drawing after garbage input"
+    );
+    // Finish any half-typed sequence, then quit.
+    writer.data_bytes(&b"~~~~~~~~"[..]).await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    writer.data_bytes(&b"q"[..]).await.expect("quit");
+    let status = tokio::time::timeout(Duration::from_secs(10), reading)
+        .await
+        .expect("session did not end after q")
+        .expect("reader");
+    assert_eq!(status, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_sessions_all_receive_frames() {
+    let (_dir, admin, server) = setup_with_config("[server]\nmax_connections_per_key = 64\n");
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let handle = session(&server, &admin).await;
+        tasks.push(tokio::spawn(async move {
+            let mut tui = open_tui(&handle, 80 + (i % 3), 24).await;
+            let frame = read_until(&mut tui, "Dashboard", Duration::from_secs(60)).await;
+            (handle, tui, frame.is_some())
+        }));
+    }
+    let mut received = 0;
+    let mut keep = Vec::new();
+    for task in tasks {
+        let (handle, tui, ok) = task.await.expect("task");
+        received += usize::from(ok);
+        keep.push((handle, tui));
+    }
+    assert_eq!(received, 50, "every session must get a first frame");
+}
+
+#[tokio::test]
+async fn shell_without_pty_gets_a_clear_message() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let mut channel = handle.channel_open_session().await.expect("open");
+    channel.request_shell(true).await.expect("shell");
+    let mut stderr = String::new();
+    let mut status = None;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), channel.wait()).await {
+        match msg {
+            ChannelMsg::ExtendedData { data, .. } => {
+                stderr.push_str(&String::from_utf8_lossy(&data))
+            }
+            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            _ => {}
+        }
+    }
+    assert_eq!(status, Some(2));
+    assert!(stderr.contains("ssh -t"), "{stderr}");
+}
+
+#[tokio::test]
+async fn connections_per_key_are_limited() {
+    let (_dir, admin, server) = setup_with_config("[server]\nmax_connections_per_key = 2\n");
+    let first = session(&server, &admin).await;
+    let _second = session(&server, &admin).await;
+    let (_third, ok) = login(&server, &admin, "lab").await;
+    assert!(!ok, "a third connection with the same key must be refused");
+    drop(first);
+    // The slot is released once the first connection is gone.
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if login(&server, &admin, "lab").await.1 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "slot not released after disconnect");
+}
