@@ -14,7 +14,7 @@ mod view;
 mod snapshot_tests;
 
 pub use app::{Flow, Tab, ViewState};
-pub use backend::{FALLBACK_SIZE, PtyBackend};
+pub use backend::{FALLBACK_SIZE, ScreenWriter};
 pub use input::{InputParser, key_name, key_press};
 pub use session::{FrameSink, TuiInput, TuiSettings, run_tui_session};
 pub use view::{MIN_HEIGHT, MIN_WIDTH, Snapshot, help_lines, human_bytes, human_duration, render};

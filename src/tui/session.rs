@@ -7,12 +7,10 @@
 
 use std::time::Duration;
 
-use ratatui::Terminal;
-use ratatui::layout::Size;
 use tokio::sync::{mpsc, watch};
 
 use super::app::{Flow, ViewState};
-use super::backend::PtyBackend;
+use super::backend::ScreenWriter;
 use super::input::{InputParser, key_press};
 use super::view::{Snapshot, render};
 use crate::lab::{Lab, Principal};
@@ -28,7 +26,7 @@ pub struct TuiInput {
     /// Bytes typed by the user; `None` when the channel closes.
     pub keys: mpsc::Receiver<bytes::Bytes>,
     /// The client's window size, updated on window-change.
-    pub size: watch::Receiver<Size>,
+    pub size: watch::Receiver<ratatui::layout::Size>,
 }
 
 /// Settings of one session.
@@ -57,13 +55,10 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut view = ViewState::new(principal.role);
     let mut parser = InputParser::default();
     let initial_size = *input.size.borrow_and_update();
-    let Ok(mut terminal) = Terminal::new(PtyBackend::new(initial_size)) else {
-        return 1;
-    };
+    let mut screen = ScreenWriter::new(initial_size);
     let idle_limit = settings.idle_timeout.unwrap_or(Duration::MAX);
     let mut last_key = tokio::time::Instant::now();
-    let mut host = lab.host();
-    let mut sessions = lab.sessions().subscribe();
+    let host = lab.host();
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -74,33 +69,26 @@ pub async fn run_tui_session<S: FrameSink>(
         let snapshot = Snapshot {
             user: principal.user.clone(),
             role: Some(view.role),
-            host: host.borrow_and_update().clone(),
+            host: host.borrow().clone(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
             clock: chrono::Local::now().format("%H:%M:%S").to_string(),
         };
-        if terminal.draw(|f| render(f, &view, &snapshot)).is_err() {
+        let Ok(frame) = screen.frame(|buffer| render(buffer, &view, &snapshot)) else {
             tracing::warn!(user = %principal.user, "drawing failed; ending session");
             return 1;
-        }
-        let frame = terminal.backend_mut().take_output();
+        };
         if !frame.is_empty() && sink.write(frame).await.is_err() {
             return 0;
         }
+        // Shared data (host figures, sessions) is picked up on the next tick:
+        // one frame per second per idle session, whatever changes upstream.
         tokio::select! {
             _ = tick.tick() => {}
-            changed = host.changed() => {
-                if changed.is_err() {
-                    // The sampler stopped; keep serving on the clock tick alone.
-                    host = lab.host();
-                    tick.tick().await;
-                }
-            }
-            _ = sessions.changed() => {}
             changed = input.size.changed() => {
                 if changed.is_ok() {
                     let size = *input.size.borrow_and_update();
-                    terminal.backend_mut().set_size(size);
+                    screen.set_size(size);
                 }
             }
             event = input.keys.recv() => match event {

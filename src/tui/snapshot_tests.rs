@@ -48,7 +48,9 @@ fn snapshot(role: Role) -> Snapshot {
 
 fn draw(view: &ViewState, snap: &Snapshot, width: u16, height: u16) -> TestBackend {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal.draw(|f| render(f, view, snap)).expect("draw");
+    terminal
+        .draw(|f| render(f.buffer_mut(), view, snap))
+        .expect("draw");
     terminal.backend().clone()
 }
 

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use ratatui::Frame;
+use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Table, Tabs, Wrap};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Table, Tabs, Widget, Wrap,
+};
 
 use super::app::{Tab, ViewState};
 use crate::lab::ConnectedUser;
@@ -42,9 +44,21 @@ pub struct Snapshot {
 const ACCENT: Color = Color::Cyan;
 const DIM: Color = Color::DarkGray;
 
-/// Draws the whole screen.
-pub fn render(frame: &mut Frame, view: &ViewState, snap: &Snapshot) {
-    let area = frame.area();
+/// A buffer being drawn on (the subset of ratatui's `Frame` the views use).
+struct Canvas<'a> {
+    buffer: &'a mut Buffer,
+}
+
+impl Canvas<'_> {
+    fn render_widget<W: Widget>(&mut self, widget: W, area: Rect) {
+        widget.render(area, self.buffer);
+    }
+}
+
+/// Draws the whole screen into `buffer`: a pure function of view state and snapshot.
+pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
+    let area = buffer.area;
+    let frame = &mut Canvas { buffer };
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         render_too_small(frame, area);
         return;
@@ -66,7 +80,7 @@ pub fn render(frame: &mut Frame, view: &ViewState, snap: &Snapshot) {
     }
 }
 
-fn render_too_small(frame: &mut Frame, area: Rect) {
+fn render_too_small(frame: &mut Canvas, area: Rect) {
     let text = vec![
         Line::from(Span::styled(
             "terminal too small",
@@ -88,7 +102,7 @@ fn render_too_small(frame: &mut Frame, area: Rect) {
     );
 }
 
-fn render_tab_bar(frame: &mut Frame, area: Rect, view: &ViewState) {
+fn render_tab_bar(frame: &mut Canvas, area: Rect, view: &ViewState) {
     let tabs = Tab::visible_to(view.role);
     let titles: Vec<Line> = tabs
         .iter()
@@ -121,7 +135,7 @@ fn render_tab_bar(frame: &mut Frame, area: Rect, view: &ViewState) {
     );
 }
 
-fn render_status(frame: &mut Frame, area: Rect, view: &ViewState, snap: &Snapshot) {
+fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapshot) {
     let role = snap.role.map(|r| r.as_str()).unwrap_or("-");
     let left = format!(
         " {} ({role}) │ {} │ {} │ {} session{}",
@@ -150,20 +164,50 @@ fn render_status(frame: &mut Frame, area: Rect, view: &ViewState, snap: &Snapsho
     frame.render_widget(Paragraph::new(right).style(notice_style), r);
 }
 
-fn render_dashboard(frame: &mut Frame, area: Rect, snap: &Snapshot) {
-    let (host_area, users_area) = if area.width >= WIDE {
-        let [a, b] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-            .areas(area);
-        (a, b)
+fn render_dashboard(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
+    if area.width >= WIDE {
+        let [top, rest] =
+            Layout::vertical([Constraint::Length(HOST_PANEL_HEIGHT), Constraint::Min(3)])
+                .areas(area);
+        let [host, users] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+        render_host_panel(frame, host, &snap.host);
+        render_connected(frame, users, &snap.connected);
+        render_usage_placeholder(frame, rest);
     } else {
-        let [a, b] = Layout::vertical([Constraint::Length(10), Constraint::Min(3)]).areas(area);
-        (a, b)
-    };
-    render_host_panel(frame, host_area, &snap.host);
-    render_connected(frame, users_area, &snap.connected);
+        let [host, users] =
+            Layout::vertical([Constraint::Length(HOST_PANEL_HEIGHT), Constraint::Min(3)])
+                .areas(area);
+        render_host_panel(frame, host, &snap.host);
+        render_connected(frame, users, &snap.connected);
+    }
 }
 
-fn render_host_panel(frame: &mut Frame, area: Rect, host: &HostSnapshot) {
+/// Rows of the host panel, borders included.
+const HOST_PANEL_HEIGHT: u16 = 8;
+
+fn render_usage_placeholder(frame: &mut Canvas, area: Rect) {
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::from(""),
+            Line::from(Span::styled(
+                "Per-user CPU, memory, GPU and GPU memory, now and peak over 1 h / 24 h / 7 d, arrive with the monitor.",
+                Style::default().fg(DIM),
+            )),
+        ])
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true })
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(Style::default().fg(DIM))
+                .title(" Usage by user "),
+        ),
+        area,
+    );
+}
+
+fn render_host_panel(frame: &mut Canvas, area: Rect, host: &HostSnapshot) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(DIM))
@@ -173,17 +217,7 @@ fn render_host_panel(frame: &mut Frame, area: Rect, host: &HostSnapshot) {
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let rows = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Min(0),
-    ])
-    .split(inner);
+    let rows = Layout::vertical([Constraint::Length(1); HOST_PANEL_HEIGHT as usize - 2]).split(inner);
     let label = |text: &str| Span::styled(format!("{text:<8}"), Style::default().fg(DIM));
     frame.render_widget(
         Paragraph::new(Line::from(vec![
@@ -244,7 +278,7 @@ fn render_host_panel(frame: &mut Frame, area: Rect, host: &HostSnapshot) {
     );
 }
 
-fn gauge_row(frame: &mut Frame, area: Rect, name: &str, ratio: f64, text: String) {
+fn gauge_row(frame: &mut Canvas, area: Rect, name: &str, ratio: f64, text: String) {
     let [label, gauge] =
         Layout::horizontal([Constraint::Length(8), Constraint::Min(10)]).areas(area);
     frame.render_widget(
@@ -267,7 +301,7 @@ fn gauge_row(frame: &mut Frame, area: Rect, name: &str, ratio: f64, text: String
     );
 }
 
-fn render_connected(frame: &mut Frame, area: Rect, users: &[ConnectedUser]) {
+fn render_connected(frame: &mut Canvas, area: Rect, users: &[ConnectedUser]) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(DIM))
@@ -299,7 +333,7 @@ fn render_connected(frame: &mut Frame, area: Rect, users: &[ConnectedUser]) {
     );
 }
 
-fn render_placeholder(frame: &mut Frame, area: Rect, tab: Tab) {
+fn render_placeholder(frame: &mut Canvas, area: Rect, tab: Tab) {
     let (what, keys) = match tab {
         Tab::Queue => (
             "The experiment queue: queued and running experiments of every user, their resource requests (CPUs, memory, GPUs, time), live use against the request and why each waits.",
@@ -352,9 +386,9 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     lines
 }
 
-fn render_help(frame: &mut Frame, area: Rect, tab: Tab) {
+fn render_help(frame: &mut Canvas, area: Rect, tab: Tab) {
     let lines = help_lines(tab);
-    let height = (lines.len() as u16 + 4).min(area.height);
+    let height = (lines.len() as u16 + 2).min(area.height);
     let width = 56.min(area.width);
     let rect = Rect::new(
         area.x + (area.width - width) / 2,

@@ -199,7 +199,10 @@ impl client::Handler for Client {
 
 /// Opens an SSH connection (no authentication yet), checking the host key.
 pub async fn connect(server: &TestServer) -> Handle<Client> {
-    let config = Arc::new(client::Config::default());
+    let config = Arc::new(client::Config {
+        nodelay: true,
+        ..Default::default()
+    });
     client::connect(
         config,
         server.addr,

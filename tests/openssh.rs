@@ -1,0 +1,230 @@
+//! End to end with the stock OpenSSH client, and the TUI driven under tmux.
+//!
+//! Needs `ssh` and `tmux` on PATH (`.ci/run` installs openssh-client and tmux).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{TestKey, TestServer};
+
+fn require(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is required for this test: apt-get install openssh-client tmux (see .ci/run)"
+    );
+}
+
+/// The `ssh` arguments for this server, trusting only its printed host key.
+fn ssh_args(server: &TestServer, key: &TestKey, known_hosts: &Path) -> Vec<String> {
+    vec![
+        "-F".into(),
+        "/dev/null".into(),
+        "-i".into(),
+        key.private_path.display().to_string(),
+        "-p".into(),
+        server.addr.port().to_string(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", known_hosts.display()),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+    ]
+}
+
+fn ssh(server: &TestServer, key: &TestKey, known_hosts: &Path, command: &[&str]) -> Output {
+    Command::new("ssh")
+        .args(ssh_args(server, key, known_hosts))
+        .arg("lab@127.0.0.1")
+        .args(command)
+        .output()
+        .expect("run ssh")
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    admin: TestKey,
+    server: TestServer,
+    known_hosts: PathBuf,
+}
+
+fn setup() -> Setup {
+    require("ssh");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let server = TestServer::start(&dir.path().join("data"), Some(&admin));
+    let known_hosts = server.known_hosts(dir.path());
+    Setup {
+        dir,
+        admin,
+        server,
+        known_hosts,
+    }
+}
+
+#[test]
+fn openssh_exec_whoami_works_and_returns_status() {
+    let s = setup();
+    let out = ssh(&s.server, &s.admin, &s.known_hosts, &["whoami", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["role"], "admin");
+    assert_eq!(v["key_fingerprint"], s.admin.fingerprint.as_str());
+
+    let out = ssh(&s.server, &s.admin, &s.known_hosts, &["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hint:"));
+}
+
+#[test]
+fn openssh_refuses_a_host_key_that_does_not_match() {
+    let s = setup();
+    let other = TestKey::generate(s.dir.path(), "not_the_host");
+    let wrong = s.dir.path().join("wrong_known_hosts");
+    std::fs::write(
+        &wrong,
+        format!("[127.0.0.1]:{} {}\n", s.server.addr.port(), other.public_line),
+    )
+    .expect("write");
+    let out = ssh(&s.server, &s.admin, &wrong, &["whoami"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+}
+
+#[test]
+fn openssh_key_add_from_stdin_then_new_user_logs_in() {
+    let s = setup();
+    let out = ssh(
+        &s.server,
+        &s.admin,
+        &s.known_hosts,
+        &["user", "add", "bob", "--role", "member", "--unix-user", "bob"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let bob = TestKey::generate(s.dir.path(), "bob_key");
+    let status = Command::new("ssh")
+        .args(ssh_args(&s.server, &s.admin, &s.known_hosts))
+        .arg("lab@127.0.0.1")
+        .args(["key", "add", "bob"])
+        .stdin(std::fs::File::open(&bob.public_path).expect("open pub"))
+        .output()
+        .expect("ssh");
+    assert!(status.status.success(), "{status:?}");
+    let out = ssh(&s.server, &bob, &s.known_hosts, &["whoami"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("bob (member)"));
+}
+
+/// A tmux server of its own, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        require("tmux");
+        Tmux {
+            socket: format!("labbench-test-{}-{}", std::process::id(), rand_suffix()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn capture(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "lab"])
+    }
+
+    /// Waits until the pane shows `needle`; returns the screen.
+    fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.capture();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {needle:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
+    let s = setup();
+    let tmux = Tmux::new();
+    let mut ssh_line = String::from("ssh -t");
+    for arg in ssh_args(&s.server, &s.admin, &s.known_hosts) {
+        ssh_line.push(' ');
+        ssh_line.push_str(&arg);
+    }
+    ssh_line.push_str(" lab@127.0.0.1; echo EXIT=$?; sleep 30");
+    tmux.run(&["new", "-d", "-s", "lab", "-x", "120", "-y", "40", &ssh_line]);
+
+    let wide = tmux.wait_for("Connected users");
+    let me = labbench::server::invoking_user();
+    assert!(wide.contains("1 Dashboard"), "{wide}");
+    assert!(wide.contains("4 Admin"), "admins see the Admin tab:\n{wide}");
+    assert!(wide.contains(&format!("{me} (admin)")), "{wide}");
+    assert!(wide.contains("Usage by user"), "wide layout:\n{wide}");
+
+    tmux.run(&["resize-window", "-t", "lab", "-x", "80", "-y", "24"]);
+    let start = Instant::now();
+    let narrow = loop {
+        let screen = tmux.capture();
+        if !screen.contains("Usage by user") && screen.contains("Connected users") {
+            break screen;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "layout did not change:\n{screen}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+
+    tmux.run(&["send-keys", "-t", "lab", "?"]);
+    tmux.wait_for("Keys: Dashboard");
+    tmux.run(&["send-keys", "-t", "lab", "Escape"]);
+    tmux.run(&["send-keys", "-t", "lab", "2"]);
+    tmux.wait_for("Queue — not built yet");
+
+    tmux.run(&["send-keys", "-t", "lab", "q"]);
+    let after = tmux.wait_for("EXIT=");
+    assert!(after.contains("EXIT=0"), "{after}");
+    assert!(!after.contains("Dashboard"), "TUI left on screen:\n{after}");
+    let flags = tmux.run(&["display", "-p", "-t", "lab", "#{alternate_on} #{cursor_flag}"]);
+    assert_eq!(flags.trim(), "0 1", "alternate screen must be left and the cursor shown");
+}
