@@ -53,7 +53,11 @@ async fn run(n: usize) {
     )
     .expect("config");
     let config = config.to_string_lossy().into_owned();
-    let server = TestServer::start_with(&dir.path().join("data"), Some(&admin), &["--config", &config]);
+    let server = TestServer::start_with(
+        &dir.path().join("data"),
+        Some(&admin),
+        &["--config", &config],
+    );
     let pid = server.pid();
 
     // Floor: an exec round trip on a warm connection.

@@ -85,7 +85,11 @@ fn local_commands_refuse_while_the_server_holds_the_lock_and_work_after() {
         .output()
         .expect("run");
     let users: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(users.iter().any(|u| u["name"] == "dave" && u["role"] == "viewer"));
+    assert!(
+        users
+            .iter()
+            .any(|u| u["name"] == "dave" && u["role"] == "viewer")
+    );
 }
 
 #[test]
@@ -139,6 +143,9 @@ fn first_start_without_any_key_generates_one_and_prints_how_to_connect() {
         "{connect}"
     );
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&generated).expect("meta").permissions().mode();
+    let mode = std::fs::metadata(&generated)
+        .expect("meta")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 }

@@ -96,7 +96,11 @@ fn openssh_refuses_a_host_key_that_does_not_match() {
     let wrong = s.dir.path().join("wrong_known_hosts");
     std::fs::write(
         &wrong,
-        format!("[127.0.0.1]:{} {}\n", s.server.addr.port(), other.public_line),
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            s.server.addr.port(),
+            other.public_line
+        ),
     )
     .expect("write");
     let out = ssh(&s.server, &s.admin, &wrong, &["whoami"]);
@@ -110,7 +114,15 @@ fn openssh_key_add_from_stdin_then_new_user_logs_in() {
         &s.server,
         &s.admin,
         &s.known_hosts,
-        &["user", "add", "bob", "--role", "member", "--unix-user", "bob"],
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "member",
+            "--unix-user",
+            "bob",
+        ],
     );
     assert!(out.status.success(), "{out:?}");
     let bob = TestKey::generate(s.dir.path(), "bob_key");
@@ -199,7 +211,10 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
     let wide = tmux.wait_for("Connected users");
     let me = labbench::server::invoking_user();
     assert!(wide.contains("1 Dashboard"), "{wide}");
-    assert!(wide.contains("4 Admin"), "admins see the Admin tab:\n{wide}");
+    assert!(
+        wide.contains("4 Admin"),
+        "admins see the Admin tab:\n{wide}"
+    );
     assert!(wide.contains(&format!("{me} (admin)")), "{wide}");
     assert!(wide.contains("Usage by user"), "wide layout:\n{wide}");
 
@@ -210,7 +225,10 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
         if !screen.contains("Usage by user") && screen.contains("Connected users") {
             break screen;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "layout did not change:\n{screen}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "layout did not change:\n{screen}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
@@ -225,6 +243,16 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
     let after = tmux.wait_for("EXIT=");
     assert!(after.contains("EXIT=0"), "{after}");
     assert!(!after.contains("Dashboard"), "TUI left on screen:\n{after}");
-    let flags = tmux.run(&["display", "-p", "-t", "lab", "#{alternate_on} #{cursor_flag}"]);
-    assert_eq!(flags.trim(), "0 1", "alternate screen must be left and the cursor shown");
+    let flags = tmux.run(&[
+        "display",
+        "-p",
+        "-t",
+        "lab",
+        "#{alternate_on} #{cursor_flag}",
+    ]);
+    assert_eq!(
+        flags.trim(),
+        "0 1",
+        "alternate screen must be left and the cursor shown"
+    );
 }

@@ -196,7 +196,7 @@ mod tests {
             "root",
             "root",
             &[KEY_A.to_string()],
-            &[file.clone()],
+            std::slice::from_ref(&file),
             Some(dir.path()),
             || Err("must not generate".into()),
         )

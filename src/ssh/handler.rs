@@ -55,6 +55,13 @@ struct ChannelState {
     _slot: SessionSlot,
 }
 
+/// What a program started on a channel gets: its output, its caller, its pty.
+struct ProgramStart {
+    output: ChannelOutput,
+    principal: Principal,
+    pty: Option<(String, Size)>,
+}
+
 /// The russh handler of one client connection.
 pub struct ConnectionHandler {
     shared: Arc<ServerShared>,
@@ -124,17 +131,17 @@ impl ConnectionHandler {
     }
 
     /// Takes what a program on `channel` needs, or `None` if the channel is unknown or busy.
-    fn start_program(
-        &mut self,
-        channel: ChannelId,
-        input: ChannelInput,
-    ) -> Option<(ChannelOutput, Principal, Option<(String, Size)>)> {
+    fn start_program(&mut self, channel: ChannelId, input: ChannelInput) -> Option<ProgramStart> {
         let principal = self.principal.clone()?;
         let state = self.channels.get_mut(&channel)?;
         let writer = state.writer.take()?;
         state.input = input;
         let output = ChannelOutput::new(writer, state.closed.subscribe(), state.pty.is_some());
-        Some((output, principal, state.pty.clone()))
+        Some(ProgramStart {
+            output,
+            principal,
+            pty: state.pty.clone(),
+        })
     }
 }
 
@@ -281,8 +288,11 @@ impl russh::server::Handler for ConnectionHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let (keys_tx, keys_rx) = mpsc::channel(INPUT_QUEUE);
-        let Some((output, principal, pty)) =
-            self.start_program(channel, ChannelInput::Tui(keys_tx))
+        let Some(ProgramStart {
+            output,
+            principal,
+            pty,
+        }) = self.start_program(channel, ChannelInput::Tui(keys_tx))
         else {
             return session.channel_failure(channel);
         };
@@ -327,8 +337,9 @@ impl russh::server::Handler for ConnectionHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let (stdin_tx, stdin_rx) = mpsc::channel(INPUT_QUEUE);
-        let Some((output, principal, _pty)) =
-            self.start_program(channel, ChannelInput::Stdin(stdin_tx))
+        let Some(ProgramStart {
+            output, principal, ..
+        }) = self.start_program(channel, ChannelInput::Stdin(stdin_tx))
         else {
             return session.channel_failure(channel);
         };

@@ -6,7 +6,7 @@
 //! row is kept (not a copy of the screen), so an idle session costs a few
 //! hundred bytes; a row whose hash changed is redrawn whole.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
@@ -113,9 +113,7 @@ impl ScreenWriter {
     }
 
     fn row_hash(&self, row: &[Cell]) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        row.hash(&mut hasher);
-        hasher.finish()
+        self.hasher.hash_one(row)
     }
 }
 
@@ -176,7 +174,9 @@ mod tests {
     #[test]
     fn resize_redraws_everything() {
         let mut screen = ScreenWriter::new(Size::new(20, 3));
-        screen.frame(|b| Paragraph::new("x").render(b.area, b)).expect("frame");
+        screen
+            .frame(|b| Paragraph::new("x").render(b.area, b))
+            .expect("frame");
         screen.set_size(Size::new(30, 4));
         let bytes = screen
             .frame(|b| Paragraph::new("x").render(b.area, b))

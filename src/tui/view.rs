@@ -217,7 +217,8 @@ fn render_host_panel(frame: &mut Canvas, area: Rect, host: &HostSnapshot) {
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let rows = Layout::vertical([Constraint::Length(1); HOST_PANEL_HEIGHT as usize - 2]).split(inner);
+    let rows =
+        Layout::vertical([Constraint::Length(1); HOST_PANEL_HEIGHT as usize - 2]).split(inner);
     let label = |text: &str| Span::styled(format!("{text:<8}"), Style::default().fg(DIM));
     frame.render_widget(
         Paragraph::new(Line::from(vec![
