@@ -26,6 +26,8 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     /// Full-screen interface settings.
     pub tui: TuiConfig,
+    /// Usage sampling and retention.
+    pub monitor: MonitorConfig,
 }
 
 /// Settings of the embedded SSH server.
@@ -66,6 +68,20 @@ pub struct BootstrapConfig {
 pub struct TuiConfig {
     /// Idle redraw period in milliseconds.
     pub refresh_ms: u64,
+}
+
+/// Usage sampling and retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Milliseconds between samples.
+    pub sample_ms: u64,
+    /// `nvml`, `none` or `replay:FILE`.
+    pub gpu_source: String,
+    /// Days of 1-minute buckets kept.
+    pub keep_minutes_days: u32,
+    /// Days of 1-hour buckets kept.
+    pub keep_hours_days: u32,
 }
 
 /// A configuration that could not be read or is invalid.
@@ -124,6 +140,12 @@ impl Default for Config {
                 initial_admin_name: String::new(),
             },
             tui: TuiConfig { refresh_ms: 1000 },
+            monitor: MonitorConfig {
+                sample_ms: 1000,
+                gpu_source: "nvml".into(),
+                keep_minutes_days: 7,
+                keep_hours_days: 400,
+            },
         }
     }
 }
@@ -137,6 +159,12 @@ impl Default for ServerConfig {
 impl Default for BootstrapConfig {
     fn default() -> Self {
         Config::default().bootstrap
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Config::default().monitor
     }
 }
 
@@ -241,6 +269,27 @@ impl Config {
                     self.tui.refresh_ms
                 ),
             ));
+        }
+        let m = &self.monitor;
+        if !(100..=60_000).contains(&m.sample_ms) {
+            return Err(invalid(
+                "monitor",
+                "sample_ms",
+                format!("{} is out of range: use 100 to 60000 milliseconds", m.sample_ms),
+            ));
+        }
+        if let Err(e) = m.gpu_source.parse::<crate::monitor::GpuSourceSpec>() {
+            return Err(invalid("monitor", "gpu_source", e));
+        }
+        if m.keep_minutes_days < 7 {
+            return Err(invalid(
+                "monitor",
+                "keep_minutes_days",
+                "must be at least 7 (the longest peak window)".into(),
+            ));
+        }
+        if m.keep_hours_days == 0 {
+            return Err(invalid("monitor", "keep_hours_days", "must be at least 1".into()));
         }
         let name = &self.bootstrap.initial_admin_name;
         if !name.is_empty() && crate::model::validate_user_name(name).is_err() {

@@ -12,4 +12,6 @@ pub mod monitor;
 pub mod server;
 pub mod ssh;
 pub mod store;
+pub mod sys;
 pub mod tui;
+pub mod units;

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use labbench::cli::{LabCommand, StdinSource, exit, run_command};
 use labbench::config::Config;
 use labbench::lab::{BootstrapSource, Lab};
-use labbench::monitor::HostSampler;
+use labbench::monitor::{GpuSourceSpec, HostSampler, MonitorHandle, NoGpu, measure_once};
 use labbench::server::{RunningServer, ServeError};
 use labbench::store::{Store, StoreError};
 
@@ -41,6 +41,9 @@ enum TopCommand {
         /// Public key file of the first admin (first start only; repeatable).
         #[arg(long = "admin-key", value_name = "PUBKEY_FILE")]
         admin_keys: Vec<PathBuf>,
+        /// GPU source: nvml, none or replay:FILE (overrides `monitor.gpu_source`).
+        #[arg(long, value_name = "SOURCE")]
+        gpu_source: Option<String>,
     },
     #[command(flatten)]
     Lab(LabCommand),
@@ -73,9 +76,20 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        TopCommand::Serve { listen, admin_keys } => {
+        TopCommand::Serve {
+            listen,
+            admin_keys,
+            gpu_source,
+        } => {
             if let Some(listen) = listen {
                 config.server.listen = listen;
+            }
+            if let Some(source) = gpu_source {
+                config.monitor.gpu_source = source;
+            }
+            if let Err(e) = config.validate("", "flags") {
+                eprintln!("labbench: {e}");
+                return ExitCode::from(exit::USAGE as u8);
             }
             runtime.block_on(serve(config, admin_keys))
         }
@@ -87,7 +101,7 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     let ssh_user = config.server.ssh_user.clone();
     let server = match labbench::server::start(config, &admin_keys).await {
         Ok(s) => s,
-        Err(ServeError::Config(e)) => {
+        Err(e @ (ServeError::Config(_) | ServeError::Gpu(_))) => {
             eprintln!("labbench: {e}");
             return ExitCode::from(exit::USAGE as u8);
         }
@@ -147,7 +161,7 @@ fn print_banner(server: &RunningServer, ssh_user: &str) {
         }
     }
     let host = if server.addr.ip().is_unspecified() {
-        labbench::monitor::HostSampler::default().sample().hostname
+        HostSampler::default().sample().hostname
     } else {
         server.addr.ip().to_string()
     };
@@ -196,7 +210,7 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
             eprintln!(
                 "hint: while the server runs, use `ssh -p PORT {}@HOST {}`",
                 config.server.ssh_user,
-                command_name(&command)
+                command.name()
             );
             return ExitCode::FAILURE;
         }
@@ -205,9 +219,18 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (_host_tx, host_rx) =
-        tokio::sync::watch::channel(Arc::new(HostSampler::default().sample()));
-    let lab = Lab::new(store, host_rx);
+    let monitor = if command.needs_usage() {
+        let gpu = config
+            .monitor
+            .gpu_source
+            .parse::<GpuSourceSpec>()
+            .and_then(|spec| spec.open())
+            .unwrap_or_else(|e| Box::new(NoGpu(e)));
+        measure_once(&store, gpu, config.data_dir.clone(), Duration::from_secs(1))
+    } else {
+        MonitorHandle::fixed(Default::default(), Default::default())
+    };
+    let lab = Lab::new(store, monitor);
     let operator = match lab.local_operator() {
         Ok(p) => p,
         Err(e) => {
@@ -227,15 +250,4 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
     let _ = std::io::stdout().write_all(&output.stdout);
     let _ = std::io::stderr().write_all(&output.stderr);
     ExitCode::from(u8::try_from(output.status).unwrap_or(1))
-}
-
-fn command_name(command: &LabCommand) -> &'static str {
-    match command {
-        LabCommand::Version => "version",
-        LabCommand::Whoami { .. } => "whoami",
-        LabCommand::Users { .. } => "users",
-        LabCommand::User(_) => "user …",
-        LabCommand::Key(_) => "key …",
-        LabCommand::Keys { .. } => "keys",
-    }
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
 use crate::lab::{AdminBootstrap, BootstrapReport, Lab, LabError};
-use crate::monitor::spawn_host_sampler;
+use crate::monitor::{GpuSourceSpec, MonitorSettings, spawn_monitor};
 use crate::ssh::{
     ConnectionHandler, ConnectionLimits, HostKey, ServerShared, generate_ed25519,
     load_or_create_host_key, write_private_key,
@@ -36,6 +36,9 @@ pub enum ServeError {
     /// The admin bootstrap failed.
     #[error("admin bootstrap: {0}")]
     Bootstrap(#[from] LabError),
+    /// The GPU source could not be opened (e.g. a missing replay file).
+    #[error("GPU source: {0}")]
+    Gpu(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,9 +72,24 @@ pub async fn start(
 ) -> Result<RunningServer, ServeError> {
     let listen = config.listen_addr()?;
     let data_dir = absolute(&config.data_dir);
+    let gpu = config
+        .monitor
+        .gpu_source
+        .parse::<GpuSourceSpec>()
+        .and_then(|spec| spec.open())
+        .map_err(ServeError::Gpu)?;
     let store = Store::open(&data_dir)?;
-    let host = spawn_host_sampler(Duration::from_secs(1));
-    let lab = Lab::new(store, host);
+    let monitor = spawn_monitor(
+        store.clone(),
+        MonitorSettings {
+            period: Duration::from_millis(config.monitor.sample_ms),
+            gpu,
+            keep_minutes_days: config.monitor.keep_minutes_days,
+            keep_hours_days: config.monitor.keep_hours_days,
+            disk_path: data_dir.clone(),
+        },
+    );
+    let lab = Lab::new(store, monitor);
 
     let bootstrap = if lab.needs_bootstrap() {
         let unix_user = invoking_user();

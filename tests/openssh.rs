@@ -208,7 +208,7 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
     ssh_line.push_str(" lab@127.0.0.1; echo EXIT=$?; sleep 30");
     tmux.run(&["new", "-d", "-s", "lab", "-x", "120", "-y", "40", &ssh_line]);
 
-    let wide = tmux.wait_for("Connected users");
+    let wide = tmux.wait_for("Connected (");
     let me = labbench::server::invoking_user();
     assert!(wide.contains("1 Dashboard"), "{wide}");
     assert!(
@@ -216,13 +216,13 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
         "admins see the Admin tab:\n{wide}"
     );
     assert!(wide.contains(&format!("{me} (admin)")), "{wide}");
-    assert!(wide.contains("Usage by user"), "wide layout:\n{wide}");
+    assert!(wide.contains("CPU last 30 s"), "wide layout:\n{wide}");
 
     tmux.run(&["resize-window", "-t", "lab", "-x", "80", "-y", "24"]);
     let start = Instant::now();
     let narrow = loop {
         let screen = tmux.capture();
-        if !screen.contains("Usage by user") && screen.contains("Connected users") {
+        if !screen.contains("Connected (") && screen.contains("Users (") {
             break screen;
         }
         assert!(

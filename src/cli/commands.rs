@@ -7,6 +7,7 @@ use super::output::{CommandOutput, exit, table};
 use super::stdin::StdinSource;
 use crate::lab::{Lab, Principal};
 use crate::model::Role;
+use crate::monitor::Window;
 use crate::store::KeyRecord;
 
 /// Everything a lab user can ask for by command.
@@ -32,6 +33,26 @@ pub enum LabCommand {
     /// Add or remove SSH public keys.
     #[command(subcommand)]
     Key(KeyAction),
+    /// One text snapshot of per-user use: now and peaks (like the Dashboard).
+    Top,
+    /// Per-user use with peaks, means and p95 per window, and a sizing hint.
+    Usage {
+        /// Only this user (lab or Unix name).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this window: 1m, 1h, 24h or 7d.
+        #[arg(long, value_parser = parse_window)]
+        window: Option<Window>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Host totals, peaks and GPUs.
+    Host {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List your keys, or NAME's keys (admin).
     Keys {
         /// Whose keys (default: yours).
@@ -92,6 +113,35 @@ pub enum KeyAction {
 
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
+}
+
+fn parse_window(s: &str) -> Result<Window, String> {
+    s.parse()
+}
+
+impl LabCommand {
+    /// Whether the command reports measured use (so a local run must measure first).
+    pub fn needs_usage(&self) -> bool {
+        matches!(
+            self,
+            LabCommand::Top | LabCommand::Usage { .. } | LabCommand::Host { .. }
+        )
+    }
+
+    /// The command's name, for hints.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LabCommand::Version => "version",
+            LabCommand::Whoami { .. } => "whoami",
+            LabCommand::Users { .. } => "users",
+            LabCommand::User(_) => "user …",
+            LabCommand::Key(_) => "key …",
+            LabCommand::Keys { .. } => "keys",
+            LabCommand::Top => "top",
+            LabCommand::Usage { .. } => "usage",
+            LabCommand::Host { .. } => "host",
+        }
+    }
 }
 
 /// The parser for commands sent over SSH.
@@ -179,6 +229,11 @@ pub async fn run_command(
         LabCommand::Users { json } => users(lab, &caller, json),
         LabCommand::User(action) => user_action(lab, &caller, action),
         LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
+        LabCommand::Top => super::usage::top(lab, &caller),
+        LabCommand::Usage { user, window, json } => {
+            super::usage::usage(lab, &caller, user.as_deref(), window, json)
+        }
+        LabCommand::Host { json } => super::usage::host(lab, &caller, json),
         LabCommand::Key(KeyAction::Rm { name, fingerprint }) => {
             match lab.remove_key(&caller, &name, &fingerprint) {
                 Ok(()) => CommandOutput::ok(format!("removed key {fingerprint} from {name}\n")),

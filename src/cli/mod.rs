@@ -5,7 +5,8 @@
 //! Must not check permissions itself: the service does.
 
 mod commands;
-mod output;
+mod usage;
+pub mod output;
 mod stdin;
 
 pub use commands::{KeyAction, LabCommand, UserAction, parse_exec_line, run_command};

@@ -6,18 +6,18 @@
 
 mod bootstrap;
 mod sessions;
+mod usage;
 mod users;
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
-
 use crate::model::{KeyError, NameError, Role};
-use crate::monitor::HostSnapshot;
+use crate::monitor::MonitorHandle;
 use crate::store::{AuditEvent, Store, StoreError};
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
+pub use usage::{UsageReport, sizing_hint};
 pub use users::UserSummary;
 
 /// Who is asking: the authenticated lab user behind a request.
@@ -80,27 +80,22 @@ pub type LabResult<T> = Result<T, LabError>;
 pub struct Lab {
     store: Store,
     sessions: Arc<SessionRegistry>,
-    host: watch::Receiver<Arc<HostSnapshot>>,
+    monitor: MonitorHandle,
 }
 
 impl Lab {
-    /// A service over `store`, publishing host figures from `host`.
-    pub fn new(store: Store, host: watch::Receiver<Arc<HostSnapshot>>) -> Lab {
+    /// A service over `store`, reporting use from `monitor`.
+    pub fn new(store: Store, monitor: MonitorHandle) -> Lab {
         Lab {
             store,
             sessions: Arc::new(SessionRegistry::default()),
-            host,
+            monitor,
         }
     }
 
     /// The connected-sessions registry.
     pub fn sessions(&self) -> &Arc<SessionRegistry> {
         &self.sessions
-    }
-
-    /// A subscription to the latest host snapshot.
-    pub fn host(&self) -> watch::Receiver<Arc<HostSnapshot>> {
-        self.host.clone()
     }
 
     /// The store (for the bootstrap and tests; front ends use the methods).
@@ -164,8 +159,8 @@ pub(crate) mod testing {
     pub fn lab_with_admin() -> (tempfile::TempDir, Lab) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open store");
-        let (_tx, rx) = watch::channel(Arc::new(HostSnapshot::default()));
-        let lab = Lab::new(store, rx);
+        let monitor = MonitorHandle::fixed(Default::default(), Default::default());
+        let lab = Lab::new(store, monitor);
         let admin = AdminBootstrap::collect("root", "root", &[KEY_A.into()], &[], None, || {
             Err("no generation in tests".into())
         })

@@ -1,11 +1,9 @@
 //! Host totals (name, cores, memory, load, uptime) through sysinfo.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use serde::Serialize;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
-use tokio::sync::watch;
 
 /// The host's state at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -26,8 +24,14 @@ pub struct HostSnapshot {
     pub swap_used: u64,
     /// 1, 5 and 15 minute load averages.
     pub load: [f64; 3],
+    /// Busy share of each CPU, 0–100.
+    pub cpu_per_core: Vec<f32>,
     /// Seconds since boot.
     pub uptime_secs: u64,
+    /// Free bytes on the data directory's file system.
+    pub disk_free: u64,
+    /// Size of the data directory's file system, bytes.
+    pub disk_total: u64,
     /// When sampled, seconds since the epoch (0: never).
     pub sampled_at: i64,
 }
@@ -36,6 +40,7 @@ pub struct HostSnapshot {
 pub struct HostSampler {
     system: Option<System>,
     hostname: String,
+    disk_path: Option<PathBuf>,
 }
 
 impl Default for HostSampler {
@@ -52,11 +57,20 @@ impl Default for HostSampler {
         HostSampler {
             system,
             hostname: System::host_name().unwrap_or_else(|_| "localhost".into()),
+            disk_path: None,
         }
     }
 }
 
 impl HostSampler {
+    /// A sampler that also reports free space of the file system holding `path`.
+    pub fn with_disk(path: PathBuf) -> HostSampler {
+        HostSampler {
+            disk_path: Some(path),
+            ..HostSampler::default()
+        }
+    }
+
     /// Takes one sample.
     pub fn sample(&mut self) -> HostSnapshot {
         let load = System::load_average()
@@ -79,36 +93,18 @@ impl HostSampler {
             snapshot.memory_used = system.total_memory().saturating_sub(available);
             snapshot.swap_total = system.total_swap();
             snapshot.swap_used = system.used_swap();
+            snapshot.cpu_per_core = system.cpus().iter().map(|c| c.usage()).collect();
+        }
+        if let Some((free, total)) = self
+            .disk_path
+            .as_deref()
+            .and_then(crate::sys::filesystem_space)
+        {
+            snapshot.disk_free = free;
+            snapshot.disk_total = total;
         }
         snapshot
     }
-}
-
-/// Samples the host every `period` on a blocking thread and publishes the latest snapshot.
-pub fn spawn_host_sampler(period: Duration) -> watch::Receiver<Arc<HostSnapshot>> {
-    let mut sampler = HostSampler::default();
-    let (tx, rx) = watch::channel(Arc::new(sampler.sample()));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
-            let result = tokio::task::spawn_blocking(move || {
-                let snapshot = sampler.sample();
-                (sampler, snapshot)
-            })
-            .await;
-            let Ok((returned, snapshot)) = result else {
-                tracing::error!("host sampler thread failed; host figures stop updating");
-                return;
-            };
-            sampler = returned;
-            if tx.send(Arc::new(snapshot)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
 }
 
 #[cfg(test)]
@@ -124,5 +120,8 @@ mod tests {
         assert!(s.memory_used <= s.memory_total, "{s:?}");
         assert!(!s.hostname.is_empty());
         assert!(s.uptime_secs > 0);
+        assert_eq!(s.cpu_per_core.len(), s.cores);
+        let with_disk = HostSampler::with_disk(PathBuf::from("/")).sample();
+        assert!(with_disk.disk_total >= with_disk.disk_free && with_disk.disk_total > 0);
     }
 }

@@ -1,8 +1,24 @@
-//! Collection: reads the operating system and publishes immutable snapshots.
+//! Collection: reads the operating system and GPUs and publishes immutable snapshots.
 //!
-//! Owns sampling the host (and later per-user and GPU use). Must not draw,
-//! format for users or touch the store directly.
+//! Owns sampling the host, per-uid use from `/proc`, GPU readings (NVML or a
+//! replayed recording) and the windowed peaks built from them. Must not draw
+//! or format for users; it writes only usage buckets to the store.
 
+mod collector;
+mod gpu;
 mod host;
+mod procfs;
+mod series;
+mod uids;
 
-pub use host::{HostSampler, HostSnapshot, spawn_host_sampler};
+pub use collector::{
+    GpuStatus, HOST_SUBJECT, MonitorHandle, MonitorSettings, MonitorState, SPARK_POINTS,
+    UsageSnapshot, UserUsage, measure_once, spawn_monitor,
+};
+pub use gpu::{
+    GpuDevice, GpuProcess, GpuReading, GpuSample, GpuSource, GpuSourceSpec, NoGpu, ReplaySource,
+};
+pub use host::{HostSampler, HostSnapshot};
+pub use procfs::{ProcSampler, ProcSweep, ProcessUse, StatFields, UidUse, parse_stat};
+pub use series::{Bucket, ClosedBucket, METRICS, Series, Usage, Window, WindowStats};
+pub use uids::{UidNames, parse_passwd};

@@ -51,3 +51,42 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> S
     }
     Ok(envelope.data)
 }
+
+/// Version byte of the binary usage-bucket record.
+const BUCKET_VERSION: u8 = 1;
+/// Length of an encoded bucket: version, count, 4 maxima, 4 sums.
+const BUCKET_LEN: usize = 1 + 4 + 8 * 8;
+
+/// Encodes a usage bucket as `version u8, count u32 BE, max f64 ×4, sum f64 ×4`.
+pub(super) fn encode_bucket(bucket: &crate::monitor::Bucket) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BUCKET_LEN);
+    out.push(BUCKET_VERSION);
+    out.extend_from_slice(&bucket.count.to_be_bytes());
+    for v in bucket.max.iter().chain(&bucket.sum) {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out
+}
+
+/// Decodes [`encode_bucket`]'s format.
+pub(super) fn decode_bucket(bytes: &[u8]) -> StoreResult<crate::monitor::Bucket> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        tree: "usage",
+        reason: reason.to_string(),
+    };
+    if bytes.len() != BUCKET_LEN {
+        return Err(corrupt("usage bucket has the wrong length"));
+    }
+    if bytes[0] != BUCKET_VERSION {
+        return Err(corrupt("usage bucket version is newer than this build"));
+    }
+    let f = |i: usize| {
+        let at = 5 + i * 8;
+        f64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
+    };
+    Ok(crate::monitor::Bucket {
+        count: u32::from_be_bytes(bytes[1..5].try_into().unwrap_or([0; 4])),
+        max: [f(0), f(1), f(2), f(3)],
+        sum: [f(4), f(5), f(6), f(7)],
+    })
+}

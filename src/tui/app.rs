@@ -4,6 +4,7 @@ use terminput::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::input::key_name;
 use crate::model::Role;
+use crate::monitor::Window;
 
 /// A top-level screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,87 @@ pub enum Flow {
     Quit,
 }
 
+/// Which pair of metrics the Dashboard's user table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricPair {
+    /// CPU cores and memory.
+    CpuMemory,
+    /// GPUs and GPU memory.
+    Gpu,
+}
+
+/// A column of the Dashboard's user table, for sorting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    /// User name.
+    User,
+    /// Process count.
+    Processes,
+    /// First metric of the pair, now or peak over a window (`None`: now).
+    First(Option<Window>),
+    /// Second metric of the pair, now or peak over a window.
+    Second(Option<Window>),
+}
+
+impl SortColumn {
+    /// Every column in display order.
+    pub const ALL: [SortColumn; 10] = [
+        SortColumn::User,
+        SortColumn::Processes,
+        SortColumn::First(None),
+        SortColumn::First(Some(Window::Hour)),
+        SortColumn::First(Some(Window::Day)),
+        SortColumn::First(Some(Window::Week)),
+        SortColumn::Second(None),
+        SortColumn::Second(Some(Window::Hour)),
+        SortColumn::Second(Some(Window::Day)),
+        SortColumn::Second(Some(Window::Week)),
+    ];
+}
+
+/// A user's detail view on the Dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillDown {
+    /// Unix user shown.
+    pub unix_user: String,
+    /// Chart window (1h, 24h or 7d).
+    pub window: Window,
+}
+
+/// View state of the Dashboard tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardState {
+    /// Metrics shown in the table.
+    pub metrics: MetricPair,
+    /// Sort column.
+    pub sort: SortColumn,
+    /// Largest first (true) or smallest first.
+    pub descending: bool,
+    /// Selected row (index into the sorted rows).
+    pub selected: usize,
+    /// The open drill-down, if any.
+    pub drill: Option<DrillDown>,
+}
+
+impl Default for DashboardState {
+    fn default() -> Self {
+        DashboardState {
+            metrics: MetricPair::CpuMemory,
+            sort: SortColumn::First(None),
+            descending: true,
+            selected: 0,
+            drill: None,
+        }
+    }
+}
+
+/// What a Dashboard key asks of the session (it needs data the view state lacks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DashboardRequest {
+    /// Open the drill-down of the selected row.
+    OpenSelected,
+}
+
 /// Everything about the session's screen that is not shared data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewState {
@@ -58,6 +140,10 @@ pub struct ViewState {
     pub help_open: bool,
     /// A one-line notice in the status bar (e.g. an unknown key).
     pub notice: Option<String>,
+    /// The Dashboard's own state.
+    pub dashboard: DashboardState,
+    /// A request for the session to complete with shared data.
+    pub request: Option<DashboardRequest>,
 }
 
 impl ViewState {
@@ -68,6 +154,8 @@ impl ViewState {
             tab: Tab::Dashboard,
             help_open: false,
             notice: None,
+            dashboard: DashboardState::default(),
+            request: None,
         }
     }
 
@@ -79,7 +167,9 @@ impl ViewState {
             KeyCode::Char('c') if ctrl => return Flow::Quit,
             KeyCode::Char('q') if key.modifiers.is_empty() => return Flow::Quit,
             KeyCode::Char('?') => self.help_open = !self.help_open,
-            KeyCode::Esc => self.help_open = false,
+            KeyCode::Esc if self.help_open => self.help_open = false,
+            _ if self.tab == Tab::Dashboard && self.dashboard_key(key) => {}
+            KeyCode::Esc => {}
             KeyCode::Tab | KeyCode::Right => self.step_tab(1),
             KeyCode::Left => self.step_tab(-1),
             KeyCode::Char(c @ '1'..='9') if !ctrl => self.select_tab_number(c),
@@ -88,6 +178,44 @@ impl ViewState {
             }
         }
         Flow::Continue
+    }
+
+    /// Handles a Dashboard key; false when the key is not a Dashboard key.
+    fn dashboard_key(&mut self, key: KeyEvent) -> bool {
+        let d = &mut self.dashboard;
+        if let Some(drill) = d.drill.as_mut() {
+            match key.code {
+                KeyCode::Esc | KeyCode::Backspace => d.drill = None,
+                KeyCode::Char('w') => {
+                    drill.window = match drill.window {
+                        Window::Hour => Window::Day,
+                        Window::Day => Window::Week,
+                        _ => Window::Hour,
+                    }
+                }
+                _ => return false,
+            }
+            return true;
+        }
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => d.selected = d.selected.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => d.selected = d.selected.saturating_sub(1),
+            KeyCode::PageDown => d.selected = d.selected.saturating_add(10),
+            KeyCode::PageUp => d.selected = d.selected.saturating_sub(10),
+            KeyCode::Home => d.selected = 0,
+            KeyCode::Enter => self.request = Some(DashboardRequest::OpenSelected),
+            KeyCode::Char('s') => d.sort = step_sort(d.sort, 1),
+            KeyCode::Char('S') => d.sort = step_sort(d.sort, -1),
+            KeyCode::Char('r') => d.descending = !d.descending,
+            KeyCode::Char('g') => {
+                d.metrics = match d.metrics {
+                    MetricPair::CpuMemory => MetricPair::Gpu,
+                    MetricPair::Gpu => MetricPair::CpuMemory,
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     fn tabs(&self) -> &'static [Tab] {
@@ -111,6 +239,12 @@ impl ViewState {
             None => self.notice = Some(format!("no tab {digit}")),
         }
     }
+}
+
+fn step_sort(current: SortColumn, step: isize) -> SortColumn {
+    let all = SortColumn::ALL;
+    let at = all.iter().position(|c| *c == current).unwrap_or(0) as isize;
+    all[(at + step).rem_euclid(all.len() as isize) as usize]
 }
 
 #[cfg(test)]
@@ -146,6 +280,34 @@ mod tests {
         assert_eq!(press(&mut s, KeyCode::Char('q')), Flow::Quit);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c')).modifiers(KeyModifiers::CTRL);
         assert_eq!(s.handle_key(ctrl_c), Flow::Quit);
+    }
+
+    #[test]
+    fn dashboard_keys_sort_select_and_drill() {
+        let mut s = ViewState::new(Role::Member);
+        press(&mut s, KeyCode::Char('s'));
+        assert_eq!(s.dashboard.sort, SortColumn::First(Some(Window::Hour)));
+        press(&mut s, KeyCode::Char('S'));
+        press(&mut s, KeyCode::Char('S'));
+        assert_eq!(s.dashboard.sort, SortColumn::Processes);
+        press(&mut s, KeyCode::Char('r'));
+        assert!(!s.dashboard.descending);
+        press(&mut s, KeyCode::Down);
+        press(&mut s, KeyCode::Down);
+        press(&mut s, KeyCode::Up);
+        assert_eq!(s.dashboard.selected, 1);
+        press(&mut s, KeyCode::Enter);
+        assert_eq!(s.request, Some(DashboardRequest::OpenSelected));
+        s.dashboard.drill = Some(DrillDown {
+            unix_user: "alice".into(),
+            window: Window::Hour,
+        });
+        press(&mut s, KeyCode::Char('w'));
+        assert_eq!(s.dashboard.drill.as_ref().map(|d| d.window), Some(Window::Day));
+        press(&mut s, KeyCode::Esc);
+        assert!(s.dashboard.drill.is_none());
+        press(&mut s, KeyCode::Char('g'));
+        assert_eq!(s.dashboard.metrics, MetricPair::Gpu);
     }
 
     #[test]

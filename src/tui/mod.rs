@@ -6,6 +6,7 @@
 
 mod app;
 mod backend;
+mod dashboard;
 mod input;
 mod session;
 mod view;
@@ -17,4 +18,4 @@ pub use app::{Flow, Tab, ViewState};
 pub use backend::{FALLBACK_SIZE, ScreenWriter};
 pub use input::{InputParser, key_name, key_press};
 pub use session::{FrameSink, TuiInput, TuiSettings, run_tui_session};
-pub use view::{MIN_HEIGHT, MIN_WIDTH, Snapshot, help_lines, human_bytes, human_duration, render};
+pub use view::{MIN_HEIGHT, MIN_WIDTH, Snapshot, help_lines, render};

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::app::{Flow, ViewState};
+use super::app::{DashboardRequest, DrillDown, Flow, ViewState};
+use super::dashboard::sorted_rows;
+use crate::monitor::Window;
 use super::backend::ScreenWriter;
 use super::input::{InputParser, key_press};
 use super::view::{Snapshot, render};
@@ -58,7 +60,9 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut screen = ScreenWriter::new(initial_size);
     let idle_limit = settings.idle_timeout.unwrap_or(Duration::MAX);
     let mut last_key = tokio::time::Instant::now();
-    let host = lab.host();
+    let usage = lab.usage_updates();
+    let mut lab_names = lab.lab_names().unwrap_or_default();
+    let mut frames: u64 = 0;
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -66,14 +70,33 @@ pub async fn run_tui_session<S: FrameSink>(
         return 0;
     }
     loop {
-        let snapshot = Snapshot {
+        frames += 1;
+        if frames % 10 == 0 {
+            lab_names = lab.lab_names().unwrap_or(lab_names);
+        }
+        let mut snapshot = Snapshot {
             user: principal.user.clone(),
             role: Some(view.role),
-            host: host.borrow().clone(),
+            usage: usage.borrow().clone(),
+            lab_names: lab_names.clone(),
+            drill_chart: Vec::new(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
             clock: chrono::Local::now().format("%H:%M:%S").to_string(),
         };
+        if view.request.take() == Some(DashboardRequest::OpenSelected) {
+            let rows = sorted_rows(&snapshot, &view.dashboard);
+            let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
+            if let Some(row) = rows.get(index) {
+                view.dashboard.drill = Some(DrillDown {
+                    unix_user: row.usage.unix_user.clone(),
+                    window: Window::Hour,
+                });
+            }
+        }
+        if let Some(drill) = &view.dashboard.drill {
+            snapshot.drill_chart = lab.usage_chart(&principal, &drill.unix_user, drill.window);
+        }
         let Ok(frame) = screen.frame(|buffer| render(buffer, &view, &snapshot)) else {
             tracing::warn!(user = %principal.user, "drawing failed; ending session");
             return 1;

@@ -7,28 +7,127 @@ use ratatui::backend::TestBackend;
 use terminput::{KeyCode, KeyEvent};
 
 use super::{Snapshot, Tab, ViewState, render};
+use std::collections::HashMap;
+
+use super::app::{DrillDown, MetricPair};
 use crate::lab::ConnectedUser;
 use crate::model::Role;
-use crate::monitor::HostSnapshot;
+use crate::monitor::{
+    GpuDevice, GpuProcess, GpuStatus, HostSnapshot, ProcessUse, Usage, UsageSnapshot, UserUsage,
+    Window, WindowStats,
+};
 
-const GIB: u64 = 1024 * 1024 * 1024;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+fn usage(cpu: f64, mem_gib: f64, gpus: f64, gmem_gib: f64) -> Usage {
+    Usage {
+        cpu_cores: cpu,
+        memory_bytes: mem_gib * GIB,
+        gpus,
+        gpu_memory_bytes: gmem_gib * GIB,
+    }
+}
+
+/// A user whose peaks grow with the window: now ≤ 1h ≤ 24h ≤ 7d.
+fn user(name: &str, uid: u32, now: Usage, peak: Usage) -> UserUsage {
+    let scale = |f: f64| Usage::from_array(peak.to_array().map(|v| v * f));
+    let stats = |u: Usage| WindowStats {
+        max: u,
+        mean: Usage::from_array(u.to_array().map(|v| v / 2.0)),
+        p95: Usage::from_array(u.to_array().map(|v| v * 0.8)),
+        samples: 100,
+    };
+    UserUsage {
+        unix_user: name.into(),
+        uid,
+        now,
+        processes: 3 + uid % 7,
+        windows: [stats(now), stats(scale(0.5)), stats(scale(0.8)), stats(peak)],
+        cpu_history: (0..60).map(|i| f64::from((i * 7 + uid) % 10)).collect(),
+        top: vec![
+            ProcessUse {
+                pid: 4242,
+                command: "python".into(),
+                cpu_cores: now.cpu_cores,
+                rss_bytes: (now.memory_bytes * 0.9) as u64,
+            },
+            ProcessUse {
+                pid: 4300,
+                command: "jupyter-lab".into(),
+                cpu_cores: 0.1,
+                rss_bytes: 300 * 1024 * 1024,
+            },
+        ],
+        gpu_processes: Vec::new(),
+    }
+}
+
+fn host() -> HostSnapshot {
+    HostSnapshot {
+        hostname: "gpu-host-01".into(),
+        cores: 64,
+        cpu_percent: 42.5,
+        memory_total: 512 * 1024 * 1024 * 1024,
+        memory_used: 400 * 1024 * 1024 * 1024,
+        swap_total: 16 * 1024 * 1024 * 1024,
+        swap_used: 1024 * 1024 * 1024,
+        load: [12.5, 10.25, 8.0],
+        cpu_per_core: vec![42.5; 64],
+        uptime_secs: 3 * 86_400 + 4 * 3600 + 5 * 60,
+        disk_free: 700 * 1024 * 1024 * 1024,
+        disk_total: 2048 * 1024 * 1024 * 1024,
+        sampled_at: 1,
+    }
+}
+
+fn usage_snapshot(gpus: bool) -> UsageSnapshot {
+    let mut users = vec![
+        user("alice", 1001, usage(12.0, 96.0, 2.0, 60.0), usage(30.0, 180.0, 4.0, 150.0)),
+        user("bob", 1002, usage(2.5, 8.0, 0.0, 0.0), usage(8.0, 41.0, 1.0, 20.0)),
+        user("jupyter", 1003, usage(0.2, 1.5, 0.0, 0.0), usage(1.0, 3.0, 0.0, 0.0)),
+    ];
+    let mut snapshot = UsageSnapshot {
+        at: 1_700_000_000,
+        host: host(),
+        users: Vec::new(),
+        ..UsageSnapshot::default()
+    };
+    if gpus {
+        users[0].gpu_processes = vec![
+            GpuProcess { pid: 4242, gpu: 0, memory_bytes: (40.0 * GIB) as u64, utilization_percent: Some(90), uid: Some(1001) },
+            GpuProcess { pid: 4242, gpu: 1, memory_bytes: (20.0 * GIB) as u64, utilization_percent: Some(60), uid: Some(1001) },
+        ];
+        let device = |index: u32, util: u32, used: f64| GpuDevice {
+            index,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization_percent: util,
+            memory_used: (used * GIB) as u64,
+            memory_total: (80.0 * GIB) as u64,
+            temperature_c: Some(61),
+            power_watts: Some(310.0),
+        };
+        snapshot.gpus = vec![
+            GpuStatus { device: device(0, 90, 40.5), owners: vec![("alice".into(), (40.0 * GIB) as u64)] },
+            GpuStatus { device: device(1, 60, 20.5), owners: vec![("alice".into(), (20.0 * GIB) as u64)] },
+            GpuStatus { device: device(2, 0, 0.0), owners: Vec::new() },
+        ];
+    } else {
+        snapshot.gpu_unavailable = Some("no NVIDIA driver (the NVML library could not be loaded)".into());
+    }
+    snapshot.users = users;
+    snapshot
+}
 
 fn snapshot(role: Role) -> Snapshot {
+    let mut lab_names = HashMap::new();
+    lab_names.insert("alice".to_string(), "alice".to_string());
+    lab_names.insert("bob".to_string(), "bob".to_string());
     Snapshot {
         user: "alice".into(),
         role: Some(role),
-        host: Arc::new(HostSnapshot {
-            hostname: "gpu-host-01".into(),
-            cores: 64,
-            cpu_percent: 42.5,
-            memory_total: 512 * GIB,
-            memory_used: 400 * GIB,
-            swap_total: 16 * GIB,
-            swap_used: GIB,
-            load: [12.5, 10.25, 8.0],
-            uptime_secs: 3 * 86_400 + 4 * 3600 + 5 * 60,
-            sampled_at: 1,
-        }),
+        usage: Arc::new(usage_snapshot(false)),
+        lab_names,
+        drill_chart: Vec::new(),
         connected: vec![
             ConnectedUser {
                 user: "alice".into(),
@@ -105,9 +204,82 @@ fn unknown_key_notice_shows_in_status_line() {
 fn no_swap_and_no_users_render() {
     let mut snap = snapshot(Role::Viewer);
     snap.connected.clear();
-    Arc::make_mut(&mut snap.host).swap_total = 0;
-    let screen = draw(&view(Role::Viewer, Tab::Dashboard), &snap, 80, 24);
+    Arc::make_mut(&mut snap.usage).host.swap_total = 0;
+    let screen = draw(&view(Role::Viewer, Tab::Dashboard), &snap, 120, 40);
     let text = format!("{screen}");
     assert!(text.contains("none"), "{text}");
-    assert!(text.contains("Connected users (0)"), "{text}");
+    assert!(text.contains("Connected (0)"), "{text}");
+    assert!(text.contains("no GPUs detected"), "{text}");
+}
+
+#[test]
+fn dashboard_with_gpus() {
+    let mut snap = snapshot(Role::Member);
+    snap.usage = Arc::new(usage_snapshot(true));
+    let mut v = view(Role::Member, Tab::Dashboard);
+    insta::assert_snapshot!("dashboard_gpus_120x40", draw(&v, &snap, 120, 40));
+    v.dashboard.metrics = MetricPair::Gpu;
+    insta::assert_snapshot!("dashboard_gpu_metrics_80x24", draw(&v, &snap, 80, 24));
+}
+
+#[test]
+fn dashboard_many_users_scrolls_and_truncates_long_names() {
+    let mut snap = snapshot(Role::Admin);
+    let mut usage = usage_snapshot(false);
+    for i in 0..40u32 {
+        let name = if i % 5 == 0 {
+            format!("a-remarkably-long-user-name-number-{i}")
+        } else {
+            format!("user{i:02}")
+        };
+        usage.users.push(user(
+            &name,
+            2000 + i,
+            usage_of(f64::from(i) / 4.0, f64::from(i)),
+            usage_of(f64::from(i) / 2.0, f64::from(i) * 2.0),
+        ));
+    }
+    snap.usage = Arc::new(usage);
+    let mut v = view(Role::Admin, Tab::Dashboard);
+    v.dashboard.selected = 30;
+    insta::assert_snapshot!("dashboard_many_users_80x24", draw(&v, &snap, 80, 24));
+    insta::assert_snapshot!("dashboard_many_users_120x40", draw(&v, &snap, 120, 40));
+}
+
+fn usage_of(cpu: f64, mem_gib: f64) -> Usage {
+    usage(cpu, mem_gib, 0.0, 0.0)
+}
+
+#[test]
+fn drill_down_shows_charts_processes_and_hint() {
+    let mut snap = snapshot(Role::Member);
+    snap.drill_chart = (0..3600)
+        .map(|t| {
+            let spike = if (1800..1802).contains(&t) { 150.0 } else { 90.0 };
+            (1_700_000_000 - 3600 + t, usage(f64::from((t % 60) as u32) / 5.0, spike, 2.0, 60.0))
+        })
+        .collect();
+    let mut v = view(Role::Member, Tab::Dashboard);
+    v.dashboard.drill = Some(DrillDown {
+        unix_user: "alice".into(),
+        window: Window::Hour,
+    });
+    insta::assert_snapshot!("drill_down_80x24", draw(&v, &snap, 80, 24));
+    insta::assert_snapshot!("drill_down_120x40", draw(&v, &snap, 120, 40));
+}
+
+#[test]
+fn sorting_by_memory_peak_orders_rows() {
+    let snap = snapshot(Role::Member);
+    let mut state = ViewState::new(Role::Member).dashboard;
+    state.sort = super::app::SortColumn::Second(Some(Window::Week));
+    let rows = super::dashboard::sorted_rows(&snap, &state);
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, vec!["alice", "bob", "jupyter"]);
+    state.descending = false;
+    let rows = super::dashboard::sorted_rows(&snap, &state);
+    assert_eq!(rows[0].name, "jupyter");
+    state.sort = super::app::SortColumn::User;
+    let rows = super::dashboard::sorted_rows(&snap, &state);
+    assert_eq!(rows[0].name, "alice");
 }

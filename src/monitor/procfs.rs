@@ -1,0 +1,264 @@
+//! A lean per-process sweep of `/proc`: CPU time and resident memory per Unix uid.
+//!
+//! For every pid it reads only `/proc/PID/stat` (into one reused buffer) and
+//! takes the uid from the `/proc/PID` directory's owner; `status` is never
+//! parsed. Memory is RSS (resident set, shared pages counted in every process
+//! that maps them, so a uid's sum can overstate what it really holds).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Kernel threads carry this flag in `stat`; they are not anyone's work.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// One process's use during the last sweep interval.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProcessUse {
+    /// Process id.
+    pub pid: u32,
+    /// Command name (`comm`, at most 15 bytes, sanitised).
+    pub command: String,
+    /// CPU cores busy on average over the interval.
+    pub cpu_cores: f64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+}
+
+/// Everything one uid ran during the last sweep interval.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UidUse {
+    /// CPU cores busy on average over the interval.
+    pub cpu_cores: f64,
+    /// Resident memory of all its processes, bytes.
+    pub rss_bytes: u64,
+    /// Number of processes.
+    pub processes: u32,
+    /// Its processes, busiest first (at most [`TOP_PROCESSES`]).
+    pub top: Vec<ProcessUse>,
+}
+
+/// Processes kept per uid for drill-downs.
+pub const TOP_PROCESSES: usize = 8;
+
+/// The result of one sweep.
+#[derive(Debug, Clone, Default)]
+pub struct ProcSweep {
+    /// Use per uid.
+    pub by_uid: BTreeMap<u32, UidUse>,
+    /// Processes seen.
+    pub processes: usize,
+    /// Owner uid of every pid seen (for mapping GPU processes).
+    pub owners: HashMap<u32, u32>,
+}
+
+/// Reads `/proc` repeatedly, keeping what it needs between sweeps.
+pub struct ProcSampler {
+    root: PathBuf,
+    buffer: Vec<u8>,
+    previous: HashMap<u32, (u64, u64)>,
+    last_sweep: Option<Instant>,
+    ticks_per_second: f64,
+    page_size: u64,
+}
+
+/// The fields of `/proc/PID/stat` labbench uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFields<'a> {
+    /// `comm`, raw.
+    pub command: &'a [u8],
+    /// Kernel flags.
+    pub flags: u64,
+    /// User plus system CPU time, clock ticks.
+    pub cpu_ticks: u64,
+    /// Start time after boot, clock ticks (identifies a pid's incarnation).
+    pub start_time: u64,
+    /// Resident set, pages.
+    pub rss_pages: u64,
+}
+
+/// Parses `/proc/PID/stat`; the command may contain spaces and parentheses.
+pub fn parse_stat(stat: &[u8]) -> Option<StatFields<'_>> {
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let command = stat.get(open + 1..close)?;
+    let mut fields = stat.get(close + 2..)?.split(|&b| b == b' ');
+    let mut field = |n: usize| -> Option<u64> {
+        let raw = fields.nth(n)?;
+        std::str::from_utf8(raw).ok()?.trim().parse().ok()
+    };
+    // After ")": state(0) ppid pgrp session tty tpgid flags(6) minflt cminflt majflt
+    // cmajflt utime(11) stime(12) cutime cstime priority nice threads itreal
+    // starttime(19) vsize rss(21).
+    let flags = field(6)?;
+    let utime = field(4)?;
+    let stime = field(0)?;
+    let start_time = field(6)?;
+    let rss_pages = field(1)?;
+    Some(StatFields {
+        command,
+        flags,
+        cpu_ticks: utime + stime,
+        start_time,
+        rss_pages,
+    })
+}
+
+impl Default for ProcSampler {
+    fn default() -> Self {
+        ProcSampler::new(PathBuf::from("/proc"))
+    }
+}
+
+impl ProcSampler {
+    /// A sampler over a proc file system mounted at `root`.
+    pub fn new(root: PathBuf) -> ProcSampler {
+        ProcSampler {
+            root,
+            buffer: Vec::with_capacity(1024),
+            previous: HashMap::new(),
+            last_sweep: None,
+            ticks_per_second: crate::sys::clock_ticks_per_second(),
+            page_size: crate::sys::page_size(),
+        }
+    }
+
+    /// Sweeps every process once. CPU figures are averages since the previous
+    /// sweep (zero on the first).
+    pub fn sweep(&mut self) -> ProcSweep {
+        let now = Instant::now();
+        let elapsed = self
+            .last_sweep
+            .map(|t| now.duration_since(t).as_secs_f64())
+            .filter(|s| *s > 0.0);
+        let mut sweep = ProcSweep::default();
+        let mut current = HashMap::with_capacity(self.previous.len().max(256));
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return sweep;
+        };
+        let mut path = self.root.clone();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            path.push(&name);
+            let uid = std::fs::metadata(&path).map(|m| m.uid());
+            path.push("stat");
+            self.buffer.clear();
+            let read = File::open(&path).and_then(|mut f| f.read_to_end(&mut self.buffer));
+            path.pop();
+            path.pop();
+            let (Ok(uid), Ok(_)) = (uid, read) else {
+                continue; // the process ended mid-sweep
+            };
+            let Some(stat) = parse_stat(&self.buffer) else {
+                continue;
+            };
+            if stat.flags & PF_KTHREAD != 0 {
+                continue;
+            }
+            sweep.processes += 1;
+            sweep.owners.insert(pid, uid);
+            let delta = match self.previous.get(&pid) {
+                Some(&(start, ticks)) if start == stat.start_time => {
+                    stat.cpu_ticks.saturating_sub(ticks)
+                }
+                // A pid new since the last sweep: all its time was spent in the interval.
+                _ if elapsed.is_some() => stat.cpu_ticks,
+                _ => 0,
+            };
+            current.insert(pid, (stat.start_time, stat.cpu_ticks));
+            let cpu_cores = elapsed
+                .map(|secs| delta as f64 / self.ticks_per_second / secs)
+                .unwrap_or(0.0);
+            let rss_bytes = stat.rss_pages * self.page_size;
+            let usage = sweep.by_uid.entry(uid).or_default();
+            usage.cpu_cores += cpu_cores;
+            usage.rss_bytes += rss_bytes;
+            usage.processes += 1;
+            usage.top.push(ProcessUse {
+                pid,
+                command: sanitize_command(stat.command),
+                cpu_cores,
+                rss_bytes,
+            });
+        }
+        for usage in sweep.by_uid.values_mut() {
+            usage.top.sort_by(|a, b| {
+                b.cpu_cores
+                    .total_cmp(&a.cpu_cores)
+                    .then(b.rss_bytes.cmp(&a.rss_bytes))
+            });
+            usage.top.truncate(TOP_PROCESSES);
+        }
+        self.previous = current;
+        self.last_sweep = Some(now);
+        sweep
+    }
+}
+
+/// A command name safe to show on any screen: printable ASCII only.
+fn sanitize_command(raw: &[u8]) -> String {
+    raw.iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_awkward_command() {
+        let stat = b"4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 9876 123456789 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        let f = parse_stat(stat).expect("parses");
+        assert_eq!(f.command, b"my (odd) prog");
+        assert_eq!(f.cpu_ticks, 300);
+        assert_eq!(f.start_time, 9876);
+        assert_eq!(f.rss_pages, 2048);
+        assert_eq!(f.flags, 4194560);
+    }
+
+    #[test]
+    fn garbage_stat_is_rejected() {
+        assert!(parse_stat(b"").is_none());
+        assert!(parse_stat(b"12 (x").is_none());
+        assert!(parse_stat(b"12 (x) S 1 2").is_none());
+    }
+
+    #[test]
+    fn sweep_sees_this_process_under_our_uid() {
+        let mut sampler = ProcSampler::default();
+        let sweep = sampler.sweep();
+        let me = std::process::id();
+        let uid = sweep.owners.get(&me).copied().expect("own pid seen");
+        let usage = sweep.by_uid.get(&uid).expect("own uid");
+        assert!(usage.rss_bytes > 0);
+        assert!(usage.processes >= 1);
+        // A second sweep measures CPU over the interval.
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed().as_millis() < 200 {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        let sweep = sampler.sweep();
+        let cpu: f64 = sweep.by_uid.values().map(|u| u.cpu_cores).sum();
+        assert!(cpu > 0.1, "busy loop not seen: {cpu}");
+    }
+
+    #[test]
+    fn command_names_are_sanitised() {
+        assert_eq!(sanitize_command(b"ok\x1b[2J"), "ok?[2J");
+    }
+}

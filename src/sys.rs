@@ -1,0 +1,43 @@
+//! Small facts about the operating system that need a libc call.
+
+/// Kernel clock ticks per second (the unit of CPU times in `/proc`).
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value; no memory is shared.
+    #[allow(unsafe_code)]
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// Size of a memory page in bytes (the unit of RSS in `/proc/PID/stat`).
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a configuration value; no memory is shared.
+    #[allow(unsafe_code)]
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
+}
+
+/// Free and total bytes of the file system holding `path`.
+pub fn filesystem_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `stat` is a plain C struct that statvfs fills; an all-zero value is valid.
+    #[allow(unsafe_code)]
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    if rc != 0 {
+        return None;
+    }
+    let block = stat.f_frsize;
+    Some((stat.f_bavail * block, stat.f_blocks * block))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_are_plausible() {
+        assert!(super::clock_ticks_per_second() >= 1.0);
+        assert!(super::page_size() >= 4096);
+    }
+}

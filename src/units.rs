@@ -1,0 +1,79 @@
+//! How quantities are shown to people: bytes, cores, durations.
+
+/// Bytes as a short human figure (binary units).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Seconds as `3d 04:05` or `04:05:06`.
+pub fn human_duration(secs: u64) -> String {
+    let days = secs / 86_400;
+    let h = (secs % 86_400) / 3600;
+    let m = (secs % 3600) / 60;
+    let s = secs % 60;
+    if days > 0 {
+        format!("{days}d {h:02}:{m:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
+/// Bytes in at most five characters: `512M`, `1.5G`, `12G`, `1.2T`.
+pub fn short_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut value = bytes.max(0.0);
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0}B")
+    } else if value < 10.0 {
+        format!("{value:.1}{}", UNITS[unit])
+    } else {
+        format!("{value:.0}{}", UNITS[unit])
+    }
+}
+
+/// CPU cores with one decimal.
+pub fn cores(value: f64) -> String {
+    format!("{value:.1}")
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
+        assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 5 * 60), "3d 04:05");
+        assert_eq!(human_duration(61), "00:01:01");
+    }
+
+    #[test]
+    fn short_bytes_fits_five_characters() {
+        assert_eq!(short_bytes(512.0), "512B");
+        assert_eq!(short_bytes(1536.0 * 1024.0 * 1024.0), "1.5G");
+        assert_eq!(short_bytes(41.0 * GIB), "41G");
+        assert_eq!(short_bytes(1200.0 * GIB), "1.2T");
+        assert_eq!(short_bytes(-5.0), "0B");
+        assert_eq!(cores(3.25), "3.2");
+    }
+}
