@@ -275,7 +275,10 @@ impl Config {
             return Err(invalid(
                 "monitor",
                 "sample_ms",
-                format!("{} is out of range: use 100 to 60000 milliseconds", m.sample_ms),
+                format!(
+                    "{} is out of range: use 100 to 60000 milliseconds",
+                    m.sample_ms
+                ),
             ));
         }
         if let Err(e) = m.gpu_source.parse::<crate::monitor::GpuSourceSpec>() {
@@ -289,7 +292,11 @@ impl Config {
             ));
         }
         if m.keep_hours_days == 0 {
-            return Err(invalid("monitor", "keep_hours_days", "must be at least 1".into()));
+            return Err(invalid(
+                "monitor",
+                "keep_hours_days",
+                "must be at least 1".into(),
+            ));
         }
         let name = &self.bootstrap.initial_admin_name;
         if !name.is_empty() && crate::model::validate_user_name(name).is_err() {

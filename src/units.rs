@@ -1,5 +1,8 @@
 //! How quantities are shown to people: bytes, cores, durations.
 
+/// Formats one figure for a table cell.
+pub type Formatter = fn(f64) -> String;
+
 /// Bytes as a short human figure (binary units).
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -51,7 +54,6 @@ pub fn short_bytes(bytes: f64) -> String {
 pub fn cores(value: f64) -> String {
     format!("{value:.1}")
 }
-
 
 #[cfg(test)]
 mod tests {

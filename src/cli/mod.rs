@@ -5,9 +5,9 @@
 //! Must not check permissions itself: the service does.
 
 mod commands;
-mod usage;
 pub mod output;
 mod stdin;
+mod usage;
 
 pub use commands::{KeyAction, LabCommand, UserAction, parse_exec_line, run_command};
 pub use output::{CommandOutput, exit};

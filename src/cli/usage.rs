@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::output::{CommandOutput, table};
-use crate::units::{cores, human_duration, short_bytes};
 use crate::lab::{Lab, Principal, UsageReport};
-use crate::monitor::{GpuStatus, HostSnapshot, Usage, Window, WindowStats};
+use crate::monitor::{GpuStatus, HostSnapshot, Metric, Usage, Window, WindowStats};
+use crate::units::{Formatter, cores, human_duration, short_bytes};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -26,7 +26,7 @@ pub fn top(lab: &Lab, p: &Principal) -> CommandOutput {
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {
-            let peak = |w: usize, f: fn(&Usage) -> f64| f(&r.windows[w].1.max);
+            let peak = |w: usize, f: Metric| f(&r.windows[w].1.max);
             vec![
                 r.user.clone(),
                 r.processes.to_string(),
@@ -90,7 +90,9 @@ pub fn usage(
     window: Option<Window>,
     json: bool,
 ) -> CommandOutput {
-    let windows: Vec<Window> = window.map(|w| vec![w]).unwrap_or_else(|| Window::ALL.to_vec());
+    let windows: Vec<Window> = window
+        .map(|w| vec![w])
+        .unwrap_or_else(|| Window::ALL.to_vec());
     let reports = match lab.usage(p, user, &windows) {
         Ok(r) => r,
         Err(e) => return e.into(),
@@ -128,7 +130,7 @@ fn user_block(r: &UsageReport) -> String {
         header.push(format!("P95 {}", w.label()));
         header.push(format!("MEAN {}", w.label()));
     }
-    let metrics: [(&str, fn(&Usage) -> f64, fn(f64) -> String); 4] = [
+    let metrics: [(&str, Metric, Formatter); 4] = [
         ("CPU cores", |u| u.cpu_cores, cores),
         ("memory", |u| u.memory_bytes, short_bytes),
         ("GPUs", |u| u.gpus, count),

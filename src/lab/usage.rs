@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Lab, LabError, LabResult, Principal};
 use crate::monitor::{Usage, UsageSnapshot, UserUsage, Window, WindowStats};
+use crate::units::short_bytes;
 
 /// One user's use in report form (`usage --json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,7 +42,12 @@ impl Lab {
     }
 
     /// Chart points of one Unix user over a window.
-    pub fn usage_chart(&self, _p: &Principal, unix_user: &str, window: Window) -> Vec<(i64, Usage)> {
+    pub fn usage_chart(
+        &self,
+        _p: &Principal,
+        unix_user: &str,
+        window: Window,
+    ) -> Vec<(i64, Usage)> {
         self.monitor.chart(unix_user, window)
     }
 
@@ -109,15 +115,16 @@ pub fn sizing_hint(week: &WindowStats) -> String {
     let peak_mem = week.max.memory_bytes / GIB;
     let p95_cpu = week.p95.cpu_cores;
     let mut text = format!(
-        "7-day peak memory {peak_mem:.1} GiB (p95 {:.1} GiB); p95 CPU {p95_cpu:.1} cores (peak {:.1})",
-        week.p95.memory_bytes / GIB,
+        "7-day peak memory {} (p95 {}); p95 CPU {p95_cpu:.1} cores (peak {:.1})",
+        short_bytes(week.max.memory_bytes),
+        short_bytes(week.p95.memory_bytes),
         week.max.cpu_cores
     );
     if week.max.gpus > 0.0 {
         text.push_str(&format!(
-            "; peak {} GPU(s), {:.1} GiB GPU memory",
+            "; peak {} GPU(s), {} GPU memory",
             week.max.gpus as u32,
-            week.max.gpu_memory_bytes / GIB
+            short_bytes(week.max.gpu_memory_bytes)
         ));
     }
     // Memory: the peak plus 15 % headroom, rounded up to a whole GiB; CPUs: p95 rounded up.
@@ -155,7 +162,7 @@ mod tests {
         };
         assert_eq!(
             sizing_hint(&week),
-            "7-day peak memory 41.0 GiB (p95 12.0 GiB); p95 CPU 3.2 cores (peak 8.0); peak 2 GPU(s), 60.0 GiB GPU memory → fits --mem 48G --cpus 4 --gpus 2"
+            "7-day peak memory 41G (p95 12G); p95 CPU 3.2 cores (peak 8.0); peak 2 GPU(s), 60G GPU memory → fits --mem 48G --cpus 4 --gpus 2"
         );
         assert_eq!(
             sizing_hint(&WindowStats::default()),

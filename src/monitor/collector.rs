@@ -21,6 +21,8 @@ use crate::store::Store;
 
 /// Subject name of the whole host in the store.
 pub const HOST_SUBJECT: &str = "host";
+/// Prefix of a Unix user's subject name in the store (`u/alice`).
+pub const USER_SUBJECT_PREFIX: &str = "u/";
 /// Seconds of sparkline history published per user.
 pub const SPARK_POINTS: usize = 60;
 
@@ -79,6 +81,16 @@ pub struct UsageSnapshot {
     pub gpu_unavailable: Option<String>,
 }
 
+/// One uid's readings of this round.
+#[derive(Debug, Default)]
+struct LiveUse {
+    uid: u32,
+    usage: Usage,
+    processes: u32,
+    top: Vec<ProcessUse>,
+    gpu_processes: Vec<GpuProcess>,
+}
+
 #[derive(Debug, Default)]
 struct UserState {
     uid: u32,
@@ -104,7 +116,7 @@ impl MonitorState {
                     let minutes = store.usage_buckets(60, &subject, since).unwrap_or_default();
                     if subject == HOST_SUBJECT {
                         state.host.restore_minutes(minutes);
-                    } else if let Some(user) = subject.strip_prefix("user/") {
+                    } else if let Some(user) = subject.strip_prefix(USER_SUBJECT_PREFIX) {
                         let uid = state.names.uid_of(user).unwrap_or(u32::MAX);
                         state
                             .users
@@ -140,7 +152,9 @@ impl MonitorState {
         let mut gpu_by_uid: HashMap<u32, Vec<GpuProcess>> = HashMap::new();
         if let Some(sample) = gpu_sample {
             for process in &sample.processes {
-                let uid = process.uid.or_else(|| sweep.owners.get(&process.pid).copied());
+                let uid = process
+                    .uid
+                    .or_else(|| sweep.owners.get(&process.pid).copied());
                 if let Some(uid) = uid {
                     gpu_by_uid.entry(uid).or_default().push(process.clone());
                 }
@@ -164,8 +178,7 @@ impl MonitorState {
         uids.extend(gpu_by_uid.keys().copied());
         uids.sort_unstable();
         uids.dedup();
-        let mut live: HashMap<String, (u32, Usage, u32, Vec<ProcessUse>, Vec<GpuProcess>)> =
-            HashMap::new();
+        let mut live: HashMap<String, LiveUse> = HashMap::new();
         for uid in uids {
             let name = self.names.name_of(uid);
             let proc_use = sweep.by_uid.get(&uid);
@@ -181,13 +194,13 @@ impl MonitorState {
             };
             live.insert(
                 name,
-                (
+                LiveUse {
                     uid,
                     usage,
-                    proc_use.map(|u| u.processes).unwrap_or(0),
-                    proc_use.map(|u| u.top.clone()).unwrap_or_default(),
+                    processes: proc_use.map(|u| u.processes).unwrap_or(0),
+                    top: proc_use.map(|u| u.top.clone()).unwrap_or_default(),
                     gpu_processes,
-                ),
+                },
             );
         }
         // Every known user gets a sample (zero when idle), so windows age correctly.
@@ -196,13 +209,21 @@ impl MonitorState {
         }
         let mut users = Vec::new();
         for (name, state) in self.users.iter_mut() {
-            let (uid, usage, processes, top, gpu_processes) =
-                live.remove(name).unwrap_or((state.uid, Usage::default(), 0, Vec::new(), Vec::new()));
+            let LiveUse {
+                uid,
+                usage,
+                processes,
+                top,
+                gpu_processes,
+            } = live.remove(name).unwrap_or(LiveUse {
+                uid: state.uid,
+                ..LiveUse::default()
+            });
             state.uid = uid;
             for c in state.series.record(now, usage) {
-                closed.push((format!("user/{name}"), c));
+                closed.push((format!("{USER_SUBJECT_PREFIX}{name}"), c));
             }
-            let windows = Window::ALL.map(|w| state.series.stats(now, w));
+            let windows = state.series.live_stats(now);
             if processes == 0 && windows[3].max == Usage::default() {
                 continue; // nothing now, nothing in 7 days
             }
@@ -228,7 +249,7 @@ impl MonitorState {
             .unwrap_or_default();
         let snapshot = UsageSnapshot {
             at: now,
-            host_windows: Window::ALL.map(|w| self.host.stats(now, w)),
+            host_windows: self.host.live_stats(now),
             host,
             users,
             gpus,
@@ -270,7 +291,7 @@ fn gpu_statuses(devices: &[GpuDevice], users: &[UserUsage]) -> Vec<GpuStatus> {
                     present.then(|| (u.unix_user.clone(), bytes))
                 })
                 .collect();
-            owners.sort_by(|a, b| b.1.cmp(&a.1));
+            owners.sort_by_key(|owner| std::cmp::Reverse(owner.1));
             GpuStatus {
                 device: device.clone(),
                 owners,
@@ -417,5 +438,175 @@ pub fn spawn_monitor(store: Store, settings: MonitorSettings) -> MonitorHandle {
         snapshot: rx,
         state,
         _fixed: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::gpu::GpuSample;
+    use crate::monitor::procfs::UidUse;
+
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+    fn sweep(entries: &[(u32, f64, u64)], owners: &[(u32, u32)]) -> ProcSweep {
+        ProcSweep {
+            by_uid: entries
+                .iter()
+                .map(|&(uid, cpu, rss)| {
+                    (
+                        uid,
+                        UidUse {
+                            cpu_cores: cpu,
+                            rss_bytes: rss,
+                            processes: 1,
+                            top: Vec::new(),
+                        },
+                    )
+                })
+                .collect(),
+            processes: entries.len(),
+            owners: owners.iter().copied().collect(),
+        }
+    }
+
+    fn gpus(processes: Vec<GpuProcess>) -> GpuReading {
+        let device = |index| GpuDevice {
+            index,
+            name: "H100".into(),
+            utilization_percent: 50,
+            memory_used: 10,
+            memory_total: 80,
+            temperature_c: None,
+            power_watts: None,
+        };
+        GpuReading::Devices(GpuSample {
+            gpus: vec![device(0), device(1)],
+            processes,
+        })
+    }
+
+    #[test]
+    fn gpu_processes_are_mapped_to_their_owner() {
+        let mut state = MonitorState::default();
+        // pid 77 belongs to root (uid 0) by /proc; pid 88 carries its uid (a recording).
+        let readings = gpus(vec![
+            GpuProcess {
+                pid: 77,
+                gpu: 1,
+                memory_bytes: 5 << 30,
+                utilization_percent: None,
+                uid: None,
+            },
+            GpuProcess {
+                pid: 88,
+                gpu: 0,
+                memory_bytes: 3 << 30,
+                utilization_percent: Some(40),
+                uid: Some(0),
+            },
+        ]);
+        let (snapshot, _) = state.ingest(
+            1_000_000,
+            HostSnapshot::default(),
+            &sweep(&[(0, 1.0, 1 << 20)], &[(77, 0)]),
+            &readings,
+        );
+        let root = snapshot
+            .users
+            .iter()
+            .find(|u| u.unix_user == "root")
+            .expect("root row");
+        assert_eq!(root.now.gpus, 2.0);
+        assert_eq!(root.now.gpu_memory_bytes, 8.0 * GIB);
+        let owners = &snapshot.gpus[1].owners;
+        assert_eq!(owners, &vec![("root".to_string(), 5 << 30)]);
+        assert!(snapshot.gpu_unavailable.is_none());
+    }
+
+    #[test]
+    fn no_gpu_reading_is_reported_not_failed() {
+        let mut state = MonitorState::default();
+        let (snapshot, _) = state.ingest(
+            5,
+            HostSnapshot::default(),
+            &sweep(&[], &[]),
+            &GpuReading::Unavailable("no NVIDIA driver".into()),
+        );
+        assert!(snapshot.gpus.is_empty());
+        assert_eq!(
+            snapshot.gpu_unavailable.as_deref(),
+            Some("no NVIDIA driver")
+        );
+    }
+
+    #[test]
+    fn idle_users_keep_their_peaks_and_age_out() {
+        let mut state = MonitorState::default();
+        let t0 = 60 * 100_000;
+        state.ingest(
+            t0,
+            HostSnapshot::default(),
+            &sweep(&[(0, 4.0, 1 << 30)], &[]),
+            &gpus(vec![]),
+        );
+        for t in t0 + 1..t0 + 90 {
+            state.ingest(t, HostSnapshot::default(), &sweep(&[], &[]), &gpus(vec![]));
+        }
+        let (snapshot, _) = state.ingest(
+            t0 + 90,
+            HostSnapshot::default(),
+            &sweep(&[], &[]),
+            &gpus(vec![]),
+        );
+        let root = snapshot
+            .users
+            .iter()
+            .find(|u| u.unix_user == "root")
+            .expect("row");
+        assert_eq!(root.now.cpu_cores, 0.0);
+        assert_eq!(root.window(Window::Minute).max.cpu_cores, 0.0);
+        assert_eq!(root.window(Window::Hour).max.cpu_cores, 4.0);
+    }
+
+    #[test]
+    fn peaks_survive_a_restart_through_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t0 = 3600 * 500_000;
+        {
+            let store = Store::open(dir.path()).expect("store");
+            let mut state = MonitorState::default();
+            for t in t0..t0 + 180 {
+                let rss = if t == t0 + 30 { 20u64 << 30 } else { 1 << 30 };
+                let (_, closed) = state.ingest(
+                    t,
+                    HostSnapshot::default(),
+                    &sweep(&[(0, 1.0, rss)], &[]),
+                    &gpus(vec![]),
+                );
+                for (subject, bucket) in closed {
+                    store
+                        .put_usage_bucket(&subject, &bucket)
+                        .expect("store bucket");
+                }
+            }
+            store.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let now = t0 + 5 * 3600;
+        let mut state = MonitorState::restore(&store, now);
+        let (snapshot, _) = state.ingest(
+            now,
+            HostSnapshot::default(),
+            &sweep(&[], &[]),
+            &gpus(vec![]),
+        );
+        let root = snapshot
+            .users
+            .iter()
+            .find(|u| u.unix_user == "root")
+            .expect("row");
+        assert_eq!(root.window(Window::Day).max.memory_bytes, 20.0 * GIB);
+        assert_eq!(root.window(Window::Hour).max.memory_bytes, 0.0);
     }
 }

@@ -168,7 +168,11 @@ impl GpuSource for ReplaySource {
     }
 
     fn describe(&self) -> String {
-        format!("replay of {} ({} samples)", self.path.display(), self.samples.len())
+        format!(
+            "replay of {} ({} samples)",
+            self.path.display(),
+            self.samples.len()
+        )
     }
 }
 

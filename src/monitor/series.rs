@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// The measured quantities, in a fixed order.
 pub const METRICS: [&str; 4] = ["cpu_cores", "memory_bytes", "gpus", "gpu_memory_bytes"];
 
+/// Reads one metric out of a [`Usage`].
+pub type Metric = fn(&Usage) -> f64;
+
 /// One subject's use at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
@@ -28,7 +31,12 @@ pub struct Usage {
 impl Usage {
     /// The metrics in [`METRICS`] order.
     pub fn to_array(self) -> [f64; 4] {
-        [self.cpu_cores, self.memory_bytes, self.gpus, self.gpu_memory_bytes]
+        [
+            self.cpu_cores,
+            self.memory_bytes,
+            self.gpus,
+            self.gpu_memory_bytes,
+        ]
     }
 
     /// Builds a usage from metrics in [`METRICS`] order.
@@ -58,7 +66,11 @@ impl Bucket {
     pub fn add(&mut self, usage: Usage) {
         let values = usage.to_array();
         for (i, v) in values.into_iter().enumerate() {
-            self.max[i] = if self.count == 0 { v } else { self.max[i].max(v) };
+            self.max[i] = if self.count == 0 {
+                v
+            } else {
+                self.max[i].max(v)
+            };
             self.sum[i] += v;
         }
         self.count += 1;
@@ -172,6 +184,8 @@ pub struct Series {
     minutes: VecDeque<(i64, Bucket)>,
     current_minute: Option<(i64, Bucket)>,
     current_hour: Option<(i64, Bucket)>,
+    /// 1h/24h/7d figures computed at the start of a minute (see [`Series::live_stats`]).
+    long_windows: Option<(i64, [WindowStats; 3])>,
 }
 
 /// Seconds of 1-second points kept in memory.
@@ -200,7 +214,11 @@ impl Series {
             return closed; // time must move forward; a repeated second is ignored
         }
         self.seconds.push_back((t, usage));
-        while self.seconds.front().is_some_and(|(s, _)| *s <= t - KEEP_SECONDS) {
+        while self
+            .seconds
+            .front()
+            .is_some_and(|(s, _)| *s <= t - KEEP_SECONDS)
+        {
             self.seconds.pop_front();
         }
         let minute = floor_to(t, 60);
@@ -219,7 +237,11 @@ impl Series {
             .get_or_insert((minute, Bucket::default()))
             .1
             .add(usage);
-        while self.minutes.front().is_some_and(|(s, _)| *s <= t - KEEP_MINUTES) {
+        while self
+            .minutes
+            .front()
+            .is_some_and(|(s, _)| *s <= t - KEEP_MINUTES)
+        {
             self.minutes.pop_front();
         }
         let hour = floor_to(t, 3600);
@@ -272,6 +294,37 @@ impl Series {
             .filter(|(t, _)| *t + 60 > since)
             .map(|(t, b)| (*t, Usage::from_array(b.max)))
             .collect()
+    }
+
+    /// Figures for every window in [`Window::ALL`] order, cheap enough to call
+    /// every second: 1m is exact; 1h, 24h and 7d are computed once a minute,
+    /// and their max also takes in the current minute at once, so a new peak
+    /// shows immediately while means and p95 follow within a minute.
+    pub fn live_stats(&mut self, now: i64) -> [WindowStats; 4] {
+        let minute = floor_to(now, 60);
+        let cached = match self.long_windows {
+            Some((at, stats)) if at == minute => stats,
+            _ => {
+                let stats = [Window::Hour, Window::Day, Window::Week].map(|w| self.stats(now, w));
+                self.long_windows = Some((minute, stats));
+                stats
+            }
+        };
+        let current = self.current_minute.map(|(_, b)| b).unwrap_or_default();
+        let with_current = |mut stats: WindowStats| {
+            if current.count > 0 {
+                let max = stats.max.to_array();
+                let merged: Vec<f64> = max.iter().zip(current.max).map(|(a, b)| a.max(b)).collect();
+                stats.max = Usage::from_array([merged[0], merged[1], merged[2], merged[3]]);
+            }
+            stats
+        };
+        [
+            self.stats(now, Window::Minute),
+            with_current(cached[0]),
+            with_current(cached[1]),
+            with_current(cached[2]),
+        ]
     }
 
     /// Max, mean and p95 over the window ending at `now`.
@@ -413,8 +466,37 @@ mod tests {
         let mut b = Bucket::default();
         b.add(mem(7.0));
         series.restore_minutes([(60 * 1000, b)]);
-        assert_eq!(series.stats(60 * 1000 + 3600 * 5, Window::Day).max.memory_bytes, 7.0);
+        assert_eq!(
+            series
+                .stats(60 * 1000 + 3600 * 5, Window::Day)
+                .max
+                .memory_bytes,
+            7.0
+        );
         assert_eq!(series.stats(60 * 1000 + 86_400 * 2, Window::Day).samples, 0);
+    }
+
+    #[test]
+    fn live_stats_show_a_new_peak_at_once() {
+        let mut series = Series::default();
+        let t0 = 60 * 50_000;
+        for t in t0..t0 + 30 {
+            series.record(t, mem(1.0));
+        }
+        assert_eq!(series.live_stats(t0 + 29)[3].max.memory_bytes, 1.0);
+        series.record(t0 + 30, mem(9.0));
+        let live = series.live_stats(t0 + 30);
+        for stats in live {
+            assert_eq!(stats.max.memory_bytes, 9.0);
+        }
+        // Exact and live agree once the minute has turned.
+        for t in t0 + 31..t0 + 125 {
+            series.record(t, mem(1.0));
+        }
+        let live = series.live_stats(t0 + 124);
+        for (w, stats) in Window::ALL.iter().zip(live) {
+            assert_eq!(stats.max, series.stats(t0 + 124, *w).max, "{w:?}");
+        }
     }
 
     #[test]

@@ -40,7 +40,8 @@ impl UidNames {
         if let Some(uid) = name.strip_prefix("uid ").and_then(|n| n.parse().ok()) {
             return Some(uid);
         }
-        let find = |map: &HashMap<u32, String>| map.iter().find(|(_, n)| *n == name).map(|(u, _)| *u);
+        let find =
+            |map: &HashMap<u32, String>| map.iter().find(|(_, n)| *n == name).map(|(u, _)| *u);
         find(&self.by_uid).or_else(|| {
             self.reload_if_due();
             find(&self.by_uid)
@@ -67,7 +68,9 @@ mod tests {
 
     #[test]
     fn parses_passwd_lines() {
-        let map = parse_passwd("root:x:0:0:root:/root:/bin/bash\nbad line\nalice:x:1001:1001::/home/alice:/bin/sh\n\x1b[31m:x:5:5::/:/\n");
+        let map = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\nbad line\nalice:x:1001:1001::/home/alice:/bin/sh\n\x1b[31m:x:5:5::/:/\n",
+        );
         assert_eq!(map.get(&0).map(String::as_str), Some("root"));
         assert_eq!(map.get(&1001).map(String::as_str), Some("alice"));
         assert!(!map.contains_key(&5));

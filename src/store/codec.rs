@@ -55,15 +55,17 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> S
 /// Version byte of the binary usage-bucket record.
 const BUCKET_VERSION: u8 = 1;
 /// Length of an encoded bucket: version, count, 4 maxima, 4 sums.
-const BUCKET_LEN: usize = 1 + 4 + 8 * 8;
+const BUCKET_LEN: usize = 1 + 4 + 8 * 4;
 
-/// Encodes a usage bucket as `version u8, count u32 BE, max f64 ×4, sum f64 ×4`.
+/// Encodes a usage bucket as `version u8, count u32 BE, max f32 ×4, sum f32 ×4`.
+/// Single precision (7 significant digits) is plenty for statistics and
+/// halves the bulk of the database.
 pub(super) fn encode_bucket(bucket: &crate::monitor::Bucket) -> Vec<u8> {
     let mut out = Vec::with_capacity(BUCKET_LEN);
     out.push(BUCKET_VERSION);
     out.extend_from_slice(&bucket.count.to_be_bytes());
     for v in bucket.max.iter().chain(&bucket.sum) {
-        out.extend_from_slice(&v.to_be_bytes());
+        out.extend_from_slice(&(*v as f32).to_be_bytes());
     }
     out
 }
@@ -81,8 +83,10 @@ pub(super) fn decode_bucket(bytes: &[u8]) -> StoreResult<crate::monitor::Bucket>
         return Err(corrupt("usage bucket version is newer than this build"));
     }
     let f = |i: usize| {
-        let at = 5 + i * 8;
-        f64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]))
+        let at = 5 + i * 4;
+        f64::from(f32::from_be_bytes(
+            bytes[at..at + 4].try_into().unwrap_or([0; 4]),
+        ))
     };
     Ok(crate::monitor::Bucket {
         count: u32::from_be_bytes(bytes[1..5].try_into().unwrap_or([0; 4])),

@@ -347,7 +347,9 @@ impl Store {
         loop {
             let next = tree.range(from.clone()..).next().transpose()?;
             let Some((key, _)) = next else { break };
-            let Some(end) = key.iter().position(|&b| b == 0) else { break };
+            let Some(end) = key.iter().position(|&b| b == 0) else {
+                break;
+            };
             let subject = String::from_utf8_lossy(&key[..end]).into_owned();
             // Jump past every key of this subject: subject 0x01 sorts after subject 0x00 ….
             from = key[..end].to_vec();
@@ -479,7 +481,12 @@ mod usage_tests {
     fn usage_buckets_round_trip_by_subject_and_time() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        for (subject, start, v) in [("user/a", 60, 1.0), ("user/a", 120, 2.0), ("user/ab", 60, 9.0), ("host", 60, 5.0)] {
+        for (subject, start, v) in [
+            ("u/a", 60, 1.0),
+            ("u/a", 120, 2.0),
+            ("u/ab", 60, 9.0),
+            ("host", 60, 5.0),
+        ] {
             store
                 .put_usage_bucket(
                     subject,
@@ -491,15 +498,15 @@ mod usage_tests {
                 )
                 .expect("put");
         }
-        let a = store.usage_buckets(60, "user/a", 0).expect("read");
+        let a = store.usage_buckets(60, "u/a", 0).expect("read");
         assert_eq!(a.len(), 2);
         assert_eq!(a[1], (120, bucket(2.0)));
-        assert_eq!(store.usage_buckets(60, "user/a", 100).expect("read").len(), 1);
+        assert_eq!(store.usage_buckets(60, "u/a", 100).expect("read").len(), 1);
         assert_eq!(
             store.usage_subjects(60).expect("subjects"),
-            vec!["host".to_string(), "user/a".into(), "user/ab".into()]
+            vec!["host".to_string(), "u/a".into(), "u/ab".into()]
         );
         assert_eq!(store.prune_usage(60, 100).expect("prune"), 3);
-        assert_eq!(store.usage_buckets(60, "user/a", 0).expect("read").len(), 1);
+        assert_eq!(store.usage_buckets(60, "u/a", 0).expect("read").len(), 1);
     }
 }

@@ -303,7 +303,10 @@ mod tests {
             window: Window::Hour,
         });
         press(&mut s, KeyCode::Char('w'));
-        assert_eq!(s.dashboard.drill.as_ref().map(|d| d.window), Some(Window::Day));
+        assert_eq!(
+            s.dashboard.drill.as_ref().map(|d| d.window),
+            Some(Window::Day)
+        );
         press(&mut s, KeyCode::Esc);
         assert!(s.dashboard.drill.is_none());
         press(&mut s, KeyCode::Char('g'));

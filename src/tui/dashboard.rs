@@ -9,9 +9,9 @@ use ratatui::widgets::{
 
 use super::app::{DashboardState, MetricPair, SortColumn};
 use super::view::{ACCENT, Canvas, DIM, Snapshot};
-use crate::units::{cores, human_bytes, human_duration, short_bytes};
 use crate::lab::sizing_hint;
-use crate::monitor::{Usage, UsageSnapshot, UserUsage, Window};
+use crate::monitor::{Metric, Usage, UsageSnapshot, UserUsage, Window};
+use crate::units::{Formatter, cores, human_bytes, human_duration, short_bytes};
 
 /// From this width the header shows connected users beside the host figures.
 const WIDE: u16 = 110;
@@ -47,7 +47,7 @@ pub fn sorted_rows<'a>(snap: &'a Snapshot, state: &DashboardState) -> Vec<UserRo
         .collect();
     let key = |row: &UserRow| -> f64 {
         let (first, second) = metric_getters(state.metrics);
-        let pick = |get: fn(&Usage) -> f64, window: Option<Window>| match window {
+        let pick = |get: Metric, window: Option<Window>| match window {
             None => get(&row.usage.now),
             Some(w) => get(&row.usage.window(w).max),
         };
@@ -73,7 +73,7 @@ pub fn sorted_rows<'a>(snap: &'a Snapshot, state: &DashboardState) -> Vec<UserRo
     rows
 }
 
-fn metric_getters(pair: MetricPair) -> (fn(&Usage) -> f64, fn(&Usage) -> f64) {
+fn metric_getters(pair: MetricPair) -> (Metric, Metric) {
     match pair {
         MetricPair::CpuMemory => (|u| u.cpu_cores, |u| u.memory_bytes),
         MetricPair::Gpu => (|u| u.gpus, |u| u.gpu_memory_bytes),
@@ -81,7 +81,12 @@ fn metric_getters(pair: MetricPair) -> (fn(&Usage) -> f64, fn(&Usage) -> f64) {
 }
 
 /// Draws the Dashboard tab.
-pub(super) fn render_dashboard(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &DashboardState) {
+pub(super) fn render_dashboard(
+    frame: &mut Canvas,
+    area: Rect,
+    snap: &Snapshot,
+    state: &DashboardState,
+) {
     let usage = &snap.usage;
     let gpu_rows = if usage.gpus.is_empty() {
         0
@@ -176,7 +181,10 @@ fn render_host(frame: &mut Canvas, area: Rect, usage: &UsageSnapshot) {
         rows[3],
     );
     let gpu_line = match &usage.gpu_unavailable {
-        Some(reason) => Span::styled(format!("no GPUs detected ({reason})"), Style::default().fg(DIM)),
+        Some(reason) => Span::styled(
+            format!("no GPUs detected ({reason})"),
+            Style::default().fg(DIM),
+        ),
         None => {
             let busy = usage
                 .gpus
@@ -233,14 +241,22 @@ fn render_connected(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
     let rows = snap.connected.iter().map(|u| {
         Row::new(vec![
             Cell::from(truncate(&u.user, 16)),
-            Cell::from(format!("{} shell{}", u.shells, if u.shells == 1 { "" } else { "s" })),
+            Cell::from(format!(
+                "{} shell{}",
+                u.shells,
+                if u.shells == 1 { "" } else { "s" }
+            )),
             Cell::from(format!("{} cmd", u.commands)),
         ])
     });
     frame.render_widget(
         Table::new(
             rows,
-            [Constraint::Min(8), Constraint::Length(8), Constraint::Length(6)],
+            [
+                Constraint::Min(8),
+                Constraint::Length(8),
+                Constraint::Length(6),
+            ],
         )
         .block(block(format!(" Connected ({}) ", snap.connected.len()))),
         area,
@@ -282,7 +298,7 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
         MetricPair::Gpu => ("GPU", "GMEM"),
     };
     let (first, second) = metric_getters(state.metrics);
-    let fmt_first: fn(f64) -> String = match state.metrics {
+    let fmt_first: Formatter = match state.metrics {
         MetricPair::CpuMemory => cores,
         MetricPair::Gpu => |v| format!("{v:.0}"),
     };
@@ -326,15 +342,20 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
             }),
             Cell::from(u.processes.to_string()),
         ];
-        for (get, fmt) in [(first, fmt_first), (second, short_bytes as fn(f64) -> String)] {
-            cells.push(Cell::from(fmt(get(&u.now))).style(Style::default().add_modifier(Modifier::BOLD)));
+        for (get, fmt) in [(first, fmt_first), (second, short_bytes as Formatter)] {
+            cells.push(
+                Cell::from(fmt(get(&u.now))).style(Style::default().add_modifier(Modifier::BOLD)),
+            );
             for w in [Window::Hour, Window::Day, Window::Week] {
                 cells.push(Cell::from(fmt(get(&u.window(w).max))));
             }
         }
         if wide {
             cells.push(Cell::from("0"));
-            cells.push(Cell::from(text_sparkline(&u.cpu_history, 30)).style(Style::default().fg(Color::Green)));
+            cells.push(
+                Cell::from(text_sparkline(&u.cpu_history, 30))
+                    .style(Style::default().fg(Color::Green)),
+            );
         }
         Row::new(cells)
     });
@@ -399,10 +420,15 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, unix_user: &str
     );
     let chart_rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(charts);
     let width = usize::from(charts.width.saturating_sub(2)).max(1);
-    let series: [(&str, fn(&Usage) -> f64, fn(f64) -> String, f64); 3] = [
+    let series: [(&str, Metric, Formatter, f64); 3] = [
         ("CPU cores", |u| u.cpu_cores, cores, 100.0),
         ("memory", |u| u.memory_bytes, short_bytes, 1.0 / 1_048_576.0),
-        ("GPU memory", |u| u.gpu_memory_bytes, short_bytes, 1.0 / 1_048_576.0),
+        (
+            "GPU memory",
+            |u| u.gpu_memory_bytes,
+            short_bytes,
+            1.0 / 1_048_576.0,
+        ),
     ];
     for (i, (name, get, fmt, scale)) in series.into_iter().enumerate() {
         let values = pool_max(&snap.drill_chart, width, get);
@@ -454,7 +480,7 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, unix_user: &str
 }
 
 /// Reduces chart points to `width` bins, keeping each bin's maximum.
-pub fn pool_max(points: &[(i64, Usage)], width: usize, get: fn(&Usage) -> f64) -> Vec<f64> {
+pub fn pool_max(points: &[(i64, Usage)], width: usize, get: Metric) -> Vec<f64> {
     if points.len() <= width {
         return points.iter().map(|(_, u)| get(u)).collect();
     }
@@ -486,9 +512,21 @@ fn render_gpus(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
                 short_bytes(d.memory_used as f64),
                 short_bytes(d.memory_total as f64)
             )),
-            Cell::from(d.temperature_c.map(|t| format!("{t}°C")).unwrap_or_default()),
-            Cell::from(d.power_watts.map(|w| format!("{w:.0} W")).unwrap_or_default()),
-            Cell::from(if owners.is_empty() { "idle".to_string() } else { owners }),
+            Cell::from(
+                d.temperature_c
+                    .map(|t| format!("{t}°C"))
+                    .unwrap_or_default(),
+            ),
+            Cell::from(
+                d.power_watts
+                    .map(|w| format!("{w:.0} W"))
+                    .unwrap_or_default(),
+            ),
+            Cell::from(if owners.is_empty() {
+                "idle".to_string()
+            } else {
+                owners
+            }),
         ])
     });
     frame.render_widget(
@@ -505,8 +543,10 @@ fn render_gpus(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
             ],
         )
         .header(
-            Row::new(vec!["GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "USERS"])
-                .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
+            Row::new(vec![
+                "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "USERS",
+            ])
+            .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
         )
         .block(block(format!(" GPUs ({}) ", snap.usage.gpus.len()))),
         area,

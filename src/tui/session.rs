@@ -10,12 +10,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::app::{DashboardRequest, DrillDown, Flow, ViewState};
-use super::dashboard::sorted_rows;
-use crate::monitor::Window;
 use super::backend::ScreenWriter;
+use super::dashboard::sorted_rows;
 use super::input::{InputParser, key_press};
 use super::view::{Snapshot, render};
 use crate::lab::{Lab, Principal};
+use crate::monitor::Window;
 
 /// Enter the alternate screen, hide the cursor, clear.
 const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H";

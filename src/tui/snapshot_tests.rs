@@ -42,7 +42,12 @@ fn user(name: &str, uid: u32, now: Usage, peak: Usage) -> UserUsage {
         uid,
         now,
         processes: 3 + uid % 7,
-        windows: [stats(now), stats(scale(0.5)), stats(scale(0.8)), stats(peak)],
+        windows: [
+            stats(now),
+            stats(scale(0.5)),
+            stats(scale(0.8)),
+            stats(peak),
+        ],
         cpu_history: (0..60).map(|i| f64::from((i * 7 + uid) % 10)).collect(),
         top: vec![
             ProcessUse {
@@ -82,9 +87,24 @@ fn host() -> HostSnapshot {
 
 fn usage_snapshot(gpus: bool) -> UsageSnapshot {
     let mut users = vec![
-        user("alice", 1001, usage(12.0, 96.0, 2.0, 60.0), usage(30.0, 180.0, 4.0, 150.0)),
-        user("bob", 1002, usage(2.5, 8.0, 0.0, 0.0), usage(8.0, 41.0, 1.0, 20.0)),
-        user("jupyter", 1003, usage(0.2, 1.5, 0.0, 0.0), usage(1.0, 3.0, 0.0, 0.0)),
+        user(
+            "alice",
+            1001,
+            usage(12.0, 96.0, 2.0, 60.0),
+            usage(30.0, 180.0, 4.0, 150.0),
+        ),
+        user(
+            "bob",
+            1002,
+            usage(2.5, 8.0, 0.0, 0.0),
+            usage(8.0, 41.0, 1.0, 20.0),
+        ),
+        user(
+            "jupyter",
+            1003,
+            usage(0.2, 1.5, 0.0, 0.0),
+            usage(1.0, 3.0, 0.0, 0.0),
+        ),
     ];
     let mut snapshot = UsageSnapshot {
         at: 1_700_000_000,
@@ -94,8 +114,20 @@ fn usage_snapshot(gpus: bool) -> UsageSnapshot {
     };
     if gpus {
         users[0].gpu_processes = vec![
-            GpuProcess { pid: 4242, gpu: 0, memory_bytes: (40.0 * GIB) as u64, utilization_percent: Some(90), uid: Some(1001) },
-            GpuProcess { pid: 4242, gpu: 1, memory_bytes: (20.0 * GIB) as u64, utilization_percent: Some(60), uid: Some(1001) },
+            GpuProcess {
+                pid: 4242,
+                gpu: 0,
+                memory_bytes: (40.0 * GIB) as u64,
+                utilization_percent: Some(90),
+                uid: Some(1001),
+            },
+            GpuProcess {
+                pid: 4242,
+                gpu: 1,
+                memory_bytes: (20.0 * GIB) as u64,
+                utilization_percent: Some(60),
+                uid: Some(1001),
+            },
         ];
         let device = |index: u32, util: u32, used: f64| GpuDevice {
             index,
@@ -107,12 +139,22 @@ fn usage_snapshot(gpus: bool) -> UsageSnapshot {
             power_watts: Some(310.0),
         };
         snapshot.gpus = vec![
-            GpuStatus { device: device(0, 90, 40.5), owners: vec![("alice".into(), (40.0 * GIB) as u64)] },
-            GpuStatus { device: device(1, 60, 20.5), owners: vec![("alice".into(), (20.0 * GIB) as u64)] },
-            GpuStatus { device: device(2, 0, 0.0), owners: Vec::new() },
+            GpuStatus {
+                device: device(0, 90, 40.5),
+                owners: vec![("alice".into(), (40.0 * GIB) as u64)],
+            },
+            GpuStatus {
+                device: device(1, 60, 20.5),
+                owners: vec![("alice".into(), (20.0 * GIB) as u64)],
+            },
+            GpuStatus {
+                device: device(2, 0, 0.0),
+                owners: Vec::new(),
+            },
         ];
     } else {
-        snapshot.gpu_unavailable = Some("no NVIDIA driver (the NVML library could not be loaded)".into());
+        snapshot.gpu_unavailable =
+            Some("no NVIDIA driver (the NVML library could not be loaded)".into());
     }
     snapshot.users = users;
     snapshot
@@ -255,8 +297,15 @@ fn drill_down_shows_charts_processes_and_hint() {
     let mut snap = snapshot(Role::Member);
     snap.drill_chart = (0..3600)
         .map(|t| {
-            let spike = if (1800..1802).contains(&t) { 150.0 } else { 90.0 };
-            (1_700_000_000 - 3600 + t, usage(f64::from((t % 60) as u32) / 5.0, spike, 2.0, 60.0))
+            let spike = if (1800..1802).contains(&t) {
+                150.0
+            } else {
+                90.0
+            };
+            (
+                1_700_000_000 - 3600 + t,
+                usage(f64::from((t % 60) as u32) / 5.0, spike, 2.0, 60.0),
+            )
         })
         .collect();
     let mut v = view(Role::Member, Tab::Dashboard);

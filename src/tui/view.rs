@@ -243,7 +243,7 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
 fn render_help(frame: &mut Canvas, area: Rect, tab: Tab) {
     let lines = help_lines(tab);
     let height = (lines.len() as u16 + 2).min(area.height);
-    let width = 60.min(area.width);
+    let width = 66.min(area.width);
     let rect = Rect::new(
         area.x + (area.width - width) / 2,
         area.y + (area.height - height) / 2,
