@@ -28,6 +28,24 @@ pub struct Config {
     pub tui: TuiConfig,
     /// Usage sampling and retention.
     pub monitor: MonitorConfig,
+    /// Experiment queue defaults and limits.
+    pub queue: QueueConfig,
+}
+
+/// Experiment queue defaults and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// CPU cores of an experiment that asks for none.
+    pub default_cpus: u32,
+    /// Memory of an experiment that asks for none (`4G`).
+    pub default_memory: String,
+    /// Wall-time limit of an experiment that asks for none (`24h`).
+    pub default_time: String,
+    /// Most processes one experiment may have at once.
+    pub max_processes: u32,
+    /// Seconds between SIGTERM and SIGKILL when an experiment is stopped.
+    pub kill_grace_secs: u64,
 }
 
 /// Settings of the embedded SSH server.
@@ -146,6 +164,13 @@ impl Default for Config {
                 keep_minutes_days: 7,
                 keep_hours_days: 400,
             },
+            queue: QueueConfig {
+                default_cpus: 1,
+                default_memory: "4G".into(),
+                default_time: "24h".into(),
+                max_processes: 4096,
+                kill_grace_secs: 10,
+            },
         }
     }
 }
@@ -159,6 +184,12 @@ impl Default for ServerConfig {
 impl Default for BootstrapConfig {
     fn default() -> Self {
         Config::default().bootstrap
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Config::default().queue
     }
 }
 
@@ -296,6 +327,27 @@ impl Config {
                 "monitor",
                 "keep_hours_days",
                 "must be at least 1".into(),
+            ));
+        }
+        let q = &self.queue;
+        if q.default_cpus == 0 {
+            return Err(invalid(
+                "queue",
+                "default_cpus",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Err(e) = crate::model::parse_size(&q.default_memory) {
+            return Err(invalid("queue", "default_memory", e));
+        }
+        if let Err(e) = crate::model::parse_duration(&q.default_time) {
+            return Err(invalid("queue", "default_time", e));
+        }
+        if q.max_processes < 8 {
+            return Err(invalid(
+                "queue",
+                "max_processes",
+                "must be at least 8".into(),
             ));
         }
         let name = &self.bootstrap.initial_admin_name;

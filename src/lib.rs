@@ -9,6 +9,7 @@ pub mod config;
 pub mod lab;
 pub mod model;
 pub mod monitor;
+pub mod sched;
 pub mod server;
 pub mod ssh;
 pub mod store;

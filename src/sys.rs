@@ -16,6 +16,33 @@ pub fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
+/// One account from `/etc/passwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory.
+    pub home: std::path::PathBuf,
+}
+
+/// Looks up a Unix account by name in `/etc/passwd`.
+pub fn passwd_entry(name: &str) -> Option<PasswdEntry> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 6 || fields[0] != name {
+            return None;
+        }
+        Some(PasswdEntry {
+            uid: fields[2].parse().ok()?,
+            gid: fields[3].parse().ok()?,
+            home: std::path::PathBuf::from(fields[5]),
+        })
+    })
+}
+
 /// Raises the soft limit of open files to the hard limit; returns the limit in force.
 pub fn raise_open_file_limit() -> usize {
     let mut limit = libc::rlimit {
@@ -62,6 +89,13 @@ pub fn filesystem_space(path: &std::path::Path) -> Option<(u64, u64)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn root_is_in_the_password_file() {
+        let root = super::passwd_entry("root").expect("root");
+        assert_eq!(root.uid, 0);
+        assert!(super::passwd_entry("no-such-user-here").is_none());
+    }
+
     #[test]
     fn values_are_plausible() {
         assert!(super::clock_ticks_per_second() >= 1.0);

@@ -55,6 +55,14 @@ pub fn cores(value: f64) -> String {
     format!("{value:.1}")
 }
 
+/// Text safe to print on any terminal: control characters (escape
+/// sequences included) become `?`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +85,6 @@ mod tests {
         assert_eq!(short_bytes(1200.0 * GIB), "1.2T");
         assert_eq!(short_bytes(-5.0), "0B");
         assert_eq!(cores(3.25), "3.2");
+        assert_eq!(printable("ok\x1b[2J\x07"), "ok?[2J?");
     }
 }

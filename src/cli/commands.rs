@@ -4,14 +4,15 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use super::output::{CommandOutput, exit, table};
+use super::queue::{QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
-use crate::lab::{Lab, Principal};
+use crate::lab::{Lab, ListFilter, Principal};
 use crate::model::Role;
 use crate::monitor::Window;
 use crate::store::KeyRecord;
 
 /// Everything a lab user can ask for by command.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum LabCommand {
     /// Print the labbench version.
     Version,
@@ -33,6 +34,60 @@ pub enum LabCommand {
     /// Add or remove SSH public keys.
     #[command(subcommand)]
     Key(KeyAction),
+    /// Queue an experiment: submit [FLAGS] -- CMD ARGS…, or submit --sh 'CMD'.
+    Submit(Box<SubmitArgs>),
+    /// List queued and running experiments (--all: finished ones too).
+    Ls {
+        /// Include finished experiments.
+        #[arg(long)]
+        all: bool,
+        /// Only this owner.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this state (queued, running, succeeded, failed, …).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one experiment with its history.
+    Show {
+        /// Experiment id.
+        id: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel experiments (your own; any as admin).
+    Cancel {
+        /// Experiment ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Change a queued experiment's priority (admin).
+    Priority {
+        /// Experiment id.
+        id: u64,
+        /// New priority (higher runs first).
+        #[arg(allow_negative_numbers = true)]
+        priority: i32,
+    },
+    /// Set or show per-user limits.
+    #[command(subcommand)]
+    Quota(QuotaAction),
+    /// Wait until experiments end; exits with the experiment's status.
+    Wait {
+        /// Experiment ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
     /// One text snapshot of per-user use: now and peaks (like the Dashboard).
     Top,
     /// Per-user use with peaks, means and p95 per window, and a sizing hint.
@@ -138,6 +193,13 @@ impl LabCommand {
             LabCommand::Key(_) => "key …",
             LabCommand::Keys { .. } => "keys",
             LabCommand::Top => "top",
+            LabCommand::Submit(_) => "submit …",
+            LabCommand::Ls { .. } => "ls",
+            LabCommand::Show { .. } => "show ID",
+            LabCommand::Cancel { .. } => "cancel ID",
+            LabCommand::Priority { .. } => "priority ID N",
+            LabCommand::Quota(_) => "quota …",
+            LabCommand::Wait { .. } => "wait ID",
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
         }
@@ -230,6 +292,31 @@ pub async fn run_command(
         LabCommand::User(action) => user_action(lab, &caller, action),
         LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
         LabCommand::Top => super::usage::top(lab, &caller),
+        LabCommand::Submit(args) => super::queue::submit(lab, &caller, *args),
+        LabCommand::Ls {
+            all,
+            user,
+            state,
+            project,
+            limit,
+            json,
+        } => super::queue::ls(
+            lab,
+            &caller,
+            ListFilter {
+                all,
+                user,
+                state,
+                project,
+                limit,
+            },
+            json,
+        ),
+        LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
+        LabCommand::Cancel { ids } => super::queue::cancel(lab, &caller, &ids),
+        LabCommand::Priority { id, priority } => super::queue::priority(lab, &caller, id, priority),
+        LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
+        LabCommand::Wait { ids } => super::queue::wait(lab, &caller, &ids).await,
         LabCommand::Usage { user, window, json } => {
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }
@@ -531,5 +618,30 @@ mod tests {
         };
         let out = run(&lab, &vera, "user add eve --role admin", b"");
         assert_eq!(out.status, exit::PERMISSION_DENIED);
+    }
+}
+
+#[cfg(test)]
+mod queue_command_tests {
+    use super::*;
+
+    #[test]
+    fn submit_flags_parse_and_bad_sizes_are_usage_errors() {
+        let cmd = parse_exec_line(
+            "submit --name t --cpus 2 --mem 8G --time 2h --env A=1 -- python train.py --lr 0.1",
+        )
+        .expect("parses");
+        let LabCommand::Submit(args) = cmd else {
+            panic!("not submit")
+        };
+        assert_eq!(args.mem, Some(8 << 30));
+        assert_eq!(args.time, Some(7200));
+        assert_eq!(args.command, vec!["python", "train.py", "--lr", "0.1"]);
+        let err = parse_exec_line("submit --mem 8Q -- true").expect_err("bad size");
+        assert_eq!(err.status, exit::USAGE);
+        assert!(String::from_utf8_lossy(&err.stderr).contains("expected a size like 512M or 8G"));
+        let err = parse_exec_line("submit --frob -- true").expect_err("unknown flag");
+        assert_eq!(err.status, exit::USAGE);
+        assert!(parse_exec_line("priority 3 -2").is_ok());
     }
 }

@@ -6,6 +6,7 @@
 
 mod commands;
 pub mod output;
+mod queue;
 mod stdin;
 mod usage;
 

@@ -5,6 +5,7 @@
 //! terminals or output formats.
 
 mod bootstrap;
+mod experiments;
 mod sessions;
 mod usage;
 mod users;
@@ -14,8 +15,10 @@ use std::sync::Arc;
 use crate::model::{KeyError, NameError, Role};
 use crate::monitor::MonitorHandle;
 use crate::store::{AuditEvent, Store, StoreError};
+use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
+pub use experiments::{ExperimentView, ListFilter, QueueSettings, SubmitRequest, home_of};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};
 pub use users::UserSummary;
@@ -81,6 +84,43 @@ pub struct Lab {
     store: Store,
     sessions: Arc<SessionRegistry>,
     monitor: MonitorHandle,
+    queue: Arc<QueueSettings>,
+    runner: Option<RunnerHandle>,
+    queue_changes: Arc<watch::Sender<u64>>,
+}
+
+/// How the service asks the experiment runner to act.
+#[derive(Debug, Clone)]
+pub struct RunnerHandle {
+    commands: tokio::sync::mpsc::UnboundedSender<RunnerCommand>,
+}
+
+/// A request to the experiment runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunnerCommand {
+    /// Stop a running experiment and record it as cancelled.
+    Cancel {
+        /// Experiment id.
+        id: u64,
+        /// Why, for the record.
+        reason: String,
+    },
+}
+
+impl RunnerHandle {
+    /// A handle and the receiver the runner reads.
+    pub fn new() -> (
+        RunnerHandle,
+        tokio::sync::mpsc::UnboundedReceiver<RunnerCommand>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (RunnerHandle { commands: tx }, rx)
+    }
+
+    /// Asks the runner to cancel `id`.
+    pub fn cancel(&self, id: u64, reason: String) {
+        let _ = self.commands.send(RunnerCommand::Cancel { id, reason });
+    }
 }
 
 impl Lab {
@@ -90,7 +130,32 @@ impl Lab {
             store,
             sessions: Arc::new(SessionRegistry::default()),
             monitor,
+            queue: Arc::new(QueueSettings::default()),
+            runner: None,
+            queue_changes: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Uses these queue defaults.
+    pub fn with_queue_settings(mut self, settings: QueueSettings) -> Lab {
+        self.queue = Arc::new(settings);
+        self
+    }
+
+    /// Attaches the experiment runner (the server does; local commands do not).
+    pub fn with_runner(mut self, runner: RunnerHandle) -> Lab {
+        self.runner = Some(runner);
+        self
+    }
+
+    /// A receiver that changes whenever the queue changes.
+    pub fn queue_changes(&self) -> watch::Receiver<u64> {
+        self.queue_changes.subscribe()
+    }
+
+    /// Tells the runner and screens that the queue changed.
+    pub fn notify_queue(&self) {
+        self.queue_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The connected-sessions registry.
@@ -159,7 +224,10 @@ pub(crate) mod testing {
     pub fn lab_with_admin() -> (tempfile::TempDir, Lab) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open store");
-        let monitor = MonitorHandle::fixed(Default::default(), Default::default());
+        let mut snapshot = crate::monitor::UsageSnapshot::default();
+        snapshot.host.cores = 8;
+        snapshot.host.memory_total = 32 << 30;
+        let monitor = MonitorHandle::fixed(snapshot, Default::default());
         let lab = Lab::new(store, monitor);
         let admin = AdminBootstrap::collect("root", "root", &[KEY_A.into()], &[], None, || {
             Err("no generation in tests".into())

@@ -3,8 +3,13 @@
 //! Owns what a lab user, a role and a registered key are, and the rules for
 //! valid names and keys. Must not touch the store, the network or the screen.
 
+mod experiment;
 mod key;
 mod user;
 
+pub use experiment::{
+    CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, State, Transition,
+    parse_duration, parse_size,
+};
 pub use key::{KeyError, PublicKeyInfo};
 pub use user::{NameError, Role, User, validate_user_name};

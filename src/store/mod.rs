@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
-use crate::model::{PublicKeyInfo, User};
+use crate::model::{Experiment, PublicKeyInfo, User};
 use crate::monitor::{Bucket, ClosedBucket};
+use crate::sched::Quota;
 use codec::{decode, encode};
 
 /// Schema version this build reads and writes.
@@ -22,6 +23,10 @@ const META_TREE: &str = "meta";
 const USERS_TREE: &str = "users";
 const KEYS_TREE: &str = "keys";
 const AUDIT_TREE: &str = "audit";
+const EXPERIMENTS_TREE: &str = "experiments";
+const ACTIVE_TREE: &str = "experiments_active";
+const QUOTAS_TREE: &str = "quotas";
+const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -103,6 +108,10 @@ pub struct Store {
     audit: sled::Tree,
     usage_1m: sled::Tree,
     usage_1h: sled::Tree,
+    meta: sled::Tree,
+    experiments: sled::Tree,
+    active: sled::Tree,
+    quotas: sled::Tree,
     path: PathBuf,
 }
 
@@ -161,6 +170,10 @@ impl Store {
             audit: db.open_tree(AUDIT_TREE)?,
             usage_1m: db.open_tree(USAGE_1M_TREE)?,
             usage_1h: db.open_tree(USAGE_1H_TREE)?,
+            experiments: db.open_tree(EXPERIMENTS_TREE)?,
+            active: db.open_tree(ACTIVE_TREE)?,
+            quotas: db.open_tree(QUOTAS_TREE)?,
+            meta: meta.clone(),
             db,
             path: data_dir.to_path_buf(),
         })
@@ -284,6 +297,128 @@ impl Store {
             .collect::<StoreResult<_>>()?;
         events.reverse();
         Ok(events)
+    }
+}
+
+/// Experiments: `experiments` maps big-endian ids to records, `experiments_active`
+/// indexes the unfinished ones so the queue is read without scanning history.
+impl Store {
+    /// The next experiment id (monotonic, never reused), durably.
+    pub fn next_experiment_id(&self) -> StoreResult<u64> {
+        let next = self.meta.update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
+            let current = old
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some((current + 1).to_be_bytes().to_vec())
+        })?;
+        self.flush()?;
+        next.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: META_TREE,
+                reason: "experiment counter unreadable".into(),
+            })
+    }
+
+    /// Writes an experiment and its index entry in one transaction, durably:
+    /// a state change is on disk before anyone is told about it.
+    pub fn put_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
+        let key = experiment.id.to_be_bytes();
+        let value = encode(EXPERIMENTS_TREE, experiment)?;
+        let finished = experiment.state.is_finished();
+        (&self.experiments, &self.active)
+            .transaction(|(experiments, active)| {
+                experiments.insert(&key, value.as_slice())?;
+                if finished {
+                    active.remove(&key)?;
+                } else {
+                    active.insert(&key, &[])?;
+                }
+                Ok(())
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+                    tree: EXPERIMENTS_TREE,
+                    reason: "transaction aborted".into(),
+                },
+            })?;
+        self.flush()
+    }
+
+    /// One experiment.
+    pub fn experiment(&self, id: u64) -> StoreResult<Option<Experiment>> {
+        self.experiments
+            .get(id.to_be_bytes())?
+            .map(|v| decode(EXPERIMENTS_TREE, &v))
+            .transpose()
+    }
+
+    /// Unfinished experiments (queued, starting, running), oldest first.
+    pub fn active_experiments(&self) -> StoreResult<Vec<Experiment>> {
+        let mut out = Vec::new();
+        for key in self.active.iter().keys() {
+            let key = key?;
+            if let Some(value) = self.experiments.get(&key)? {
+                out.push(decode(EXPERIMENTS_TREE, &value)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Experiments newest first, starting below `before` (exclusive), keeping
+    /// those `keep` accepts, at most `limit`.
+    pub fn experiments_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        mut keep: impl FnMut(&Experiment) -> bool,
+    ) -> StoreResult<Vec<Experiment>> {
+        let end = before.unwrap_or(u64::MAX).to_be_bytes();
+        let mut out = Vec::new();
+        for entry in self.experiments.range(..end).rev() {
+            let (_, value) = entry?;
+            let experiment: Experiment = decode(EXPERIMENTS_TREE, &value)?;
+            if keep(&experiment) {
+                out.push(experiment);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A user's quota (default: unlimited).
+    pub fn quota(&self, user: &str) -> StoreResult<Quota> {
+        Ok(self
+            .quotas
+            .get(user.as_bytes())?
+            .map(|v| decode(QUOTAS_TREE, &v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Every quota that was set.
+    pub fn quotas(&self) -> StoreResult<Vec<(String, Quota)>> {
+        self.quotas
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode(QUOTAS_TREE, &v)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Sets a user's quota, durably.
+    pub fn put_quota(&self, user: &str, quota: &Quota) -> StoreResult<()> {
+        self.quotas
+            .insert(user.as_bytes(), encode(QUOTAS_TREE, quota)?)?;
+        self.flush()
     }
 }
 

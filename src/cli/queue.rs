@@ -1,0 +1,374 @@
+//! Queue commands: submit, ls, show, cancel, priority, quota, wait.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::output::{CommandOutput, exit, table};
+use crate::lab::{Lab, ListFilter, Principal, SubmitRequest};
+use crate::model::{CommandLine, Experiment, Outcome, State, parse_duration, parse_size};
+use crate::sched::Quota;
+use crate::units::{printable, short_bytes};
+
+/// `submit` flags.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct SubmitArgs {
+    /// Short name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Project.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// CPU cores to reserve (default from config).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory to reserve and enforce, e.g. 512M or 8G.
+    #[arg(long, value_parser = parse_size)]
+    pub mem: Option<u64>,
+    /// GPUs.
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// Wall-time limit, e.g. 90s, 30m, 2h.
+    #[arg(long, value_parser = parse_duration)]
+    pub time: Option<u64>,
+    /// Priority (admins may go above 0).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// Working directory (default: your Unix user's home).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Environment variable K=V (repeatable).
+    #[arg(long = "env", value_parser = parse_pair)]
+    pub env: Vec<(String, String)>,
+    /// Declared input file or directory (repeatable).
+    #[arg(long = "input")]
+    pub inputs: Vec<PathBuf>,
+    /// Declared output file or directory (repeatable).
+    #[arg(long = "output")]
+    pub outputs: Vec<PathBuf>,
+    /// Parameter K=V, recorded for comparison (repeatable).
+    #[arg(long = "param", value_parser = parse_pair)]
+    pub params: Vec<(String, String)>,
+    /// Start only after experiment ID succeeded (repeatable).
+    #[arg(long = "after")]
+    pub after: Vec<u64>,
+    /// Run this shell command line instead of `-- CMD ARGS…`.
+    #[arg(long)]
+    pub sh: Option<String>,
+    /// Print JSON: {"id": N}.
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `quota …` subcommands.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub enum QuotaAction {
+    /// Set a user's limits (admin); omitted limits become unlimited.
+    Set {
+        /// Lab user.
+        user: String,
+        /// Experiments running at once.
+        #[arg(long)]
+        max_running: Option<u32>,
+        /// CPU cores in use at once.
+        #[arg(long)]
+        max_cpus: Option<f64>,
+        /// Memory in use at once, e.g. 64G.
+        #[arg(long, value_parser = parse_size)]
+        max_mem: Option<u64>,
+        /// GPUs in use at once.
+        #[arg(long)]
+        max_gpus: Option<u32>,
+        /// Longest wall-time limit, e.g. 48h.
+        #[arg(long, value_parser = parse_duration)]
+        max_time: Option<u64>,
+    },
+    /// Show a user's limits (yours, or anyone's as admin).
+    Show {
+        /// Lab user (default: you).
+        user: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
+}
+
+/// `submit`.
+pub fn submit(lab: &Lab, p: &Principal, args: SubmitArgs) -> CommandOutput {
+    let command = match (args.sh, args.command.is_empty()) {
+        (Some(_), false) => {
+            return CommandOutput::error(
+                exit::USAGE,
+                "error: give either --sh 'CMD' or -- CMD ARGS…, not both",
+            );
+        }
+        (Some(line), true) => Some(CommandLine::Shell(line)),
+        (None, false) => Some(CommandLine::Argv(args.command)),
+        (None, true) => None,
+    };
+    let request = SubmitRequest {
+        name: args.name,
+        project: args.project,
+        tags: args.tags,
+        command,
+        workdir: args.workdir,
+        env: args.env,
+        inputs: args.inputs,
+        outputs: args.outputs,
+        params: args.params,
+        after: args.after,
+        cpus: args.cpus,
+        memory_bytes: args.mem,
+        gpus: args.gpus,
+        time_limit_secs: args.time,
+        priority: args.priority.unwrap_or(0),
+    };
+    match lab.submit(p, request) {
+        Ok(id) if args.json => CommandOutput::json(&serde_json::json!({ "id": id })),
+        Ok(id) => CommandOutput::ok(format!("submitted experiment {id}\n")),
+        Err(e) => e.into(),
+    }
+}
+
+/// `ls`.
+pub fn ls(lab: &Lab, p: &Principal, filter: ListFilter, json: bool) -> CommandOutput {
+    let views = match lab.list_experiments(p, &filter) {
+        Ok(v) => v,
+        Err(e) => return e.into(),
+    };
+    if json {
+        return CommandOutput::json(&views);
+    }
+    let now = crate::lab::now();
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            let e = &v.experiment;
+            let r = &e.spec.resources;
+            vec![
+                e.id.to_string(),
+                printable(e.spec.name.as_deref().unwrap_or("-")),
+                e.owner.clone(),
+                e.state.name().to_string(),
+                age(e, now),
+                format!(
+                    "{}c {} {}g {}",
+                    r.cpus,
+                    short_bytes(r.memory_bytes as f64),
+                    r.gpus,
+                    crate::units::human_duration(r.time_limit_secs)
+                ),
+                printable(v.wait_reason.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    CommandOutput::ok(table(
+        &[
+            "ID",
+            "NAME",
+            "OWNER",
+            "STATE",
+            "AGE",
+            "REQUEST",
+            "WAIT REASON",
+        ],
+        &rows,
+    ))
+}
+
+fn age(e: &Experiment, now: i64) -> String {
+    let secs = match &e.state {
+        State::Running { started_at, .. } => now - started_at,
+        State::Finished {
+            started_at: Some(s),
+            ended_at,
+            ..
+        } => ended_at - s,
+        _ => now - e.submitted_at,
+    };
+    crate::units::human_duration(secs.max(0) as u64)
+}
+
+/// `show`.
+pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
+    let e = match lab.experiment(p, id) {
+        Ok(e) => e,
+        Err(e) => return e.into(),
+    };
+    if json {
+        return CommandOutput::json(&e);
+    }
+    let r = &e.spec.resources;
+    let mut out = format!(
+        "experiment {} {}\n  owner     {} (unix {})\n  state     {}\n  command   {}\n  workdir   {}\n  request   {} CPUs, {} memory, {} GPUs, {} wall time, priority {}\n",
+        e.id,
+        printable(e.spec.name.as_deref().unwrap_or("")),
+        e.owner,
+        e.unix_user,
+        e.state.name(),
+        printable(&e.spec.command.display()),
+        printable(&e.spec.workdir.display().to_string()),
+        r.cpus,
+        short_bytes(r.memory_bytes as f64),
+        r.gpus,
+        crate::units::human_duration(r.time_limit_secs),
+        e.spec.priority
+    );
+    if let State::Finished {
+        exit_code, signal, ..
+    } = &e.state
+    {
+        out.push_str(&format!(
+            "  ended     exit code {}, signal {}\n",
+            exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            signal.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+        ));
+    }
+    out.push_str("  history\n");
+    for t in &e.transitions {
+        let when = chrono::DateTime::from_timestamp(t.at, 0)
+            .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    {when}  {:<16} {}\n",
+            t.to,
+            printable(&t.reason)
+        ));
+    }
+    CommandOutput::ok(out)
+}
+
+/// `cancel ID…`: every id is tried; the worst status wins.
+pub fn cancel(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
+    let mut out = CommandOutput::default();
+    for id in ids {
+        match lab.cancel(p, *id) {
+            Ok(State::Queued) | Ok(State::Finished { .. }) => out
+                .stdout
+                .extend(format!("cancelled experiment {id}\n").bytes()),
+            Ok(_) => out
+                .stdout
+                .extend(format!("stopping experiment {id}\n").bytes()),
+            Err(e) => {
+                let failed = CommandOutput::from(e);
+                out.stderr.extend(failed.stderr);
+                out.status = out.status.max(failed.status);
+            }
+        }
+    }
+    out
+}
+
+/// `priority ID N` (admin).
+pub fn priority(lab: &Lab, p: &Principal, id: u64, value: i32) -> CommandOutput {
+    match lab.set_priority(p, id, value) {
+        Ok(()) => CommandOutput::ok(format!("experiment {id} now has priority {value}\n")),
+        Err(e) => e.into(),
+    }
+}
+
+#[derive(Serialize)]
+struct QuotaJson<'a> {
+    user: &'a str,
+    #[serde(flatten)]
+    quota: Quota,
+}
+
+/// `quota set|show`.
+pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
+    match action {
+        QuotaAction::Set {
+            user,
+            max_running,
+            max_cpus,
+            max_mem,
+            max_gpus,
+            max_time,
+        } => {
+            let quota = Quota {
+                max_running,
+                max_cpus,
+                max_memory_bytes: max_mem,
+                max_gpus,
+                max_time_secs: max_time,
+            };
+            match lab.set_quota(p, &user, quota) {
+                Ok(()) => CommandOutput::ok(format!("quota of {user} set\n")),
+                Err(e) => e.into(),
+            }
+        }
+        QuotaAction::Show { user, json } => {
+            let user = user.unwrap_or_else(|| p.user.clone());
+            match lab.quota(p, &user) {
+                Ok(quota) if json => CommandOutput::json(&QuotaJson { user: &user, quota }),
+                Ok(q) => {
+                    let show = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
+                    CommandOutput::ok(format!(
+                        "{user}: running {}, CPUs {}, memory {}, GPUs {}, wall time {}\n",
+                        show(q.max_running.map(|v| v.to_string())),
+                        show(q.max_cpus.map(|v| v.to_string())),
+                        show(q.max_memory_bytes.map(|v| short_bytes(v as f64))),
+                        show(q.max_gpus.map(|v| v.to_string())),
+                        show(q.max_time_secs.map(crate::units::human_duration)),
+                    ))
+                }
+                Err(e) => e.into(),
+            }
+        }
+    }
+}
+
+/// `wait ID…`: until all end; exits with the (last) experiment's exit code,
+/// 1 when one ended without an exit code of 0.
+pub async fn wait(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
+    let mut changes = lab.queue_changes();
+    loop {
+        let mut done = Vec::new();
+        for id in ids {
+            match lab.experiment(p, *id) {
+                Ok(e) if e.state.is_finished() => done.push(e),
+                Ok(_) => break,
+                Err(e) => return e.into(),
+            }
+        }
+        if done.len() == ids.len() {
+            let mut out = String::new();
+            let mut status = exit::OK;
+            for e in &done {
+                out.push_str(&format!("experiment {} {}\n", e.id, e.state.name()));
+                if let State::Finished {
+                    outcome, exit_code, ..
+                } = &e.state
+                {
+                    status = match (outcome, exit_code) {
+                        (Outcome::Succeeded, _) => status,
+                        (_, Some(code)) if *code > 0 => (*code as u32).min(255),
+                        _ => exit::FAILURE,
+                    };
+                }
+            }
+            let mut output = CommandOutput::ok(out);
+            output.status = status;
+            return output;
+        }
+        // Wake on a queue change, or poll each second.
+        let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+    }
+}

@@ -1,0 +1,824 @@
+//! Experiments: submitting, listing, cancelling, priorities and quotas.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Lab, LabError, LabResult, Principal, now, require_admin};
+use crate::model::{
+    CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, Role, State,
+    Transition,
+};
+use crate::sched::{
+    Capacity, Decision, Dependency, QueuedJob, Quota, RunningJob, SchedulerInput, schedule,
+};
+
+/// Longest name, project or tag.
+const MAX_LABEL: usize = 128;
+/// Most environment variables, tags, params, inputs, outputs or dependencies.
+const MAX_ITEMS: usize = 256;
+
+/// Defaults applied to experiments that ask for nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSettings {
+    /// CPU cores.
+    pub default_cpus: f64,
+    /// Memory, bytes.
+    pub default_memory_bytes: u64,
+    /// Wall-time limit, seconds.
+    pub default_time_secs: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            default_cpus: 1.0,
+            default_memory_bytes: 4 << 30,
+            default_time_secs: 86_400,
+        }
+    }
+}
+
+/// A submission as a front end builds it; missing resources take defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubmitRequest {
+    /// Short name.
+    pub name: Option<String>,
+    /// Project.
+    pub project: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The command (`None` is an error).
+    pub command: Option<CommandLine>,
+    /// Working directory (default: the owner's home).
+    pub workdir: Option<PathBuf>,
+    /// Environment additions.
+    pub env: Vec<(String, String)>,
+    /// Declared inputs.
+    pub inputs: Vec<PathBuf>,
+    /// Declared outputs.
+    pub outputs: Vec<PathBuf>,
+    /// Parameters.
+    pub params: Vec<(String, String)>,
+    /// Dependencies.
+    pub after: Vec<u64>,
+    /// CPU cores.
+    pub cpus: Option<f64>,
+    /// Memory, bytes.
+    pub memory_bytes: Option<u64>,
+    /// GPUs.
+    pub gpus: Option<u32>,
+    /// Wall-time limit, seconds.
+    pub time_limit_secs: Option<u64>,
+    /// Priority.
+    pub priority: i32,
+}
+
+/// Which experiments `ls` shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    /// Include finished ones.
+    pub all: bool,
+    /// Only this owner.
+    pub user: Option<String>,
+    /// Only this state name.
+    pub state: Option<String>,
+    /// Only this project.
+    pub project: Option<String>,
+    /// At most this many (newest first).
+    pub limit: usize,
+}
+
+/// An experiment with why it waits, for `ls` and the Queue tab.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentView {
+    /// The record.
+    #[serde(flatten)]
+    pub experiment: Experiment,
+    /// For queued experiments: why they have not started.
+    pub wait_reason: Option<String>,
+}
+
+impl Lab {
+    /// Queues an experiment for the caller; refused for viewers and for bad input.
+    pub fn submit(&self, p: &Principal, request: SubmitRequest) -> LabResult<u64> {
+        if p.role == Role::Viewer {
+            return Err(LabError::PermissionDenied(
+                "viewers cannot submit experiments".into(),
+            ));
+        }
+        if request.priority > 0 && !p.is_admin() {
+            return Err(LabError::PermissionDenied(
+                "only admins can submit with a priority above 0".into(),
+            ));
+        }
+        let owner = self.existing_user_record(&p.user)?;
+        let spec = self.validate_submission(&owner.unix_user, &p.user, request)?;
+        let id = self.store.next_experiment_id()?;
+        let at = now();
+        let experiment = Experiment {
+            id,
+            owner: p.user.clone(),
+            unix_user: owner.unix_user,
+            spec,
+            submitted_at: at,
+            state: State::Queued,
+            transitions: vec![Transition {
+                at,
+                to: "queued".into(),
+                reason: format!("submitted by {}", p.user),
+            }],
+            host: self.usage_snapshot(p).host.hostname.clone(),
+            backend: "local".into(),
+            usage: ResourceUse::default(),
+        };
+        self.store.put_experiment(&experiment)?;
+        self.audit(p, format!("submitted experiment {id}"))?;
+        self.notify_queue();
+        Ok(id)
+    }
+
+    fn validate_submission(
+        &self,
+        unix_user: &str,
+        owner: &str,
+        r: SubmitRequest,
+    ) -> LabResult<ExperimentSpec> {
+        let invalid = |m: String| Err(LabError::Invalid(m));
+        let command = match r.command {
+            Some(CommandLine::Argv(argv)) if argv.is_empty() || argv[0].is_empty() => {
+                return invalid(
+                    "no command given: use submit -- CMD ARGS… or submit --sh 'CMD'".into(),
+                );
+            }
+            Some(CommandLine::Shell(line)) if line.trim().is_empty() => {
+                return invalid("empty --sh command".into());
+            }
+            Some(command) => command,
+            None => {
+                return invalid(
+                    "no command given: use submit -- CMD ARGS… or submit --sh 'CMD'".into(),
+                );
+            }
+        };
+        for label in r.name.iter().chain(r.project.iter()).chain(r.tags.iter()) {
+            if label.is_empty()
+                || label.chars().count() > MAX_LABEL
+                || label.chars().any(char::is_control)
+            {
+                return invalid(format!(
+                    "invalid name, project or tag {label:?}: 1–{MAX_LABEL} printable characters"
+                ));
+            }
+        }
+        let counts = [
+            r.tags.len(),
+            r.env.len(),
+            r.params.len(),
+            r.inputs.len(),
+            r.outputs.len(),
+            r.after.len(),
+        ];
+        if counts.iter().any(|n| *n > MAX_ITEMS) {
+            return invalid(format!(
+                "too many tags, variables, params, inputs, outputs or dependencies (at most {MAX_ITEMS} each)"
+            ));
+        }
+        for (key, _) in &r.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return invalid(format!("invalid environment variable name {key:?}"));
+            }
+        }
+        let settings = &self.queue;
+        let resources = Resources {
+            cpus: r.cpus.unwrap_or(settings.default_cpus),
+            memory_bytes: r.memory_bytes.unwrap_or(settings.default_memory_bytes),
+            gpus: r.gpus.unwrap_or(0),
+            time_limit_secs: r.time_limit_secs.unwrap_or(settings.default_time_secs),
+        };
+        if !(resources.cpus > 0.0) || !resources.cpus.is_finite() {
+            return invalid("--cpus must be more than 0".into());
+        }
+        let capacity = self.capacity();
+        if resources.cpus > capacity.cpus {
+            return invalid(format!(
+                "--cpus {} is more than this host has ({})",
+                resources.cpus, capacity.cpus
+            ));
+        }
+        if resources.memory_bytes > capacity.memory_bytes {
+            return invalid(format!(
+                "--mem {} is more than this host has ({})",
+                crate::units::short_bytes(resources.memory_bytes as f64),
+                crate::units::short_bytes(capacity.memory_bytes as f64)
+            ));
+        }
+        if resources.gpus as usize > capacity.gpus.len() {
+            return invalid(format!(
+                "--gpus {} is more than this host has ({})",
+                resources.gpus,
+                capacity.gpus.len()
+            ));
+        }
+        let quota = self.store.quota(owner)?;
+        if let Some(reason) = larger_than_quota(&quota, &resources) {
+            return invalid(format!("request larger than your quota: {reason}"));
+        }
+        for dep in &r.after {
+            if self.store.experiment(*dep)?.is_none() {
+                return invalid(format!("--after {dep}: no such experiment"));
+            }
+        }
+        let workdir = match r.workdir {
+            Some(dir) => dir,
+            None => home_of(unix_user).unwrap_or_else(|| PathBuf::from("/tmp")),
+        };
+        check_workdir(&workdir, unix_user)?;
+        Ok(ExperimentSpec {
+            name: r.name,
+            project: r.project,
+            tags: r.tags,
+            command,
+            workdir,
+            env: r.env,
+            inputs: r.inputs,
+            outputs: r.outputs,
+            params: r.params,
+            after: r.after,
+            resources,
+            priority: r.priority,
+        })
+    }
+
+    /// What the host offers to experiments (from the latest monitor snapshot).
+    pub fn capacity(&self) -> Capacity {
+        let usage = self.monitor.latest();
+        Capacity {
+            cpus: usage.host.cores as f64,
+            memory_bytes: usage.host.memory_total,
+            gpus: usage.gpus.iter().map(|g| g.device.index).collect(),
+        }
+    }
+
+    /// One experiment (any role may read).
+    pub fn experiment(&self, _p: &Principal, id: u64) -> LabResult<Experiment> {
+        self.store
+            .experiment(id)?
+            .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))
+    }
+
+    /// Experiments for `ls`, with wait reasons for queued ones.
+    pub fn list_experiments(
+        &self,
+        p: &Principal,
+        filter: &ListFilter,
+    ) -> LabResult<Vec<ExperimentView>> {
+        let keep = |e: &Experiment| {
+            filter.user.as_deref().is_none_or(|u| e.owner == u)
+                && filter.state.as_deref().is_none_or(|s| e.state.name() == s)
+                && filter
+                    .project
+                    .as_deref()
+                    .is_none_or(|pr| e.spec.project.as_deref() == Some(pr))
+        };
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        let mut experiments = if filter.all
+            || filter
+                .state
+                .as_deref()
+                .is_some_and(|s| !["queued", "starting", "running"].contains(&s))
+        {
+            self.store.experiments_page(None, limit, keep)?
+        } else {
+            let mut active: Vec<Experiment> = self
+                .store
+                .active_experiments()?
+                .into_iter()
+                .filter(|e| keep(e))
+                .collect();
+            active.reverse();
+            active.truncate(limit);
+            active
+        };
+        experiments.sort_by(|a, b| b.id.cmp(&a.id));
+        let reasons = self.wait_reasons(p)?;
+        Ok(experiments
+            .into_iter()
+            .map(|e| ExperimentView {
+                wait_reason: reasons.get(&e.id).cloned(),
+                experiment: e,
+            })
+            .collect())
+    }
+
+    /// Why each queued experiment waits (or that it is about to start).
+    pub fn wait_reasons(&self, _p: &Principal) -> LabResult<HashMap<u64, String>> {
+        let decisions = self.plan()?;
+        Ok(decisions
+            .into_iter()
+            .map(|d| match d {
+                Decision::Start { id, .. } => (id, "starting".to_string()),
+                Decision::Wait { id, reason } | Decision::Abandon { id, reason } => (id, reason),
+            })
+            .collect())
+    }
+
+    /// Runs the scheduler over the current queue.
+    pub fn plan(&self) -> LabResult<Vec<Decision>> {
+        let active = self.store.active_experiments()?;
+        let mut running = Vec::new();
+        let mut queued = Vec::new();
+        let mut dependencies = HashMap::new();
+        for e in &active {
+            match &e.state {
+                State::Running {
+                    started_at, gpus, ..
+                } => running.push(RunningJob {
+                    id: e.id,
+                    owner: e.owner.clone(),
+                    resources: e.spec.resources,
+                    gpus: gpus.clone(),
+                    ends_by: started_at + e.spec.resources.time_limit_secs as i64,
+                }),
+                State::Starting { gpus } => running.push(RunningJob {
+                    id: e.id,
+                    owner: e.owner.clone(),
+                    resources: e.spec.resources,
+                    gpus: gpus.clone(),
+                    ends_by: now() + e.spec.resources.time_limit_secs as i64,
+                }),
+                State::Queued => {
+                    for dep in &e.spec.after {
+                        let status = match self.store.experiment(*dep)?.map(|d| d.state) {
+                            Some(State::Finished {
+                                outcome: Outcome::Succeeded,
+                                ..
+                            }) => Dependency::Succeeded,
+                            Some(State::Finished { .. }) | None => Dependency::Failed,
+                            Some(_) => Dependency::Pending,
+                        };
+                        dependencies.insert(*dep, status);
+                    }
+                    queued.push(QueuedJob {
+                        id: e.id,
+                        owner: e.owner.clone(),
+                        priority: e.spec.priority,
+                        submitted_at: e.submitted_at,
+                        resources: e.spec.resources,
+                        after: e.spec.after.clone(),
+                    });
+                }
+                State::Finished { .. } => {}
+            }
+        }
+        let quotas: HashMap<String, Quota> = self.store.quotas()?.into_iter().collect();
+        let recent_usage = self.recent_usage()?;
+        let capacity = self.capacity();
+        Ok(schedule(&SchedulerInput {
+            now: now(),
+            capacity: &capacity,
+            running: &running,
+            queued: &queued,
+            quotas: &quotas,
+            recent_usage: &recent_usage,
+            dependencies: &dependencies,
+        }))
+    }
+
+    /// CPU-hours per owner over the last 7 days of experiments (fair share).
+    fn recent_usage(&self) -> LabResult<HashMap<String, f64>> {
+        let since = now() - 7 * 86_400;
+        let mut usage: HashMap<String, f64> = HashMap::new();
+        for e in self
+            .store
+            .experiments_page(None, 10_000, |e| e.submitted_at >= since)?
+        {
+            let hours = match &e.state {
+                State::Finished {
+                    started_at: Some(s),
+                    ended_at,
+                    ..
+                } => (ended_at - s).max(0) as f64 / 3600.0,
+                State::Running { started_at, .. } => (now() - started_at).max(0) as f64 / 3600.0,
+                _ => 0.0,
+            };
+            *usage.entry(e.owner.clone()).or_default() += hours * e.spec.resources.cpus;
+        }
+        Ok(usage)
+    }
+
+    /// Cancels experiments: the owner or an admin. Queued ones end at once;
+    /// running ones are stopped by the executor.
+    pub fn cancel(&self, p: &Principal, id: u64) -> LabResult<State> {
+        let mut experiment = self.experiment(p, id)?;
+        if !(p.is_admin() || (p.user == experiment.owner && p.role != Role::Viewer)) {
+            return Err(LabError::PermissionDenied(format!(
+                "only {} or an admin can cancel experiment {id}",
+                experiment.owner
+            )));
+        }
+        match &experiment.state {
+            State::Finished { .. } => Err(LabError::Invalid(format!(
+                "experiment {id} already ended ({})",
+                experiment.state.name()
+            ))),
+            State::Queued => {
+                let at = now();
+                experiment.state = State::Finished {
+                    outcome: Outcome::Cancelled,
+                    exit_code: None,
+                    signal: None,
+                    started_at: None,
+                    ended_at: at,
+                };
+                experiment.transitions.push(Transition {
+                    at,
+                    to: "cancelled".into(),
+                    reason: format!("cancelled by {} while queued", p.user),
+                });
+                self.store.put_experiment(&experiment)?;
+                self.audit(p, format!("cancelled experiment {id}"))?;
+                self.notify_queue();
+                Ok(experiment.state)
+            }
+            State::Starting { .. } | State::Running { .. } => {
+                let runner = self.runner.as_ref().ok_or_else(|| {
+                    LabError::Invalid(format!(
+                        "experiment {id} is running under the server: cancel it with `ssh lab@host cancel {id}`"
+                    ))
+                })?;
+                runner.cancel(id, format!("cancelled by {}", p.user));
+                self.audit(p, format!("cancelled experiment {id}"))?;
+                Ok(experiment.state)
+            }
+        }
+    }
+
+    /// Changes a queued experiment's priority (admin only).
+    pub fn set_priority(&self, p: &Principal, id: u64, priority: i32) -> LabResult<()> {
+        require_admin(p, "change priorities")?;
+        let mut experiment = self.experiment(p, id)?;
+        if experiment.state != State::Queued {
+            return Err(LabError::Invalid(format!(
+                "experiment {id} is {}; only queued experiments have a priority to change",
+                experiment.state.name()
+            )));
+        }
+        let old = experiment.spec.priority;
+        experiment.spec.priority = priority;
+        self.store.put_experiment(&experiment)?;
+        self.audit(
+            p,
+            format!("changed priority of experiment {id} from {old} to {priority}"),
+        )?;
+        self.notify_queue();
+        Ok(())
+    }
+
+    /// Sets a user's quota (admin only).
+    pub fn set_quota(&self, p: &Principal, user: &str, quota: Quota) -> LabResult<()> {
+        require_admin(p, "set quotas")?;
+        self.existing_user_record(user)?;
+        self.store.put_quota(user, &quota)?;
+        self.audit(p, format!("set quota of {user}: {quota:?}"))?;
+        self.notify_queue();
+        Ok(())
+    }
+
+    /// A user's quota (themselves, or anyone for admins).
+    pub fn quota(&self, p: &Principal, user: &str) -> LabResult<Quota> {
+        super::require_self_or_admin(p, user, "see this quota")?;
+        Ok(self.store.quota(user)?)
+    }
+
+    fn existing_user_record(&self, name: &str) -> LabResult<crate::model::User> {
+        self.store
+            .user(name)?
+            .ok_or_else(|| LabError::NotFound(format!("no user named {name}")))
+    }
+}
+
+/// Why a request exceeds a quota outright (not just given current use).
+fn larger_than_quota(quota: &Quota, r: &Resources) -> Option<String> {
+    if let Some(max) = quota.max_cpus
+        && r.cpus > max
+    {
+        return Some(format!("{} CPUs asked, max {max}", r.cpus));
+    }
+    if let Some(max) = quota.max_memory_bytes
+        && r.memory_bytes > max
+    {
+        return Some(format!(
+            "{} memory asked, max {}",
+            crate::units::short_bytes(r.memory_bytes as f64),
+            crate::units::short_bytes(max as f64)
+        ));
+    }
+    if let Some(max) = quota.max_gpus
+        && r.gpus > max
+    {
+        return Some(format!("{} GPUs asked, max {max}", r.gpus));
+    }
+    if let Some(max) = quota.max_time_secs
+        && r.time_limit_secs > max
+    {
+        return Some(format!(
+            "{} s wall time asked, max {max} s",
+            r.time_limit_secs
+        ));
+    }
+    if quota.max_running == Some(0) {
+        return Some("you may not run experiments (max 0 running)".into());
+    }
+    None
+}
+
+/// Home directory of a Unix user, from the password file.
+pub fn home_of(unix_user: &str) -> Option<PathBuf> {
+    crate::sys::passwd_entry(unix_user).map(|e| e.home)
+}
+
+/// Refuses a working directory the owner's Unix user cannot enter and read.
+fn check_workdir(dir: &Path, unix_user: &str) -> LabResult<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !dir.is_absolute() {
+        return Err(LabError::Invalid(format!(
+            "--workdir {}: use an absolute path",
+            dir.display()
+        )));
+    }
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| LabError::Invalid(format!("--workdir {}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(LabError::Invalid(format!(
+            "--workdir {}: not a directory",
+            dir.display()
+        )));
+    }
+    let Some(entry) = crate::sys::passwd_entry(unix_user) else {
+        return Err(LabError::Invalid(format!(
+            "unix user {unix_user} does not exist on this host; an admin must fix the account (user add … --unix-user)"
+        )));
+    };
+    if entry.uid == 0 {
+        return Ok(());
+    }
+    let mode = meta.mode();
+    let allowed = if meta.uid() == entry.uid {
+        mode & 0o500 == 0o500
+    } else if meta.gid() == entry.gid {
+        mode & 0o050 == 0o050
+    } else {
+        mode & 0o005 == 0o005
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(LabError::Invalid(format!(
+            "--workdir {}: unix user {unix_user} cannot read it",
+            dir.display()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::testing::lab_with_admin;
+
+    fn principal(lab: &Lab, name: &str, role: Role) -> Principal {
+        let admin = lab.local_operator().expect("admin");
+        lab.add_user(&admin, name, role, Some("root")).expect("add");
+        Principal {
+            user: name.into(),
+            role,
+            unix_user: "root".into(),
+            key_fingerprint: None,
+        }
+    }
+
+    fn echo() -> SubmitRequest {
+        SubmitRequest {
+            command: Some(CommandLine::Argv(vec!["echo".into(), "hi".into()])),
+            workdir: Some(PathBuf::from("/tmp")),
+            ..SubmitRequest::default()
+        }
+    }
+
+    #[test]
+    fn viewer_cannot_submit_member_can() {
+        let (_d, lab) = lab_with_admin();
+        let viewer = principal(&lab, "vera", Role::Viewer);
+        assert!(matches!(
+            lab.submit(&viewer, echo()),
+            Err(LabError::PermissionDenied(_))
+        ));
+        let member = principal(&lab, "mike", Role::Member);
+        let id = lab.submit(&member, echo()).expect("submit");
+        let e = lab.experiment(&member, id).expect("show");
+        assert_eq!(e.owner, "mike");
+        assert_eq!(e.state, State::Queued);
+        assert_eq!(e.spec.resources.cpus, 1.0);
+        assert_eq!(e.transitions[0].to, "queued");
+    }
+
+    #[test]
+    fn ids_are_monotonic() {
+        let (_d, lab) = lab_with_admin();
+        let member = principal(&lab, "mike", Role::Member);
+        let a = lab.submit(&member, echo()).expect("a");
+        let b = lab.submit(&member, echo()).expect("b");
+        assert!(b > a);
+    }
+
+    #[test]
+    fn bad_submissions_are_refused_and_nothing_is_queued() {
+        let (_d, lab) = lab_with_admin();
+        let member = principal(&lab, "mike", Role::Member);
+        let cases = [
+            SubmitRequest {
+                command: None,
+                ..echo()
+            },
+            SubmitRequest {
+                gpus: Some(1),
+                ..echo()
+            },
+            SubmitRequest {
+                cpus: Some(64.0),
+                ..echo()
+            },
+            SubmitRequest {
+                memory_bytes: Some(1 << 40),
+                ..echo()
+            },
+            SubmitRequest {
+                workdir: Some(PathBuf::from("/no/such/dir")),
+                ..echo()
+            },
+            SubmitRequest {
+                workdir: Some(PathBuf::from("relative")),
+                ..echo()
+            },
+            SubmitRequest {
+                after: vec![999],
+                ..echo()
+            },
+            SubmitRequest {
+                env: vec![("A=B".into(), "x".into())],
+                ..echo()
+            },
+            SubmitRequest {
+                name: Some("bad\u{1b}[2J".into()),
+                ..echo()
+            },
+        ];
+        for case in cases {
+            let err = lab.submit(&member, case.clone()).expect_err("refused");
+            assert!(matches!(err, LabError::Invalid(_)), "{case:?}: {err}");
+        }
+        assert!(lab.store().active_experiments().expect("active").is_empty());
+        let err = lab
+            .submit(
+                &member,
+                SubmitRequest {
+                    gpus: Some(2),
+                    ..echo()
+                },
+            )
+            .expect_err("gpus");
+        assert_eq!(err.to_string(), "--gpus 2 is more than this host has (0)");
+    }
+
+    #[test]
+    fn quota_refuses_oversized_requests_and_holds_back_extra_runs() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let member = principal(&lab, "mike", Role::Member);
+        lab.set_quota(
+            &admin,
+            "mike",
+            Quota {
+                max_cpus: Some(2.0),
+                max_running: Some(1),
+                ..Quota::default()
+            },
+        )
+        .expect("quota");
+        let err = lab
+            .submit(
+                &member,
+                SubmitRequest {
+                    cpus: Some(4.0),
+                    ..echo()
+                },
+            )
+            .expect_err("too big");
+        assert!(err.to_string().contains("larger than your quota"), "{err}");
+        let a = lab.submit(&member, echo()).expect("a");
+        let b = lab.submit(&member, echo()).expect("b");
+        let reasons = lab.wait_reasons(&member).expect("reasons");
+        assert_eq!(reasons.get(&a).map(String::as_str), Some("starting"));
+        assert!(
+            reasons.get(&b).is_some_and(|r| r.contains("over quota"))
+                || reasons.get(&b).map(String::as_str) == Some("starting")
+        );
+        assert!(matches!(
+            lab.set_quota(&member, "mike", Quota::default()),
+            Err(LabError::PermissionDenied(_))
+        ));
+    }
+
+    #[test]
+    fn cancel_rules_per_role() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let mary = principal(&lab, "mary", Role::Member);
+        let vera = principal(&lab, "vera", Role::Viewer);
+        let id = lab.submit(&mike, echo()).expect("submit");
+        assert!(matches!(
+            lab.cancel(&mary, id),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            lab.cancel(&vera, id),
+            Err(LabError::PermissionDenied(_))
+        ));
+        lab.cancel(&mike, id).expect("own");
+        assert_eq!(
+            lab.experiment(&mike, id).expect("e").state.name(),
+            "cancelled"
+        );
+        let other = lab.submit(&mike, echo()).expect("submit");
+        lab.cancel(&admin, other).expect("admin may cancel any");
+        assert!(matches!(
+            lab.cancel(&admin, other),
+            Err(LabError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn priority_is_admin_only() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let id = lab.submit(&mike, echo()).expect("submit");
+        assert!(matches!(
+            lab.set_priority(&mike, id, 5),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            lab.submit(
+                &mike,
+                SubmitRequest {
+                    priority: 3,
+                    ..echo()
+                }
+            ),
+            Err(LabError::PermissionDenied(_))
+        ));
+        lab.set_priority(&admin, id, 5).expect("admin");
+        assert_eq!(lab.experiment(&admin, id).expect("e").spec.priority, 5);
+    }
+
+    #[test]
+    fn ls_hides_finished_unless_all() {
+        let (_d, lab) = lab_with_admin();
+        let mike = principal(&lab, "mike", Role::Member);
+        let a = lab.submit(&mike, echo()).expect("a");
+        let b = lab.submit(&mike, echo()).expect("b");
+        lab.cancel(&mike, a).expect("cancel");
+        let active = lab
+            .list_experiments(&mike, &ListFilter::default())
+            .expect("ls");
+        assert_eq!(
+            active.iter().map(|v| v.experiment.id).collect::<Vec<_>>(),
+            vec![b]
+        );
+        let all = lab
+            .list_experiments(
+                &mike,
+                &ListFilter {
+                    all: true,
+                    ..ListFilter::default()
+                },
+            )
+            .expect("ls");
+        assert_eq!(
+            all.iter().map(|v| v.experiment.id).collect::<Vec<_>>(),
+            vec![b, a]
+        );
+        let cancelled = lab
+            .list_experiments(
+                &mike,
+                &ListFilter {
+                    state: Some("cancelled".into()),
+                    ..ListFilter::default()
+                },
+            )
+            .expect("ls");
+        assert_eq!(cancelled.len(), 1);
+    }
+}

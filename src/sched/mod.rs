@@ -1,0 +1,612 @@
+//! Scheduling: which queued experiments start now, and why the others wait.
+//!
+//! A pure function of its input (capacity, running and queued experiments,
+//! quotas, recent usage, dependency outcomes, the time), so every rule is
+//! tested without processes or clocks. Must not start anything or touch the
+//! store: the service acts on its decisions.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Resources;
+
+/// What the host offers to experiments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    /// Schedulable CPU cores.
+    pub cpus: f64,
+    /// Schedulable memory, bytes.
+    pub memory_bytes: u64,
+    /// GPU indices that exist.
+    pub gpus: Vec<u32>,
+}
+
+/// Per-user limits set by admins (`None`: unlimited).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    /// Experiments running at once.
+    pub max_running: Option<u32>,
+    /// CPU cores in use at once.
+    pub max_cpus: Option<f64>,
+    /// Memory in use at once, bytes.
+    pub max_memory_bytes: Option<u64>,
+    /// GPUs in use at once.
+    pub max_gpus: Option<u32>,
+    /// Longest wall-time limit of one experiment, seconds.
+    pub max_time_secs: Option<u64>,
+}
+
+/// An experiment holding resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningJob {
+    /// Experiment id.
+    pub id: u64,
+    /// Owner.
+    pub owner: String,
+    /// What it holds.
+    pub resources: Resources,
+    /// GPU indices it holds.
+    pub gpus: Vec<u32>,
+    /// When its wall-time limit ends it at the latest (seconds since the epoch).
+    pub ends_by: i64,
+}
+
+/// An experiment waiting to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedJob {
+    /// Experiment id.
+    pub id: u64,
+    /// Owner.
+    pub owner: String,
+    /// Higher first.
+    pub priority: i32,
+    /// Submission time.
+    pub submitted_at: i64,
+    /// What it asks for.
+    pub resources: Resources,
+    /// Experiments that must succeed first.
+    pub after: Vec<u64>,
+}
+
+/// How a dependency stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// Not finished yet.
+    Pending,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished any other way.
+    Failed,
+}
+
+/// Everything the scheduler looks at.
+#[derive(Debug, Clone)]
+pub struct SchedulerInput<'a> {
+    /// Now, seconds since the epoch.
+    pub now: i64,
+    /// The host.
+    pub capacity: &'a Capacity,
+    /// Experiments holding resources.
+    pub running: &'a [RunningJob],
+    /// Experiments waiting.
+    pub queued: &'a [QueuedJob],
+    /// Quotas by owner.
+    pub quotas: &'a HashMap<String, Quota>,
+    /// Recent usage by owner (e.g. CPU-hours over 7 days), for fair share.
+    pub recent_usage: &'a HashMap<String, f64>,
+    /// Outcome of every experiment some queued one depends on.
+    pub dependencies: &'a HashMap<u64, Dependency>,
+}
+
+/// The scheduler's verdict on one queued experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Start it now with these GPUs.
+    Start {
+        /// Experiment id.
+        id: u64,
+        /// GPU indices assigned.
+        gpus: Vec<u32>,
+    },
+    /// Keep it queued, for this reason.
+    Wait {
+        /// Experiment id.
+        id: u64,
+        /// Why, for `ls`.
+        reason: String,
+    },
+    /// It can never run (a dependency failed).
+    Abandon {
+        /// Experiment id.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Free {
+    cpus: f64,
+    memory: u64,
+    gpus: BTreeSet<u32>,
+}
+
+impl Free {
+    fn fits(&self, r: &Resources) -> bool {
+        r.cpus <= self.cpus + 1e-9
+            && r.memory_bytes <= self.memory
+            && r.gpus as usize <= self.gpus.len()
+    }
+
+    fn take(&mut self, r: &Resources) -> Vec<u32> {
+        self.cpus -= r.cpus;
+        self.memory -= r.memory_bytes;
+        let gpus: Vec<u32> = self.gpus.iter().take(r.gpus as usize).copied().collect();
+        for g in &gpus {
+            self.gpus.remove(g);
+        }
+        gpus
+    }
+
+    fn give(&mut self, r: &Resources, gpus: &[u32]) {
+        self.cpus += r.cpus;
+        self.memory += r.memory_bytes;
+        self.gpus.extend(gpus.iter().copied());
+    }
+
+    /// Why `r` does not fit, naming the scarcest resource.
+    fn shortfall(&self, r: &Resources) -> String {
+        if r.gpus as usize > self.gpus.len() {
+            format!("waiting for {} GPU(s); {} free", r.gpus, self.gpus.len())
+        } else if r.cpus > self.cpus + 1e-9 {
+            format!(
+                "waiting for {} CPUs; {:.1} free",
+                r.cpus,
+                self.cpus.max(0.0)
+            )
+        } else {
+            format!(
+                "waiting for {} memory; {} free",
+                crate::units::short_bytes(r.memory_bytes as f64),
+                crate::units::short_bytes(self.memory as f64)
+            )
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    running: u32,
+    cpus: f64,
+    memory: u64,
+    gpus: u32,
+}
+
+/// Why `owner` may not start `r` now under `quota`, if so.
+fn over_quota(quota: &Quota, held: &Held, r: &Resources) -> Option<String> {
+    if let Some(max) = quota.max_running
+        && held.running + 1 > max
+    {
+        return Some(format!("over quota: max {max} running"));
+    }
+    if let Some(max) = quota.max_cpus
+        && held.cpus + r.cpus > max + 1e-9
+    {
+        return Some(format!("over quota: max {max} CPUs ({} in use)", held.cpus));
+    }
+    if let Some(max) = quota.max_memory_bytes
+        && held.memory + r.memory_bytes > max
+    {
+        return Some(format!(
+            "over quota: max {} memory ({} in use)",
+            crate::units::short_bytes(max as f64),
+            crate::units::short_bytes(held.memory as f64)
+        ));
+    }
+    if let Some(max) = quota.max_gpus
+        && held.gpus + r.gpus > max
+    {
+        return Some(format!("over quota: max {max} GPUs ({} in use)", held.gpus));
+    }
+    None
+}
+
+/// Orders the queue: priority (high first), fair share (less recent usage
+/// first), submission time, id.
+fn queue_order<'a>(input: &SchedulerInput<'a>) -> Vec<&'a QueuedJob> {
+    let mut order: Vec<&QueuedJob> = input.queued.iter().collect();
+    let usage = |owner: &str| input.recent_usage.get(owner).copied().unwrap_or(0.0);
+    order.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(usage(&a.owner).total_cmp(&usage(&b.owner)))
+            .then(a.submitted_at.cmp(&b.submitted_at))
+            .then(a.id.cmp(&b.id))
+    });
+    order
+}
+
+/// Decides, for every queued experiment, whether it starts now.
+///
+/// The first experiment (in queue order) that does not fit becomes the head:
+/// its earliest start is computed from the running experiments' time limits,
+/// and later experiments may start before it (backfill) only if they fit now
+/// and their own time limit ends before that moment, so the head is never
+/// delayed. Quota and dependency waits do not block others.
+pub fn schedule(input: &SchedulerInput) -> Vec<Decision> {
+    let mut free = Free {
+        cpus: input.capacity.cpus,
+        memory: input.capacity.memory_bytes,
+        gpus: input.capacity.gpus.iter().copied().collect(),
+    };
+    let mut held: HashMap<&str, Held> = HashMap::new();
+    let mut ends: Vec<(i64, Resources, Vec<u32>)> = Vec::new();
+    for job in input.running {
+        free.cpus -= job.resources.cpus;
+        free.memory = free.memory.saturating_sub(job.resources.memory_bytes);
+        for g in &job.gpus {
+            free.gpus.remove(g);
+        }
+        let h = held.entry(job.owner.as_str()).or_default();
+        h.running += 1;
+        h.cpus += job.resources.cpus;
+        h.memory += job.resources.memory_bytes;
+        h.gpus += job.gpus.len() as u32;
+        ends.push((job.ends_by, job.resources, job.gpus.clone()));
+    }
+    ends.sort_by_key(|(t, _, _)| *t);
+    let no_quota = Quota::default();
+    let mut shadow: Option<(u64, i64)> = None; // (head id, its earliest start)
+    let mut decisions = Vec::with_capacity(input.queued.len());
+    for job in queue_order(input) {
+        let r = &job.resources;
+        let mut pending = None;
+        let mut failed = None;
+        for dep in &job.after {
+            match input
+                .dependencies
+                .get(dep)
+                .copied()
+                .unwrap_or(Dependency::Pending)
+            {
+                Dependency::Succeeded => {}
+                Dependency::Pending => pending = pending.or(Some(*dep)),
+                Dependency::Failed => failed = failed.or(Some(*dep)),
+            }
+        }
+        if let Some(dep) = failed {
+            decisions.push(Decision::Abandon {
+                id: job.id,
+                reason: format!("dependency {dep} did not succeed"),
+            });
+            continue;
+        }
+        if let Some(dep) = pending {
+            decisions.push(Decision::Wait {
+                id: job.id,
+                reason: format!("waiting for experiment {dep} to succeed"),
+            });
+            continue;
+        }
+        let quota = input.quotas.get(&job.owner).unwrap_or(&no_quota);
+        let owner_held = held.get(job.owner.as_str()).copied().unwrap_or_default();
+        if let Some(reason) = over_quota(quota, &owner_held, r) {
+            decisions.push(Decision::Wait { id: job.id, reason });
+            continue;
+        }
+        if free.fits(r) {
+            let finishes = input.now.saturating_add(r.time_limit_secs as i64);
+            if let Some((head, start)) = shadow
+                && finishes > start
+            {
+                decisions.push(Decision::Wait {
+                    id: job.id,
+                    reason: format!("behind experiment {head}: starting now would delay it"),
+                });
+                continue;
+            }
+            let gpus = free.take(r);
+            let h = held.entry(job.owner.as_str()).or_default();
+            h.running += 1;
+            h.cpus += r.cpus;
+            h.memory += r.memory_bytes;
+            h.gpus += r.gpus;
+            decisions.push(Decision::Start { id: job.id, gpus });
+            continue;
+        }
+        let reason = free.shortfall(r);
+        if shadow.is_none() {
+            // The head: when would enough be free, releasing running jobs by their limits?
+            let mut future = free.clone();
+            let mut start = i64::MAX;
+            for (t, res, gpus) in &ends {
+                future.give(res, gpus);
+                if future.fits(r) {
+                    start = *t;
+                    break;
+                }
+            }
+            shadow = Some((job.id, start));
+        }
+        decisions.push(Decision::Wait { id: job.id, reason });
+    }
+    decisions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn res(cpus: f64, mem_gib: u64, gpus: u32, time: u64) -> Resources {
+        Resources {
+            cpus,
+            memory_bytes: mem_gib * GIB,
+            gpus,
+            time_limit_secs: time,
+        }
+    }
+
+    fn queued(id: u64, owner: &str, r: Resources) -> QueuedJob {
+        QueuedJob {
+            id,
+            owner: owner.into(),
+            priority: 0,
+            submitted_at: id as i64,
+            resources: r,
+            after: Vec::new(),
+        }
+    }
+
+    fn host() -> Capacity {
+        Capacity {
+            cpus: 8.0,
+            memory_bytes: 32 * GIB,
+            gpus: vec![0, 1],
+        }
+    }
+
+    struct World {
+        capacity: Capacity,
+        running: Vec<RunningJob>,
+        queued: Vec<QueuedJob>,
+        quotas: HashMap<String, Quota>,
+        usage: HashMap<String, f64>,
+        deps: HashMap<u64, Dependency>,
+        now: i64,
+    }
+
+    impl World {
+        fn new(queued: Vec<QueuedJob>) -> World {
+            World {
+                capacity: host(),
+                running: Vec::new(),
+                queued,
+                quotas: HashMap::new(),
+                usage: HashMap::new(),
+                deps: HashMap::new(),
+                now: 1000,
+            }
+        }
+
+        fn run(&self) -> Vec<Decision> {
+            schedule(&SchedulerInput {
+                now: self.now,
+                capacity: &self.capacity,
+                running: &self.running,
+                queued: &self.queued,
+                quotas: &self.quotas,
+                recent_usage: &self.usage,
+                dependencies: &self.deps,
+            })
+        }
+    }
+
+    fn started(decisions: &[Decision]) -> Vec<u64> {
+        decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Start { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reason(decisions: &[Decision], id: u64) -> String {
+        decisions
+            .iter()
+            .find_map(|d| match d {
+                Decision::Wait { id: i, reason } | Decision::Abandon { id: i, reason }
+                    if *i == id =>
+                {
+                    Some(reason.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn capacity_limits_what_starts() {
+        let w = World::new(vec![
+            queued(1, "a", res(6.0, 4, 0, 60)),
+            queued(2, "b", res(4.0, 4, 0, 60)),
+            queued(3, "c", res(2.0, 4, 0, 60)),
+        ]);
+        let d = w.run();
+        assert_eq!(started(&d), vec![1, 3]);
+        assert_eq!(reason(&d, 2), "waiting for 4 CPUs; 2.0 free");
+    }
+
+    #[test]
+    fn gpus_are_assigned_by_index_and_never_shared() {
+        let mut w = World::new(vec![
+            queued(1, "a", res(1.0, 1, 1, 60)),
+            queued(2, "b", res(1.0, 1, 2, 60)),
+            queued(3, "c", res(1.0, 1, 1, 60)),
+        ]);
+        w.running.push(RunningJob {
+            id: 9,
+            owner: "z".into(),
+            resources: res(1.0, 1, 1, 600),
+            gpus: vec![0],
+            ends_by: 1600,
+        });
+        let d = w.run();
+        assert_eq!(
+            d[0],
+            Decision::Start {
+                id: 1,
+                gpus: vec![1]
+            }
+        );
+        assert_eq!(reason(&d, 2), "waiting for 2 GPU(s); 0 free");
+        assert_eq!(reason(&d, 3), "waiting for 1 GPU(s); 0 free");
+    }
+
+    #[test]
+    fn quotas_hold_back_only_their_owner() {
+        let mut w = World::new(vec![
+            queued(1, "a", res(1.0, 1, 0, 60)),
+            queued(2, "a", res(1.0, 1, 0, 60)),
+            queued(3, "b", res(1.0, 1, 0, 60)),
+        ]);
+        w.quotas.insert(
+            "a".into(),
+            Quota {
+                max_running: Some(1),
+                ..Quota::default()
+            },
+        );
+        let d = w.run();
+        assert_eq!(started(&d), vec![1, 3]);
+        assert_eq!(reason(&d, 2), "over quota: max 1 running");
+    }
+
+    #[test]
+    fn priority_then_fair_share_then_submit_time() {
+        let mut w = World::new(vec![
+            queued(1, "heavy", res(8.0, 1, 0, 60)),
+            queued(2, "light", res(8.0, 1, 0, 60)),
+            QueuedJob {
+                priority: 5,
+                ..queued(3, "heavy", res(8.0, 1, 0, 60))
+            },
+        ]);
+        w.usage.insert("heavy".into(), 100.0);
+        w.usage.insert("light".into(), 1.0);
+        assert_eq!(started(&w.run()), vec![3]);
+        w.queued.remove(2);
+        assert_eq!(started(&w.run()), vec![2], "less recent usage goes first");
+    }
+
+    #[test]
+    fn backfill_never_delays_the_head() {
+        let mut w = World::new(vec![
+            queued(1, "a", res(8.0, 1, 0, 3600)), // head: needs the whole host
+            queued(2, "b", res(2.0, 1, 0, 300)),  // fits and ends before the head can start
+            queued(3, "c", res(2.0, 1, 0, 7200)), // fits but would delay the head
+        ]);
+        w.running.push(RunningJob {
+            id: 9,
+            owner: "z".into(),
+            resources: res(4.0, 1, 0, 600),
+            gpus: Vec::new(),
+            ends_by: w.now + 600,
+        });
+        let d = w.run();
+        assert_eq!(started(&d), vec![2]);
+        assert_eq!(reason(&d, 1), "waiting for 8 CPUs; 4.0 free");
+        assert_eq!(
+            reason(&d, 3),
+            "behind experiment 1: starting now would delay it"
+        );
+    }
+
+    #[test]
+    fn dependencies_wait_and_failures_abandon() {
+        let mut w = World::new(vec![
+            QueuedJob {
+                after: vec![7],
+                ..queued(1, "a", res(1.0, 1, 0, 60))
+            },
+            QueuedJob {
+                after: vec![8],
+                ..queued(2, "a", res(1.0, 1, 0, 60))
+            },
+            QueuedJob {
+                after: vec![6],
+                ..queued(3, "a", res(1.0, 1, 0, 60))
+            },
+        ]);
+        w.deps.insert(7, Dependency::Pending);
+        w.deps.insert(8, Dependency::Failed);
+        w.deps.insert(6, Dependency::Succeeded);
+        let d = w.run();
+        assert_eq!(reason(&d, 1), "waiting for experiment 7 to succeed");
+        assert!(matches!(
+            d.iter()
+                .find(|x| matches!(x, Decision::Abandon { id: 2, .. })),
+            Some(_)
+        ));
+        assert_eq!(started(&d), vec![3]);
+    }
+
+    proptest! {
+        #[test]
+        fn never_over_commits(
+            jobs in proptest::collection::vec((0.5f64..6.0, 1u64..20, 0u32..3, 1u64..7200, -2i32..3, 0usize..3), 0..25),
+            running in proptest::collection::vec((0.5f64..4.0, 1u64..10, 0u32..2, 1i64..3600), 0..4),
+        ) {
+            let owners = ["a", "b", "c"];
+            let mut w = World::new(
+                jobs.iter()
+                    .enumerate()
+                    .map(|(i, (c, m, g, t, p, o))| QueuedJob {
+                        priority: *p,
+                        ..queued(i as u64 + 1, owners[*o], res(*c, *m, *g, *t))
+                    })
+                    .collect(),
+            );
+            // Running jobs that themselves fit the host, with distinct GPUs.
+            let mut free_gpus = vec![0u32, 1];
+            let (mut cpus, mut mem) = (0.0, 0);
+            for (i, (c, m, g, e)) in running.iter().enumerate() {
+                if cpus + c > 8.0 || mem + m * GIB > 32 * GIB || *g as usize > free_gpus.len() {
+                    continue;
+                }
+                cpus += c;
+                mem += m * GIB;
+                let gpus: Vec<u32> = free_gpus.drain(..*g as usize).collect();
+                w.running.push(RunningJob {
+                    id: 100 + i as u64,
+                    owner: "z".into(),
+                    resources: res(*c, *m, *g, 3600),
+                    gpus,
+                    ends_by: w.now + e,
+                });
+            }
+            let decisions = w.run();
+            let mut used_cpus = cpus;
+            let mut used_mem = mem;
+            let mut used_gpus: Vec<u32> = w.running.iter().flat_map(|r| r.gpus.clone()).collect();
+            for d in &decisions {
+                if let Decision::Start { id, gpus } = d {
+                    let job = w.queued.iter().find(|q| q.id == *id).expect("known job");
+                    prop_assert_eq!(gpus.len() as u32, job.resources.gpus);
+                    used_cpus += job.resources.cpus;
+                    used_mem += job.resources.memory_bytes;
+                    used_gpus.extend(gpus.iter().copied());
+                }
+            }
+            prop_assert!(used_cpus <= 8.0 + 1e-6);
+            prop_assert!(used_mem <= 32 * GIB);
+            let distinct: BTreeSet<u32> = used_gpus.iter().copied().collect();
+            prop_assert_eq!(distinct.len(), used_gpus.len());
+            prop_assert_eq!(decisions.len(), w.queued.len());
+        }
+    }
+}
