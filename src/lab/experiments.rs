@@ -197,7 +197,7 @@ impl Lab {
             gpus: r.gpus.unwrap_or(0),
             time_limit_secs: r.time_limit_secs.unwrap_or(settings.default_time_secs),
         };
-        if !(resources.cpus > 0.0) || !resources.cpus.is_finite() {
+        if resources.cpus.is_nan() || resources.cpus <= 0.0 || !resources.cpus.is_finite() {
             return invalid("--cpus must be more than 0".into());
         }
         let capacity = self.capacity();
@@ -301,7 +301,7 @@ impl Lab {
             active.truncate(limit);
             active
         };
-        experiments.sort_by(|a, b| b.id.cmp(&a.id));
+        experiments.sort_by_key(|e| std::cmp::Reverse(e.id));
         let reasons = self.wait_reasons(p)?;
         Ok(experiments
             .into_iter()
