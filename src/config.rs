@@ -62,6 +62,10 @@ pub struct ServerConfig {
     pub max_connections_per_key: u32,
     /// Simultaneous sessions on the server.
     pub max_sessions: u32,
+    /// Simultaneous TCP connections, authenticated or not.
+    pub max_connections: u32,
+    /// Simultaneous sessions (channels) on one connection.
+    pub max_channels_per_connection: u32,
     /// Idle seconds before disconnect (0: never).
     pub idle_timeout_secs: u64,
     /// Longest exec command, bytes.
@@ -149,6 +153,8 @@ impl Default for Config {
                 max_auth_attempts: 6,
                 max_connections_per_key: 16,
                 max_sessions: 512,
+                max_connections: 1024,
+                max_channels_per_connection: 16,
                 idle_timeout_secs: 3600,
                 max_exec_command_bytes: 8192,
                 max_stdin_bytes: 65536,
@@ -279,10 +285,15 @@ impl Config {
                 "must be a non-empty name without spaces".into(),
             ));
         }
-        let positive: [(&str, u64); 5] = [
+        let positive: [(&str, u64); 7] = [
             ("max_auth_attempts", s.max_auth_attempts.into()),
             ("max_connections_per_key", s.max_connections_per_key.into()),
             ("max_sessions", s.max_sessions.into()),
+            ("max_connections", s.max_connections.into()),
+            (
+                "max_channels_per_connection",
+                s.max_channels_per_connection.into(),
+            ),
             ("max_exec_command_bytes", s.max_exec_command_bytes.into()),
             ("max_stdin_bytes", s.max_stdin_bytes.into()),
         ];
@@ -300,6 +311,30 @@ impl Config {
                     self.tui.refresh_ms
                 ),
             ));
+        }
+        if s.idle_timeout_secs > 30 * 86_400 {
+            return Err(invalid(
+                "server",
+                "idle_timeout_secs",
+                format!(
+                    "{} is too long: use at most 2592000 (30 days), or 0 for none",
+                    s.idle_timeout_secs
+                ),
+            ));
+        }
+        for entry in &self.bootstrap.initial_admin_keys {
+            let first = entry.split_whitespace().next().unwrap_or("");
+            let looks_like_key = first.starts_with("ssh-") || first.starts_with("ecdsa-");
+            if looks_like_key && let Err(e) = crate::model::PublicKeyInfo::parse(entry) {
+                return Err(invalid("bootstrap", "initial_admin_keys", e.to_string()));
+            }
+            if !looks_like_key && !std::path::Path::new(entry).is_file() {
+                return Err(invalid(
+                    "bootstrap",
+                    "initial_admin_keys",
+                    format!("{entry:?} is neither a public key line nor a readable .pub file"),
+                ));
+            }
         }
         let m = &self.monitor;
         if !(100..=60_000).contains(&m.sample_ms) {

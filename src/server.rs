@@ -90,6 +90,19 @@ pub async fn start(
         },
     );
     let lab = Lab::new(store, monitor);
+    // Bind and load the host key before the bootstrap, so a port in use fails
+    // before an admin key is generated and its `ssh -i` line could be missed.
+    let host_key = load_or_create_host_key(&data_dir)?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
 
     let bootstrap = if lab.needs_bootstrap() {
         let unix_user = invoking_user();
@@ -115,18 +128,6 @@ pub async fn start(
         None
     };
 
-    let host_key = load_or_create_host_key(&data_dir)?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: listen,
-        source,
-    })?;
-
     let russh_config = Arc::new(russh_config(&config, &host_key));
     let shared = Arc::new(ServerShared {
         lab: lab.clone(),
@@ -136,10 +137,7 @@ pub async fn start(
         ),
         config: Arc::new(config),
     });
-    let task = tokio::spawn(async move {
-        let mut server = LabServer { shared };
-        russh::server::Server::run_on_socket(&mut server, russh_config, &listener).await
-    });
+    let task = tokio::spawn(accept_loop(listener, russh_config, shared));
     Ok(RunningServer {
         lab,
         addr,
@@ -160,25 +158,80 @@ fn russh_config(config: &Config, host_key: &HostKey) -> russh::server::Config {
         auth_rejection_time_initial: Some(Duration::ZERO),
         inactivity_timeout: (server.idle_timeout_secs > 0)
             .then(|| Duration::from_secs(server.idle_timeout_secs)),
-        keepalive_interval: Some(Duration::from_secs(60)),
+        // No keepalives: a client answering them would reset the inactivity
+        // timer forever, so an idle connection would never be closed.
+        keepalive_interval: None,
         nodelay: true,
         ..Default::default()
     }
 }
 
-struct LabServer {
+/// Seconds a connection has to authenticate before it is dropped.
+const LOGIN_GRACE: Duration = Duration::from_secs(30);
+
+/// Accepts connections forever: an accept error (e.g. out of file
+/// descriptors) is logged and retried, never fatal; connections beyond
+/// `server.max_connections` are closed at once; a connection that has not
+/// authenticated within [`LOGIN_GRACE`] is dropped.
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<russh::server::Config>,
     shared: Arc<ServerShared>,
-}
-
-impl russh::server::Server for LabServer {
-    type Handler = ConnectionHandler;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> ConnectionHandler {
-        ConnectionHandler::new(Arc::clone(&self.shared), peer)
-    }
-
-    fn handle_session_error(&mut self, error: russh::Error) {
-        tracing::debug!("connection ended with error: {error}");
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        shared.config.server.max_connections as usize,
+    ));
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(peer = %peer, "refused connection: server at max_connections");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let handler = ConnectionHandler::new(Arc::clone(&shared), Some(peer));
+        let authenticated = handler.authenticated_flag();
+        let config = Arc::clone(&config);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let session = match russh::server::run_stream(config, socket, handler).await {
+                Ok(session) => session,
+                Err(e) => {
+                    tracing::debug!(peer = %peer, "connection setup failed: {e}");
+                    return;
+                }
+            };
+            let handle = session.handle();
+            tokio::pin!(session);
+            tokio::select! {
+                result = &mut session => {
+                    if let Err(e) = result {
+                        tracing::debug!(peer = %peer, "connection ended: {e}");
+                    }
+                    return;
+                }
+                _ = tokio::time::sleep(LOGIN_GRACE) => {}
+            }
+            if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
+                tracing::warn!(peer = %peer, "dropped connection: no authentication within {} s", LOGIN_GRACE.as_secs());
+                let _ = handle
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "authentication took too long".into(),
+                        String::new(),
+                    )
+                    .await;
+            }
+            if let Err(e) = session.await {
+                tracing::debug!(peer = %peer, "connection ended: {e}");
+            }
+        });
     }
 }
 

@@ -347,3 +347,50 @@ async fn connections_per_key_are_limited() {
     }
     assert!(ok, "slot not released after disconnect");
 }
+
+#[tokio::test]
+async fn a_removed_key_stops_working_on_its_open_connection() {
+    let (dir, admin, server) = setup();
+    let admin_handle = session(&server, &admin).await;
+    let mike = add_user(&admin_handle, dir.path(), "mike", "member").await;
+    let mike_handle = session(&server, &mike).await;
+    assert_eq!(exec(&mike_handle, "whoami", None).await.status, Some(0));
+    let out = exec(
+        &admin_handle,
+        &format!("key rm mike {}", mike.fingerprint),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = exec(&mike_handle, "whoami", None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    assert!(out.stderr.contains("no longer registered"), "{out:?}");
+}
+
+#[tokio::test]
+async fn channels_per_connection_are_limited() {
+    let (_dir, admin, server) =
+        setup_with_config("[server]\nmax_channels_per_connection = 2\n");
+    let handle = session(&server, &admin).await;
+    let _a = handle.channel_open_session().await.expect("first");
+    let _b = handle.channel_open_session().await.expect("second");
+    assert!(
+        handle.channel_open_session().await.is_err(),
+        "a third channel on one connection must be refused"
+    );
+}
+
+#[tokio::test]
+async fn key_comments_with_escape_sequences_are_neutralised() {
+    let (dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let out = exec(&handle, "user add eve --role member", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let eve = TestKey::generate(dir.path(), "eve_key");
+    let hostile = format!("{} eve\u{1b}]0;pwned\u{7}\u{1b}[2J", eve.public_line.trim());
+    let out = exec(&handle, "key add eve", Some(hostile.as_bytes())).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = exec(&handle, "keys eve", None).await;
+    assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
+    assert!(out.stdout.contains("eve]0;pwned"), "{:?}", out.stdout);
+}

@@ -432,29 +432,20 @@ fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str) -> CommandOutput {
             "error: no key given: pass it as an argument or on standard input (key add NAME < key.pub)",
         );
     }
-    for (i, line) in lines.iter().enumerate() {
-        if let Err(e) = crate::model::PublicKeyInfo::parse(line) {
-            return CommandOutput::error(
-                exit::FAILURE,
-                format!("error: line {}: {e}; no key was added", i + 1),
-            );
-        }
+    match lab.add_keys(p, name, &lines) {
+        Ok(records) => CommandOutput::ok(
+            records
+                .iter()
+                .map(|r| {
+                    format!(
+                        "added {} key {} to {name}\n",
+                        r.key.algorithm, r.key.fingerprint
+                    )
+                })
+                .collect::<String>(),
+        ),
+        Err(e) => e.into(),
     }
-    let mut out = String::new();
-    for line in lines {
-        match lab.add_key(p, name, line) {
-            Ok(record) => out.push_str(&format!(
-                "added {} key {} to {name}\n",
-                record.key.algorithm, record.key.fingerprint
-            )),
-            Err(e) => {
-                let mut failed = CommandOutput::from(e);
-                failed.stdout = out.into_bytes();
-                return failed;
-            }
-        }
-    }
-    CommandOutput::ok(out)
 }
 
 #[derive(Serialize)]

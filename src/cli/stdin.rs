@@ -1,5 +1,8 @@
 //! Standard input for commands that read it (`key add NAME < key.pub`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -8,8 +11,9 @@ use tokio::sync::mpsc;
 pub enum StdinSource {
     /// Nothing (reads see end of input at once).
     Empty,
-    /// Chunks from an SSH channel; the sender is dropped at EOF.
-    Channel(mpsc::Receiver<Bytes>),
+    /// Chunks from an SSH channel; the sender is dropped at EOF. The flag is
+    /// raised when input came faster than it was read and some was refused.
+    Channel(mpsc::Receiver<Bytes>, Arc<AtomicBool>),
     /// The local process's standard input.
     Process,
     /// Fixed bytes (tests).
@@ -28,13 +32,18 @@ impl StdinSource {
                 }
                 Ok(std::mem::take(bytes))
             }
-            StdinSource::Channel(rx) => {
+            StdinSource::Channel(rx, overflow) => {
                 let mut out = Vec::new();
                 while let Some(chunk) = rx.recv().await {
                     if out.len() + chunk.len() > limit {
                         return Err(too_large());
                     }
                     out.extend_from_slice(&chunk);
+                }
+                if overflow.load(Ordering::Acquire) {
+                    return Err(format!(
+                        "standard input arrived faster than it could be read; nothing was done (limit {limit} bytes)"
+                    ));
                 }
                 Ok(out)
             }

@@ -87,6 +87,8 @@ pub struct Lab {
     queue: Arc<QueueSettings>,
     runner: Option<RunnerHandle>,
     queue_changes: Arc<watch::Sender<u64>>,
+    /// Serialises changes to users and keys, so checks and writes cannot interleave.
+    identity: Arc<std::sync::Mutex<()>>,
 }
 
 /// How the service asks the experiment runner to act.
@@ -133,6 +135,7 @@ impl Lab {
             queue: Arc::new(QueueSettings::default()),
             runner: None,
             queue_changes: Arc::new(watch::Sender::new(0)),
+            identity: Arc::new(std::sync::Mutex::new(())),
         }
     }
 
@@ -166,6 +169,10 @@ impl Lab {
     /// The store (for the bootstrap and tests; front ends use the methods).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    fn identity_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.identity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a change in the audit trail.
@@ -216,6 +223,8 @@ pub(crate) mod testing {
 
     /// An ed25519 public key registered to the bootstrap admin `root`.
     pub const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsmWNLTwvIyW9lRhCopauIQbWxrZzUVvjXMnud4kAdR alice@laptop";
+    /// A third ed25519 public key, unregistered at first.
+    pub const KEY_C: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOFeJa0Y4QC9QPSp66qQdOIC6kGLMTCVG+3P8Xh6UvBC carol@box";
     /// Another ed25519 public key, unregistered at first.
     pub const KEY_B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqcYuAKE6ko+LQJyTPa97dsNu1sgRU0TEQgv27Cnufs bob@desk";

@@ -59,9 +59,25 @@ impl Lab {
         })
     }
 
-    /// Who the caller is (any role). Re-reads the role so changes show at once.
+    /// Who the caller is (any role). Re-reads the account so a role change,
+    /// a removed user or a removed key takes effect at once, even on a
+    /// connection opened before the change.
     pub fn whoami(&self, p: &Principal) -> LabResult<Principal> {
-        let user = self.existing_user(&p.user)?;
+        let user = self.store.user(&p.user)?.ok_or_else(|| {
+            LabError::PermissionDenied(format!("the account {} no longer exists", p.user))
+        })?;
+        if let Some(fingerprint) = &p.key_fingerprint {
+            let still_theirs = self
+                .store
+                .key(fingerprint)?
+                .is_some_and(|k| k.user == p.user);
+            if !still_theirs {
+                return Err(LabError::PermissionDenied(format!(
+                    "the key {fingerprint} is no longer registered to {}",
+                    p.user
+                )));
+            }
+        }
         Ok(Principal {
             role: user.role,
             unix_user: user.unix_user,
@@ -95,6 +111,7 @@ impl Lab {
         unix_user: Option<&str>,
     ) -> LabResult<User> {
         require_admin(p, "add users")?;
+        let _guard = self.identity_lock();
         validate_user_name(name)?;
         let unix_user = unix_user.unwrap_or(name);
         validate_user_name(unix_user)?;
@@ -118,6 +135,7 @@ impl Lab {
     /// Changes a user's role (admin only); the last admin cannot be demoted.
     pub fn set_role(&self, p: &Principal, name: &str, role: Role) -> LabResult<User> {
         require_admin(p, "change roles")?;
+        let _guard = self.identity_lock();
         let mut user = self.existing_user(name)?;
         if user.role == Role::Admin && role != Role::Admin && self.admin_count()? == 1 {
             return Err(LabError::Invalid(format!(
@@ -134,6 +152,7 @@ impl Lab {
     /// Deletes a user and their keys (admin only); not yourself, not the last admin.
     pub fn remove_user(&self, p: &Principal, name: &str) -> LabResult<()> {
         require_admin(p, "remove users")?;
+        let _guard = self.identity_lock();
         let user = self.existing_user(name)?;
         if user.name == p.user {
             return Err(LabError::Invalid(
@@ -149,35 +168,67 @@ impl Lab {
 
     /// Registers a public key for `name` (that user or an admin).
     pub fn add_key(&self, p: &Principal, name: &str, key_line: &str) -> LabResult<KeyRecord> {
+        let mut added = self.add_keys(p, name, &[key_line])?;
+        added
+            .pop()
+            .ok_or_else(|| LabError::Invalid("no key given".into()))
+    }
+
+    /// Registers several keys for `name`: all are checked (syntax, already
+    /// registered, repeated) before any is added.
+    pub fn add_keys(
+        &self,
+        p: &Principal,
+        name: &str,
+        key_lines: &[&str],
+    ) -> LabResult<Vec<KeyRecord>> {
         require_self_or_admin(p, name, "add keys to this account")?;
+        let _guard = self.identity_lock();
         self.existing_user(name)?;
-        let key = PublicKeyInfo::parse(key_line)?;
-        if let Some(existing) = self.store.key(&key.fingerprint)? {
-            return Err(LabError::Conflict(format!(
-                "key {} is already registered to {}",
-                key.fingerprint, existing.user
-            )));
+        let mut keys: Vec<PublicKeyInfo> = Vec::with_capacity(key_lines.len());
+        for (i, line) in key_lines.iter().enumerate() {
+            let key = PublicKeyInfo::parse(line)
+                .map_err(|e| LabError::Invalid(format!("line {}: {e}; no key was added", i + 1)))?;
+            if let Some(existing) = self.store.key(&key.fingerprint)? {
+                return Err(LabError::Conflict(format!(
+                    "key {} is already registered to {}; no key was added",
+                    key.fingerprint, existing.user
+                )));
+            }
+            if keys.iter().any(|k| k.fingerprint == key.fingerprint) {
+                return Err(LabError::Invalid(format!(
+                    "line {}: key {} is given twice; no key was added",
+                    i + 1,
+                    key.fingerprint
+                )));
+            }
+            keys.push(key);
         }
-        let record = KeyRecord {
-            user: name.to_string(),
-            key,
-            added_at: now(),
-            added_by: p.user.clone(),
-        };
-        self.store.put_key(&record)?;
-        self.audit(
-            p,
-            format!(
-                "added key {} ({}) to {name}",
-                record.key.fingerprint, record.key.algorithm
-            ),
-        )?;
-        Ok(record)
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            let record = KeyRecord {
+                user: name.to_string(),
+                key,
+                added_at: now(),
+                added_by: p.user.clone(),
+            };
+            self.store.put_key(&record)?;
+            self.audit(
+                p,
+                format!(
+                    "added key {} ({}) to {name}",
+                    record.key.fingerprint, record.key.algorithm
+                ),
+            )?;
+            records.push(record);
+        }
+        Ok(records)
     }
 
     /// Removes one of `name`'s keys (that user or an admin); never your own last key.
     pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> LabResult<()> {
         require_self_or_admin(p, name, "remove keys from this account")?;
+        let _guard = self.identity_lock();
         self.existing_user(name)?;
         let keys = self.store.keys_of(name)?;
         if !keys.iter().any(|k| k.key.fingerprint == fingerprint) {
@@ -225,7 +276,7 @@ impl Lab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::testing::{KEY_A, KEY_B, lab_with_admin};
+    use crate::lab::testing::{KEY_A, KEY_B, KEY_C, lab_with_admin};
 
     fn as_role(lab: &Lab, name: &str, role: Role) -> Principal {
         let admin = lab.local_operator().expect("admin");
@@ -330,6 +381,36 @@ mod tests {
         assert_eq!(p.role, Role::Admin);
         let unknown = PublicKeyInfo::parse(KEY_B).expect("key");
         assert!(lab.authenticate(&unknown).expect("ok").is_none());
+    }
+
+    #[test]
+    fn a_removed_key_or_user_stops_working_on_open_connections() {
+        let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        lab.add_user(&admin, "mike", Role::Member, None)
+            .expect("add");
+        let key = lab.add_key(&admin, "mike", KEY_B).expect("key");
+        let mike = lab
+            .authenticate(&PublicKeyInfo::parse(KEY_B).expect("key"))
+            .expect("ok")
+            .expect("known");
+        assert!(lab.whoami(&mike).is_ok());
+        lab.add_key(&mike, "mike", KEY_C).expect("second key");
+        lab.remove_key(&admin, "mike", &key.key.fingerprint)
+            .expect("remove");
+        assert!(matches!(
+            lab.whoami(&mike),
+            Err(LabError::PermissionDenied(_))
+        ));
+        lab.remove_user(&admin, "mike").expect("remove user");
+        let ghost = Principal {
+            key_fingerprint: None,
+            ..mike
+        };
+        assert!(matches!(
+            lab.whoami(&ghost),
+            Err(LabError::PermissionDenied(_))
+        ));
     }
 
     #[test]

@@ -72,7 +72,14 @@ impl PublicKeyInfo {
             algorithm: algorithm.as_str().to_string(),
             fingerprint: fingerprint(key),
             openssh,
-            comment: key.comment().as_str_lossy().to_string(),
+            // Comments are shown to admins: no control characters, bounded length.
+            comment: key
+                .comment()
+                .as_str_lossy()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(256)
+                .collect(),
         })
     }
 }
@@ -111,6 +118,17 @@ mod tests {
             PublicKeyInfo::parse("  "),
             Err(KeyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn comments_lose_control_characters() {
+        let line = ED25519.replace("alice@laptop", "evil\u{1b}]52;c;aGk=\u{7}x");
+        let info = PublicKeyInfo::parse(&line).expect("valid key");
+        assert!(
+            !info.comment.chars().any(char::is_control),
+            "{:?}",
+            info.comment
+        );
     }
 
     #[test]

@@ -208,6 +208,7 @@ impl MonitorState {
             self.users.entry(name.clone()).or_default();
         }
         let mut users = Vec::new();
+        let mut forgotten = Vec::new();
         for (name, state) in self.users.iter_mut() {
             let LiveUse {
                 uid,
@@ -221,11 +222,15 @@ impl MonitorState {
             });
             state.uid = uid;
             for c in state.series.record(now, usage) {
-                closed.push((format!("{USER_SUBJECT_PREFIX}{name}"), c));
+                // An all-idle bucket carries no peak; not storing it lets old users age out.
+                if c.bucket.max.iter().any(|v| *v > 0.0) {
+                    closed.push((format!("{USER_SUBJECT_PREFIX}{name}"), c));
+                }
             }
             let windows = state.series.live_stats(now);
             if processes == 0 && windows[3].max == Usage::default() {
-                continue; // nothing now, nothing in 7 days
+                forgotten.push(name.clone()); // nothing now, nothing in 7 days
+                continue;
             }
             users.push(UserUsage {
                 unix_user: name.clone(),
@@ -237,6 +242,9 @@ impl MonitorState {
                 top,
                 gpu_processes,
             });
+        }
+        for name in forgotten {
+            self.users.remove(&name);
         }
         users.sort_by(|a, b| {
             b.now
@@ -254,7 +262,7 @@ impl MonitorState {
             users,
             gpus,
             gpu_unavailable: match gpu {
-                GpuReading::Unavailable(reason) => Some(reason.clone()),
+                GpuReading::Unavailable(reason) => Some(crate::units::printable(reason)),
                 GpuReading::Devices(s) if s.gpus.is_empty() => Some("no GPUs detected".into()),
                 GpuReading::Devices(_) => None,
             },
@@ -401,7 +409,8 @@ pub fn spawn_monitor(store: Store, settings: MonitorSettings) -> MonitorHandle {
             let mut last_prune = 0i64;
             loop {
                 std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
-                next += period;
+                // After a stall (suspend, overload) skip the missed ticks instead of bursting.
+                next = (next + period).max(std::time::Instant::now());
                 let now = chrono::Utc::now().timestamp();
                 let host = host_sampler.sample();
                 let sweep = proc_sampler.sweep();

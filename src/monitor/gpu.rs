@@ -145,8 +145,11 @@ impl ReplaySource {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let sample: GpuSample = serde_json::from_str(line)
+            let mut sample: GpuSample = serde_json::from_str(line)
                 .map_err(|e| format!("GPU replay file {} line {}: {e}", path.display(), n + 1))?;
+            for gpu in &mut sample.gpus {
+                gpu.name = crate::units::printable(&gpu.name);
+            }
             samples.push(sample);
         }
         if samples.is_empty() {
@@ -223,7 +226,9 @@ pub mod nvml {
                 let memory = device.memory_info()?;
                 sample.gpus.push(GpuDevice {
                     index,
-                    name: device.name().unwrap_or_else(|_| "NVIDIA GPU".into()),
+                    name: crate::units::printable(
+                        &device.name().unwrap_or_else(|_| "NVIDIA GPU".into()),
+                    ),
                     utilization_percent: device.utilization_rates().map(|u| u.gpu).unwrap_or(0),
                     memory_used: memory.used,
                     memory_total: memory.total,
@@ -236,6 +241,9 @@ pub mod nvml {
                 }
                 let mut processes = device.running_compute_processes().unwrap_or_default();
                 processes.extend(device.running_graphics_processes().unwrap_or_default());
+                // A process can be in both lists; count it once.
+                processes.sort_by_key(|p| p.pid);
+                processes.dedup_by_key(|p| p.pid);
                 for p in processes {
                     let memory_bytes = match p.used_gpu_memory {
                         UsedGpuMemory::Used(bytes) => bytes,
@@ -247,7 +255,8 @@ pub mod nvml {
                         memory_bytes,
                         utilization_percent: utilization
                             .iter()
-                            .find(|u| u.pid == p.pid)
+                            .filter(|u| u.pid == p.pid)
+                            .max_by_key(|u| u.timestamp)
                             .map(|u| u.sm_util),
                         uid: None,
                     });

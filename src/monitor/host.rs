@@ -56,7 +56,9 @@ impl Default for HostSampler {
         }
         HostSampler {
             system,
-            hostname: System::host_name().unwrap_or_else(|_| "localhost".into()),
+            hostname: crate::units::printable(
+                &System::host_name().unwrap_or_else(|_| "localhost".into()),
+            ),
             disk_path: None,
         }
     }

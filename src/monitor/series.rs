@@ -339,8 +339,22 @@ impl Series {
                 .collect();
             let mut bucket = Bucket::default();
             points.iter().for_each(|u| bucket.add(*u));
+            let mut max = bucket.max;
+            if window == Window::Hour {
+                // After a restart the 1-second points are gone; the minute buckets
+                // (restored from the store) still hold the hour's peaks.
+                for (_, b) in self
+                    .minutes
+                    .iter()
+                    .filter(|(t, _)| *t + 60 > since && *t <= now)
+                {
+                    for (m, v) in max.iter_mut().zip(b.max) {
+                        *m = m.max(v);
+                    }
+                }
+            }
             return WindowStats {
-                max: Usage::from_array(bucket.max),
+                max: Usage::from_array(max),
                 mean: Usage::from_array(bucket.mean()),
                 p95: percentile(points.iter().map(|u| u.to_array()), 0.95),
                 samples: bucket.count,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,8 +22,10 @@ use crate::tui::{TuiInput, TuiSettings, run_tui_session};
 
 /// Most environment variables kept per channel (the rest are refused).
 const MAX_ENV_VARS: usize = 64;
-/// Input chunks buffered per channel before further input is dropped.
-const INPUT_QUEUE: usize = 256;
+/// Input chunks (of at most one SSH packet, 32 KiB) buffered per channel.
+const INPUT_QUEUE: usize = 64;
+/// Largest pty accepted, columns × rows; bigger requests are clamped.
+const MAX_PTY: (u32, u32) = (500, 300);
 
 /// What every connection shares: the service, the configuration, the limits.
 pub struct ServerShared {
@@ -40,8 +43,9 @@ enum ChannelInput {
     None,
     /// The interactive interface's key queue.
     Tui(mpsc::Sender<Bytes>),
-    /// A command's standard input; dropped at EOF.
-    Stdin(mpsc::Sender<Bytes>),
+    /// A command's standard input; dropped at EOF. The flag is raised (and
+    /// the sender dropped) when input arrives faster than the command reads.
+    Stdin(mpsc::Sender<Bytes>, Arc<AtomicBool>),
 }
 
 /// State of one session channel.
@@ -51,6 +55,8 @@ struct ChannelState {
     size: watch::Sender<Size>,
     env: Vec<(String, String)>,
     input: ChannelInput,
+    /// The client sent EOF (possibly before the program started).
+    eof: bool,
     closed: watch::Sender<bool>,
     _slot: SessionSlot,
 }
@@ -67,6 +73,7 @@ pub struct ConnectionHandler {
     shared: Arc<ServerShared>,
     peer: Option<SocketAddr>,
     principal: Option<Principal>,
+    authenticated: Arc<AtomicBool>,
     key_slot: Option<KeySlot>,
     channels: HashMap<ChannelId, ChannelState>,
 }
@@ -78,9 +85,15 @@ impl ConnectionHandler {
             shared,
             peer,
             principal: None,
+            authenticated: Arc::new(AtomicBool::new(false)),
             key_slot: None,
             channels: HashMap::new(),
         }
+    }
+
+    /// A flag that turns true once the client has authenticated.
+    pub fn authenticated_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.authenticated)
     }
 
     fn peer(&self) -> String {
@@ -197,6 +210,7 @@ impl russh::server::Handler for ConnectionHandler {
         tracing::info!(peer = %self.peer(), user = %principal.user, key = %info.fingerprint, "authenticated");
         self.key_slot = Some(slot);
         self.principal = Some(principal);
+        self.authenticated.store(true, Ordering::Release);
         Ok(Auth::Accept)
     }
 
@@ -206,6 +220,12 @@ impl russh::server::Handler for ConnectionHandler {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        let per_connection = self.shared.config.server.max_channels_per_connection as usize;
+        if self.channels.len() >= per_connection {
+            tracing::warn!(peer = %self.peer(), "refused session: {per_connection} already open on this connection");
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
         let Some(slot) = self.shared.limits.acquire_session() else {
             tracing::warn!(peer = %self.peer(), "refused session: server at max_sessions");
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
@@ -223,6 +243,7 @@ impl russh::server::Handler for ConnectionHandler {
                 size: watch::Sender::new(crate::tui::FALLBACK_SIZE),
                 env: Vec::new(),
                 input: ChannelInput::None,
+                eof: false,
                 closed: watch::Sender::new(false),
                 _slot: slot,
             },
@@ -337,12 +358,22 @@ impl russh::server::Handler for ConnectionHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let (stdin_tx, stdin_rx) = mpsc::channel(INPUT_QUEUE);
+        let overflow = Arc::new(AtomicBool::new(false));
         let Some(ProgramStart {
             output, principal, ..
-        }) = self.start_program(channel, ChannelInput::Stdin(stdin_tx))
+        }) = self.start_program(
+            channel,
+            ChannelInput::Stdin(stdin_tx, Arc::clone(&overflow)),
+        )
         else {
             return session.channel_failure(channel);
         };
+        // EOF may have come before the exec request: then stdin is already complete.
+        if let Some(state) = self.channels.get_mut(&channel)
+            && state.eof
+        {
+            state.input = ChannelInput::None;
+        }
         session.channel_success(channel)?;
         let limit = self.shared.config.server.max_exec_command_bytes as usize;
         let parsed = if data.len() > limit {
@@ -371,7 +402,7 @@ impl russh::server::Handler for ConnectionHandler {
                 Ok(command) => {
                     let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
                     tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
-                    let mut stdin = StdinSource::Channel(stdin_rx);
+                    let mut stdin = StdinSource::Channel(stdin_rx, overflow);
                     run_command(&lab, &principal, command, &mut stdin, max_stdin).await
                 }
             };
@@ -399,13 +430,22 @@ impl russh::server::Handler for ConnectionHandler {
         let Some(state) = self.channels.get_mut(&channel) else {
             return Ok(());
         };
-        let sender = match &state.input {
-            ChannelInput::Tui(tx) | ChannelInput::Stdin(tx) => tx,
-            ChannelInput::None => return Ok(()),
-        };
-        // Never block the connection on a slow consumer: drop input it cannot take.
-        if sender.try_send(Bytes::copy_from_slice(data)).is_err() {
-            tracing::debug!(peer = %self.peer(), "input dropped: consumer is not keeping up");
+        // Never block the connection on a slow consumer.
+        match &state.input {
+            ChannelInput::Tui(tx) => {
+                // Keys typed faster than the screen can take them are dropped.
+                if tx.try_send(Bytes::copy_from_slice(data)).is_err() {
+                    tracing::debug!(peer = %self.peer(), "keys dropped: session is not keeping up");
+                }
+            }
+            ChannelInput::Stdin(tx, overflow) => {
+                // Standard input is never silently truncated: the command is told.
+                if tx.try_send(Bytes::copy_from_slice(data)).is_err() {
+                    overflow.store(true, Ordering::Release);
+                    state.input = ChannelInput::None;
+                }
+            }
+            ChannelInput::None => {}
         }
         Ok(())
     }
@@ -415,10 +455,11 @@ impl russh::server::Handler for ConnectionHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(state) = self.channels.get_mut(&channel)
-            && matches!(state.input, ChannelInput::Stdin(_))
-        {
-            state.input = ChannelInput::None;
+        if let Some(state) = self.channels.get_mut(&channel) {
+            state.eof = true;
+            if matches!(state.input, ChannelInput::Stdin(..)) {
+                state.input = ChannelInput::None;
+            }
         }
         Ok(())
     }
@@ -445,5 +486,5 @@ impl Drop for ConnectionHandler {
 
 /// A pty size from the client, bounded to something sane.
 fn clamp_size(cols: u32, rows: u32) -> Size {
-    Size::new(cols.min(1000) as u16, rows.min(1000) as u16)
+    Size::new(cols.min(MAX_PTY.0) as u16, rows.min(MAX_PTY.1) as u16)
 }

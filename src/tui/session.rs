@@ -73,6 +73,13 @@ pub async fn run_tui_session<S: FrameSink>(
         frames += 1;
         if frames % 10 == 0 {
             lab_names = lab.lab_names().unwrap_or(lab_names);
+            // A removed key or account ends the session, even one opened before.
+            if let Err(e) = lab.whoami(&principal) {
+                let mut farewell = LEAVE.to_vec();
+                farewell.extend_from_slice(format!("labbench: {e}\r\n").as_bytes());
+                let _ = sink.write(farewell).await;
+                return crate::cli::exit::PERMISSION_DENIED;
+            }
         }
         let mut snapshot = Snapshot {
             user: principal.user.clone(),
@@ -94,6 +101,8 @@ pub async fn run_tui_session<S: FrameSink>(
                 });
             }
         }
+        let rows = snapshot.usage.users.len();
+        view.dashboard.selected = view.dashboard.selected.min(rows.saturating_sub(1));
         if let Some(drill) = &view.dashboard.drill {
             snapshot.drill_chart = lab.usage_chart(&principal, &drill.unix_user, drill.window);
         }
