@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod exec;
 pub mod lab;
 pub mod model;
 pub mod monitor;

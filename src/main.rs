@@ -50,6 +50,12 @@ enum TopCommand {
 }
 
 fn main() -> ExitCode {
+    // The experiment supervisor: `labbench __shim STATUS -- CMD…` (started by the daemon).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__shim") && args.len() >= 4 && args[3] == "--" {
+        let code = labbench::exec::run_shim(std::path::Path::new(&args[2]), &args[4..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(125));
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LABBENCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -230,7 +236,16 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
     } else {
         MonitorHandle::fixed(Default::default(), Default::default())
     };
-    let lab = Lab::new(store, monitor);
+    let settings = match labbench::server::queue_settings(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("labbench: {e}");
+            return ExitCode::from(exit::USAGE as u8);
+        }
+    };
+    let lab = Lab::new(store, monitor)
+        .with_data_dir(config.data_dir.clone())
+        .with_queue_settings(settings);
     let operator = match lab.local_operator() {
         Ok(p) => p,
         Err(e) => {

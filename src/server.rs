@@ -10,7 +10,8 @@ use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::lab::{AdminBootstrap, BootstrapReport, Lab, LabError};
+use crate::exec::{LaunchContext, RunnerSettings};
+use crate::lab::{AdminBootstrap, BootstrapReport, Lab, LabError, QueueSettings, RunnerHandle};
 use crate::monitor::{GpuSourceSpec, MonitorSettings, spawn_monitor};
 use crate::ssh::{
     ConnectionHandler, ConnectionLimits, HostKey, ServerShared, generate_ed25519,
@@ -39,6 +40,9 @@ pub enum ServeError {
     /// The GPU source could not be opened (e.g. a missing replay file).
     #[error("GPU source: {0}")]
     Gpu(String),
+    /// Something else needed to start is missing.
+    #[error("{0}")]
+    Start(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,7 +93,11 @@ pub async fn start(
             disk_path: data_dir.clone(),
         },
     );
-    let lab = Lab::new(store, monitor);
+    let (runner_handle, runner_commands) = RunnerHandle::new();
+    let lab = Lab::new(store, monitor)
+        .with_data_dir(data_dir.clone())
+        .with_queue_settings(queue_settings(&config)?)
+        .with_runner(runner_handle);
     // Bind and load the host key before the bootstrap, so a port in use fails
     // before an admin key is generated and its `ssh -i` line could be missed.
     let host_key = load_or_create_host_key(&data_dir)?;
@@ -137,6 +145,36 @@ pub async fn start(
         ),
         config: Arc::new(config),
     });
+    let runner_settings = RunnerSettings {
+        launch: LaunchContext {
+            data_dir: data_dir.clone(),
+            program: std::env::current_exe().map_err(|e| {
+                ServeError::Start(format!("cannot locate the labbench binary: {e}"))
+            })?,
+            cgroups: crate::exec::cgroup::available(),
+            as_root: crate::sys::is_root(),
+            max_processes: shared.config.queue.max_processes,
+        },
+        grace: Duration::from_secs(shared.config.queue.kill_grace_secs),
+    };
+    tracing::info!(
+        "experiments run {} and {}",
+        if runner_settings.launch.as_root {
+            "as their owner's Unix user"
+        } else {
+            "as the daemon's own user (not root)"
+        },
+        if runner_settings.launch.cgroups {
+            "are confined by cgroups v1"
+        } else {
+            "are NOT confined by cgroups (process groups and a watchdog only)"
+        }
+    );
+    tokio::spawn(crate::exec::run(
+        lab.clone(),
+        runner_settings,
+        runner_commands,
+    ));
     let task = tokio::spawn(accept_loop(listener, russh_config, shared));
     Ok(RunningServer {
         lab,
@@ -233,6 +271,26 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// The queue defaults of the configuration (already validated).
+pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
+    let q = &config.queue;
+    let invalid = |key: &str, message: String| {
+        ServeError::Config(ConfigError::Invalid {
+            origin: "config".into(),
+            line: String::new(),
+            key: format!("queue.{key}"),
+            message,
+        })
+    };
+    Ok(QueueSettings {
+        default_cpus: f64::from(q.default_cpus),
+        default_memory_bytes: crate::model::parse_size(&q.default_memory)
+            .map_err(|e| invalid("default_memory", e))?,
+        default_time_secs: crate::model::parse_duration(&q.default_time)
+            .map_err(|e| invalid("default_time", e))?,
+    })
 }
 
 /// Generates the admin key pair in the data directory; returns (public line, private path).

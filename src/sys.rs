@@ -16,6 +16,105 @@ pub fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|s| *s > 0).unwrap_or(4096)
 }
 
+/// Sends `signal` to process `pid` (errors, e.g. an already gone process, are ignored).
+pub fn kill(pid: i32, signal: i32) {
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill only sends a signal; a positive pid never means "every process".
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Sends `signal` to every process in process group `pgid`.
+pub fn kill_group(pgid: i32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: killpg only sends a signal to the given group (never to all: pgid > 1).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::killpg(pgid, signal);
+    }
+}
+
+/// Starts a new session with the calling process as its leader.
+pub fn new_session() -> std::io::Result<()> {
+    // SAFETY: setsid changes only the calling process's session.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::setsid() };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Ignores SIGTERM, SIGINT and SIGHUP in the calling process (children
+/// started earlier keep their own handling).
+pub fn ignore_stop_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: installing SIG_IGN has no handler code to run.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+}
+
+/// Makes this process the reaper of orphaned descendants (so daemonising
+/// experiment processes are still reaped and accounted by the daemon).
+pub fn become_subreaper() -> bool {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only sets a flag on this process.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    rc == 0
+}
+
+/// Reaps any exited children without blocking (orphans adopted as subreaper).
+pub fn reap_orphans() {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with WNOHANG only collects exit statuses.
+        #[allow(unsafe_code)]
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            break;
+        }
+    }
+}
+
+/// Start time (clock ticks after boot) of process `pid`, if it exists.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    crate::monitor::parse_stat(&stat).map(|s| s.start_time)
+}
+
+/// Whether process `pid` is alive (not a zombie) and, when `start_time` is
+/// not 0, is the same process that started then (pids are reused).
+pub fn process_running(pid: u32, start_time: u64) -> bool {
+    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .and_then(|close| stat.get(close + 2))
+        .copied();
+    let same = start_time == 0
+        || crate::monitor::parse_stat(&stat).is_some_and(|s| s.start_time == start_time);
+    same && !matches!(state, Some(b'Z') | Some(b'X') | None)
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
 /// One account from `/etc/passwd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswdEntry {

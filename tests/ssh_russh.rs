@@ -369,8 +369,7 @@ async fn a_removed_key_stops_working_on_its_open_connection() {
 
 #[tokio::test]
 async fn channels_per_connection_are_limited() {
-    let (_dir, admin, server) =
-        setup_with_config("[server]\nmax_channels_per_connection = 2\n");
+    let (_dir, admin, server) = setup_with_config("[server]\nmax_channels_per_connection = 2\n");
     let handle = session(&server, &admin).await;
     let _a = handle.channel_open_session().await.expect("first");
     let _b = handle.channel_open_session().await.expect("second");

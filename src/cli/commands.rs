@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+use super::logs::LogsArgs;
 use super::output::{CommandOutput, exit, table};
 use super::queue::{QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
@@ -82,6 +83,8 @@ pub enum LabCommand {
     /// Set or show per-user limits.
     #[command(subcommand)]
     Quota(QuotaAction),
+    /// Show an experiment's output (-f: follow until it ends).
+    Logs(LogsArgs),
     /// Wait until experiments end; exits with the experiment's status.
     Wait {
         /// Experiment ids.
@@ -200,6 +203,7 @@ impl LabCommand {
             LabCommand::Priority { .. } => "priority ID N",
             LabCommand::Quota(_) => "quota …",
             LabCommand::Wait { .. } => "wait ID",
+            LabCommand::Logs(_) => "logs ID",
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
         }
@@ -317,6 +321,13 @@ pub async fn run_command(
         LabCommand::Priority { id, priority } => super::queue::priority(lab, &caller, id, priority),
         LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
         LabCommand::Wait { ids } => super::queue::wait(lab, &caller, &ids).await,
+        LabCommand::Logs(args) => {
+            let mut sink = super::logs::CollectSink::default();
+            let status = super::logs::logs(lab, &caller, &args, &mut sink).await;
+            let mut out = sink.0;
+            out.status = status;
+            out
+        }
         LabCommand::Usage { user, window, json } => {
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }

@@ -5,6 +5,7 @@
 //! Must not check permissions itself: the service does.
 
 mod commands;
+pub mod logs;
 pub mod output;
 mod queue;
 mod stdin;

@@ -455,6 +455,37 @@ impl Lab {
         }
     }
 
+    /// Records a state change made by a background task (the runner), durably,
+    /// then tells followers. Not for front ends: they call the checked methods.
+    pub fn record_transition(
+        &self,
+        id: u64,
+        state: State,
+        reason: String,
+        usage: Option<ResourceUse>,
+    ) -> LabResult<()> {
+        let mut experiment = self
+            .store
+            .experiment(id)?
+            .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))?;
+        if experiment.state.is_finished() {
+            return Err(LabError::Invalid(format!("experiment {id} already ended")));
+        }
+        let at = now();
+        experiment.transitions.push(Transition {
+            at,
+            to: state.name().to_string(),
+            reason,
+        });
+        experiment.state = state;
+        if let Some(usage) = usage {
+            experiment.usage = usage;
+        }
+        self.store.put_experiment(&experiment)?;
+        self.notify_queue();
+        Ok(())
+    }
+
     /// Changes a queued experiment's priority (admin only).
     pub fn set_priority(&self, p: &Principal, id: u64, priority: i32) -> LabResult<()> {
         require_admin(p, "change priorities")?;

@@ -89,6 +89,7 @@ pub struct Lab {
     queue_changes: Arc<watch::Sender<u64>>,
     /// Serialises changes to users and keys, so checks and writes cannot interleave.
     identity: Arc<std::sync::Mutex<()>>,
+    data_dir: Arc<std::path::PathBuf>,
 }
 
 /// How the service asks the experiment runner to act.
@@ -136,7 +137,19 @@ impl Lab {
             runner: None,
             queue_changes: Arc::new(watch::Sender::new(0)),
             identity: Arc::new(std::sync::Mutex::new(())),
+            data_dir: Arc::new(std::path::PathBuf::from(".")),
         }
+    }
+
+    /// Uses `dir` as the data directory (experiment logs live there).
+    pub fn with_data_dir(mut self, dir: std::path::PathBuf) -> Lab {
+        self.data_dir = Arc::new(dir);
+        self
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     /// Uses these queue defaults.
@@ -237,7 +250,7 @@ pub(crate) mod testing {
         snapshot.host.cores = 8;
         snapshot.host.memory_total = 32 << 30;
         let monitor = MonitorHandle::fixed(snapshot, Default::default());
-        let lab = Lab::new(store, monitor);
+        let lab = Lab::new(store, monitor).with_data_dir(dir.path().to_path_buf());
         let admin = AdminBootstrap::collect("root", "root", &[KEY_A.into()], &[], None, || {
             Err("no generation in tests".into())
         })

@@ -99,6 +99,9 @@ pub enum State {
         started_at: i64,
         /// Process id of the leader (also its process group and session).
         pid: u32,
+        /// The leader's start time (ticks after boot), to tell it from a reused pid.
+        #[serde(default)]
+        pid_start_time: u64,
         /// cgroup path, relative to each controller's mount, when confined by cgroups.
         cgroup: Option<String>,
         /// GPU indices assigned.

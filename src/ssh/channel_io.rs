@@ -76,6 +76,16 @@ impl FrameSink for ChannelOutput {
     }
 }
 
+impl crate::cli::logs::StreamSink for ChannelOutput {
+    async fn out(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        self.send(None, bytes).await
+    }
+
+    async fn err(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        self.send(Some(STDERR), bytes).await
+    }
+}
+
 /// Replaces bare `\n` with `\r\n` (a pty client does not translate output).
 fn crlf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16);

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::channel_io::ChannelOutput;
 use super::limits::{ConnectionLimits, KeySlot, SessionSlot};
-use crate::cli::{CommandOutput, StdinSource, exit, parse_exec_line, run_command};
+use crate::cli::{CommandOutput, LabCommand, StdinSource, exit, parse_exec_line, run_command};
 use crate::config::Config;
 use crate::lab::{Lab, Principal, SessionKind};
 use crate::model::PublicKeyInfo;
@@ -399,6 +399,24 @@ impl russh::server::Handler for ConnectionHandler {
         tokio::spawn(async move {
             let result = match parsed {
                 Err(out) => out,
+                Ok(LabCommand::Logs(args)) => {
+                    // Streamed as it is read: logs can be large and -f can last hours.
+                    let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
+                    let mut output = output;
+                    let status = match lab.whoami(&principal) {
+                        Ok(caller) => {
+                            crate::cli::logs::logs(&lab, &caller, &args, &mut output).await
+                        }
+                        Err(e) => {
+                            let out = CommandOutput::from(e);
+                            let _ =
+                                crate::cli::logs::StreamSink::err(&mut output, out.stderr).await;
+                            out.status
+                        }
+                    };
+                    output.exit(status).await;
+                    return;
+                }
                 Ok(command) => {
                     let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
                     tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");

@@ -125,16 +125,25 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (creating if needed) the database in `data_dir/db`.
     pub fn open(data_dir: &Path) -> StoreResult<Store> {
-        // The database holds the audit trail and everyone's keys: owner only.
+        // Others may traverse (experiments' supervisors reach their own files)
+        // but not list; the database itself is owner-only (below).
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o711)
             .create(data_dir)
             .map_err(|source| StoreError::CreateDir {
                 path: data_dir.to_path_buf(),
                 source,
             })?;
         let path = data_dir.join("db");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| StoreError::CreateDir {
+                path: path.clone(),
+                source,
+            })?;
         let db = sled::Config::new()
             .path(&path)
             .mode(sled::Mode::HighThroughput)

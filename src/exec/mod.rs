@@ -1,0 +1,13 @@
+//! Executors: running experiments on this host (and later through Slurm).
+//!
+//! Owns starting, confining (cgroups, sessions), watching and stopping
+//! experiment processes, and their log files. Must not decide who may do
+//! what or in which order: the service and the scheduler do.
+
+pub mod cgroup;
+pub mod local;
+pub mod logs;
+pub mod runner;
+
+pub use local::{ExperimentFiles, LaunchContext, run_shim};
+pub use runner::{RunnerSettings, run};

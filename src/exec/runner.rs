@@ -1,0 +1,392 @@
+//! The local runner: starts what the scheduler allows, watches running
+//! experiments (exit, wall time, memory), stops them on request, and records
+//! every transition through the service. Re-attaches after a restart.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::cgroup::{self, ExperimentCgroup};
+use super::local::{ExitStatus, ExperimentFiles, LaunchContext, launch, read_status};
+use crate::lab::{Lab, RunnerCommand};
+use crate::model::{Experiment, Outcome, ResourceUse, State};
+use crate::sched::Decision;
+
+/// How often running experiments are checked.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Why the runner is stopping an experiment.
+#[derive(Debug, Clone)]
+struct Stopping {
+    outcome: Outcome,
+    reason: String,
+    /// When SIGKILL follows the SIGTERM.
+    kill_at: tokio::time::Instant,
+    killed: bool,
+}
+
+/// A running experiment as the runner tracks it.
+#[derive(Debug)]
+struct Tracked {
+    pid: u32,
+    start_time: u64,
+    started_at: i64,
+    cgroup: Option<ExperimentCgroup>,
+    time_limit_secs: u64,
+    memory_bytes: u64,
+    gpus: usize,
+    stopping: Option<Stopping>,
+}
+
+/// Settings of the runner.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// How experiments are started.
+    pub launch: LaunchContext,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// Runs until the service goes away.
+pub async fn run(
+    lab: Lab,
+    settings: RunnerSettings,
+    mut commands: mpsc::UnboundedReceiver<RunnerCommand>,
+) {
+    if settings.launch.as_root || cgroup::available() {
+        crate::sys::become_subreaper();
+    }
+    let mut tracked = reattach(&lab, &settings);
+    // Cgroups whose last processes were still dying when their experiment ended.
+    let mut lingering: Vec<ExperimentCgroup> = Vec::new();
+    let mut changes = lab.queue_changes();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = changes.changed() => {}
+            command = commands.recv() => match command {
+                None => return,
+                Some(RunnerCommand::Cancel { id, reason }) => {
+                    if let Some(t) = tracked.get_mut(&id) {
+                        stop(t, Outcome::Cancelled, reason, settings.grace);
+                    }
+                }
+            },
+        }
+        crate::sys::reap_orphans();
+        lingering.retain(|cg| {
+            cg.signal_all(libc::SIGKILL);
+            !cg.remove()
+        });
+        for cg in watch(&lab, &mut tracked, &settings) {
+            if !cg.remove() {
+                lingering.push(cg);
+            }
+        }
+        start_allowed(&lab, &mut tracked, &settings);
+    }
+}
+
+/// Rebuilds the tracking table from the store after a (re)start.
+fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
+    let mut tracked = HashMap::new();
+    let Ok(active) = lab.store().active_experiments() else {
+        return tracked;
+    };
+    for e in active {
+        match &e.state {
+            State::Starting { .. } => {
+                record_end(
+                    lab,
+                    &e,
+                    Outcome::Lost,
+                    None,
+                    None,
+                    None,
+                    "the daemon stopped while starting it".into(),
+                    ResourceUse::default(),
+                );
+            }
+            State::Running {
+                started_at,
+                pid,
+                pid_start_time,
+                cgroup,
+                gpus,
+            } => {
+                let t = Tracked {
+                    pid: *pid,
+                    start_time: *pid_start_time,
+                    started_at: *started_at,
+                    cgroup: cgroup.as_deref().and_then(ExperimentCgroup::open),
+                    time_limit_secs: e.spec.resources.time_limit_secs,
+                    memory_bytes: e.spec.resources.memory_bytes,
+                    gpus: gpus.len(),
+                    stopping: None,
+                };
+                if crate::sys::process_running(*pid, *pid_start_time) {
+                    tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
+                    tracked.insert(e.id, t);
+                } else {
+                    // Ended while the daemon was down: the shim's status file tells how.
+                    finish(lab, e.id, &t, settings, true);
+                    if let Some(cg) = &t.cgroup {
+                        cg.remove();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    tracked
+}
+
+fn stop(t: &mut Tracked, outcome: Outcome, reason: String, grace: Duration) {
+    if t.stopping.is_some() {
+        return;
+    }
+    signal(t, libc::SIGTERM);
+    t.stopping = Some(Stopping {
+        outcome,
+        reason,
+        kill_at: tokio::time::Instant::now() + grace,
+        killed: false,
+    });
+}
+
+fn signal(t: &Tracked, signal: i32) {
+    match &t.cgroup {
+        Some(cg) => cg.signal_all(signal),
+        // Without cgroups: the experiment's session (processes that started a
+        // session of their own escape; the README says so).
+        None => crate::sys::kill_group(t.pid as i32, signal),
+    }
+}
+
+/// Checks running experiments; returns the cgroups of those that ended.
+fn watch(
+    lab: &Lab,
+    tracked: &mut HashMap<u64, Tracked>,
+    settings: &RunnerSettings,
+) -> Vec<ExperimentCgroup> {
+    let now = crate::lab::now();
+    let mut ended = Vec::new();
+    for (id, t) in tracked.iter_mut() {
+        if !crate::sys::process_running(t.pid, t.start_time) {
+            ended.push(*id);
+            continue;
+        }
+        if t.stopping.is_none() && now - t.started_at >= t.time_limit_secs as i64 {
+            let reason = format!(
+                "wall time limit {} exceeded",
+                crate::units::human_duration(t.time_limit_secs)
+            );
+            stop(t, Outcome::TimedOut, reason, settings.grace);
+        }
+        if t.stopping.is_none()
+            && let Some(cg) = &t.cgroup
+            && cg.oom_kills() > 0
+        {
+            let reason = format!(
+                "memory limit {} exceeded",
+                crate::units::short_bytes(t.memory_bytes as f64)
+            );
+            // The kernel killed one process; end the rest at once.
+            stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
+        }
+        if let Some(s) = t.stopping.as_mut()
+            && !s.killed
+            && tokio::time::Instant::now() >= s.kill_at
+        {
+            s.killed = true;
+            signal(t, libc::SIGKILL);
+            crate::sys::kill_group(t.pid as i32, libc::SIGKILL);
+        }
+    }
+    let mut freed = Vec::new();
+    for id in ended {
+        if let Some(t) = tracked.remove(&id) {
+            finish(lab, id, &t, settings, false);
+            freed.extend(t.cgroup);
+        }
+    }
+    freed
+}
+
+/// Records how an experiment ended, ends what it left behind, frees its cgroup.
+fn finish(lab: &Lab, id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) {
+    let Ok(Some(e)) = lab.store().experiment(id) else {
+        return;
+    };
+    let mut usage = ResourceUse::default();
+    let mut oom = false;
+    if let Some(cg) = &t.cgroup {
+        // The experiment ends with its leader: stop anything it left running.
+        if !cg.pids().is_empty() {
+            cg.signal_all(libc::SIGKILL);
+        }
+        usage.cpu_seconds = cg.cpu_seconds();
+        usage.peak_memory_bytes = cg.peak_memory();
+        oom = cg.oom_kills() > 0;
+    } else {
+        crate::sys::kill_group(t.pid as i32, libc::SIGKILL);
+    }
+    let elapsed = (crate::lab::now() - t.started_at).max(0) as f64;
+    usage.gpu_seconds = elapsed * t.gpus as f64;
+    let status = read_status(&ExperimentFiles::new(&settings.launch.data_dir, id).status());
+    let (exit_code, signal) = match status {
+        Some(ExitStatus::Code(c)) => (Some(c), None),
+        Some(ExitStatus::Signal(s)) => (None, Some(s)),
+        None => (None, None),
+    };
+    let (outcome, reason) = match (&t.stopping, status) {
+        (Some(s), _) => (s.outcome.clone(), s.reason.clone()),
+        (None, _) if oom => (
+            Outcome::KilledByLimit,
+            format!(
+                "memory limit {} exceeded",
+                crate::units::short_bytes(t.memory_bytes as f64)
+            ),
+        ),
+        (None, Some(ExitStatus::Code(0))) => (Outcome::Succeeded, "exited with status 0".into()),
+        (None, Some(ExitStatus::Code(c))) => (Outcome::Failed, format!("exited with status {c}")),
+        (None, Some(ExitStatus::Signal(s))) => (Outcome::Failed, format!("killed by signal {s}")),
+        (None, None) if after_restart => (
+            Outcome::Lost,
+            "vanished while the daemon was down; exit status unknown".into(),
+        ),
+        (None, None) => (
+            Outcome::Lost,
+            "its supervisor vanished; exit status unknown".into(),
+        ),
+    };
+    record_end(
+        lab,
+        &e,
+        outcome,
+        exit_code,
+        signal,
+        Some(t.started_at),
+        reason,
+        usage,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_end(
+    lab: &Lab,
+    e: &Experiment,
+    outcome: Outcome,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    started_at: Option<i64>,
+    reason: String,
+    usage: ResourceUse,
+) {
+    let state = State::Finished {
+        outcome,
+        exit_code,
+        signal,
+        started_at,
+        ended_at: crate::lab::now(),
+    };
+    if let Err(err) = lab.record_transition(e.id, state, reason, Some(usage)) {
+        tracing::error!("experiment {}: cannot record its end: {err}", e.id);
+    }
+}
+
+fn start_allowed(lab: &Lab, tracked: &mut HashMap<u64, Tracked>, settings: &RunnerSettings) {
+    let decisions = match lab.plan() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("scheduling failed: {e}");
+            return;
+        }
+    };
+    for decision in decisions {
+        match decision {
+            Decision::Wait { .. } => {}
+            Decision::Abandon { id, reason } => {
+                if let Ok(Some(e)) = lab.store().experiment(id) {
+                    record_end(
+                        lab,
+                        &e,
+                        Outcome::Cancelled,
+                        None,
+                        None,
+                        None,
+                        reason,
+                        ResourceUse::default(),
+                    );
+                }
+            }
+            Decision::Start { id, gpus } => {
+                let Ok(Some(e)) = lab.store().experiment(id) else {
+                    continue;
+                };
+                if let Err(err) = lab.record_transition(
+                    id,
+                    State::Starting { gpus: gpus.clone() },
+                    "resources reserved".into(),
+                    None,
+                ) {
+                    tracing::error!("experiment {id}: {err}");
+                    continue;
+                }
+                match launch(&settings.launch, &e, &gpus) {
+                    Ok(launched) => {
+                        let started_at = crate::lab::now();
+                        let state = State::Running {
+                            started_at,
+                            pid: launched.pid,
+                            pid_start_time: launched.start_time,
+                            cgroup: launched.cgroup.as_ref().map(|c| c.name().to_string()),
+                            gpus: gpus.clone(),
+                        };
+                        let reason = format!(
+                            "started as pid {}{}",
+                            launched.pid,
+                            if launched.cgroup.is_some() {
+                                " in its cgroup"
+                            } else {
+                                " (no cgroup: process group only)"
+                            }
+                        );
+                        if let Err(err) = lab.record_transition(id, state, reason, None) {
+                            tracing::error!("experiment {id}: {err}");
+                        }
+                        tracked.insert(
+                            id,
+                            Tracked {
+                                pid: launched.pid,
+                                start_time: launched.start_time,
+                                started_at,
+                                cgroup: launched.cgroup,
+                                time_limit_secs: e.spec.resources.time_limit_secs,
+                                memory_bytes: e.spec.resources.memory_bytes,
+                                gpus: gpus.len(),
+                                stopping: None,
+                            },
+                        );
+                    }
+                    Err(reason) => {
+                        tracing::warn!("experiment {id} could not start: {reason}");
+                        record_end(
+                            lab,
+                            &e,
+                            Outcome::Failed,
+                            None,
+                            None,
+                            None,
+                            format!("could not start: {reason}"),
+                            ResourceUse::default(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The experiment queue end to end: real daemon, real processes, real cgroups
+//! where the host has them.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{TestKey, TestServer, add_user, exec, session};
+
+const QUEUE_USER: &str = "lbqueue";
+
+fn is_root() -> bool {
+    labbench::sys::is_root()
+}
+
+/// A Unix user for experiments (created when root), else the current user.
+fn experiment_unix_user() -> String {
+    if !is_root() {
+        eprintln!("not root: experiments run as the current user");
+        return labbench::server::invoking_user();
+    }
+    let exists = Command::new("id")
+        .arg(QUEUE_USER)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !exists {
+        let ok = Command::new("useradd")
+            .args([
+                "--system",
+                "--create-home",
+                "--shell",
+                "/bin/sh",
+                QUEUE_USER,
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "useradd {QUEUE_USER} failed");
+    }
+    QUEUE_USER.to_string()
+}
+
+struct Lab {
+    dir: tempfile::TempDir,
+    server: TestServer,
+    admin: TestKey,
+}
+
+fn start(config: &str) -> Lab {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let path = dir.path().join("labbench.toml");
+    std::fs::write(&path, config).expect("config");
+    let path = path.to_string_lossy().into_owned();
+    let server =
+        TestServer::start_with(&dir.path().join("data"), Some(&admin), &["--config", &path]);
+    Lab { dir, server, admin }
+}
+
+fn cgroup_dir(lab: &Lab, id: u64) -> std::path::PathBuf {
+    let instance = labbench::exec::cgroup::instance_name(&lab.server.data_dir);
+    std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/labbench/{instance}/exp-{id}"))
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+async fn submit(handle: &russh::client::Handle<common::Client>, args: &str) -> u64 {
+    let out = exec(
+        handle,
+        &format!("submit --json --workdir /tmp {args}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    json(&out.stdout)["id"].as_u64().expect("id")
+}
+
+async fn wait_state(handle: &russh::client::Handle<common::Client>, id: u64) -> serde_json::Value {
+    let out = exec(handle, &format!("wait {id}"), None).await;
+    assert!(out.status.is_some(), "{out:?}");
+    json(
+        &exec(handle, &format!("show {id} --json"), None)
+            .await
+            .stdout,
+    )
+}
+
+#[tokio::test]
+async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let unix = experiment_unix_user();
+    let out = exec(
+        &admin,
+        &format!("user add alice --role member --unix-user {unix}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let key = TestKey::generate(lab.dir.path(), "alice_key");
+    exec(&admin, "key add alice", Some(key.public_line.as_bytes())).await;
+    let alice = session(&lab.server, &key).await;
+
+    let id = submit(
+        &alice,
+        "--name whoami -- sh -c 'id -un; echo to-stderr >&2'",
+    )
+    .await;
+    let e = wait_state(&alice, id).await;
+    assert_eq!(e["state"]["state"], "finished", "{e}");
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    assert_eq!(e["state"]["exit_code"], 0);
+    let out = exec(&alice, &format!("logs {id}"), None).await;
+    assert_eq!(out.stdout.trim(), unix);
+    let out = exec(&alice, &format!("logs {id} --stderr"), None).await;
+    assert_eq!(out.stdout.trim(), "to-stderr");
+    let names: Vec<String> = e["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| t["to"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, vec!["queued", "starting", "running", "succeeded"]);
+}
+
+#[tokio::test]
+async fn failures_timeouts_and_wait_statuses() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let failing = submit(&admin, "-- sh -c 'exit 3'").await;
+    let out = exec(&admin, &format!("wait {failing}"), None).await;
+    assert_eq!(
+        out.status,
+        Some(3),
+        "wait returns the experiment's status: {out:?}"
+    );
+    let e = json(
+        &exec(&admin, &format!("show {failing} --json"), None)
+            .await
+            .stdout,
+    );
+    assert_eq!(e["state"]["outcome"], "failed");
+    assert_eq!(e["state"]["exit_code"], 3);
+
+    let slow = submit(&admin, "--time 2s -- sleep 60").await;
+    let e = wait_state(&admin, slow).await;
+    assert_eq!(e["state"]["outcome"], "timed_out", "{e}");
+    let last = e["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("wall time limit"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
+    if !labbench::exec::cgroup::available() {
+        eprintln!(
+            "skipped: cgroups v1 (memory, cpu, cpuacct, pids, freezer) are not writable here"
+        );
+        return;
+    }
+    let lab = start("[queue]\nmax_processes = 40\nkill_grace_secs = 1\n");
+    let admin = session(&lab.server, &lab.admin).await;
+    let hog = submit(
+        &admin,
+        "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 10'",
+    )
+    .await;
+    let e = wait_state(&admin, hog).await;
+    assert_eq!(e["state"]["outcome"], "killed_by_limit", "{e}");
+    let last = e["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["reason"], "memory limit 100M exceeded", "{e}");
+
+    let bomb = submit(
+        &admin,
+        "--time 20s -- sh -c 'i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; wait'",
+    )
+    .await;
+    // While it runs, its cgroup never holds more than the limit.
+    let mut peak = 0u64;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let current = std::fs::read_to_string(cgroup_dir(&lab, bomb).join("pids.current"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        peak = peak.max(current);
+    }
+    assert!(
+        peak > 0 && peak <= 40,
+        "pids in the experiment's cgroup: {peak}"
+    );
+    // The shell may give up by itself once fork fails; either way it ends.
+    let _ = exec(&admin, &format!("cancel {bomb}"), None).await;
+    let e = wait_state(&admin, bomb).await;
+    let outcome = e["state"]["outcome"].as_str().unwrap_or("");
+    assert!(["cancelled", "failed"].contains(&outcome), "{e}");
+    let out = exec(&admin, &format!("logs {bomb} --stderr"), None).await;
+    assert!(out.stdout.to_lowercase().contains("fork"), "{out:?}");
+    // Its cgroup goes once the last process is gone.
+    let mut removed = false;
+    for _ in 0..40 {
+        if !cgroup_dir(&lab, bomb).exists() {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(removed, "cgroup of experiment {bomb} left behind");
+}
+
+#[tokio::test]
+async fn cancel_leaves_nothing_behind_even_after_setsid() {
+    let lab = start("[queue]\nkill_grace_secs = 1\n");
+    let admin = session(&lab.server, &lab.admin).await;
+    // Unusual sleep lengths mark this test's processes.
+    let seconds = 7000 + std::process::id() % 1000;
+    let marker = format!("sleep {seconds}");
+    let id = submit(&admin, &format!("-- sh -c 'setsid {marker} & {marker}'")).await;
+    let mut seen = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let out = Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .expect("pgrep");
+        if String::from_utf8_lossy(&out.stdout).lines().count() >= 2 {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the experiment's processes never appeared");
+    let out = exec(&admin, &format!("cancel {id}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "cancelled", "{e}");
+    if labbench::exec::cgroup::available() {
+        let left = Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .expect("pgrep");
+        assert!(
+            left.stdout.is_empty(),
+            "left behind: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    } else {
+        eprintln!("no cgroups: a process that called setsid may escape (documented)");
+    }
+}
+
+#[tokio::test]
+async fn roles_decide_who_submits_and_cancels() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let mike_key = add_user(&admin, lab.dir.path(), "mike", "member").await;
+    let mary_key = add_user(&admin, lab.dir.path(), "mary", "member").await;
+    let vera_key = add_user(&admin, lab.dir.path(), "vera", "viewer").await;
+    let unix = experiment_unix_user();
+    for name in ["mike", "mary"] {
+        // The members' Unix users must exist to run anything.
+        let _ = exec(&admin, &format!("user rm {name}"), None).await;
+        exec(
+            &admin,
+            &format!("user add {name} --role member --unix-user {unix}"),
+            None,
+        )
+        .await;
+    }
+    exec(
+        &admin,
+        "key add mike",
+        Some(mike_key.public_line.as_bytes()),
+    )
+    .await;
+    exec(
+        &admin,
+        "key add mary",
+        Some(mary_key.public_line.as_bytes()),
+    )
+    .await;
+    let mike = session(&lab.server, &mike_key).await;
+    let mary = session(&lab.server, &mary_key).await;
+    let vera = session(&lab.server, &vera_key).await;
+
+    let out = exec(&vera, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let id = submit(&mike, "-- sleep 30").await;
+    let out = exec(&mary, &format!("cancel {id}"), None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let out = exec(&vera, &format!("cancel {id}"), None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let out = exec(&admin, &format!("cancel {id}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = exec(&mike, &format!("priority {id} 5"), None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+}
+
+#[tokio::test]
+async fn bad_submissions_are_refused_clearly() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let cases = [
+        (
+            "submit --mem 8Q -- true",
+            2,
+            "expected a size like 512M or 8G",
+        ),
+        (
+            "submit --gpus 1 --workdir /tmp -- true",
+            1,
+            "more than this host has",
+        ),
+        ("submit --workdir /nonexistent -- true", 1, "/nonexistent"),
+        ("submit --bogus -- true", 2, "--bogus"),
+        ("submit --workdir /tmp", 1, "no command given"),
+    ];
+    for (line, status, needle) in cases {
+        let out = exec(&admin, line, None).await;
+        assert_eq!(out.status, Some(status), "{line}: {out:?}");
+        assert!(out.stderr.contains(needle), "{line}: {out:?}");
+    }
+    let out = exec(&admin, "ls --all --json", None).await;
+    assert_eq!(
+        json(&out.stdout).as_array().map(Vec::len),
+        Some(0),
+        "nothing queued"
+    );
+}
+
+#[tokio::test]
+async fn terminal_escapes_in_output_never_reach_a_screen() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let corpus = r"printf '\033[2J\033[H\033]0;owned\007\033[31mred\033[0m \033P+q\033\\ok\r\n\033[?1049h\233 2J\n'";
+    let id = submit(&admin, &format!("--sh \"{corpus}\"")).await;
+    wait_state(&admin, id).await;
+    for command in [format!("logs {id}"), format!("logs {id} -f")] {
+        let out = exec(&admin, &command, None).await;
+        assert!(
+            !out.stdout.contains('\u{1b}'),
+            "{command}: {:?}",
+            out.stdout
+        );
+        assert!(
+            !out.stdout.contains('\u{9b}'),
+            "{command}: {:?}",
+            out.stdout
+        );
+        assert!(!out.stdout.contains('\u{7}'), "{command}: {:?}", out.stdout);
+        assert!(out.stdout.contains("red ok"), "{command}: {:?}", out.stdout);
+    }
+}
+
+#[tokio::test]
+async fn logs_follow_streams_until_the_end_and_returns_the_status() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let id = submit(
+        &admin,
+        "-- sh -c 'for i in 1 2 3; do echo line $i; sleep 0.3; done; exit 4'",
+    )
+    .await;
+    let out = exec(&admin, &format!("logs -f {id}"), None).await;
+    assert_eq!(out.stdout, "line 1\nline 2\nline 3\n");
+    assert_eq!(out.status, Some(4));
+}
+
+#[tokio::test]
+async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
+    let lab = start("");
+    let data = lab.server.data_dir.clone();
+    let admin = session(&lab.server, &lab.admin).await;
+    let survivor = submit(&admin, "-- sh -c 'sleep 3; echo survived'").await;
+    let victim = submit(&admin, "-- sleep 300").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let pid_of = |id: u64| -> Option<i32> {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("experiments/{id}/status")])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let victim_shim = pid_of(victim).expect("victim's supervisor runs");
+    drop(admin);
+    Command::new("kill")
+        .args(["-9", &lab.server.pid().to_string()])
+        .status()
+        .expect("kill");
+    // While the daemon is down, the victim vanishes entirely (supervisor and command).
+    Command::new("kill")
+        .args(["-9", &victim_shim.to_string()])
+        .status()
+        .expect("kill shim");
+    Command::new("pkill")
+        .args(["-9", "-f", "^sleep 300$"])
+        .status()
+        .ok();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = TestServer::start(&data, None);
+    let admin = session(&restarted, &lab.admin).await;
+    let e = wait_state(&admin, survivor).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let out = exec(&admin, &format!("logs {survivor}"), None).await;
+    assert_eq!(out.stdout.trim(), "survived");
+    let e = wait_state(&admin, victim).await;
+    assert_eq!(e["state"]["outcome"], "lost", "{e}");
+}
