@@ -193,6 +193,21 @@ fn print_banner(server: &RunningServer, ssh_user: &str) {
     println!("connect with: ssh -t {identity_flag}{port_flag}{ssh_user}@{host}");
 }
 
+/// Streams command output to this process's stdout and stderr.
+struct StdoutSink;
+
+impl labbench::cli::logs::StreamSink for StdoutSink {
+    async fn out(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        use std::io::Write;
+        std::io::stdout().write_all(&bytes).map_err(|_| ())
+    }
+
+    async fn err(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        use std::io::Write;
+        std::io::stderr().write_all(&bytes).map_err(|_| ())
+    }
+}
+
 async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -253,6 +268,11 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let LabCommand::Logs(args) = &command {
+        let mut sink = StdoutSink;
+        let status = labbench::cli::logs::logs(&lab, &operator, args, &mut sink).await;
+        return ExitCode::from(u8::try_from(status).unwrap_or(1));
+    }
     let output = run_command(
         &lab,
         &operator,

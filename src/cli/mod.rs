@@ -7,7 +7,7 @@
 mod commands;
 pub mod logs;
 pub mod output;
-mod queue;
+pub mod queue;
 mod stdin;
 mod usage;
 

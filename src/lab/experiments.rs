@@ -408,8 +408,9 @@ impl Lab {
         Ok(usage)
     }
 
-    /// Cancels experiments: the owner or an admin. Queued ones end at once;
-    /// running ones are stopped by the executor.
+    /// Cancels experiments: the owner or an admin. Queued ones end at once
+    /// (the finished state is returned); running ones are stopped by the
+    /// executor (their current state is returned).
     pub fn cancel(&self, p: &Principal, id: u64) -> LabResult<State> {
         let mut experiment = self.experiment(p, id)?;
         if !(p.is_admin() || (p.user == experiment.owner && p.role != Role::Viewer)) {

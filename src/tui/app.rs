@@ -122,11 +122,41 @@ impl Default for DashboardState {
     }
 }
 
-/// What a Dashboard key asks of the session (it needs data the view state lacks).
+/// What a key asks of the session (it needs data or the service).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DashboardRequest {
     /// Open the drill-down of the selected row.
     OpenSelected,
+    /// Open the details of the selected experiment.
+    ShowSelectedExperiment,
+    /// Open the live log of the selected experiment.
+    LogSelectedExperiment,
+    /// Ask to cancel the selected experiment (a confirmation follows).
+    CancelSelectedExperiment,
+    /// Cancel this experiment (confirmed).
+    ConfirmCancel(u64),
+}
+
+/// A pane over the Queue table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuePane {
+    /// The experiment's details and history.
+    Details(u64),
+    /// The experiment's output, followed live.
+    Log(u64),
+    /// "Cancel experiment N? y/n".
+    ConfirmCancel(u64),
+}
+
+/// View state of the Queue tab.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueState {
+    /// Only the viewer's own experiments.
+    pub mine_only: bool,
+    /// Selected row.
+    pub selected: usize,
+    /// An open pane.
+    pub pane: Option<QueuePane>,
 }
 
 /// Everything about the session's screen that is not shared data.
@@ -142,6 +172,8 @@ pub struct ViewState {
     pub notice: Option<String>,
     /// The Dashboard's own state.
     pub dashboard: DashboardState,
+    /// The Queue tab's own state.
+    pub queue: QueueState,
     /// A request for the session to complete with shared data.
     pub request: Option<DashboardRequest>,
 }
@@ -155,6 +187,7 @@ impl ViewState {
             help_open: false,
             notice: None,
             dashboard: DashboardState::default(),
+            queue: QueueState::default(),
             request: None,
         }
     }
@@ -169,6 +202,7 @@ impl ViewState {
             KeyCode::Char('?') => self.help_open = !self.help_open,
             KeyCode::Esc if self.help_open => self.help_open = false,
             _ if self.tab == Tab::Dashboard && self.dashboard_key(key) => {}
+            _ if self.tab == Tab::Queue && self.queue_key(key) => {}
             KeyCode::Esc => {}
             KeyCode::Tab | KeyCode::Right => self.step_tab(1),
             KeyCode::Left => self.step_tab(-1),
@@ -213,6 +247,47 @@ impl ViewState {
                     MetricPair::Gpu => MetricPair::CpuMemory,
                 }
             }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Handles a Queue key; false when the key is not a Queue key.
+    fn queue_key(&mut self, key: KeyEvent) -> bool {
+        let q = &mut self.queue;
+        if let Some(QueuePane::ConfirmCancel(id)) = q.pane {
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    self.request = Some(DashboardRequest::ConfirmCancel(id));
+                    q.pane = None;
+                }
+                _ => {
+                    q.pane = None;
+                    self.notice = Some(format!("experiment {id} not cancelled"));
+                }
+            }
+            return true;
+        }
+        if q.pane.is_some() {
+            return match key.code {
+                KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => {
+                    q.pane = None;
+                    true
+                }
+                _ => false,
+            };
+        }
+        match key.code {
+            KeyCode::Down | KeyCode::Char('j') => q.selected = q.selected.saturating_add(1),
+            KeyCode::Up | KeyCode::Char('k') => q.selected = q.selected.saturating_sub(1),
+            KeyCode::Home => q.selected = 0,
+            KeyCode::Char('m') => {
+                q.mine_only = !q.mine_only;
+                q.selected = 0;
+            }
+            KeyCode::Enter => self.request = Some(DashboardRequest::ShowSelectedExperiment),
+            KeyCode::Char('l') => self.request = Some(DashboardRequest::LogSelectedExperiment),
+            KeyCode::Char('c') => self.request = Some(DashboardRequest::CancelSelectedExperiment),
             _ => return false,
         }
         true
@@ -311,6 +386,25 @@ mod tests {
         assert!(s.dashboard.drill.is_none());
         press(&mut s, KeyCode::Char('g'));
         assert_eq!(s.dashboard.metrics, MetricPair::Gpu);
+    }
+
+    #[test]
+    fn queue_keys_filter_select_and_confirm_cancel() {
+        let mut s = ViewState::new(Role::Member);
+        press(&mut s, KeyCode::Char('2'));
+        assert_eq!(s.tab, Tab::Queue);
+        press(&mut s, KeyCode::Char('m'));
+        assert!(s.queue.mine_only);
+        press(&mut s, KeyCode::Char('c'));
+        assert_eq!(s.request, Some(DashboardRequest::CancelSelectedExperiment));
+        s.request = None;
+        s.queue.pane = Some(QueuePane::ConfirmCancel(7));
+        press(&mut s, KeyCode::Char('n'));
+        assert_eq!(s.request, None);
+        assert_eq!(s.notice.as_deref(), Some("experiment 7 not cancelled"));
+        s.queue.pane = Some(QueuePane::ConfirmCancel(7));
+        press(&mut s, KeyCode::Char('y'));
+        assert_eq!(s.request, Some(DashboardRequest::ConfirmCancel(7)));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod app;
 mod backend;
 mod dashboard;
 mod input;
+mod queue;
 mod session;
 mod view;
 

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::app::{DashboardRequest, DrillDown, Flow, ViewState};
+use super::app::{DashboardRequest, DrillDown, Flow, QueuePane, Tab, ViewState};
 use super::backend::ScreenWriter;
 use super::dashboard::sorted_rows;
 use super::input::{InputParser, key_press};
+use super::queue::visible_rows;
 use super::view::{Snapshot, render};
-use crate::lab::{Lab, Principal};
+use crate::lab::{Lab, ListFilter, Principal};
 use crate::monitor::Window;
 
 /// Enter the alternate screen, hide the cursor, clear.
@@ -87,20 +88,67 @@ pub async fn run_tui_session<S: FrameSink>(
             usage: usage.borrow().clone(),
             lab_names: lab_names.clone(),
             drill_chart: Vec::new(),
+            queue: Vec::new(),
+            queue_pane_text: None,
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
             clock: chrono::Local::now().format("%H:%M:%S").to_string(),
         };
-        if view.request.take() == Some(DashboardRequest::OpenSelected) {
-            let rows = sorted_rows(&snapshot, &view.dashboard);
-            let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
-            if let Some(row) = rows.get(index) {
-                view.dashboard.drill = Some(DrillDown {
-                    unix_user: row.usage.unix_user.clone(),
-                    window: Window::Hour,
-                });
-            }
+        if view.tab == Tab::Queue {
+            snapshot.queue = lab
+                .list_experiments(&principal, &ListFilter::default())
+                .unwrap_or_default();
         }
+        match view.request.take() {
+            Some(DashboardRequest::OpenSelected) => {
+                let rows = sorted_rows(&snapshot, &view.dashboard);
+                let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
+                if let Some(row) = rows.get(index) {
+                    view.dashboard.drill = Some(DrillDown {
+                        unix_user: row.usage.unix_user.clone(),
+                        window: Window::Hour,
+                    });
+                }
+            }
+            Some(request) => {
+                let rows = visible_rows(&snapshot, &view.queue);
+                let selected = rows
+                    .get(view.queue.selected.min(rows.len().saturating_sub(1)))
+                    .map(|v| v.experiment.id);
+                match (request, selected) {
+                    (DashboardRequest::ShowSelectedExperiment, Some(id)) => {
+                        view.queue.pane = Some(QueuePane::Details(id));
+                    }
+                    (DashboardRequest::LogSelectedExperiment, Some(id)) => {
+                        view.queue.pane = Some(QueuePane::Log(id));
+                    }
+                    (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
+                        view.queue.pane = Some(QueuePane::ConfirmCancel(id));
+                    }
+                    (DashboardRequest::ConfirmCancel(id), _) => {
+                        view.notice = Some(match lab.cancel(&principal, id) {
+                            Ok(state) if state.is_finished() => {
+                                format!("cancelled experiment {id}")
+                            }
+                            Ok(_) => format!("stopping experiment {id}"),
+                            Err(e) => e.to_string(),
+                        });
+                    }
+                    _ => view.notice = Some("no experiment selected".into()),
+                }
+            }
+            None => {}
+        }
+        snapshot.queue_pane_text = match view.queue.pane {
+            Some(QueuePane::Details(id)) => Some(
+                String::from_utf8_lossy(
+                    &crate::cli::queue::show(&lab, &principal, id, false).stdout,
+                )
+                .into_owned(),
+            ),
+            Some(QueuePane::Log(id)) => Some(log_tail(&lab, id)),
+            _ => None,
+        };
         let rows = snapshot.usage.users.len();
         view.dashboard.selected = view.dashboard.selected.min(rows.saturating_sub(1));
         if let Some(drill) = &view.dashboard.drill {
@@ -154,5 +202,32 @@ pub async fn run_tui_session<S: FrameSink>(
 impl<T: FrameSink> FrameSink for &mut T {
     fn write(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send {
         (**self).write(bytes)
+    }
+}
+
+/// Bytes of an experiment's output shown in the live log pane (its end).
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+
+/// The cleaned end of an experiment's standard output.
+fn log_tail(lab: &Lab, id: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = crate::exec::ExperimentFiles::new(lab.data_dir(), id).stdout();
+    let Ok(mut file) = std::fs::File::open(&path) else {
+        return "(no output yet)".into();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(LOG_TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return "(output unreadable)".into();
+    }
+    let text = crate::exec::logs::clean(&bytes);
+    if start > 0 {
+        // The first line may be cut in the middle.
+        text.split_once('\n')
+            .map(|(_, rest)| rest.to_string())
+            .unwrap_or(text)
+    } else {
+        text
     }
 }

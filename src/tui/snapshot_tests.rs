@@ -170,6 +170,8 @@ fn snapshot(role: Role) -> Snapshot {
         usage: Arc::new(usage_snapshot(false)),
         lab_names,
         drill_chart: Vec::new(),
+        queue: Vec::new(),
+        queue_pane_text: None,
         connected: vec![
             ConnectedUser {
                 user: "alice".into(),
@@ -331,4 +333,109 @@ fn sorting_by_memory_peak_orders_rows() {
     state.sort = super::app::SortColumn::User;
     let rows = super::dashboard::sorted_rows(&snap, &state);
     assert_eq!(rows[0].name, "alice");
+}
+
+fn experiment(
+    id: u64,
+    owner: &str,
+    state: crate::model::State,
+    reason: Option<&str>,
+) -> crate::lab::ExperimentView {
+    use crate::model::{CommandLine, Experiment, ExperimentSpec, ResourceUse, Resources};
+    crate::lab::ExperimentView {
+        experiment: Experiment {
+            id,
+            owner: owner.into(),
+            unix_user: owner.into(),
+            spec: ExperimentSpec {
+                name: Some(format!("train-{id}")),
+                project: Some("vision".into()),
+                tags: Vec::new(),
+                command: CommandLine::Argv(vec!["python".into(), "train.py".into()]),
+                workdir: "/home/x".into(),
+                env: Vec::new(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                params: Vec::new(),
+                after: Vec::new(),
+                resources: Resources {
+                    cpus: 4.0,
+                    memory_bytes: 16 << 30,
+                    gpus: 1,
+                    time_limit_secs: 7200,
+                },
+                priority: 0,
+            },
+            submitted_at: 1_700_000_000 - 600,
+            state,
+            transitions: Vec::new(),
+            host: "gpu-host-01".into(),
+            backend: "local".into(),
+            usage: ResourceUse::default(),
+        },
+        wait_reason: reason.map(str::to_string),
+    }
+}
+
+fn queue_snapshot() -> Snapshot {
+    use crate::model::State;
+    let mut snap = snapshot(Role::Member);
+    let mut usage = usage_snapshot(true);
+    usage.at = 1_700_000_000;
+    snap.usage = Arc::new(usage);
+    snap.queue = vec![
+        experiment(
+            14,
+            "bob",
+            State::Queued,
+            Some("waiting for 2 GPU(s); 1 free"),
+        ),
+        experiment(
+            13,
+            "alice",
+            State::Queued,
+            Some("over quota: max 2 running"),
+        ),
+        experiment(
+            12,
+            "alice",
+            State::Running {
+                started_at: 1_700_000_000 - 300,
+                pid: 4242,
+                pid_start_time: 1,
+                cgroup: None,
+                gpus: vec![0],
+            },
+            None,
+        ),
+    ];
+    snap
+}
+
+#[test]
+fn queue_lists_experiments_with_wait_reasons() {
+    let snap = queue_snapshot();
+    let mut v = view(Role::Member, Tab::Queue);
+    insta::assert_snapshot!("queue_experiments_120x40", draw(&v, &snap, 120, 40));
+    insta::assert_snapshot!("queue_experiments_80x24", draw(&v, &snap, 80, 24));
+    v.queue.mine_only = true;
+    let mine = format!("{}", draw(&v, &snap, 120, 40));
+    assert!(!mine.contains("bob"), "{mine}");
+}
+
+#[test]
+fn queue_panes_show_log_and_confirmation() {
+    let mut snap = queue_snapshot();
+    snap.queue_pane_text = Some((1..=60).map(|i| format!("step {i} loss 0.{i}\n")).collect());
+    let mut v = view(Role::Member, Tab::Queue);
+    v.queue.pane = Some(super::app::QueuePane::Log(12));
+    let log = draw(&v, &snap, 80, 24);
+    let text = format!("{log}");
+    assert!(
+        text.contains("step 60"),
+        "the log pane shows the end: {text}"
+    );
+    insta::assert_snapshot!("queue_log_80x24", log);
+    v.queue.pane = Some(super::app::QueuePane::ConfirmCancel(12));
+    insta::assert_snapshot!("queue_confirm_80x24", draw(&v, &snap, 80, 24));
 }

@@ -37,6 +37,10 @@ pub struct Snapshot {
     pub lab_names: HashMap<String, String>,
     /// Chart points for an open drill-down.
     pub drill_chart: Vec<(i64, Usage)>,
+    /// Queued and running experiments (Queue tab).
+    pub queue: Vec<crate::lab::ExperimentView>,
+    /// Text of an open Queue pane (details or log tail).
+    pub queue_pane_text: Option<String>,
     /// Users with live sessions.
     pub connected: Vec<ConnectedUser>,
     /// Live sessions on the server.
@@ -87,6 +91,7 @@ pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     render_tab_bar(frame, tabs, view);
     match view.tab {
         Tab::Dashboard => render_dashboard(frame, body, snap, &view.dashboard),
+        Tab::Queue => super::queue::render_queue(frame, body, snap, &view.queue),
         other => render_placeholder(frame, body, other),
     }
     render_status(frame, status, view, snap);
@@ -181,10 +186,7 @@ fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapsh
 
 fn render_placeholder(frame: &mut Canvas, area: Rect, tab: Tab) {
     let (what, keys) = match tab {
-        Tab::Queue => (
-            "The experiment queue: queued and running experiments of every user, their resource requests (CPUs, memory, GPUs, time), live use against the request and why each waits.",
-            "Coming keys: n new experiment, Enter details, l live log, c cancel, r rerun, p priority (admin).",
-        ),
+        Tab::Queue => ("", ""),
         Tab::History => (
             "The lab notebook: finished experiments with command, owner, code version (git commit and diff), input hashes, environment, logs, metrics, results, comments and outcome notes.",
             "Coming keys: / search, Enter details, c comment, o outcome, d compare.",
@@ -226,6 +228,16 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
         ("Esc", "close this help"),
         ("q / Ctrl-C", "quit"),
     ];
+    if tab == Tab::Queue {
+        lines.extend([
+            ("↑↓ j k", "select an experiment"),
+            ("m", "show mine only / everyone's"),
+            ("Enter", "details and history"),
+            ("l", "live output (follows)"),
+            ("c", "cancel (yours; any as admin), asks first"),
+            ("Esc", "close a pane"),
+        ]);
+    }
     if tab == Tab::Dashboard {
         lines.extend([
             ("↑↓ j k", "select a user"),

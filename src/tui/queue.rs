@@ -1,0 +1,188 @@
+//! The Queue tab: queued and running experiments, details, live log, cancel.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+
+use super::app::{QueuePane, QueueState};
+use super::view::{ACCENT, Canvas, DIM, Snapshot};
+use crate::lab::ExperimentView;
+use crate::model::State;
+use crate::units::{human_duration, printable, short_bytes};
+
+/// The rows shown for the Queue state (mine or all).
+pub fn visible_rows<'a>(snap: &'a Snapshot, state: &QueueState) -> Vec<&'a ExperimentView> {
+    snap.queue
+        .iter()
+        .filter(|v| !state.mine_only || v.experiment.owner == snap.user)
+        .collect()
+}
+
+/// Draws the Queue tab.
+pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &QueueState) {
+    let rows = visible_rows(snap, state);
+    let now = snap.usage.at;
+    let body = rows.iter().map(|v| {
+        let e = &v.experiment;
+        let r = &e.spec.resources;
+        let age = match &e.state {
+            State::Running { started_at, .. } => now - started_at,
+            _ => now - e.submitted_at,
+        };
+        let mine = e.owner == snap.user;
+        let state_style = match e.state {
+            State::Running { .. } => Style::default().fg(Color::Green),
+            State::Starting { .. } => Style::default().fg(Color::Yellow),
+            _ => Style::default(),
+        };
+        Row::new(vec![
+            Cell::from(e.id.to_string()),
+            Cell::from(printable(e.spec.name.as_deref().unwrap_or("-"))),
+            Cell::from(e.owner.clone()),
+            Cell::from(e.state.name()).style(state_style),
+            Cell::from(human_duration(age.max(0) as u64)),
+            Cell::from(format!(
+                "{}c {} {}g {}",
+                r.cpus,
+                short_bytes(r.memory_bytes as f64),
+                r.gpus,
+                human_duration(r.time_limit_secs)
+            )),
+            Cell::from(printable(v.wait_reason.as_deref().unwrap_or(""))),
+        ])
+        .style(if mine {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        })
+    });
+    let mut table_state = TableState::default();
+    if !rows.is_empty() {
+        table_state.select(Some(state.selected.min(rows.len() - 1)));
+    }
+    let title = format!(
+        " Queue: {} experiment{} ({}) — yours in bold ",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        if state.mine_only {
+            "mine, m: all"
+        } else {
+            "all, m: mine"
+        }
+    );
+    let widths: [u16; 6] = if area.width >= 110 {
+        [6, 14, 10, 9, 9, 22]
+    } else {
+        [5, 9, 8, 8, 8, 19]
+    };
+    let table = Table::new(
+        body,
+        widths
+            .iter()
+            .map(|w| Constraint::Length(*w))
+            .chain([Constraint::Min(10)]),
+    )
+    .header(
+        Row::new(vec![
+            "ID",
+            "NAME",
+            "OWNER",
+            "STATE",
+            "AGE",
+            "REQUEST",
+            "WAIT REASON",
+        ])
+        .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
+    )
+    .block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(Style::default().fg(DIM))
+            .title(Span::styled(
+                title,
+                Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
+            )),
+    )
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    if rows.is_empty() {
+        let [top, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+        frame.render_widget(table, top);
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from("Nothing queued or running."),
+                Line::from(Span::styled(
+                    "Submit with: ssh lab@host submit --cpus 2 --mem 8G --time 2h -- python train.py",
+                    Style::default().fg(DIM),
+                )),
+            ])
+            .wrap(Wrap { trim: true }),
+            rest,
+        );
+    } else {
+        frame.render_stateful_widget(table, area, &mut table_state);
+    }
+    if let Some(pane) = state.pane {
+        render_pane(frame, area, snap, pane);
+    }
+}
+
+fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: QueuePane) {
+    let (title, height, width) = match pane {
+        QueuePane::Details(id) => (
+            format!(" Experiment {id} — Esc: close "),
+            area.height.saturating_sub(2),
+            area.width.saturating_sub(4),
+        ),
+        QueuePane::Log(id) => (
+            format!(" Output of experiment {id} (live) — Esc: close "),
+            area.height.saturating_sub(2),
+            area.width.saturating_sub(4),
+        ),
+        QueuePane::ConfirmCancel(id) => {
+            (format!(" Cancel experiment {id}? "), 5, 44.min(area.width))
+        }
+    };
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
+    frame.render_widget(Clear, rect);
+    let text = match pane {
+        QueuePane::ConfirmCancel(_) => vec![
+            Line::from(""),
+            Line::from(Span::styled(
+                "y: cancel it    any other key: keep it",
+                Style::default().add_modifier(Modifier::BOLD),
+            )),
+        ],
+        _ => {
+            let body = snap.queue_pane_text.as_deref().unwrap_or("");
+            let inner_height = usize::from(height.saturating_sub(2));
+            let lines: Vec<&str> = body.lines().collect();
+            // Logs show their end; details their start.
+            let skip = if matches!(pane, QueuePane::Log(_)) {
+                lines.len().saturating_sub(inner_height)
+            } else {
+                0
+            };
+            lines
+                .iter()
+                .skip(skip)
+                .map(|l| Line::from(printable(l)))
+                .collect()
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(text).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(Style::default().fg(ACCENT))
+                .title(title),
+        ),
+        rect,
+    );
+}
