@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use labbench::cli::{LabCommand, StdinSource, exit, run_command};
 use labbench::config::Config;
 use labbench::lab::{BootstrapSource, Lab};
-use labbench::monitor::{GpuSourceSpec, HostSampler, MonitorHandle, NoGpu, measure_once};
+use labbench::monitor::{GpuSourceSpec, HostSampler, NoGpu, host_only, measure_once};
 use labbench::server::{RunningServer, ServeError};
 use labbench::store::{Store, StoreError};
 
@@ -240,16 +240,16 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let gpu = config
+        .monitor
+        .gpu_source
+        .parse::<GpuSourceSpec>()
+        .and_then(|spec| spec.open())
+        .unwrap_or_else(|e| Box::new(NoGpu(e)));
     let monitor = if command.needs_usage() {
-        let gpu = config
-            .monitor
-            .gpu_source
-            .parse::<GpuSourceSpec>()
-            .and_then(|spec| spec.open())
-            .unwrap_or_else(|e| Box::new(NoGpu(e)));
         measure_once(&store, gpu, config.data_dir.clone(), Duration::from_secs(1))
     } else {
-        MonitorHandle::fixed(Default::default(), Default::default())
+        host_only(gpu, config.data_dir.clone())
     };
     let settings = match labbench::server::queue_settings(&config) {
         Ok(s) => s,

@@ -237,7 +237,7 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
     tmux.wait_for("Keys: Dashboard");
     tmux.run(&["send-keys", "-t", "lab", "Escape"]);
     tmux.run(&["send-keys", "-t", "lab", "2"]);
-    tmux.wait_for("Queue — not built yet");
+    tmux.wait_for("Nothing queued or running");
 
     tmux.run(&["send-keys", "-t", "lab", "q"]);
     let after = tmux.wait_for("EXIT=");

@@ -187,15 +187,16 @@ async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
         .unwrap_or_default();
     assert_eq!(last["reason"], "memory limit 100M exceeded", "{e}");
 
+    // Forks until fork fails, reports it, and holds on for a while.
     let bomb = submit(
         &admin,
-        "--time 20s -- sh -c 'i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; wait'",
+        "--time 20s -- perl -e 'for (1..200) { my $p = fork(); if (!defined $p) { print STDERR qq(fork failed: $!\\n); sleep 3; exit 1 } if ($p == 0) { sleep 30; exit 0 } } sleep 30'",
     )
     .await;
     // While it runs, its cgroup never holds more than the limit.
     let mut peak = 0u64;
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let current = std::fs::read_to_string(cgroup_dir(&lab, bomb).join("pids.current"))
             .ok()
             .and_then(|s| s.trim().parse().ok())

@@ -393,3 +393,13 @@ async fn key_comments_with_escape_sequences_are_neutralised() {
     assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
     assert!(out.stdout.contains("eve]0;pwned"), "{:?}", out.stdout);
 }
+
+#[tokio::test]
+async fn many_commands_in_sequence_on_one_connection() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    for i in 0..40 {
+        let out = exec(&handle, "version", None).await;
+        assert_eq!(out.status, Some(0), "command {i}: {out:?}");
+    }
+}

@@ -63,9 +63,18 @@ pub async fn run(
     let mut changes = lab.queue_changes();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // A supervisor ending wakes the runner at once (the tick is the fallback).
+    let mut child_exits =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            Some(()) = async {
+                match child_exits.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {}
             _ = changes.changed() => {}
             command = commands.recv() => match command {
                 None => return,

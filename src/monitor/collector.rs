@@ -368,6 +368,21 @@ pub fn measure_once(
     MonitorHandle::fixed(snapshot, state)
 }
 
+/// Host totals and GPUs right now, without per-user figures (what a local
+/// command needs to check a request against the host's capacity).
+pub fn host_only(mut gpu: Box<dyn GpuSource>, disk_path: std::path::PathBuf) -> MonitorHandle {
+    let host = HostSampler::with_disk(disk_path).sample();
+    let reading = gpu.read();
+    let mut state = MonitorState::default();
+    let (snapshot, _) = state.ingest(
+        chrono::Utc::now().timestamp(),
+        host,
+        &ProcSweep::default(),
+        &reading,
+    );
+    MonitorHandle::fixed(snapshot, MonitorState::default())
+}
+
 /// Settings of the sampling task.
 pub struct MonitorSettings {
     /// Time between samples.

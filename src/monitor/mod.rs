@@ -13,7 +13,7 @@ mod uids;
 
 pub use collector::{
     GpuStatus, HOST_SUBJECT, MonitorHandle, MonitorSettings, MonitorState, SPARK_POINTS,
-    UsageSnapshot, UserUsage, measure_once, spawn_monitor,
+    UsageSnapshot, UserUsage, host_only, measure_once, spawn_monitor,
 };
 pub use gpu::{
     GpuDevice, GpuProcess, GpuReading, GpuSample, GpuSource, GpuSourceSpec, NoGpu, ReplaySource,

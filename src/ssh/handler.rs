@@ -58,13 +58,16 @@ struct ChannelState {
     /// The client sent EOF (possibly before the program started).
     eof: bool,
     closed: watch::Sender<bool>,
-    _slot: SessionSlot,
+    /// Released when the program ends (it moves into the program's task).
+    slot: Option<SessionSlot>,
 }
 
 /// What a program started on a channel gets: its output, its caller, its pty.
 struct ProgramStart {
     output: ChannelOutput,
     principal: Principal,
+    /// Marks the channel finished (and frees its session slot) when dropped.
+    done: ProgramDone,
     pty: Option<(String, Size)>,
 }
 
@@ -76,11 +79,29 @@ pub struct ConnectionHandler {
     authenticated: Arc<AtomicBool>,
     key_slot: Option<KeySlot>,
     channels: HashMap<ChannelId, ChannelState>,
+    /// Channels whose program ended; their state is dropped at the next callback.
+    finished_tx: mpsc::UnboundedSender<ChannelId>,
+    finished_rx: mpsc::UnboundedReceiver<ChannelId>,
+}
+
+/// Held by a program's task: on drop the channel is reported finished and
+/// its server-wide session slot released.
+struct ProgramDone {
+    channel: ChannelId,
+    finished: mpsc::UnboundedSender<ChannelId>,
+    _slot: Option<SessionSlot>,
+}
+
+impl Drop for ProgramDone {
+    fn drop(&mut self) {
+        let _ = self.finished.send(self.channel);
+    }
 }
 
 impl ConnectionHandler {
     /// A handler for a new connection from `peer`.
     pub fn new(shared: Arc<ServerShared>, peer: Option<SocketAddr>) -> Self {
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
         ConnectionHandler {
             shared,
             peer,
@@ -88,6 +109,8 @@ impl ConnectionHandler {
             authenticated: Arc::new(AtomicBool::new(false)),
             key_slot: None,
             channels: HashMap::new(),
+            finished_tx,
+            finished_rx,
         }
     }
 
@@ -146,6 +169,7 @@ impl ConnectionHandler {
     /// Takes what a program on `channel` needs, or `None` if the channel is unknown or busy.
     fn start_program(&mut self, channel: ChannelId, input: ChannelInput) -> Option<ProgramStart> {
         let principal = self.principal.clone()?;
+        let finished = self.finished_tx.clone();
         let state = self.channels.get_mut(&channel)?;
         let writer = state.writer.take()?;
         state.input = input;
@@ -153,6 +177,11 @@ impl ConnectionHandler {
         Some(ProgramStart {
             output,
             principal,
+            done: ProgramDone {
+                channel,
+                finished,
+                _slot: state.slot.take(),
+            },
             pty: state.pty.clone(),
         })
     }
@@ -220,6 +249,10 @@ impl russh::server::Handler for ConnectionHandler {
         reply: russh::server::ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        // Forget channels whose programs ended (the client may not have closed them yet).
+        while let Ok(done) = self.finished_rx.try_recv() {
+            self.channels.remove(&done);
+        }
         let per_connection = self.shared.config.server.max_channels_per_connection as usize;
         if self.channels.len() >= per_connection {
             tracing::warn!(peer = %self.peer(), "refused session: {per_connection} already open on this connection");
@@ -245,7 +278,7 @@ impl russh::server::Handler for ConnectionHandler {
                 input: ChannelInput::None,
                 eof: false,
                 closed: watch::Sender::new(false),
-                _slot: slot,
+                slot: Some(slot),
             },
         );
         reply.accept().await;
@@ -313,6 +346,7 @@ impl russh::server::Handler for ConnectionHandler {
             output,
             principal,
             pty,
+            done,
         }) = self.start_program(channel, ChannelInput::Tui(keys_tx))
         else {
             return session.channel_failure(channel);
@@ -324,7 +358,10 @@ impl russh::server::Handler for ConnectionHandler {
                 exit::USAGE,
                 "labbench: the interactive interface needs a terminal: use `ssh -t lab@host`, or run a command such as `ssh lab@host help`",
             );
-            tokio::spawn(output.finish_command(message));
+            tokio::spawn(async move {
+                let _done = done;
+                output.finish_command(message).await;
+            });
             return Ok(());
         }
         let Some(state) = self.channels.get(&channel) else {
@@ -341,6 +378,7 @@ impl russh::server::Handler for ConnectionHandler {
                 .then(|| Duration::from_secs(server.server.idle_timeout_secs)),
         };
         tokio::spawn(async move {
+            let _done = done;
             let registration = lab.sessions().register(&principal.user, SessionKind::Shell);
             let mut output = output;
             let status =
@@ -360,7 +398,10 @@ impl russh::server::Handler for ConnectionHandler {
         let (stdin_tx, stdin_rx) = mpsc::channel(INPUT_QUEUE);
         let overflow = Arc::new(AtomicBool::new(false));
         let Some(ProgramStart {
-            output, principal, ..
+            output,
+            principal,
+            done,
+            ..
         }) = self.start_program(
             channel,
             ChannelInput::Stdin(stdin_tx, Arc::clone(&overflow)),
@@ -397,6 +438,7 @@ impl russh::server::Handler for ConnectionHandler {
         let max_stdin = self.shared.config.server.max_stdin_bytes as usize;
         let peer = self.peer();
         tokio::spawn(async move {
+            let _done = done;
             let result = match parsed {
                 Err(out) => out,
                 Ok(LabCommand::Logs(args)) => {

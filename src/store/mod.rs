@@ -362,6 +362,33 @@ impl Store {
         self.flush()
     }
 
+    /// Writes many experiments in one batch with one flush (imports, benchmarks).
+    pub fn import_experiments(&self, experiments: &[Experiment]) -> StoreResult<()> {
+        let mut records = sled::Batch::default();
+        let mut active = sled::Batch::default();
+        let mut highest = 0;
+        for e in experiments {
+            let key = e.id.to_be_bytes();
+            records.insert(&key, encode(EXPERIMENTS_TREE, e)?);
+            if e.state.is_finished() {
+                active.remove(&key);
+            } else {
+                active.insert(&key, &[]);
+            }
+            highest = highest.max(e.id);
+        }
+        self.experiments.apply_batch(records)?;
+        self.active.apply_batch(active)?;
+        self.meta.update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
+            let current = old
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some(current.max(highest).to_be_bytes().to_vec())
+        })?;
+        self.flush()
+    }
+
     /// One experiment.
     pub fn experiment(&self, id: u64) -> StoreResult<Option<Experiment>> {
         self.experiments
@@ -401,6 +428,21 @@ impl Store {
                     break;
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Experiments submitted at or after `since`, newest first, at most
+    /// `limit`: the scan stops at the first older one (ids grow with time).
+    pub fn experiments_since(&self, since: i64, limit: usize) -> StoreResult<Vec<Experiment>> {
+        let mut out = Vec::new();
+        for entry in self.experiments.iter().rev() {
+            let (_, value) = entry?;
+            let experiment: Experiment = decode(EXPERIMENTS_TREE, &value)?;
+            if experiment.submitted_at < since || out.len() >= limit {
+                break;
+            }
+            out.push(experiment);
         }
         Ok(out)
     }

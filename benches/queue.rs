@@ -1,0 +1,262 @@
+//! Queue benchmark: `cargo bench --bench queue`.
+//!
+//! (a) submissions per second over one SSH connection and through the local
+//! CLI; (b) N experiments running `true` with 2 slots, end to end, against
+//! `seq N | xargs -P2 -I{} true` in the same run (the floor); (c) log ingest
+//! of an experiment writing 200 MB of lines as fast as it can, against the
+//! same pipeline writing to a file directly; (d) `ls --json` with 100 000
+//! finished experiments in the store.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{LABBENCH, TestKey, TestServer, exec, session};
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        submissions().await;
+        end_to_end().await;
+        log_ingest().await;
+        listing().await;
+    });
+}
+
+fn start_server(dir: &tempfile::TempDir, admin: &TestKey) -> TestServer {
+    TestServer::start(&dir.path().join("data"), Some(admin))
+}
+
+async fn submissions() {
+    let n = env_count("LABBENCH_BENCH_SUBMITS", 10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let server = start_server(&dir, &admin);
+    let handle = session(&server, &admin).await;
+    // Long dependencies keep them all queued: this measures submission only.
+    let first = exec(
+        &handle,
+        "submit --workdir /tmp --time 1m -- sleep 600",
+        None,
+    )
+    .await;
+    assert_eq!(first.status, Some(0), "{first:?}");
+    let start = Instant::now();
+    for _ in 0..n {
+        let out = exec(&handle, "submit --workdir /tmp --after 1 -- true", None).await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+    }
+    let ssh_rate = n as f64 / start.elapsed().as_secs_f64();
+    let _ = exec(&handle, "cancel 1", None).await;
+    drop(handle);
+    server.stop();
+
+    let local_n = env_count("LABBENCH_BENCH_LOCAL_SUBMITS", 500);
+    let data = dir.path().join("data");
+    let start = Instant::now();
+    for _ in 0..local_n {
+        let out = Command::new(LABBENCH)
+            .args(["submit", "--workdir", "/tmp", "--after", "1", "--data-dir"])
+            .arg(&data)
+            .args(["--", "true"])
+            .output()
+            .expect("labbench submit");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let local_rate = local_n as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "(a) submit: {ssh_rate:.0}/s over one SSH connection ({n} submissions), {local_rate:.0}/s through the local CLI ({local_n} processes)"
+    );
+}
+
+async fn end_to_end() {
+    let n = env_count("LABBENCH_BENCH_RUNS", 1000);
+    let floor_start = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("seq {n} | xargs -P2 -I{{}} true"))
+        .status()
+        .expect("xargs");
+    assert!(status.success());
+    let floor = floor_start.elapsed();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let server = start_server(&dir, &admin);
+    let handle = session(&server, &admin).await;
+    let cores = exec(&handle, "host --json", None).await;
+    let cores: f64 = serde_json::from_str::<serde_json::Value>(&cores.stdout)
+        .ok()
+        .and_then(|v| v["cores"].as_f64())
+        .unwrap_or(2.0);
+    let per_slot = cores / 2.0;
+    let start = Instant::now();
+    let mut last = 0;
+    for _ in 0..n {
+        let out = exec(
+            &handle,
+            &format!("submit --json --workdir /tmp --cpus {per_slot} --mem 64M -- true"),
+            None,
+        )
+        .await;
+        last = serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["id"].as_u64())
+            .expect("id");
+    }
+    let submitted = start.elapsed();
+    let out = exec(&handle, &format!("wait {last}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    loop {
+        let ls = exec(&handle, "ls --json", None).await;
+        if ls.stdout.trim() == "[]" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = start.elapsed();
+    println!(
+        "(b) {n} × true, 2 slots: labbench {:.2} s (submitting took {:.2} s), xargs -P2 {:.2} s: ratio {:.1} (goal ≤ 3)",
+        total.as_secs_f64(),
+        submitted.as_secs_f64(),
+        floor.as_secs_f64(),
+        total.as_secs_f64() / floor.as_secs_f64()
+    );
+    drop(handle);
+    server.stop();
+}
+
+async fn log_ingest() {
+    let bytes = env_count("LABBENCH_BENCH_LOG_BYTES", 200_000_000);
+    let pipeline = format!("head -c {bytes} /dev/zero | tr '\\0' 'x' | fold -w 99");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("floor.log");
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{pipeline} > {}", file.display()))
+        .status()
+        .expect("floor");
+    assert!(status.success());
+    let floor = start.elapsed();
+
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let server = start_server(&dir, &admin);
+    let handle = session(&server, &admin).await;
+    let start = Instant::now();
+    let out = exec(
+        &handle,
+        &format!("submit --json --workdir /tmp --sh \"{pipeline}\""),
+        None,
+    )
+    .await;
+    let id = serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .expect("id");
+    let out = exec(&handle, &format!("wait {id}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let ours = start.elapsed();
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "(c) log ingest of {mb:.0} MB: labbench {:.0} MB/s, cat-to-file floor {:.0} MB/s: ratio {:.2} (goal ≤ 1.5)",
+        mb / ours.as_secs_f64(),
+        mb / floor.as_secs_f64(),
+        ours.as_secs_f64() / floor.as_secs_f64()
+    );
+    drop(handle);
+    server.stop();
+}
+
+async fn listing() {
+    use labbench::model::{
+        CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, State,
+    };
+    let n = env_count("LABBENCH_BENCH_HISTORY", 100_000) as u64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let data = dir.path().join("data");
+    {
+        let server = TestServer::start(&data, Some(&admin));
+        server.stop();
+    }
+    {
+        let store = labbench::store::Store::open(&data).expect("store");
+        let owner = labbench::server::invoking_user();
+        let experiments: Vec<Experiment> = (1..=n)
+            .map(|id| Experiment {
+                id,
+                owner: owner.clone(),
+                unix_user: owner.clone(),
+                spec: ExperimentSpec {
+                    name: Some(format!("run-{id}")),
+                    project: Some("bench".into()),
+                    tags: vec!["history".into()],
+                    command: CommandLine::Argv(vec!["python".into(), "train.py".into()]),
+                    workdir: "/tmp".into(),
+                    env: Vec::new(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    params: vec![("lr".into(), "0.1".into())],
+                    after: Vec::new(),
+                    resources: Resources {
+                        cpus: 1.0,
+                        memory_bytes: 1 << 30,
+                        gpus: 0,
+                        time_limit_secs: 3600,
+                    },
+                    priority: 0,
+                },
+                submitted_at: 1_700_000_000 + id as i64,
+                state: State::Finished {
+                    outcome: Outcome::Succeeded,
+                    exit_code: Some(0),
+                    signal: None,
+                    started_at: Some(1_700_000_000 + id as i64),
+                    ended_at: 1_700_000_010 + id as i64,
+                },
+                transitions: Vec::new(),
+                host: "bench".into(),
+                backend: "local".into(),
+                usage: ResourceUse::default(),
+            })
+            .collect();
+        for chunk in experiments.chunks(10_000) {
+            store.import_experiments(chunk).expect("import");
+        }
+    }
+    let server = TestServer::start(&data, None);
+    let handle = session(&server, &admin).await;
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let start = Instant::now();
+        let out = exec(&handle, "ls --all --json", None).await;
+        assert_eq!(out.status, Some(0));
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let start = Instant::now();
+    let floor = exec(&handle, "version", None).await;
+    assert_eq!(floor.status, Some(0));
+    let round_trip = start.elapsed();
+    println!(
+        "(d) ls --all --json, first page of 100, with {n} finished experiments: median {:.1} ms (goal < 100 ms); an exec round trip takes {:.1} ms",
+        times[times.len() / 2].as_secs_f64() * 1000.0,
+        round_trip.as_secs_f64() * 1000.0
+    );
+    drop(handle);
+    server.stop();
+}
