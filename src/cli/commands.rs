@@ -72,6 +72,32 @@ pub enum LabCommand {
         #[arg(required = true)]
         ids: Vec<u64>,
     },
+    /// Submit a copy of an experiment, optionally with other resources.
+    Rerun {
+        /// Experiment id.
+        id: u64,
+        /// Short name.
+        #[arg(long)]
+        name: Option<String>,
+        /// CPU cores.
+        #[arg(long)]
+        cpus: Option<f64>,
+        /// Memory, e.g. 8G.
+        #[arg(long, value_parser = crate::model::parse_size)]
+        mem: Option<u64>,
+        /// GPUs.
+        #[arg(long)]
+        gpus: Option<u32>,
+        /// Wall-time limit, e.g. 2h.
+        #[arg(long, value_parser = crate::model::parse_duration)]
+        time: Option<u64>,
+        /// Priority (admins may go above 0).
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i32>,
+        /// Print JSON: {"id": N}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Change a queued experiment's priority (admin).
     Priority {
         /// Experiment id.
@@ -204,6 +230,7 @@ impl LabCommand {
             LabCommand::Quota(_) => "quota …",
             LabCommand::Wait { .. } => "wait ID",
             LabCommand::Logs(_) => "logs ID",
+            LabCommand::Rerun { .. } => "rerun ID",
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
         }
@@ -317,6 +344,33 @@ pub async fn run_command(
             json,
         ),
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
+        LabCommand::Rerun {
+            id,
+            name,
+            cpus,
+            mem,
+            gpus,
+            time,
+            priority,
+            json,
+        } => {
+            let changes = crate::lab::SubmitRequest {
+                name,
+                cpus,
+                memory_bytes: mem,
+                gpus,
+                time_limit_secs: time,
+                priority: priority.unwrap_or(0),
+                ..Default::default()
+            };
+            match lab.rerun(&caller, id, changes) {
+                Ok(new) if json => CommandOutput::json(&serde_json::json!({ "id": new })),
+                Ok(new) => {
+                    CommandOutput::ok(format!("submitted experiment {new} (a rerun of {id})\n"))
+                }
+                Err(e) => e.into(),
+            }
+        }
         LabCommand::Cancel { ids } => super::queue::cancel(lab, &caller, &ids),
         LabCommand::Priority { id, priority } => super::queue::priority(lab, &caller, id, priority),
         LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),

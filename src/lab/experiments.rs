@@ -324,6 +324,49 @@ impl Lab {
             .collect())
     }
 
+    /// Running experiments per Unix user (for usage screens).
+    pub fn running_by_unix_user(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for e in self.store.active_experiments().unwrap_or_default() {
+            if matches!(e.state, State::Running { .. }) {
+                *counts.entry(e.unix_user).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Submits a copy of experiment `id` for the caller, with `changes` applied
+    /// to its resources, priority and name (viewers cannot; the same checks as
+    /// `submit` apply).
+    pub fn rerun(&self, p: &Principal, id: u64, changes: SubmitRequest) -> LabResult<u64> {
+        let original = self.experiment(p, id)?;
+        let spec = original.spec;
+        let request = SubmitRequest {
+            name: changes.name.or(spec.name),
+            project: spec.project,
+            tags: spec.tags,
+            command: Some(spec.command),
+            workdir: Some(spec.workdir),
+            env: spec.env,
+            inputs: spec.inputs,
+            outputs: spec.outputs,
+            params: spec.params,
+            after: Vec::new(),
+            cpus: changes.cpus.or(Some(spec.resources.cpus)),
+            memory_bytes: changes.memory_bytes.or(Some(spec.resources.memory_bytes)),
+            gpus: changes.gpus.or(Some(spec.resources.gpus)),
+            time_limit_secs: changes
+                .time_limit_secs
+                .or(Some(spec.resources.time_limit_secs)),
+            priority: if changes.priority != 0 {
+                changes.priority
+            } else {
+                spec.priority.min(0)
+            },
+        };
+        self.submit(p, request)
+    }
+
     /// Runs the scheduler over the current queue.
     pub fn plan(&self) -> LabResult<Vec<Decision>> {
         let active = self.store.active_experiments()?;
@@ -813,6 +856,43 @@ mod tests {
         ));
         lab.set_priority(&admin, id, 5).expect("admin");
         assert_eq!(lab.experiment(&admin, id).expect("e").spec.priority, 5);
+    }
+
+    #[test]
+    fn rerun_copies_the_spec_with_changes() {
+        let (_d, lab) = lab_with_admin();
+        let mike = principal(&lab, "mike", Role::Member);
+        let vera = principal(&lab, "vera", Role::Viewer);
+        let first = lab
+            .submit(
+                &mike,
+                SubmitRequest {
+                    name: Some("a".into()),
+                    ..echo()
+                },
+            )
+            .expect("submit");
+        let again = lab
+            .rerun(
+                &mike,
+                first,
+                SubmitRequest {
+                    cpus: Some(2.0),
+                    ..SubmitRequest::default()
+                },
+            )
+            .expect("rerun");
+        let e = lab.experiment(&mike, again).expect("e");
+        assert_eq!(e.spec.resources.cpus, 2.0);
+        assert_eq!(e.spec.name.as_deref(), Some("a"));
+        assert_eq!(
+            e.spec.command,
+            CommandLine::Argv(vec!["echo".into(), "hi".into()])
+        );
+        assert!(matches!(
+            lab.rerun(&vera, first, SubmitRequest::default()),
+            Err(LabError::PermissionDenied(_))
+        ));
     }
 
     #[test]

@@ -351,7 +351,8 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
             }
         }
         if wide {
-            cells.push(Cell::from("0"));
+            let running = snap.running.get(&u.unix_user).copied().unwrap_or(0);
+            cells.push(Cell::from(running.to_string()));
             cells.push(
                 Cell::from(text_sparkline(&u.cpu_history, 30))
                     .style(Style::default().fg(Color::Green)),

@@ -88,6 +88,7 @@ pub async fn run_tui_session<S: FrameSink>(
             usage: usage.borrow().clone(),
             lab_names: lab_names.clone(),
             drill_chart: Vec::new(),
+            running: lab.running_by_unix_user(),
             queue: Vec::new(),
             queue_pane_text: None,
             connected: lab.sessions().users(),

@@ -170,6 +170,7 @@ fn snapshot(role: Role) -> Snapshot {
         usage: Arc::new(usage_snapshot(false)),
         lab_names,
         drill_chart: Vec::new(),
+        running: HashMap::from([("alice".to_string(), 2)]),
         queue: Vec::new(),
         queue_pane_text: None,
         connected: vec![

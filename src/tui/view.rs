@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub lab_names: HashMap<String, String>,
     /// Chart points for an open drill-down.
     pub drill_chart: Vec<(i64, Usage)>,
+    /// Running experiments per Unix user (Dashboard's RUN column).
+    pub running: HashMap<String, usize>,
     /// Queued and running experiments (Queue tab).
     pub queue: Vec<crate::lab::ExperimentView>,
     /// Text of an open Queue pane (details or log tail).
