@@ -429,14 +429,24 @@ impl Lab {
         }))
     }
 
-    /// CPU-hours per owner over the last 7 days of experiments (fair share).
+    /// CPU-hours per owner over the last 7 days of experiments (fair share),
+    /// recomputed at most once a minute: it only orders owners.
     fn recent_usage(&self) -> LabResult<HashMap<String, f64>> {
+        let mut cache = self.fair_share.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, usage)) = cache.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(60)
+        {
+            return Ok(usage.clone());
+        }
+        let usage = self.compute_recent_usage()?;
+        *cache = Some((std::time::Instant::now(), usage.clone()));
+        Ok(usage)
+    }
+
+    fn compute_recent_usage(&self) -> LabResult<HashMap<String, f64>> {
         let since = now() - 7 * 86_400;
         let mut usage: HashMap<String, f64> = HashMap::new();
-        for e in self
-            .store
-            .experiments_page(None, 10_000, |e| e.submitted_at >= since)?
-        {
+        for e in self.store.experiments_since(since, 100_000)? {
             let hours = match &e.state {
                 State::Finished {
                     started_at: Some(s),

@@ -90,7 +90,12 @@ pub struct Lab {
     /// Serialises changes to users and keys, so checks and writes cannot interleave.
     identity: Arc<std::sync::Mutex<()>>,
     data_dir: Arc<std::path::PathBuf>,
+    /// Fair-share usage by owner and when it was computed.
+    fair_share: Arc<std::sync::Mutex<FairShareCache>>,
 }
+
+/// Recent usage by owner, with the time it was computed.
+type FairShareCache = Option<(std::time::Instant, std::collections::HashMap<String, f64>)>;
 
 /// How the service asks the experiment runner to act.
 #[derive(Debug, Clone)]
@@ -138,6 +143,7 @@ impl Lab {
             queue_changes: Arc::new(watch::Sender::new(0)),
             identity: Arc::new(std::sync::Mutex::new(())),
             data_dir: Arc::new(std::path::PathBuf::from(".")),
+            fair_share: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 

@@ -409,6 +409,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Walks experiments newest first from below `before` (exclusive) with
+    /// point lookups (ids are dense; sled's reverse iteration is slow on large
+    /// trees) until `visit` says stop.
+    fn walk_newest(
+        &self,
+        before: Option<u64>,
+        mut visit: impl FnMut(Experiment) -> bool,
+    ) -> StoreResult<()> {
+        let newest = self
+            .meta
+            .get(NEXT_EXPERIMENT_KEY)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let mut id = before
+            .map(|b| b.saturating_sub(1))
+            .unwrap_or(newest)
+            .min(newest);
+        while id > 0 {
+            if let Some(value) = self.experiments.get(id.to_be_bytes())?
+                && !visit(decode(EXPERIMENTS_TREE, &value)?)
+            {
+                break;
+            }
+            id -= 1;
+        }
+        Ok(())
+    }
+
     /// Experiments newest first, starting below `before` (exclusive), keeping
     /// those `keep` accepts, at most `limit`.
     pub fn experiments_page(
@@ -417,33 +446,30 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&Experiment) -> bool,
     ) -> StoreResult<Vec<Experiment>> {
-        let end = before.unwrap_or(u64::MAX).to_be_bytes();
         let mut out = Vec::new();
-        for entry in self.experiments.range(..end).rev() {
-            let (_, value) = entry?;
-            let experiment: Experiment = decode(EXPERIMENTS_TREE, &value)?;
-            if keep(&experiment) {
-                out.push(experiment);
-                if out.len() >= limit {
-                    break;
-                }
-            }
+        if limit == 0 {
+            return Ok(out);
         }
+        self.walk_newest(before, |e| {
+            if keep(&e) {
+                out.push(e);
+            }
+            out.len() < limit
+        })?;
         Ok(out)
     }
 
     /// Experiments submitted at or after `since`, newest first, at most
-    /// `limit`: the scan stops at the first older one (ids grow with time).
+    /// `limit`: the walk stops at the first older one (ids grow with time).
     pub fn experiments_since(&self, since: i64, limit: usize) -> StoreResult<Vec<Experiment>> {
         let mut out = Vec::new();
-        for entry in self.experiments.iter().rev() {
-            let (_, value) = entry?;
-            let experiment: Experiment = decode(EXPERIMENTS_TREE, &value)?;
-            if experiment.submitted_at < since || out.len() >= limit {
-                break;
+        self.walk_newest(None, |e| {
+            if e.submitted_at < since || out.len() >= limit {
+                return false;
             }
-            out.push(experiment);
-        }
+            out.push(e);
+            true
+        })?;
         Ok(out)
     }
 
