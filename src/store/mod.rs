@@ -113,6 +113,10 @@ pub struct Store {
     experiments: sled::Tree,
     active: sled::Tree,
     quotas: sled::Tree,
+    /// The unfinished experiments, decoded: the scheduler reads them on every
+    /// queue change. Kept in step by `put_experiment` and `import_experiments`
+    /// (the only writers of the `experiments_active` index).
+    active_cache: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<u64, Experiment>>>,
     path: PathBuf,
 }
 
@@ -179,14 +183,25 @@ impl Store {
                 }
             }
         }
+        let experiments = db.open_tree(EXPERIMENTS_TREE)?;
+        let active = db.open_tree(ACTIVE_TREE)?;
+        let mut cache = std::collections::BTreeMap::new();
+        for key in active.iter().keys() {
+            let key = key?;
+            if let Some(value) = experiments.get(&key)? {
+                let e: Experiment = decode(EXPERIMENTS_TREE, &value)?;
+                cache.insert(e.id, e);
+            }
+        }
         Ok(Store {
+            active_cache: std::sync::Arc::new(std::sync::RwLock::new(cache)),
             users: db.open_tree(USERS_TREE)?,
             keys: db.open_tree(KEYS_TREE)?,
             audit: db.open_tree(AUDIT_TREE)?,
             usage_1m: db.open_tree(USAGE_1M_TREE)?,
             usage_1h: db.open_tree(USAGE_1H_TREE)?,
-            experiments: db.open_tree(EXPERIMENTS_TREE)?,
-            active: db.open_tree(ACTIVE_TREE)?,
+            experiments,
+            active,
             quotas: db.open_tree(QUOTAS_TREE)?,
             meta: meta.clone(),
             db,
@@ -359,7 +374,18 @@ impl Store {
                     reason: "transaction aborted".into(),
                 },
             })?;
-        self.flush()
+        self.flush()?;
+        self.cache_experiment(experiment);
+        Ok(())
+    }
+
+    fn cache_experiment(&self, experiment: &Experiment) {
+        let mut cache = self.active_cache.write().unwrap_or_else(|e| e.into_inner());
+        if experiment.state.is_finished() {
+            cache.remove(&experiment.id);
+        } else {
+            cache.insert(experiment.id, experiment.clone());
+        }
     }
 
     /// Writes many experiments in one batch with one flush (imports, benchmarks).
@@ -386,7 +412,11 @@ impl Store {
                 .unwrap_or(0);
             Some(current.max(highest).to_be_bytes().to_vec())
         })?;
-        self.flush()
+        self.flush()?;
+        for e in experiments {
+            self.cache_experiment(e);
+        }
+        Ok(())
     }
 
     /// One experiment.
@@ -399,14 +429,8 @@ impl Store {
 
     /// Unfinished experiments (queued, starting, running), oldest first.
     pub fn active_experiments(&self) -> StoreResult<Vec<Experiment>> {
-        let mut out = Vec::new();
-        for key in self.active.iter().keys() {
-            let key = key?;
-            if let Some(value) = self.experiments.get(&key)? {
-                out.push(decode(EXPERIMENTS_TREE, &value)?);
-            }
-        }
-        Ok(out)
+        let cache = self.active_cache.read().unwrap_or_else(|e| e.into_inner());
+        Ok(cache.values().cloned().collect())
     }
 
     /// Walks experiments newest first from below `before` (exclusive) with
@@ -726,5 +750,91 @@ mod usage_tests {
         );
         assert_eq!(store.prune_usage(60, 100).expect("prune"), 3);
         assert_eq!(store.usage_buckets(60, "u/a", 0).expect("read").len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod experiment_tests {
+    use super::*;
+    use crate::model::{CommandLine, ExperimentSpec, Outcome, ResourceUse, Resources, State};
+
+    fn experiment(id: u64, state: State) -> Experiment {
+        Experiment {
+            id,
+            owner: "a".into(),
+            unix_user: "a".into(),
+            spec: ExperimentSpec {
+                name: None,
+                project: None,
+                tags: Vec::new(),
+                command: CommandLine::Argv(vec!["true".into()]),
+                workdir: "/tmp".into(),
+                env: Vec::new(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                params: Vec::new(),
+                after: Vec::new(),
+                resources: Resources {
+                    cpus: 1.0,
+                    memory_bytes: 1,
+                    gpus: 0,
+                    time_limit_secs: 1,
+                },
+                priority: 0,
+            },
+            submitted_at: id as i64,
+            state,
+            transitions: Vec::new(),
+            host: "h".into(),
+            backend: "local".into(),
+            usage: ResourceUse::default(),
+        }
+    }
+
+    #[test]
+    fn active_index_follows_states_and_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let a = store.next_experiment_id().expect("id");
+            let b = store.next_experiment_id().expect("id");
+            store
+                .put_experiment(&experiment(a, State::Queued))
+                .expect("put");
+            store
+                .put_experiment(&experiment(b, State::Queued))
+                .expect("put");
+            let done = State::Finished {
+                outcome: Outcome::Succeeded,
+                exit_code: Some(0),
+                signal: None,
+                started_at: None,
+                ended_at: 1,
+            };
+            store.put_experiment(&experiment(a, done)).expect("finish");
+            let active: Vec<u64> = store
+                .active_experiments()
+                .expect("active")
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(active, vec![b]);
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let active: Vec<u64> = store
+            .active_experiments()
+            .expect("active")
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(active, vec![2]);
+        let page: Vec<u64> = store
+            .experiments_page(None, 10, |_| true)
+            .expect("page")
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(page, vec![2, 1]);
+        assert_eq!(store.next_experiment_id().expect("id"), 3);
     }
 }
