@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::output::{CommandOutput, exit, table};
 use crate::lab::{Lab, ListFilter, Principal, SubmitRequest};
-use crate::model::{CommandLine, Experiment, Outcome, State, parse_duration, parse_size};
+use crate::model::{CommandLine, EXPERIMENT_COLUMNS, Outcome, State, parse_duration, parse_size};
 use crate::sched::Quota;
 use crate::units::{printable, short_bytes};
 
@@ -159,49 +159,18 @@ pub fn ls(lab: &Lab, p: &Principal, filter: ListFilter, json: bool) -> CommandOu
         .iter()
         .map(|v| {
             let e = &v.experiment;
-            let r = &e.spec.resources;
             vec![
                 e.id.to_string(),
                 printable(e.spec.name.as_deref().unwrap_or("-")),
                 e.owner.clone(),
                 e.state.name().to_string(),
-                age(e, now),
-                format!(
-                    "{}c {} {}g {}",
-                    r.cpus,
-                    short_bytes(r.memory_bytes as f64),
-                    r.gpus,
-                    crate::units::human_duration(r.time_limit_secs)
-                ),
+                crate::units::human_duration(e.age_secs(now)),
+                e.spec.resources.summary(),
                 printable(v.wait_reason.as_deref().unwrap_or("")),
             ]
         })
         .collect();
-    CommandOutput::ok(table(
-        &[
-            "ID",
-            "NAME",
-            "OWNER",
-            "STATE",
-            "AGE",
-            "REQUEST",
-            "WAIT REASON",
-        ],
-        &rows,
-    ))
-}
-
-fn age(e: &Experiment, now: i64) -> String {
-    let secs = match &e.state {
-        State::Running { started_at, .. } => now - started_at,
-        State::Finished {
-            started_at: Some(s),
-            ended_at,
-            ..
-        } => ended_at - s,
-        _ => now - e.submitted_at,
-    };
-    crate::units::human_duration(secs.max(0) as u64)
+    CommandOutput::ok(table(&EXPERIMENT_COLUMNS, &rows))
 }
 
 /// `show`.

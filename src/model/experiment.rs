@@ -35,6 +35,30 @@ pub struct Resources {
     pub time_limit_secs: u64,
 }
 
+impl Resources {
+    /// A short summary for tables: `4c 16G 1g 02:00:00`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}c {} {}g {}",
+            self.cpus,
+            crate::units::short_bytes(self.memory_bytes as f64),
+            self.gpus,
+            crate::units::human_duration(self.time_limit_secs)
+        )
+    }
+}
+
+/// Column titles of experiment lists (`ls` and the Queue tab).
+pub const EXPERIMENT_COLUMNS: [&str; 7] = [
+    "ID",
+    "NAME",
+    "OWNER",
+    "STATE",
+    "AGE",
+    "REQUEST",
+    "WAIT REASON",
+];
+
 /// Everything a user submits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentSpec {
@@ -193,6 +217,22 @@ pub struct Experiment {
     pub backend: String,
     /// What it consumed.
     pub usage: ResourceUse,
+}
+
+impl Experiment {
+    /// Seconds it has been running (running), ran (finished) or waited (queued).
+    pub fn age_secs(&self, now: i64) -> u64 {
+        let secs = match &self.state {
+            State::Running { started_at, .. } => now - started_at,
+            State::Finished {
+                started_at: Some(s),
+                ended_at,
+                ..
+            } => ended_at - s,
+            _ => now - self.submitted_at,
+        };
+        secs.max(0) as u64
+    }
 }
 
 /// Sizes like `512M`, `8G`, `1.5T` (binary units; a bare number is bytes).

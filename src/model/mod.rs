@@ -8,8 +8,8 @@ mod key;
 mod user;
 
 pub use experiment::{
-    CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, State, Transition,
-    parse_duration, parse_size,
+    CommandLine, EXPERIMENT_COLUMNS, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources,
+    State, Transition, parse_duration, parse_size,
 };
 pub use key::{KeyError, PublicKeyInfo};
 pub use user::{NameError, Role, User, validate_user_name};

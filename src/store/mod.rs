@@ -258,13 +258,7 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
-                    tree: USERS_TREE,
-                    reason: "transaction aborted".into(),
-                },
-            })?;
+            .map_err(transaction_error(USERS_TREE))?;
         self.flush()
     }
 
@@ -367,13 +361,7 @@ impl Store {
                 }
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
-                    tree: EXPERIMENTS_TREE,
-                    reason: "transaction aborted".into(),
-                },
-            })?;
+            .map_err(transaction_error(EXPERIMENTS_TREE))?;
         self.flush()?;
         self.cache_experiment(experiment);
         Ok(())
@@ -621,6 +609,19 @@ impl Store {
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
         Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Maps a failed sled transaction (we never abort on purpose) to a store error.
+fn transaction_error(
+    tree: &'static str,
+) -> impl Fn(sled::transaction::TransactionError<()>) -> StoreError {
+    move |e| match e {
+        sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+        sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+            tree,
+            reason: "transaction aborted".into(),
+        },
     }
 }
 

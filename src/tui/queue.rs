@@ -8,8 +8,8 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, Table
 use super::app::{QueuePane, QueueState};
 use super::view::{ACCENT, Canvas, DIM, Snapshot};
 use crate::lab::ExperimentView;
-use crate::model::State;
-use crate::units::{human_duration, printable, short_bytes};
+use crate::model::{EXPERIMENT_COLUMNS, State};
+use crate::units::{human_duration, printable};
 
 /// The rows shown for the Queue state (mine or all).
 pub fn visible_rows<'a>(snap: &'a Snapshot, state: &QueueState) -> Vec<&'a ExperimentView> {
@@ -25,11 +25,6 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
     let now = snap.usage.at;
     let body = rows.iter().map(|v| {
         let e = &v.experiment;
-        let r = &e.spec.resources;
-        let age = match &e.state {
-            State::Running { started_at, .. } => now - started_at,
-            _ => now - e.submitted_at,
-        };
         let mine = e.owner == snap.user;
         let state_style = match e.state {
             State::Running { .. } => Style::default().fg(Color::Green),
@@ -41,14 +36,8 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             Cell::from(printable(e.spec.name.as_deref().unwrap_or("-"))),
             Cell::from(e.owner.clone()),
             Cell::from(e.state.name()).style(state_style),
-            Cell::from(human_duration(age.max(0) as u64)),
-            Cell::from(format!(
-                "{}c {} {}g {}",
-                r.cpus,
-                short_bytes(r.memory_bytes as f64),
-                r.gpus,
-                human_duration(r.time_limit_secs)
-            )),
+            Cell::from(human_duration(e.age_secs(now))),
+            Cell::from(e.spec.resources.summary()),
             Cell::from(printable(v.wait_reason.as_deref().unwrap_or(""))),
         ])
         .style(if mine {
@@ -84,16 +73,8 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             .chain([Constraint::Min(10)]),
     )
     .header(
-        Row::new(vec![
-            "ID",
-            "NAME",
-            "OWNER",
-            "STATE",
-            "AGE",
-            "REQUEST",
-            "WAIT REASON",
-        ])
-        .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
+        Row::new(EXPERIMENT_COLUMNS.to_vec())
+            .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
     )
     .block(
         Block::default()
