@@ -369,51 +369,62 @@ impl Lab {
 
     /// Runs the scheduler over the current queue.
     pub fn plan(&self) -> LabResult<Vec<Decision>> {
-        let active = self.store.active_experiments()?;
         let mut running = Vec::new();
         let mut queued = Vec::new();
+        let mut finished_deps = Vec::new();
         let mut dependencies = HashMap::new();
-        for e in &active {
-            match &e.state {
-                State::Running {
-                    started_at, gpus, ..
-                } => running.push(RunningJob {
-                    id: e.id,
-                    owner: e.owner.clone(),
-                    resources: e.spec.resources,
-                    gpus: gpus.clone(),
-                    ends_by: started_at + e.spec.resources.time_limit_secs as i64,
-                }),
-                State::Starting { gpus } => running.push(RunningJob {
-                    id: e.id,
-                    owner: e.owner.clone(),
-                    resources: e.spec.resources,
-                    gpus: gpus.clone(),
-                    ends_by: now() + e.spec.resources.time_limit_secs as i64,
-                }),
-                State::Queued => {
-                    for dep in &e.spec.after {
-                        let status = match self.store.experiment(*dep)?.map(|d| d.state) {
-                            Some(State::Finished {
-                                outcome: Outcome::Succeeded,
-                                ..
-                            }) => Dependency::Succeeded,
-                            Some(State::Finished { .. }) | None => Dependency::Failed,
-                            Some(_) => Dependency::Pending,
-                        };
-                        dependencies.insert(*dep, status);
-                    }
-                    queued.push(QueuedJob {
+        self.store.with_active(|active| {
+            for e in active.values() {
+                match &e.state {
+                    State::Running {
+                        started_at, gpus, ..
+                    } => running.push(RunningJob {
                         id: e.id,
                         owner: e.owner.clone(),
-                        priority: e.spec.priority,
-                        submitted_at: e.submitted_at,
                         resources: e.spec.resources,
-                        after: e.spec.after.clone(),
-                    });
+                        gpus: gpus.clone(),
+                        ends_by: started_at + e.spec.resources.time_limit_secs as i64,
+                    }),
+                    State::Starting { gpus } => running.push(RunningJob {
+                        id: e.id,
+                        owner: e.owner.clone(),
+                        resources: e.spec.resources,
+                        gpus: gpus.clone(),
+                        ends_by: now() + e.spec.resources.time_limit_secs as i64,
+                    }),
+                    State::Queued => {
+                        for dep in &e.spec.after {
+                            if active.contains_key(dep) {
+                                dependencies.insert(*dep, Dependency::Pending);
+                            } else {
+                                finished_deps.push(*dep);
+                            }
+                        }
+                        queued.push(QueuedJob {
+                            id: e.id,
+                            owner: e.owner.clone(),
+                            priority: e.spec.priority,
+                            submitted_at: e.submitted_at,
+                            resources: e.spec.resources,
+                            after: e.spec.after.clone(),
+                        });
+                    }
+                    State::Finished { .. } => {}
                 }
-                State::Finished { .. } => {}
             }
+        });
+        finished_deps.sort_unstable();
+        finished_deps.dedup();
+        for dep in finished_deps {
+            let status = match self.store.experiment(dep)?.map(|d| d.state) {
+                Some(State::Finished {
+                    outcome: Outcome::Succeeded,
+                    ..
+                }) => Dependency::Succeeded,
+                Some(State::Finished { .. }) | None => Dependency::Failed,
+                Some(_) => Dependency::Pending,
+            };
+            dependencies.insert(dep, status);
         }
         let quotas: HashMap<String, Quota> = self.store.quotas()?.into_iter().collect();
         let recent_usage = self.recent_usage()?;

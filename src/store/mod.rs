@@ -415,6 +415,15 @@ impl Store {
             .transpose()
     }
 
+    /// Runs `f` over the unfinished experiments (by id) without copying them.
+    pub fn with_active<R>(
+        &self,
+        f: impl FnOnce(&std::collections::BTreeMap<u64, Experiment>) -> R,
+    ) -> R {
+        let cache = self.active_cache.read().unwrap_or_else(|e| e.into_inner());
+        f(&cache)
+    }
+
     /// Unfinished experiments (queued, starting, running), oldest first.
     pub fn active_experiments(&self) -> StoreResult<Vec<Experiment>> {
         let cache = self.active_cache.read().unwrap_or_else(|e| e.into_inner());
