@@ -247,6 +247,19 @@ async fn cancel_leaves_nothing_behind_even_after_setsid() {
         }
     }
     assert!(seen, "the experiment's processes never appeared");
+    if labbench::exec::cgroup::available() {
+        // The runner publishes what a running experiment uses now.
+        let mut live = serde_json::Value::Null;
+        for _ in 0..20 {
+            let ls = json(&exec(&admin, "ls --json", None).await.stdout);
+            live = ls[0]["live"].clone();
+            if live["memory_bytes"].as_u64().unwrap_or(0) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(live["memory_bytes"].as_u64().unwrap_or(0) > 0, "{live}");
+    }
     let out = exec(&admin, &format!("cancel {id}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
     let e = wait_state(&admin, id).await;

@@ -128,6 +128,11 @@ impl ExperimentCgroup {
             .unwrap_or(0)
     }
 
+    /// Memory in use now, bytes.
+    pub fn memory_now(&self) -> u64 {
+        read_u64(&dir("memory", &self.name).join("memory.usage_in_bytes"))
+    }
+
     /// Peak memory, bytes.
     pub fn peak_memory(&self) -> u64 {
         read_u64(&dir("memory", &self.name).join("memory.max_usage_in_bytes"))

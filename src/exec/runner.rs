@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::cgroup::{self, ExperimentCgroup};
 use super::local::{ExitStatus, ExperimentFiles, LaunchContext, launch, read_status};
-use crate::lab::{Lab, RunnerCommand};
+use crate::lab::{Lab, LiveUse, RunnerCommand};
 use crate::model::{Experiment, Outcome, ResourceUse, State};
 use crate::sched::Decision;
 
@@ -37,6 +37,8 @@ struct Tracked {
     memory_bytes: u64,
     gpus: usize,
     stopping: Option<Stopping>,
+    /// CPU seconds and time at the last tick, for the live CPU rate.
+    last_cpu: Option<(tokio::time::Instant, f64)>,
 }
 
 /// Settings of the runner.
@@ -95,6 +97,7 @@ pub async fn run(
                 lingering.push(cg);
             }
         }
+        lab.publish_live_use(measure(&mut tracked));
         start_allowed(&lab, &mut tracked, &settings);
     }
 }
@@ -135,6 +138,7 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
                     memory_bytes: e.spec.resources.memory_bytes,
                     gpus: gpus.len(),
                     stopping: None,
+                    last_cpu: None,
                 };
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
@@ -151,6 +155,30 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
         }
     }
     tracked
+}
+
+/// What each running experiment uses now, from its cgroup.
+fn measure(tracked: &mut HashMap<u64, Tracked>) -> HashMap<u64, LiveUse> {
+    let now = tokio::time::Instant::now();
+    let mut live = HashMap::new();
+    for (id, t) in tracked.iter_mut() {
+        let Some(cg) = &t.cgroup else { continue };
+        let cpu = cg.cpu_seconds();
+        let cores = match t.last_cpu {
+            Some((at, before)) if now > at => (cpu - before).max(0.0) / (now - at).as_secs_f64(),
+            _ => 0.0,
+        };
+        t.last_cpu = Some((now, cpu));
+        live.insert(
+            *id,
+            LiveUse {
+                cpu_cores: cores,
+                memory_bytes: cg.memory_now(),
+                peak_memory_bytes: cg.peak_memory(),
+            },
+        );
+    }
+    live
 }
 
 fn stop(t: &mut Tracked, outcome: Outcome, reason: String, grace: Duration) {
@@ -378,6 +406,7 @@ fn start_allowed(lab: &Lab, tracked: &mut HashMap<u64, Tracked>, settings: &Runn
                                 memory_bytes: e.spec.resources.memory_bytes,
                                 gpus: gpus.len(),
                                 stopping: None,
+                                last_cpu: None,
                             },
                         );
                     }

@@ -98,6 +98,19 @@ pub struct ExperimentView {
     pub experiment: Experiment,
     /// For queued experiments: why they have not started.
     pub wait_reason: Option<String>,
+    /// For running experiments: what they use now (from their cgroup).
+    pub live: Option<LiveUse>,
+}
+
+/// What a running experiment uses now, measured by the runner from its cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LiveUse {
+    /// CPU cores busy over the last runner tick.
+    pub cpu_cores: f64,
+    /// Memory in use, bytes.
+    pub memory_bytes: u64,
+    /// Peak memory so far, bytes.
+    pub peak_memory_bytes: u64,
 }
 
 impl Lab {
@@ -303,13 +316,25 @@ impl Lab {
         };
         experiments.sort_by_key(|e| std::cmp::Reverse(e.id));
         let reasons = self.wait_reasons(p)?;
+        let live = self.live_use();
         Ok(experiments
             .into_iter()
             .map(|e| ExperimentView {
                 wait_reason: reasons.get(&e.id).cloned(),
+                live: live.get(&e.id).copied(),
                 experiment: e,
             })
             .collect())
+    }
+
+    /// Publishes what running experiments use now (the runner does, each tick).
+    pub fn publish_live_use(&self, live: HashMap<u64, LiveUse>) {
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+    }
+
+    /// What running experiments use now.
+    pub fn live_use(&self) -> HashMap<u64, LiveUse> {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Why each queued experiment waits (or that it is about to start).

@@ -18,7 +18,7 @@ use crate::store::{AuditEvent, Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
-pub use experiments::{ExperimentView, ListFilter, QueueSettings, SubmitRequest, home_of};
+pub use experiments::{ExperimentView, ListFilter, LiveUse, QueueSettings, SubmitRequest, home_of};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};
 pub use users::UserSummary;
@@ -92,6 +92,8 @@ pub struct Lab {
     data_dir: Arc<std::path::PathBuf>,
     /// Fair-share usage by owner and when it was computed.
     fair_share: Arc<std::sync::Mutex<FairShareCache>>,
+    /// What running experiments use now, published by the runner.
+    live: Arc<std::sync::RwLock<std::collections::HashMap<u64, LiveUse>>>,
 }
 
 /// Recent usage by owner, with the time it was computed.
@@ -144,6 +146,7 @@ impl Lab {
             identity: Arc::new(std::sync::Mutex::new(())),
             data_dir: Arc::new(std::path::PathBuf::from(".")),
             fair_share: Arc::new(std::sync::Mutex::new(None)),
+            live: Arc::new(std::sync::RwLock::new(std::collections::HashMap::new())),
         }
     }
 

@@ -11,6 +11,18 @@ use crate::lab::ExperimentView;
 use crate::model::{EXPERIMENT_COLUMNS, State};
 use crate::units::{human_duration, printable};
 
+/// Columns of the Queue tab: `ls`'s, with live use after the request.
+const QUEUE_COLUMNS: [&str; 8] = [
+    EXPERIMENT_COLUMNS[0],
+    EXPERIMENT_COLUMNS[1],
+    EXPERIMENT_COLUMNS[2],
+    EXPERIMENT_COLUMNS[3],
+    EXPERIMENT_COLUMNS[4],
+    EXPERIMENT_COLUMNS[5],
+    "USE NOW",
+    EXPERIMENT_COLUMNS[6],
+];
+
 /// The rows shown for the Queue state (mine or all).
 pub fn visible_rows<'a>(snap: &'a Snapshot, state: &QueueState) -> Vec<&'a ExperimentView> {
     snap.queue
@@ -38,6 +50,17 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             Cell::from(e.state.name()).style(state_style),
             Cell::from(human_duration(e.age_secs(now))),
             Cell::from(e.spec.resources.summary()),
+            Cell::from(
+                v.live
+                    .map(|l| {
+                        format!(
+                            "{:.1}c {}",
+                            l.cpu_cores,
+                            crate::units::short_bytes(l.memory_bytes as f64)
+                        )
+                    })
+                    .unwrap_or_default(),
+            ),
             Cell::from(printable(v.wait_reason.as_deref().unwrap_or(""))),
         ])
         .style(if mine {
@@ -60,10 +83,10 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             "all, m: mine"
         }
     );
-    let widths: [u16; 6] = if area.width >= 110 {
-        [6, 14, 10, 9, 9, 22]
+    let widths: [u16; 7] = if area.width >= 110 {
+        [6, 14, 10, 9, 9, 20, 11]
     } else {
-        [5, 9, 8, 8, 8, 19]
+        [4, 8, 7, 8, 8, 18, 0]
     };
     let table = Table::new(
         body,
@@ -73,7 +96,7 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             .chain([Constraint::Min(10)]),
     )
     .header(
-        Row::new(EXPERIMENT_COLUMNS.to_vec())
+        Row::new(QUEUE_COLUMNS.to_vec())
             .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
     )
     .block(

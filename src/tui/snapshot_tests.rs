@@ -375,6 +375,7 @@ fn experiment(
             usage: ResourceUse::default(),
         },
         wait_reason: reason.map(str::to_string),
+        live: None,
     }
 }
 
@@ -384,6 +385,23 @@ fn queue_snapshot() -> Snapshot {
     let mut usage = usage_snapshot(true);
     usage.at = 1_700_000_000;
     snap.usage = Arc::new(usage);
+    let mut running = experiment(
+        12,
+        "alice",
+        State::Running {
+            started_at: 1_700_000_000 - 300,
+            pid: 4242,
+            pid_start_time: 1,
+            cgroup: None,
+            gpus: vec![0],
+        },
+        None,
+    );
+    running.live = Some(crate::lab::LiveUse {
+        cpu_cores: 3.5,
+        memory_bytes: 12 << 30,
+        peak_memory_bytes: 14 << 30,
+    });
     snap.queue = vec![
         experiment(
             14,
@@ -397,18 +415,7 @@ fn queue_snapshot() -> Snapshot {
             State::Queued,
             Some("over quota: max 2 running"),
         ),
-        experiment(
-            12,
-            "alice",
-            State::Running {
-                started_at: 1_700_000_000 - 300,
-                pid: 4242,
-                pid_start_time: 1,
-                cgroup: None,
-                gpus: vec![0],
-            },
-            None,
-        ),
+        running,
     ];
     snap
 }
