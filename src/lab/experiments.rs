@@ -351,13 +351,15 @@ impl Lab {
 
     /// Running experiments per Unix user (for usage screens).
     pub fn running_by_unix_user(&self) -> HashMap<String, usize> {
-        let mut counts = HashMap::new();
-        for e in self.store.active_experiments().unwrap_or_default() {
-            if matches!(e.state, State::Running { .. }) {
-                *counts.entry(e.unix_user).or_insert(0) += 1;
+        self.store.with_active(|active| {
+            let mut counts = HashMap::new();
+            for e in active.values() {
+                if matches!(e.state, State::Running { .. }) {
+                    *counts.entry(e.unix_user.clone()).or_insert(0) += 1;
+                }
             }
-        }
-        counts
+            counts
+        })
     }
 
     /// Submits a copy of experiment `id` for the caller, with `changes` applied
