@@ -156,10 +156,16 @@ async fn log_ingest() {
     let admin = TestKey::generate(dir.path(), "admin_key");
     let server = start_server(&dir, &admin);
     let handle = session(&server, &admin).await;
+    // The floor may use every core, so the experiment asks for all of them too.
+    let cores = exec(&handle, "host --json", None).await;
+    let cores = serde_json::from_str::<serde_json::Value>(&cores.stdout)
+        .ok()
+        .and_then(|v| v["cores"].as_u64())
+        .unwrap_or(1);
     let start = Instant::now();
     let out = exec(
         &handle,
-        &format!("submit --json --workdir /tmp --sh \"{pipeline}\""),
+        &format!("submit --json --workdir /tmp --cpus {cores} --sh \"{pipeline}\""),
         None,
     )
     .await;
