@@ -46,6 +46,8 @@ pub struct QueueConfig {
     pub max_processes: u32,
     /// Seconds between SIGTERM and SIGKILL when an experiment is stopped.
     pub kill_grace_secs: u64,
+    /// Confine experiments in cgroups when the host allows it.
+    pub cgroups: bool,
 }
 
 /// Settings of the embedded SSH server.
@@ -176,6 +178,7 @@ impl Default for Config {
                 default_time: "24h".into(),
                 max_processes: 4096,
                 kill_grace_secs: 10,
+                cgroups: true,
             },
         }
     }

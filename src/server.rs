@@ -151,7 +151,7 @@ pub async fn start(
             program: std::env::current_exe().map_err(|e| {
                 ServeError::Start(format!("cannot locate the labbench binary: {e}"))
             })?,
-            cgroups: crate::exec::cgroup::available(),
+            cgroups: shared.config.queue.cgroups && crate::exec::cgroup::available(),
             as_root: crate::sys::is_root(),
             max_processes: shared.config.queue.max_processes,
         },

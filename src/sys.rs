@@ -108,6 +108,34 @@ pub fn process_running(pid: u32, start_time: u64) -> bool {
     same && !matches!(state, Some(b'Z') | Some(b'X') | None)
 }
 
+/// Resident memory of every process in session `sid`, bytes (the
+/// watchdog's measure of an experiment when no cgroup confines it).
+pub fn session_rss(sid: u32) -> u64 {
+    let page = page_size();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some(fields) = crate::monitor::parse_stat(&stat)
+            && fields.session == sid
+        {
+            total += fields.rss_pages * page;
+        }
+    }
+    total
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")

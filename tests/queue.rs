@@ -441,3 +441,37 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     let e = wait_state(&admin, victim).await;
     assert_eq!(e["state"]["outcome"], "lost", "{e}");
 }
+
+#[tokio::test]
+async fn without_cgroups_a_watchdog_enforces_memory() {
+    let lab = start("[queue]\ncgroups = false\nkill_grace_secs = 1\n");
+    let admin = session(&lab.server, &lab.admin).await;
+    let hog = submit(
+        &admin,
+        "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 30'",
+    )
+    .await;
+    let e = wait_state(&admin, hog).await;
+    assert_eq!(e["state"]["outcome"], "killed_by_limit", "{e}");
+    let last = e["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        last["reason"], "memory limit 100M exceeded (watchdog)",
+        "{e}"
+    );
+    let running = e["transitions"]
+        .as_array()
+        .and_then(|t| t.get(2))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        running["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no cgroup"),
+        "{e}"
+    );
+}

@@ -234,6 +234,19 @@ fn watch(
             // The kernel killed one process; end the rest at once.
             stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
         }
+        // Without a cgroup, a watchdog sums the resident memory of the
+        // experiment's session each tick (a process that leaves the session,
+        // or a burst between ticks, escapes it: the weaker guarantee).
+        if t.stopping.is_none()
+            && t.cgroup.is_none()
+            && crate::sys::session_rss(t.pid) > t.memory_bytes
+        {
+            let reason = format!(
+                "memory limit {} exceeded (watchdog)",
+                crate::units::short_bytes(t.memory_bytes as f64)
+            );
+            stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
+        }
         if let Some(s) = t.stopping.as_mut()
             && !s.killed
             && tokio::time::Instant::now() >= s.kill_at

@@ -88,6 +88,8 @@ struct Seen {
 pub struct StatFields<'a> {
     /// `comm`, raw.
     pub command: &'a [u8],
+    /// Session id.
+    pub session: u32,
     /// Kernel flags.
     pub flags: u64,
     /// User plus system CPU time, clock ticks.
@@ -103,25 +105,24 @@ pub fn parse_stat(stat: &[u8]) -> Option<StatFields<'_>> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let command = stat.get(open + 1..close)?;
+    // After ")": state(0) ppid pgrp session(3) tty tpgid flags(6) minflt cminflt
+    // majflt cmajflt utime(11) stime(12) cutime cstime priority nice threads
+    // itreal starttime(19) vsize rss(21).
+    let mut numbers = [0u64; 22];
     let mut fields = stat.get(close + 2..)?.split(|&b| b == b' ');
-    let mut field = |n: usize| -> Option<u64> {
-        let raw = fields.nth(n)?;
-        std::str::from_utf8(raw).ok()?.trim().parse().ok()
-    };
-    // After ")": state(0) ppid pgrp session tty tpgid flags(6) minflt cminflt majflt
-    // cmajflt utime(11) stime(12) cutime cstime priority nice threads itreal
-    // starttime(19) vsize rss(21).
-    let flags = field(6)?;
-    let utime = field(4)?;
-    let stime = field(0)?;
-    let start_time = field(6)?;
-    let rss_pages = field(1)?;
+    for (i, slot) in numbers.iter_mut().enumerate() {
+        let raw = fields.next()?;
+        if matches!(i, 3 | 6 | 11 | 12 | 19 | 21) {
+            *slot = std::str::from_utf8(raw).ok()?.trim().parse().ok()?;
+        }
+    }
     Some(StatFields {
         command,
-        flags,
-        cpu_ticks: utime + stime,
-        start_time,
-        rss_pages,
+        session: numbers[3] as u32,
+        flags: numbers[6],
+        cpu_ticks: numbers[11] + numbers[12],
+        start_time: numbers[19],
+        rss_pages: numbers[21],
     })
 }
 
@@ -300,6 +301,7 @@ mod tests {
         assert_eq!(f.start_time, 9876);
         assert_eq!(f.rss_pages, 2048);
         assert_eq!(f.flags, 4194560);
+        assert_eq!(f.session, 4242);
     }
 
     #[test]

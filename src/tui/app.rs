@@ -135,6 +135,8 @@ pub enum DashboardRequest {
     CancelSelectedExperiment,
     /// Cancel this experiment (confirmed).
     ConfirmCancel(u64),
+    /// Submit a copy of the selected experiment.
+    RerunSelectedExperiment,
 }
 
 /// A pane over the Queue table.
@@ -288,6 +290,7 @@ impl ViewState {
             KeyCode::Enter => self.request = Some(DashboardRequest::ShowSelectedExperiment),
             KeyCode::Char('l') => self.request = Some(DashboardRequest::LogSelectedExperiment),
             KeyCode::Char('c') => self.request = Some(DashboardRequest::CancelSelectedExperiment),
+            KeyCode::Char('r') => self.request = Some(DashboardRequest::RerunSelectedExperiment),
             _ => return false,
         }
         true

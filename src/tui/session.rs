@@ -126,6 +126,14 @@ pub async fn run_tui_session<S: FrameSink>(
                     (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
                         view.queue.pane = Some(QueuePane::ConfirmCancel(id));
                     }
+                    (DashboardRequest::RerunSelectedExperiment, Some(id)) => {
+                        view.notice = Some(
+                            match lab.rerun(&principal, id, crate::lab::SubmitRequest::default()) {
+                                Ok(new) => format!("submitted experiment {new} (rerun of {id})"),
+                                Err(e) => e.to_string(),
+                            },
+                        );
+                    }
                     (DashboardRequest::ConfirmCancel(id), _) => {
                         view.notice = Some(match lab.cancel(&principal, id) {
                             Ok(state) if state.is_finished() => {

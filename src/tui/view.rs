@@ -237,6 +237,7 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
             ("Enter", "details and history"),
             ("l", "live output (follows)"),
             ("c", "cancel (yours; any as admin), asks first"),
+            ("r", "rerun: submit a copy (members and admins)"),
             ("Esc", "close a pane"),
         ]);
     }
