@@ -64,6 +64,19 @@ fn cgroup_dir(lab: &Lab, id: u64) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/labbench/{instance}/exp-{id}"))
 }
 
+/// Touches 500 MiB while asking for 100M.
+const MEMORY_HOG: &str = "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 30'";
+
+/// The reason of an experiment's last transition.
+fn last_reason(e: &serde_json::Value) -> String {
+    e["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .and_then(|t| t["reason"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -149,18 +162,7 @@ async fn failures_timeouts_and_wait_statuses() {
     let slow = submit(&admin, "--time 2s -- sleep 60").await;
     let e = wait_state(&admin, slow).await;
     assert_eq!(e["state"]["outcome"], "timed_out", "{e}");
-    let last = e["transitions"]
-        .as_array()
-        .and_then(|t| t.last())
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        last["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("wall time limit"),
-        "{e}"
-    );
+    assert!(last_reason(&e).contains("wall time limit"), "{e}");
 }
 
 #[tokio::test]
@@ -173,19 +175,10 @@ async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
     }
     let lab = start("[queue]\nmax_processes = 40\nkill_grace_secs = 1\n");
     let admin = session(&lab.server, &lab.admin).await;
-    let hog = submit(
-        &admin,
-        "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 10'",
-    )
-    .await;
+    let hog = submit(&admin, MEMORY_HOG).await;
     let e = wait_state(&admin, hog).await;
     assert_eq!(e["state"]["outcome"], "killed_by_limit", "{e}");
-    let last = e["transitions"]
-        .as_array()
-        .and_then(|t| t.last())
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(last["reason"], "memory limit 100M exceeded", "{e}");
+    assert_eq!(last_reason(&e), "memory limit 100M exceeded", "{e}");
 
     // Forks until fork fails, reports it, and holds on for a while.
     let bomb = submit(
@@ -446,20 +439,12 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
 async fn without_cgroups_a_watchdog_enforces_memory() {
     let lab = start("[queue]\ncgroups = false\nkill_grace_secs = 1\n");
     let admin = session(&lab.server, &lab.admin).await;
-    let hog = submit(
-        &admin,
-        "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 30'",
-    )
-    .await;
+    let hog = submit(&admin, MEMORY_HOG).await;
     let e = wait_state(&admin, hog).await;
     assert_eq!(e["state"]["outcome"], "killed_by_limit", "{e}");
-    let last = e["transitions"]
-        .as_array()
-        .and_then(|t| t.last())
-        .cloned()
-        .unwrap_or_default();
     assert_eq!(
-        last["reason"], "memory limit 100M exceeded (watchdog)",
+        last_reason(&e),
+        "memory limit 100M exceeded (watchdog)",
         "{e}"
     );
     let running = e["transitions"]
