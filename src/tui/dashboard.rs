@@ -8,7 +8,7 @@ use ratatui::widgets::{
 };
 
 use super::app::{DashboardState, MetricPair, SortColumn};
-use super::view::{ACCENT, Canvas, DIM, Snapshot};
+use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
 use crate::lab::sizing_hint;
 use crate::monitor::{Metric, Usage, UsageSnapshot, UserUsage, Window};
 use crate::units::{Formatter, cores, human_bytes, human_duration, short_bytes};
@@ -116,19 +116,9 @@ pub(super) fn render_dashboard(
     }
 }
 
-fn block(title: String) -> Block<'static> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(Style::default().fg(DIM))
-        .title(Span::styled(
-            title,
-            Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
-        ))
-}
-
 fn render_host(frame: &mut Canvas, area: Rect, usage: &UsageSnapshot) {
     let host = &usage.host;
-    let b = block(format!(" Host {} ", host.hostname));
+    let b = panel(format!(" Host {} ", host.hostname));
     let inner = b.inner(area);
     frame.render_widget(b, area);
     let rows = Layout::vertical([Constraint::Length(1); 5]).split(inner);
@@ -258,7 +248,7 @@ fn render_connected(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
                 Constraint::Length(6),
             ],
         )
-        .block(block(format!(" Connected ({}) ", snap.connected.len()))),
+        .block(panel(format!(" Connected ({}) ", snap.connected.len()))),
         area,
     );
 }
@@ -324,7 +314,7 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
         };
         Cell::from(format!("{t}{arrow}"))
     }))
-    .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD));
+    .style(header_style());
     let value_width = if wide { 7 } else { 6 };
     let mut widths = vec![Constraint::Length(name_width), Constraint::Length(4)];
     widths.extend([Constraint::Length(value_width); 8]);
@@ -367,7 +357,7 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
     let title = format!(" Users ({}): now and peaks (^) ", rows.len());
     let table = Table::new(body, widths)
         .header(header)
-        .block(block(title))
+        .block(panel(title))
         .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
         .column_spacing(1);
     frame.render_stateful_widget(table, area, &mut table_state);
@@ -380,7 +370,7 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, unix_user: &str
         .get(unix_user)
         .map(|lab| format!("{lab} (unix {unix_user})"))
         .unwrap_or_else(|| unix_user.to_string());
-    let b = block(format!(
+    let b = panel(format!(
         " {shown}: last {} — w: 1h/24h/7d, Esc: back ",
         window.label()
     ));
@@ -466,10 +456,7 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, unix_user: &str
                 Constraint::Length(6),
             ],
         )
-        .header(
-            Row::new(vec!["PID", "COMMAND", "CPU", "RSS"])
-                .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
-        )
+        .header(Row::new(vec!["PID", "COMMAND", "CPU", "RSS"]).style(header_style()))
         .block(
             Block::default()
                 .borders(Borders::TOP)
@@ -547,9 +534,9 @@ fn render_gpus(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
             Row::new(vec![
                 "GPU", "NAME", "UTIL", "MEMORY", "TEMP", "POWER", "USERS",
             ])
-            .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
+            .style(header_style()),
         )
-        .block(block(format!(" GPUs ({}) ", snap.usage.gpus.len()))),
+        .block(panel(format!(" GPUs ({}) ", snap.usage.gpus.len()))),
         area,
     );
 }

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::app::{QueuePane, QueueState};
-use super::view::{ACCENT, Canvas, DIM, Snapshot};
+use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
 use crate::lab::ExperimentView;
 use crate::model::{EXPERIMENT_COLUMNS, State};
 use crate::units::{human_duration, printable};
@@ -95,19 +95,8 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             .map(|w| Constraint::Length(*w))
             .chain([Constraint::Min(10)]),
     )
-    .header(
-        Row::new(QUEUE_COLUMNS.to_vec())
-            .style(Style::default().fg(DIM).add_modifier(Modifier::BOLD)),
-    )
-    .block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(Style::default().fg(DIM))
-            .title(Span::styled(
-                title,
-                Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
-            )),
-    )
+    .header(Row::new(QUEUE_COLUMNS.to_vec()).style(header_style()))
+    .block(panel(title))
     .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
     if rows.is_empty() {

@@ -76,6 +76,22 @@ impl Canvas<'_> {
     }
 }
 
+/// A bordered panel with a highlighted title, as every screen uses.
+pub(super) fn panel(title: String) -> Block<'static> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::default().fg(DIM))
+        .title(Span::styled(
+            title,
+            Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
+        ))
+}
+
+/// Style of table headers.
+pub(super) fn header_style() -> Style {
+    Style::default().fg(DIM).add_modifier(Modifier::BOLD)
+}
+
 /// Draws the whole screen into `buffer`: a pure function of view state and snapshot.
 pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     let area = buffer.area;
