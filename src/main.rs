@@ -50,10 +50,14 @@ enum TopCommand {
 }
 
 fn main() -> ExitCode {
-    // The experiment supervisor: `labbench __shim STATUS -- CMD…` (started by the daemon).
+    // The experiment supervisor (started by the daemon): `labbench __shim …`.
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("__shim") && args.len() >= 4 && args[3] == "--" {
-        let code = labbench::exec::run_shim(std::path::Path::new(&args[2]), &args[4..]);
+    if args.get(1).map(String::as_str) == Some("__shim") {
+        let Some(shim) = labbench::exec::ShimArgs::parse(&args[2..]) else {
+            eprintln!("labbench __shim: malformed arguments (internal use only)");
+            return ExitCode::from(125);
+        };
+        let code = labbench::exec::run_shim(&shim);
         return ExitCode::from(u8::try_from(code).unwrap_or(125));
     }
     let cli = Cli::parse();

@@ -52,6 +52,29 @@ pub fn new_session() -> std::io::Result<()> {
     }
 }
 
+/// Becomes Unix user `name` (`uid`, `gid`) with all its groups: supplementary
+/// groups first, then the group, then the user (which cannot be undone).
+pub fn become_user(name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
+    let name = std::ffi::CString::new(name)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "user name has NUL"))?;
+    let check = |rc: libc::c_int| {
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call;
+    // these calls change only the credentials of the calling process.
+    #[allow(unsafe_code)]
+    unsafe {
+        check(libc::initgroups(name.as_ptr(), gid as libc::gid_t))?;
+        check(libc::setgid(gid as libc::gid_t))?;
+        check(libc::setuid(uid as libc::uid_t))?;
+    }
+    Ok(())
+}
+
 /// Ignores SIGTERM, SIGINT and SIGHUP in the calling process (children
 /// started earlier keep their own handling).
 pub fn ignore_stop_signals() {

@@ -14,32 +14,46 @@ fn is_root() -> bool {
     labbench::sys::is_root()
 }
 
-/// A Unix user for experiments (created when root), else the current user.
+/// A supplementary group of the experiments' Unix user (checked in their runs).
+const QUEUE_GROUP: &str = "lbqueuedata";
+
+/// A Unix user for experiments (created when root, with a supplementary
+/// group), else the current user.
 fn experiment_unix_user() -> String {
-    if !is_root() {
-        eprintln!("not root: experiments run as the current user");
-        return labbench::server::invoking_user();
-    }
-    let exists = Command::new("id")
-        .arg(QUEUE_USER)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !exists {
-        let ok = Command::new("useradd")
-            .args([
-                "--system",
-                "--create-home",
-                "--shell",
-                "/bin/sh",
-                QUEUE_USER,
-            ])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "useradd {QUEUE_USER} failed");
-    }
-    QUEUE_USER.to_string()
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        if !is_root() {
+            eprintln!("not root: experiments run as the current user");
+            return labbench::server::invoking_user();
+        }
+        let run = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        assert!(run("groupadd", &["-f", QUEUE_GROUP]), "groupadd failed");
+        if !run("id", &[QUEUE_USER]) {
+            let created = run(
+                "useradd",
+                &[
+                    "--system",
+                    "--create-home",
+                    "--shell",
+                    "/bin/sh",
+                    QUEUE_USER,
+                ],
+            );
+            assert!(created, "useradd {QUEUE_USER} failed");
+        }
+        assert!(
+            run("usermod", &["-aG", QUEUE_GROUP, QUEUE_USER]),
+            "usermod failed"
+        );
+        QUEUE_USER.to_string()
+    })
+    .clone()
 }
 
 struct Lab {
@@ -120,7 +134,7 @@ async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
 
     let id = submit(
         &alice,
-        "--name whoami -- sh -c 'id -un; echo to-stderr >&2'",
+        "--name whoami -- sh -c 'id -un; id -Gn; pwd; echo to-stderr >&2'",
     )
     .await;
     let e = wait_state(&alice, id).await;
@@ -128,7 +142,13 @@ async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
     assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
     assert_eq!(e["state"]["exit_code"], 0);
     let out = exec(&alice, &format!("logs {id}"), None).await;
-    assert_eq!(out.stdout.trim(), unix);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], unix, "{out:?}");
+    if is_root() {
+        // Supplementary groups come along (shared data is often group-owned).
+        assert!(lines[1].split(' ').any(|g| g == QUEUE_GROUP), "{out:?}");
+    }
+    assert_eq!(lines[2], "/tmp", "runs in its working directory");
     let out = exec(&alice, &format!("logs {id} --stderr"), None).await;
     assert_eq!(out.stdout.trim(), "to-stderr");
     let names: Vec<String> = e["transitions"]
@@ -390,6 +410,57 @@ async fn logs_follow_streams_until_the_end_and_returns_the_status() {
 }
 
 #[tokio::test]
+async fn logs_carry_write_times_and_since_filters_by_them() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let id = submit(
+        &admin,
+        "-- sh -c 'echo early; sleep 1.5; echo late; exit 0'",
+    )
+    .await;
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let out = exec(&admin, &format!("logs -t {id}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let stamped: Vec<(i64, &str)> = out
+        .stdout
+        .lines()
+        .map(|line| {
+            let (stamp, text) = line.split_once(' ').expect("stamp and text");
+            let at = chrono::DateTime::parse_from_rfc3339(stamp)
+                .unwrap_or_else(|err| panic!("{stamp:?}: {err}"))
+                .timestamp_millis();
+            (at, text)
+        })
+        .collect();
+    assert_eq!(
+        stamped.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        ["early", "late"]
+    );
+    let started = e["state"]["started_at"].as_i64().expect("started_at") * 1000;
+    let ended = e["state"]["ended_at"].as_i64().expect("ended_at") * 1000;
+    for (at, text) in &stamped {
+        assert!(
+            (started - 1000..=ended + 1000).contains(at),
+            "{text} stamped {at}, run {started}..{ended}"
+        );
+    }
+    // The sleep separates them by 1.5 s; stamps are at most 0.1 s late.
+    assert!(stamped[1].0 - stamped[0].0 >= 1300, "{stamped:?}");
+
+    let since = chrono::DateTime::from_timestamp_millis(stamped[1].0 - 500)
+        .expect("time")
+        .to_rfc3339();
+    let out = exec(&admin, &format!("logs {id} --since {since}"), None).await;
+    assert_eq!(out.stdout, "late\n", "{out:?}");
+    let out = exec(&admin, &format!("logs {id} --since 1h"), None).await;
+    assert_eq!(out.stdout, "early\nlate\n", "{out:?}");
+    let out = exec(&admin, &format!("logs {id} --since yesterday"), None).await;
+    assert_eq!(out.status, Some(2), "{out:?}");
+    assert!(out.stderr.contains("invalid time \"yesterday\""), "{out:?}");
+}
+
+#[tokio::test]
 async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     let lab = start("");
     let data = lab.server.data_dir.clone();
@@ -399,7 +470,7 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     let pid_of = |id: u64| -> Option<i32> {
         let out = Command::new("pgrep")
-            .args(["-f", &format!("experiments/{id}/status")])
+            .args(["-f", &format!("experiments/{id} --workdir")])
             .output()
             .ok()?;
         String::from_utf8_lossy(&out.stdout)

@@ -1,13 +1,15 @@
-//! `logs ID [--stderr|--both] [-f]`: an experiment's output, cleaned, streamed.
+//! `logs ID [--stderr|--both] [--since T] [-t] [-f]`: an experiment's output,
+//! cleaned, optionally time-stamped and filtered by time, streamed.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
 use super::output::{CommandOutput, exit};
 use crate::exec::ExperimentFiles;
+use crate::exec::journal::{self as timeline, Stream, Timeline};
 use crate::exec::logs::LogCleaner;
 use crate::lab::{Lab, Principal};
 use crate::model::{Outcome, State};
@@ -31,6 +33,13 @@ pub struct LogsArgs {
     /// Follow until the experiment ends, then exit with its status.
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// Only output written since T: an age (10m, 2h, 1d), an RFC 3339 time, a
+    /// local 'YYYY-MM-DD HH:MM' or Unix seconds.
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Start each line with the time it was written (UTC, to 0.1 s).
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
 }
 
 /// Where streamed output goes; writes wait while the reader is slow.
@@ -57,6 +66,110 @@ impl StreamSink for CollectSink {
     }
 }
 
+/// One log being read: where, how far, and how its lines are dressed.
+struct LogStream {
+    path: PathBuf,
+    offset: u64,
+    cleaner: LogCleaner,
+    /// When parts of the log were written (loaded for `--since`/`-t`).
+    timeline: Option<Timeline>,
+    timestamps: bool,
+    /// Drop the first line (it began before `--since`).
+    skip_partial: bool,
+}
+
+impl LogStream {
+    fn open(
+        files: &ExperimentFiles,
+        stream: Stream,
+        since_ms: Option<i64>,
+        timestamps: bool,
+    ) -> LogStream {
+        let path = files.log(stream);
+        let timeline =
+            (since_ms.is_some() || timestamps).then(|| Timeline::load(&files.journal(), stream));
+        let mut offset = 0;
+        let mut skip_partial = false;
+        if let (Some(since), Some(t)) = (since_ms, &timeline) {
+            offset = t.offset_since(since);
+            skip_partial = offset > 0 && !byte_before_is_newline(&path, offset);
+        }
+        LogStream {
+            path,
+            offset,
+            cleaner: LogCleaner::default(),
+            timeline,
+            timestamps,
+            skip_partial,
+        }
+    }
+
+    /// Whether a time filter or stamps were asked for a log that has no
+    /// checkpoints (written before labbench recorded them).
+    fn lacks_times(&self) -> bool {
+        self.timeline.as_ref().is_some_and(Timeline::is_empty)
+            && std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
+    }
+
+    /// Turns raw bytes read at `self.offset` into output text and advances.
+    fn take(&mut self, bytes: &[u8]) -> String {
+        let base = self.offset;
+        self.offset += bytes.len() as u64;
+        if let Some(t) = self.timeline.as_mut().filter(|_| self.timestamps) {
+            t.refresh();
+        }
+        let mut out = String::new();
+        let (timeline, timestamps, skip) =
+            (&self.timeline, self.timestamps, &mut self.skip_partial);
+        self.cleaner.feed_lines(bytes, |line, end| {
+            if std::mem::take(skip) {
+                return;
+            }
+            if timestamps {
+                let at = timeline
+                    .as_ref()
+                    .and_then(|t| t.time_of(base + end as u64))
+                    .unwrap_or_else(timeline::now_ms);
+                out.push_str(&timeline::format_ms(at));
+                out.push(' ');
+            }
+            out.push_str(&line);
+            out.push('\n');
+        });
+        out
+    }
+
+    /// The unfinished last line, at the end of the stream.
+    fn finish(&mut self) -> String {
+        let rest = self.cleaner.finish();
+        if rest.is_empty() || std::mem::take(&mut self.skip_partial) {
+            return String::new();
+        }
+        if !self.timestamps {
+            return rest;
+        }
+        let at = self
+            .timeline
+            .as_mut()
+            .and_then(|t| {
+                t.refresh();
+                t.time_of(self.offset)
+            })
+            .unwrap_or_else(timeline::now_ms);
+        format!("{} {rest}", timeline::format_ms(at))
+    }
+}
+
+fn byte_before_is_newline(path: &Path, offset: u64) -> bool {
+    let mut byte = [0u8; 1];
+    std::fs::File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset - 1))?;
+            f.read_exact(&mut byte)
+        })
+        .is_ok_and(|()| byte[0] == b'\n')
+}
+
 /// Streams the logs; returns the exit status (with `-f`: the experiment's).
 pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink: &mut S) -> u32 {
     let experiment = match lab.experiment(p, args.id) {
@@ -67,17 +180,43 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
             return out.status;
         }
     };
-    let files = ExperimentFiles::new(lab.data_dir(), args.id);
-    let paths = if args.both {
-        vec![files.stdout(), files.stderr()]
-    } else if args.stderr {
-        vec![files.stderr()]
-    } else {
-        vec![files.stdout()]
+    let since_ms = match args
+        .since
+        .as_deref()
+        .map(|t| timeline::parse_since(t, timeline::now_ms()))
+    {
+        None => None,
+        Some(Ok(ms)) => Some(ms),
+        Some(Err(e)) => {
+            let _ = sink
+                .err(format!("error: --since: {e}\n").into_bytes())
+                .await;
+            return exit::USAGE;
+        }
     };
+    let files = ExperimentFiles::new(lab.data_dir(), args.id);
+    let wanted = if args.both {
+        vec![Stream::Stdout, Stream::Stderr]
+    } else if args.stderr {
+        vec![Stream::Stderr]
+    } else {
+        vec![Stream::Stdout]
+    };
+    let mut streams: Vec<LogStream> = wanted
+        .into_iter()
+        .map(|stream| LogStream::open(&files, stream, since_ms, args.timestamps))
+        .collect();
+    if streams.iter().any(LogStream::lacks_times) {
+        let note = format!(
+            "note: experiment {} has no recorded write times (it ran before labbench kept them): \
+             showing all output, without times\n",
+            args.id
+        );
+        let _ = sink.err(note.into_bytes()).await;
+    }
     if !args.follow {
-        for path in &paths {
-            if stream_file(path, sink).await.is_err() {
+        for stream in &mut streams {
+            if stream_file(stream, sink).await.is_err() {
                 return exit::OK;
             }
         }
@@ -90,53 +229,39 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
         }
         return exit::OK;
     }
-    follow(lab, p, args.id, &paths, sink).await
+    follow(lab, p, args.id, &mut streams, sink).await
 }
 
-async fn stream_file<S: StreamSink>(path: &Path, sink: &mut S) -> Result<(), ()> {
-    let Ok(mut file) = std::fs::File::open(path) else {
+async fn stream_file<S: StreamSink>(stream: &mut LogStream, sink: &mut S) -> Result<(), ()> {
+    let Ok(mut file) = std::fs::File::open(&stream.path) else {
         return Ok(());
     };
-    let mut cleaner = LogCleaner::default();
+    file.seek(SeekFrom::Start(stream.offset)).map_err(|_| ())?;
     let mut buffer = vec![0u8; CHUNK];
     loop {
         let n = file.read(&mut buffer).map_err(|_| ())?;
         if n == 0 {
             break;
         }
-        let text = cleaner.feed(&buffer[..n]);
+        let text = stream.take(&buffer[..n]);
         if !text.is_empty() {
             sink.out(text.into_bytes()).await?;
         }
     }
-    let rest = cleaner.finish();
+    let rest = stream.finish();
     if !rest.is_empty() {
         sink.out(rest.into_bytes()).await?;
     }
     Ok(())
 }
 
-struct Followed {
-    path: std::path::PathBuf,
-    offset: u64,
-    cleaner: LogCleaner,
-}
-
 async fn follow<S: StreamSink>(
     lab: &Lab,
     p: &Principal,
     id: u64,
-    paths: &[std::path::PathBuf],
+    followed: &mut [LogStream],
     sink: &mut S,
 ) -> u32 {
-    let mut followed: Vec<Followed> = paths
-        .iter()
-        .map(|path| Followed {
-            path: path.clone(),
-            offset: 0,
-            cleaner: LogCleaner::default(),
-        })
-        .collect();
     let mut changes = lab.queue_changes();
     let mut buffer = vec![0u8; CHUNK];
     loop {
@@ -148,7 +273,7 @@ async fn follow<S: StreamSink>(
                 return exit::FAILURE;
             }
         };
-        for f in &mut followed {
+        for f in followed.iter_mut() {
             loop {
                 let Ok(mut file) = std::fs::File::open(&f.path) else {
                     break;
@@ -165,6 +290,7 @@ async fn follow<S: StreamSink>(
                     );
                     f.offset = skip_to;
                     f.cleaner = LogCleaner::default();
+                    f.skip_partial = true;
                     if sink.out(marker.into_bytes()).await.is_err() {
                         return exit::OK;
                     }
@@ -176,16 +302,15 @@ async fn follow<S: StreamSink>(
                 if n == 0 {
                     break;
                 }
-                f.offset += n as u64;
-                let text = f.cleaner.feed(&buffer[..n]);
+                let text = f.take(&buffer[..n]);
                 if !text.is_empty() && sink.out(text.into_bytes()).await.is_err() {
                     return exit::OK;
                 }
             }
         }
         if let Some(state) = finished {
-            for f in &mut followed {
-                let rest = f.cleaner.finish();
+            for f in followed.iter_mut() {
+                let rest = f.finish();
                 if !rest.is_empty() {
                     let _ = sink.out(rest.into_bytes()).await;
                 }

@@ -1,19 +1,22 @@
 //! Starting an experiment on this host, through the `__shim` supervisor.
 //!
-//! The daemon starts `labbench __shim STATUS -- CMD…` as the experiment's Unix
-//! user, with stdout and stderr going straight to log files, moves it into
-//! the experiment's cgroups, then tells it to go (one line on its stdin). The
-//! shim starts a new session, runs the command, ignores stop signals itself
-//! and writes the command's exit status to STATUS. Output and status so
-//! survive a restart of the daemon, and nothing escapes the cgroup.
+//! The daemon spawns `labbench __shim --dir DIR --workdir W [--user U] -- CMD…`
+//! (posix_spawn: no copy of the daemon's memory), with stdout and stderr going
+//! straight to log files, moves it into the experiment's cgroups, then tells
+//! it to go (one line on its stdin). The shim becomes the experiment's Unix
+//! user (with its groups), starts a new session, enters the working
+//! directory, runs the command, notes when the logs grow (see
+//! [`super::timeline`]), ignores stop signals itself and writes the command's
+//! exit status. Output and status so survive a restart of the daemon, and
+//! nothing escapes the cgroup.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::cgroup::{ExperimentCgroup, Limits};
+use super::journal::{self, ExitStatus, JournalWriter, Stream};
 use crate::model::{CommandLine, Experiment};
 
 /// Files of one experiment in the data directory.
@@ -41,35 +44,22 @@ impl ExperimentFiles {
         self.dir.join("stderr.log")
     }
 
-    /// Where the shim writes the exit status.
-    pub fn status(&self) -> PathBuf {
-        self.dir.join("status")
+    /// A log by stream.
+    pub fn log(&self, stream: Stream) -> PathBuf {
+        match stream {
+            Stream::Stdout => self.stdout(),
+            Stream::Stderr => self.stderr(),
+        }
+    }
+
+    /// The run journal the shim writes (write times of the logs, exit status).
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal")
     }
 
     /// Metrics the experiment appends (`$LABBENCH_METRICS`).
     pub fn metrics(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
-    }
-}
-
-/// How an experiment's leader process ended, as the shim recorded it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited with this code.
-    Code(i32),
-    /// Killed by this signal.
-    Signal(i32),
-}
-
-/// Reads the shim's status file (`exit N` or `signal N`).
-pub fn read_status(path: &Path) -> Option<ExitStatus> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let (kind, value) = text.trim().split_once(' ')?;
-    let value: i32 = value.parse().ok()?;
-    match kind {
-        "exit" => Some(ExitStatus::Code(value)),
-        "signal" => Some(ExitStatus::Signal(value)),
-        _ => None,
     }
 }
 
@@ -129,8 +119,8 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     } else {
         None
     };
-    // The shim (running as the user) writes these two files.
-    for path in [files.status(), files.metrics()] {
+    // The shim (running as the user) writes these files.
+    for path in [files.journal(), files.metrics()] {
         let _ = std::fs::remove_file(&path);
         std::fs::OpenOptions::new()
             .create(true)
@@ -163,8 +153,19 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         None
     };
 
+    // No uid/gid/pre_exec here, so std starts the shim with posix_spawn (no
+    // copy of the daemon's page tables); the shim drops to the user itself.
     let mut command = Command::new(&ctx.program);
-    command.arg("__shim").arg(files.status()).arg("--");
+    command
+        .arg("__shim")
+        .arg("--dir")
+        .arg(&files.dir)
+        .arg("--workdir")
+        .arg(&e.spec.workdir);
+    if account.is_some() {
+        command.arg("--user").arg(&e.unix_user);
+    }
+    command.arg("--");
     match &e.spec.command {
         CommandLine::Argv(argv) => command.args(argv),
         CommandLine::Shell(line) => command.args(["/bin/sh", "-c", line]),
@@ -198,13 +199,10 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
             if visible.is_empty() { "none" } else { &visible },
         )
         .envs(e.spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&e.spec.workdir)
+        .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(stdout)
         .stderr(stderr);
-    if let Some(a) = &account {
-        command.uid(a.uid).gid(a.gid);
-    }
     let mut child = command
         .spawn()
         .map_err(|err| format!("cannot start {}: {err}", e.spec.command.display()))?;
@@ -237,36 +235,110 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     })
 }
 
-/// The `__shim` supervisor: waits for "go", starts a session, runs the
-/// command, records its status. Returns the process exit code.
-pub fn run_shim(status_path: &Path, argv: &[String]) -> i32 {
+/// Arguments of `labbench __shim --dir DIR --workdir DIR [--user NAME] -- CMD…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShimArgs {
+    /// The experiment's directory (logs, journal).
+    pub dir: PathBuf,
+    /// Where the command runs.
+    pub workdir: PathBuf,
+    /// The Unix user to become (when the daemon runs as root).
+    pub user: Option<String>,
+    /// The command.
+    pub argv: Vec<String>,
+}
+
+impl ShimArgs {
+    /// Parses the arguments after `__shim`; `None` when malformed.
+    pub fn parse(args: &[String]) -> Option<ShimArgs> {
+        let split = args.iter().position(|a| a == "--")?;
+        let (flags, argv) = (&args[..split], &args[split + 1..]);
+        let (mut dir, mut workdir, mut user) = (None, None, None);
+        for pair in flags.chunks(2) {
+            match pair {
+                [flag, value] if flag == "--dir" => dir = Some(PathBuf::from(value)),
+                [flag, value] if flag == "--workdir" => workdir = Some(PathBuf::from(value)),
+                [flag, value] if flag == "--user" => user = Some(value.clone()),
+                _ => return None,
+            }
+        }
+        Some(ShimArgs {
+            dir: dir?,
+            workdir: workdir?,
+            user,
+            argv: argv.to_vec(),
+        })
+    }
+}
+
+/// The `__shim` supervisor: waits for "go", becomes the experiment's user,
+/// starts a session, runs the command while noting when its output grew,
+/// records its status. Returns the process exit code.
+pub fn run_shim(args: &ShimArgs) -> i32 {
+    let files = ExperimentFiles {
+        dir: args.dir.clone(),
+    };
     let mut line = String::new();
     if std::io::stdin().read_line(&mut line).is_err() || line.trim() != "go" {
         return 125;
     }
-    if let Err(e) = crate::sys::new_session() {
-        eprintln!("labbench shim: cannot start a session: {e}");
-        return 125;
-    }
-    let Some((program, args)) = argv.split_first() else {
-        eprintln!("labbench shim: no command");
-        return 125;
+    let mut journal = match JournalWriter::open(
+        &files.journal(),
+        &[
+            (Stream::Stdout, files.stdout()),
+            (Stream::Stderr, files.stderr()),
+        ],
+    ) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("labbench: cannot open the run journal: {e}");
+            return 125;
+        }
     };
-    let mut child = match Command::new(program)
-        .args(args)
+    let mut setup_failed = |what: String| {
+        eprintln!("labbench: {what}");
+        journal.exit(ExitStatus::Code(125));
+        125
+    };
+    if let Some(user) = &args.user {
+        let Some(account) = crate::sys::passwd_entry(user) else {
+            return setup_failed(format!("unix user {user} does not exist on this host"));
+        };
+        if let Err(e) = crate::sys::become_user(user, account.uid, account.gid) {
+            return setup_failed(format!("cannot become {user}: {e}"));
+        }
+    }
+    if let Err(e) = crate::sys::new_session() {
+        return setup_failed(format!("cannot start a session: {e}"));
+    }
+    if let Err(e) = std::env::set_current_dir(&args.workdir) {
+        return setup_failed(format!(
+            "cannot enter the working directory {}: {e}",
+            args.workdir.display()
+        ));
+    }
+    let Some((program, rest)) = args.argv.split_first() else {
+        return setup_failed("no command".into());
+    };
+    let spawned = Command::new(program)
+        .args(rest)
         .stdin(Stdio::null())
-        .spawn()
-    {
+        .spawn();
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             eprintln!("labbench: cannot run {program}: {e}");
-            let _ = std::fs::write(status_path, "exit 127\n");
+            journal.checkpoint(journal::now_ms());
+            journal.exit(ExitStatus::Code(127));
             return 127;
         }
     };
     // Stop signals are for the command; the shim stays to record how it ended.
     crate::sys::ignore_stop_signals();
-    let status = match child.wait() {
+    let checkpoints = Checkpoints::start(journal);
+    let status = child.wait();
+    let mut journal = checkpoints.finish();
+    let status = match status {
         Ok(status) => status,
         Err(e) => {
             eprintln!("labbench shim: lost the command: {e}");
@@ -275,16 +347,45 @@ pub fn run_shim(status_path: &Path, argv: &[String]) -> i32 {
     };
     use std::os::unix::process::ExitStatusExt;
     let (record, code) = match (status.code(), status.signal()) {
-        (Some(code), _) => (format!("exit {code}\n"), code),
-        (None, Some(signal)) => (format!("signal {signal}\n"), 128 + signal),
-        (None, None) => ("exit 125\n".to_string(), 125),
+        (Some(code), _) => (ExitStatus::Code(code), code),
+        (None, Some(signal)) => (ExitStatus::Signal(signal), 128 + signal),
+        (None, None) => (ExitStatus::Code(125), 125),
     };
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(status_path)
-        .and_then(|mut f| f.write_all(record.as_bytes()));
+    if let Some(journal) = journal.as_mut() {
+        journal.exit(record);
+    }
     code
+}
+
+/// The shim's thread that notes when the logs grow.
+struct Checkpoints {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<JournalWriter>,
+}
+
+impl Checkpoints {
+    fn start(mut journal: JournalWriter) -> Checkpoints {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            loop {
+                let done = !matches!(
+                    stopped.recv_timeout(journal::CHECKPOINT_EVERY),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
+                journal.checkpoint(journal::now_ms());
+                if done {
+                    return journal;
+                }
+            }
+        });
+        Checkpoints { stop, thread }
+    }
+
+    /// Takes the last checkpoint, ends the thread and hands the journal back.
+    fn finish(self) -> Option<JournalWriter> {
+        let _ = self.stop.send(());
+        self.thread.join().ok()
+    }
 }
 
 #[cfg(test)]
@@ -292,14 +393,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_files_parse() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("status");
-        std::fs::write(&path, "exit 3\n").expect("write");
-        assert_eq!(read_status(&path), Some(ExitStatus::Code(3)));
-        std::fs::write(&path, "signal 9\n").expect("write");
-        assert_eq!(read_status(&path), Some(ExitStatus::Signal(9)));
-        std::fs::write(&path, "").expect("write");
-        assert_eq!(read_status(&path), None);
+    fn shim_arguments_parse_strictly() {
+        let args = |text: &str| text.split(' ').map(String::from).collect::<Vec<_>>();
+        let parsed = ShimArgs::parse(&args("--dir /d --workdir /w --user ann -- sh -c x"));
+        assert_eq!(
+            parsed,
+            Some(ShimArgs {
+                dir: "/d".into(),
+                workdir: "/w".into(),
+                user: Some("ann".into()),
+                argv: args("sh -c x"),
+            })
+        );
+        assert_eq!(
+            ShimArgs::parse(&args("--dir /d -- true")),
+            None,
+            "no workdir"
+        );
+        assert_eq!(
+            ShimArgs::parse(&args("--dir /d --workdir /w true")),
+            None,
+            "no --"
+        );
+        assert_eq!(
+            ShimArgs::parse(&args("--bogus x --dir /d --workdir /w -- t")),
+            None
+        );
     }
 }

@@ -41,7 +41,17 @@ impl LogCleaner {
     /// Feeds raw output; returns the complete lines it finished, cleaned.
     pub fn feed(&mut self, bytes: &[u8]) -> String {
         let mut out = String::new();
-        for &b in bytes {
+        self.feed_lines(bytes, |line, _| {
+            out.push_str(&line);
+            out.push('\n');
+        });
+        out
+    }
+
+    /// Feeds raw output; calls `each` with every line it finished (cleaned,
+    /// without its newline) and the index in `bytes` just past that newline.
+    pub fn feed_lines(&mut self, bytes: &[u8], mut each: impl FnMut(String, usize)) {
+        for (i, &b) in bytes.iter().enumerate() {
             match self.escape {
                 Escape::Start => {
                     self.escape = match b {
@@ -79,8 +89,7 @@ impl LogCleaner {
                 0x1b => self.escape = Escape::Start,
                 b'\n' => {
                     self.carriage_return = false;
-                    out.push_str(&self.take_line());
-                    out.push('\n');
+                    each(self.take_line(), i + 1);
                 }
                 b'\r' => self.carriage_return = true,
                 _ => {
@@ -98,7 +107,6 @@ impl LogCleaner {
                 }
             }
         }
-        out
     }
 
     /// Returns the unfinished line (at the end of a stream).

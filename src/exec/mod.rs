@@ -5,9 +5,10 @@
 //! what or in which order: the service and the scheduler do.
 
 pub mod cgroup;
+pub mod journal;
 pub mod local;
 pub mod logs;
 pub mod runner;
 
-pub use local::{ExperimentFiles, LaunchContext, run_shim};
+pub use local::{ExperimentFiles, LaunchContext, ShimArgs, run_shim};
 pub use runner::{RunnerSettings, run};

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::cgroup::{self, ExperimentCgroup};
-use super::local::{ExitStatus, ExperimentFiles, LaunchContext, launch, read_status};
+use super::journal::{ExitStatus, read_exit};
+use super::local::{ExperimentFiles, LaunchContext, launch};
 use crate::lab::{Lab, LiveUse, RunnerCommand};
 use crate::model::{Experiment, Outcome, ResourceUse, State};
 use crate::sched::Decision;
@@ -286,7 +287,7 @@ fn finish(lab: &Lab, id: u64, t: &Tracked, settings: &RunnerSettings, after_rest
     }
     let elapsed = (crate::lab::now() - t.started_at).max(0) as f64;
     usage.gpu_seconds = elapsed * t.gpus as f64;
-    let status = read_status(&ExperimentFiles::new(&settings.launch.data_dir, id).status());
+    let status = read_exit(&ExperimentFiles::new(&settings.launch.data_dir, id).journal());
     let (exit_code, signal) = match status {
         Some(ExitStatus::Code(c)) => (Some(c), None),
         Some(ExitStatus::Signal(s)) => (None, Some(s)),
