@@ -256,3 +256,90 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
         "alternate screen must be left and the cursor shown"
     );
 }
+
+#[test]
+fn tui_form_submits_like_the_command_and_the_log_pane_searches() {
+    let s = setup();
+    let tmux = Tmux::new();
+    let mut ssh_line = String::from("ssh -t");
+    for arg in ssh_args(&s.server, &s.admin, &s.known_hosts) {
+        ssh_line.push(' ');
+        ssh_line.push_str(&arg);
+    }
+    ssh_line.push_str(" lab@127.0.0.1; sleep 30");
+    tmux.run(&["new", "-d", "-s", "lab", "-x", "120", "-y", "40", &ssh_line]);
+    tmux.wait_for("1 Dashboard");
+    let keys = |keys: &[&str]| {
+        let mut args = vec!["send-keys", "-t", "lab"];
+        args.extend_from_slice(keys);
+        tmux.run(&args);
+    };
+    keys(&["2"]);
+    tmux.wait_for("Nothing queued or running");
+    keys(&["n"]);
+    tmux.wait_for("New experiment");
+    // `q` and digits are text here, not quit or tab keys.
+    keys(&[
+        "-l",
+        "for i in 1 2 3; do echo step $i; done; echo quiet; sleep 60",
+    ]);
+    keys(&["Tab"]);
+    keys(&["-l", "--", "-from-form"]);
+    keys(&["Tab", "Tab", "Tab"]);
+    keys(&["-l", "8Q"]);
+    keys(&["Enter"]);
+    let refused = tmux.wait_for("invalid value '8Q'");
+    assert!(
+        refused.contains("New experiment"),
+        "form stays open:\n{refused}"
+    );
+    let listed = ssh(
+        &s.server,
+        &s.admin,
+        &s.known_hosts,
+        &["ls", "--all", "--json"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        "[]",
+        "nothing queued"
+    );
+    keys(&["BSpace", "BSpace"]);
+    keys(&["-l", "64M"]);
+    keys(&["Enter"]);
+    tmux.wait_for("submitted experiment 1");
+    tmux.wait_for("-from-form");
+    let shown = ssh(
+        &s.server,
+        &s.admin,
+        &s.known_hosts,
+        &["show", "1", "--json"],
+    );
+    let e: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("show --json");
+    assert_eq!(
+        e["spec"]["name"], "-from-form",
+        "a leading '-' is a value: {e}"
+    );
+    assert_eq!(e["spec"]["resources"]["memory_bytes"], 64 << 20, "{e}");
+
+    // The live log: search finds an older line and marks it.
+    tmux.wait_for("running");
+    keys(&["l"]);
+    tmux.wait_for("quiet");
+    keys(&["/"]);
+    keys(&["-l", "step 2"]);
+    keys(&["Enter"]);
+    let found = tmux.wait_for("search: step 2");
+    assert!(found.contains("step 2"), "{found}");
+    keys(&["Escape"]);
+    // Admins set priorities (only queued experiments have one to change).
+    keys(&["p"]);
+    tmux.wait_for("Priority of experiment 1");
+    keys(&["-l", "5"]);
+    keys(&["Enter"]);
+    tmux.wait_for("only queued experiments");
+    keys(&["Escape"]);
+    keys(&["c"]);
+    keys(&["y"]);
+    tmux.wait_for("Nothing queued or running");
+}

@@ -265,6 +265,13 @@ pub fn parse_exec_line(line: &str) -> Result<LabCommand, CommandOutput> {
             "error: empty command\nhint: run 'help' to list commands, or 'ssh -t lab@host' for the interactive interface",
         ));
     }
+    parse_exec_argv(argv)
+}
+
+/// Parses an already split command (`["submit", "--mem", "8G", …]`), as
+/// `parse_exec_line` does after splitting: the interface's forms use it so
+/// they accept and refuse exactly what the commands do.
+pub fn parse_exec_argv(argv: Vec<String>) -> Result<LabCommand, CommandOutput> {
     ExecLine::try_parse_from(std::iter::once("labbench".to_string()).chain(argv))
         .map(|line| line.command)
         .map_err(|e| clap_error_output(&e))

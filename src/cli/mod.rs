@@ -11,6 +11,8 @@ pub mod queue;
 mod stdin;
 mod usage;
 
-pub use commands::{KeyAction, LabCommand, UserAction, parse_exec_line, run_command};
+pub use commands::{
+    KeyAction, LabCommand, UserAction, parse_exec_argv, parse_exec_line, run_command,
+};
 pub use output::{CommandOutput, exit};
 pub use stdin::StdinSource;

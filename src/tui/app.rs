@@ -2,7 +2,10 @@
 
 use terminput::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::form::{FormAction, SubmitForm};
 use super::input::key_name;
+use super::logpane::LogPaneState;
+use crate::exec::journal::Stream;
 use crate::model::Role;
 use crate::monitor::Window;
 
@@ -137,17 +140,86 @@ pub enum DashboardRequest {
     ConfirmCancel(u64),
     /// Submit a copy of the selected experiment.
     RerunSelectedExperiment,
+    /// Submit with these `submit` arguments (from the form).
+    Submit(Vec<String>),
+    /// Ask for a new priority of the selected experiment.
+    PrioritySelectedExperiment,
+    /// Set an experiment's priority (from the prompt).
+    SetPriority(u64, String),
+    /// Find the log search text in older (true) or newer lines.
+    FindInLog {
+        /// Search backwards.
+        older: bool,
+    },
+    /// Filter the Queue by the next project among its experiments.
+    NextProject,
+}
+
+/// Which states the Queue tab shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StateFilter {
+    /// Queued and running.
+    #[default]
+    All,
+    /// Waiting to start.
+    Queued,
+    /// Starting or running.
+    Running,
+}
+
+impl StateFilter {
+    /// Whether an experiment in `state` passes.
+    pub fn admits(self, state: &crate::model::State) -> bool {
+        use crate::model::State;
+        match self {
+            StateFilter::All => true,
+            StateFilter::Queued => matches!(state, State::Queued),
+            StateFilter::Running => matches!(state, State::Starting { .. } | State::Running { .. }),
+        }
+    }
+
+    /// Its name in the title.
+    pub fn label(self) -> &'static str {
+        match self {
+            StateFilter::All => "queued+running",
+            StateFilter::Queued => "queued",
+            StateFilter::Running => "running",
+        }
+    }
+
+    fn next(self) -> StateFilter {
+        match self {
+            StateFilter::All => StateFilter::Queued,
+            StateFilter::Queued => StateFilter::Running,
+            StateFilter::Running => StateFilter::All,
+        }
+    }
 }
 
 /// A pane over the Queue table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueuePane {
     /// The experiment's details and history.
     Details(u64),
-    /// The experiment's output, followed live.
-    Log(u64),
+    /// The experiment's output, followed live, with scrollback and search.
+    Log(LogPaneState),
     /// "Cancel experiment N? y/n".
     ConfirmCancel(u64),
+    /// The new-experiment form.
+    Submit(SubmitForm),
+    /// "Priority of experiment N:" with what is typed so far.
+    Priority(u64, String),
+}
+
+impl QueueState {
+    /// Whether an open pane is taking typed text.
+    pub fn takes_text(&self) -> bool {
+        match &self.pane {
+            Some(QueuePane::Submit(_) | QueuePane::Priority(..)) => true,
+            Some(QueuePane::Log(log)) => log.typing.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// View state of the Queue tab.
@@ -155,6 +227,10 @@ pub enum QueuePane {
 pub struct QueueState {
     /// Only the viewer's own experiments.
     pub mine_only: bool,
+    /// Which states are shown.
+    pub states: StateFilter,
+    /// Only this project.
+    pub project: Option<String>,
     /// Selected row.
     pub selected: usize,
     /// An open pane.
@@ -200,6 +276,10 @@ impl ViewState {
         let ctrl = key.modifiers.contains(KeyModifiers::CTRL);
         match key.code {
             KeyCode::Char('c') if ctrl => return Flow::Quit,
+            // While text is typed (form, prompt, search), every key is text.
+            _ if self.tab == Tab::Queue && self.queue.takes_text() => {
+                self.queue_key(key);
+            }
             KeyCode::Char('q') if key.modifiers.is_empty() => return Flow::Quit,
             KeyCode::Char('?') => self.help_open = !self.help_open,
             KeyCode::Esc if self.help_open => self.help_open = false,
@@ -257,27 +337,104 @@ impl ViewState {
     /// Handles a Queue key; false when the key is not a Queue key.
     fn queue_key(&mut self, key: KeyEvent) -> bool {
         let q = &mut self.queue;
-        if let Some(QueuePane::ConfirmCancel(id)) = q.pane {
-            match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
+        match q.pane.as_mut() {
+            Some(QueuePane::ConfirmCancel(id)) => {
+                let id = *id;
+                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
                     self.request = Some(DashboardRequest::ConfirmCancel(id));
-                    q.pane = None;
-                }
-                _ => {
-                    q.pane = None;
+                } else {
                     self.notice = Some(format!("experiment {id} not cancelled"));
                 }
+                q.pane = None;
+                return true;
             }
-            return true;
-        }
-        if q.pane.is_some() {
-            return match key.code {
-                KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => {
-                    q.pane = None;
-                    true
+            Some(QueuePane::Submit(form)) => {
+                match form.handle_key(key) {
+                    FormAction::Edit => {}
+                    FormAction::Submit => {
+                        self.request = Some(DashboardRequest::Submit(form.to_args()));
+                    }
+                    FormAction::Close => q.pane = None,
                 }
-                _ => false,
-            };
+                return true;
+            }
+            Some(QueuePane::Priority(id, typed)) => {
+                match key.code {
+                    KeyCode::Esc => q.pane = None,
+                    KeyCode::Enter => {
+                        self.request = Some(DashboardRequest::SetPriority(*id, typed.clone()));
+                    }
+                    KeyCode::Backspace => {
+                        typed.pop();
+                    }
+                    KeyCode::Char(c) if (c.is_ascii_digit() || c == '-') && typed.len() < 11 => {
+                        typed.push(c)
+                    }
+                    _ => self.notice = Some("type a whole number, then Enter".into()),
+                }
+                return true;
+            }
+            Some(QueuePane::Log(log)) => {
+                if let Some(typed) = log.typing.as_mut() {
+                    match key.code {
+                        KeyCode::Esc => log.typing = None,
+                        KeyCode::Enter => {
+                            log.search = log.typing.take();
+                            log.matched = None;
+                            self.request = Some(DashboardRequest::FindInLog { older: true });
+                        }
+                        KeyCode::Backspace => {
+                            typed.pop();
+                        }
+                        KeyCode::Char(c) if !c.is_control() && typed.chars().count() < 200 => {
+                            typed.push(c)
+                        }
+                        _ => {}
+                    }
+                    return true;
+                }
+                let page = log.page.max(1) as isize;
+                match key.code {
+                    KeyCode::Esc | KeyCode::Backspace => q.pane = None,
+                    KeyCode::Up | KeyCode::Char('k') => log.scroll(-1),
+                    KeyCode::Down | KeyCode::Char('j') => log.scroll(1),
+                    KeyCode::PageUp => log.scroll(-page),
+                    KeyCode::PageDown | KeyCode::Char(' ') => log.scroll(page),
+                    KeyCode::Home | KeyCode::Char('g') => log.home(),
+                    KeyCode::End | KeyCode::Char('G') => {
+                        log.top = None;
+                        log.matched = None;
+                    }
+                    KeyCode::Char('/') => log.typing = Some(String::new()),
+                    KeyCode::Char('n') => {
+                        self.request = Some(DashboardRequest::FindInLog { older: true })
+                    }
+                    KeyCode::Char('N') => {
+                        self.request = Some(DashboardRequest::FindInLog { older: false })
+                    }
+                    KeyCode::Char('e') => {
+                        let id = log.id;
+                        let mut next = LogPaneState::new(id);
+                        next.stream = match log.stream {
+                            Stream::Stdout => Stream::Stderr,
+                            Stream::Stderr => Stream::Stdout,
+                        };
+                        *log = next;
+                    }
+                    _ => return false,
+                }
+                return true;
+            }
+            Some(QueuePane::Details(_)) => {
+                return match key.code {
+                    KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => {
+                        q.pane = None;
+                        true
+                    }
+                    _ => false,
+                };
+            }
+            None => {}
         }
         match key.code {
             KeyCode::Down | KeyCode::Char('j') => q.selected = q.selected.saturating_add(1),
@@ -287,10 +444,23 @@ impl ViewState {
                 q.mine_only = !q.mine_only;
                 q.selected = 0;
             }
+            KeyCode::Char('f') => {
+                q.states = q.states.next();
+                q.selected = 0;
+            }
+            KeyCode::Char('P') => self.request = Some(DashboardRequest::NextProject),
+            KeyCode::Char('n') if self.role == Role::Viewer => {
+                self.notice = Some("viewers cannot submit experiments".into());
+            }
+            KeyCode::Char('n') => q.pane = Some(QueuePane::Submit(SubmitForm::default())),
             KeyCode::Enter => self.request = Some(DashboardRequest::ShowSelectedExperiment),
             KeyCode::Char('l') => self.request = Some(DashboardRequest::LogSelectedExperiment),
             KeyCode::Char('c') => self.request = Some(DashboardRequest::CancelSelectedExperiment),
             KeyCode::Char('r') => self.request = Some(DashboardRequest::RerunSelectedExperiment),
+            KeyCode::Char('p') if self.role != Role::Admin => {
+                self.notice = Some("only admins change priorities".into());
+            }
+            KeyCode::Char('p') => self.request = Some(DashboardRequest::PrioritySelectedExperiment),
             _ => return false,
         }
         true
@@ -408,6 +578,72 @@ mod tests {
         s.queue.pane = Some(QueuePane::ConfirmCancel(7));
         press(&mut s, KeyCode::Char('y'));
         assert_eq!(s.request, Some(DashboardRequest::ConfirmCancel(7)));
+    }
+
+    #[test]
+    fn queue_filters_form_priority_and_log_keys() {
+        let mut s = ViewState::new(Role::Member);
+        press(&mut s, KeyCode::Char('2'));
+        press(&mut s, KeyCode::Char('f'));
+        assert_eq!(s.queue.states, StateFilter::Queued);
+        press(&mut s, KeyCode::Char('P'));
+        assert_eq!(s.request, Some(DashboardRequest::NextProject));
+        s.request = None;
+        press(&mut s, KeyCode::Char('p'));
+        assert_eq!(s.notice.as_deref(), Some("only admins change priorities"));
+        // The form takes every key, q included, until Enter or Esc.
+        press(&mut s, KeyCode::Char('n'));
+        for c in "sleep 9; q".chars() {
+            assert_eq!(press(&mut s, KeyCode::Char(c)), Flow::Continue);
+        }
+        press(&mut s, KeyCode::Enter);
+        assert_eq!(
+            s.request,
+            Some(DashboardRequest::Submit(vec!["--sh=sleep 9; q".into()]))
+        );
+        press(&mut s, KeyCode::Esc);
+        assert_eq!(s.queue.pane, None);
+
+        let mut log = LogPaneState::new(5);
+        log.bounds = (0, 100);
+        log.page = 10;
+        s.queue.pane = Some(QueuePane::Log(log));
+        press(&mut s, KeyCode::PageUp);
+        press(&mut s, KeyCode::Char('/'));
+        for c in "loss".chars() {
+            press(&mut s, KeyCode::Char(c));
+        }
+        press(&mut s, KeyCode::Enter);
+        assert_eq!(s.request, Some(DashboardRequest::FindInLog { older: true }));
+        let Some(QueuePane::Log(log)) = &s.queue.pane else {
+            panic!("log pane closed");
+        };
+        assert_eq!((log.top, log.search.as_deref()), (Some(80), Some("loss")));
+        press(&mut s, KeyCode::Char('e'));
+        let Some(QueuePane::Log(log)) = &s.queue.pane else {
+            panic!("log pane closed");
+        };
+        assert_eq!(log.stream, Stream::Stderr);
+
+        let mut admin = ViewState::new(Role::Admin);
+        admin.tab = Tab::Queue;
+        admin.queue.pane = Some(QueuePane::Priority(3, String::new()));
+        for c in "-2x".chars() {
+            press(&mut admin, KeyCode::Char(c));
+        }
+        assert_eq!(
+            admin.notice.as_deref(),
+            Some("type a whole number, then Enter")
+        );
+        press(&mut admin, KeyCode::Enter);
+        assert_eq!(
+            admin.request,
+            Some(DashboardRequest::SetPriority(3, "-2".into()))
+        );
+        let mut viewer = ViewState::new(Role::Viewer);
+        viewer.tab = Tab::Queue;
+        press(&mut viewer, KeyCode::Char('n'));
+        assert_eq!(viewer.queue.pane, None);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 mod app;
 mod backend;
 mod dashboard;
+mod form;
 mod input;
+mod logpane;
 mod queue;
 mod session;
 mod view;

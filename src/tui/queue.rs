@@ -1,4 +1,5 @@
-//! The Queue tab: queued and running experiments, details, live log, cancel.
+//! The Queue tab: queued and running experiments (filtered by owner, state,
+//! project), details, live log, new-experiment form, cancel, priority.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -6,6 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::app::{QueuePane, QueueState};
+use super::form::render_form;
+use super::logpane::render_log_pane;
 use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
 use crate::lab::ExperimentView;
 use crate::model::{EXPERIMENT_COLUMNS, State};
@@ -23,11 +26,16 @@ const QUEUE_COLUMNS: [&str; 8] = [
     EXPERIMENT_COLUMNS[6],
 ];
 
-/// The rows shown for the Queue state (mine or all).
+/// The rows shown for the Queue state (mine or all, states, project).
 pub fn visible_rows<'a>(snap: &'a Snapshot, state: &QueueState) -> Vec<&'a ExperimentView> {
     snap.queue
         .iter()
         .filter(|v| !state.mine_only || v.experiment.owner == snap.user)
+        .filter(|v| state.states.admits(&v.experiment.state))
+        .filter(|v| {
+            state.project.is_none()
+                || v.experiment.spec.project.as_deref() == state.project.as_deref()
+        })
         .collect()
 }
 
@@ -74,14 +82,20 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
         table_state.select(Some(state.selected.min(rows.len() - 1)));
     }
     let title = format!(
-        " Queue: {} experiment{} ({}) — yours in bold ",
+        " Queue: {}{} · {} (m) · {} (f) · project {} (P) · n: new ",
         rows.len(),
-        if rows.len() == 1 { "" } else { "s" },
+        match (rows.len(), area.width >= 110) {
+            (_, false) => "",
+            (1, true) => " experiment",
+            (_, true) => " experiments",
+        },
         if state.mine_only {
-            "mine, m: all"
+            "mine"
         } else {
-            "all, m: mine"
-        }
+            "everyone's"
+        },
+        state.states.label(),
+        printable(state.project.as_deref().unwrap_or("any")),
     );
     let widths: [u16; 7] = if area.width >= 110 {
         [6, 14, 10, 9, 9, 20, 11]
@@ -116,26 +130,30 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
     } else {
         frame.render_stateful_widget(table, area, &mut table_state);
     }
-    if let Some(pane) = state.pane {
-        render_pane(frame, area, snap, pane);
+    match &state.pane {
+        Some(QueuePane::Log(log)) => render_log_pane(frame, area, &snap.log, log),
+        Some(QueuePane::Submit(form)) => render_form(frame, area, form),
+        Some(pane) => render_pane(frame, area, snap, pane),
+        None => {}
     }
 }
 
-fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: QueuePane) {
+fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &QueuePane) {
     let (title, height, width) = match pane {
+        QueuePane::ConfirmCancel(id) => {
+            (format!(" Cancel experiment {id}? "), 5, 44.min(area.width))
+        }
+        QueuePane::Priority(id, _) => (
+            format!(" Priority of experiment {id} "),
+            6,
+            50.min(area.width),
+        ),
         QueuePane::Details(id) => (
             format!(" Experiment {id} — Esc: close "),
             area.height.saturating_sub(2),
             area.width.saturating_sub(4),
         ),
-        QueuePane::Log(id) => (
-            format!(" Output of experiment {id} (live) — Esc: close "),
-            area.height.saturating_sub(2),
-            area.width.saturating_sub(4),
-        ),
-        QueuePane::ConfirmCancel(id) => {
-            (format!(" Cancel experiment {id}? "), 5, 44.min(area.width))
-        }
+        QueuePane::Log(_) | QueuePane::Submit(_) => return,
     };
     let rect = Rect::new(
         area.x + (area.width - width) / 2,
@@ -152,22 +170,23 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: QueuePane)
                 Style::default().add_modifier(Modifier::BOLD),
             )),
         ],
-        _ => {
-            let body = snap.queue_pane_text.as_deref().unwrap_or("");
-            let inner_height = usize::from(height.saturating_sub(2));
-            let lines: Vec<&str> = body.lines().collect();
-            // Logs show their end; details their start.
-            let skip = if matches!(pane, QueuePane::Log(_)) {
-                lines.len().saturating_sub(inner_height)
-            } else {
-                0
-            };
-            lines
-                .iter()
-                .skip(skip)
-                .map(|l| Line::from(printable(l)))
-                .collect()
-        }
+        QueuePane::Priority(_, typed) => vec![
+            Line::from(vec![
+                Span::styled("New priority: ", Style::default().fg(ACCENT)),
+                Span::raw(format!("{typed}▏")),
+            ]),
+            Line::from(Span::styled(
+                "higher starts first; Enter: set, Esc: close",
+                Style::default().fg(DIM),
+            )),
+        ],
+        _ => snap
+            .queue_pane_text
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .map(|l| Line::from(printable(l)))
+            .collect(),
     };
     frame.render_widget(
         Paragraph::new(text).block(

@@ -13,8 +13,10 @@ use super::app::{DashboardRequest, DrillDown, Flow, QueuePane, Tab, ViewState};
 use super::backend::ScreenWriter;
 use super::dashboard::sorted_rows;
 use super::input::{InputParser, key_press};
+use super::logpane::{LogFollower, LogPaneState};
 use super::queue::visible_rows;
 use super::view::{Snapshot, render};
+use crate::exec::ExperimentFiles;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::monitor::Window;
 
@@ -64,6 +66,7 @@ pub async fn run_tui_session<S: FrameSink>(
     let usage = lab.usage_updates();
     let mut lab_names = lab.lab_names().unwrap_or_default();
     let mut frames: u64 = 0;
+    let mut follower: Option<LogFollower> = None;
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -82,6 +85,18 @@ pub async fn run_tui_session<S: FrameSink>(
                 return crate::cli::exit::PERMISSION_DENIED;
             }
         }
+        if let Some(QueuePane::Log(log)) = &view.queue.pane {
+            let key = (log.id, log.stream);
+            if follower.as_ref().map(|f| f.key) != Some(key) {
+                follower = Some(LogFollower::new(
+                    log.id,
+                    log.stream,
+                    ExperimentFiles::new(lab.data_dir(), log.id).log(log.stream),
+                ));
+            }
+        } else {
+            follower = None;
+        }
         let mut snapshot = Snapshot {
             user: principal.user.clone(),
             role: Some(view.role),
@@ -91,6 +106,7 @@ pub async fn run_tui_session<S: FrameSink>(
             running: lab.running_by_unix_user(),
             queue: Vec::new(),
             queue_pane_text: None,
+            log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
             clock: chrono::Local::now().format("%H:%M:%S").to_string(),
@@ -121,7 +137,70 @@ pub async fn run_tui_session<S: FrameSink>(
                         view.queue.pane = Some(QueuePane::Details(id));
                     }
                     (DashboardRequest::LogSelectedExperiment, Some(id)) => {
-                        view.queue.pane = Some(QueuePane::Log(id));
+                        // Reading output is checked by the service like `logs`.
+                        view.queue.pane = match lab.experiment(&principal, id) {
+                            Ok(_) => Some(QueuePane::Log(LogPaneState::new(id))),
+                            Err(e) => {
+                                view.notice = Some(e.to_string());
+                                None
+                            }
+                        };
+                    }
+                    (DashboardRequest::PrioritySelectedExperiment, Some(id)) => {
+                        view.queue.pane = Some(QueuePane::Priority(id, String::new()));
+                    }
+                    (DashboardRequest::SetPriority(id, typed), _) => match typed.parse::<i32>() {
+                        Err(_) => {
+                            view.notice = Some(format!("{typed:?} is not a whole number"));
+                        }
+                        Ok(priority) => match lab.set_priority(&principal, id, priority) {
+                            Ok(()) => {
+                                view.queue.pane = None;
+                                view.notice =
+                                    Some(format!("experiment {id} now has priority {priority}"));
+                            }
+                            Err(e) => view.notice = Some(e.to_string()),
+                        },
+                    },
+                    (DashboardRequest::Submit(args), _) => {
+                        let outcome = submit_from_form(&lab, &principal, args);
+                        match (&mut view.queue.pane, outcome) {
+                            (_, Ok(id)) => {
+                                view.queue.pane = None;
+                                view.notice = Some(format!("submitted experiment {id}"));
+                            }
+                            (Some(QueuePane::Submit(form)), Err(why)) => form.error = Some(why),
+                            (_, Err(why)) => view.notice = Some(why),
+                        }
+                    }
+                    (DashboardRequest::FindInLog { older }, _) => {
+                        if let Some(QueuePane::Log(log)) = &mut view.queue.pane
+                            && !log.find(&snapshot.log, older)
+                        {
+                            view.notice = Some(format!(
+                                "no {} match for {:?}",
+                                if older { "older" } else { "newer" },
+                                log.search.as_deref().unwrap_or("")
+                            ));
+                        }
+                    }
+                    (DashboardRequest::NextProject, _) => {
+                        let mut projects: Vec<String> = snapshot
+                            .queue
+                            .iter()
+                            .filter_map(|v| v.experiment.spec.project.clone())
+                            .collect();
+                        projects.sort();
+                        projects.dedup();
+                        let next = match &view.queue.project {
+                            None => projects.first().cloned(),
+                            Some(current) => projects.iter().find(|p| *p > current).cloned(),
+                        };
+                        if projects.is_empty() {
+                            view.notice = Some("no experiment here has a project".into());
+                        }
+                        view.queue.project = next;
+                        view.queue.selected = 0;
                     }
                     (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
                         view.queue.pane = Some(QueuePane::ConfirmCancel(id));
@@ -148,16 +227,20 @@ pub async fn run_tui_session<S: FrameSink>(
             }
             None => {}
         }
-        snapshot.queue_pane_text = match view.queue.pane {
+        snapshot.queue_pane_text = match &view.queue.pane {
             Some(QueuePane::Details(id)) => Some(
                 String::from_utf8_lossy(
-                    &crate::cli::queue::show(&lab, &principal, id, false).stdout,
+                    &crate::cli::queue::show(&lab, &principal, *id, false).stdout,
                 )
                 .into_owned(),
             ),
-            Some(QueuePane::Log(id)) => Some(log_tail(&lab, id)),
             _ => None,
         };
+        if let Some(QueuePane::Log(log)) = &mut view.queue.pane {
+            // The pane is the screen minus tab bar, status line and borders.
+            log.page = usize::from(screen.size().height.saturating_sub(6)).max(1);
+            log.bounds = (snapshot.log.first, snapshot.log.end());
+        }
         let rows = snapshot.usage.users.len();
         view.dashboard.selected = view.dashboard.selected.min(rows.saturating_sub(1));
         if let Some(drill) = &view.dashboard.drill {
@@ -214,29 +297,30 @@ impl<T: FrameSink> FrameSink for &mut T {
     }
 }
 
-/// Bytes of an experiment's output shown in the live log pane (its end).
-const LOG_TAIL_BYTES: u64 = 64 * 1024;
-
-/// The cleaned end of an experiment's standard output.
-fn log_tail(lab: &Lab, id: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let path = crate::exec::ExperimentFiles::new(lab.data_dir(), id).stdout();
-    let Ok(mut file) = std::fs::File::open(&path) else {
-        return "(no output yet)".into();
+/// Submits what the form holds through the `submit` command's parser and
+/// the service; returns the new id or the one-line reason it was refused.
+fn submit_from_form(lab: &Lab, principal: &Principal, args: Vec<String>) -> Result<u64, String> {
+    let argv = std::iter::once("submit".to_string()).chain(args).collect();
+    let command = crate::cli::parse_exec_argv(argv).map_err(|out| first_line(&out))?;
+    let crate::cli::LabCommand::Submit(mut submit) = command else {
+        return Err("the form did not make a submit command".into());
     };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(LOG_TAIL_BYTES);
-    let mut bytes = Vec::new();
-    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
-        return "(output unreadable)".into();
+    submit.json = true;
+    let out = crate::cli::queue::submit(lab, principal, *submit);
+    if out.status != crate::cli::exit::OK {
+        return Err(first_line(&out));
     }
-    let text = crate::exec::logs::clean(&bytes);
-    if start > 0 {
-        // The first line may be cut in the middle.
-        text.split_once('\n')
-            .map(|(_, rest)| rest.to_string())
-            .unwrap_or(text)
-    } else {
-        text
-    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .ok_or_else(|| "submitted, but the reply had no id".into())
+}
+
+fn first_line(out: &crate::cli::output::CommandOutput) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("refused")
+        .trim_start_matches("error: ")
+        .to_string()
 }

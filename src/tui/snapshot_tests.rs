@@ -173,6 +173,7 @@ fn snapshot(role: Role) -> Snapshot {
         running: HashMap::from([("alice".to_string(), 2)]),
         queue: Vec::new(),
         queue_pane_text: None,
+        log: Arc::default(),
         connected: vec![
             ConnectedUser {
                 user: "alice".into(),
@@ -432,11 +433,40 @@ fn queue_lists_experiments_with_wait_reasons() {
 }
 
 #[test]
+fn queue_filters_by_state_and_project() {
+    let mut snap = queue_snapshot();
+    snap.queue[0].experiment.spec.project = Some("nlp".into());
+    let mut v = view(Role::Member, Tab::Queue);
+    v.queue.states = super::app::StateFilter::Queued;
+    let queued = format!("{}", draw(&v, &snap, 120, 40));
+    assert!(
+        queued.contains("train-14") && queued.contains("train-13"),
+        "{queued}"
+    );
+    assert!(!queued.contains("train-12"), "running hidden: {queued}");
+    v.queue.states = super::app::StateFilter::Running;
+    v.queue.project = Some("vision".into());
+    insta::assert_snapshot!("queue_running_vision_120x40", draw(&v, &snap, 120, 40));
+    v.queue.project = Some("nlp".into());
+    let none = format!("{}", draw(&v, &snap, 120, 40));
+    assert!(none.contains("Nothing queued or running"), "{none}");
+}
+
+fn log_lines(n: usize) -> Arc<super::logpane::LogLines> {
+    Arc::new(super::logpane::LogLines {
+        first: 0,
+        lines: (1..=n).map(|i| format!("step {i} loss 0.{i}")).collect(),
+    })
+}
+
+#[test]
 fn queue_panes_show_log_and_confirmation() {
     let mut snap = queue_snapshot();
-    snap.queue_pane_text = Some((1..=60).map(|i| format!("step {i} loss 0.{i}\n")).collect());
+    snap.log = log_lines(60);
     let mut v = view(Role::Member, Tab::Queue);
-    v.queue.pane = Some(super::app::QueuePane::Log(12));
+    v.queue.pane = Some(super::app::QueuePane::Log(
+        super::logpane::LogPaneState::new(12),
+    ));
     let log = draw(&v, &snap, 80, 24);
     let text = format!("{log}");
     assert!(
@@ -446,4 +476,60 @@ fn queue_panes_show_log_and_confirmation() {
     insta::assert_snapshot!("queue_log_80x24", log);
     v.queue.pane = Some(super::app::QueuePane::ConfirmCancel(12));
     insta::assert_snapshot!("queue_confirm_80x24", draw(&v, &snap, 80, 24));
+}
+
+#[test]
+fn log_pane_scrolls_back_and_marks_search_hits() {
+    let mut snap = queue_snapshot();
+    snap.log = log_lines(60);
+    let mut state = super::logpane::LogPaneState::new(12);
+    state.bounds = (0, 60);
+    state.page = 18;
+    state.search = Some("step 2".into());
+    assert!(state.find(&snap.log, true));
+    assert_eq!(
+        state.matched,
+        Some(28),
+        "line 'step 29' is the last older match"
+    );
+    let mut v = view(Role::Member, Tab::Queue);
+    v.queue.pane = Some(super::app::QueuePane::Log(state.clone()));
+    let screen = draw(&v, &snap, 80, 24);
+    let text = format!("{screen}");
+    assert!(
+        text.contains("step 29") && !text.contains("step 60"),
+        "{text}"
+    );
+    insta::assert_snapshot!("queue_log_search_80x24", screen);
+    // Search hits are drawn black on yellow.
+    let hits = screen
+        .buffer()
+        .content
+        .iter()
+        .filter(|c| c.bg == ratatui::style::Color::Yellow)
+        .count();
+    assert!(hits >= "step 2".len() * 2, "{hits} highlighted cells");
+    state.typing = Some("loss 0.5".into());
+    v.queue.pane = Some(super::app::QueuePane::Log(state));
+    let typing = format!("{}", draw(&v, &snap, 80, 24));
+    assert!(typing.contains("/loss 0.5"), "{typing}");
+}
+
+#[test]
+fn submit_form_and_priority_prompt() {
+    let snap = queue_snapshot();
+    let mut v = view(Role::Admin, Tab::Queue);
+    let mut form = super::form::SubmitForm::default();
+    form.values[0] = "python train.py --lr 0.1".into();
+    form.values[4] = "8Q".into();
+    form.focus = 4;
+    form.error = Some("invalid value '8Q' for '--mem <MEM>': \"8Q\": unknown size unit".into());
+    v.queue.pane = Some(super::app::QueuePane::Submit(form));
+    insta::assert_snapshot!("queue_submit_form_100x30", draw(&v, &snap, 100, 30));
+    v.queue.pane = Some(super::app::QueuePane::Priority(13, "-5".into()));
+    let prompt = format!("{}", draw(&v, &snap, 100, 30));
+    assert!(
+        prompt.contains("Priority of experiment 13") && prompt.contains("New priority: -5"),
+        "{prompt}"
+    );
 }

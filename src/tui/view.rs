@@ -41,8 +41,10 @@ pub struct Snapshot {
     pub running: HashMap<String, usize>,
     /// Queued and running experiments (Queue tab).
     pub queue: Vec<crate::lab::ExperimentView>,
-    /// Text of an open Queue pane (details or log tail).
+    /// Text of an open Queue details pane.
     pub queue_pane_text: Option<String>,
+    /// Lines of the log in an open log pane.
+    pub log: Arc<super::logpane::LogLines>,
     /// Users with live sessions.
     pub connected: Vec<ConnectedUser>,
     /// Live sessions on the server.
@@ -250,10 +252,16 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
         lines.extend([
             ("↑↓ j k", "select an experiment"),
             ("m", "show mine only / everyone's"),
+            ("f", "show queued+running / queued / running"),
+            ("P", "show one project after another / any"),
+            ("n", "new experiment (form, checked like submit)"),
             ("Enter", "details and history"),
-            ("l", "live output (follows)"),
+            ("l", "live output: ↑↓ PgUp PgDn scroll, End follows"),
+            ("/ n N", "in the output: search, older / newer match"),
+            ("e", "in the output: stdout / stderr"),
             ("c", "cancel (yours; any as admin), asks first"),
             ("r", "rerun: submit a copy (members and admins)"),
+            ("p", "priority of a queued experiment (admins)"),
             ("Esc", "close a pane"),
         ]);
     }
