@@ -507,6 +507,78 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
 }
 
 #[tokio::test]
+async fn gpu_memory_of_an_experiments_processes_is_live_and_its_peak_recorded() {
+    // No GPU here: a recorded-style GPU source names the experiment's real
+    // process; the daemon is restarted (kill -9) to read it.
+    let lab = start("");
+    let data = lab.server.data_dir.clone();
+    let admin = session(&lab.server, &lab.admin).await;
+    let id = submit(&admin, "-- sh -c 'sleep 317; true'").await;
+    let start = std::time::Instant::now();
+    let pid = loop {
+        let out = Command::new("pgrep")
+            .args(["-f", "^sleep 317$"])
+            .output()
+            .expect("pgrep");
+        if let Some(pid) = String::from_utf8_lossy(&out.stdout).lines().next() {
+            break pid.trim().to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let gib = 1u64 << 30;
+    let replay = lab.dir.path().join("gpu.jsonl");
+    std::fs::write(
+        &replay,
+        format!(
+            r#"{{"gpus":[{{"index":0,"name":"Replayed GPU","utilization_percent":90,"memory_used":{used},"memory_total":{total}}}],"processes":[{{"pid":{pid},"gpu":0,"memory_bytes":{used},"utilization_percent":90}}]}}
+"#,
+            used = 3 * gib,
+            total = 80 * gib
+        ),
+    )
+    .expect("replay");
+    drop(admin);
+    Command::new("kill")
+        .args(["-9", &lab.server.pid().to_string()])
+        .status()
+        .expect("kill");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let source = format!("replay:{}", replay.display());
+    let restarted = TestServer::start_with(&data, None, &["--gpu-source", &source]);
+    let admin = session(&restarted, &lab.admin).await;
+    let start = std::time::Instant::now();
+    loop {
+        let ls = json(&exec(&admin, "ls --json", None).await.stdout);
+        let live = &ls[0]["live"];
+        if live["gpu_memory_bytes"].as_u64() == Some(3 * gib) {
+            assert_eq!(
+                live["peak_gpu_memory_bytes"].as_u64(),
+                Some(3 * gib),
+                "{ls}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no GPU use seen: {ls}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = exec(&admin, &format!("cancel {id}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "cancelled", "{e}");
+    assert_eq!(
+        e["usage"]["peak_gpu_memory_bytes"].as_u64(),
+        Some(3 * gib),
+        "{e}"
+    );
+    let shown = exec(&admin, &format!("show {id}"), None).await;
+    assert!(shown.stdout.contains("peak GPU memory 3.0G"), "{shown:?}");
+}
+
+#[tokio::test]
 async fn without_cgroups_a_watchdog_enforces_memory() {
     let lab = start("[queue]\ncgroups = false\nkill_grace_secs = 1\n");
     let admin = session(&lab.server, &lab.admin).await;

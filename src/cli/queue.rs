@@ -209,6 +209,14 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
                 .unwrap_or_else(|| "-".into()),
             signal.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
         ));
+        let u = &e.usage;
+        out.push_str(&format!(
+            "  used      {:.1} CPU-seconds, peak memory {}, {:.0} GPU-seconds, peak GPU memory {}\n",
+            u.cpu_seconds,
+            short_bytes(u.peak_memory_bytes as f64),
+            u.gpu_seconds,
+            short_bytes(u.peak_gpu_memory_bytes as f64),
+        ));
     }
     out.push_str("  history\n");
     for t in &e.transitions {

@@ -5,6 +5,7 @@
 //! what or in which order: the service and the scheduler do.
 
 pub mod cgroup;
+pub mod gpu_use;
 pub mod journal;
 pub mod local;
 pub mod logs;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::cgroup::{self, ExperimentCgroup};
+use super::gpu_use::gpu_memory_by_experiment;
 use super::journal::{ExitStatus, read_exit};
 use super::local::{ExperimentFiles, LaunchContext, launch};
 use crate::lab::{Lab, LiveUse, RunnerCommand};
@@ -40,6 +41,8 @@ struct Tracked {
     stopping: Option<Stopping>,
     /// CPU seconds and time at the last tick, for the live CPU rate.
     last_cpu: Option<(tokio::time::Instant, f64)>,
+    /// Most GPU memory its processes held at once (as the GPU source saw it).
+    peak_gpu_memory: u64,
 }
 
 /// Settings of the runner.
@@ -98,7 +101,7 @@ pub async fn run(
                 lingering.push(cg);
             }
         }
-        lab.publish_live_use(measure(&mut tracked));
+        lab.publish_live_use(measure(&lab, &mut tracked));
         start_allowed(&lab, &mut tracked, &settings);
     }
 }
@@ -140,6 +143,7 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
                     gpus: gpus.len(),
                     stopping: None,
                     last_cpu: None,
+                    peak_gpu_memory: 0,
                 };
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
@@ -158,28 +162,64 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
     tracked
 }
 
-/// What each running experiment uses now, from its cgroup.
-fn measure(tracked: &mut HashMap<u64, Tracked>) -> HashMap<u64, LiveUse> {
+/// What each running experiment uses now: CPU and memory from its cgroup,
+/// GPU memory from the monitor's latest GPU sample.
+fn measure(lab: &Lab, tracked: &mut HashMap<u64, Tracked>) -> HashMap<u64, LiveUse> {
     let now = tokio::time::Instant::now();
+    let gpu_memory = gpu_memory_now(lab, tracked);
     let mut live = HashMap::new();
     for (id, t) in tracked.iter_mut() {
-        let Some(cg) = &t.cgroup else { continue };
-        let cpu = cg.cpu_seconds();
-        let cores = match t.last_cpu {
-            Some((at, before)) if now > at => (cpu - before).max(0.0) / (now - at).as_secs_f64(),
-            _ => 0.0,
+        let gpu_now = gpu_memory.get(id).copied().unwrap_or(0);
+        t.peak_gpu_memory = t.peak_gpu_memory.max(gpu_now);
+        let mut use_now = LiveUse {
+            gpu_memory_bytes: gpu_now,
+            peak_gpu_memory_bytes: t.peak_gpu_memory,
+            ..LiveUse::default()
         };
-        t.last_cpu = Some((now, cpu));
-        live.insert(
-            *id,
-            LiveUse {
-                cpu_cores: cores,
-                memory_bytes: cg.memory_now(),
-                peak_memory_bytes: cg.peak_memory(),
-            },
-        );
+        if let Some(cg) = &t.cgroup {
+            let cpu = cg.cpu_seconds();
+            use_now.cpu_cores = match t.last_cpu {
+                Some((at, before)) if now > at => {
+                    (cpu - before).max(0.0) / (now - at).as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            t.last_cpu = Some((now, cpu));
+            use_now.memory_bytes = cg.memory_now();
+            use_now.peak_memory_bytes = cg.peak_memory();
+        } else if t.gpus == 0 {
+            continue;
+        }
+        live.insert(*id, use_now);
     }
     live
+}
+
+/// GPU memory per experiment from the monitor's latest sample (nothing to
+/// do, and nothing read, on a host without GPU processes).
+fn gpu_memory_now(lab: &Lab, tracked: &HashMap<u64, Tracked>) -> HashMap<u64, u64> {
+    let usage = lab.usage_updates().borrow().clone();
+    let processes: Vec<crate::monitor::GpuProcess> = usage
+        .users
+        .iter()
+        .flat_map(|u| u.gpu_processes.iter().cloned())
+        .collect();
+    if processes.is_empty() || tracked.is_empty() {
+        return HashMap::new();
+    }
+    let cgroup_pids: HashMap<u64, Vec<i32>> = tracked
+        .iter()
+        .filter_map(|(id, t)| t.cgroup.as_ref().map(|cg| (*id, cg.pids())))
+        .collect();
+    let sessions: HashMap<u32, u64> = tracked
+        .iter()
+        .filter(|(_, t)| t.cgroup.is_none())
+        .map(|(id, t)| (t.pid, *id))
+        .collect();
+    gpu_memory_by_experiment(&processes, &cgroup_pids, &sessions, |pid| {
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        crate::monitor::parse_stat(&stat).map(|f| f.session)
+    })
 }
 
 fn stop(t: &mut Tracked, outcome: Outcome, reason: String, grace: Duration) {
@@ -286,7 +326,9 @@ fn finish(lab: &Lab, id: u64, t: &Tracked, settings: &RunnerSettings, after_rest
         crate::sys::kill_group(t.pid as i32, libc::SIGKILL);
     }
     let elapsed = (crate::lab::now() - t.started_at).max(0) as f64;
+    // GPUs are reserved whole: GPU-seconds are the reservation's.
     usage.gpu_seconds = elapsed * t.gpus as f64;
+    usage.peak_gpu_memory_bytes = t.peak_gpu_memory;
     let status = read_exit(&ExperimentFiles::new(&settings.launch.data_dir, id).journal());
     let (exit_code, signal) = match status {
         Some(ExitStatus::Code(c)) => (Some(c), None),
@@ -421,6 +463,7 @@ fn start_allowed(lab: &Lab, tracked: &mut HashMap<u64, Tracked>, settings: &Runn
                                 gpus: gpus.len(),
                                 stopping: None,
                                 last_cpu: None,
+                                peak_gpu_memory: 0,
                             },
                         );
                     }

@@ -111,6 +111,10 @@ pub struct LiveUse {
     pub memory_bytes: u64,
     /// Peak memory so far, bytes.
     pub peak_memory_bytes: u64,
+    /// GPU memory its processes hold now, bytes (from the GPU source).
+    pub gpu_memory_bytes: u64,
+    /// Peak GPU memory so far, bytes.
+    pub peak_gpu_memory_bytes: u64,
 }
 
 impl Lab {

@@ -61,11 +61,19 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
             Cell::from(
                 v.live
                     .map(|l| {
-                        format!(
+                        let mut text = format!(
                             "{:.1}c {}",
                             l.cpu_cores,
                             crate::units::short_bytes(l.memory_bytes as f64)
-                        )
+                        );
+                        // GPU memory its processes hold (G: to tell it from RAM).
+                        if e.spec.resources.gpus > 0 || l.gpu_memory_bytes > 0 {
+                            text.push_str(&format!(
+                                " G:{}",
+                                crate::units::short_bytes(l.gpu_memory_bytes as f64)
+                            ));
+                        }
+                        text
                     })
                     .unwrap_or_default(),
             ),
@@ -98,7 +106,7 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
         printable(state.project.as_deref().unwrap_or("any")),
     );
     let widths: [u16; 7] = if area.width >= 110 {
-        [6, 14, 10, 9, 9, 20, 11]
+        [6, 14, 10, 9, 9, 20, 17]
     } else {
         [4, 8, 7, 8, 8, 18, 0]
     };

@@ -402,6 +402,8 @@ fn queue_snapshot() -> Snapshot {
         cpu_cores: 3.5,
         memory_bytes: 12 << 30,
         peak_memory_bytes: 14 << 30,
+        gpu_memory_bytes: 30 << 30,
+        peak_gpu_memory_bytes: 31 << 30,
     });
     snap.queue = vec![
         experiment(
