@@ -73,9 +73,11 @@ fn start(config: &str) -> Lab {
     Lab { dir, server, admin }
 }
 
+/// The experiment's pids cgroup directory (v1 or v2, as this host has).
 fn cgroup_dir(lab: &Lab, id: u64) -> std::path::PathBuf {
     let instance = labbench::exec::cgroup::instance_name(&lab.server.data_dir);
-    std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/labbench/{instance}/exp-{id}"))
+    labbench::exec::cgroup::ExperimentCgroup::path_of(&format!("{instance}/exp-{id}"), "pids")
+        .expect("cgroups are available")
 }
 
 /// Touches 500 MiB while asking for 100M.

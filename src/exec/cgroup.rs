@@ -1,18 +1,34 @@
-//! cgroup v1 confinement of one experiment: memory, CPU quota, process count,
+//! cgroup confinement of one experiment: memory, CPU quota, process count,
 //! freezing and killing the whole tree, and reading what it used.
 //!
-//! Each controller gets `labbench/exp-ID` under its mount. cgroup v2 (unified)
-//! hosts are not handled yet: experiments there run with the process-group
+//! cgroup v2 (unified) is used where its memory, cpu and pids controllers
+//! are available: one directory `labbench/INSTANCE/exp-ID` under the v2 mount.
+//! Otherwise cgroup v1: the same path under each of the memory, cpu, cpuacct,
+//! pids and freezer mounts (this development host is v1, with an empty v2
+//! mount beside it). With neither, experiments run with the process-group
 //! fallback and the README says so.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Where cgroup v1 controllers are mounted.
+/// Where cgroups are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
-/// Controllers an experiment is placed in (and must all be writable).
-const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+/// v1 controllers an experiment is placed in (and must all be writable).
+const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+/// v2 controllers an experiment needs.
+const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// CFS period used for CPU quotas, microseconds.
 const CFS_PERIOD_US: u64 = 100_000;
+
+/// Which cgroup interface this host offers labbench.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// Unified hierarchy mounted at this path.
+    V2(PathBuf),
+    /// One hierarchy per controller under [`ROOT`].
+    V1,
+}
 
 /// A short, stable name for the daemon owning `data_dir` (FNV-1a of its path).
 pub fn instance_name(data_dir: &Path) -> String {
@@ -24,18 +40,65 @@ pub fn instance_name(data_dir: &Path) -> String {
     format!("{hash:016x}")
 }
 
-/// Whether this host lets labbench create v1 cgroups.
-pub fn available() -> bool {
-    CONTROLLERS.iter().all(|c| {
-        let dir = Path::new(ROOT).join(c).join("labbench");
-        std::fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").exists()
-    })
+/// The hierarchy labbench can use here, if any (checked once; v2 first).
+pub fn hierarchy() -> Option<Hierarchy> {
+    static FOUND: std::sync::OnceLock<Option<Hierarchy>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(detect).clone()
 }
 
-/// An experiment's cgroups.
+/// Whether this host lets labbench create cgroups.
+pub fn available() -> bool {
+    hierarchy().is_some()
+}
+
+fn detect() -> Option<Hierarchy> {
+    for mount in [PathBuf::from(ROOT), Path::new(ROOT).join("unified")] {
+        if prepare_v2(&mount).is_ok() {
+            return Some(Hierarchy::V2(mount));
+        }
+    }
+    let v1 = V1_CONTROLLERS.iter().all(|c| {
+        let dir = Path::new(ROOT).join(c).join("labbench");
+        std::fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").exists()
+    });
+    v1.then_some(Hierarchy::V1)
+}
+
+/// Whether the words of a `cgroup.controllers` file include every needed one.
+pub fn has_v2_controllers(controllers: &str) -> bool {
+    let present: Vec<&str> = controllers.split_whitespace().collect();
+    V2_CONTROLLERS.iter().all(|c| present.contains(c))
+}
+
+/// Makes `mount/labbench` able to hand the v2 controllers to its children.
+fn prepare_v2(mount: &Path) -> std::io::Result<()> {
+    let unavailable = || std::io::Error::other("v2 controllers unavailable");
+    let controllers = std::fs::read_to_string(mount.join("cgroup.controllers"))?;
+    if !has_v2_controllers(&controllers) {
+        return Err(unavailable());
+    }
+    let enable = V2_CONTROLLERS
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The root may already delegate them (systemd does); writing is harmless.
+    let _ = std::fs::write(mount.join("cgroup.subtree_control"), &enable);
+    let base = mount.join("labbench");
+    std::fs::create_dir_all(&base)?;
+    if !has_v2_controllers(&std::fs::read_to_string(base.join("cgroup.controllers"))?) {
+        return Err(unavailable());
+    }
+    write(&base.join("cgroup.subtree_control"), &enable)
+}
+
+/// An experiment's cgroup(s).
 #[derive(Debug, Clone)]
 pub struct ExperimentCgroup {
     name: String,
+    hierarchy: Hierarchy,
+    /// Highest memory use seen (v2 kernels before 5.19 have no memory.peak).
+    seen_peak: Arc<AtomicU64>,
 }
 
 /// Limits to apply.
@@ -49,49 +112,85 @@ pub struct Limits {
     pub pids: u32,
 }
 
-fn dir(controller: &str, name: &str) -> PathBuf {
-    Path::new(ROOT).join(controller).join("labbench").join(name)
-}
-
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
+/// CPU quota per period for `cpus` cores, microseconds (at least 1 ms).
+fn quota_us(cpus: f64) -> u64 {
+    ((cpus * CFS_PERIOD_US as f64).ceil() as u64).max(1000)
+}
+
 impl ExperimentCgroup {
-    /// Creates (or re-opens) `labbench/INSTANCE/exp-ID` in every controller
-    /// with `limits`; INSTANCE keeps daemons on different data directories apart.
+    /// Creates (or re-opens) `labbench/INSTANCE/exp-ID` with `limits`;
+    /// INSTANCE keeps daemons on different data directories apart.
     pub fn create(instance: &str, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
-        let name = format!("{instance}/exp-{id}");
-        for controller in CONTROLLERS {
-            std::fs::create_dir_all(dir(controller, &name))?;
+        let hierarchy =
+            hierarchy().ok_or_else(|| std::io::Error::other("no usable cgroup hierarchy"))?;
+        let cg = ExperimentCgroup {
+            name: format!("{instance}/exp-{id}"),
+            hierarchy,
+            seen_peak: Arc::default(),
+        };
+        match &cg.hierarchy {
+            Hierarchy::V2(mount) => {
+                let parent = mount.join("labbench").join(instance);
+                std::fs::create_dir_all(&parent)?;
+                let enable = V2_CONTROLLERS.map(|c| format!("+{c}")).join(" ");
+                write(&parent.join("cgroup.subtree_control"), &enable)?;
+                std::fs::create_dir_all(cg.dir("memory"))?;
+                let memory = limits.memory_bytes.to_string();
+                write(&cg.file("memory", "memory.max"), &memory)?;
+                // No swap beyond the limit (absent without swap accounting).
+                let _ = write(&cg.file("memory", "memory.swap.max"), "0");
+                write(
+                    &cg.file("cpu", "cpu.max"),
+                    &format!("{} {CFS_PERIOD_US}", quota_us(limits.cpus)),
+                )?;
+                write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
+            }
+            Hierarchy::V1 => {
+                for controller in V1_CONTROLLERS {
+                    std::fs::create_dir_all(cg.dir(controller))?;
+                }
+                let memory = limits.memory_bytes.to_string();
+                write(&cg.file("memory", "memory.limit_in_bytes"), &memory)?;
+                // Without swap accounting the memsw file is absent; the plain limit still holds.
+                let _ = write(&cg.file("memory", "memory.memsw.limit_in_bytes"), &memory);
+                write(
+                    &cg.file("cpu", "cpu.cfs_period_us"),
+                    &CFS_PERIOD_US.to_string(),
+                )?;
+                write(
+                    &cg.file("cpu", "cpu.cfs_quota_us"),
+                    &quota_us(limits.cpus).to_string(),
+                )?;
+                write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
+            }
         }
-        let memory = dir("memory", &name);
-        write(
-            &memory.join("memory.limit_in_bytes"),
-            &limits.memory_bytes.to_string(),
-        )?;
-        // Without swap accounting the memsw file is absent; the plain limit still holds.
-        let _ = write(
-            &memory.join("memory.memsw.limit_in_bytes"),
-            &limits.memory_bytes.to_string(),
-        );
-        let cpu = dir("cpu", &name);
-        write(&cpu.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
-        let quota = ((limits.cpus * CFS_PERIOD_US as f64).ceil() as u64).max(1000);
-        write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
-        write(
-            &dir("pids", &name).join("pids.max"),
-            &limits.pids.to_string(),
-        )?;
-        Ok(ExperimentCgroup { name })
+        Ok(cg)
     }
 
     /// Opens an existing experiment's cgroups (after a daemon restart).
     pub fn open(name: &str) -> Option<ExperimentCgroup> {
-        dir("memory", name).exists().then(|| ExperimentCgroup {
+        let cg = ExperimentCgroup {
             name: name.to_string(),
-        })
+            hierarchy: hierarchy()?,
+            seen_peak: Arc::default(),
+        };
+        cg.dir("memory").exists().then_some(cg)
+    }
+
+    /// Where the cgroup `name` (`INSTANCE/exp-ID`) of `controller` is or
+    /// would be on this host (whether or not it exists).
+    pub fn path_of(name: &str, controller: &str) -> Option<PathBuf> {
+        let cg = ExperimentCgroup {
+            name: name.to_string(),
+            hierarchy: hierarchy()?,
+            seen_peak: Arc::default(),
+        };
+        Some(cg.dir(controller))
     }
 
     /// The cgroup's name (`INSTANCE/exp-ID`), as recorded in the experiment.
@@ -99,20 +198,39 @@ impl ExperimentCgroup {
         &self.name
     }
 
-    /// Moves process `pid` (and so everything it starts later) into every controller.
+    /// The directory of `controller` (v2: the one directory).
+    pub fn dir(&self, controller: &str) -> PathBuf {
+        match &self.hierarchy {
+            Hierarchy::V2(mount) => mount.join("labbench").join(&self.name),
+            Hierarchy::V1 => Path::new(ROOT)
+                .join(controller)
+                .join("labbench")
+                .join(&self.name),
+        }
+    }
+
+    fn file(&self, controller: &str, file: &str) -> PathBuf {
+        self.dir(controller).join(file)
+    }
+
+    fn directories(&self) -> Vec<PathBuf> {
+        match &self.hierarchy {
+            Hierarchy::V2(_) => vec![self.dir("memory")],
+            Hierarchy::V1 => V1_CONTROLLERS.iter().map(|c| self.dir(c)).collect(),
+        }
+    }
+
+    /// Moves process `pid` (and so everything it starts later) into the cgroup(s).
     pub fn add_process(&self, pid: u32) -> std::io::Result<()> {
-        for controller in CONTROLLERS {
-            write(
-                &dir(controller, &self.name).join("cgroup.procs"),
-                &pid.to_string(),
-            )?;
+        for dir in self.directories() {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
     }
 
     /// Pids currently in the cgroup.
     pub fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(dir("pids", &self.name).join("cgroup.procs"))
+        std::fs::read_to_string(self.file("pids", "cgroup.procs"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.trim().parse().ok())
@@ -121,28 +239,45 @@ impl ExperimentCgroup {
 
     /// Times the kernel's OOM killer killed a process here.
     pub fn oom_kills(&self) -> u64 {
-        std::fs::read_to_string(dir("memory", &self.name).join("memory.oom_control"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-            .unwrap_or(0)
+        let (file, key) = match self.hierarchy {
+            Hierarchy::V2(_) => ("memory.events", "oom_kill"),
+            Hierarchy::V1 => ("memory.oom_control", "oom_kill"),
+        };
+        keyed_value(&self.file("memory", file), key).unwrap_or(0)
     }
 
     /// Memory in use now, bytes.
     pub fn memory_now(&self) -> u64 {
-        read_u64(&dir("memory", &self.name).join("memory.usage_in_bytes"))
+        let file = match self.hierarchy {
+            Hierarchy::V2(_) => "memory.current",
+            Hierarchy::V1 => "memory.usage_in_bytes",
+        };
+        let now = read_u64(&self.file("memory", file));
+        self.seen_peak.fetch_max(now, Ordering::Relaxed);
+        now
     }
 
-    /// Peak memory, bytes.
+    /// Peak memory, bytes (v2 without `memory.peak`: the highest seen by
+    /// this daemon's readings).
     pub fn peak_memory(&self) -> u64 {
-        read_u64(&dir("memory", &self.name).join("memory.max_usage_in_bytes"))
+        let file = match self.hierarchy {
+            Hierarchy::V2(_) => "memory.peak",
+            Hierarchy::V1 => "memory.max_usage_in_bytes",
+        };
+        read_u64(&self.file("memory", file)).max(self.seen_peak.load(Ordering::Relaxed))
     }
 
-    /// CPU time used, seconds (from the cpu controller's cpuacct when co-mounted, else 0).
+    /// CPU time used, seconds.
     pub fn cpu_seconds(&self) -> f64 {
+        if let Hierarchy::V2(_) = self.hierarchy {
+            return keyed_value(&self.file("cpu", "cpu.stat"), "usage_usec")
+                .map(|us| us as f64 / 1e6)
+                .unwrap_or(0.0);
+        }
+        // cpuacct on its own mount, or co-mounted with cpu.
         let candidates = [
-            dir("cpuacct", &self.name).join("cpuacct.usage"),
-            dir("cpu", &self.name).join("cpuacct.usage"),
+            self.file("cpuacct", "cpuacct.usage"),
+            self.file("cpu", "cpuacct.usage"),
         ];
         candidates
             .iter()
@@ -154,19 +289,27 @@ impl ExperimentCgroup {
 
     /// Sends `signal` to every process in the cgroup, frozen so none can fork meanwhile.
     pub fn signal_all(&self, signal: i32) {
-        let freezer = dir("freezer", &self.name).join("freezer.state");
-        let _ = write(&freezer, "FROZEN");
+        let (freezer, frozen, thawed) = match self.hierarchy {
+            Hierarchy::V2(_) => {
+                // cgroup.kill (5.14+) kills everything at once, forks included.
+                if signal == libc::SIGKILL && write(&self.file("", "cgroup.kill"), "1").is_ok() {
+                    return;
+                }
+                (self.file("", "cgroup.freeze"), "1", "0")
+            }
+            Hierarchy::V1 => (self.file("freezer", "freezer.state"), "FROZEN", "THAWED"),
+        };
+        let _ = write(&freezer, frozen);
         for pid in self.pids() {
             crate::sys::kill(pid, signal);
         }
-        let _ = write(&freezer, "THAWED");
+        let _ = write(&freezer, thawed);
     }
 
     /// Removes the cgroups; false while processes remain (the kernel refuses).
     pub fn remove(&self) -> bool {
         let mut gone = true;
-        for controller in CONTROLLERS {
-            let d = dir(controller, &self.name);
+        for d in self.directories() {
             if d.exists() && std::fs::remove_dir(&d).is_err() {
                 gone = false;
             }
@@ -180,4 +323,71 @@ fn read_u64(path: &Path) -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The number after `key ` in a flat-keyed file (`memory.events`, `cpu.stat`).
+fn keyed_value(path: &Path, key: &str) -> Option<u64> {
+    parse_keyed(&std::fs::read_to_string(path).ok()?, key)
+}
+
+fn parse_keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_needs_memory_cpu_and_pids() {
+        assert!(has_v2_controllers(
+            "cpuset cpu io memory hugetlb pids rdma misc"
+        ));
+        assert!(!has_v2_controllers("cpuset cpu io pids"), "memory missing");
+        assert!(!has_v2_controllers(""), "hybrid host: empty v2 mount");
+    }
+
+    #[test]
+    fn flat_keyed_files_parse() {
+        let events = "low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n";
+        assert_eq!(parse_keyed(events, "oom_kill"), Some(1));
+        assert_eq!(parse_keyed(events, "oom"), Some(2));
+        let stat = "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n";
+        assert_eq!(parse_keyed(stat, "usage_usec"), Some(2_500_000));
+        assert_eq!(parse_keyed(stat, "nr_throttled"), None);
+    }
+
+    #[test]
+    fn quotas_round_up_and_have_a_floor() {
+        assert_eq!(quota_us(2.0), 200_000);
+        assert_eq!(quota_us(0.333), 33_300);
+        assert_eq!(quota_us(0.001), 1000);
+    }
+
+    #[test]
+    fn this_host_picks_a_hierarchy_its_mounts_support() {
+        let v2_ready = [PathBuf::from(ROOT), Path::new(ROOT).join("unified")]
+            .iter()
+            .any(|m| {
+                std::fs::read_to_string(m.join("cgroup.controllers"))
+                    .is_ok_and(|c| has_v2_controllers(&c))
+            });
+        if !crate::sys::is_root() {
+            return;
+        }
+        match hierarchy() {
+            Some(Hierarchy::V2(mount)) => {
+                assert!(
+                    v2_ready,
+                    "chose v2 at {} without its controllers",
+                    mount.display()
+                )
+            }
+            Some(Hierarchy::V1) => assert!(!v2_ready, "v2 is usable but v1 was chosen"),
+            None => eprintln!("no usable cgroups here (not root?)"),
+        }
+    }
 }

@@ -19,12 +19,17 @@ impl InputParser {
     /// Feeds a chunk of bytes and returns the complete events it finishes.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
-        for (i, &byte) in chunk.iter().enumerate() {
+        for &byte in chunk {
+            // The interface has no Alt-key bindings: an ESC not followed by
+            // the start of a sequence (`[` or `O`) is the Escape key.
+            if self.escape_pending() && byte != b'[' && byte != b'O' {
+                events.extend(self.flush());
+            }
             self.pending.push(byte);
-            let more_in_chunk = i + 1 < chunk.len();
-            // A lone ESC followed by more bytes starts a sequence; at the end of
-            // a chunk it is the Escape key.
-            if self.pending == [0x1b] && more_in_chunk {
+            // A lone ESC may start a sequence whose rest is in the next chunk
+            // (an arrow key split by the network): it waits, and becomes the
+            // Escape key only if nothing follows soon (see `flush`).
+            if self.pending == [0x1b] {
                 continue;
             }
             match Event::parse_from(&self.pending) {
@@ -41,6 +46,21 @@ impl InputParser {
             }
         }
         events
+    }
+
+    /// Whether a lone ESC waits for what may follow it.
+    pub fn escape_pending(&self) -> bool {
+        self.pending == [0x1b]
+    }
+
+    /// Called when no more input came shortly after a lone ESC: it was the
+    /// Escape key.
+    pub fn flush(&mut self) -> Vec<Event> {
+        if !self.escape_pending() {
+            return Vec::new();
+        }
+        self.pending.clear();
+        vec![Event::Key(KeyEvent::new(KeyCode::Esc))]
     }
 }
 
@@ -105,9 +125,32 @@ mod tests {
     }
 
     #[test]
-    fn lone_escape_at_chunk_end_is_escape_key() {
+    fn lone_escape_waits_then_is_the_escape_key() {
         let mut p = InputParser::default();
-        assert_eq!(keys(&p.feed(b"\x1b")), vec![KeyCode::Esc]);
+        assert!(p.feed(b"\x1b").is_empty());
+        assert!(p.escape_pending());
+        assert_eq!(keys(&p.flush()), vec![KeyCode::Esc]);
+        assert!(!p.escape_pending());
+        assert!(p.flush().is_empty());
+    }
+
+    #[test]
+    fn escape_then_a_key_at_once_is_two_keys() {
+        let mut p = InputParser::default();
+        assert!(p.feed(b"\x1b").is_empty());
+        assert_eq!(keys(&p.feed(b"2")), vec![KeyCode::Esc, KeyCode::Char('2')]);
+        assert_eq!(
+            keys(&p.feed(b"\x1bq")),
+            vec![KeyCode::Esc, KeyCode::Char('q')]
+        );
+    }
+
+    #[test]
+    fn an_arrow_split_right_after_its_escape_stays_an_arrow() {
+        let mut p = InputParser::default();
+        assert!(p.feed(b"j\x1b").iter().all(|e| key_press(e).is_some()));
+        assert_eq!(keys(&p.feed(b"[B")), vec![KeyCode::Down]);
+        assert!(!p.escape_pending());
     }
 
     #[test]

@@ -20,6 +20,8 @@ use crate::exec::ExperimentFiles;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::monitor::Window;
 
+/// How long a lone ESC waits for the rest of a possible escape sequence.
+const ESCAPE_WAIT: Duration = Duration::from_millis(40);
 /// Enter the alternate screen, hide the cursor, clear.
 const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H";
 /// Reset attributes, show the cursor, leave the alternate screen.
@@ -275,6 +277,12 @@ pub async fn run_tui_session<S: FrameSink>(
                     }
                 }
             },
+            // A lone ESC with nothing after it for a moment is the Escape key.
+            _ = tokio::time::sleep(ESCAPE_WAIT), if parser.escape_pending() => {
+                for key in parser.flush().iter().filter_map(key_press) {
+                    view.handle_key(key);
+                }
+            }
         }
         if last_key.elapsed() >= idle_limit {
             let mut farewell = LEAVE.to_vec();
