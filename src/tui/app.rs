@@ -212,6 +212,24 @@ pub enum QueuePane {
 }
 
 impl QueueState {
+    /// Re-finds the selection among the rows now shown (`ids`, in order):
+    /// it stays on the same experiment, moved by the keys pressed since.
+    pub fn follow_selection(&mut self, ids: &[u64]) {
+        if let Some((id, at)) = self.anchor
+            && let Some(now) = ids.iter().position(|x| *x == id)
+        {
+            let moved = self.selected as isize - at as isize;
+            self.selected = (now as isize + moved).max(0) as usize;
+        }
+        self.selected = self.selected.min(ids.len().saturating_sub(1));
+        self.anchor = ids.get(self.selected).map(|id| (*id, self.selected));
+    }
+
+    fn reset_selection(&mut self) {
+        self.selected = 0;
+        self.anchor = None;
+    }
+
     /// Whether an open pane is taking typed text.
     pub fn takes_text(&self) -> bool {
         match &self.pane {
@@ -233,6 +251,9 @@ pub struct QueueState {
     pub project: Option<String>,
     /// Selected row.
     pub selected: usize,
+    /// The experiment selected at the last frame and its row then, so the
+    /// selection stays on it when rows move (new submissions, starts).
+    pub anchor: Option<(u64, usize)>,
     /// An open pane.
     pub pane: Option<QueuePane>,
 }
@@ -439,14 +460,14 @@ impl ViewState {
         match key.code {
             KeyCode::Down | KeyCode::Char('j') => q.selected = q.selected.saturating_add(1),
             KeyCode::Up | KeyCode::Char('k') => q.selected = q.selected.saturating_sub(1),
-            KeyCode::Home => q.selected = 0,
+            KeyCode::Home => q.reset_selection(),
             KeyCode::Char('m') => {
                 q.mine_only = !q.mine_only;
-                q.selected = 0;
+                q.reset_selection();
             }
             KeyCode::Char('f') => {
                 q.states = q.states.next();
-                q.selected = 0;
+                q.reset_selection();
             }
             KeyCode::Char('P') => self.request = Some(DashboardRequest::NextProject),
             KeyCode::Char('n') if self.role == Role::Viewer => {
@@ -644,6 +665,25 @@ mod tests {
         viewer.tab = Tab::Queue;
         press(&mut viewer, KeyCode::Char('n'));
         assert_eq!(viewer.queue.pane, None);
+    }
+
+    #[test]
+    fn the_queue_selection_stays_on_its_experiment_when_rows_move() {
+        let mut q = QueueState::default();
+        q.follow_selection(&[5, 4, 3]);
+        q.selected = 1; // ↓ onto experiment 4
+        q.follow_selection(&[5, 4, 3]);
+        assert_eq!(q.anchor, Some((4, 1)));
+        // A new submission lands on top: still experiment 4.
+        q.follow_selection(&[6, 5, 4, 3]);
+        assert_eq!(q.selected, 2);
+        // ↓ pressed before the next frame, which also drops experiment 6.
+        q.selected += 1;
+        q.follow_selection(&[5, 4, 3]);
+        assert_eq!((q.selected, q.anchor), (2, Some((3, 2))));
+        // The selected one ends: the selection stays in range.
+        q.follow_selection(&[5]);
+        assert_eq!(q.selected, 0);
     }
 
     #[test]

@@ -117,6 +117,11 @@ pub async fn run_tui_session<S: FrameSink>(
             snapshot.queue = lab
                 .list_experiments(&principal, &ListFilter::default())
                 .unwrap_or_default();
+            let ids: Vec<u64> = visible_rows(&snapshot, &view.queue)
+                .iter()
+                .map(|v| v.experiment.id)
+                .collect();
+            view.queue.follow_selection(&ids);
         }
         match view.request.take() {
             Some(DashboardRequest::OpenSelected) => {
@@ -203,6 +208,7 @@ pub async fn run_tui_session<S: FrameSink>(
                         }
                         view.queue.project = next;
                         view.queue.selected = 0;
+                        view.queue.anchor = None;
                     }
                     (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
                         view.queue.pane = Some(QueuePane::ConfirmCancel(id));
