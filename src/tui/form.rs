@@ -221,16 +221,16 @@ pub(super) fn render_form(frame: &mut Canvas, area: Rect, form: &SubmitForm) {
     frame.render_widget(Paragraph::new(lines), fields_area);
     let message = match &form.error {
         Some(error) => Line::from(Span::styled(
-            printable(error),
+            format!(" {}", printable(error)),
             Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
         )),
         None => Line::from(Span::styled(
-            "Checked exactly like `ssh lab@host submit …`; nothing is queued until it is valid.",
+            " Checked exactly like `ssh lab@host submit …`; nothing is queued until it is valid.",
             Style::default().fg(DIM),
         )),
     };
     frame.render_widget(
-        Paragraph::new(vec![Line::from(""), message]).wrap(Wrap { trim: true }),
+        Paragraph::new(vec![Line::from(""), message]).wrap(Wrap { trim: false }),
         message_area,
     );
 }

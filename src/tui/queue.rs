@@ -106,7 +106,7 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
         printable(state.project.as_deref().unwrap_or("any")),
     );
     let widths: [u16; 7] = if area.width >= 110 {
-        [6, 14, 10, 9, 9, 20, 17]
+        [5, 12, 9, 8, 9, 20, 15]
     } else {
         [4, 8, 7, 8, 8, 18, 0]
     };
