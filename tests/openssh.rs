@@ -196,9 +196,9 @@ fn rand_suffix() -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
-    let s = setup();
+/// The admin's `ssh -t` in a 120×40 tmux session `lab`; the shell prints
+/// `EXIT=status` when ssh ends and stays a while for the screen to be read.
+fn open_tui(s: &Setup) -> Tmux {
     let tmux = Tmux::new();
     let mut ssh_line = String::from("ssh -t");
     for arg in ssh_args(&s.server, &s.admin, &s.known_hosts) {
@@ -207,6 +207,13 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
     }
     ssh_line.push_str(" lab@127.0.0.1; echo EXIT=$?; sleep 30");
     tmux.run(&["new", "-d", "-s", "lab", "-x", "120", "-y", "40", &ssh_line]);
+    tmux
+}
+
+#[test]
+fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
+    let s = setup();
+    let tmux = open_tui(&s);
 
     let wide = tmux.wait_for("Connected (");
     let me = labbench::server::invoking_user();
@@ -260,14 +267,7 @@ fn tui_under_tmux_shows_tabs_resizes_and_quits_cleanly() {
 #[test]
 fn tui_form_submits_like_the_command_and_the_log_pane_searches() {
     let s = setup();
-    let tmux = Tmux::new();
-    let mut ssh_line = String::from("ssh -t");
-    for arg in ssh_args(&s.server, &s.admin, &s.known_hosts) {
-        ssh_line.push(' ');
-        ssh_line.push_str(&arg);
-    }
-    ssh_line.push_str(" lab@127.0.0.1; sleep 30");
-    tmux.run(&["new", "-d", "-s", "lab", "-x", "120", "-y", "40", &ssh_line]);
+    let tmux = open_tui(&s);
     tmux.wait_for("1 Dashboard");
     let keys = |keys: &[&str]| {
         let mut args = vec!["send-keys", "-t", "lab"];

@@ -5,7 +5,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use terminput::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::view::{ACCENT, Canvas, DIM};
@@ -172,13 +172,7 @@ impl SubmitForm {
 pub(super) fn render_form(frame: &mut Canvas, area: Rect, form: &SubmitForm) {
     let width = area.width.saturating_sub(4).min(100);
     let height = (FIELDS.len() as u16 + 7).min(area.height);
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    );
-    frame.render_widget(Clear, rect);
+    let rect = super::view::clear_centered(frame, area, width, height);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(ACCENT))

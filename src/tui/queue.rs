@@ -4,7 +4,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::app::{QueuePane, QueueState};
 use super::form::render_form;
@@ -163,13 +163,7 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &QueuePane
         ),
         QueuePane::Log(_) | QueuePane::Submit(_) => return,
     };
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    );
-    frame.render_widget(Clear, rect);
+    let rect = super::view::clear_centered(frame, area, width, height);
     let text = match pane {
         QueuePane::ConfirmCancel(_) => vec![
             Line::from(""),

@@ -94,6 +94,20 @@ pub(super) fn header_style() -> Style {
     Style::default().fg(DIM).add_modifier(Modifier::BOLD)
 }
 
+/// Clears and returns a `width` × `height` rectangle centred in `area`
+/// (for panes drawn over a screen).
+pub(super) fn clear_centered(frame: &mut Canvas, area: Rect, width: u16, height: u16) -> Rect {
+    let (width, height) = (width.min(area.width), height.min(area.height));
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
+    frame.render_widget(Clear, rect);
+    rect
+}
+
 /// Draws the whole screen into `buffer`: a pure function of view state and snapshot.
 pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     let area = buffer.area;
@@ -282,13 +296,7 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
 fn render_help(frame: &mut Canvas, area: Rect, tab: Tab) {
     let lines = help_lines(tab);
     let height = (lines.len() as u16 + 2).min(area.height);
-    let width = 66.min(area.width);
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    );
+    let rect = clear_centered(frame, area, 66, height);
     let rows = lines.into_iter().map(|(key, what)| {
         Row::new(vec![
             Cell::from(Span::styled(
@@ -298,7 +306,6 @@ fn render_help(frame: &mut Canvas, area: Rect, tab: Tab) {
             Cell::from(what),
         ])
     });
-    frame.render_widget(Clear, rect);
     frame.render_widget(
         Table::new(rows, [Constraint::Length(12), Constraint::Min(10)]).block(
             Block::default()
