@@ -157,15 +157,42 @@ async fn end_to_end() {
     drop(handle);
     server.stop();
     let files = file_creation_cost(dir.path(), n);
+    let peer = task_spooler(dir.path(), n)
+        .map(|t| {
+            format!(
+                "task-spooler (tsp -S 2) {:.2} s ({:.1}× the floor)",
+                t.as_secs_f64(),
+                t.as_secs_f64() / floor.as_secs_f64()
+            )
+        })
+        .unwrap_or_else(|| "task-spooler not installed (apt-get install task-spooler)".into());
     println!(
         "(b) {n} × true, 2 slots: labbench {:.2} s (submitting took {:.2} s), xargs -P2 {:.2} s: ratio {:.1} (goal ≤ 3); \
-         creating each experiment's directory and 4 files alone takes {:.2} s on this disk now",
+         creating each experiment's directory and 4 files alone takes {:.2} s on this disk now; {peer}",
         total.as_secs_f64(),
         submitted.as_secs_f64(),
         floor.as_secs_f64(),
         total.as_secs_f64() / floor.as_secs_f64(),
         files.as_secs_f64(),
     );
+}
+
+/// `n` × `true` through task-spooler with 2 slots, submission included
+/// (`None` when `tsp` is not installed). pueue is not measured: it is not
+/// packaged for Debian and building it here takes longer than the bench.
+fn task_spooler(scratch: &std::path::Path, n: usize) -> Option<Duration> {
+    let script = format!(
+        "command -v tsp >/dev/null || exit 3
+         export TS_SOCKET={dir}/tsp.sock TMPDIR={dir}
+         tsp -S 2
+         for i in $(seq {n}); do tsp -n true >/dev/null; done
+         while tsp | grep -q -E ' running | queued '; do sleep 0.01; done
+         done=$(tsp | grep -c finished); tsp -K; test \"$done\" = {n}",
+        dir = scratch.display()
+    );
+    let start = Instant::now();
+    let status = Command::new("sh").arg("-c").arg(script).status().ok()?;
+    status.success().then(|| start.elapsed())
 }
 
 /// How long creating `n` directories of 4 files takes next to the data dir
