@@ -284,20 +284,17 @@ async fn listing() {
                     name: Some(format!("run-{id}")),
                     project: Some("bench".into()),
                     tags: vec!["history".into()],
-                    command: CommandLine::Argv(vec!["python".into(), "train.py".into()]),
-                    workdir: "/tmp".into(),
-                    env: Vec::new(),
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
                     params: vec![("lr".into(), "0.1".into())],
-                    after: Vec::new(),
-                    resources: Resources {
-                        cpus: 1.0,
-                        memory_bytes: 1 << 30,
-                        gpus: 0,
-                        time_limit_secs: 3600,
-                    },
-                    priority: 0,
+                    ..ExperimentSpec::new(
+                        CommandLine::Argv(vec!["python".into(), "train.py".into()]),
+                        "/tmp".into(),
+                        Resources {
+                            cpus: 1.0,
+                            memory_bytes: 1 << 30,
+                            gpus: 0,
+                            time_limit_secs: 3600,
+                        },
+                    )
                 },
                 submitted_at: 1_700_000_000 + id as i64,
                 state: State::Finished {

@@ -274,8 +274,13 @@ async fn tui_survives_random_bytes_and_broken_escape_sequences() {
         wait_for("Users (").await,
         "the session stopped drawing after garbage input"
     );
-    // Finish any half-typed sequence, then quit.
+    // Finish any half-typed sequence, close whatever the garbage opened (a
+    // form or prompt takes `q` as text), then quit.
     writer.data_bytes(&b"~~~~~~~~"[..]).await.expect("flush");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        writer.data_bytes(&b"\x1b"[..]).await.expect("escape");
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
     writer.data_bytes(&b"q"[..]).await.expect("quit");
     let status = tokio::time::timeout(Duration::from_secs(10), reading)

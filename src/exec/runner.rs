@@ -45,6 +45,32 @@ struct Tracked {
     peak_gpu_memory: u64,
 }
 
+impl Tracked {
+    /// Tracking of experiment `e`, whose supervisor is `pid` (started at
+    /// `start_time` ticks after boot), running since `started_at`.
+    fn new(
+        e: &Experiment,
+        pid: u32,
+        start_time: u64,
+        started_at: i64,
+        cgroup: Option<ExperimentCgroup>,
+        gpus: usize,
+    ) -> Tracked {
+        Tracked {
+            pid,
+            start_time,
+            started_at,
+            cgroup,
+            time_limit_secs: e.spec.resources.time_limit_secs,
+            memory_bytes: e.spec.resources.memory_bytes,
+            gpus,
+            stopping: None,
+            last_cpu: None,
+            peak_gpu_memory: 0,
+        }
+    }
+}
+
 /// Settings of the runner.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
@@ -133,18 +159,14 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
                 cgroup,
                 gpus,
             } => {
-                let t = Tracked {
-                    pid: *pid,
-                    start_time: *pid_start_time,
-                    started_at: *started_at,
-                    cgroup: cgroup.as_deref().and_then(ExperimentCgroup::open),
-                    time_limit_secs: e.spec.resources.time_limit_secs,
-                    memory_bytes: e.spec.resources.memory_bytes,
-                    gpus: gpus.len(),
-                    stopping: None,
-                    last_cpu: None,
-                    peak_gpu_memory: 0,
-                };
+                let t = Tracked::new(
+                    &e,
+                    *pid,
+                    *pid_start_time,
+                    *started_at,
+                    cgroup.as_deref().and_then(ExperimentCgroup::open),
+                    gpus.len(),
+                );
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
                     tracked.insert(e.id, t);
@@ -198,13 +220,16 @@ fn measure(lab: &Lab, tracked: &mut HashMap<u64, Tracked>) -> HashMap<u64, LiveU
 /// GPU memory per experiment from the monitor's latest sample (nothing to
 /// do, and nothing read, on a host without GPU processes).
 fn gpu_memory_now(lab: &Lab, tracked: &HashMap<u64, Tracked>) -> HashMap<u64, u64> {
+    if tracked.is_empty() {
+        return HashMap::new();
+    }
     let usage = lab.usage_updates().borrow().clone();
     let processes: Vec<crate::monitor::GpuProcess> = usage
         .users
         .iter()
         .flat_map(|u| u.gpu_processes.iter().cloned())
         .collect();
-    if processes.is_empty() || tracked.is_empty() {
+    if processes.is_empty() {
         return HashMap::new();
     }
     let cgroup_pids: HashMap<u64, Vec<i32>> = tracked
@@ -451,21 +476,15 @@ fn start_allowed(lab: &Lab, tracked: &mut HashMap<u64, Tracked>, settings: &Runn
                         if let Err(err) = lab.record_transition(id, state, reason, None) {
                             tracing::error!("experiment {id}: {err}");
                         }
-                        tracked.insert(
-                            id,
-                            Tracked {
-                                pid: launched.pid,
-                                start_time: launched.start_time,
-                                started_at,
-                                cgroup: launched.cgroup,
-                                time_limit_secs: e.spec.resources.time_limit_secs,
-                                memory_bytes: e.spec.resources.memory_bytes,
-                                gpus: gpus.len(),
-                                stopping: None,
-                                last_cpu: None,
-                                peak_gpu_memory: 0,
-                            },
+                        let t = Tracked::new(
+                            &e,
+                            launched.pid,
+                            launched.start_time,
+                            started_at,
+                            launched.cgroup,
+                            gpus.len(),
                         );
+                        tracked.insert(id, t);
                     }
                     Err(reason) => {
                         tracing::warn!("experiment {id} could not start: {reason}");

@@ -88,6 +88,27 @@ pub struct ExperimentSpec {
     pub priority: i32,
 }
 
+impl ExperimentSpec {
+    /// A spec with only a command, a working directory and resources (no
+    /// name, project, tags, environment, declarations or dependencies).
+    pub fn new(command: CommandLine, workdir: PathBuf, resources: Resources) -> ExperimentSpec {
+        ExperimentSpec {
+            name: None,
+            project: None,
+            tags: Vec::new(),
+            command,
+            workdir,
+            env: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            params: Vec::new(),
+            after: Vec::new(),
+            resources,
+            priority: 0,
+        }
+    }
+}
+
 /// How an experiment ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

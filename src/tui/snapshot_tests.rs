@@ -352,21 +352,16 @@ fn experiment(
             spec: ExperimentSpec {
                 name: Some(format!("train-{id}")),
                 project: Some("vision".into()),
-                tags: Vec::new(),
-                command: CommandLine::Argv(vec!["python".into(), "train.py".into()]),
-                workdir: "/home/x".into(),
-                env: Vec::new(),
-                inputs: Vec::new(),
-                outputs: Vec::new(),
-                params: Vec::new(),
-                after: Vec::new(),
-                resources: Resources {
-                    cpus: 4.0,
-                    memory_bytes: 16 << 30,
-                    gpus: 1,
-                    time_limit_secs: 7200,
-                },
-                priority: 0,
+                ..ExperimentSpec::new(
+                    CommandLine::Argv(vec!["python".into(), "train.py".into()]),
+                    "/home/x".into(),
+                    Resources {
+                        cpus: 4.0,
+                        memory_bytes: 16 << 30,
+                        gpus: 1,
+                        time_limit_secs: 7200,
+                    },
+                )
             },
             submitted_at: 1_700_000_000 - 600,
             state,
