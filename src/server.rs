@@ -164,10 +164,17 @@ pub async fn start(
         } else {
             "as the daemon's own user (not root)"
         },
-        if runner_settings.launch.cgroups {
-            "are confined by cgroups v1"
-        } else {
-            "are NOT confined by cgroups (process groups and a watchdog only)"
+        match (
+            runner_settings.launch.cgroups,
+            crate::exec::cgroup::hierarchy()
+        ) {
+            (true, Some(crate::exec::cgroup::Hierarchy::V2(mount))) => {
+                format!("are confined by cgroups v2 ({})", mount.display())
+            }
+            (true, _) => "are confined by cgroups v1".to_string(),
+            (false, _) => {
+                "are NOT confined by cgroups (process groups and a watchdog only)".to_string()
+            }
         }
     );
     tokio::spawn(crate::exec::run(

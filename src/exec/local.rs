@@ -81,7 +81,7 @@ pub struct LaunchContext {
     pub data_dir: PathBuf,
     /// The labbench binary (for `__shim`).
     pub program: PathBuf,
-    /// Whether cgroups v1 can be used.
+    /// Whether cgroups (v2 or v1) can be used.
     pub cgroups: bool,
     /// Whether the daemon runs as root (then experiments run as their owner's Unix user).
     pub as_root: bool,
