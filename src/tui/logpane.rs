@@ -262,10 +262,14 @@ pub(super) fn render_log_pane(
             lines.end()
         ),
     };
+    let other = match state.stream {
+        Stream::Stdout => "stderr",
+        Stream::Stderr => "stdout",
+    };
     let keys = if rect.width >= 110 {
-        "↑↓ PgUp PgDn Home End · /: search, n N · e: stdout/stderr · Esc"
+        format!("↑↓ PgUp PgDn Home End · /: search, n N · e: {other} · Esc")
     } else {
-        "/: search · e: stderr · Esc"
+        format!("/: search · e: {other} · Esc")
     };
     let title = format!(" Experiment {} {stream} ({position}) · {keys} ", state.id);
     let query = state.search.as_deref().filter(|q| !q.is_empty());

@@ -108,7 +108,7 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
     let widths: [u16; 7] = if area.width >= 110 {
         [5, 12, 9, 8, 9, 20, 15]
     } else {
-        [4, 8, 7, 8, 8, 18, 0]
+        [4, 8, 7, 8, 8, 19, 0]
     };
     let table = Table::new(
         body,
