@@ -50,15 +50,10 @@ enum TopCommand {
 }
 
 fn main() -> ExitCode {
-    // The experiment supervisor (started by the daemon): `labbench __shim …`.
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("__shim") {
-        let Some(shim) = labbench::exec::ShimArgs::parse(&args[2..]) else {
-            eprintln!("labbench __shim: malformed arguments (internal use only)");
-            return ExitCode::from(125);
-        };
-        let code = labbench::exec::run_shim(&shim);
-        return ExitCode::from(u8::try_from(code).unwrap_or(125));
+    // The daemon's launcher, which forks experiment supervisors: `labbench __launcher`.
+    if std::env::args().nth(1).as_deref() == Some("__launcher") {
+        let code = labbench::exec::launcher::serve_stdin();
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LABBENCH_LOG")

@@ -148,9 +148,11 @@ pub async fn start(
     let runner_settings = RunnerSettings {
         launch: LaunchContext {
             data_dir: data_dir.clone(),
-            program: std::env::current_exe().map_err(|e| {
-                ServeError::Start(format!("cannot locate the labbench binary: {e}"))
-            })?,
+            launcher: Arc::new(crate::exec::Launcher::new(
+                std::env::current_exe().map_err(|e| {
+                    ServeError::Start(format!("cannot locate the labbench binary: {e}"))
+                })?,
+            )),
             cgroups: shared.config.queue.cgroups && crate::exec::cgroup::available(),
             as_root: crate::sys::is_root(),
             max_processes: shared.config.queue.max_processes,

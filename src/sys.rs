@@ -75,6 +75,21 @@ pub fn become_user(name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Loads the C library's user and group lookup modules (NSS, e.g.
+/// libnss_systemd) into this process by looking up root's groups once, so
+/// that processes it forks later find them loaded instead of each loading
+/// them again for `initgroups`.
+pub fn preload_group_lookup() {
+    let mut groups = [0 as libc::gid_t; 64];
+    let mut count = groups.len() as libc::c_int;
+    // SAFETY: the name is a NUL-terminated literal; `groups` has room for
+    // `count` entries, which getgrouplist respects (and updates).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::getgrouplist(c"root".as_ptr(), 0, groups.as_mut_ptr(), &mut count);
+    }
+}
+
 /// Ignores SIGTERM, SIGINT and SIGHUP in the calling process (children
 /// started earlier keep their own handling).
 pub fn ignore_stop_signals() {
@@ -235,6 +250,147 @@ pub fn filesystem_space(path: &std::path::Path) -> Option<(u64, u64)> {
     }
     let block = stat.f_frsize;
     Some((stat.f_bavail * block, stat.f_blocks * block))
+}
+
+/// A pidfd for process `pid`: readable once the process has ended
+/// (Linux 5.3+). Works for processes that are not our children.
+pub fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    #[allow(unsafe_code)]
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    #[allow(unsafe_code)]
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits until `fd` is readable or `timeout` passes; `true` when readable.
+pub fn wait_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: std::time::Duration,
+) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    loop {
+        // SAFETY: `poll` is one valid pollfd that lives across the call.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::poll(&mut poll, 1, millis) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// A pipe whose ends are closed on exec: (read end, write end).
+pub fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    #[allow(unsafe_code)]
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Makes descriptor `target` (0, 1 or 2) a copy of `fd` (kept across exec).
+pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 only changes this process's descriptor table.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::dup2(fd.as_raw_fd(), target) };
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Closes every descriptor from `lowest` up (used in a freshly forked child,
+/// which must not keep its parent's other descriptors).
+pub fn close_descriptors_from(lowest: u32) {
+    // SAFETY: close_range only closes descriptors; the caller owns none of
+    // them any more (a forked child that is about to run something else).
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, lowest, u32::MAX, 0) };
+    if rc == 0 {
+        return;
+    }
+    // Before Linux 5.9: close what /proc lists.
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd >= lowest as i32)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open {
+        // SAFETY: as above; an already closed descriptor only yields EBADF.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
+/// Sets how this process handles `signal`: its default action, or ignored.
+/// Children inherit ignored signals across exec, so a forked helper resets
+/// what its parent ignored before running a command.
+pub fn set_signal_ignored(signal: i32, ignore: bool) {
+    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: installing SIG_IGN or SIG_DFL runs no handler code.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(signal, action);
+    }
+}
+
+/// Forks the calling process: `Some(pid)` in the parent, `None` in the child.
+///
+/// Only for a single-threaded caller (the launcher): the child of a
+/// multi-threaded process may not allocate.
+pub fn fork_single_threaded() -> std::io::Result<Option<u32>> {
+    // SAFETY: the caller is single-threaded, so the child has a consistent
+    // copy of the whole process (no lock is held by a thread that is gone).
+    #[allow(unsafe_code)]
+    let pid = unsafe { libc::fork() };
+    match pid {
+        p if p < 0 => Err(std::io::Error::last_os_error()),
+        0 => Ok(None),
+        p => Ok(Some(p as u32)),
+    }
+}
+
+/// Ends the process at once with `code`, running no destructors or exit
+/// handlers (a forked child must not flush its parent's buffers).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit ends the process; nothing runs after it.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::_exit(code)
+    }
 }
 
 #[cfg(test)]

@@ -470,19 +470,11 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     let survivor = submit(&admin, "-- sh -c 'sleep 3; echo survived'").await;
     let victim = submit(&admin, "-- sleep 300").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let pid_of = |id: u64| -> Option<i32> {
-        let out = Command::new("pgrep")
-            .args(["-f", &format!("experiments/{id} --workdir")])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let victim_shim = pid_of(victim).expect("victim's supervisor runs");
+    // The supervisor's pid, as the record has it (forked by the launcher).
+    let shown = exec(&admin, &format!("show {victim} --json"), None).await;
+    let victim_shim = json(&shown.stdout)["state"]["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("victim's supervisor runs: {}", shown.stdout));
     drop(admin);
     Command::new("kill")
         .args(["-9", &lab.server.pid().to_string()])

@@ -7,9 +7,13 @@
 pub mod cgroup;
 pub mod gpu_use;
 pub mod journal;
+pub mod launcher;
 pub mod local;
 pub mod logs;
 pub mod runner;
+pub mod shim;
 
-pub use local::{ExperimentFiles, LaunchContext, ShimArgs, run_shim};
+pub use launcher::Launcher;
+pub use local::{ExperimentFiles, LaunchContext};
 pub use runner::{RunnerSettings, run};
+pub use shim::ShimArgs;

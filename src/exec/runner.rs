@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use super::cgroup::{self, ExperimentCgroup};
 use super::gpu_use::gpu_memory_by_experiment;
 use super::journal::{ExitStatus, read_exit};
-use super::local::{ExperimentFiles, LaunchContext, launch};
-use crate::lab::{Lab, LiveUse, RunnerCommand};
+use super::local::{ExperimentFiles, LaunchContext, go, launch};
+use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
 use crate::model::{Experiment, Outcome, ResourceUse, State};
 use crate::sched::Decision;
 
@@ -89,68 +89,96 @@ pub async fn run(
     if settings.launch.as_root || cgroup::available() {
         crate::sys::become_subreaper();
     }
-    let mut tracked = reattach(&lab, &settings);
+    // Each supervisor's end wakes the runner at once (through a pidfd; the
+    // tick is the fallback and also checks limits and measures use).
+    let (exits, mut exited) = mpsc::unbounded_channel::<()>();
+    let mut tracked = reattach(&lab, &settings, &exits);
     // Cgroups whose last processes were still dying when their experiment ended.
     let mut lingering: Vec<ExperimentCgroup> = Vec::new();
     let mut changes = lab.queue_changes();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // A supervisor ending wakes the runner at once (the tick is the fallback).
-    let mut child_exits =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(()) = async {
-                match child_exits.as_mut() {
-                    Some(s) => s.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {}
-            _ = changes.changed() => {}
+        let ticked = tokio::select! {
+            _ = tick.tick() => true,
+            Some(()) = exited.recv() => false,
+            _ = changes.changed() => false,
             command = commands.recv() => match command {
                 None => return,
                 Some(RunnerCommand::Cancel { id, reason }) => {
                     if let Some(t) = tracked.get_mut(&id) {
                         stop(t, Outcome::Cancelled, reason, settings.grace);
                     }
+                    false
                 }
             },
+        };
+        while exited.try_recv().is_ok() {}
+        changes.borrow_and_update();
+        if ticked {
+            crate::sys::reap_orphans();
+            lingering.retain(|cg| {
+                cg.signal_all(libc::SIGKILL);
+                !cg.remove()
+            });
         }
-        crate::sys::reap_orphans();
-        lingering.retain(|cg| {
-            cg.signal_all(libc::SIGKILL);
-            !cg.remove()
-        });
-        for cg in watch(&lab, &mut tracked, &settings) {
+        for cg in watch(&lab, &mut tracked, &settings, ticked) {
             if !cg.remove() {
                 lingering.push(cg);
             }
         }
-        lab.publish_live_use(measure(&lab, &mut tracked));
-        start_allowed(&lab, &mut tracked, &settings);
+        if ticked {
+            lab.publish_live_use(measure(&lab, &mut tracked));
+        }
+        start_allowed(&lab, &mut tracked, &settings, &exits);
     }
 }
 
+/// Wakes the runner through `exits` when process `pid` ends. Without pidfds
+/// (Linux < 5.3) nothing is sent and the tick notices the end instead.
+fn wake_on_exit(pid: u32, exits: &mpsc::UnboundedSender<()>) {
+    let Ok(pidfd) = crate::sys::pidfd_open(pid) else {
+        return;
+    };
+    // SAFETY: an OwnedFd stays open and is the same descriptor for as long
+    // as the AsyncFd owns it.
+    #[allow(unsafe_code)]
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+    };
+    let Ok(pidfd) = registered else {
+        return;
+    };
+    let exits = exits.clone();
+    tokio::spawn(async move {
+        let _ = pidfd.readable().await;
+        let _ = exits.send(());
+    });
+}
+
 /// Rebuilds the tracking table from the store after a (re)start.
-fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
+fn reattach(
+    lab: &Lab,
+    settings: &RunnerSettings,
+    exits: &mpsc::UnboundedSender<()>,
+) -> HashMap<u64, Tracked> {
     let mut tracked = HashMap::new();
     let Ok(active) = lab.store().active_experiments() else {
         return tracked;
     };
+    let mut ended = Vec::new();
     for e in active {
         match &e.state {
             State::Starting { .. } => {
-                record_end(
-                    lab,
-                    &e,
+                ended.push(end_change(
+                    e.id,
                     Outcome::Lost,
                     None,
                     None,
                     None,
                     "the daemon stopped while starting it".into(),
                     ResourceUse::default(),
-                );
+                ));
             }
             State::Running {
                 started_at,
@@ -167,12 +195,13 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
                     cgroup.as_deref().and_then(ExperimentCgroup::open),
                     gpus.len(),
                 );
+                wake_on_exit(*pid, exits);
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
                     tracked.insert(e.id, t);
                 } else {
-                    // Ended while the daemon was down: the shim's status file tells how.
-                    finish(lab, e.id, &t, settings, true);
+                    // Ended while the daemon was down: the shim's journal tells how.
+                    ended.extend(finish(lab, e.id, &t, settings, true));
                     if let Some(cg) = &t.cgroup {
                         cg.remove();
                     }
@@ -181,6 +210,7 @@ fn reattach(lab: &Lab, settings: &RunnerSettings) -> HashMap<u64, Tracked> {
             _ => {}
         }
     }
+    record_ends(lab, ended);
     tracked
 }
 
@@ -269,17 +299,22 @@ fn signal(t: &Tracked, signal: i32) {
     }
 }
 
-/// Checks running experiments; returns the cgroups of those that ended.
+/// Checks running experiments (limits and kills only when `ticked`);
+/// records those that ended and returns their cgroups.
 fn watch(
     lab: &Lab,
     tracked: &mut HashMap<u64, Tracked>,
     settings: &RunnerSettings,
+    ticked: bool,
 ) -> Vec<ExperimentCgroup> {
     let now = crate::lab::now();
     let mut ended = Vec::new();
     for (id, t) in tracked.iter_mut() {
         if !crate::sys::process_running(t.pid, t.start_time) {
             ended.push(*id);
+            continue;
+        }
+        if !ticked {
             continue;
         }
         if t.stopping.is_none() && now - t.started_at >= t.time_limit_secs as i64 {
@@ -323,20 +358,28 @@ fn watch(
         }
     }
     let mut freed = Vec::new();
+    let mut changes = Vec::new();
     for id in ended {
         if let Some(t) = tracked.remove(&id) {
-            finish(lab, id, &t, settings, false);
+            changes.extend(finish(lab, id, &t, settings, false));
             freed.extend(t.cgroup);
         }
     }
+    record_ends(lab, changes);
     freed
 }
 
-/// Records how an experiment ended, ends what it left behind, frees its cgroup.
-fn finish(lab: &Lab, id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) {
-    let Ok(Some(e)) = lab.store().experiment(id) else {
-        return;
-    };
+/// How an experiment ended (to record); ends what it left behind.
+fn finish(
+    lab: &Lab,
+    id: u64,
+    t: &Tracked,
+    settings: &RunnerSettings,
+    after_restart: bool,
+) -> Option<StateChange> {
+    if !matches!(lab.store().experiment(id), Ok(Some(_))) {
+        return None;
+    }
     let mut usage = ResourceUse::default();
     let mut oom = false;
     if let Some(cg) = &t.cgroup {
@@ -381,29 +424,27 @@ fn finish(lab: &Lab, id: u64, t: &Tracked, settings: &RunnerSettings, after_rest
             "its supervisor vanished; exit status unknown".into(),
         ),
     };
-    record_end(
-        lab,
-        &e,
+    Some(end_change(
+        id,
         outcome,
         exit_code,
         signal,
         Some(t.started_at),
         reason,
         usage,
-    );
+    ))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record_end(
-    lab: &Lab,
-    e: &Experiment,
+/// The change that ends an experiment.
+fn end_change(
+    id: u64,
     outcome: Outcome,
     exit_code: Option<i32>,
     signal: Option<i32>,
     started_at: Option<i64>,
     reason: String,
     usage: ResourceUse,
-) {
+) -> StateChange {
     let state = State::Finished {
         outcome,
         exit_code,
@@ -411,12 +452,34 @@ fn record_end(
         started_at,
         ended_at: crate::lab::now(),
     };
-    if let Err(err) = lab.record_transition(e.id, state, reason, Some(usage)) {
-        tracing::error!("experiment {}: cannot record its end: {err}", e.id);
+    StateChange {
+        id,
+        steps: vec![(state, reason)],
+        usage: Some(usage),
     }
 }
 
-fn start_allowed(lab: &Lab, tracked: &mut HashMap<u64, Tracked>, settings: &RunnerSettings) {
+/// Records ended experiments with one flush.
+fn record_ends(lab: &Lab, changes: Vec<StateChange>) {
+    if changes.is_empty() {
+        return;
+    }
+    let ids: Vec<u64> = changes.iter().map(|c| c.id).collect();
+    for (id, result) in ids.into_iter().zip(lab.record_transitions(changes)) {
+        if let Err(err) = result {
+            tracing::error!("experiment {id}: cannot record its end: {err}");
+        }
+    }
+}
+
+/// Starts what the scheduler allows: launches each supervisor (waiting),
+/// records all their starts with one flush, then lets them go.
+fn start_allowed(
+    lab: &Lab,
+    tracked: &mut HashMap<u64, Tracked>,
+    settings: &RunnerSettings,
+    exits: &mpsc::UnboundedSender<()>,
+) {
     let decisions = match lab.plan() {
         Ok(d) => d,
         Err(e) => {
@@ -424,83 +487,104 @@ fn start_allowed(lab: &Lab, tracked: &mut HashMap<u64, Tracked>, settings: &Runn
             return;
         }
     };
+    let mut ends = Vec::new();
+    let mut launched = Vec::new();
     for decision in decisions {
         match decision {
             Decision::Wait { .. } => {}
             Decision::Abandon { id, reason } => {
-                if let Ok(Some(e)) = lab.store().experiment(id) {
-                    record_end(
-                        lab,
-                        &e,
-                        Outcome::Cancelled,
-                        None,
-                        None,
-                        None,
-                        reason,
-                        ResourceUse::default(),
-                    );
-                }
+                ends.push(end_change(
+                    id,
+                    Outcome::Cancelled,
+                    None,
+                    None,
+                    None,
+                    reason,
+                    ResourceUse::default(),
+                ));
             }
             Decision::Start { id, gpus } => {
                 let Ok(Some(e)) = lab.store().experiment(id) else {
                     continue;
                 };
-                if let Err(err) = lab.record_transition(
-                    id,
-                    State::Starting { gpus: gpus.clone() },
-                    "resources reserved".into(),
-                    None,
-                ) {
-                    tracing::error!("experiment {id}: {err}");
-                    continue;
-                }
                 match launch(&settings.launch, &e, &gpus) {
-                    Ok(launched) => {
-                        let started_at = crate::lab::now();
-                        let state = State::Running {
-                            started_at,
-                            pid: launched.pid,
-                            pid_start_time: launched.start_time,
-                            cgroup: launched.cgroup.as_ref().map(|c| c.name().to_string()),
-                            gpus: gpus.clone(),
-                        };
-                        let reason = format!(
-                            "started as pid {}{}",
-                            launched.pid,
-                            if launched.cgroup.is_some() {
-                                " in its cgroup"
-                            } else {
-                                " (no cgroup: process group only)"
-                            }
-                        );
-                        if let Err(err) = lab.record_transition(id, state, reason, None) {
-                            tracing::error!("experiment {id}: {err}");
-                        }
-                        let t = Tracked::new(
-                            &e,
-                            launched.pid,
-                            launched.start_time,
-                            started_at,
-                            launched.cgroup,
-                            gpus.len(),
-                        );
-                        tracked.insert(id, t);
-                    }
+                    Ok(l) => launched.push((e, gpus, l)),
                     Err(reason) => {
                         tracing::warn!("experiment {id} could not start: {reason}");
-                        record_end(
-                            lab,
-                            &e,
+                        ends.push(end_change(
+                            id,
                             Outcome::Failed,
                             None,
                             None,
                             None,
                             format!("could not start: {reason}"),
                             ResourceUse::default(),
-                        );
+                        ));
                     }
                 }
             }
         }
+    }
+    record_ends(lab, ends);
+    if launched.is_empty() {
+        return;
+    }
+    let started_at = crate::lab::now();
+    let starts = launched
+        .iter()
+        .map(|(e, gpus, l)| StateChange {
+            id: e.id,
+            steps: vec![
+                (
+                    State::Starting { gpus: gpus.clone() },
+                    "resources reserved".into(),
+                ),
+                (
+                    State::Running {
+                        started_at,
+                        pid: l.pid,
+                        pid_start_time: l.start_time,
+                        cgroup: l.cgroup.as_ref().map(|c| c.name().to_string()),
+                        gpus: gpus.clone(),
+                    },
+                    format!(
+                        "started as pid {}{}",
+                        l.pid,
+                        if l.cgroup.is_some() {
+                            " in its cgroup"
+                        } else {
+                            " (no cgroup: process group only)"
+                        }
+                    ),
+                ),
+            ],
+            usage: None,
+        })
+        .collect();
+    let recorded = lab.record_transitions(starts);
+    for ((e, gpus, l), result) in launched.into_iter().zip(recorded) {
+        if let Err(err) = result {
+            // Not recorded (cancelled meanwhile, or the store failed): it never runs.
+            tracing::warn!("experiment {}: not started: {err}", e.id);
+            settings.launch.launcher.abort(l.pid);
+            crate::sys::kill(l.pid as i32, libc::SIGKILL);
+            if let Some(cg) = &l.cgroup {
+                cg.remove();
+            }
+            continue;
+        }
+        wake_on_exit(l.pid, exits);
+        let released = go(&settings.launch, &l);
+        let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
+        if let Err(err) = released {
+            // Its supervisor exits without running the command.
+            t.stopping = Some(Stopping {
+                outcome: Outcome::Failed,
+                reason: format!("could not start: {err}"),
+                kill_at: tokio::time::Instant::now(),
+                killed: false,
+            });
+        }
+        tracked.insert(e.id, t);
     }
 }

@@ -19,6 +19,19 @@ const MAX_LABEL: usize = 128;
 /// Most environment variables, tags, params, inputs, outputs or dependencies.
 const MAX_ITEMS: usize = 256;
 
+/// One experiment's state change by the runner, for [`Lab::record_transitions`]:
+/// the states it passes through in order (each with its reason) and,
+/// at its end, what it used.
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    /// The experiment.
+    pub id: u64,
+    /// New states in order, each with why.
+    pub steps: Vec<(State, String)>,
+    /// Resource use to record with the change.
+    pub usage: Option<ResourceUse>,
+}
+
 /// Defaults applied to experiments that ask for nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueSettings {
@@ -150,8 +163,9 @@ impl Lab {
             backend: "local".into(),
             usage: ResourceUse::default(),
         };
+        // One flush makes the counter, the audit entry and the record durable.
+        self.audit_with_next_flush(p, format!("submitted experiment {id}"))?;
         self.store.put_experiment(&experiment)?;
-        self.audit(p, format!("submitted experiment {id}"))?;
         self.notify_queue();
         Ok(id)
     }
@@ -560,26 +574,74 @@ impl Lab {
         reason: String,
         usage: Option<ResourceUse>,
     ) -> LabResult<()> {
-        let mut experiment = self
-            .store
-            .experiment(id)?
-            .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))?;
-        if experiment.state.is_finished() {
-            return Err(LabError::Invalid(format!("experiment {id} already ended")));
-        }
+        let change = StateChange {
+            id,
+            steps: vec![(state, reason)],
+            usage,
+        };
+        self.record_transitions(vec![change])
+            .pop()
+            .unwrap_or_else(|| Err(LabError::NotFound(format!("no experiment {id}"))))
+    }
+
+    /// Records several state changes of the runner with one flush (a group
+    /// commit), then tells followers once. Each change gets its own result;
+    /// one for an experiment that already ended is refused and not written.
+    pub fn record_transitions(&self, changes: Vec<StateChange>) -> Vec<LabResult<()>> {
         let at = now();
-        experiment.transitions.push(Transition {
-            at,
-            to: state.name().to_string(),
-            reason,
-        });
-        experiment.state = state;
-        if let Some(usage) = usage {
-            experiment.usage = usage;
+        let mut results = Vec::with_capacity(changes.len());
+        let mut updated = Vec::with_capacity(changes.len());
+        for change in changes {
+            let experiment = match self.store.experiment(change.id) {
+                Ok(Some(e)) if e.state.is_finished() => Err(LabError::Invalid(format!(
+                    "experiment {} already ended",
+                    change.id
+                ))),
+                Ok(Some(e)) => Ok(e),
+                Ok(None) => Err(LabError::NotFound(format!("no experiment {}", change.id))),
+                Err(e) => Err(e.into()),
+            };
+            let mut experiment = match experiment {
+                Ok(e) => e,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            for (state, reason) in change.steps {
+                experiment.transitions.push(Transition {
+                    at,
+                    to: state.name().to_string(),
+                    reason,
+                });
+                experiment.state = state;
+            }
+            if let Some(usage) = change.usage {
+                experiment.usage = usage;
+            }
+            updated.push(experiment);
+            results.push(Ok(()));
         }
-        self.store.put_experiment(&experiment)?;
+        if updated.is_empty() {
+            return results;
+        }
+        if let Err(e) = self.store.put_experiments(&updated) {
+            // None of them is known to be on disk: each fails (the first with the cause).
+            let message = format!("not recorded: {e}");
+            let mut cause = Some(LabError::Store(e));
+            return results
+                .into_iter()
+                .map(|r| {
+                    r.and_then(|()| {
+                        Err(cause
+                            .take()
+                            .unwrap_or_else(|| LabError::Invalid(message.clone())))
+                    })
+                })
+                .collect();
+        }
         self.notify_queue();
-        Ok(())
+        results
     }
 
     /// Changes a queued experiment's priority (admin only).

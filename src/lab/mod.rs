@@ -18,7 +18,9 @@ use crate::store::{AuditEvent, Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
-pub use experiments::{ExperimentView, ListFilter, LiveUse, QueueSettings, SubmitRequest, home_of};
+pub use experiments::{
+    ExperimentView, ListFilter, LiveUse, QueueSettings, StateChange, SubmitRequest, home_of,
+};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};
 pub use users::UserSummary;
@@ -199,8 +201,15 @@ impl Lab {
 
     /// Records a change in the audit trail.
     fn audit(&self, actor: &Principal, action: String) -> LabResult<()> {
+        self.audit_with_next_flush(actor, action)?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Audits an action whose own write follows at once and flushes both.
+    fn audit_with_next_flush(&self, actor: &Principal, action: String) -> LabResult<()> {
         tracing::info!(actor = %actor.user, "{action}");
-        self.store.audit(&AuditEvent {
+        self.store.audit_with_next_flush(&AuditEvent {
             at: now(),
             actor: actor.user.clone(),
             action,

@@ -304,10 +304,17 @@ impl Store {
 
     /// Appends an entry to the audit trail, durably.
     pub fn audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.audit_with_next_flush(event)?;
+        self.flush()
+    }
+
+    /// Appends an audit event that becomes durable with the next flush (for
+    /// a caller that writes and flushes its subject right after).
+    pub fn audit_with_next_flush(&self, event: &AuditEvent) -> StoreResult<()> {
         let id = self.db.generate_id()?;
         self.audit
             .insert(id.to_be_bytes(), encode(AUDIT_TREE, event)?)?;
-        self.flush()
+        Ok(())
     }
 
     /// The most recent `limit` audit entries, oldest first.
@@ -327,7 +334,9 @@ impl Store {
 /// Experiments: `experiments` maps big-endian ids to records, `experiments_active`
 /// indexes the unfinished ones so the queue is read without scanning history.
 impl Store {
-    /// The next experiment id (monotonic, never reused), durably.
+    /// The next experiment id (monotonic). Not flushed by itself: the flush
+    /// that writes the experiment holding it makes the counter durable too
+    /// (sled persists its log in order), so an id that anyone saw is never reused.
     pub fn next_experiment_id(&self) -> StoreResult<u64> {
         let next = self.meta.update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
             let current = old
@@ -336,7 +345,6 @@ impl Store {
                 .unwrap_or(0);
             Some((current + 1).to_be_bytes().to_vec())
         })?;
-        self.flush()?;
         next.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
             .map(u64::from_be_bytes)
             .ok_or_else(|| StoreError::Corrupt {
@@ -348,6 +356,23 @@ impl Store {
     /// Writes an experiment and its index entry in one transaction, durably:
     /// a state change is on disk before anyone is told about it.
     pub fn put_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
+        self.put_experiments(std::slice::from_ref(experiment))
+    }
+
+    /// Writes several experiments (each with its index entry in one
+    /// transaction) and flushes once: a group commit of state changes.
+    pub fn put_experiments(&self, experiments: &[Experiment]) -> StoreResult<()> {
+        for experiment in experiments {
+            self.write_experiment(experiment)?;
+        }
+        self.flush()?;
+        for experiment in experiments {
+            self.cache_experiment(experiment);
+        }
+        Ok(())
+    }
+
+    fn write_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         let key = experiment.id.to_be_bytes();
         let value = encode(EXPERIMENTS_TREE, experiment)?;
         let finished = experiment.state.is_finished();
@@ -362,8 +387,6 @@ impl Store {
                 Ok(())
             })
             .map_err(transaction_error(EXPERIMENTS_TREE))?;
-        self.flush()?;
-        self.cache_experiment(experiment);
         Ok(())
     }
 

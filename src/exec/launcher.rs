@@ -1,0 +1,258 @@
+//! The launcher: a small helper process (`labbench __launcher`) that the
+//! daemon starts once and asks to fork each experiment's [`super::shim`].
+//!
+//! Forking the launcher, which never grows, costs far less than starting a
+//! new program or forking the daemon: no dynamic loading, no copy of the
+//! daemon's page tables. The launcher holds the write end of each new shim's
+//! "go" pipe until the daemon has recorded the start and says go; if the
+//! daemon goes away first, the launcher exits, the pipes close and the shims
+//! that never got go exit without running anything. Shims that got go run on
+//! (reparented) and record their end in their journal, which a restarted
+//! daemon reads. The launcher ignores SIGCHLD, so its children never linger
+//! as zombies; the daemon learns of ends through pidfds.
+//!
+//! Protocol on the socket (the launcher's stdin): frames of a little-endian
+//! u32 length and a JSON [`Request`]; a [`Spawn`](Request::Spawn) gets one
+//! [`Reply`], the others none.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::local::ExperimentFiles;
+use super::shim::{ShimArgs, run_shim};
+
+/// Largest frame either side accepts (commands and environments are far smaller).
+const MAX_FRAME: u32 = 16 << 20;
+
+/// What the daemon asks of the launcher.
+#[derive(Debug, Serialize, Deserialize)]
+enum Request {
+    /// Fork a shim that waits for go.
+    Spawn(ShimArgs),
+    /// Let shim `pid` run its command.
+    Go { pid: u32 },
+    /// Shim `pid` will not be told go: close its pipe (it exits).
+    Abort { pid: u32 },
+}
+
+/// The launcher's answer to a spawn.
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    Spawned { pid: u32 },
+    Failed { error: String },
+}
+
+/// The daemon's side: starts the launcher on first use and again if it died.
+#[derive(Debug)]
+pub struct Launcher {
+    program: PathBuf,
+    connection: Mutex<Option<UnixStream>>,
+}
+
+impl Launcher {
+    /// A launcher run from `program` (the labbench binary), started lazily.
+    pub fn new(program: PathBuf) -> Launcher {
+        Launcher {
+            program,
+            connection: Mutex::new(None),
+        }
+    }
+
+    fn start(&self) -> std::io::Result<UnixStream> {
+        let (ours, theirs) = UnixStream::pair()?;
+        // No uid/gid/pre_exec: std uses posix_spawn (no copy of the daemon).
+        let child = Command::new(&self.program)
+            .arg("__launcher")
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .spawn()?;
+        // The daemon reaps it (as every orphan) when it ends.
+        drop(child);
+        Ok(ours)
+    }
+
+    /// Forks a shim for `args`, waiting for go; returns its pid.
+    pub fn spawn(&self, args: ShimArgs) -> Result<u32, String> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let request = Request::Spawn(args);
+        let mut last_error = String::new();
+        // A launcher that died is replaced once.
+        for _ in 0..2 {
+            if connection.is_none() {
+                *connection = Some(
+                    self.start()
+                        .map_err(|e| format!("cannot start the launcher: {e}"))?,
+                );
+            }
+            let Some(stream) = connection.as_mut() else {
+                continue;
+            };
+            let answer = write_frame(stream, &request).and_then(|()| read_frame::<Reply>(stream));
+            match answer {
+                Ok(Some(Reply::Spawned { pid })) => return Ok(pid),
+                Ok(Some(Reply::Failed { error })) => return Err(error),
+                Ok(None) => last_error = "the launcher exited".into(),
+                Err(e) => last_error = format!("the launcher failed: {e}"),
+            }
+            *connection = None;
+        }
+        Err(last_error)
+    }
+
+    /// Lets shim `pid` run its command.
+    pub fn go(&self, pid: u32) -> Result<(), String> {
+        self.send(&Request::Go { pid })
+    }
+
+    /// Drops shim `pid` without running its command.
+    pub fn abort(&self, pid: u32) {
+        let _ = self.send(&Request::Abort { pid });
+    }
+
+    fn send(&self, request: &Request) -> Result<(), String> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let stream = connection
+            .as_mut()
+            .ok_or_else(|| "the launcher is gone".to_string())?;
+        write_frame(stream, request).map_err(|e| {
+            *connection = None;
+            format!("the launcher failed: {e}")
+        })
+    }
+}
+
+/// The launcher process (`labbench __launcher`): serves the daemon on the
+/// socket it was given as stdin until the daemon goes away. Returns the exit code.
+pub fn serve_stdin() -> i32 {
+    match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => serve(UnixStream::from(fd)),
+        Err(e) => {
+            eprintln!("labbench launcher: no socket on stdin: {e}");
+            1
+        }
+    }
+}
+
+fn serve(mut connection: UnixStream) -> i32 {
+    // Shims are reaped by the kernel (each shim resets this for its command).
+    crate::sys::set_signal_ignored(libc::SIGCHLD, true);
+    // Each shim looks up its user's groups: load the lookup modules once here.
+    crate::sys::preload_group_lookup();
+    let mut waiting: HashMap<u32, std::fs::File> = HashMap::new();
+    loop {
+        let request = match read_frame::<Request>(&mut connection) {
+            Ok(Some(request)) => request,
+            // The daemon is gone: dropping the pipes ends the waiting shims.
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("labbench launcher: {e}");
+                return 1;
+            }
+        };
+        match request {
+            Request::Spawn(args) => {
+                let reply = match fork_shim(&args) {
+                    Ok((pid, go)) => {
+                        waiting.insert(pid, go);
+                        Reply::Spawned { pid }
+                    }
+                    Err(error) => Reply::Failed { error },
+                };
+                if let Err(e) = write_frame(&mut connection, &reply) {
+                    eprintln!("labbench launcher: {e}");
+                    return 1;
+                }
+            }
+            Request::Go { pid } => {
+                if let Some(mut go) = waiting.remove(&pid) {
+                    let _ = go.write_all(b"go\n");
+                }
+            }
+            Request::Abort { pid } => {
+                waiting.remove(&pid);
+            }
+        }
+    }
+}
+
+/// Forks a shim whose stdout and stderr are the experiment's logs and whose
+/// stdin is a fresh pipe; returns its pid and the pipe's write end.
+fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
+    let files = ExperimentFiles {
+        dir: args.dir.clone(),
+    };
+    let open_log = |path: PathBuf| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))
+    };
+    let stdout = open_log(files.stdout())?;
+    let stderr = open_log(files.stderr())?;
+    let (go_read, go_write) = crate::sys::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    match crate::sys::fork_single_threaded() {
+        Err(e) => Err(format!("cannot fork the supervisor: {e}")),
+        Ok(Some(pid)) => Ok((pid, go_write)),
+        Ok(None) => {
+            // The child: keep only stdin (go), stdout and stderr (the logs).
+            let code = std::panic::catch_unwind(|| {
+                crate::sys::set_signal_ignored(libc::SIGCHLD, false);
+                for (fd, target) in [
+                    (go_read.as_fd(), 0),
+                    (stdout.as_fd(), 1),
+                    (stderr.as_fd(), 2),
+                ] {
+                    if crate::sys::dup_onto(fd, target).is_err() {
+                        return 125;
+                    }
+                }
+                crate::sys::close_descriptors_from(3);
+                run_shim(args)
+            })
+            .unwrap_or(125);
+            crate::sys::exit_now(code)
+        }
+    }
+}
+
+fn write_frame<T: Serialize>(stream: &mut UnixStream, value: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|len| *len <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::other("request too large"))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame)
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+fn read_frame<T: DeserializeOwned>(stream: &mut UnixStream) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("frame of {len} bytes")));
+    }
+    let mut body = vec![0; len as usize];
+    stream.read_exact(&mut body)?;
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}

@@ -1,0 +1,193 @@
+//! The experiment supervisor ("shim"), one per experiment, forked by the
+//! [`super::launcher`]: it waits for "go" on its stdin, becomes the
+//! experiment's Unix user (with its groups), starts a session, enters the
+//! working directory, runs the command with the environment it was given,
+//! notes every [`journal::CHECKPOINT_EVERY`] how far each log has grown and
+//! finally the command's exit status (see [`super::journal`]). It ignores
+//! stop signals itself so that it can always record how the command ended.
+//! One thread: it waits on a pidfd of the command between checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+use super::journal::{self, ExitStatus, JournalWriter, Stream};
+use super::local::ExperimentFiles;
+
+/// What the shim runs, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimArgs {
+    /// The experiment's directory (logs, journal).
+    pub dir: PathBuf,
+    /// Where the command runs.
+    pub workdir: PathBuf,
+    /// The Unix user to become (when the daemon runs as root).
+    pub user: Option<String>,
+    /// The command.
+    pub argv: Vec<String>,
+    /// The command's whole environment.
+    pub env: Vec<(String, String)>,
+}
+
+/// Runs the shim (stdin: the "go" pipe; stdout and stderr: the logs).
+/// Returns the process exit code.
+pub fn run_shim(args: &ShimArgs) -> i32 {
+    let files = ExperimentFiles {
+        dir: args.dir.clone(),
+    };
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() || line.trim() != "go" {
+        // The daemon never said go (it stopped first): nothing ran.
+        return 125;
+    }
+    let mut journal = match JournalWriter::open(
+        &files.journal(),
+        &[
+            (Stream::Stdout, files.stdout()),
+            (Stream::Stderr, files.stderr()),
+        ],
+    ) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("labbench: cannot open the run journal: {e}");
+            return 125;
+        }
+    };
+    let mut setup_failed = |what: String| {
+        eprintln!("labbench: {what}");
+        journal.exit(ExitStatus::Code(125));
+        125
+    };
+    if let Some(user) = &args.user {
+        let Some(account) = crate::sys::passwd_entry(user) else {
+            return setup_failed(format!("unix user {user} does not exist on this host"));
+        };
+        if let Err(e) = crate::sys::become_user(user, account.uid, account.gid) {
+            return setup_failed(format!("cannot become {user}: {e}"));
+        }
+    }
+    if let Err(e) = crate::sys::new_session() {
+        return setup_failed(format!("cannot start a session: {e}"));
+    }
+    if let Err(e) = std::env::set_current_dir(&args.workdir) {
+        return setup_failed(format!(
+            "cannot enter the working directory {}: {e}",
+            args.workdir.display()
+        ));
+    }
+    let Some((program, rest)) = args.argv.split_first() else {
+        return setup_failed("no command".into());
+    };
+    let path = args
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let spawned = Command::new(resolve_program(program, path))
+        .args(rest)
+        .env_clear()
+        .envs(args.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("labbench: cannot run {program}: {e}");
+            journal.checkpoint(journal::now_ms());
+            journal.exit(ExitStatus::Code(127));
+            return 127;
+        }
+    };
+    // Stop signals are for the command; the shim stays to record how it ended.
+    crate::sys::ignore_stop_signals();
+    let status = match wait_with_checkpoints(child, &mut journal) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("labbench shim: lost the command: {e}");
+            return 125;
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let (record, code) = match (status.code(), status.signal()) {
+        (Some(code), _) => (ExitStatus::Code(code), code),
+        (None, Some(signal)) => (ExitStatus::Signal(signal), 128 + signal),
+        (None, None) => (ExitStatus::Code(125), 125),
+    };
+    journal.exit(record);
+    code
+}
+
+/// Waits for the command, taking a checkpoint every
+/// [`journal::CHECKPOINT_EVERY`] and a last one when it ends.
+fn wait_with_checkpoints(
+    mut child: Child,
+    journal: &mut JournalWriter,
+) -> std::io::Result<std::process::ExitStatus> {
+    use std::os::fd::AsFd;
+    let every = journal::CHECKPOINT_EVERY;
+    match crate::sys::pidfd_open(child.id()) {
+        Ok(pidfd) => {
+            while !crate::sys::wait_readable(pidfd.as_fd(), every)? {
+                journal.checkpoint(journal::now_ms());
+            }
+        }
+        // Kernels before 5.3: poll the child a little more often.
+        Err(_) => {
+            let mut last = std::time::Instant::now();
+            while child.try_wait()?.is_none() {
+                std::thread::sleep(every / 10);
+                if last.elapsed() >= every {
+                    journal.checkpoint(journal::now_ms());
+                    last = std::time::Instant::now();
+                }
+            }
+        }
+    }
+    let status = child.wait();
+    journal.checkpoint(journal::now_ms());
+    status
+}
+
+/// Where `program` is, searched in `path` as `execvp` would. Given a full
+/// path, std starts the command with posix_spawn (it forks instead when it
+/// must search a changed PATH itself), which is cheaper. A program that is
+/// not found is returned as is, and starting it reports the error.
+fn resolve_program(program: &str, path: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    path.unwrap_or("/usr/bin:/bin")
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_are_found_in_the_given_path() {
+        let sh = resolve_program("sh", Some("/nonexistent:/bin:/usr/bin"));
+        assert!(sh.is_absolute() && sh.ends_with("sh"), "{sh:?}");
+        assert_eq!(
+            resolve_program("./run.sh", Some("/bin")),
+            PathBuf::from("./run.sh")
+        );
+        assert_eq!(
+            resolve_program("no-such-program-here", Some("/bin")),
+            PathBuf::from("no-such-program-here")
+        );
+        // A directory of that name is not a program.
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::create_dir(dir.path().join("tool")).expect("mkdir");
+        let path = format!("{}:/bin", dir.path().display());
+        assert_eq!(resolve_program("tool", Some(&path)), PathBuf::from("tool"));
+    }
+}
