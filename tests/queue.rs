@@ -501,6 +501,44 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
 }
 
 #[tokio::test]
+async fn a_launcher_that_died_is_replaced_and_running_experiments_are_kept() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let long = submit(&admin, "-- sh -c 'sleep 2; echo kept'").await;
+    let first = submit(&admin, "-- true").await;
+    assert_eq!(
+        wait_state(&admin, first).await["state"]["outcome"],
+        "succeeded"
+    );
+    // The daemon's launcher (its child) forks supervisors; kill it.
+    let out = Command::new("pgrep")
+        .args(["-P", &lab.server.pid().to_string(), "-f", "__launcher"])
+        .output()
+        .expect("pgrep");
+    let launcher = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!launcher.is_empty(), "no launcher under the daemon");
+    let killed = Command::new("kill")
+        .args(["-9", &launcher])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    // The next start replaces it; the experiment that was running finishes.
+    let after = submit(&admin, "-- echo again").await;
+    let e = wait_state(&admin, after).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    assert_eq!(
+        exec(&admin, &format!("logs {after}"), None).await.stdout,
+        "again\n"
+    );
+    let e = wait_state(&admin, long).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    assert_eq!(
+        exec(&admin, &format!("logs {long}"), None).await.stdout,
+        "kept\n"
+    );
+}
+
+#[tokio::test]
 async fn gpu_memory_of_an_experiments_processes_is_live_and_its_peak_recorded() {
     // No GPU here: a recorded-style GPU source names the experiment's real
     // process; the daemon is restarted (kill -9) to read it.

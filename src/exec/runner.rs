@@ -122,15 +122,17 @@ pub async fn run(
                 !cg.remove()
             });
         }
-        for cg in watch(&lab, &mut tracked, &settings, ticked) {
+        let (freed, ended) = watch(&lab, &mut tracked, &settings, ticked);
+        if ticked {
+            lab.publish_live_use(measure(&lab, &mut tracked));
+        }
+        // Ends and starts of this round become durable with one flush.
+        start_allowed(&lab, &mut tracked, &settings, &exits, ended);
+        for cg in freed {
             if !cg.remove() {
                 lingering.push(cg);
             }
         }
-        if ticked {
-            lab.publish_live_use(measure(&lab, &mut tracked));
-        }
-        start_allowed(&lab, &mut tracked, &settings, &exits);
     }
 }
 
@@ -210,7 +212,9 @@ fn reattach(
             _ => {}
         }
     }
-    record_ends(lab, ended);
+    if stage_ends(lab, ended) {
+        commit(lab);
+    }
     tracked
 }
 
@@ -300,13 +304,14 @@ fn signal(t: &Tracked, signal: i32) {
 }
 
 /// Checks running experiments (limits and kills only when `ticked`);
-/// records those that ended and returns their cgroups.
+/// stages the ends of those that ended. Returns their cgroups and whether
+/// anything was staged.
 fn watch(
     lab: &Lab,
     tracked: &mut HashMap<u64, Tracked>,
     settings: &RunnerSettings,
     ticked: bool,
-) -> Vec<ExperimentCgroup> {
+) -> (Vec<ExperimentCgroup>, bool) {
     let now = crate::lab::now();
     let mut ended = Vec::new();
     for (id, t) in tracked.iter_mut() {
@@ -365,8 +370,8 @@ fn watch(
             freed.extend(t.cgroup);
         }
     }
-    record_ends(lab, changes);
-    freed
+    let staged = stage_ends(lab, changes);
+    (freed, staged)
 }
 
 /// How an experiment ended (to record); ends what it left behind.
@@ -459,31 +464,47 @@ fn end_change(
     }
 }
 
-/// Records ended experiments with one flush.
-fn record_ends(lab: &Lab, changes: Vec<StateChange>) {
-    if changes.is_empty() {
-        return;
-    }
+/// Stages ended experiments (see [`commit`]); whether any was staged.
+fn stage_ends(lab: &Lab, changes: Vec<StateChange>) -> bool {
     let ids: Vec<u64> = changes.iter().map(|c| c.id).collect();
-    for (id, result) in ids.into_iter().zip(lab.record_transitions(changes)) {
-        if let Err(err) = result {
-            tracing::error!("experiment {id}: cannot record its end: {err}");
+    let mut staged = false;
+    for (id, result) in ids.into_iter().zip(lab.stage_transitions(changes)) {
+        match result {
+            Ok(()) => staged = true,
+            Err(err) => tracing::error!("experiment {id}: cannot record its end: {err}"),
+        }
+    }
+    staged
+}
+
+/// Makes what was staged durable and tells followers; false if that failed.
+fn commit(lab: &Lab) -> bool {
+    match lab.commit_transitions() {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::error!("cannot record state changes: {err}");
+            false
         }
     }
 }
 
 /// Starts what the scheduler allows: launches each supervisor (waiting),
-/// records all their starts with one flush, then lets them go.
+/// stages their starts, makes them durable with whatever was staged before
+/// (`staged`: this round's ends) in one flush, then lets them go.
 fn start_allowed(
     lab: &Lab,
     tracked: &mut HashMap<u64, Tracked>,
     settings: &RunnerSettings,
     exits: &mpsc::UnboundedSender<()>,
+    mut staged: bool,
 ) {
     let decisions = match lab.plan() {
         Ok(d) => d,
         Err(e) => {
             tracing::error!("scheduling failed: {e}");
+            if staged {
+                commit(lab);
+            }
             return;
         }
     };
@@ -525,10 +546,7 @@ fn start_allowed(
             }
         }
     }
-    record_ends(lab, ends);
-    if launched.is_empty() {
-        return;
-    }
+    staged |= stage_ends(lab, ends);
     let started_at = crate::lab::now();
     let starts = launched
         .iter()
@@ -561,11 +579,18 @@ fn start_allowed(
             usage: None,
         })
         .collect();
-    let recorded = lab.record_transitions(starts);
+    let recorded = lab.stage_transitions(starts);
+    staged |= recorded.iter().any(Result::is_ok);
+    let durable = !staged || commit(lab);
     for ((e, gpus, l), result) in launched.into_iter().zip(recorded) {
-        if let Err(err) = result {
+        let refused = match result {
+            Err(err) => Some(err.to_string()),
+            Ok(()) if !durable => Some("its start could not be made durable".to_string()),
+            Ok(()) => None,
+        };
+        if let Some(why) = refused {
             // Not recorded (cancelled meanwhile, or the store failed): it never runs.
-            tracing::warn!("experiment {}: not started: {err}", e.id);
+            tracing::warn!("experiment {}: not started: {why}", e.id);
             settings.launch.launcher.abort(l.pid);
             crate::sys::kill(l.pid as i32, libc::SIGKILL);
             if let Some(cg) = &l.cgroup {

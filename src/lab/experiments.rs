@@ -588,48 +588,14 @@ impl Lab {
     /// commit), then tells followers once. Each change gets its own result;
     /// one for an experiment that already ended is refused and not written.
     pub fn record_transitions(&self, changes: Vec<StateChange>) -> Vec<LabResult<()>> {
-        let at = now();
-        let mut results = Vec::with_capacity(changes.len());
-        let mut updated = Vec::with_capacity(changes.len());
-        for change in changes {
-            let experiment = match self.store.experiment(change.id) {
-                Ok(Some(e)) if e.state.is_finished() => Err(LabError::Invalid(format!(
-                    "experiment {} already ended",
-                    change.id
-                ))),
-                Ok(Some(e)) => Ok(e),
-                Ok(None) => Err(LabError::NotFound(format!("no experiment {}", change.id))),
-                Err(e) => Err(e.into()),
-            };
-            let mut experiment = match experiment {
-                Ok(e) => e,
-                Err(e) => {
-                    results.push(Err(e));
-                    continue;
-                }
-            };
-            for (state, reason) in change.steps {
-                experiment.transitions.push(Transition {
-                    at,
-                    to: state.name().to_string(),
-                    reason,
-                });
-                experiment.state = state;
-            }
-            if let Some(usage) = change.usage {
-                experiment.usage = usage;
-            }
-            updated.push(experiment);
-            results.push(Ok(()));
-        }
-        if updated.is_empty() {
-            return results;
-        }
-        if let Err(e) = self.store.put_experiments(&updated) {
+        let mut results = self.stage_transitions(changes);
+        if results.iter().any(Result::is_ok)
+            && let Err(e) = self.commit_transitions()
+        {
             // None of them is known to be on disk: each fails (the first with the cause).
             let message = format!("not recorded: {e}");
-            let mut cause = Some(LabError::Store(e));
-            return results
+            let mut cause = Some(e);
+            results = results
                 .into_iter()
                 .map(|r| {
                     r.and_then(|()| {
@@ -640,8 +606,52 @@ impl Lab {
                 })
                 .collect();
         }
-        self.notify_queue();
         results
+    }
+
+    /// Writes state changes of the runner without flushing them; nothing is
+    /// told until [`Lab::commit_transitions`] has made them durable. Each
+    /// change gets its own result; one for an experiment that already ended
+    /// is refused and not written.
+    pub fn stage_transitions(&self, changes: Vec<StateChange>) -> Vec<LabResult<()>> {
+        let at = now();
+        changes
+            .into_iter()
+            .map(|change| {
+                let mut experiment = match self.store.experiment(change.id)? {
+                    Some(e) if e.state.is_finished() => {
+                        return Err(LabError::Invalid(format!(
+                            "experiment {} already ended",
+                            change.id
+                        )));
+                    }
+                    Some(e) => e,
+                    None => {
+                        return Err(LabError::NotFound(format!("no experiment {}", change.id)));
+                    }
+                };
+                for (state, reason) in change.steps {
+                    experiment.transitions.push(Transition {
+                        at,
+                        to: state.name().to_string(),
+                        reason,
+                    });
+                    experiment.state = state;
+                }
+                if let Some(usage) = change.usage {
+                    experiment.usage = usage;
+                }
+                self.store.stage_experiment(&experiment)?;
+                Ok(())
+            })
+            .collect()
+    }
+
+    /// Makes staged state changes durable (one flush), then tells followers.
+    pub fn commit_transitions(&self) -> LabResult<()> {
+        self.store.flush()?;
+        self.notify_queue();
+        Ok(())
     }
 
     /// Changes a queued experiment's priority (admin only).

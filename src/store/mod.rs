@@ -372,6 +372,14 @@ impl Store {
         Ok(())
     }
 
+    /// Writes an experiment without flushing: it is durable after the next
+    /// [`Store::flush`], which the caller must make before telling anyone.
+    pub fn stage_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
+        self.write_experiment(experiment)?;
+        self.cache_experiment(experiment);
+        Ok(())
+    }
+
     fn write_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         let key = experiment.id.to_be_bytes();
         let value = encode(EXPERIMENTS_TREE, experiment)?;
