@@ -327,25 +327,25 @@ pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> std::io::Result
 }
 
 /// Closes every descriptor from `lowest` up (used in a freshly forked child,
-/// which must not keep its parent's other descriptors).
-pub fn close_descriptors_from(lowest: u32) {
+/// which must not keep its parent's other descriptors); false if it could
+/// not tell which are open.
+pub fn close_descriptors_from(lowest: u32) -> bool {
     // SAFETY: close_range only closes descriptors; the caller owns none of
     // them any more (a forked child that is about to run something else).
     #[allow(unsafe_code)]
     let rc = unsafe { libc::syscall(libc::SYS_close_range, lowest, u32::MAX, 0) };
     if rc == 0 {
-        return;
+        return true;
     }
     // Before Linux 5.9: close what /proc lists.
-    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .filter(|fd| *fd >= lowest as i32)
-                .collect()
-        })
-        .unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    let open: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= lowest as i32)
+        .collect();
     for fd in open {
         // SAFETY: as above; an already closed descriptor only yields EBADF.
         #[allow(unsafe_code)]
@@ -353,6 +353,7 @@ pub fn close_descriptors_from(lowest: u32) {
             libc::close(fd);
         }
     }
+    true
 }
 
 /// Sets how this process handles `signal`: its default action, or ignored.

@@ -54,8 +54,18 @@ enum Reply {
 #[derive(Debug)]
 pub struct Launcher {
     program: PathBuf,
-    connection: Mutex<Option<UnixStream>>,
+    connection: Mutex<Option<Connection>>,
 }
+
+/// The socket to the current launcher and the shims it forked that wait for go.
+#[derive(Debug)]
+struct Connection {
+    stream: UnixStream,
+    waiting: std::collections::HashSet<u32>,
+}
+
+/// How long the daemon waits for the launcher to answer before replacing it.
+const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Launcher {
     /// A launcher run from `program` (the labbench binary), started lazily.
@@ -79,28 +89,40 @@ impl Launcher {
             .spawn()?;
         // The daemon reaps it (as every orphan) when it ends.
         drop(child);
+        ours.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         Ok(ours)
     }
 
     /// Forks a shim for `args`, waiting for go; returns its pid.
     pub fn spawn(&self, args: ShimArgs) -> Result<u32, String> {
+        // Encoded first: a request too large to send is refused without
+        // touching the connection (the shims it has forked stay usable).
+        let frame = encode_frame(&Request::Spawn(args)).map_err(|e| e.to_string())?;
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let request = Request::Spawn(args);
         let mut last_error = String::new();
-        // A launcher that died is replaced once.
+        // A launcher that died or stopped answering is replaced once.
         for _ in 0..2 {
             if connection.is_none() {
-                *connection = Some(
-                    self.start()
-                        .map_err(|e| format!("cannot start the launcher: {e}"))?,
-                );
+                let stream = self
+                    .start()
+                    .map_err(|e| format!("cannot start the launcher: {e}"))?;
+                *connection = Some(Connection {
+                    stream,
+                    waiting: Default::default(),
+                });
             }
-            let Some(stream) = connection.as_mut() else {
+            let Some(current) = connection.as_mut() else {
                 continue;
             };
-            let answer = write_frame(stream, &request).and_then(|()| read_frame::<Reply>(stream));
+            let answer = current
+                .stream
+                .write_all(&frame)
+                .and_then(|()| read_frame::<Reply>(&mut current.stream));
             match answer {
-                Ok(Some(Reply::Spawned { pid })) => return Ok(pid),
+                Ok(Some(Reply::Spawned { pid })) => {
+                    current.waiting.insert(pid);
+                    return Ok(pid);
+                }
                 Ok(Some(Reply::Failed { error })) => return Err(error),
                 Ok(None) => last_error = "the launcher exited".into(),
                 Err(e) => last_error = format!("the launcher failed: {e}"),
@@ -110,22 +132,26 @@ impl Launcher {
         Err(last_error)
     }
 
-    /// Lets shim `pid` run its command.
+    /// Lets shim `pid` run its command. Fails if the launcher that forked
+    /// it is gone (the shim then exits without running anything).
     pub fn go(&self, pid: u32) -> Result<(), String> {
-        self.send(&Request::Go { pid })
+        self.send(pid, Request::Go { pid })
     }
 
     /// Drops shim `pid` without running its command.
     pub fn abort(&self, pid: u32) {
-        let _ = self.send(&Request::Abort { pid });
+        let _ = self.send(pid, Request::Abort { pid });
     }
 
-    fn send(&self, request: &Request) -> Result<(), String> {
+    fn send(&self, pid: u32, request: Request) -> Result<(), String> {
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let stream = connection
+        let current = connection
             .as_mut()
-            .ok_or_else(|| "the launcher is gone".to_string())?;
-        write_frame(stream, request).map_err(|e| {
+            .filter(|c| c.waiting.contains(&pid))
+            .ok_or_else(|| "its launcher is gone".to_string())?;
+        current.waiting.remove(&pid);
+        let sent = encode_frame(&request).and_then(|frame| current.stream.write_all(&frame));
+        sent.map_err(|e| {
             *connection = None;
             format!("the launcher failed: {e}")
         })
@@ -217,7 +243,11 @@ fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
                         return 125;
                     }
                 }
-                crate::sys::close_descriptors_from(3);
+                // A shim that kept its siblings' go pipes could keep them
+                // waiting forever: better not to run at all.
+                if !crate::sys::close_descriptors_from(3) {
+                    return 125;
+                }
                 run_shim(args)
             })
             .unwrap_or(125);
@@ -227,15 +257,25 @@ fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
 }
 
 fn write_frame<T: Serialize>(stream: &mut UnixStream, value: &T) -> std::io::Result<()> {
+    stream.write_all(&encode_frame(value)?)
+}
+
+/// A frame: the body's length (u32, little-endian) and the JSON body.
+fn encode_frame<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
     let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
     let len = u32::try_from(body.len())
         .ok()
         .filter(|len| *len <= MAX_FRAME)
-        .ok_or_else(|| std::io::Error::other("request too large"))?;
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "the command and its environment are too large to start ({} bytes)",
+                body.len()
+            ))
+        })?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&len.to_le_bytes());
     frame.extend_from_slice(&body);
-    stream.write_all(&frame)
+    Ok(frame)
 }
 
 /// Reads one frame; `None` at a clean end of stream.

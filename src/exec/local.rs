@@ -166,8 +166,9 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     if let Some(cg) = &cgroup
         && let Err(err) = cg.add_process(pid)
     {
-        ctx.launcher.abort(pid);
+        // Killed while it surely waits for go, before its pid can be reused.
         crate::sys::kill(pid as i32, libc::SIGKILL);
+        ctx.launcher.abort(pid);
         return Err(remove_cgroup(format!(
             "cannot confine the experiment: {err}"
         )));

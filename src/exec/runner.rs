@@ -197,9 +197,9 @@ fn reattach(
                     cgroup.as_deref().and_then(ExperimentCgroup::open),
                     gpus.len(),
                 );
-                wake_on_exit(*pid, exits);
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
+                    wake_on_exit(*pid, exits);
                     tracked.insert(e.id, t);
                 } else {
                     // Ended while the daemon was down: the shim's journal tells how.
@@ -583,26 +583,29 @@ fn start_allowed(
     staged |= recorded.iter().any(Result::is_ok);
     let durable = !staged || commit(lab);
     for ((e, gpus, l), result) in launched.into_iter().zip(recorded) {
-        let refused = match result {
-            Err(err) => Some(err.to_string()),
-            Ok(()) if !durable => Some("its start could not be made durable".to_string()),
-            Ok(()) => None,
-        };
-        if let Some(why) = refused {
-            // Not recorded (cancelled meanwhile, or the store failed): it never runs.
-            tracing::warn!("experiment {}: not started: {why}", e.id);
-            settings.launch.launcher.abort(l.pid);
+        if let Err(err) = result {
+            // Not recorded (cancelled meanwhile): it never runs. Killed while
+            // it surely waits for go, before its pid can be reused.
+            tracing::warn!("experiment {}: not started: {err}", e.id);
             crate::sys::kill(l.pid as i32, libc::SIGKILL);
+            settings.launch.launcher.abort(l.pid);
             if let Some(cg) = &l.cgroup {
                 cg.remove();
             }
             continue;
         }
         wake_on_exit(l.pid, exits);
-        let released = go(&settings.launch, &l);
+        let released = if durable {
+            go(&settings.launch, &l)
+        } else {
+            crate::sys::kill(l.pid as i32, libc::SIGKILL);
+            settings.launch.launcher.abort(l.pid);
+            Err("its start could not be recorded durably".to_string())
+        };
         let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
         if let Err(err) = released {
-            // Its supervisor exits without running the command.
+            // Its supervisor exits without running the command; tracking it
+            // records that end and frees its reservation.
             t.stopping = Some(Stopping {
                 outcome: Outcome::Failed,
                 reason: format!("could not start: {err}"),

@@ -163,9 +163,10 @@ impl Lab {
             backend: "local".into(),
             usage: ResourceUse::default(),
         };
-        // One flush makes the counter, the audit entry and the record durable.
+        // One flush makes the counter, the record and the audit entry durable.
+        self.store.stage_experiment(&experiment)?;
         self.audit_with_next_flush(p, format!("submitted experiment {id}"))?;
-        self.store.put_experiment(&experiment)?;
+        self.store.flush()?;
         self.notify_queue();
         Ok(id)
     }
