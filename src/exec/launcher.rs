@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -220,9 +221,11 @@ fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
     };
     let open_log = |path: PathBuf| {
         std::fs::OpenOptions::new()
+            .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))
     };
     let stdout = open_log(files.stdout())?;
     let stderr = open_log(files.stderr())?;

@@ -103,15 +103,8 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     } else {
         None
     };
-    for path in [files.stdout(), files.stderr()] {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
-    }
-    // The shim (running as the user) writes these files.
+    // The launcher creates the logs (it opens them for the shim anyway);
+    // the shim (running as the user) writes these files.
     for path in [files.journal(), files.metrics()] {
         let _ = std::fs::remove_file(&path);
         std::fs::OpenOptions::new()

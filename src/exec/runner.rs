@@ -172,14 +172,10 @@ fn reattach(
     for e in active {
         match &e.state {
             State::Starting { .. } => {
-                ended.push(end_change(
+                ended.push(never_ran(
                     e.id,
                     Outcome::Lost,
-                    None,
-                    None,
-                    None,
                     "the daemon stopped while starting it".into(),
-                    ResourceUse::default(),
                 ));
             }
             State::Running {
@@ -203,7 +199,7 @@ fn reattach(
                     tracked.insert(e.id, t);
                 } else {
                     // Ended while the daemon was down: the shim's journal tells how.
-                    ended.extend(finish(lab, e.id, &t, settings, true));
+                    ended.push(finish(e.id, &t, settings, true));
                     if let Some(cg) = &t.cgroup {
                         cg.remove();
                     }
@@ -366,7 +362,7 @@ fn watch(
     let mut changes = Vec::new();
     for id in ended {
         if let Some(t) = tracked.remove(&id) {
-            changes.extend(finish(lab, id, &t, settings, false));
+            changes.push(finish(id, &t, settings, false));
             freed.extend(t.cgroup);
         }
     }
@@ -375,16 +371,7 @@ fn watch(
 }
 
 /// How an experiment ended (to record); ends what it left behind.
-fn finish(
-    lab: &Lab,
-    id: u64,
-    t: &Tracked,
-    settings: &RunnerSettings,
-    after_restart: bool,
-) -> Option<StateChange> {
-    if !matches!(lab.store().experiment(id), Ok(Some(_))) {
-        return None;
-    }
+fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) -> StateChange {
     let mut usage = ResourceUse::default();
     let mut oom = false;
     if let Some(cg) = &t.cgroup {
@@ -429,34 +416,29 @@ fn finish(
             "its supervisor vanished; exit status unknown".into(),
         ),
     };
-    Some(end_change(
-        id,
-        outcome,
-        exit_code,
-        signal,
-        Some(t.started_at),
-        reason,
-        usage,
-    ))
-}
-
-/// The change that ends an experiment.
-fn end_change(
-    id: u64,
-    outcome: Outcome,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-    started_at: Option<i64>,
-    reason: String,
-    usage: ResourceUse,
-) -> StateChange {
     let state = State::Finished {
         outcome,
         exit_code,
         signal,
-        started_at,
+        started_at: Some(t.started_at),
         ended_at: crate::lab::now(),
     };
+    ending(id, state, reason, usage)
+}
+
+/// The change that ends an experiment whose command never ran.
+fn never_ran(id: u64, outcome: Outcome, reason: String) -> StateChange {
+    let state = State::Finished {
+        outcome,
+        exit_code: None,
+        signal: None,
+        started_at: None,
+        ended_at: crate::lab::now(),
+    };
+    ending(id, state, reason, ResourceUse::default())
+}
+
+fn ending(id: u64, state: State, reason: String, usage: ResourceUse) -> StateChange {
     StateChange {
         id,
         steps: vec![(state, reason)],
@@ -514,15 +496,7 @@ fn start_allowed(
         match decision {
             Decision::Wait { .. } => {}
             Decision::Abandon { id, reason } => {
-                ends.push(end_change(
-                    id,
-                    Outcome::Cancelled,
-                    None,
-                    None,
-                    None,
-                    reason,
-                    ResourceUse::default(),
-                ));
+                ends.push(never_ran(id, Outcome::Cancelled, reason));
             }
             Decision::Start { id, gpus } => {
                 let Ok(Some(e)) = lab.store().experiment(id) else {
@@ -532,14 +506,10 @@ fn start_allowed(
                     Ok(l) => launched.push((e, gpus, l)),
                     Err(reason) => {
                         tracing::warn!("experiment {id} could not start: {reason}");
-                        ends.push(end_change(
+                        ends.push(never_ran(
                             id,
                             Outcome::Failed,
-                            None,
-                            None,
-                            None,
                             format!("could not start: {reason}"),
-                            ResourceUse::default(),
                         ));
                     }
                 }

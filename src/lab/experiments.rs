@@ -19,7 +19,7 @@ const MAX_LABEL: usize = 128;
 /// Most environment variables, tags, params, inputs, outputs or dependencies.
 const MAX_ITEMS: usize = 256;
 
-/// One experiment's state change by the runner, for [`Lab::record_transitions`]:
+/// One experiment's state change by the runner, for [`Lab::stage_transitions`]:
 /// the states it passes through in order (each with its reason) and,
 /// at its end, what it used.
 #[derive(Debug, Clone)]
@@ -564,50 +564,6 @@ impl Lab {
                 Ok(experiment.state)
             }
         }
-    }
-
-    /// Records a state change made by a background task (the runner), durably,
-    /// then tells followers. Not for front ends: they call the checked methods.
-    pub fn record_transition(
-        &self,
-        id: u64,
-        state: State,
-        reason: String,
-        usage: Option<ResourceUse>,
-    ) -> LabResult<()> {
-        let change = StateChange {
-            id,
-            steps: vec![(state, reason)],
-            usage,
-        };
-        self.record_transitions(vec![change])
-            .pop()
-            .unwrap_or_else(|| Err(LabError::NotFound(format!("no experiment {id}"))))
-    }
-
-    /// Records several state changes of the runner with one flush (a group
-    /// commit), then tells followers once. Each change gets its own result;
-    /// one for an experiment that already ended is refused and not written.
-    pub fn record_transitions(&self, changes: Vec<StateChange>) -> Vec<LabResult<()>> {
-        let mut results = self.stage_transitions(changes);
-        if results.iter().any(Result::is_ok)
-            && let Err(e) = self.commit_transitions()
-        {
-            // None of them is known to be on disk: each fails (the first with the cause).
-            let message = format!("not recorded: {e}");
-            let mut cause = Some(e);
-            results = results
-                .into_iter()
-                .map(|r| {
-                    r.and_then(|()| {
-                        Err(cause
-                            .take()
-                            .unwrap_or_else(|| LabError::Invalid(message.clone())))
-                    })
-                })
-                .collect();
-        }
-        results
     }
 
     /// Writes state changes of the runner without flushing them; nothing is

@@ -356,19 +356,9 @@ impl Store {
     /// Writes an experiment and its index entry in one transaction, durably:
     /// a state change is on disk before anyone is told about it.
     pub fn put_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
-        self.put_experiments(std::slice::from_ref(experiment))
-    }
-
-    /// Writes several experiments (each with its index entry in one
-    /// transaction) and flushes once: a group commit of state changes.
-    pub fn put_experiments(&self, experiments: &[Experiment]) -> StoreResult<()> {
-        for experiment in experiments {
-            self.write_experiment(experiment)?;
-        }
+        self.write_experiment(experiment)?;
         self.flush()?;
-        for experiment in experiments {
-            self.cache_experiment(experiment);
-        }
+        self.cache_experiment(experiment);
         Ok(())
     }
 
@@ -823,6 +813,10 @@ mod experiment_tests {
         }
     }
 
+    fn ids(experiments: &[Experiment]) -> Vec<u64> {
+        experiments.iter().map(|e| e.id).collect()
+    }
+
     #[test]
     fn active_index_follows_states_and_survives_reopen() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -844,29 +838,12 @@ mod experiment_tests {
                 ended_at: 1,
             };
             store.put_experiment(&experiment(a, done)).expect("finish");
-            let active: Vec<u64> = store
-                .active_experiments()
-                .expect("active")
-                .iter()
-                .map(|e| e.id)
-                .collect();
-            assert_eq!(active, vec![b]);
+            assert_eq!(ids(&store.active_experiments().expect("active")), vec![b]);
         }
         let store = Store::open(dir.path()).expect("reopen");
-        let active: Vec<u64> = store
-            .active_experiments()
-            .expect("active")
-            .iter()
-            .map(|e| e.id)
-            .collect();
-        assert_eq!(active, vec![2]);
-        let page: Vec<u64> = store
-            .experiments_page(None, 10, |_| true)
-            .expect("page")
-            .iter()
-            .map(|e| e.id)
-            .collect();
-        assert_eq!(page, vec![2, 1]);
+        assert_eq!(ids(&store.active_experiments().expect("active")), vec![2]);
+        let page = store.experiments_page(None, 10, |_| true).expect("page");
+        assert_eq!(ids(&page), vec![2, 1]);
         assert_eq!(store.next_experiment_id().expect("id"), 3);
     }
 }
