@@ -9,8 +9,8 @@
 //! fallback and the README says so.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Where cgroups are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
@@ -112,6 +112,34 @@ pub struct Limits {
     pub pids: u32,
 }
 
+/// Makes one cgroup directory; one left from an earlier run is reused.
+fn create_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
+        other => other,
+    }
+    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))
+}
+
+/// Creates v2's `labbench/INSTANCE` with the controllers delegated to its
+/// children, once per instance and process.
+fn prepare_v2_instance(mount: &Path, instance: &str) -> std::io::Result<()> {
+    static PREPARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut prepared = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
+    let parent = mount.join("labbench").join(instance);
+    if prepared.iter().any(|i| i == instance) && parent.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&parent)?;
+    let enable = V2_CONTROLLERS.map(|c| format!("+{c}")).join(" ");
+    write(&parent.join("cgroup.subtree_control"), &enable)?;
+    if !prepared.iter().any(|i| i == instance) {
+        prepared.push(instance.to_string());
+    }
+    Ok(())
+}
+
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
@@ -135,11 +163,8 @@ impl ExperimentCgroup {
         };
         match &cg.hierarchy {
             Hierarchy::V2(mount) => {
-                let parent = mount.join("labbench").join(instance);
-                std::fs::create_dir_all(&parent)?;
-                let enable = V2_CONTROLLERS.map(|c| format!("+{c}")).join(" ");
-                write(&parent.join("cgroup.subtree_control"), &enable)?;
-                std::fs::create_dir_all(cg.dir("memory"))?;
+                prepare_v2_instance(mount, instance)?;
+                create_dir(&cg.dir("memory"))?;
                 let memory = limits.memory_bytes.to_string();
                 write(&cg.file("memory", "memory.max"), &memory)?;
                 // No swap beyond the limit (absent without swap accounting).
@@ -152,16 +177,24 @@ impl ExperimentCgroup {
             }
             Hierarchy::V1 => {
                 for controller in V1_CONTROLLERS {
-                    std::fs::create_dir_all(cg.dir(controller))?;
+                    create_dir(&cg.dir(controller))?;
                 }
                 let memory = limits.memory_bytes.to_string();
                 write(&cg.file("memory", "memory.limit_in_bytes"), &memory)?;
-                // Without swap accounting the memsw file is absent; the plain limit still holds.
-                let _ = write(&cg.file("memory", "memory.memsw.limit_in_bytes"), &memory);
-                write(
-                    &cg.file("cpu", "cpu.cfs_period_us"),
-                    &CFS_PERIOD_US.to_string(),
-                )?;
+                // Without swap accounting the memsw file is absent (checked
+                // once); the plain limit still holds.
+                static SWAP_ACCOUNTING: OnceLock<bool> = OnceLock::new();
+                let memsw = cg.file("memory", "memory.memsw.limit_in_bytes");
+                if *SWAP_ACCOUNTING.get_or_init(|| memsw.exists()) {
+                    let _ = write(&memsw, &memory);
+                }
+                // A new cgroup's period is the kernel's default, which is
+                // ours; it is written only where it is not (checked once).
+                static DEFAULT_PERIOD: OnceLock<bool> = OnceLock::new();
+                let period = cg.file("cpu", "cpu.cfs_period_us");
+                if !*DEFAULT_PERIOD.get_or_init(|| read_u64(&period) == CFS_PERIOD_US) {
+                    write(&period, &CFS_PERIOD_US.to_string())?;
+                }
                 write(
                     &cg.file("cpu", "cpu.cfs_quota_us"),
                     &quota_us(limits.cpus).to_string(),
@@ -310,8 +343,9 @@ impl ExperimentCgroup {
     pub fn remove(&self) -> bool {
         let mut gone = true;
         for d in self.directories() {
-            if d.exists() && std::fs::remove_dir(&d).is_err() {
-                gone = false;
+            match std::fs::remove_dir(&d) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => gone = false,
+                _ => {}
             }
         }
         gone

@@ -94,6 +94,26 @@ impl Launcher {
         Ok(ours)
     }
 
+    /// Starts the launcher now if none runs, so that the first experiment
+    /// does not wait for it to load.
+    pub fn prepare(&self) -> Result<(), String> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if connection.is_none() {
+            *connection = Some(self.connect()?);
+        }
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Connection, String> {
+        let stream = self
+            .start()
+            .map_err(|e| format!("cannot start the launcher: {e}"))?;
+        Ok(Connection {
+            stream,
+            waiting: Default::default(),
+        })
+    }
+
     /// Forks a shim for `args`, waiting for go; returns its pid.
     pub fn spawn(&self, args: ShimArgs) -> Result<u32, String> {
         // Encoded first: a request too large to send is refused without
@@ -103,17 +123,9 @@ impl Launcher {
         let mut last_error = String::new();
         // A launcher that died or stopped answering is replaced once.
         for _ in 0..2 {
-            if connection.is_none() {
-                let stream = self
-                    .start()
-                    .map_err(|e| format!("cannot start the launcher: {e}"))?;
-                *connection = Some(Connection {
-                    stream,
-                    waiting: Default::default(),
-                });
-            }
-            let Some(current) = connection.as_mut() else {
-                continue;
+            let current = match connection.as_mut() {
+                Some(current) => current,
+                None => connection.insert(self.connect()?),
             };
             let answer = current
                 .stream

@@ -13,7 +13,7 @@ use super::journal::{ExitStatus, read_exit};
 use super::local::{ExperimentFiles, LaunchContext, go, launch};
 use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
 use crate::model::{Experiment, Outcome, ResourceUse, State};
-use crate::sched::Decision;
+use crate::sched::{Decision, Room};
 
 /// How often running experiments are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -92,12 +92,20 @@ pub async fn run(
     // Each supervisor's end wakes the runner at once (through a pidfd; the
     // tick is the fallback and also checks limits and measures use).
     let (exits, mut exited) = mpsc::unbounded_channel::<()>();
+    let launcher = settings.launch.launcher.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = launcher.prepare() {
+            tracing::warn!("{e} (tried again at the first start)");
+        }
+    });
     let mut tracked = reattach(&lab, &settings, &exits);
     // Cgroups whose last processes were still dying when their experiment ended.
     let mut lingering: Vec<ExperimentCgroup> = Vec::new();
     let mut changes = lab.queue_changes();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // What the last plan left free (`None`: plan at the next wake-up).
+    let mut room: Option<Room> = None;
     loop {
         let ticked = tokio::select! {
             _ = tick.tick() => true,
@@ -114,7 +122,7 @@ pub async fn run(
             },
         };
         while exited.try_recv().is_ok() {}
-        changes.borrow_and_update();
+        let seen = *changes.borrow_and_update();
         if ticked {
             crate::sys::reap_orphans();
             lingering.retain(|cg| {
@@ -122,12 +130,28 @@ pub async fn run(
                 !cg.remove()
             });
         }
-        let (freed, ended) = watch(&lab, &mut tracked, &settings, ticked);
+        let running = tracked.len();
+        let (freed, staged) = watch(&lab, &mut tracked, &settings, ticked);
         if ticked {
             lab.publish_live_use(measure(&lab, &mut tracked));
         }
-        // Ends and starts of this round become durable with one flush.
-        start_allowed(&lab, &mut tracked, &settings, &exits, ended);
+        // Planning looks at the whole queue: skipped when only submissions
+        // came that do not fit in what the last plan left free.
+        let news = lab.take_queue_news();
+        let must_plan = match room {
+            _ if ticked || tracked.len() < running || news.other => true,
+            Some(room) => news.submitted.iter().any(|r| room.fits(r)),
+            None => true,
+        };
+        let mut committed = false;
+        if must_plan {
+            // Ends and starts of this round become durable with one flush.
+            (room, committed) = start_allowed(&lab, &mut tracked, &settings, &exits, staged);
+        }
+        // The runner's own commit changed the queue: that is no news to it.
+        if *changes.borrow() == seen.wrapping_add(u64::from(committed)) {
+            changes.borrow_and_update();
+        }
         for cg in freed {
             if !cg.remove() {
                 lingering.push(cg);
@@ -472,22 +496,20 @@ fn commit(lab: &Lab) -> bool {
 
 /// Starts what the scheduler allows: launches each supervisor (waiting),
 /// stages their starts, makes them durable with whatever was staged before
-/// (`staged`: this round's ends) in one flush, then lets them go.
+/// (`staged`: this round's ends) in one flush, then lets them go. Returns
+/// the room the plan left (`None` if it failed) and whether it committed.
 fn start_allowed(
     lab: &Lab,
     tracked: &mut HashMap<u64, Tracked>,
     settings: &RunnerSettings,
     exits: &mpsc::UnboundedSender<()>,
     mut staged: bool,
-) {
-    let decisions = match lab.plan() {
-        Ok(d) => d,
+) -> (Option<Room>, bool) {
+    let (decisions, room) = match lab.plan_with_room() {
+        Ok(plan) => plan,
         Err(e) => {
             tracing::error!("scheduling failed: {e}");
-            if staged {
-                commit(lab);
-            }
-            return;
+            return (None, staged && commit(lab));
         }
     };
     let mut ends = Vec::new();
@@ -552,6 +574,7 @@ fn start_allowed(
     let recorded = lab.stage_transitions(starts);
     staged |= recorded.iter().any(Result::is_ok);
     let durable = !staged || commit(lab);
+    let committed = staged && durable;
     for ((e, gpus, l), result) in launched.into_iter().zip(recorded) {
         if let Err(err) = result {
             // Not recorded (cancelled meanwhile): it never runs. Killed while
@@ -585,4 +608,5 @@ fn start_allowed(
         }
         tracked.insert(e.id, t);
     }
+    (Some(room), committed)
 }

@@ -11,7 +11,8 @@ use crate::model::{
     Transition,
 };
 use crate::sched::{
-    Capacity, Decision, Dependency, QueuedJob, Quota, RunningJob, SchedulerInput, schedule,
+    Capacity, Decision, Dependency, QueuedJob, Quota, Room, RunningJob, SchedulerInput,
+    schedule_with_room,
 };
 
 /// Longest name, project or tag.
@@ -167,7 +168,17 @@ impl Lab {
         self.store.stage_experiment(&experiment)?;
         self.audit_with_next_flush(p, format!("submitted experiment {id}"))?;
         self.store.flush()?;
-        self.notify_queue();
+        // One that waits for an unfinished experiment cannot start before
+        // that one ends (which makes the runner plan anyway).
+        let after = &experiment.spec.after;
+        if self
+            .store
+            .with_active(|active| after.iter().any(|d| active.contains_key(d)))
+        {
+            self.notify_queue();
+        } else {
+            self.queue_grew(experiment.spec.resources);
+        }
         Ok(id)
     }
 
@@ -363,7 +374,8 @@ impl Lab {
             .into_iter()
             .map(|d| match d {
                 Decision::Start { id, .. } => (id, "starting".to_string()),
-                Decision::Wait { id, reason } | Decision::Abandon { id, reason } => (id, reason),
+                Decision::Wait { id, reason } => (id, reason.to_string()),
+                Decision::Abandon { id, reason } => (id, reason),
             })
             .collect())
     }
@@ -415,6 +427,11 @@ impl Lab {
 
     /// Runs the scheduler over the current queue.
     pub fn plan(&self) -> LabResult<Vec<Decision>> {
+        self.plan_with_room().map(|(decisions, _)| decisions)
+    }
+
+    /// [`Lab::plan`], and the room its starts leave.
+    pub fn plan_with_room(&self) -> LabResult<(Vec<Decision>, Room)> {
         let mut running = Vec::new();
         let mut queued = Vec::new();
         let mut finished_deps = Vec::new();
@@ -475,7 +492,7 @@ impl Lab {
         let quotas: HashMap<String, Quota> = self.store.quotas()?.into_iter().collect();
         let recent_usage = self.recent_usage()?;
         let capacity = self.capacity();
-        Ok(schedule(&SchedulerInput {
+        Ok(schedule_with_room(&SchedulerInput {
             now: now(),
             capacity: &capacity,
             running: &running,
@@ -550,7 +567,7 @@ impl Lab {
                 });
                 self.store.put_experiment(&experiment)?;
                 self.audit(p, format!("cancelled experiment {id}"))?;
-                self.notify_queue();
+                self.queue_changed();
                 Ok(experiment.state)
             }
             State::Starting { .. } | State::Running { .. } => {
@@ -628,7 +645,7 @@ impl Lab {
             p,
             format!("changed priority of experiment {id} from {old} to {priority}"),
         )?;
-        self.notify_queue();
+        self.queue_changed();
         Ok(())
     }
 
@@ -638,7 +655,7 @@ impl Lab {
         self.existing_user_record(user)?;
         self.store.put_quota(user, &quota)?;
         self.audit(p, format!("set quota of {user}: {quota:?}"))?;
-        self.notify_queue();
+        self.queue_changed();
         Ok(())
     }
 
@@ -741,6 +758,7 @@ fn check_workdir(dir: &Path, unix_user: &str) -> LabResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::QueueNews;
     use crate::lab::testing::lab_with_admin;
 
     fn principal(lab: &Lab, name: &str, role: Role) -> Principal {
@@ -777,6 +795,36 @@ mod tests {
         assert_eq!(e.state, State::Queued);
         assert_eq!(e.spec.resources.cpus, 1.0);
         assert_eq!(e.transitions[0].to, "queued");
+    }
+
+    #[test]
+    fn queue_news_tells_the_runner_what_could_start() {
+        let (_d, lab) = lab_with_admin();
+        let member = principal(&lab, "mike", Role::Member);
+        let _ = lab.take_queue_news();
+        let first = lab.submit(&member, echo()).expect("first");
+        let news = lab.take_queue_news();
+        assert_eq!(news.submitted.len(), 1);
+        assert_eq!(news.submitted[0].cpus, 1.0);
+        assert!(!news.other);
+        // Waiting for an unfinished experiment: it cannot start yet.
+        let waiting = SubmitRequest {
+            after: vec![first],
+            ..echo()
+        };
+        lab.submit(&member, waiting).expect("second");
+        assert_eq!(lab.take_queue_news(), QueueNews::default());
+        // Cancelling a queued experiment can unblock others.
+        lab.cancel(&member, first).expect("cancel");
+        assert!(lab.take_queue_news().other);
+        let (decisions, room) = lab.plan_with_room().expect("plan");
+        assert!(
+            decisions
+                .iter()
+                .any(|d| matches!(d, Decision::Abandon { .. })),
+            "{decisions:?}"
+        );
+        assert_eq!(room.cpus, lab.capacity().cpus);
     }
 
     #[test]

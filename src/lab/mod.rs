@@ -96,7 +96,24 @@ pub struct Lab {
     fair_share: Arc<std::sync::Mutex<FairShareCache>>,
     /// What running experiments use now, published by the runner.
     live: Arc<std::sync::RwLock<std::collections::HashMap<u64, LiveUse>>>,
+    /// What changed in the queue since the runner last looked.
+    news: Arc<std::sync::Mutex<QueueNews>>,
 }
+
+/// What changed in the queue since the runner last took the news: lets it
+/// skip planning when nothing new could start.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct QueueNews {
+    /// Requests of the experiments submitted since.
+    pub submitted: Vec<crate::model::Resources>,
+    /// Whether anything else changed that can change decisions (a queued
+    /// experiment cancelled, a priority or a quota changed, or too many
+    /// submissions to list).
+    pub other: bool,
+}
+
+/// Submissions listed in [`QueueNews`] before it just says "other".
+const MAX_NEWS: usize = 1024;
 
 /// Recent usage by owner, with the time it was computed.
 type FairShareCache = Option<(std::time::Instant, std::collections::HashMap<String, f64>)>;
@@ -149,6 +166,7 @@ impl Lab {
             data_dir: Arc::new(std::path::PathBuf::from(".")),
             fair_share: Arc::new(std::sync::Mutex::new(None)),
             live: Arc::new(std::sync::RwLock::new(std::collections::HashMap::new())),
+            news: Arc::default(),
         }
     }
 
@@ -183,6 +201,30 @@ impl Lab {
     /// Tells the runner and screens that the queue changed.
     pub fn notify_queue(&self) {
         self.queue_changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Notes a change that can alter scheduling decisions, and notifies.
+    fn queue_changed(&self) {
+        self.news.lock().unwrap_or_else(|e| e.into_inner()).other = true;
+        self.notify_queue();
+    }
+
+    /// Notes a new submission asking for `resources`, and notifies.
+    fn queue_grew(&self, resources: crate::model::Resources) {
+        {
+            let mut news = self.news.lock().unwrap_or_else(|e| e.into_inner());
+            if news.submitted.len() < MAX_NEWS {
+                news.submitted.push(resources);
+            } else {
+                news.other = true;
+            }
+        }
+        self.notify_queue();
+    }
+
+    /// What changed since the last call (the runner's).
+    pub fn take_queue_news(&self) -> QueueNews {
+        std::mem::take(&mut *self.news.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The connected-sessions registry.

@@ -113,8 +113,8 @@ pub enum Decision {
     Wait {
         /// Experiment id.
         id: u64,
-        /// Why, for `ls`.
-        reason: String,
+        /// Why, for `ls` (rendered only when shown: the runner plans often).
+        reason: WaitReason,
     },
     /// It can never run (a dependency failed).
     Abandon {
@@ -123,6 +123,86 @@ pub enum Decision {
         /// Why.
         reason: String,
     },
+}
+
+/// Why a queued experiment waits. Its `Display` is the text `ls` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitReason {
+    /// Experiment `0` must succeed first and has not finished.
+    Dependency(u64),
+    /// Starting it would take its owner over a quota.
+    OverQuota(QuotaExceeded),
+    /// It fits now but would delay experiment `0`, the head of the queue.
+    Behind(u64),
+    /// Not enough is free; `free` is what was left when it was considered.
+    Resources {
+        /// What it asks for.
+        wanted: Resources,
+        /// Free CPUs, memory and GPUs at that point.
+        free: (f64, u64, usize),
+    },
+}
+
+/// The quota an experiment would exceed, with what its owner holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QuotaExceeded {
+    /// Experiments running at once.
+    Running { max: u32 },
+    /// CPU cores.
+    Cpus { max: f64, held: f64 },
+    /// Memory, bytes.
+    Memory { max: u64, held: u64 },
+    /// GPUs.
+    Gpus { max: u32, held: u32 },
+}
+
+impl std::fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::units::short_bytes;
+        match *self {
+            WaitReason::Dependency(dep) => write!(f, "waiting for experiment {dep} to succeed"),
+            WaitReason::Behind(head) => {
+                write!(f, "behind experiment {head}: starting now would delay it")
+            }
+            WaitReason::OverQuota(QuotaExceeded::Running { max }) => {
+                write!(f, "over quota: max {max} running")
+            }
+            WaitReason::OverQuota(QuotaExceeded::Cpus { max, held }) => {
+                write!(f, "over quota: max {max} CPUs ({held} in use)")
+            }
+            WaitReason::OverQuota(QuotaExceeded::Memory { max, held }) => write!(
+                f,
+                "over quota: max {} memory ({} in use)",
+                short_bytes(max as f64),
+                short_bytes(held as f64)
+            ),
+            WaitReason::OverQuota(QuotaExceeded::Gpus { max, held }) => {
+                write!(f, "over quota: max {max} GPUs ({held} in use)")
+            }
+            WaitReason::Resources {
+                wanted,
+                free: (cpus, memory, gpus),
+            } => {
+                if wanted.gpus as usize > gpus {
+                    write!(f, "waiting for {} GPU(s); {gpus} free", wanted.gpus)
+                } else if wanted.cpus > cpus + 1e-9 {
+                    write!(
+                        f,
+                        "waiting for {} CPUs; {:.1} free",
+                        wanted.cpus,
+                        cpus.max(0.0)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "waiting for {} memory; {} free",
+                        short_bytes(wanted.memory_bytes as f64),
+                        short_bytes(memory as f64)
+                    )
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -134,9 +214,15 @@ struct Free {
 
 impl Free {
     fn fits(&self, r: &Resources) -> bool {
-        r.cpus <= self.cpus + 1e-9
-            && r.memory_bytes <= self.memory
-            && r.gpus as usize <= self.gpus.len()
+        self.room().fits(r)
+    }
+
+    fn room(&self) -> Room {
+        Room {
+            cpus: self.cpus,
+            memory_bytes: self.memory,
+            gpus: self.gpus.len(),
+        }
     }
 
     fn take(&mut self, r: &Resources) -> Vec<u32> {
@@ -155,22 +241,11 @@ impl Free {
         self.gpus.extend(gpus.iter().copied());
     }
 
-    /// Why `r` does not fit, naming the scarcest resource.
-    fn shortfall(&self, r: &Resources) -> String {
-        if r.gpus as usize > self.gpus.len() {
-            format!("waiting for {} GPU(s); {} free", r.gpus, self.gpus.len())
-        } else if r.cpus > self.cpus + 1e-9 {
-            format!(
-                "waiting for {} CPUs; {:.1} free",
-                r.cpus,
-                self.cpus.max(0.0)
-            )
-        } else {
-            format!(
-                "waiting for {} memory; {} free",
-                crate::units::short_bytes(r.memory_bytes as f64),
-                crate::units::short_bytes(self.memory as f64)
-            )
+    /// Why `r` does not fit (its text names the scarcest resource).
+    fn shortfall(&self, r: &Resources) -> WaitReason {
+        WaitReason::Resources {
+            wanted: *r,
+            free: (self.cpus, self.memory, self.gpus.len()),
         }
     }
 }
@@ -184,30 +259,35 @@ struct Held {
 }
 
 /// Why `owner` may not start `r` now under `quota`, if so.
-fn over_quota(quota: &Quota, held: &Held, r: &Resources) -> Option<String> {
+fn over_quota(quota: &Quota, held: &Held, r: &Resources) -> Option<QuotaExceeded> {
     if let Some(max) = quota.max_running
         && held.running + 1 > max
     {
-        return Some(format!("over quota: max {max} running"));
+        return Some(QuotaExceeded::Running { max });
     }
     if let Some(max) = quota.max_cpus
         && held.cpus + r.cpus > max + 1e-9
     {
-        return Some(format!("over quota: max {max} CPUs ({} in use)", held.cpus));
+        return Some(QuotaExceeded::Cpus {
+            max,
+            held: held.cpus,
+        });
     }
     if let Some(max) = quota.max_memory_bytes
         && held.memory + r.memory_bytes > max
     {
-        return Some(format!(
-            "over quota: max {} memory ({} in use)",
-            crate::units::short_bytes(max as f64),
-            crate::units::short_bytes(held.memory as f64)
-        ));
+        return Some(QuotaExceeded::Memory {
+            max,
+            held: held.memory,
+        });
     }
     if let Some(max) = quota.max_gpus
         && held.gpus + r.gpus > max
     {
-        return Some(format!("over quota: max {max} GPUs ({} in use)", held.gpus));
+        return Some(QuotaExceeded::Gpus {
+            max,
+            held: held.gpus,
+        });
     }
     None
 }
@@ -215,16 +295,23 @@ fn over_quota(quota: &Quota, held: &Held, r: &Resources) -> Option<String> {
 /// Orders the queue: priority (high first), fair share (less recent usage
 /// first), submission time, id.
 fn queue_order<'a>(input: &SchedulerInput<'a>) -> Vec<&'a QueuedJob> {
-    let mut order: Vec<&QueuedJob> = input.queued.iter().collect();
-    let usage = |owner: &str| input.recent_usage.get(owner).copied().unwrap_or(0.0);
-    order.sort_by(|a, b| {
+    // Each owner's usage is looked up once per job, not per comparison.
+    let mut order: Vec<(f64, &QueuedJob)> = input
+        .queued
+        .iter()
+        .map(|job| {
+            let usage = input.recent_usage.get(&job.owner).copied();
+            (usage.unwrap_or(0.0), job)
+        })
+        .collect();
+    order.sort_unstable_by(|(usage_a, a), (usage_b, b)| {
         b.priority
             .cmp(&a.priority)
-            .then(usage(&a.owner).total_cmp(&usage(&b.owner)))
+            .then(usage_a.total_cmp(usage_b))
             .then(a.submitted_at.cmp(&b.submitted_at))
             .then(a.id.cmp(&b.id))
     });
-    order
+    order.into_iter().map(|(_, job)| job).collect()
 }
 
 /// Decides, for every queued experiment, whether it starts now.
@@ -235,6 +322,32 @@ fn queue_order<'a>(input: &SchedulerInput<'a>) -> Vec<&'a QueuedJob> {
 /// and their own time limit ends before that moment, so the head is never
 /// delayed. Quota and dependency waits do not block others.
 pub fn schedule(input: &SchedulerInput) -> Vec<Decision> {
+    schedule_with_room(input).0
+}
+
+/// What is left free once the experiments a schedule starts have started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Room {
+    /// CPU cores.
+    pub cpus: f64,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+    /// GPUs.
+    pub gpus: usize,
+}
+
+impl Room {
+    /// Whether a request for `r` fits in it (by the scheduler's own rule).
+    pub fn fits(&self, r: &Resources) -> bool {
+        r.cpus <= self.cpus + 1e-9
+            && r.memory_bytes <= self.memory_bytes
+            && r.gpus as usize <= self.gpus
+    }
+}
+
+/// [`schedule`], and the [`Room`] left after its starts: a new request that
+/// does not fit there cannot start before something ends.
+pub fn schedule_with_room(input: &SchedulerInput) -> (Vec<Decision>, Room) {
     let mut free = Free {
         cpus: input.capacity.cpus,
         memory: input.capacity.memory_bytes,
@@ -285,14 +398,17 @@ pub fn schedule(input: &SchedulerInput) -> Vec<Decision> {
         if let Some(dep) = pending {
             decisions.push(Decision::Wait {
                 id: job.id,
-                reason: format!("waiting for experiment {dep} to succeed"),
+                reason: WaitReason::Dependency(dep),
             });
             continue;
         }
         let quota = input.quotas.get(&job.owner).unwrap_or(&no_quota);
         let owner_held = held.get(job.owner.as_str()).copied().unwrap_or_default();
-        if let Some(reason) = over_quota(quota, &owner_held, r) {
-            decisions.push(Decision::Wait { id: job.id, reason });
+        if let Some(exceeded) = over_quota(quota, &owner_held, r) {
+            decisions.push(Decision::Wait {
+                id: job.id,
+                reason: WaitReason::OverQuota(exceeded),
+            });
             continue;
         }
         if free.fits(r) {
@@ -302,7 +418,7 @@ pub fn schedule(input: &SchedulerInput) -> Vec<Decision> {
             {
                 decisions.push(Decision::Wait {
                     id: job.id,
-                    reason: format!("behind experiment {head}: starting now would delay it"),
+                    reason: WaitReason::Behind(head),
                 });
                 continue;
             }
@@ -331,7 +447,7 @@ pub fn schedule(input: &SchedulerInput) -> Vec<Decision> {
         }
         decisions.push(Decision::Wait { id: job.id, reason });
     }
-    decisions
+    (decisions, free.room())
 }
 
 #[cfg(test)]
@@ -393,7 +509,11 @@ mod tests {
         }
 
         fn run(&self) -> Vec<Decision> {
-            schedule(&SchedulerInput {
+            self.run_with_room().0
+        }
+
+        fn run_with_room(&self) -> (Vec<Decision>, Room) {
+            schedule_with_room(&SchedulerInput {
                 now: self.now,
                 capacity: &self.capacity,
                 running: &self.running,
@@ -419,11 +539,8 @@ mod tests {
         decisions
             .iter()
             .find_map(|d| match d {
-                Decision::Wait { id: i, reason } | Decision::Abandon { id: i, reason }
-                    if *i == id =>
-                {
-                    Some(reason.clone())
-                }
+                Decision::Wait { id: i, reason } if *i == id => Some(reason.to_string()),
+                Decision::Abandon { id: i, reason } if *i == id => Some(reason.clone()),
                 _ => None,
             })
             .unwrap_or_default()
@@ -439,6 +556,28 @@ mod tests {
         let d = w.run();
         assert_eq!(started(&d), vec![1, 3]);
         assert_eq!(reason(&d, 2), "waiting for 4 CPUs; 2.0 free");
+    }
+
+    #[test]
+    fn room_is_what_the_starts_leave() {
+        let w = World::new(vec![
+            queued(1, "a", res(6.0, 4, 1, 60)),
+            queued(2, "b", res(4.0, 4, 0, 60)),
+        ]);
+        let (decisions, room) = w.run_with_room();
+        assert_eq!(started(&decisions), vec![1]);
+        assert_eq!(
+            room,
+            Room {
+                cpus: 2.0,
+                memory_bytes: 28 * GIB,
+                gpus: 1
+            }
+        );
+        assert!(room.fits(&res(2.0, 28, 1, 60)));
+        assert!(!room.fits(&res(2.5, 1, 0, 60)), "CPUs");
+        assert!(!room.fits(&res(1.0, 29, 0, 60)), "memory");
+        assert!(!room.fits(&res(1.0, 1, 2, 60)), "GPUs");
     }
 
     #[test]
@@ -606,6 +745,42 @@ mod tests {
             let distinct: BTreeSet<u32> = used_gpus.iter().copied().collect();
             prop_assert_eq!(distinct.len(), used_gpus.len());
             prop_assert_eq!(decisions.len(), w.queued.len());
+        }
+
+        /// The runner skips planning for a submission that does not fit in
+        /// the room the last plan left: replanning would start nothing.
+        #[test]
+        fn a_request_beyond_the_room_starts_nothing(
+            jobs in proptest::collection::vec((0.5f64..6.0, 1u64..20, 0u32..3, 1u64..7200, -2i32..3, 0usize..3), 0..25),
+            new in (0.5f64..8.0, 1u64..32, 0u32..3, 1u64..7200, -2i32..3, 0usize..3),
+        ) {
+            let owners = ["a", "b", "c"];
+            let job = |i: usize, (c, m, g, t, p, o): (f64, u64, u32, u64, i32, usize)| QueuedJob {
+                priority: p,
+                ..queued(i as u64 + 1, owners[o], res(c, m, g, t))
+            };
+            let mut w = World::new(jobs.iter().enumerate().map(|(i, j)| job(i, *j)).collect());
+            let (decisions, room) = w.run_with_room();
+            // What started now runs; the new submission joins the rest.
+            for d in &decisions {
+                if let Decision::Start { id, gpus } = d {
+                    let started = w.queued.iter().find(|q| q.id == *id).expect("known").clone();
+                    w.running.push(RunningJob {
+                        id: started.id,
+                        owner: started.owner.clone(),
+                        resources: started.resources,
+                        gpus: gpus.clone(),
+                        ends_by: w.now + started.resources.time_limit_secs as i64,
+                    });
+                    w.queued.retain(|q| q.id != *id);
+                }
+            }
+            let submitted = job(100, new);
+            let fits = room.fits(&submitted.resources);
+            w.queued.push(submitted);
+            if !fits {
+                prop_assert_eq!(started(&w.run()), Vec::<u64>::new());
+            }
         }
     }
 }
