@@ -166,9 +166,24 @@ async fn end_to_end() {
             )
         })
         .unwrap_or_else(|| "task-spooler not installed (apt-get install task-spooler)".into());
+    let pueue_n = env_count("LABBENCH_BENCH_PUEUE_RUNS", 40);
+    let pueue = (pueue_n > 0)
+        .then(|| pueue(dir.path(), pueue_n))
+        .map(|t| {
+            let Some(t) = t else {
+                return "pueue not installed (cargo install pueue)".to_string();
+            };
+            format!(
+                "pueue (parallel 2) {:.2} s for {pueue_n} ({:.1} ms each; labbench {:.2} ms each)",
+                t.as_secs_f64(),
+                t.as_secs_f64() * 1000.0 / pueue_n as f64,
+                total.as_secs_f64() * 1000.0 / n as f64,
+            )
+        })
+        .unwrap_or_else(|| "pueue skipped".into());
     println!(
         "(b) {n} × true, 2 slots: labbench {:.2} s (submitting took {:.2} s), xargs -P2 {:.2} s: ratio {:.1} (goal ≤ 3); \
-         creating each experiment's directory and 4 files alone takes {:.2} s on this disk now; {peer}",
+         creating each experiment's directory and 4 files alone takes {:.2} s on this disk now; {peer}; {pueue}",
         total.as_secs_f64(),
         submitted.as_secs_f64(),
         floor.as_secs_f64(),
@@ -177,9 +192,51 @@ async fn end_to_end() {
     );
 }
 
+/// `n` × `true` through pueue with 2 parallel tasks, submission included
+/// (`None` when `pueue`/`pueued` are not on PATH). pueue starts queued tasks
+/// on a timer, so `n` is kept small and the figure is per task.
+fn pueue(scratch: &std::path::Path, n: usize) -> Option<Duration> {
+    let dir = scratch.join("pueue");
+    let config = dir.join("pueue.yml");
+    std::fs::create_dir_all(dir.join("run")).ok()?;
+    std::fs::write(
+        &config,
+        format!(
+            "shared:\n  pueue_directory: {d}\n  runtime_directory: {d}/run\n  use_unix_socket: true\n\
+             daemon:\n  default_parallel_tasks: 2\n",
+            d = dir.display()
+        ),
+    )
+    .ok()?;
+    let sh = |script: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PUEUE_CONFIG_PATH", &config)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let started = sh(
+        "command -v pueue >/dev/null && command -v pueued >/dev/null || exit 3
+         pueued >/dev/null 2>&1 &
+         for i in $(seq 100); do pueue status >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1",
+    );
+    if !started {
+        return None;
+    }
+    let start = Instant::now();
+    let ran = sh(&format!(
+        "for i in $(seq {n}); do pueue add -- true >/dev/null || exit 1; done
+         pueue wait >/dev/null
+         test \"$(pueue status --json | grep -o '\"Success\"' | wc -l)\" = {n}"
+    ));
+    let elapsed = start.elapsed();
+    sh("pueue shutdown >/dev/null 2>&1");
+    ran.then_some(elapsed)
+}
+
 /// `n` × `true` through task-spooler with 2 slots, submission included
-/// (`None` when `tsp` is not installed). pueue is not measured: it is not
-/// packaged for Debian and building it here takes longer than the bench.
+/// (`None` when `tsp` is not installed).
 fn task_spooler(scratch: &std::path::Path, n: usize) -> Option<Duration> {
     let script = format!(
         "command -v tsp >/dev/null || exit 3

@@ -116,7 +116,12 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
         }
     };
     print_banner(&server, &ssh_user);
-    let RunningServer { lab, task, .. } = server;
+    let RunningServer {
+        lab,
+        task,
+        data_dir,
+        ..
+    } = server;
     let result = tokio::select! {
         r = task => r.context("server task failed").and_then(|r| r.context("server stopped")),
         _ = shutdown_signal() => {
@@ -128,6 +133,8 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
         eprintln!("labbench: final flush failed: {e}");
         return ExitCode::FAILURE;
     }
+    // Experiments still running keep their cgroups (a restart re-attaches).
+    labbench::exec::cgroup::remove_instance(&data_dir);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -153,7 +153,7 @@ pub async fn run(
             changes.borrow_and_update();
         }
         for cg in freed {
-            if !cg.remove() {
+            if !cg.release() {
                 lingering.push(cg);
             }
         }

@@ -8,6 +8,8 @@
 //! mount beside it). With neither, experiments run with the process-group
 //! fallback and the README says so.
 
+mod spares;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -97,12 +99,14 @@ fn prepare_v2(mount: &Path) -> std::io::Result<()> {
 pub struct ExperimentCgroup {
     name: String,
     hierarchy: Hierarchy,
+    /// The limits written (`None`: unknown, e.g. re-opened after a restart).
+    limits: Option<Limits>,
     /// Highest memory use seen (v2 kernels before 5.19 have no memory.peak).
     seen_peak: Arc<AtomicU64>,
 }
 
 /// Limits to apply.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Memory, bytes.
     pub memory_bytes: u64,
@@ -159,6 +163,7 @@ impl ExperimentCgroup {
         let cg = ExperimentCgroup {
             name: format!("{instance}/exp-{id}"),
             hierarchy,
+            limits: Some(limits),
             seen_peak: Arc::default(),
         };
         match &cg.hierarchy {
@@ -176,33 +181,60 @@ impl ExperimentCgroup {
                 write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
             }
             Hierarchy::V1 => {
-                for controller in V1_CONTROLLERS {
-                    create_dir(&cg.dir(controller))?;
+                // A spare's directories if there is one, else new ones;
+                // either way only limits it does not have yet are written.
+                let (adopted, had) = match spares::adopt(&cg) {
+                    Some(had) => (true, had),
+                    None => (false, None),
+                };
+                if !adopted {
+                    for controller in V1_CONTROLLERS {
+                        create_dir(&cg.dir(controller))?;
+                    }
                 }
-                let memory = limits.memory_bytes.to_string();
-                write(&cg.file("memory", "memory.limit_in_bytes"), &memory)?;
-                // Without swap accounting the memsw file is absent (checked
-                // once); the plain limit still holds.
-                static SWAP_ACCOUNTING: OnceLock<bool> = OnceLock::new();
-                let memsw = cg.file("memory", "memory.memsw.limit_in_bytes");
-                if *SWAP_ACCOUNTING.get_or_init(|| memsw.exists()) {
-                    let _ = write(&memsw, &memory);
+                let changed =
+                    |field: fn(&Limits) -> u64| had.is_none_or(|h| field(&h) != field(&limits));
+                if changed(|l| l.memory_bytes) {
+                    cg.set_v1_memory_limit(limits.memory_bytes, had.map(|h| h.memory_bytes))?;
                 }
                 // A new cgroup's period is the kernel's default, which is
                 // ours; it is written only where it is not (checked once).
                 static DEFAULT_PERIOD: OnceLock<bool> = OnceLock::new();
                 let period = cg.file("cpu", "cpu.cfs_period_us");
-                if !*DEFAULT_PERIOD.get_or_init(|| read_u64(&period) == CFS_PERIOD_US) {
+                if !adopted && !*DEFAULT_PERIOD.get_or_init(|| read_u64(&period) == CFS_PERIOD_US) {
                     write(&period, &CFS_PERIOD_US.to_string())?;
                 }
-                write(
-                    &cg.file("cpu", "cpu.cfs_quota_us"),
-                    &quota_us(limits.cpus).to_string(),
-                )?;
-                write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
+                if changed(|l| quota_us(l.cpus)) {
+                    write(
+                        &cg.file("cpu", "cpu.cfs_quota_us"),
+                        &quota_us(limits.cpus).to_string(),
+                    )?;
+                }
+                if changed(|l| u64::from(l.pids)) {
+                    write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
+                }
             }
         }
         Ok(cg)
+    }
+
+    /// v1: sets the memory limit (and the memory+swap one where swap is
+    /// accounted, which must never be below it: raised first, lowered last).
+    fn set_v1_memory_limit(&self, bytes: u64, before: Option<u64>) -> std::io::Result<()> {
+        static SWAP_ACCOUNTING: OnceLock<bool> = OnceLock::new();
+        let memsw = self.file("memory", "memory.memsw.limit_in_bytes");
+        let swap_accounted = *SWAP_ACCOUNTING.get_or_init(|| memsw.exists());
+        let value = bytes.to_string();
+        let raising = before.is_some_and(|b| bytes > b);
+        // Without swap accounting the memsw file is absent; the plain limit still holds.
+        if swap_accounted && raising {
+            let _ = write(&memsw, &value);
+        }
+        write(&self.file("memory", "memory.limit_in_bytes"), &value)?;
+        if swap_accounted && !raising {
+            let _ = write(&memsw, &value);
+        }
+        Ok(())
     }
 
     /// Opens an existing experiment's cgroups (after a daemon restart).
@@ -210,6 +242,7 @@ impl ExperimentCgroup {
         let cg = ExperimentCgroup {
             name: name.to_string(),
             hierarchy: hierarchy()?,
+            limits: None,
             seen_peak: Arc::default(),
         };
         cg.dir("memory").exists().then_some(cg)
@@ -221,6 +254,7 @@ impl ExperimentCgroup {
         let cg = ExperimentCgroup {
             name: name.to_string(),
             hierarchy: hierarchy()?,
+            limits: None,
             seen_peak: Arc::default(),
         };
         Some(cg.dir(controller))
@@ -339,6 +373,13 @@ impl ExperimentCgroup {
         let _ = write(&freezer, thawed);
     }
 
+    /// Ends its use once its experiment ended: kept for the next
+    /// experiment where that pays (v1, see `spares`), else removed; false
+    /// while processes remain.
+    pub fn release(&self) -> bool {
+        spares::keep(self) || self.remove()
+    }
+
     /// Removes the cgroups; false while processes remain (the kernel refuses).
     pub fn remove(&self) -> bool {
         let mut gone = true;
@@ -349,6 +390,24 @@ impl ExperimentCgroup {
             }
         }
         gone
+    }
+}
+
+/// Removes what the daemon of `data_dir` keeps in the cgroup hierarchies
+/// (spares, and its instance directory unless experiments still run there).
+pub fn remove_instance(data_dir: &Path) {
+    let instance = instance_name(data_dir);
+    spares::remove_spares(&instance);
+    let dirs: Vec<PathBuf> = match hierarchy() {
+        Some(Hierarchy::V2(mount)) => vec![mount.join("labbench").join(&instance)],
+        Some(Hierarchy::V1) => V1_CONTROLLERS
+            .iter()
+            .map(|c| Path::new(ROOT).join(c).join("labbench").join(&instance))
+            .collect(),
+        None => Vec::new(),
+    };
+    for dir in dirs {
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
