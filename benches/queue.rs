@@ -86,7 +86,12 @@ async fn submissions() {
         assert_eq!(out.status, Some(0), "{out:?}");
     }
     let ssh_rate = n as f64 / start.elapsed().as_secs_f64();
+    // Cancelling the dependency abandons them all: wait for that, so the
+    // local CLI below always meets the same store (nothing queued).
     let _ = exec(&handle, "cancel 1", None).await;
+    while exec(&handle, "ls --json", None).await.stdout.trim() != "[]" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(handle);
     server.stop();
 
