@@ -514,6 +514,9 @@ fn start_allowed(
     };
     let mut ends = Vec::new();
     let mut launched = Vec::new();
+    // The room counts every planned start as made; one that was not leaves
+    // more free, so the next wake-up plans in full.
+    let mut room = Some(room);
     for decision in decisions {
         match decision {
             Decision::Wait { .. } => {}
@@ -522,11 +525,13 @@ fn start_allowed(
             }
             Decision::Start { id, gpus } => {
                 let Ok(Some(e)) = lab.store().experiment(id) else {
+                    room = None;
                     continue;
                 };
                 match launch(&settings.launch, &e, &gpus) {
                     Ok(l) => launched.push((e, gpus, l)),
                     Err(reason) => {
+                        room = None;
                         tracing::warn!("experiment {id} could not start: {reason}");
                         ends.push(never_ran(
                             id,
@@ -580,6 +585,7 @@ fn start_allowed(
             // Not recorded (cancelled meanwhile): it never runs. Killed while
             // it surely waits for go, before its pid can be reused.
             tracing::warn!("experiment {}: not started: {err}", e.id);
+            room = None;
             crate::sys::kill(l.pid as i32, libc::SIGKILL);
             settings.launch.launcher.abort(l.pid);
             if let Some(cg) = &l.cgroup {
@@ -608,5 +614,5 @@ fn start_allowed(
         }
         tracked.insert(e.id, t);
     }
-    (Some(room), committed)
+    (room, committed)
 }
