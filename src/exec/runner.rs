@@ -138,11 +138,10 @@ pub async fn run(
         // Planning looks at the whole queue: skipped when only submissions
         // came that do not fit in what the last plan left free.
         let news = lab.take_queue_news();
-        let must_plan = match room {
-            _ if ticked || tracked.len() < running || news.other => true,
-            Some(room) => news.submitted.iter().any(|r| room.fits(r)),
-            None => true,
-        };
+        let must_plan = ticked
+            || tracked.len() < running
+            || news.other
+            || room.is_none_or(|room| news.submitted.iter().any(|r| room.fits(r)));
         let mut committed = false;
         if must_plan {
             // Ends and starts of this round become durable with one flush.

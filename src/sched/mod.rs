@@ -138,8 +138,8 @@ pub enum WaitReason {
     Resources {
         /// What it asks for.
         wanted: Resources,
-        /// Free CPUs, memory and GPUs at that point.
-        free: (f64, u64, usize),
+        /// What was free at that point.
+        free: Room,
     },
 }
 
@@ -179,25 +179,22 @@ impl std::fmt::Display for WaitReason {
             WaitReason::OverQuota(QuotaExceeded::Gpus { max, held }) => {
                 write!(f, "over quota: max {max} GPUs ({held} in use)")
             }
-            WaitReason::Resources {
-                wanted,
-                free: (cpus, memory, gpus),
-            } => {
-                if wanted.gpus as usize > gpus {
-                    write!(f, "waiting for {} GPU(s); {gpus} free", wanted.gpus)
-                } else if wanted.cpus > cpus + 1e-9 {
+            WaitReason::Resources { wanted, free } => {
+                if wanted.gpus as usize > free.gpus {
+                    write!(f, "waiting for {} GPU(s); {} free", wanted.gpus, free.gpus)
+                } else if wanted.cpus > free.cpus + 1e-9 {
                     write!(
                         f,
                         "waiting for {} CPUs; {:.1} free",
                         wanted.cpus,
-                        cpus.max(0.0)
+                        free.cpus.max(0.0)
                     )
                 } else {
                     write!(
                         f,
                         "waiting for {} memory; {} free",
                         short_bytes(wanted.memory_bytes as f64),
-                        short_bytes(memory as f64)
+                        short_bytes(free.memory_bytes as f64)
                     )
                 }
             }
@@ -245,7 +242,7 @@ impl Free {
     fn shortfall(&self, r: &Resources) -> WaitReason {
         WaitReason::Resources {
             wanted: *r,
-            free: (self.cpus, self.memory, self.gpus.len()),
+            free: self.room(),
         }
     }
 }

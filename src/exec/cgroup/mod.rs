@@ -116,6 +116,11 @@ pub struct Limits {
     pub pids: u32,
 }
 
+/// The v1 directory of `name` (`INSTANCE` or `INSTANCE/…`) under `controller`.
+fn v1_dir(controller: &str, name: &str) -> PathBuf {
+    Path::new(ROOT).join(controller).join("labbench").join(name)
+}
+
 /// Makes one cgroup directory; one left from an earlier run is reused.
 fn create_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
@@ -132,13 +137,15 @@ fn prepare_v2_instance(mount: &Path, instance: &str) -> std::io::Result<()> {
     static PREPARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut prepared = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
     let parent = mount.join("labbench").join(instance);
-    if prepared.iter().any(|i| i == instance) && parent.exists() {
+    let known = prepared.iter().any(|i| i == instance);
+    // Checked again if it was removed meanwhile.
+    if known && parent.exists() {
         return Ok(());
     }
     std::fs::create_dir_all(&parent)?;
     let enable = V2_CONTROLLERS.map(|c| format!("+{c}")).join(" ");
     write(&parent.join("cgroup.subtree_control"), &enable)?;
-    if !prepared.iter().any(|i| i == instance) {
+    if !known {
         prepared.push(instance.to_string());
     }
     Ok(())
@@ -269,10 +276,7 @@ impl ExperimentCgroup {
     pub fn dir(&self, controller: &str) -> PathBuf {
         match &self.hierarchy {
             Hierarchy::V2(mount) => mount.join("labbench").join(&self.name),
-            Hierarchy::V1 => Path::new(ROOT)
-                .join(controller)
-                .join("labbench")
-                .join(&self.name),
+            Hierarchy::V1 => v1_dir(controller, &self.name),
         }
     }
 
@@ -402,7 +406,7 @@ pub fn remove_instance(data_dir: &Path) {
         Some(Hierarchy::V2(mount)) => vec![mount.join("labbench").join(&instance)],
         Some(Hierarchy::V1) => V1_CONTROLLERS
             .iter()
-            .map(|c| Path::new(ROOT).join(c).join("labbench").join(&instance))
+            .map(|c| v1_dir(c, &instance))
             .collect(),
         None => Vec::new(),
     };

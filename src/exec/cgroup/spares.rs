@@ -10,16 +10,15 @@
 //! memory would otherwise include. Its CPU time and peak memory are reset
 //! when it is reused.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ExperimentCgroup, Hierarchy, Limits, ROOT, V1_CONTROLLERS, write};
+use super::{ExperimentCgroup, Hierarchy, Limits, V1_CONTROLLERS, v1_dir, write};
 
 /// Spares kept at most (across instances).
 const MAX_SPARES: usize = 8;
 /// Memory (page cache) a cgroup may still be charged for and be kept.
-pub(super) const MAX_LEFTOVER_BYTES: u64 = 1 << 20;
+const MAX_LEFTOVER_BYTES: u64 = 1 << 20;
 
 /// A kept cgroup: its name (`INSTANCE/spare-N`) and the limits it has.
 struct Spare {
@@ -32,10 +31,6 @@ static NEXT_SPARE: AtomicU64 = AtomicU64::new(0);
 /// Instances whose spares left by an earlier daemon were removed.
 static SWEPT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-fn dir(controller: &str, name: &str) -> std::path::PathBuf {
-    Path::new(ROOT).join(controller).join("labbench").join(name)
-}
-
 fn instance_of(name: &str) -> &str {
     name.split_once('/').map_or(name, |(instance, _)| instance)
 }
@@ -43,9 +38,9 @@ fn instance_of(name: &str) -> &str {
 /// Renames `from` to `to` in every v1 hierarchy, or in none.
 fn rename_all(from: &str, to: &str) -> bool {
     for (done, controller) in V1_CONTROLLERS.iter().enumerate() {
-        if std::fs::rename(dir(controller, from), dir(controller, to)).is_err() {
+        if std::fs::rename(v1_dir(controller, from), v1_dir(controller, to)).is_err() {
             for undo in &V1_CONTROLLERS[..done] {
-                let _ = std::fs::rename(dir(undo, to), dir(undo, from));
+                let _ = std::fs::rename(v1_dir(undo, to), v1_dir(undo, from));
             }
             return false;
         }
@@ -55,7 +50,7 @@ fn rename_all(from: &str, to: &str) -> bool {
 
 fn remove_all(name: &str) {
     for controller in V1_CONTROLLERS {
-        let _ = std::fs::remove_dir(dir(controller, name));
+        let _ = std::fs::remove_dir(v1_dir(controller, name));
     }
 }
 
@@ -66,7 +61,7 @@ fn sweep_once(instance: &str) {
         return;
     }
     swept.push(instance.to_string());
-    let Ok(entries) = std::fs::read_dir(dir("memory", instance)) else {
+    let Ok(entries) = std::fs::read_dir(v1_dir("memory", instance)) else {
         return;
     };
     for entry in entries.flatten() {
@@ -188,7 +183,7 @@ mod tests {
 
         let second = ExperimentCgroup::create(&instance, 2, limits(128, 0.5)).expect("second");
         assert!(second.dir("cpu").exists());
-        let spares_left = std::fs::read_dir(dir("memory", &instance))
+        let spares_left = std::fs::read_dir(v1_dir("memory", &instance))
             .expect("instance")
             .flatten()
             .filter(|e| e.file_name().to_string_lossy().starts_with("spare-"))
@@ -226,7 +221,7 @@ mod tests {
     fn remove_instance_dirs(instance: &str) {
         remove_spares(instance);
         for controller in V1_CONTROLLERS {
-            let _ = std::fs::remove_dir(dir(controller, instance));
+            let _ = std::fs::remove_dir(v1_dir(controller, instance));
         }
     }
 }
