@@ -159,6 +159,7 @@ async fn end_to_end() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = start.elapsed();
+    let drain = drain_alone(&handle, dir.path(), n, per_slot).await;
     drop(handle);
     server.stop();
     let files = file_creation_cost(dir.path(), n);
@@ -187,14 +188,58 @@ async fn end_to_end() {
         })
         .unwrap_or_else(|| "pueue skipped".into());
     println!(
-        "(b) {n} × true, 2 slots: labbench {:.2} s (submitting took {:.2} s), xargs -P2 {:.2} s: ratio {:.1} (goal ≤ 3); \
+        "(b) {n} × true, 2 slots: labbench {:.2} s (submitting took {:.2} s; running them alone, all queued at once, {:.2} s), \
+         xargs -P2 {:.2} s: ratio {:.1} (goal ≤ 3); \
          creating each experiment's directory and 4 files alone takes {:.2} s on this disk now; {peer}; {pueue}",
         total.as_secs_f64(),
         submitted.as_secs_f64(),
+        drain.as_secs_f64(),
         floor.as_secs_f64(),
         total.as_secs_f64() / floor.as_secs_f64(),
         files.as_secs_f64(),
     );
+}
+
+/// How long `n` × `true` take to run once they are all queued: they wait
+/// for a gate experiment that ends when `scratch/open` appears, and the
+/// clock starts when the gate has ended.
+async fn drain_alone(
+    handle: &russh::client::Handle<common::Client>,
+    scratch: &std::path::Path,
+    n: usize,
+    per_slot: f64,
+) -> Duration {
+    let signal = scratch.join("open");
+    let gate = exec(
+        handle,
+        &format!(
+            "submit --json --workdir /tmp --sh 'while [ ! -e {} ]; do sleep 0.01; done'",
+            signal.display()
+        ),
+        None,
+    )
+    .await;
+    let gate = serde_json::from_str::<serde_json::Value>(&gate.stdout)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .expect("id");
+    for _ in 0..n {
+        let out = exec(
+            handle,
+            &format!("submit --workdir /tmp --after {gate} --cpus {per_slot} --mem 64M -- true"),
+            None,
+        )
+        .await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+    }
+    std::fs::write(&signal, b"").expect("open the gate");
+    let out = exec(handle, &format!("wait {gate}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let start = Instant::now();
+    while exec(handle, "ls --json", None).await.stdout.trim() != "[]" {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
 }
 
 /// `n` × `true` through pueue with 2 parallel tasks, submission included

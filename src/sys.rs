@@ -52,44 +52,6 @@ pub fn new_session() -> std::io::Result<()> {
     }
 }
 
-/// Becomes Unix user `name` (`uid`, `gid`) with all its groups: supplementary
-/// groups first, then the group, then the user (which cannot be undone).
-pub fn become_user(name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
-    let name = std::ffi::CString::new(name)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "user name has NUL"))?;
-    let check = |rc: libc::c_int| {
-        if rc < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    // SAFETY: `name` is a valid NUL-terminated string that outlives the call;
-    // these calls change only the credentials of the calling process.
-    #[allow(unsafe_code)]
-    unsafe {
-        check(libc::initgroups(name.as_ptr(), gid as libc::gid_t))?;
-        check(libc::setgid(gid as libc::gid_t))?;
-        check(libc::setuid(uid as libc::uid_t))?;
-    }
-    Ok(())
-}
-
-/// Loads the C library's user and group lookup modules (NSS, e.g.
-/// libnss_systemd) into this process by looking up root's groups once, so
-/// that processes it forks later find them loaded instead of each loading
-/// them again for `initgroups`.
-pub fn preload_group_lookup() {
-    let mut groups = [0 as libc::gid_t; 64];
-    let mut count = groups.len() as libc::c_int;
-    // SAFETY: the name is a NUL-terminated literal; `groups` has room for
-    // `count` entries, which getgrouplist respects (and updates).
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::getgrouplist(c"root".as_ptr(), 0, groups.as_mut_ptr(), &mut count);
-    }
-}
-
 /// Ignores SIGTERM, SIGINT and SIGHUP in the calling process (children
 /// started earlier keep their own handling).
 pub fn ignore_stop_signals() {
@@ -192,20 +154,162 @@ pub struct PasswdEntry {
     pub home: std::path::PathBuf,
 }
 
-/// Looks up a Unix account by name in `/etc/passwd`.
+/// Looks up a Unix account by name in `/etc/passwd` (parsed once and kept
+/// until the file changes, see [`accounts`]).
 pub fn passwd_entry(name: &str) -> Option<PasswdEntry> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() < 6 || fields[0] != name {
-            return None;
+    accounts::passwd_entry(name)
+}
+
+/// The supplementary groups of account `name` whose primary group is `gid`,
+/// as the C library's lookup (NSS) gives them (cached, see [`accounts`]).
+pub fn groups_of(name: &str, gid: u32) -> Option<Vec<u32>> {
+    accounts::groups_of(name, gid)
+}
+
+/// Account lookups cached for the daemon, which looks up the same few users
+/// for every experiment: an entry holds while `/etc/passwd` and `/etc/group`
+/// keep their size, inode and modification time, and at most [`accounts::FRESH_FOR`].
+pub mod accounts {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::PasswdEntry;
+
+    /// Longest an entry is trusted without looking again (groups may come
+    /// from a directory service, whose changes no file shows).
+    pub const FRESH_FOR: Duration = Duration::from_secs(30);
+
+    /// What identifies a version of a file.
+    type Stamp = Option<(u64, u64, SystemTime)>;
+
+    fn stamp(path: &str) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.ino(), m.len(), m.modified().ok()?))
+    }
+
+    struct Cached<T> {
+        stamps: (Stamp, Stamp),
+        at: Instant,
+        value: T,
+    }
+
+    impl<T: Clone> Cached<T> {
+        fn get(slot: &Mutex<Option<Cached<T>>>, load: impl FnOnce() -> T) -> T {
+            let stamps = (stamp("/etc/passwd"), stamp("/etc/group"));
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = slot.as_ref()
+                && c.stamps == stamps
+                && c.at.elapsed() < FRESH_FOR
+            {
+                return c.value.clone();
+            }
+            let value = load();
+            *slot = Some(Cached {
+                stamps,
+                at: Instant::now(),
+                value: value.clone(),
+            });
+            value
         }
-        Some(PasswdEntry {
-            uid: fields[2].parse().ok()?,
-            gid: fields[3].parse().ok()?,
-            home: std::path::PathBuf::from(fields[5]),
-        })
-    })
+    }
+
+    type Passwd = std::sync::Arc<HashMap<String, PasswdEntry>>;
+    static PASSWD: Mutex<Option<Cached<Passwd>>> = Mutex::new(None);
+    type Groups = std::sync::Arc<Mutex<HashMap<(String, u32), Vec<u32>>>>;
+    static GROUPS: Mutex<Option<Cached<Groups>>> = Mutex::new(None);
+
+    pub(super) fn passwd_entry(name: &str) -> Option<PasswdEntry> {
+        let all = Cached::get(&PASSWD, || {
+            let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            std::sync::Arc::new(parse_passwd(&text))
+        });
+        all.get(name).cloned()
+    }
+
+    pub(super) fn groups_of(name: &str, gid: u32) -> Option<Vec<u32>> {
+        let known = Cached::get(&GROUPS, Default::default);
+        let key = (name.to_string(), gid);
+        if let Some(groups) = known.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Some(groups.clone());
+        }
+        let groups = super::group_list(name, gid)?;
+        known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, groups.clone());
+        Some(groups)
+    }
+
+    /// The accounts in a password file's text, by name.
+    pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
+        text.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                if fields.len() < 6 {
+                    return None;
+                }
+                Some((
+                    fields[0].to_string(),
+                    PasswdEntry {
+                        uid: fields[2].parse().ok()?,
+                        gid: fields[3].parse().ok()?,
+                        home: std::path::PathBuf::from(fields[5]),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// All groups of `name` (primary `gid` included) from the C library's lookup.
+fn group_list(name: &str, gid: u32) -> Option<Vec<u32>> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..8 {
+        let mut count = groups.len() as libc::c_int;
+        // SAFETY: `name` is NUL-terminated; `groups` has room for `count`
+        // entries, which getgrouplist respects and updates.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::getgrouplist(
+                name.as_ptr(),
+                gid as libc::gid_t,
+                groups.as_mut_ptr(),
+                &mut count,
+            )
+        };
+        let count = usize::try_from(count).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(count);
+            return Some(groups);
+        }
+        // Too small: `count` says how many there are.
+        groups.resize(count.max(groups.len() * 2), 0);
+    }
+    None
+}
+
+/// Takes on a Unix identity resolved beforehand: supplementary `groups`,
+/// then the group, then the user (which cannot be undone). Reads no file.
+pub fn become_identity(uid: u32, gid: u32, groups: &[u32]) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: `groups` is a valid slice for its length; these calls change
+    // only the credentials of the calling process.
+    #[allow(unsafe_code)]
+    unsafe {
+        check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+        check(libc::setgid(gid as libc::gid_t))?;
+        check(libc::setuid(uid as libc::uid_t))?;
+    }
+    Ok(())
 }
 
 /// Raises the soft limit of open files to the hard limit; returns the limit in force.
@@ -326,6 +430,23 @@ pub fn dup_onto(fd: std::os::fd::BorrowedFd<'_>, target: i32) -> std::io::Result
     }
 }
 
+/// A duplicate of `fd` numbered `min` or higher.
+pub fn dup_above(
+    fd: std::os::fd::BorrowedFd<'_>,
+    min: i32,
+) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: F_DUPFD_CLOEXEC only adds a descriptor to this process's table.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `rc` is a new descriptor that nothing else owns.
+    #[allow(unsafe_code)]
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(rc) })
+}
+
 /// Closes every descriptor from `lowest` up (used in a freshly forked child,
 /// which must not keep its parent's other descriptors); false if it could
 /// not tell which are open.
@@ -354,6 +475,20 @@ pub fn close_descriptors_from(lowest: u32) -> bool {
         }
     }
     true
+}
+
+/// Takes ownership of descriptor `fd`, which this process inherited open,
+/// and marks it close-on-exec so that programs started later do not inherit
+/// it (`None` if it is not open).
+pub fn take_inherited_fd(fd: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_SETFD only changes the descriptor's flags (and fails if it is not open).
+    #[allow(unsafe_code)]
+    let open = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } >= 0;
+    // SAFETY: the descriptor is open and, by the caller's contract, owned
+    // by nothing else in this process.
+    #[allow(unsafe_code)]
+    open.then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// Sets how this process handles `signal`: its default action, or ignored.

@@ -136,7 +136,7 @@ async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
 
     let id = submit(
         &alice,
-        "--name whoami -- sh -c 'id -un; id -Gn; pwd; echo to-stderr >&2'",
+        "--name whoami -- sh -c 'id -un; id -Gn; pwd; echo to-stderr >&2; ls /proc/self/fd | tr \"\\n\" \" \"'",
     )
     .await;
     let e = wait_state(&alice, id).await;
@@ -151,6 +151,9 @@ async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
         assert!(lines[1].split(' ').any(|g| g == QUEUE_GROUP), "{out:?}");
     }
     assert_eq!(lines[2], "/tmp", "runs in its working directory");
+    // Only stdin, stdout, stderr (and `ls`'s own listing): nothing of the
+    // supervisor's (journal, pipes) leaks into the command.
+    assert_eq!(lines[3].trim(), "0 1 2 3", "{out:?}");
     let out = exec(&alice, &format!("logs {id} --stderr"), None).await;
     assert_eq!(out.stdout.trim(), "to-stderr");
     let names: Vec<String> = e["transitions"]

@@ -62,25 +62,35 @@ pub fn now_ms() -> i64 {
 #[derive(Debug)]
 pub struct JournalWriter {
     out: std::fs::File,
-    /// Each log with the size last noted.
-    logs: Vec<(Stream, PathBuf, Option<u64>)>,
+    /// Each log, open, with the size last noted.
+    logs: Vec<(Stream, std::fs::File, Option<u64>)>,
 }
 
 impl JournalWriter {
-    /// Opens `journal` for appending; checkpoints will follow `logs`.
+    /// Appends to `out`; checkpoints follow the size of each open log (one
+    /// `fstat` each, no path lookup).
+    pub fn new(out: std::fs::File, logs: Vec<(Stream, std::fs::File)>) -> JournalWriter {
+        JournalWriter {
+            out,
+            logs: logs.into_iter().map(|(s, f)| (s, f, None)).collect(),
+        }
+    }
+
+    /// Opens `journal` for appending and each of `logs` for reading.
     pub fn open(journal: &Path, logs: &[(Stream, PathBuf)]) -> std::io::Result<JournalWriter> {
         let out = std::fs::OpenOptions::new().append(true).open(journal)?;
-        Ok(JournalWriter {
-            out,
-            logs: logs.iter().map(|(s, p)| (*s, p.clone(), None)).collect(),
-        })
+        let logs = logs
+            .iter()
+            .map(|(s, p)| Ok((*s, std::fs::File::open(p)?)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(JournalWriter::new(out, logs))
     }
 
     /// Notes the size of each log that changed since the last checkpoint.
     pub fn checkpoint(&mut self, at_ms: i64) {
         let mut lines = String::new();
-        for (stream, path, last) in &mut self.logs {
-            let Ok(size) = std::fs::metadata(&*path).map(|m| m.len()) else {
+        for (stream, file, last) in &mut self.logs {
+            let Ok(size) = file.metadata().map(|m| m.len()) else {
                 continue;
             };
             if *last != Some(size) {

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::local::ExperimentFiles;
-use super::shim::{ShimArgs, run_shim};
+use super::shim::{ShimArgs, fds, run_shim};
 
 /// Largest frame either side accepts (commands and environments are far smaller).
 const MAX_FRAME: u32 = 16 << 20;
@@ -186,8 +186,14 @@ pub fn serve_stdin() -> i32 {
 fn serve(mut connection: UnixStream) -> i32 {
     // Shims are reaped by the kernel (each shim resets this for its command).
     crate::sys::set_signal_ignored(libc::SIGCHLD, true);
-    // Each shim looks up its user's groups: load the lookup modules once here.
-    crate::sys::preload_group_lookup();
+    // Every command's stdin.
+    let null = match std::fs::File::open("/dev/null") {
+        Ok(null) => null,
+        Err(e) => {
+            eprintln!("labbench launcher: cannot open /dev/null: {e}");
+            return 1;
+        }
+    };
     let mut waiting: HashMap<u32, std::fs::File> = HashMap::new();
     loop {
         let request = match read_frame::<Request>(&mut connection) {
@@ -201,7 +207,7 @@ fn serve(mut connection: UnixStream) -> i32 {
         };
         match request {
             Request::Spawn(args) => {
-                let reply = match fork_shim(&args) {
+                let reply = match fork_shim(&args, &null) {
                     Ok((pid, go)) => {
                         waiting.insert(pid, go);
                         Reply::Spawned { pid }
@@ -225,9 +231,10 @@ fn serve(mut connection: UnixStream) -> i32 {
     }
 }
 
-/// Forks a shim whose stdout and stderr are the experiment's logs and whose
-/// stdin is a fresh pipe; returns its pid and the pipe's write end.
-fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
+/// Forks a shim whose stdout and stderr are the experiment's logs, whose
+/// stdin is a fresh pipe and whose other descriptors are the [`fds`] (the
+/// journal, created here, and `null`); returns its pid and the pipe's write end.
+fn fork_shim(args: &ShimArgs, null: &std::fs::File) -> Result<(u32, std::fs::File), String> {
     let files = ExperimentFiles {
         dir: args.dir.clone(),
     };
@@ -241,6 +248,13 @@ fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
     };
     let stdout = open_log(files.stdout())?;
     let stderr = open_log(files.stderr())?;
+    let journal = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(files.journal())
+        .map_err(|e| format!("cannot create {}: {e}", files.journal().display()))?;
     let (go_read, go_write) = crate::sys::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
     match crate::sys::fork_single_threaded() {
         Err(e) => Err(format!("cannot fork the supervisor: {e}")),
@@ -249,18 +263,31 @@ fn fork_shim(args: &ShimArgs) -> Result<(u32, std::fs::File), String> {
             // The child: keep only stdin (go), stdout and stderr (the logs).
             let code = std::panic::catch_unwind(|| {
                 crate::sys::set_signal_ignored(libc::SIGCHLD, false);
-                for (fd, target) in [
+                let placed = [
                     (go_read.as_fd(), 0),
                     (stdout.as_fd(), 1),
                     (stderr.as_fd(), 2),
-                ] {
-                    if crate::sys::dup_onto(fd, target).is_err() {
+                    (journal.as_fd(), fds::JOURNAL),
+                    (null.as_fd(), fds::NULL),
+                ];
+                // Lifted above the targets first, so that placing one never
+                // overwrites a source still to be placed.
+                let Ok(lifted) = placed
+                    .iter()
+                    .map(|(fd, target)| Ok((crate::sys::dup_above(*fd, fds::NULL + 1)?, *target)))
+                    .collect::<std::io::Result<Vec<_>>>()
+                else {
+                    return 125;
+                };
+                for (fd, target) in &lifted {
+                    if crate::sys::dup_onto(fd.as_fd(), *target).is_err() {
                         return 125;
                     }
                 }
+                drop(lifted);
                 // A shim that kept its siblings' go pipes could keep them
                 // waiting forever: better not to run at all.
-                if !crate::sys::close_descriptors_from(3) {
+                if !crate::sys::close_descriptors_from(fds::NULL as u32 + 1) {
                     return 125;
                 }
                 run_shim(args)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::cgroup::{ExperimentCgroup, Limits};
 use super::journal::Stream;
 use super::launcher::Launcher;
-use super::shim::ShimArgs;
+use super::shim::{Identity, ShimArgs};
 use crate::model::{CommandLine, Experiment};
 
 /// Files of one experiment in the data directory.
@@ -82,6 +82,17 @@ pub struct LaunchContext {
     pub max_processes: u32,
 }
 
+/// Creates `data_dir/experiments`, traversable (not listable) by everyone:
+/// experiments' users reach their own files in it. Done once by the runner.
+pub fn prepare_experiments_dir(data_dir: &Path) -> std::io::Result<()> {
+    let parent = data_dir.join("experiments");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&parent)?;
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o711))
+}
+
 /// Prepares an experiment (directory, log files, cgroup) and forks its
 /// supervisor, confined to the cgroup and waiting for [`go`].
 pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launched, String> {
@@ -92,33 +103,32 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         .mode(0o711)
         .create(&files.dir)
         .map_err(|err| format!("cannot create {}: {err}", files.dir.display()))?;
-    if let Some(parent) = files.dir.parent() {
-        let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711));
-    }
     let account = if ctx.as_root {
-        Some(
-            crate::sys::passwd_entry(&e.unix_user)
-                .ok_or_else(|| format!("unix user {} does not exist on this host", e.unix_user))?,
-        )
+        let unknown = || format!("unix user {} does not exist on this host", e.unix_user);
+        let entry = crate::sys::passwd_entry(&e.unix_user).ok_or_else(unknown)?;
+        let groups = crate::sys::groups_of(&e.unix_user, entry.gid).ok_or_else(unknown)?;
+        Some((entry, groups))
     } else {
         None
     };
-    // The launcher creates the logs (it opens them for the shim anyway);
-    // the shim (running as the user) writes these files.
-    for path in [files.journal(), files.metrics()] {
-        let _ = std::fs::remove_file(&path);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
-        if let Some(a) = &account {
-            std::os::unix::fs::chown(&path, Some(a.uid), Some(a.gid)).map_err(|err| {
-                format!("cannot hand {} to {}: {err}", path.display(), e.unix_user)
-            })?;
-        }
+    // The launcher creates the logs and the journal (it opens them for the
+    // shim anyway); the experiment's user writes its metrics file.
+    let metrics = files.metrics();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&metrics)
+        .map_err(|err| format!("cannot create {}: {err}", metrics.display()))?;
+    if let Some((a, _)) = &account {
+        std::os::unix::fs::chown(&metrics, Some(a.uid), Some(a.gid)).map_err(|err| {
+            format!(
+                "cannot hand {} to {}: {err}",
+                metrics.display(),
+                e.unix_user
+            )
+        })?;
     }
 
     let cgroup = if ctx.cgroups {
@@ -151,9 +161,14 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     let args = ShimArgs {
         dir: files.dir.clone(),
         workdir: e.spec.workdir.clone(),
-        user: account.is_some().then(|| e.unix_user.clone()),
+        identity: account.as_ref().map(|(a, groups)| Identity {
+            name: e.unix_user.clone(),
+            uid: a.uid,
+            gid: a.gid,
+            groups: groups.clone(),
+        }),
         argv,
-        env: environment(ctx, e, gpus, account.as_ref()),
+        env: environment(ctx, e, gpus, account.as_ref().map(|(a, _)| a)),
     };
     let pid = ctx.launcher.spawn(args).map_err(remove_cgroup)?;
     if let Some(cg) = &cgroup

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::cgroup::{self, ExperimentCgroup};
 use super::gpu_use::gpu_memory_by_experiment;
 use super::journal::{ExitStatus, read_exit};
-use super::local::{ExperimentFiles, LaunchContext, go, launch};
+use super::local::{ExperimentFiles, LaunchContext, go, launch, prepare_experiments_dir};
 use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
 use crate::model::{Experiment, Outcome, ResourceUse, State};
 use crate::sched::{Decision, Room};
@@ -88,6 +88,9 @@ pub async fn run(
 ) {
     if settings.launch.as_root || cgroup::available() {
         crate::sys::become_subreaper();
+    }
+    if let Err(e) = prepare_experiments_dir(&settings.launch.data_dir) {
+        tracing::warn!("cannot prepare the experiments directory: {e}");
     }
     // Each supervisor's end wakes the runner at once (through a pidfd; the
     // tick is the fallback and also checks limits and measures use).

@@ -1,6 +1,7 @@
 //! The experiment supervisor ("shim"), one per experiment, forked by the
 //! [`super::launcher`]: it waits for "go" on its stdin, becomes the
-//! experiment's Unix user (with its groups), starts a session, enters the
+//! experiment's Unix user (with its groups, resolved by the daemon: the shim
+//! reads no account file), starts a session, enters the
 //! working directory, runs the command with the environment it was given,
 //! notes every [`journal::CHECKPOINT_EVERY`] how far each log has grown and
 //! finally the command's exit status (see [`super::journal`]). It ignores
@@ -13,7 +14,6 @@ use std::process::{Child, Command, Stdio};
 use serde::{Deserialize, Serialize};
 
 use super::journal::{self, ExitStatus, JournalWriter, Stream};
-use super::local::ExperimentFiles;
 
 /// What the shim runs, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,50 +22,73 @@ pub struct ShimArgs {
     pub dir: PathBuf,
     /// Where the command runs.
     pub workdir: PathBuf,
-    /// The Unix user to become (when the daemon runs as root).
-    pub user: Option<String>,
+    /// The Unix identity to take on (when the daemon runs as root).
+    pub identity: Option<Identity>,
     /// The command.
     pub argv: Vec<String>,
     /// The command's whole environment.
     pub env: Vec<(String, String)>,
 }
 
-/// Runs the shim (stdin: the "go" pipe; stdout and stderr: the logs).
-/// Returns the process exit code.
+/// A Unix user, looked up by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The account's name (for messages).
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// All its groups.
+    pub groups: Vec<u32>,
+}
+
+/// Descriptors the launcher hands every shim besides stdin (the "go" pipe),
+/// stdout and stderr (the logs).
+pub mod fds {
+    /// The run journal, open for appending.
+    pub const JOURNAL: i32 = 3;
+    /// `/dev/null`, the command's stdin.
+    pub const NULL: i32 = 4;
+}
+
+/// Runs the shim (stdin: the "go" pipe; stdout and stderr: the logs; and
+/// the descriptors in [`fds`]). Returns the process exit code.
 pub fn run_shim(args: &ShimArgs) -> i32 {
-    let files = ExperimentFiles {
-        dir: args.dir.clone(),
-    };
     let mut line = String::new();
     if std::io::stdin().read_line(&mut line).is_err() || line.trim() != "go" {
         // The daemon never said go (it stopped first): nothing ran.
         return 125;
     }
-    let mut journal = match JournalWriter::open(
-        &files.journal(),
-        &[
-            (Stream::Stdout, files.stdout()),
-            (Stream::Stderr, files.stderr()),
-        ],
-    ) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("labbench: cannot open the run journal: {e}");
-            return 125;
-        }
+    let Some(journal) = crate::sys::take_inherited_fd(fds::JOURNAL) else {
+        eprintln!("labbench: the run journal was not handed over");
+        return 125;
     };
+    // The logs are stdout and stderr: checkpoints measure them through duplicates.
+    use std::os::fd::AsFd;
+    let logs = [
+        (
+            Stream::Stdout,
+            std::io::stdout().as_fd().try_clone_to_owned(),
+        ),
+        (
+            Stream::Stderr,
+            std::io::stderr().as_fd().try_clone_to_owned(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(stream, fd)| Some((stream, std::fs::File::from(fd.ok()?))))
+    .collect();
+    let mut journal = JournalWriter::new(std::fs::File::from(journal), logs);
     let mut setup_failed = |what: String| {
         eprintln!("labbench: {what}");
         journal.exit(ExitStatus::Code(125));
         125
     };
-    if let Some(user) = &args.user {
-        let Some(account) = crate::sys::passwd_entry(user) else {
-            return setup_failed(format!("unix user {user} does not exist on this host"));
-        };
-        if let Err(e) = crate::sys::become_user(user, account.uid, account.gid) {
-            return setup_failed(format!("cannot become {user}: {e}"));
-        }
+    if let Some(id) = &args.identity
+        && let Err(e) = crate::sys::become_identity(id.uid, id.gid, &id.groups)
+    {
+        return setup_failed(format!("cannot become {}: {e}", id.name));
     }
     if let Err(e) = crate::sys::new_session() {
         return setup_failed(format!("cannot start a session: {e}"));
@@ -88,7 +111,10 @@ pub fn run_shim(args: &ShimArgs) -> i32 {
         .args(rest)
         .env_clear()
         .envs(args.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(match crate::sys::take_inherited_fd(fds::NULL) {
+            Some(null) => Stdio::from(null),
+            None => Stdio::null(),
+        })
         .spawn();
     let child = match spawned {
         Ok(child) => child,

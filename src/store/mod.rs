@@ -185,14 +185,7 @@ impl Store {
         }
         let experiments = db.open_tree(EXPERIMENTS_TREE)?;
         let active = db.open_tree(ACTIVE_TREE)?;
-        let mut cache = std::collections::BTreeMap::new();
-        for key in active.iter().keys() {
-            let key = key?;
-            if let Some(value) = experiments.get(&key)? {
-                let e: Experiment = decode(EXPERIMENTS_TREE, &value)?;
-                cache.insert(e.id, e);
-            }
-        }
+        let cache = load_active(&experiments, &active)?;
         Ok(Store {
             active_cache: std::sync::Arc::new(std::sync::RwLock::new(cache)),
             users: db.open_tree(USERS_TREE)?,
@@ -370,21 +363,22 @@ impl Store {
         Ok(())
     }
 
+    /// Writes the record and its index entry as two single-key writes in an
+    /// order that keeps the index a superset of the unfinished records (no
+    /// multi-tree transaction: sled writes its batch manifest apart, which
+    /// costs a second disk write per flush). sled recovers its log in order,
+    /// so after a crash an index entry may point at a finished or missing
+    /// record, never the other way round; [`load_active`] drops those.
     fn write_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         let key = experiment.id.to_be_bytes();
         let value = encode(EXPERIMENTS_TREE, experiment)?;
-        let finished = experiment.state.is_finished();
-        (&self.experiments, &self.active)
-            .transaction(|(experiments, active)| {
-                experiments.insert(&key, value.as_slice())?;
-                if finished {
-                    active.remove(&key)?;
-                } else {
-                    active.insert(&key, &[])?;
-                }
-                Ok(())
-            })
-            .map_err(transaction_error(EXPERIMENTS_TREE))?;
+        if experiment.state.is_finished() {
+            self.experiments.insert(key, value)?;
+            self.active.remove(key)?;
+        } else {
+            self.active.insert(key, &[])?;
+            self.experiments.insert(key, value)?;
+        }
         Ok(())
     }
 
@@ -642,6 +636,38 @@ impl Store {
     }
 }
 
+/// The unfinished experiments named by the `active` index. Entries whose
+/// record is missing (a submission cut short) or already finished (a crash
+/// between the record and the index update) are removed from the index.
+fn load_active(
+    experiments: &sled::Tree,
+    active: &sled::Tree,
+) -> StoreResult<std::collections::BTreeMap<u64, Experiment>> {
+    let mut cache = std::collections::BTreeMap::new();
+    let mut stale = Vec::new();
+    for key in active.iter().keys() {
+        let key = key?;
+        match experiments.get(&key)? {
+            Some(value) => {
+                let e: Experiment = decode(EXPERIMENTS_TREE, &value)?;
+                if e.state.is_finished() {
+                    stale.push(key);
+                } else {
+                    cache.insert(e.id, e);
+                }
+            }
+            None => stale.push(key),
+        }
+    }
+    if !stale.is_empty() {
+        for key in stale {
+            active.remove(key)?;
+        }
+        active.flush()?;
+    }
+    Ok(cache)
+}
+
 /// Maps a failed sled transaction (we never abort on purpose) to a store error.
 fn transaction_error(
     tree: &'static str,
@@ -845,5 +871,40 @@ mod experiment_tests {
         let page = store.experiments_page(None, 10, |_| true).expect("page");
         assert_eq!(ids(&page), vec![2, 1]);
         assert_eq!(store.next_experiment_id().expect("id"), 3);
+    }
+
+    #[test]
+    fn index_entries_left_by_a_crash_are_dropped_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let done = State::Finished {
+            outcome: Outcome::Failed,
+            exit_code: Some(1),
+            signal: None,
+            started_at: None,
+            ended_at: 1,
+        };
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .put_experiment(&experiment(1, State::Queued))
+                .expect("put");
+            store.put_experiment(&experiment(2, done)).expect("put");
+            // As if cut short: 2 finished but its entry not yet removed, and
+            // 3's entry written but not its record.
+            for id in [2u64, 3] {
+                store.active.insert(id.to_be_bytes(), &[]).expect("entry");
+            }
+            store.flush().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(ids(&store.active_experiments().expect("active")), vec![1]);
+        let entries: Vec<_> = store
+            .active
+            .iter()
+            .keys()
+            .map(|k| k.expect("key"))
+            .collect();
+        assert_eq!(entries, vec![sled::IVec::from(&1u64.to_be_bytes())]);
+        assert!(store.experiment(2).expect("read").is_some(), "history kept");
     }
 }
