@@ -149,14 +149,11 @@ async fn end_to_end() {
             .expect("id");
     }
     let submitted = start.elapsed();
-    let out = exec(&handle, &format!("wait {last}"), None).await;
+    // Two slots: the last two are the last to end; then check that nothing is left.
+    let out = exec(&handle, &format!("wait {} {last}", last - 1), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
-    loop {
-        let ls = exec(&handle, "ls --json", None).await;
-        if ls.stdout.trim() == "[]" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    while exec(&handle, "ls --json", None).await.stdout.trim() != "[]" {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let total = start.elapsed();
     let drain = drain_alone(&handle, dir.path(), n, per_slot).await;
@@ -237,7 +234,7 @@ async fn drain_alone(
     assert_eq!(out.status, Some(0), "{out:?}");
     let start = Instant::now();
     while exec(handle, "ls --json", None).await.stdout.trim() != "[]" {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
 }
