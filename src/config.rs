@@ -48,6 +48,9 @@ pub struct QueueConfig {
     pub kill_grace_secs: u64,
     /// Confine experiments in cgroups when the host allows it.
     pub cgroups: bool,
+    /// Space kept free on the data disk (`256M`; `0`: none): below it,
+    /// submissions are refused and nothing starts.
+    pub disk_reserve: String,
 }
 
 /// Settings of the embedded SSH server.
@@ -179,6 +182,7 @@ impl Default for Config {
                 max_processes: 4096,
                 kill_grace_secs: 10,
                 cgroups: true,
+                disk_reserve: "256M".into(),
             },
         }
     }

@@ -299,6 +299,10 @@ pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
             .map_err(|e| invalid("default_memory", e))?,
         default_time_secs: crate::model::parse_duration(&q.default_time)
             .map_err(|e| invalid("default_time", e))?,
+        disk_reserve_bytes: match q.disk_reserve.trim() {
+            "0" => 0,
+            size => crate::model::parse_size(size).map_err(|e| invalid("disk_reserve", e))?,
+        },
     })
 }
 

@@ -312,6 +312,22 @@ pub fn become_identity(uid: u32, gid: u32, groups: &[u32]) -> std::io::Result<()
     Ok(())
 }
 
+/// Bytes an unprivileged user could still write on the filesystem of `path`.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we own; `path` is NUL-terminated.
+    #[allow(unsafe_code)]
+    let (rc, stat) = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(path.as_ptr(), &mut stat), stat)
+    };
+    // Both are u64 here; other targets have narrower types.
+    #[allow(clippy::useless_conversion)]
+    let (blocks, size) = (u64::from(stat.f_bavail), u64::from(stat.f_frsize));
+    (rc == 0).then(|| blocks.saturating_mul(size))
+}
+
 /// Raises the soft limit of open files to the hard limit; returns the limit in force.
 pub fn raise_open_file_limit() -> usize {
     let mut limit = libc::rlimit {
@@ -542,5 +558,24 @@ mod tests {
     fn values_are_plausible() {
         assert!(super::clock_ticks_per_second() >= 1.0);
         assert!(super::page_size() >= 4096);
+    }
+
+    #[test]
+    fn root_has_groups_and_passwd_files_parse() {
+        let groups = super::groups_of("root", 0).expect("root's groups");
+        assert!(groups.contains(&0), "{groups:?}");
+        let parsed = super::accounts::parse_passwd(
+            "a:x:1000:1001:A:/home/a:/bin/sh\nbroken line\nb:x:notanumber:1:B:/:/bin/sh\n",
+        );
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed["a"].gid, 1001);
+        assert_eq!(parsed["a"].home, std::path::PathBuf::from("/home/a"));
+    }
+
+    #[test]
+    fn free_space_is_known_for_existing_paths_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(super::free_bytes(dir.path()).is_some_and(|b| b > 0));
+        assert_eq!(super::free_bytes(&dir.path().join("missing")), None);
     }
 }

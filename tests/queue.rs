@@ -638,3 +638,113 @@ async fn without_cgroups_a_watchdog_enforces_memory() {
         "{e}"
     );
 }
+
+/// Unmounts a test's filesystem when the test ends (even by a panic).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small filesystem for the data disk needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mount point");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let _unmount = Unmount(data.clone());
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let config = dir.path().join("labbench.toml");
+    std::fs::write(&config, "[queue]\ndisk_reserve = \"24M\"\n").expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let server = TestServer::start_with(&data, Some(&admin), &["--config", &config]);
+    let handle = session(&server, &admin).await;
+
+    // A running experiment (it ends when `open` appears) and one queued after it.
+    let open = dir.path().join("open");
+    let gate = submit(
+        &handle,
+        &format!(
+            "--sh 'while [ ! -e {} ]; do sleep 0.05; done'",
+            open.display()
+        ),
+    )
+    .await;
+    let after = submit(&handle, &format!("--after {gate} -- echo after-the-gate")).await;
+
+    // Fill the data disk to 8 MiB free, below the 24 MiB reserve.
+    let free = labbench::sys::free_bytes(&data).expect("statvfs");
+    let filler = data.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..(free.saturating_sub(8 << 20) >> 20) {
+        std::io::Write::write_all(&mut file, &chunk).expect("fill");
+    }
+    drop(file);
+    assert!(labbench::sys::free_bytes(&data).expect("statvfs") < 24 << 20);
+
+    // A submission is refused clearly, with the retry status, and nothing is queued.
+    let out = exec(&handle, "submit --workdir /tmp -- echo refused", None).await;
+    assert_eq!(out.status, Some(75), "{out:?}");
+    assert!(
+        out.stderr.contains("data disk is full") && out.stderr.contains("nothing was queued"),
+        "{out:?}"
+    );
+    let all = json(&exec(&handle, "ls --all --json", None).await.stdout);
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+
+    // The running experiment's end is still recorded; the next one is held.
+    std::fs::write(&open, b"").expect("open the gate");
+    let e = wait_state(&handle, gate).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let mut held = String::new();
+    for _ in 0..50 {
+        let queue = json(&exec(&handle, "ls --json", None).await.stdout);
+        held = queue
+            .as_array()
+            .and_then(|q| q.iter().find(|e| e["id"] == after))
+            .and_then(|e| e["wait_reason"].as_str())
+            .unwrap_or("")
+            .to_string();
+        if held.contains("waiting for disk space") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(held.contains("waiting for disk space"), "{held:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let e = json(
+        &exec(&handle, &format!("show {after} --json"), None)
+            .await
+            .stdout,
+    );
+    assert_eq!(
+        e["state"]["state"], "queued",
+        "held while the disk is full: {e}"
+    );
+
+    // Space freed: it runs, and every record is there.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let e = wait_state(&handle, after).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let out = exec(&handle, &format!("logs {after}"), None).await;
+    assert_eq!(out.stdout, "after-the-gate\n");
+    let out = exec(&handle, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(out.status, Some(0), "accepted again: {out:?}");
+    drop(handle);
+    server.stop();
+}

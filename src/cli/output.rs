@@ -12,6 +12,8 @@ pub mod exit {
     pub const USAGE: u32 = 2;
     /// The caller's role or ownership does not allow the action.
     pub const PERMISSION_DENIED: u32 = 77;
+    /// The host cannot take the request now; trying later may work (EX_TEMPFAIL).
+    pub const TEMPORARY_FAILURE: u32 = 75;
 }
 
 /// The result of running one command.
@@ -56,6 +58,7 @@ impl From<LabError> for CommandOutput {
     fn from(e: LabError) -> Self {
         let status = match e {
             LabError::PermissionDenied(_) => exit::PERMISSION_DENIED,
+            LabError::Unavailable(_) => exit::TEMPORARY_FAILURE,
             _ => exit::FAILURE,
         };
         CommandOutput::error(status, format!("error: {e}"))

@@ -11,7 +11,7 @@ use crate::model::{
     Transition,
 };
 use crate::sched::{
-    Capacity, Decision, Dependency, QueuedJob, Quota, Room, RunningJob, SchedulerInput,
+    Capacity, Decision, Dependency, QueuedJob, Quota, Room, RunningJob, SchedulerInput, WaitReason,
     schedule_with_room,
 };
 
@@ -42,6 +42,10 @@ pub struct QueueSettings {
     pub default_memory_bytes: u64,
     /// Wall-time limit, seconds.
     pub default_time_secs: u64,
+    /// Bytes kept free on the data disk: below, submissions are refused and
+    /// nothing starts, so that running experiments' ends can still be
+    /// recorded (0: no reserve).
+    pub disk_reserve_bytes: u64,
 }
 
 impl Default for QueueSettings {
@@ -50,6 +54,7 @@ impl Default for QueueSettings {
             default_cpus: 1.0,
             default_memory_bytes: 4 << 30,
             default_time_secs: 86_400,
+            disk_reserve_bytes: 0,
         }
     }
 }
@@ -146,6 +151,14 @@ impl Lab {
         }
         let owner = self.existing_user_record(&p.user)?;
         let spec = self.validate_submission(&owner.unix_user, &p.user, request)?;
+        if let Some((free, reserve)) = self.disk_short() {
+            return Err(LabError::Unavailable(format!(
+                "the data disk is full: {} free, and labbench keeps {} free for the records \
+                 of running experiments; nothing was queued (try again when space is freed)",
+                crate::units::short_bytes(free as f64),
+                crate::units::short_bytes(reserve as f64)
+            )));
+        }
         let id = self.store.next_experiment_id()?;
         let at = now();
         let experiment = Experiment {
@@ -492,7 +505,7 @@ impl Lab {
         let quotas: HashMap<String, Quota> = self.store.quotas()?.into_iter().collect();
         let recent_usage = self.recent_usage()?;
         let capacity = self.capacity();
-        Ok(schedule_with_room(&SchedulerInput {
+        let (mut decisions, room) = schedule_with_room(&SchedulerInput {
             now: now(),
             capacity: &capacity,
             running: &running,
@@ -500,7 +513,28 @@ impl Lab {
             quotas: &quotas,
             recent_usage: &recent_usage,
             dependencies: &dependencies,
-        }))
+        });
+        if let Some((free, reserve)) = self.disk_short() {
+            for d in &mut decisions {
+                if let Decision::Start { id, .. } = *d {
+                    *d = Decision::Wait {
+                        id,
+                        reason: WaitReason::DiskFull { free, reserve },
+                    };
+                }
+            }
+        }
+        Ok((decisions, room))
+    }
+
+    /// `(free, reserve)` when the data disk has less free than the reserve.
+    pub fn disk_short(&self) -> Option<(u64, u64)> {
+        let reserve = self.queue.disk_reserve_bytes;
+        if reserve == 0 {
+            return None;
+        }
+        let free = crate::sys::free_bytes(self.data_dir())?;
+        (free < reserve).then_some((free, reserve))
     }
 
     /// CPU-hours per owner over the last 7 days of experiments (fair share),

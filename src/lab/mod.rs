@@ -60,6 +60,10 @@ pub enum LabError {
     /// The request conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
+    /// The host cannot take the request now (e.g. its disk is full); a
+    /// later try may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

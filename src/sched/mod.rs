@@ -134,6 +134,14 @@ pub enum WaitReason {
     OverQuota(QuotaExceeded),
     /// It fits now but would delay experiment `0`, the head of the queue.
     Behind(u64),
+    /// The data disk has less free than labbench keeps free: nothing starts
+    /// (its logs could not be written), whatever the resources.
+    DiskFull {
+        /// Bytes free on the data directory's filesystem.
+        free: u64,
+        /// Bytes labbench keeps free there.
+        reserve: u64,
+    },
     /// Not enough is free; `free` is what was left when it was considered.
     Resources {
         /// What it asks for.
@@ -179,6 +187,12 @@ impl std::fmt::Display for WaitReason {
             WaitReason::OverQuota(QuotaExceeded::Gpus { max, held }) => {
                 write!(f, "over quota: max {max} GPUs ({held} in use)")
             }
+            WaitReason::DiskFull { free, reserve } => write!(
+                f,
+                "waiting for disk space: {} free on the data disk, {} kept free",
+                short_bytes(free as f64),
+                short_bytes(reserve as f64)
+            ),
             WaitReason::Resources { wanted, free } => {
                 if wanted.gpus as usize > free.gpus {
                     write!(f, "waiting for {} GPU(s); {} free", wanted.gpus, free.gpus)
