@@ -299,11 +299,22 @@ pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
             .map_err(|e| invalid("default_memory", e))?,
         default_time_secs: crate::model::parse_duration(&q.default_time)
             .map_err(|e| invalid("default_time", e))?,
-        disk_reserve_bytes: match q.disk_reserve.trim() {
-            "0" => 0,
-            size => crate::model::parse_size(size).map_err(|e| invalid("disk_reserve", e))?,
-        },
+        disk_reserve_bytes: disk_reserve(&q.disk_reserve)
+            .map_err(|e| invalid("disk_reserve", e))?,
     })
+}
+
+/// `queue.disk_reserve` in bytes: a size, or zero (`0`, `0M`, …) for none.
+fn disk_reserve(text: &str) -> Result<u64, String> {
+    let number: String = text
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    match number.parse::<f64>() {
+        Ok(0.0) => Ok(0),
+        _ => crate::model::parse_size(text),
+    }
 }
 
 /// Generates the admin key pair in the data directory; returns (public line, private path).
@@ -339,4 +350,15 @@ pub fn invoking_user() -> String {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn disk_reserve_is_a_size_or_zero() {
+        assert_eq!(super::disk_reserve("0"), Ok(0));
+        assert_eq!(super::disk_reserve("0M"), Ok(0));
+        assert_eq!(super::disk_reserve("24M"), Ok(24 << 20));
+        assert!(super::disk_reserve("lots").is_err());
+    }
 }

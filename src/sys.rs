@@ -242,24 +242,28 @@ pub mod accounts {
         Some(groups)
     }
 
-    /// The accounts in a password file's text, by name.
+    /// The accounts in a password file's text, by name (the first of
+    /// duplicate names, as the C library's lookup finds).
     pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
-        text.lines()
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                if fields.len() < 6 {
-                    return None;
-                }
-                Some((
-                    fields[0].to_string(),
-                    PasswdEntry {
-                        uid: fields[2].parse().ok()?,
-                        gid: fields[3].parse().ok()?,
-                        home: std::path::PathBuf::from(fields[5]),
-                    },
-                ))
-            })
-            .collect()
+        let mut accounts = HashMap::new();
+        let parsed = text.lines().filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() < 6 {
+                return None;
+            }
+            Some((
+                fields[0].to_string(),
+                PasswdEntry {
+                    uid: fields[2].parse().ok()?,
+                    gid: fields[3].parse().ok()?,
+                    home: std::path::PathBuf::from(fields[5]),
+                },
+            ))
+        });
+        for (name, entry) in parsed {
+            accounts.entry(name).or_insert(entry);
+        }
+        accounts
     }
 }
 
@@ -565,9 +569,11 @@ mod tests {
         let groups = super::groups_of("root", 0).expect("root's groups");
         assert!(groups.contains(&0), "{groups:?}");
         let parsed = super::accounts::parse_passwd(
-            "a:x:1000:1001:A:/home/a:/bin/sh\nbroken line\nb:x:notanumber:1:B:/:/bin/sh\n",
+            "a:x:1000:1001:A:/home/a:/bin/sh\nbroken line\nb:x:notanumber:1:B:/:/bin/sh\n\
+             a:x:7:7:second a:/:/bin/sh\n",
         );
         assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed["a"].uid, 1000, "the first of duplicate names");
         assert_eq!(parsed["a"].gid, 1001);
         assert_eq!(parsed["a"].home, std::path::PathBuf::from("/home/a"));
     }

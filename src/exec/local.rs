@@ -97,7 +97,7 @@ pub fn prepare_experiments_dir(data_dir: &Path) -> std::io::Result<()> {
 /// supervisor, confined to the cgroup and waiting for [`go`].
 pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launched, String> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
-    // Traversable (not listable) by the experiment's user, who writes its journal and metrics.
+    // Traversable (not listable) by the experiment's user, who writes its metrics file.
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)

@@ -117,6 +117,9 @@ pub struct Store {
     /// queue change. Kept in step by `put_experiment` and `import_experiments`
     /// (the only writers of the `experiments_active` index).
     active_cache: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<u64, Experiment>>>,
+    /// Serialises writes of experiments: the record and its index entry are
+    /// two writes, which two writers of one experiment must not interleave.
+    experiment_writes: std::sync::Arc<std::sync::Mutex<()>>,
     path: PathBuf,
 }
 
@@ -188,6 +191,7 @@ impl Store {
         let cache = load_active(&experiments, &active)?;
         Ok(Store {
             active_cache: std::sync::Arc::new(std::sync::RwLock::new(cache)),
+            experiment_writes: std::sync::Arc::default(),
             users: db.open_tree(USERS_TREE)?,
             keys: db.open_tree(KEYS_TREE)?,
             audit: db.open_tree(AUDIT_TREE)?,
@@ -349,15 +353,17 @@ impl Store {
     /// Writes an experiment and its index entry in one transaction, durably:
     /// a state change is on disk before anyone is told about it.
     pub fn put_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
-        self.write_experiment(experiment)?;
-        self.flush()?;
-        self.cache_experiment(experiment);
-        Ok(())
+        self.stage_experiment(experiment)?;
+        self.flush()
     }
 
     /// Writes an experiment without flushing: it is durable after the next
     /// [`Store::flush`], which the caller must make before telling anyone.
     pub fn stage_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
+        let _one_writer = self
+            .experiment_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.write_experiment(experiment)?;
         self.cache_experiment(experiment);
         Ok(())
@@ -393,21 +399,29 @@ impl Store {
 
     /// Writes many experiments in one batch with one flush (imports, benchmarks).
     pub fn import_experiments(&self, experiments: &[Experiment]) -> StoreResult<()> {
+        // Index entries of unfinished ones first, then the records, then the
+        // removals: the index stays a superset of the unfinished records.
         let mut records = sled::Batch::default();
-        let mut active = sled::Batch::default();
+        let mut entries = sled::Batch::default();
+        let mut removals = sled::Batch::default();
         let mut highest = 0;
         for e in experiments {
             let key = e.id.to_be_bytes();
             records.insert(&key, encode(EXPERIMENTS_TREE, e)?);
             if e.state.is_finished() {
-                active.remove(&key);
+                removals.remove(&key);
             } else {
-                active.insert(&key, &[]);
+                entries.insert(&key, &[]);
             }
             highest = highest.max(e.id);
         }
+        let _one_writer = self
+            .experiment_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.active.apply_batch(entries)?;
         self.experiments.apply_batch(records)?;
-        self.active.apply_batch(active)?;
+        self.active.apply_batch(removals)?;
         self.meta.update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
             let current = old
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -871,6 +885,52 @@ mod experiment_tests {
         let page = store.experiments_page(None, 10, |_| true).expect("page");
         assert_eq!(ids(&page), vec![2, 1]);
         assert_eq!(store.next_experiment_id().expect("id"), 3);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_experiment_keep_it_indexed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let done = State::Finished {
+            outcome: Outcome::Cancelled,
+            exit_code: None,
+            signal: None,
+            started_at: None,
+            ended_at: 1,
+        };
+        // Each round, two writers (queued, finished) start together; the
+        // index must then match whichever record was written last.
+        for round in 0..1000 {
+            let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let writers: Vec<_> = [State::Queued, done.clone()]
+                .into_iter()
+                .map(|state| {
+                    let (store, start) = (store.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        store
+                            .stage_experiment(&experiment(1, state))
+                            .expect("write");
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().expect("writer");
+            }
+            let record = store.experiment(1).expect("read").expect("record");
+            let indexed = store
+                .active
+                .contains_key(1u64.to_be_bytes())
+                .expect("index");
+            assert_eq!(
+                indexed,
+                !record.state.is_finished(),
+                "round {round}: {:?}",
+                record.state
+            );
+            let cached = store.active_experiments().expect("cache").len() == 1;
+            assert_eq!(cached, indexed, "round {round}: cache");
+        }
     }
 
     #[test]
