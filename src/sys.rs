@@ -162,7 +162,9 @@ pub fn passwd_entry(name: &str) -> Option<PasswdEntry> {
 
 /// The supplementary groups of account `name` whose primary group is `gid`,
 /// as the C library's lookup (NSS) gives them (cached, see [`accounts`]).
-pub fn groups_of(name: &str, gid: u32) -> Option<Vec<u32>> {
+/// A lookup that takes longer than [`accounts::LOOKUP_TIMEOUT`] (a directory
+/// service not answering) fails instead of holding up the caller.
+pub fn groups_of(name: &str, gid: u32) -> Result<Vec<u32>, String> {
     accounts::groups_of(name, gid)
 }
 
@@ -228,18 +230,45 @@ pub mod accounts {
         all.get(name).cloned()
     }
 
-    pub(super) fn groups_of(name: &str, gid: u32) -> Option<Vec<u32>> {
+    /// Longest a group lookup may take before the caller gives up on it.
+    pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub(super) fn groups_of(name: &str, gid: u32) -> Result<Vec<u32>, String> {
         let known = Cached::get(&GROUPS, Default::default);
         let key = (name.to_string(), gid);
         if let Some(groups) = known.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Some(groups.clone());
+            return Ok(groups.clone());
         }
-        let groups = super::group_list(name, gid)?;
+        let who = name.to_string();
+        let groups = within(LOOKUP_TIMEOUT, move || super::group_list(&who, gid))
+            .map_err(|e| format!("cannot look up the groups of {name}: {e}"))?
+            .ok_or_else(|| format!("cannot look up the groups of {name}"))?;
         known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, groups.clone());
-        Some(groups)
+        Ok(groups)
+    }
+
+    /// Runs `lookup` on a thread of its own and waits at most `limit` for
+    /// its answer; a lookup that hangs is left behind.
+    pub fn within<T: Send + 'static>(
+        limit: Duration,
+        lookup: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let (answer, answered) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("labbench-lookup".into())
+            .spawn(move || {
+                let _ = answer.send(lookup());
+            })
+            .map_err(|e| e.to_string())?;
+        answered.recv_timeout(limit).map_err(|_| {
+            format!(
+                "no answer within {} s (is the directory service answering?)",
+                limit.as_secs_f64()
+            )
+        })
     }
 
     /// The accounts in a password file's text, by name (the first of
@@ -576,6 +605,19 @@ mod tests {
         assert_eq!(parsed["a"].uid, 1000, "the first of duplicate names");
         assert_eq!(parsed["a"].gid, 1001);
         assert_eq!(parsed["a"].home, std::path::PathBuf::from("/home/a"));
+    }
+
+    #[test]
+    fn a_lookup_that_hangs_is_given_up() {
+        use std::time::Duration;
+        let quick = super::accounts::within(Duration::from_secs(5), || 7);
+        assert_eq!(quick, Ok(7));
+        let hung = super::accounts::within(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(2));
+            7
+        });
+        let err = hung.expect_err("given up");
+        assert!(err.contains("no answer within 0.05 s"), "{err}");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     let account = if ctx.as_root {
         let unknown = || format!("unix user {} does not exist on this host", e.unix_user);
         let entry = crate::sys::passwd_entry(&e.unix_user).ok_or_else(unknown)?;
-        let groups = crate::sys::groups_of(&e.unix_user, entry.gid).ok_or_else(unknown)?;
+        let groups = crate::sys::groups_of(&e.unix_user, entry.gid)?;
         Some((entry, groups))
     } else {
         None
