@@ -46,7 +46,7 @@ pub struct Identity {
 /// Descriptors the launcher hands every shim besides stdin (the "go" pipe),
 /// stdout and stderr (the logs).
 pub mod fds {
-    /// The run journal, open for appending.
+    /// The run journal, created empty by the launcher and open for writing.
     pub const JOURNAL: i32 = 3;
     /// `/dev/null`, the command's stdin.
     pub const NULL: i32 = 4;

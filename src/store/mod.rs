@@ -350,7 +350,7 @@ impl Store {
             })
     }
 
-    /// Writes an experiment and its index entry in one transaction, durably:
+    /// Writes an experiment and its index entry (see [`Store::stage_experiment`]), durably:
     /// a state change is on disk before anyone is told about it.
     pub fn put_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         self.stage_experiment(experiment)?;
