@@ -62,8 +62,14 @@ fn bench_dir() -> tempfile::TempDir {
         .expect("bench directory")
 }
 
+/// A server on a data directory in `dir`; `LABBENCH_BENCH_CONFIG` names a
+/// configuration file to serve with (to compare settings, e.g. cgroups off).
 fn start_server(dir: &tempfile::TempDir, admin: &TestKey) -> TestServer {
-    TestServer::start(&dir.path().join("data"), Some(admin))
+    let data = dir.path().join("data");
+    match std::env::var("LABBENCH_BENCH_CONFIG") {
+        Ok(config) => TestServer::start_with(&data, Some(admin), &["--config", &config]),
+        Err(_) => TestServer::start(&data, Some(admin)),
+    }
 }
 
 async fn submissions() {

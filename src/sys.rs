@@ -88,14 +88,36 @@ pub fn reap_orphans() {
 
 /// Start time (clock ticks after boot) of process `pid`, if it exists.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let stat = proc_stat(pid)?;
     crate::monitor::parse_stat(&stat).map(|s| s.start_time)
+}
+
+/// `/proc/PID/stat`, read with one call (its size is unknown to `stat`,
+/// so a plain read of the file takes five small reads).
+fn proc_stat(pid: u32) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut stat = vec![0u8; 1024];
+    let mut len = 0;
+    loop {
+        if len == stat.len() {
+            stat.resize(len * 2, 0);
+        }
+        match file.read(&mut stat[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    stat.truncate(len);
+    Some(stat)
 }
 
 /// Whether process `pid` is alive (not a zombie) and, when `start_time` is
 /// not 0, is the same process that started then (pids are reused).
 pub fn process_running(pid: u32, start_time: u64) -> bool {
-    let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+    let Some(stat) = proc_stat(pid) else {
         return false;
     };
     let state = stat

@@ -73,11 +73,22 @@ fn start(config: &str) -> Lab {
     Lab { dir, server, admin }
 }
 
-/// The experiment's pids cgroup directory (v1 or v2, as this host has).
-fn cgroup_dir(lab: &Lab, id: u64) -> std::path::PathBuf {
-    let instance = labbench::exec::cgroup::instance_name(&lab.server.data_dir);
-    labbench::exec::cgroup::ExperimentCgroup::path_of(&format!("{instance}/exp-{id}"), "pids")
-        .expect("cgroups are available")
+/// The pids cgroup directory (v1 or v2, as this host has) that running
+/// experiment `id` was recorded in.
+async fn cgroup_dir(handle: &russh::client::Handle<common::Client>, id: u64) -> std::path::PathBuf {
+    for _ in 0..100 {
+        let e = json(
+            &exec(handle, &format!("show {id} --json"), None)
+                .await
+                .stdout,
+        );
+        if let Some(name) = e["state"]["cgroup"].as_str() {
+            return labbench::exec::cgroup::ExperimentCgroup::path_of(name, "pids")
+                .expect("cgroups are available");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("experiment {id} never ran in a cgroup");
 }
 
 /// Touches 500 MiB while asking for 100M.
@@ -212,10 +223,11 @@ async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
     )
     .await;
     // While it runs, its cgroup never holds more than the limit.
+    let bomb_cgroup = cgroup_dir(&admin, bomb).await;
     let mut peak = 0u64;
     for _ in 0..25 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let current = std::fs::read_to_string(cgroup_dir(&lab, bomb).join("pids.current"))
+        let current = std::fs::read_to_string(bomb_cgroup.join("pids.current"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
@@ -232,16 +244,17 @@ async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
     assert!(["cancelled", "failed"].contains(&outcome), "{e}");
     let out = exec(&admin, &format!("logs {bomb} --stderr"), None).await;
     assert!(out.stdout.to_lowercase().contains("fork"), "{out:?}");
-    // Its cgroup goes once the last process is gone.
-    let mut removed = false;
+    // Its cgroup empties (and is removed, or kept for the next experiment).
+    let mut emptied = false;
     for _ in 0..40 {
-        if !cgroup_dir(&lab, bomb).exists() {
-            removed = true;
+        let procs = std::fs::read_to_string(bomb_cgroup.join("cgroup.procs")).unwrap_or_default();
+        if procs.trim().is_empty() {
+            emptied = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(removed, "cgroup of experiment {bomb} left behind");
+    assert!(emptied, "processes of experiment {bomb} left behind");
 }
 
 #[tokio::test]

@@ -102,6 +102,13 @@ pub async fn run(
         }
     });
     let mut tracked = reattach(&lab, &settings, &exits);
+    if settings.launch.cgroups {
+        let in_use: Vec<&str> = tracked
+            .values()
+            .filter_map(|t| t.cgroup.as_ref().map(ExperimentCgroup::name))
+            .collect();
+        cgroup::sweep_leftovers(&cgroup::instance_name(&settings.launch.data_dir), &in_use);
+    }
     // Cgroups whose last processes were still dying when their experiment ended.
     let mut lingering: Vec<ExperimentCgroup> = Vec::new();
     let mut changes = lab.queue_changes();

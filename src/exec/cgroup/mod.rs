@@ -3,13 +3,24 @@
 //!
 //! cgroup v2 (unified) is used where its memory, cpu and pids controllers
 //! are available: one directory `labbench/INSTANCE/exp-ID` under the v2 mount.
-//! Otherwise cgroup v1: the same path under each of the memory, cpu, cpuacct,
-//! pids and freezer mounts (this development host is v1, with an empty v2
+//! Otherwise cgroup v1: a directory `labbench/INSTANCE/slot-N` under each of
+//! the memory, cpu, cpuacct, pids and freezer mounts, reused by later
+//! experiments (see `spares`; this development host is v1, with an empty v2
 //! mount beside it). With neither, experiments run with the process-group
-//! fallback and the README says so.
+//! fallback and the README says so. Either way the name an experiment's
+//! cgroup got is recorded with its start.
+//!
+//! The control files an experiment's cgroup is read and written through
+//! stay open for as long as the cgroup is used (by one experiment, or by
+//! the next ones that reuse it): opening a cgroup file costs a path walk
+//! through the cgroup file system each time.
 
 mod spares;
 
+pub use spares::sweep_leftovers;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -103,6 +114,59 @@ pub struct ExperimentCgroup {
     limits: Option<Limits>,
     /// Highest memory use seen (v2 kernels before 5.19 have no memory.peak).
     seen_peak: Arc<AtomicU64>,
+    /// Its control files opened so far.
+    files: Arc<OpenFiles>,
+}
+
+/// Control files of one cgroup, opened on first use and kept open.
+#[derive(Debug, Default)]
+struct OpenFiles {
+    open: Mutex<Vec<OpenFile>>,
+}
+
+#[derive(Debug)]
+struct OpenFile {
+    controller: &'static str,
+    name: &'static str,
+    writable: bool,
+    file: File,
+}
+
+impl OpenFiles {
+    /// Runs `f` on `dir/name` of `controller`, opened for writing or reading.
+    fn with<T>(
+        &self,
+        dir: impl FnOnce() -> PathBuf,
+        (controller, name): (&'static str, &'static str),
+        writable: bool,
+        f: impl FnOnce(&File) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let known = open
+            .iter()
+            .position(|o| o.controller == controller && o.name == name && o.writable == writable);
+        let at = match known {
+            Some(at) => at,
+            None => {
+                let path = dir().join(name);
+                let file = std::fs::OpenOptions::new()
+                    .read(!writable)
+                    .write(writable)
+                    .open(&path)
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })?;
+                open.push(OpenFile {
+                    controller,
+                    name,
+                    writable,
+                    file,
+                });
+                open.len() - 1
+            }
+        };
+        f(&open[at].file)
+    }
 }
 
 /// Limits to apply.
@@ -151,6 +215,46 @@ fn prepare_v2_instance(mount: &Path, instance: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes a new v1 cgroup `INSTANCE/slot-N` in every hierarchy. A number
+/// whose memory directory exists (left by an earlier daemon, perhaps with
+/// an experiment still in it) is skipped.
+fn new_v1_slot(instance: &str) -> std::io::Result<ExperimentCgroup> {
+    static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..10_000 {
+        let name = format!(
+            "{instance}/slot-{}",
+            NEXT_SLOT.fetch_add(1, Ordering::Relaxed)
+        );
+        let memory = v1_dir("memory", &name);
+        let made = std::fs::create_dir(&memory).or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => std::fs::create_dir_all(&memory),
+            _ => Err(e),
+        });
+        match made {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", memory.display()),
+                ));
+            }
+            Ok(()) => {}
+        }
+        let cg = ExperimentCgroup::named(name, Hierarchy::V1);
+        for controller in &V1_CONTROLLERS[1..] {
+            if let Err(e) = create_dir(&cg.dir(controller)) {
+                cg.remove();
+                return Err(e);
+            }
+        }
+        return Ok(cg);
+    }
+    Err(std::io::Error::other(format!(
+        "no free cgroup name under {}",
+        v1_dir("memory", instance).display()
+    )))
+}
+
 fn write(path: &Path, value: &str) -> std::io::Result<()> {
     std::fs::write(path, value)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
@@ -162,43 +266,41 @@ fn quota_us(cpus: f64) -> u64 {
 }
 
 impl ExperimentCgroup {
-    /// Creates (or re-opens) `labbench/INSTANCE/exp-ID` with `limits`;
-    /// INSTANCE keeps daemons on different data directories apart.
+    /// Creates a cgroup for experiment `id` with `limits`: on v2
+    /// `labbench/INSTANCE/exp-ID`, on v1 a kept `slot-N` of INSTANCE or a new
+    /// one; INSTANCE keeps daemons on different data directories apart.
     pub fn create(instance: &str, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
         let hierarchy =
             hierarchy().ok_or_else(|| std::io::Error::other("no usable cgroup hierarchy"))?;
-        let cg = ExperimentCgroup {
-            name: format!("{instance}/exp-{id}"),
-            hierarchy,
-            limits: Some(limits),
-            seen_peak: Arc::default(),
-        };
-        match &cg.hierarchy {
+        match &hierarchy {
             Hierarchy::V2(mount) => {
+                let cg = ExperimentCgroup::named(format!("{instance}/exp-{id}"), hierarchy.clone());
                 prepare_v2_instance(mount, instance)?;
                 create_dir(&cg.dir("memory"))?;
                 let memory = limits.memory_bytes.to_string();
-                write(&cg.file("memory", "memory.max"), &memory)?;
+                cg.set("", "memory.max", &memory)?;
                 // No swap beyond the limit (absent without swap accounting).
-                let _ = write(&cg.file("memory", "memory.swap.max"), "0");
-                write(
-                    &cg.file("cpu", "cpu.max"),
+                let _ = cg.set("", "memory.swap.max", "0");
+                cg.set(
+                    "",
+                    "cpu.max",
                     &format!("{} {CFS_PERIOD_US}", quota_us(limits.cpus)),
                 )?;
-                write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
+                cg.set("", "pids.max", &limits.pids.to_string())?;
+                Ok(ExperimentCgroup {
+                    limits: Some(limits),
+                    ..cg
+                })
             }
             Hierarchy::V1 => {
-                // A spare's directories if there is one, else new ones;
-                // either way only limits it does not have yet are written.
-                let (adopted, had) = match spares::adopt(&cg) {
-                    Some(had) => (true, had),
-                    None => (false, None),
+                // A kept slot if there is one (its CPU time and peak memory
+                // reset), else a new one; either way only limits it does not
+                // have yet are written.
+                let (cg, adopted) = match spares::adopt(instance) {
+                    Some(spare) => (spare, true),
+                    None => (new_v1_slot(instance)?, false),
                 };
-                if !adopted {
-                    for controller in V1_CONTROLLERS {
-                        create_dir(&cg.dir(controller))?;
-                    }
-                }
+                let had = cg.limits;
                 let changed =
                     |field: fn(&Limits) -> u64| had.is_none_or(|h| field(&h) != field(&limits));
                 if changed(|l| l.memory_bytes) {
@@ -207,67 +309,74 @@ impl ExperimentCgroup {
                 // A new cgroup's period is the kernel's default, which is
                 // ours; it is written only where it is not (checked once).
                 static DEFAULT_PERIOD: OnceLock<bool> = OnceLock::new();
-                let period = cg.file("cpu", "cpu.cfs_period_us");
-                if !adopted && !*DEFAULT_PERIOD.get_or_init(|| read_u64(&period) == CFS_PERIOD_US) {
-                    write(&period, &CFS_PERIOD_US.to_string())?;
+                if !adopted
+                    && !*DEFAULT_PERIOD
+                        .get_or_init(|| cg.get_u64("cpu", "cpu.cfs_period_us") == CFS_PERIOD_US)
+                {
+                    cg.set("cpu", "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())?;
                 }
                 if changed(|l| quota_us(l.cpus)) {
-                    write(
-                        &cg.file("cpu", "cpu.cfs_quota_us"),
+                    cg.set(
+                        "cpu",
+                        "cpu.cfs_quota_us",
                         &quota_us(limits.cpus).to_string(),
                     )?;
                 }
                 if changed(|l| u64::from(l.pids)) {
-                    write(&cg.file("pids", "pids.max"), &limits.pids.to_string())?;
+                    cg.set("pids", "pids.max", &limits.pids.to_string())?;
                 }
+                Ok(ExperimentCgroup {
+                    limits: Some(limits),
+                    ..cg
+                })
             }
         }
-        Ok(cg)
+    }
+
+    /// A handle on cgroup `name` (limits unknown, nothing opened yet).
+    fn named(name: String, hierarchy: Hierarchy) -> ExperimentCgroup {
+        ExperimentCgroup {
+            name,
+            hierarchy,
+            limits: None,
+            seen_peak: Arc::default(),
+            files: Arc::default(),
+        }
     }
 
     /// v1: sets the memory limit (and the memory+swap one where swap is
     /// accounted, which must never be below it: raised first, lowered last).
     fn set_v1_memory_limit(&self, bytes: u64, before: Option<u64>) -> std::io::Result<()> {
         static SWAP_ACCOUNTING: OnceLock<bool> = OnceLock::new();
-        let memsw = self.file("memory", "memory.memsw.limit_in_bytes");
-        let swap_accounted = *SWAP_ACCOUNTING.get_or_init(|| memsw.exists());
+        const MEMSW: &str = "memory.memsw.limit_in_bytes";
+        let swap_accounted = *SWAP_ACCOUNTING.get_or_init(|| self.file("memory", MEMSW).exists());
         let value = bytes.to_string();
         let raising = before.is_some_and(|b| bytes > b);
         // Without swap accounting the memsw file is absent; the plain limit still holds.
         if swap_accounted && raising {
-            let _ = write(&memsw, &value);
+            let _ = self.set("memory", MEMSW, &value);
         }
-        write(&self.file("memory", "memory.limit_in_bytes"), &value)?;
+        self.set("memory", "memory.limit_in_bytes", &value)?;
         if swap_accounted && !raising {
-            let _ = write(&memsw, &value);
+            let _ = self.set("memory", MEMSW, &value);
         }
         Ok(())
     }
 
     /// Opens an existing experiment's cgroups (after a daemon restart).
     pub fn open(name: &str) -> Option<ExperimentCgroup> {
-        let cg = ExperimentCgroup {
-            name: name.to_string(),
-            hierarchy: hierarchy()?,
-            limits: None,
-            seen_peak: Arc::default(),
-        };
+        let cg = ExperimentCgroup::named(name.to_string(), hierarchy()?);
         cg.dir("memory").exists().then_some(cg)
     }
 
-    /// Where the cgroup `name` (`INSTANCE/exp-ID`) of `controller` is or
-    /// would be on this host (whether or not it exists).
+    /// Where the cgroup `name` (as recorded in an experiment) of
+    /// `controller` is or would be on this host (whether or not it exists).
     pub fn path_of(name: &str, controller: &str) -> Option<PathBuf> {
-        let cg = ExperimentCgroup {
-            name: name.to_string(),
-            hierarchy: hierarchy()?,
-            limits: None,
-            seen_peak: Arc::default(),
-        };
-        Some(cg.dir(controller))
+        Some(ExperimentCgroup::named(name.to_string(), hierarchy()?).dir(controller))
     }
 
-    /// The cgroup's name (`INSTANCE/exp-ID`), as recorded in the experiment.
+    /// The cgroup's name (`INSTANCE/exp-ID` or `INSTANCE/slot-N`), as
+    /// recorded in the experiment.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -284,6 +393,51 @@ impl ExperimentCgroup {
         self.dir(controller).join(file)
     }
 
+    /// Writes `value` to control file `name` of `controller` (kept open).
+    fn set(
+        &self,
+        controller: &'static str,
+        name: &'static str,
+        value: &str,
+    ) -> std::io::Result<()> {
+        self.files.with(
+            || self.dir(controller),
+            (controller, name),
+            true,
+            |f| f.write_at(value.as_bytes(), 0).map(drop),
+        )
+    }
+
+    /// The text of control file `name` of `controller` (kept open).
+    fn get(&self, controller: &'static str, name: &'static str) -> Option<String> {
+        self.files
+            .with(
+                || self.dir(controller),
+                (controller, name),
+                false,
+                |f| {
+                    let mut text = Vec::with_capacity(256);
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = f.read_at(&mut chunk, text.len() as u64)?;
+                        if n == 0 {
+                            break;
+                        }
+                        text.extend_from_slice(&chunk[..n]);
+                    }
+                    Ok(String::from_utf8_lossy(&text).into_owned())
+                },
+            )
+            .ok()
+    }
+
+    /// A number in control file `name` of `controller` (0 if unreadable).
+    fn get_u64(&self, controller: &'static str, name: &'static str) -> u64 {
+        self.get(controller, name)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     fn directories(&self) -> Vec<PathBuf> {
         match &self.hierarchy {
             Hierarchy::V2(_) => vec![self.dir("memory")],
@@ -293,13 +447,18 @@ impl ExperimentCgroup {
 
     /// Moves process `pid` (and so everything it starts later) into the cgroup(s).
     pub fn add_process(&self, pid: u32) -> std::io::Result<()> {
-        for dir in self.directories() {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        let pid = pid.to_string();
+        match self.hierarchy {
+            Hierarchy::V2(_) => self.set("", "cgroup.procs", &pid),
+            Hierarchy::V1 => V1_CONTROLLERS
+                .iter()
+                .try_for_each(|c| self.set(c, "cgroup.procs", &pid)),
         }
-        Ok(())
     }
 
-    /// Pids currently in the cgroup.
+    /// Pids currently in the cgroup. Read through a new descriptor each
+    /// time: v1 serves a descriptor that read the list before the same list
+    /// again for a second (the kernel's pid-list cache).
     pub fn pids(&self) -> Vec<i32> {
         std::fs::read_to_string(self.file("pids", "cgroup.procs"))
             .unwrap_or_default()
@@ -314,7 +473,9 @@ impl ExperimentCgroup {
             Hierarchy::V2(_) => ("memory.events", "oom_kill"),
             Hierarchy::V1 => ("memory.oom_control", "oom_kill"),
         };
-        keyed_value(&self.file("memory", file), key).unwrap_or(0)
+        self.get("memory", file)
+            .and_then(|text| parse_keyed(&text, key))
+            .unwrap_or(0)
     }
 
     /// Memory in use now, bytes.
@@ -323,7 +484,7 @@ impl ExperimentCgroup {
             Hierarchy::V2(_) => "memory.current",
             Hierarchy::V1 => "memory.usage_in_bytes",
         };
-        let now = read_u64(&self.file("memory", file));
+        let now = self.get_u64("memory", file);
         self.seen_peak.fetch_max(now, Ordering::Relaxed);
         now
     }
@@ -335,24 +496,23 @@ impl ExperimentCgroup {
             Hierarchy::V2(_) => "memory.peak",
             Hierarchy::V1 => "memory.max_usage_in_bytes",
         };
-        read_u64(&self.file("memory", file)).max(self.seen_peak.load(Ordering::Relaxed))
+        self.get_u64("memory", file)
+            .max(self.seen_peak.load(Ordering::Relaxed))
     }
 
     /// CPU time used, seconds.
     pub fn cpu_seconds(&self) -> f64 {
         if let Hierarchy::V2(_) = self.hierarchy {
-            return keyed_value(&self.file("cpu", "cpu.stat"), "usage_usec")
+            return self
+                .get("cpu", "cpu.stat")
+                .and_then(|text| parse_keyed(&text, "usage_usec"))
                 .map(|us| us as f64 / 1e6)
                 .unwrap_or(0.0);
         }
         // cpuacct on its own mount, or co-mounted with cpu.
-        let candidates = [
-            self.file("cpuacct", "cpuacct.usage"),
-            self.file("cpu", "cpuacct.usage"),
-        ];
-        candidates
-            .iter()
-            .map(|p| read_u64(p))
+        [("cpuacct", "cpuacct.usage"), ("cpu", "cpuacct.usage")]
+            .into_iter()
+            .map(|(controller, file)| self.get_u64(controller, file))
             .find(|v| *v > 0)
             .map(|ns| ns as f64 / 1e9)
             .unwrap_or(0.0)
@@ -413,18 +573,6 @@ pub fn remove_instance(data_dir: &Path) {
     for dir in dirs {
         let _ = std::fs::remove_dir(dir);
     }
-}
-
-fn read_u64(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// The number after `key ` in a flat-keyed file (`memory.events`, `cpu.stat`).
-fn keyed_value(path: &Path, key: &str) -> Option<u64> {
-    parse_keyed(&std::fs::read_to_string(path).ok()?, key)
 }
 
 fn parse_keyed(text: &str, key: &str) -> Option<u64> {

@@ -1,8 +1,10 @@
 //! Emptied v1 cgroups kept for the next experiment. On v1 an experiment has
-//! a directory in each of five hierarchies; renaming five directories costs
-//! a fraction of making and removing them (measured here: ~32 µs against
-//! ~240 µs, plus the kernel's deferred clean-up of each removed memory
-//! cgroup). v2 cannot rename cgroups, and makes one directory, not five.
+//! a directory in each of five hierarchies; making and removing five costs
+//! far more than reusing them (measured here: ~240 µs, plus the kernel's
+//! deferred clean-up of each removed memory cgroup), and a kept one has its
+//! control files open already. So v1 cgroups are named `slot-N`, not after
+//! an experiment, and keep their name from one experiment to the next. v2
+//! makes one directory, not five, and cannot reset a cgroup's counters.
 //!
 //! A cgroup is kept only if nothing runs in it, the OOM killer never acted
 //! there (v1 cannot reset that count) and it holds at most
@@ -11,91 +13,47 @@
 //! when it is reused.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ExperimentCgroup, Hierarchy, Limits, V1_CONTROLLERS, v1_dir, write};
+use super::{ExperimentCgroup, Hierarchy, V1_CONTROLLERS, v1_dir};
 
 /// Spares kept at most (across instances).
 const MAX_SPARES: usize = 8;
 /// Memory (page cache) a cgroup may still be charged for and be kept.
 const MAX_LEFTOVER_BYTES: u64 = 1 << 20;
 
-/// A kept cgroup: its name (`INSTANCE/spare-N`) and the limits it has.
-struct Spare {
-    name: String,
-    limits: Option<Limits>,
-}
-
-static SPARES: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
-static NEXT_SPARE: AtomicU64 = AtomicU64::new(0);
-/// Instances whose spares left by an earlier daemon were removed.
-static SWEPT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static SPARES: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
 
 fn instance_of(name: &str) -> &str {
     name.split_once('/').map_or(name, |(instance, _)| instance)
 }
 
-/// Renames `from` to `to` in every v1 hierarchy, or in none.
-fn rename_all(from: &str, to: &str) -> bool {
-    for (done, controller) in V1_CONTROLLERS.iter().enumerate() {
-        if std::fs::rename(v1_dir(controller, from), v1_dir(controller, to)).is_err() {
-            for undo in &V1_CONTROLLERS[..done] {
-                let _ = std::fs::rename(v1_dir(undo, to), v1_dir(undo, from));
-            }
-            return false;
+/// A kept cgroup of `instance` for a new experiment, with its CPU time and
+/// peak memory reset (its limits are still the last experiment's).
+pub(super) fn adopt(instance: &str) -> Option<ExperimentCgroup> {
+    loop {
+        let spare = {
+            let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
+            let at = spares
+                .iter()
+                .position(|s| instance_of(&s.name) == instance)?;
+            spares.swap_remove(at)
+        };
+        let reset = spare
+            .set("cpuacct", "cpuacct.usage", "0")
+            .and_then(|()| spare.set("memory", "memory.max_usage_in_bytes", "0"));
+        if reset.is_ok() {
+            spare
+                .seen_peak
+                .store(0, std::sync::atomic::Ordering::Relaxed);
+            return Some(spare);
         }
-    }
-    true
-}
-
-fn remove_all(name: &str) {
-    for controller in V1_CONTROLLERS {
-        let _ = std::fs::remove_dir(v1_dir(controller, name));
+        // Removed behind our back, or broken: not reused.
+        spare.remove();
     }
 }
 
-/// Removes spares an earlier daemon of `instance` left behind (once).
-fn sweep_once(instance: &str) {
-    let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
-    if swept.iter().any(|i| i == instance) {
-        return;
-    }
-    swept.push(instance.to_string());
-    let Ok(entries) = std::fs::read_dir(v1_dir("memory", instance)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        if let Some(spare) = file_name.to_str().filter(|n| n.starts_with("spare-")) {
-            remove_all(&format!("{instance}/{spare}"));
-        }
-    }
-}
-
-/// Gives `cg` (not yet made) the directories of a spare of its instance:
-/// `Some(limits it has)` when one was renamed to it, `None` if none was.
-/// Its CPU time and peak memory start from zero.
-pub(super) fn adopt(cg: &ExperimentCgroup) -> Option<Option<Limits>> {
-    let instance = instance_of(&cg.name);
-    sweep_once(instance);
-    let spare = {
-        let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
-        let at = spares
-            .iter()
-            .position(|s| instance_of(&s.name) == instance)?;
-        spares.swap_remove(at)
-    };
-    if !rename_all(&spare.name, &cg.name) {
-        remove_all(&spare.name);
-        return None;
-    }
-    let _ = write(&cg.file("cpuacct", "cpuacct.usage"), "0");
-    let _ = write(&cg.file("memory", "memory.max_usage_in_bytes"), "0");
-    Some(spare.limits)
-}
-
-/// Keeps `cg`, whose experiment ended, as a spare if it is empty and clean
-/// (see the module's text); whether it was kept.
+/// Keeps `cg`, whose experiment ended, for the next one if it is empty and
+/// clean (see the module's text); whether it was kept.
 pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
     if cg.hierarchy != Hierarchy::V1
         || !cg.pids().is_empty()
@@ -108,35 +66,55 @@ pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
     if spares.len() >= MAX_SPARES {
         return false;
     }
-    let name = format!(
-        "{}/spare-{}",
-        instance_of(&cg.name),
-        NEXT_SPARE.fetch_add(1, Ordering::Relaxed)
-    );
-    if !rename_all(&cg.name, &name) {
-        return false;
-    }
-    spares.push(Spare {
-        name,
-        limits: cg.limits,
-    });
+    spares.push(cg.clone());
     true
 }
 
-/// Removes the spares of `instance` (when its daemon stops).
+/// Removes the kept cgroups of `instance` (when its daemon stops).
 pub(super) fn remove_spares(instance: &str) {
     let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
     spares.retain(|s| {
         let ours = instance_of(&s.name) == instance;
         if ours {
-            remove_all(&s.name);
+            s.remove();
         }
         !ours
     });
 }
 
+/// Removes the empty cgroups an earlier daemon of `instance` left behind
+/// (`slot-N`, and `exp-ID`/`spare-N` of older versions), except those
+/// named in `in_use` (experiments it re-attached to). The kernel refuses to
+/// remove one that still holds processes.
+pub fn sweep_leftovers(instance: &str, in_use: &[&str]) {
+    let Some(hierarchy) = super::hierarchy() else {
+        return;
+    };
+    let parent = match &hierarchy {
+        Hierarchy::V2(mount) => mount.join("labbench").join(instance),
+        Hierarchy::V1 => v1_dir(V1_CONTROLLERS[0], instance),
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(leaf) = file_name.to_str() else {
+            continue;
+        };
+        let name = format!("{instance}/{leaf}");
+        let ours = ["slot-", "exp-", "spare-"]
+            .iter()
+            .any(|prefix| leaf.starts_with(prefix));
+        if ours && !in_use.contains(&name.as_str()) {
+            ExperimentCgroup::named(name, hierarchy.clone()).remove();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::Limits;
     use super::*;
     use std::io::Write;
 
@@ -179,16 +157,22 @@ mod tests {
         busy_in(&first);
         assert!(first.cpu_seconds() > 0.0);
         assert!(first.release(), "empty and clean: kept");
-        assert!(!first.dir("memory").exists(), "renamed away");
+        assert!(first.dir("memory").exists(), "kept under its name");
 
         let second = ExperimentCgroup::create(&instance, 2, limits(128, 0.5)).expect("second");
-        assert!(second.dir("cpu").exists());
-        let spares_left = std::fs::read_dir(v1_dir("memory", &instance))
-            .expect("instance")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("spare-"))
-            .count();
-        assert_eq!(spares_left, 0, "the spare became experiment 2");
+        assert_eq!(
+            second.name(),
+            first.name(),
+            "the kept one serves experiment 2"
+        );
+        let slots = || {
+            std::fs::read_dir(v1_dir("memory", &instance))
+                .expect("instance")
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("slot-"))
+                .count()
+        };
+        assert_eq!(slots(), 1);
         assert_eq!(second.cpu_seconds(), 0.0, "CPU time starts from zero");
         let read = |controller, file| {
             std::fs::read_to_string(second.file(controller, file)).expect("read")
@@ -215,6 +199,28 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert!(second.remove());
+
+        // One left by an earlier daemon is swept unless in use; one that
+        // still holds a process stays whatever it is called.
+        let third = ExperimentCgroup::create(&instance, 3, limits(64, 1.0)).expect("third");
+        let fourth = ExperimentCgroup::create(&instance, 4, limits(64, 1.0)).expect("fourth");
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        fourth.add_process(sleeper.id()).expect("join");
+        let fifth = ExperimentCgroup::create(&instance, 5, limits(64, 1.0)).expect("fifth");
+        assert_eq!(slots(), 3);
+        sweep_leftovers(&instance, &[fifth.name()]);
+        assert!(!third.dir("memory").exists(), "empty and unused: swept");
+        assert!(fourth.dir("memory").exists(), "holds a process");
+        assert!(fifth.dir("memory").exists(), "in use");
+        sleeper.kill().expect("kill");
+        sleeper.wait().expect("reap");
+        while !fourth.pids().is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(fourth.remove() && fifth.remove());
         remove_instance_dirs(&instance);
     }
 
