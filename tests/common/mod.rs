@@ -135,18 +135,7 @@ impl TestServer {
 
     /// Stops the server with SIGTERM and waits for it.
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 
     pub fn pid(&self) -> u32 {
@@ -166,10 +155,31 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops the server as `stop` does, so that it removes what it keeps
+    /// in the host's cgroup hierarchies.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
+}
+
+/// Ends a server with SIGTERM (it then removes its cgroups); SIGKILL if it
+/// is still there after 5 s.
+fn terminate(child: &mut std::process::Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// russh client handler that accepts only the expected host key.
