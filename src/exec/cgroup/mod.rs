@@ -612,6 +612,80 @@ mod tests {
         assert_eq!(quota_us(0.001), 1000);
     }
 
+    /// The v2 paths that need no controller (joining, listing, CPU time
+    /// from `cpu.stat`, freezing, `cgroup.kill`, removal) on this host's v2
+    /// mount, even where its controllers are bound to v1 (a hybrid host, as
+    /// the development host is). Limits need the controllers: not here.
+    #[test]
+    fn v2_membership_kill_and_cpu_time_work_on_a_v2_mount() {
+        let mount = [PathBuf::from(ROOT), Path::new(ROOT).join("unified")]
+            .into_iter()
+            .find(|m| m.join("cgroup.controllers").exists());
+        let (true, Some(mount)) = (crate::sys::is_root(), mount) else {
+            eprintln!("needs root and a cgroup v2 mount");
+            return;
+        };
+        let name = format!("v2-test-{}/exp-1", std::process::id());
+        let cg = ExperimentCgroup::named(name.clone(), Hierarchy::V2(mount.clone()));
+        create_dir(&cg.dir("")).expect("v2 cgroup");
+        let in_cgroup = |script: &str| {
+            let mut child = std::process::Command::new("sh")
+                .args(["-c", &format!("read go; {script}")])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .expect("sh");
+            cg.add_process(child.id()).expect("join");
+            use std::io::Write;
+            writeln!(child.stdin.take().expect("stdin"), "go").expect("go");
+            child
+        };
+        let wait_empty = || {
+            for _ in 0..200 {
+                if cg.pids().is_empty() {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            false
+        };
+
+        let mut busy = in_cgroup("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done");
+        assert!(busy.wait().expect("wait").success());
+        assert!(cg.cpu_seconds() > 0.0, "cpu.stat usage_usec counts it");
+
+        // SIGTERM: frozen, signalled, thawed; a process in its own session goes too.
+        let mut child = in_cgroup("setsid sleep 60 & sleep 60");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(cg.pids().len(), 3, "sh and both sleeps: {:?}", cg.pids());
+        cg.signal_all(libc::SIGTERM);
+        assert!(wait_empty(), "left: {:?}", cg.pids());
+        assert!(!child.wait().expect("wait").success());
+        assert_eq!(
+            std::fs::read_to_string(cg.file("", "cgroup.freeze"))
+                .expect("cgroup.freeze")
+                .trim(),
+            "0",
+            "thawed again"
+        );
+
+        // SIGKILL: cgroup.kill, forks and new sessions included.
+        let mut child = in_cgroup("setsid sh -c 'sleep 60 & sleep 60' & sleep 60");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(cg.pids().len() >= 4, "{:?}", cg.pids());
+        cg.signal_all(libc::SIGKILL);
+        assert!(wait_empty(), "left: {:?}", cg.pids());
+        assert!(!child.wait().expect("wait").success());
+        assert_eq!(cg.oom_kills(), 0);
+
+        assert!(cg.remove(), "an empty cgroup is removed");
+        assert!(!cg.dir("").exists());
+        let _ = std::fs::remove_dir(
+            mount
+                .join("labbench")
+                .join(name.split('/').next().unwrap_or("")),
+        );
+    }
+
     #[test]
     fn this_host_picks_a_hierarchy_its_mounts_support() {
         let v2_ready = [PathBuf::from(ROOT), Path::new(ROOT).join("unified")]
