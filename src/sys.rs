@@ -92,9 +92,10 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     crate::monitor::parse_stat(&stat).map(|s| s.start_time)
 }
 
-/// `/proc/PID/stat`, read with one call (its size is unknown to `stat`,
-/// so a plain read of the file takes five small reads).
-fn proc_stat(pid: u32) -> Option<Vec<u8>> {
+/// `/proc/PID/stat`, read into a 1 KiB buffer (two reads: the line, then
+/// the end of the file; its size is unknown to `stat`, so a plain read of
+/// the file takes six, growing its buffer from 32 bytes).
+pub fn proc_stat(pid: u32) -> Option<Vec<u8>> {
     use std::io::Read;
     let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
     let mut stat = vec![0u8; 1024];

@@ -305,7 +305,7 @@ fn gpu_memory_now(lab: &Lab, tracked: &HashMap<u64, Tracked>) -> HashMap<u64, u6
         .map(|(id, t)| (t.pid, *id))
         .collect();
     gpu_memory_by_experiment(&processes, &cgroup_pids, &sessions, |pid| {
-        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        let stat = crate::sys::proc_stat(pid)?;
         crate::monitor::parse_stat(&stat).map(|f| f.session)
     })
 }
@@ -409,7 +409,7 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
     let mut oom = false;
     if let Some(cg) = &t.cgroup {
         // The experiment ends with its leader: stop anything it left running.
-        if !cg.pids().is_empty() {
+        if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
             cg.signal_all(libc::SIGKILL);
         }
         usage.cpu_seconds = cg.cpu_seconds();

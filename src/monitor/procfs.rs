@@ -140,7 +140,13 @@ impl ProcSampler {
             buffer: Vec::with_capacity(1024),
             previous: HashMap::new(),
             open_files: HashMap::new(),
-            max_open_files: crate::sys::raise_open_file_limit().saturating_sub(256),
+            // A quarter of the limit (at least 256) stays free for the rest
+            // of the daemon: SSH connections, logs, and each experiment's
+            // cgroup control files (about 17 on v1).
+            max_open_files: {
+                let limit = crate::sys::raise_open_file_limit();
+                limit.saturating_sub((limit / 4).max(256))
+            },
             last_sweep: None,
             ticks_per_second: crate::sys::clock_ticks_per_second(),
             page_size: crate::sys::page_size(),

@@ -53,12 +53,16 @@ pub(super) fn adopt(instance: &str) -> Option<ExperimentCgroup> {
 }
 
 /// Keeps `cg`, whose experiment ended, for the next one if it is empty and
-/// clean (see the module's text); whether it was kept.
+/// clean (see the module's text), thawed, and its limits are known (one
+/// re-opened after a restart is not kept: the memory limits must be written
+/// in an order that depends on the old ones); whether it was kept.
 pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
     if cg.hierarchy != Hierarchy::V1
-        || !cg.pids().is_empty()
+        || cg.limits.is_none()
+        || cg.pid_list().is_none_or(|pids| !pids.is_empty())
         || cg.oom_kills() > 0
         || cg.memory_now() > MAX_LEFTOVER_BYTES
+        || !cg.thawed()
     {
         return false;
     }
@@ -123,6 +127,15 @@ mod tests {
             memory_bytes: memory_mib << 20,
             cpus,
             pids: 64,
+        }
+    }
+
+    /// Waits (at most 5 s) until nothing runs in `cg`.
+    fn wait_empty(cg: &ExperimentCgroup) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !cg.pids().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "{:?} left", cg.pids());
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
@@ -195,10 +208,15 @@ mod tests {
         assert!(second.dir("memory").exists());
         sleeper.kill().expect("kill");
         sleeper.wait().expect("reap");
-        while !second.pids().is_empty() {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_empty(&second);
         assert!(second.remove());
+
+        // One re-opened after a restart (its limits unknown) is not kept:
+        // it is removed once empty.
+        let before = ExperimentCgroup::create(&instance, 6, limits(64, 1.0)).expect("sixth");
+        let reopened = ExperimentCgroup::open(before.name()).expect("reopened");
+        assert!(reopened.release(), "empty: done with");
+        assert!(!reopened.dir("memory").exists(), "removed, not kept");
 
         // One left by an earlier daemon is swept unless in use; one that
         // still holds a process stays whatever it is called.
@@ -217,9 +235,7 @@ mod tests {
         assert!(fifth.dir("memory").exists(), "in use");
         sleeper.kill().expect("kill");
         sleeper.wait().expect("reap");
-        while !fourth.pids().is_empty() {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_empty(&fourth);
         assert!(fourth.remove() && fifth.remove());
         remove_instance_dirs(&instance);
     }
