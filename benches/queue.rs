@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LABBENCH, TestKey, TestServer, exec, session};
+use common::{LABBENCH, TestKey, TestServer, exec, session, submit_id};
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -156,16 +156,11 @@ async fn submit_and_run(
     let start = Instant::now();
     let mut last = 0;
     for _ in 0..n {
-        let out = exec(
+        last = submit_id(
             handle,
-            &format!("submit --json --workdir /tmp --cpus {per_slot} --mem 64M -- true"),
-            None,
+            &format!("--workdir /tmp --cpus {per_slot} --mem 64M -- true"),
         )
         .await;
-        last = serde_json::from_str::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["id"].as_u64())
-            .expect("id");
     }
     let submitted = start.elapsed();
     // Two slots: the last two are the last to end; then check that nothing is left.
@@ -259,19 +254,14 @@ async fn drain_alone(
     per_slot: f64,
 ) -> Duration {
     let signal = scratch.join("open");
-    let gate = exec(
+    let gate = submit_id(
         handle,
         &format!(
-            "submit --json --workdir /tmp --sh 'while [ ! -e {} ]; do sleep 0.01; done'",
+            "--workdir /tmp --sh 'while [ ! -e {} ]; do sleep 0.01; done'",
             signal.display()
         ),
-        None,
     )
     .await;
-    let gate = serde_json::from_str::<serde_json::Value>(&gate.stdout)
-        .ok()
-        .and_then(|v| v["id"].as_u64())
-        .expect("id");
     for _ in 0..n {
         let out = exec(
             handle,
@@ -392,16 +382,11 @@ async fn log_ingest() {
         .and_then(|v| v["cores"].as_u64())
         .unwrap_or(1);
     let start = Instant::now();
-    let out = exec(
+    let id = submit_id(
         &handle,
-        &format!("submit --json --workdir /tmp --cpus {cores} --sh \"{pipeline}\""),
-        None,
+        &format!("--workdir /tmp --cpus {cores} --sh \"{pipeline}\""),
     )
     .await;
-    let id = serde_json::from_str::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["id"].as_u64())
-        .expect("id");
     let out = exec(&handle, &format!("wait {id}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
     let ours = start.elapsed();

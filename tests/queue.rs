@@ -109,14 +109,7 @@ fn json(text: &str) -> serde_json::Value {
 }
 
 async fn submit(handle: &russh::client::Handle<common::Client>, args: &str) -> u64 {
-    let out = exec(
-        handle,
-        &format!("submit --json --workdir /tmp {args}"),
-        None,
-    )
-    .await;
-    assert_eq!(out.status, Some(0), "{out:?}");
-    json(&out.stdout)["id"].as_u64().expect("id")
+    common::submit_id(handle, &format!("--workdir /tmp {args}")).await
 }
 
 async fn wait_state(handle: &russh::client::Handle<common::Client>, id: u64) -> serde_json::Value {

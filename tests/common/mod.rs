@@ -250,6 +250,16 @@ pub struct ExecResult {
     pub status: Option<u32>,
 }
 
+/// Runs `submit --json ARGS`, which must succeed; the new experiment's id.
+pub async fn submit_id(handle: &Handle<Client>, args: &str) -> u64 {
+    let out = exec(handle, &format!("submit --json {args}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .unwrap_or_else(|| panic!("no id in {out:?}"))
+}
+
 /// Runs `command` over exec with optional stdin, collecting output and status.
 pub async fn exec(handle: &Handle<Client>, command: &str, stdin: Option<&[u8]>) -> ExecResult {
     let mut channel = handle.channel_open_session().await.expect("open session");

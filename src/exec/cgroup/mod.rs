@@ -187,8 +187,15 @@ fn v1_dir(controller: &str, name: &str) -> PathBuf {
 
 /// Makes one cgroup directory; one left from an earlier run is reused.
 fn create_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::create_dir(dir) {
+    match make_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Makes one cgroup directory (and its parents); fails if it exists.
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir),
         other => other,
     }
@@ -225,19 +232,9 @@ fn new_v1_slot(instance: &str) -> std::io::Result<ExperimentCgroup> {
             "{instance}/slot-{}",
             NEXT_SLOT.fetch_add(1, Ordering::Relaxed)
         );
-        let memory = v1_dir("memory", &name);
-        let made = std::fs::create_dir(&memory).or_else(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => std::fs::create_dir_all(&memory),
-            _ => Err(e),
-        });
-        match made {
+        match make_dir(&v1_dir("memory", &name)) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", memory.display()),
-                ));
-            }
+            Err(e) => return Err(e),
             Ok(()) => {}
         }
         let cg = ExperimentCgroup::named(name, Hierarchy::V1);
@@ -546,18 +543,18 @@ impl ExperimentCgroup {
         let (freezer, frozen, thawed) = match self.hierarchy {
             Hierarchy::V2(_) => {
                 // cgroup.kill (5.14+) kills everything at once, forks included.
-                if signal == libc::SIGKILL && write(&self.file("", "cgroup.kill"), "1").is_ok() {
+                if signal == libc::SIGKILL && self.set("", "cgroup.kill", "1").is_ok() {
                     return;
                 }
-                (self.file("", "cgroup.freeze"), "1", "0")
+                (("", "cgroup.freeze"), "1", "0")
             }
-            Hierarchy::V1 => (self.file("freezer", "freezer.state"), "FROZEN", "THAWED"),
+            Hierarchy::V1 => (("freezer", "freezer.state"), "FROZEN", "THAWED"),
         };
-        let _ = write(&freezer, frozen);
+        let _ = self.set(freezer.0, freezer.1, frozen);
         for pid in self.pids() {
             crate::sys::kill(pid, signal);
         }
-        let _ = write(&freezer, thawed);
+        let _ = self.set(freezer.0, freezer.1, thawed);
     }
 
     /// Ends its use once its experiment ended: kept for the next
