@@ -120,6 +120,35 @@ async fn submissions() {
 }
 
 /// The middle of `values` (sorted in place).
+/// CPU time the whole host has spent busy so far (all cores, from
+/// `/proc/stat`): the difference over a phase is what it cost, whatever ran
+/// it, and is steadier than wall time on a noisy host.
+fn host_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: u64 = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .enumerate()
+        // user nice system idle iowait irq softirq steal: all but idle and iowait.
+        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    #[allow(unsafe_code)]
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / per_second)
+}
+
+/// Runs `f`, returning its result and the host CPU time spent meanwhile.
+async fn with_host_cpu<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let before = host_busy();
+    let result = f.await;
+    (result, host_busy().saturating_sub(before))
+}
+
 fn median(values: &mut [Duration]) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -189,14 +218,32 @@ async fn end_to_end() {
         .unwrap_or(2.0);
     let per_slot = cores / 2.0;
     let (mut floors, mut totals, mut submits, mut spooler) = (vec![], vec![], vec![], vec![]);
+    // Host CPU time of each phase, summed over the rounds.
+    let (mut floor_cpu, mut labbench_cpu, mut spooler_cpu) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
-        floors.push(xargs_floor(n));
-        let (total, submitted) = submit_and_run(&handle, n, per_slot).await;
+        let (floor, cpu) = with_host_cpu(async { xargs_floor(n) }).await;
+        floors.push(floor);
+        floor_cpu += cpu;
+        let ((total, submitted), cpu) = with_host_cpu(submit_and_run(&handle, n, per_slot)).await;
         totals.push(total);
         submits.push(submitted);
-        spooler.extend(task_spooler(dir.path(), n));
+        labbench_cpu += cpu;
+        let (spooled, cpu) = with_host_cpu(async { task_spooler(dir.path(), n) }).await;
+        if let Some(spooled) = spooled {
+            spooler.push(spooled);
+            spooler_cpu += cpu;
+        }
     }
-    let drain = drain_alone(&handle, dir.path(), n, per_slot).await;
+    let per_experiment =
+        |cpu: Duration, runs: usize| cpu.as_secs_f64() * 1000.0 / (n * runs.max(1)) as f64;
+    let cpu_line = format!(
+        "host CPU per experiment: xargs {:.2} ms, labbench {:.2} ms (submission over SSH included), task-spooler {:.2} ms",
+        per_experiment(floor_cpu, rounds),
+        per_experiment(labbench_cpu, rounds),
+        per_experiment(spooler_cpu, spooler.len()),
+    );
+    let (drain, drain_cpu) = with_host_cpu(drain_alone(&handle, dir.path(), n, per_slot)).await;
     drop(handle);
     server.stop();
     let files = file_creation_cost(dir.path(), n);
@@ -230,13 +277,14 @@ async fn end_to_end() {
         .unwrap_or_else(|| "pueue skipped".into());
     println!(
         "(b) {n} × true, 2 slots, {rounds} rounds: labbench {} s, median {:.2} s (submitting took {} s; \
-         running them alone, all queued at once, {:.2} s), xargs -P2 {} s, median {:.2} s: \
+         running them alone, all queued at once, {:.2} s, {:.2} ms host CPU each), xargs -P2 {} s, median {:.2} s: \
          ratio of medians {:.1} (goal ≤ 3); creating each experiment's directory and 4 files alone \
-         takes {:.2} s on this disk now; {peer}; {pueue}",
+         takes {:.2} s on this disk now; {peer}; {pueue}; {cpu_line}",
         seconds(&totals),
         total.as_secs_f64(),
         seconds(&submits),
         drain.as_secs_f64(),
+        per_experiment(drain_cpu, 1),
         seconds(&floors),
         floor.as_secs_f64(),
         total.as_secs_f64() / floor.as_secs_f64(),

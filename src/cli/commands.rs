@@ -272,7 +272,16 @@ pub fn parse_exec_line(line: &str) -> Result<LabCommand, CommandOutput> {
 /// `parse_exec_line` does after splitting: the interface's forms use it so
 /// they accept and refuse exactly what the commands do.
 pub fn parse_exec_argv(argv: Vec<String>) -> Result<LabCommand, CommandOutput> {
-    ExecLine::try_parse_from(std::iter::once("labbench".to_string()).chain(argv))
+    use clap::{CommandFactory, FromArgMatches};
+    // Building the parser (every command, flag and help text) cost more than
+    // parsing a submission with it: it is built once and reused.
+    static PARSER: std::sync::OnceLock<std::sync::Mutex<clap::Command>> =
+        std::sync::OnceLock::new();
+    let parser = PARSER.get_or_init(|| std::sync::Mutex::new(ExecLine::command()));
+    let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
+    parser
+        .try_get_matches_from_mut(std::iter::once("labbench".to_string()).chain(argv))
+        .and_then(|mut m| ExecLine::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut parser)))
         .map(|line| line.command)
         .map_err(|e| clap_error_output(&e))
 }
@@ -706,5 +715,31 @@ mod queue_command_tests {
         let err = parse_exec_line("submit --frob -- true").expect_err("unknown flag");
         assert_eq!(err.status, exit::USAGE);
         assert!(parse_exec_line("priority 3 -2").is_ok());
+    }
+
+    /// The parser is built once and reused: what one line leaves in it
+    /// (values, errors, help) must never show in the next.
+    #[test]
+    fn the_reused_parser_answers_every_line_afresh() {
+        let submit = |line: &str| match parse_exec_line(line) {
+            Ok(LabCommand::Submit(args)) => args,
+            other => panic!("{line}: {other:?}"),
+        };
+        for _ in 0..3 {
+            let full = submit("submit --name a --mem 1G --env K=V --tag x -- echo one");
+            assert_eq!(full.mem, Some(1 << 30));
+            assert_eq!(full.command, vec!["echo", "one"]);
+            let help = parse_exec_line("help submit").expect_err("help is output");
+            assert_eq!(help.status, 0);
+            assert!(String::from_utf8_lossy(&help.stdout).contains("--mem"));
+            let bad = parse_exec_line("submit --mem 8Q -- true").expect_err("bad size");
+            assert_eq!(bad.status, exit::USAGE);
+            // Nothing of the earlier lines carries over.
+            let bare = submit("submit -- true");
+            assert_eq!(bare.mem, None);
+            assert_eq!(bare.name, None);
+            assert!(bare.env.is_empty() && bare.tags.is_empty());
+            assert_eq!(bare.command, vec!["true"]);
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! every transition through the service. Re-attaches after a restart.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -43,6 +45,9 @@ struct Tracked {
     last_cpu: Option<(tokio::time::Instant, f64)>,
     /// Most GPU memory its processes held at once (as the GPU source saw it).
     peak_gpu_memory: u64,
+    /// What its supervisor's pidfd said (see [`ExitWatch`]); without one,
+    /// `/proc` is read at every wake-up instead.
+    ended: Option<ExitWatch>,
 }
 
 impl Tracked {
@@ -67,9 +72,30 @@ impl Tracked {
             stopping: None,
             last_cpu: None,
             peak_gpu_memory: 0,
+            ended: None,
+        }
+    }
+
+    /// Whether its supervisor has ended.
+    fn has_ended(&self) -> bool {
+        match self
+            .ended
+            .as_ref()
+            .map(|watch| watch.load(Ordering::Acquire))
+        {
+            Some(EXITED) => true,
+            Some(RUNNING) => false,
+            _ => !crate::sys::process_running(self.pid, self.start_time),
         }
     }
 }
+
+/// A supervisor's state as its pidfd tells it: [`RUNNING`], [`EXITED`], or
+/// anything else when the pidfd failed (then `/proc` tells).
+type ExitWatch = Arc<AtomicU8>;
+const RUNNING: u8 = 0;
+const EXITED: u8 = 1;
+const UNKNOWN: u8 = 2;
 
 /// Settings of the runner.
 #[derive(Debug, Clone)]
@@ -169,11 +195,12 @@ pub async fn run(
     }
 }
 
-/// Wakes the runner through `exits` when process `pid` ends. Without pidfds
-/// (Linux < 5.3) nothing is sent and the tick notices the end instead.
-fn wake_on_exit(pid: u32, exits: &mpsc::UnboundedSender<()>) {
+/// Wakes the runner through `exits` when process `pid` ends, and returns
+/// the watch that says so. Without pidfds (Linux < 5.3) nothing is sent,
+/// `None` is returned and the tick notices the end instead.
+fn wake_on_exit(pid: u32, exits: &mpsc::UnboundedSender<()>) -> Option<ExitWatch> {
     let Ok(pidfd) = crate::sys::pidfd_open(pid) else {
-        return;
+        return None;
     };
     // SAFETY: an OwnedFd stays open and is the same descriptor for as long
     // as the AsyncFd owns it.
@@ -182,13 +209,20 @@ fn wake_on_exit(pid: u32, exits: &mpsc::UnboundedSender<()>) {
         tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
     };
     let Ok(pidfd) = registered else {
-        return;
+        return None;
     };
+    let watch = ExitWatch::default();
+    let state = Arc::clone(&watch);
     let exits = exits.clone();
     tokio::spawn(async move {
-        let _ = pidfd.readable().await;
+        let now = match pidfd.readable().await {
+            Ok(_) => EXITED,
+            Err(_) => UNKNOWN,
+        };
+        state.store(now, Ordering::Release);
         let _ = exits.send(());
     });
+    Some(watch)
 }
 
 /// Rebuilds the tracking table from the store after a (re)start.
@@ -218,7 +252,7 @@ fn reattach(
                 cgroup,
                 gpus,
             } => {
-                let t = Tracked::new(
+                let mut t = Tracked::new(
                     &e,
                     *pid,
                     *pid_start_time,
@@ -228,7 +262,7 @@ fn reattach(
                 );
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
-                    wake_on_exit(*pid, exits);
+                    t.ended = wake_on_exit(*pid, exits);
                     tracked.insert(e.id, t);
                 } else {
                     // Ended while the daemon was down: the shim's journal tells how.
@@ -344,7 +378,7 @@ fn watch(
     let now = crate::lab::now();
     let mut ended = Vec::new();
     for (id, t) in tracked.iter_mut() {
-        if !crate::sys::process_running(t.pid, t.start_time) {
+        if t.has_ended() {
             ended.push(*id);
             continue;
         }
@@ -602,7 +636,7 @@ fn start_allowed(
             }
             continue;
         }
-        wake_on_exit(l.pid, exits);
+        let ended = wake_on_exit(l.pid, exits);
         let released = if durable {
             go(&settings.launch, &l)
         } else {
@@ -611,6 +645,7 @@ fn start_allowed(
             Err("its start could not be recorded durably".to_string())
         };
         let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
+        t.ended = ended;
         if let Err(err) = released {
             // Its supervisor exits without running the command; tracking it
             // records that end and frees its reservation.

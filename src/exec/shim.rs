@@ -55,8 +55,13 @@ pub mod fds {
 /// Runs the shim (stdin: the "go" pipe; stdout and stderr: the logs; and
 /// the descriptors in [`fds`]). Returns the process exit code.
 pub fn run_shim(args: &ShimArgs) -> i32 {
-    let mut line = String::new();
-    if std::io::stdin().read_line(&mut line).is_err() || line.trim() != "go" {
+    // Read straight from the pipe: std's stdin would set up (and copy into
+    // this forked process) a buffer for three bytes.
+    let mut go = [0u8; 3];
+    let told = crate::sys::take_inherited_fd(0)
+        .map(std::fs::File::from)
+        .is_some_and(|mut pipe| std::io::Read::read_exact(&mut pipe, &mut go).is_ok());
+    if !told || &go != b"go\n" {
         // The daemon never said go (it stopped first): nothing ran.
         return 125;
     }
