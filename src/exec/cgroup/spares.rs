@@ -7,10 +7,10 @@
 //! makes one directory, not five, and cannot reset a cgroup's counters.
 //!
 //! A cgroup is kept only if nothing runs in it, the OOM killer never acted
-//! there (v1 cannot reset that count) and it holds at most
-//! [`MAX_LEFTOVER_BYTES`] of page cache, which the next experiment's peak
-//! memory would otherwise include. Its CPU time and peak memory are reset
-//! when it is reused.
+//! there (v1 cannot reset that count) and it is still charged for at most
+//! [`max_leftover_bytes`] (page cache, and the charges the kernel batches
+//! per CPU), which the next experiment's peak memory would otherwise
+//! include. Its CPU time and peak memory are reset when it is reused.
 
 use std::sync::Mutex;
 
@@ -18,8 +18,16 @@ use super::{ExperimentCgroup, Hierarchy, V1_CONTROLLERS, v1_dir};
 
 /// Spares kept at most (across instances).
 const MAX_SPARES: usize = 8;
-/// Memory (page cache) a cgroup may still be charged for and be kept.
-const MAX_LEFTOVER_BYTES: u64 = 1 << 20;
+/// Memory a cgroup may still be charged for and be kept: 1 MiB of page
+/// cache, plus what the kernel may have charged ahead per CPU (up to 64
+/// pages each on v1), so that slots are reused on many-core hosts too.
+fn max_leftover_bytes() -> u64 {
+    static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+        (1 << 20) + cpus * 64 * crate::sys::page_size()
+    })
+}
 
 static SPARES: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
 
@@ -61,7 +69,7 @@ pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
         || cg.limits.is_none()
         || cg.pid_list().is_none_or(|pids| !pids.is_empty())
         || cg.oom_kills() > 0
-        || cg.memory_now() > MAX_LEFTOVER_BYTES
+        || cg.memory_now() > max_leftover_bytes()
         || !cg.thawed()
     {
         return false;
@@ -94,18 +102,19 @@ pub fn sweep_leftovers(instance: &str, in_use: &[&str]) {
     let Some(hierarchy) = super::hierarchy() else {
         return;
     };
-    let parent = match &hierarchy {
-        Hierarchy::V2(mount) => mount.join("labbench").join(instance),
-        Hierarchy::V1 => v1_dir(V1_CONTROLLERS[0], instance),
+    // On v1, every hierarchy: a removal cut short may have left a cgroup
+    // in some of them only.
+    let parents = match &hierarchy {
+        Hierarchy::V2(mount) => vec![mount.join("labbench").join(instance)],
+        Hierarchy::V1 => V1_CONTROLLERS.iter().map(|c| v1_dir(c, instance)).collect(),
     };
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(leaf) = file_name.to_str() else {
-            continue;
-        };
+    let leaves: std::collections::BTreeSet<String> = parents
+        .iter()
+        .filter_map(|parent| std::fs::read_dir(parent).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|entry| entry.file_name().to_str().map(str::to_string))
+        .collect();
+    for leaf in leaves {
         let name = format!("{instance}/{leaf}");
         let ours = ["slot-", "exp-", "spare-"]
             .iter()
@@ -229,7 +238,11 @@ mod tests {
         fourth.add_process(sleeper.id()).expect("join");
         let fifth = ExperimentCgroup::create(&instance, 5, limits(64, 1.0)).expect("fifth");
         assert_eq!(slots(), 3);
+        // A removal cut short: left in the pids hierarchy only.
+        let partial = v1_dir("pids", &format!("{instance}/slot-90"));
+        std::fs::create_dir(&partial).expect("partial leftover");
         sweep_leftovers(&instance, &[fifth.name()]);
+        assert!(!partial.exists(), "a leftover in one hierarchy only: swept");
         assert!(!third.dir("memory").exists(), "empty and unused: swept");
         assert!(fourth.dir("memory").exists(), "holds a process");
         assert!(fifth.dir("memory").exists(), "in use");
