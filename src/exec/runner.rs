@@ -76,15 +76,16 @@ impl Tracked {
         }
     }
 
-    /// Whether its supervisor has ended.
-    fn has_ended(&self) -> bool {
+    /// Whether its supervisor has ended. At a tick `/proc` is read even
+    /// when the pidfd says it runs (a backstop that costs a read a tick).
+    fn has_ended(&self, ticked: bool) -> bool {
         match self
             .ended
             .as_ref()
             .map(|watch| watch.load(Ordering::Acquire))
         {
             Some(EXITED) => true,
-            Some(RUNNING) => false,
+            Some(RUNNING) if !ticked => false,
             _ => !crate::sys::process_running(self.pid, self.start_time),
         }
     }
@@ -195,13 +196,20 @@ pub async fn run(
     }
 }
 
-/// Wakes the runner through `exits` when process `pid` ends, and returns
-/// the watch that says so. Without pidfds (Linux < 5.3) nothing is sent,
-/// `None` is returned and the tick notices the end instead.
-fn wake_on_exit(pid: u32, exits: &mpsc::UnboundedSender<()>) -> Option<ExitWatch> {
+/// Wakes the runner through `exits` when process `pid` (started at
+/// `start_time`) ends, and returns the watch that says so. Without pidfds
+/// (Linux < 5.3) nothing is sent, `None` is returned and the tick notices
+/// the end instead.
+fn wake_on_exit(pid: u32, start_time: u64, exits: &mpsc::UnboundedSender<()>) -> Option<ExitWatch> {
     let Ok(pidfd) = crate::sys::pidfd_open(pid) else {
         return None;
     };
+    // Checked after opening: if the process is still the one started at
+    // `start_time`, the pidfd refers to it and not to a later holder of
+    // its pid. If not, it has ended already.
+    if !crate::sys::process_running(pid, start_time) {
+        return Some(Arc::new(AtomicU8::new(EXITED)));
+    }
     // SAFETY: an OwnedFd stays open and is the same descriptor for as long
     // as the AsyncFd owns it.
     #[allow(unsafe_code)]
@@ -262,7 +270,7 @@ fn reattach(
                 );
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
-                    t.ended = wake_on_exit(*pid, exits);
+                    t.ended = wake_on_exit(*pid, *pid_start_time, exits);
                     tracked.insert(e.id, t);
                 } else {
                     // Ended while the daemon was down: the shim's journal tells how.
@@ -378,7 +386,7 @@ fn watch(
     let now = crate::lab::now();
     let mut ended = Vec::new();
     for (id, t) in tracked.iter_mut() {
-        if t.has_ended() {
+        if t.has_ended(ticked) {
             ended.push(*id);
             continue;
         }
@@ -636,7 +644,7 @@ fn start_allowed(
             }
             continue;
         }
-        let ended = wake_on_exit(l.pid, exits);
+        let ended = wake_on_exit(l.pid, l.start_time, exits);
         let released = if durable {
             go(&settings.launch, &l)
         } else {
@@ -659,4 +667,33 @@ fn start_allowed(
         tracked.insert(e.id, t);
     }
     (room, committed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The watch follows the process it was asked for: one whose pid now
+    /// names another start (a reused pid) counts as ended at once.
+    #[tokio::test]
+    async fn an_exit_watch_follows_the_process_started_then() {
+        let (exits, mut exited) = mpsc::unbounded_channel();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = child.id();
+        let started = crate::sys::process_start_time(pid).expect("start time");
+
+        let other = wake_on_exit(pid, started + 1, &exits).expect("pidfd");
+        assert_eq!(other.load(Ordering::Acquire), EXITED, "another start");
+
+        let watch = wake_on_exit(pid, started, &exits).expect("pidfd");
+        assert_eq!(watch.load(Ordering::Acquire), RUNNING);
+        child.kill().expect("kill");
+        let woke = tokio::time::timeout(Duration::from_secs(10), exited.recv()).await;
+        assert_eq!(woke.expect("woken within 10 s"), Some(()));
+        assert_eq!(watch.load(Ordering::Acquire), EXITED);
+        child.wait().expect("reap");
+    }
 }

@@ -55,8 +55,8 @@ pub mod fds {
 /// Runs the shim (stdin: the "go" pipe; stdout and stderr: the logs; and
 /// the descriptors in [`fds`]). Returns the process exit code.
 pub fn run_shim(args: &ShimArgs) -> i32 {
-    // Read straight from the pipe: std's stdin would set up (and copy into
-    // this forked process) a buffer for three bytes.
+    // Read straight from the pipe (and close it): std's buffered stdin
+    // would allocate, and each page this forked process writes is copied.
     let mut go = [0u8; 3];
     let told = crate::sys::take_inherited_fd(0)
         .map(std::fs::File::from)

@@ -18,13 +18,17 @@ use super::{ExperimentCgroup, Hierarchy, V1_CONTROLLERS, v1_dir};
 
 /// Spares kept at most (across instances).
 const MAX_SPARES: usize = 8;
-/// Memory a cgroup may still be charged for and be kept: 1 MiB of page
-/// cache, plus what the kernel may have charged ahead per CPU (up to 64
-/// pages each on v1), so that slots are reused on many-core hosts too.
+/// Memory a cgroup may still be charged for and be kept: 1 MiB, plus what
+/// the kernel may have charged ahead per CPU (up to 64 pages on each CPU of
+/// the host, whatever this process may run on), so that slots are reused on
+/// many-core hosts too. Page cache within that allowance is not told apart
+/// and counts toward the next experiment's peak.
 fn max_leftover_bytes() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+        // SAFETY: sysconf only reads a configuration value.
+        #[allow(unsafe_code)]
+        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as u64;
         (1 << 20) + cpus * 64 * crate::sys::page_size()
     })
 }
