@@ -278,10 +278,16 @@ pub fn parse_exec_argv(argv: Vec<String>) -> Result<LabCommand, CommandOutput> {
     static PARSER: std::sync::OnceLock<std::sync::Mutex<clap::Command>> =
         std::sync::OnceLock::new();
     let parser = PARSER.get_or_init(|| std::sync::Mutex::new(ExecLine::command()));
-    let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
-    parser
-        .try_get_matches_from_mut(std::iter::once("labbench".to_string()).chain(argv))
-        .and_then(|mut m| ExecLine::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut parser)))
+    // The lock is held only while parsing; errors are rendered after.
+    let parsed = {
+        let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
+        let argv = std::iter::once("labbench".to_string()).chain(argv);
+        let matches = parser.try_get_matches_from_mut(argv);
+        matches.and_then(|mut m| {
+            ExecLine::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut parser))
+        })
+    };
+    parsed
         .map(|line| line.command)
         .map_err(|e| clap_error_output(&e))
 }
