@@ -133,7 +133,9 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
         eprintln!("labbench: final flush failed: {e}");
         return ExitCode::FAILURE;
     }
-    // Experiments still running keep their cgroups (a restart re-attaches).
+    // Experiments still running keep their cgroups (a restart re-attaches);
+    // idle supervisors end, and their slots go.
+    labbench::exec::pool::retire_all(&labbench::exec::cgroup::instance_name(&data_dir));
     labbench::exec::cgroup::remove_instance(&data_dir);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,15 +145,20 @@ pub async fn start(
         ),
         config: Arc::new(config),
     });
+    let launcher = Arc::new(crate::exec::Launcher::new(
+        std::env::current_exe()
+            .map_err(|e| ServeError::Start(format!("cannot locate the labbench binary: {e}")))?,
+    ));
+    let cgroups = shared.config.queue.cgroups && crate::exec::cgroup::available();
     let runner_settings = RunnerSettings {
         launch: LaunchContext {
             data_dir: data_dir.clone(),
-            launcher: Arc::new(crate::exec::Launcher::new(
-                std::env::current_exe().map_err(|e| {
-                    ServeError::Start(format!("cannot locate the labbench binary: {e}"))
-                })?,
-            )),
-            cgroups: shared.config.queue.cgroups && crate::exec::cgroup::available(),
+            // Kept supervisors stay in v1 slots (v2 cannot reset a cgroup's counters).
+            reuse_supervisors: cgroups
+                && launcher.can_reuse()
+                && crate::exec::cgroup::hierarchy() == Some(crate::exec::cgroup::Hierarchy::V1),
+            launcher,
+            cgroups,
             as_root: crate::sys::is_root(),
             max_processes: shared.config.queue.max_processes,
         },

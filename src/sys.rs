@@ -52,15 +52,22 @@ pub fn new_session() -> std::io::Result<()> {
     }
 }
 
-/// Ignores SIGTERM, SIGINT and SIGHUP in the calling process (children
-/// started earlier keep their own handling).
-pub fn ignore_stop_signals() {
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        // SAFETY: installing SIG_IGN has no handler code to run.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::signal(signal, libc::SIG_IGN);
+/// Blocks SIGTERM, SIGINT and SIGHUP in the calling (single-threaded)
+/// process: sent to it, they stay pending and never act. Unlike ignored
+/// signals, blocked ones are not passed on: std resets the signal mask of
+/// every command it starts, so commands started later get them as usual.
+pub fn block_stop_signals() {
+    // SAFETY: the set is initialised by sigemptyset before use, and
+    // sigprocmask only changes this thread's signal mask.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(set.as_mut_ptr());
+        let mut set = set.assume_init();
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
         }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 

@@ -104,6 +104,25 @@ fn last_reason(e: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// Member alice, whose experiments run as [`experiment_unix_user`]: her
+/// session and that Unix user.
+async fn experiment_user(
+    lab: &Lab,
+    admin: &russh::client::Handle<common::Client>,
+) -> (russh::client::Handle<common::Client>, String) {
+    let unix = experiment_unix_user();
+    let out = exec(
+        admin,
+        &format!("user add alice --role member --unix-user {unix}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let key = TestKey::generate(lab.dir.path(), "alice_key");
+    exec(admin, "key add alice", Some(key.public_line.as_bytes())).await;
+    (session(&lab.server, &key).await, unix)
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -126,17 +145,7 @@ async fn wait_state(handle: &russh::client::Handle<common::Client>, id: u64) -> 
 async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
     let lab = start("");
     let admin = session(&lab.server, &lab.admin).await;
-    let unix = experiment_unix_user();
-    let out = exec(
-        &admin,
-        &format!("user add alice --role member --unix-user {unix}"),
-        None,
-    )
-    .await;
-    assert_eq!(out.status, Some(0), "{out:?}");
-    let key = TestKey::generate(lab.dir.path(), "alice_key");
-    exec(&admin, "key add alice", Some(key.public_line.as_bytes())).await;
-    let alice = session(&lab.server, &key).await;
+    let (alice, unix) = experiment_user(&lab, &admin).await;
 
     let id = submit(
         &alice,
@@ -478,6 +487,10 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     let lab = start("");
     let data = lab.server.data_dir.clone();
     let admin = session(&lab.server, &lab.admin).await;
+    // Where supervisors are kept (v1 slots), the survivor runs under the
+    // one kept from this first experiment.
+    let first = submit(&admin, "-- true").await;
+    let kept = supervisor_pid(&wait_state(&admin, first).await);
     let survivor = submit(&admin, "-- sh -c 'sleep 3; echo survived'").await;
     let victim = submit(&admin, "-- sleep 300").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -486,6 +499,14 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     let victim_shim = json(&shown.stdout)["state"]["pid"]
         .as_u64()
         .unwrap_or_else(|| panic!("victim's supervisor runs: {}", shown.stdout));
+    let shown = exec(&admin, &format!("show {survivor} --json"), None).await;
+    let survivor_shim = json(&shown.stdout)["state"]["pid"].as_u64();
+    assert_eq!(
+        survivor_shim == Some(kept),
+        v1_cgroups(),
+        "{}",
+        shown.stdout
+    );
     drop(admin);
     Command::new("kill")
         .args(["-9", &lab.server.pid().to_string()])
@@ -509,6 +530,139 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     assert_eq!(out.stdout.trim(), "survived");
     let e = wait_state(&admin, victim).await;
     assert_eq!(e["state"]["outcome"], "lost", "{e}");
+}
+
+/// Whether this host confines experiments in v1 cgroups (where supervisors
+/// are kept from one experiment to the next).
+fn v1_cgroups() -> bool {
+    labbench::exec::cgroup::available()
+        && labbench::exec::cgroup::hierarchy() == Some(labbench::exec::cgroup::Hierarchy::V1)
+}
+
+fn process_exists(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The pid of an experiment's supervisor, as its start's transition tells it.
+fn supervisor_pid(e: &serde_json::Value) -> u64 {
+    let started = e["transitions"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["to"] == "running"))
+        .and_then(|t| t["reason"].as_str())
+        .unwrap_or_default();
+    let pid = started.strip_prefix("started as pid ").unwrap_or_default();
+    let pid = pid.split(' ').next().unwrap_or_default();
+    pid.parse()
+        .unwrap_or_else(|_| panic!("no supervisor pid in {e}"))
+}
+
+/// The v1 memory cgroup directory process `pid` is in.
+fn memory_cgroup_of(pid: u64) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.split_once(":memory:").map(|(_, path)| path.to_string()))
+        .map(|path| std::path::Path::new("/sys/fs/cgroup/memory").join(&path[1..]))
+        .unwrap_or_else(|| panic!("process {pid} is in no memory cgroup: {text}"))
+}
+
+#[tokio::test]
+async fn a_kept_supervisor_runs_the_next_experiment_afresh_and_alone() {
+    if !v1_cgroups() {
+        eprintln!("skipped: supervisors are kept only in v1 cgroup slots");
+        return;
+    }
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    // The first uses 60 MiB and some CPU, and fails.
+    let first = submit(
+        &admin,
+        "--mem 300M -- perl -e '$x = \"a\" x (60*1024*1024); $i = 0; $i++ while $i < 3e6; print \"one\\n\"; exit 3'",
+    )
+    .await;
+    let first = wait_state(&admin, first).await;
+    assert_eq!(first["state"]["exit_code"], 3, "{first}");
+    assert!(
+        first["usage"]["peak_memory_bytes"].as_u64() > Some(60 << 20),
+        "{first}"
+    );
+    let supervisor = supervisor_pid(&first);
+    let slot = memory_cgroup_of(supervisor);
+    let name = slot
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with("slot-"),
+        "kept in a slot: {}",
+        slot.display()
+    );
+
+    // The next of the same user runs under that supervisor, in that slot,
+    // with its own status, logs and accounts.
+    let second = submit(&admin, "-- sh -c 'echo two; exit 0'").await;
+    let second = wait_state(&admin, second).await;
+    assert_eq!(second["state"]["outcome"], "succeeded", "{second}");
+    assert_eq!(supervisor_pid(&second), supervisor, "{second}");
+    assert_eq!(memory_cgroup_of(supervisor), slot, "it stays in its slot");
+    let id = second["id"].as_u64().expect("id");
+    assert_eq!(
+        exec(&admin, &format!("logs {id}"), None).await.stdout,
+        "two\n"
+    );
+    let peak = second["usage"]["peak_memory_bytes"].as_u64().expect("peak");
+    assert!(
+        peak < 30 << 20,
+        "the first's peak is not the second's: {second}"
+    );
+    assert!(
+        second["usage"]["cpu_seconds"].as_f64() < first["usage"]["cpu_seconds"].as_f64(),
+        "the first's CPU time is not the second's: {first} {second}"
+    );
+
+    // A kept supervisor that died is not used again.
+    Command::new("kill")
+        .args(["-9", &supervisor.to_string()])
+        .status()
+        .expect("kill");
+    // What an experiment leaves running (here in a session of its own)
+    // ends with it, whether or not its supervisor stays.
+    let seconds = 8000 + std::process::id() % 1000;
+    let third = submit(
+        &admin,
+        &format!("-- sh -c 'setsid sleep {seconds} & echo three'"),
+    )
+    .await;
+    let third = wait_state(&admin, third).await;
+    assert_eq!(third["state"]["outcome"], "succeeded", "{third}");
+    assert_ne!(supervisor_pid(&third), supervisor);
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("^sleep {seconds}$")])
+        .output()
+        .expect("pgrep");
+    assert!(left.stdout.is_empty(), "the third left a process behind");
+
+    // Another Unix user gets a supervisor of its own.
+    let fourth = submit(&admin, "-- echo four").await;
+    let kept = supervisor_pid(&wait_state(&admin, fourth).await);
+    if is_root() {
+        let (alice, unix) = experiment_user(&lab, &admin).await;
+        let hers = submit(&alice, "-- id -un").await;
+        let hers = wait_state(&alice, hers).await;
+        assert_ne!(supervisor_pid(&hers), kept, "{hers}");
+        let id = hers["id"].as_u64().expect("id");
+        let out = exec(&alice, &format!("logs {id}"), None).await;
+        assert_eq!(out.stdout.trim(), unix);
+    }
+    let slot = memory_cgroup_of(kept);
+
+    // A daemon that stops ends its idle supervisors and removes their slots.
+    drop(admin);
+    lab.server.stop();
+    assert!(
+        !process_exists(kept),
+        "idle supervisor {kept} outlived the daemon"
+    );
+    assert!(!slot.exists(), "{} is left", slot.display());
 }
 
 #[tokio::test]

@@ -3,21 +3,26 @@
 //!
 //! Forking the launcher, which never grows, costs far less than starting a
 //! new program or forking the daemon: no dynamic loading, no copy of the
-//! daemon's page tables. The launcher holds the write end of each new shim's
-//! "go" pipe until the daemon has recorded the start and says go; if the
-//! daemon goes away first, the launcher exits, the pipes close and the shims
-//! that never got go exit without running anything. Shims that got go run on
-//! (reparented) and record their end in their journal, which a restarted
-//! daemon reads. The launcher ignores SIGCHLD, so its children never linger
-//! as zombies; the daemon learns of ends through pidfds.
+//! daemon's page tables. The launcher holds its end of each shim's control
+//! socket; it says go there once the daemon has recorded the start. If the
+//! daemon goes away first, the launcher exits, the sockets close and the
+//! shims that never got go exit without running anything. Shims that got go
+//! run on (reparented) and record their end in their journal, which a
+//! restarted daemon reads. The launcher ignores SIGCHLD, so its children
+//! never linger as zombies; the daemon learns of ends through pidfds, and
+//! of the ends of reusable shims' experiments through the ends pipe (the
+//! launcher's stdout, handed to every shim).
+//!
+//! A reusable shim's next experiment goes down its control socket, with
+//! the experiment's log and journal files attached ([`super::fdpass`]).
 //!
 //! Protocol on the socket (the launcher's stdin): frames of a little-endian
-//! u32 length and a JSON [`Request`]; a [`Spawn`](Request::Spawn) gets one
-//! [`Reply`], the others none.
+//! u32 length and a JSON [`Request`]; a [`Spawn`](Request::Spawn) or
+//! [`Reuse`](Request::Reuse) gets one [`Reply`], the others none.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -31,13 +36,17 @@ use super::local::ExperimentFiles;
 use super::shim::{ShimArgs, fds, run_shim};
 
 /// Largest frame either side accepts (commands and environments are far smaller).
-const MAX_FRAME: u32 = 16 << 20;
+pub(super) const MAX_FRAME: u32 = 16 << 20;
 
 /// What the daemon asks of the launcher.
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
     /// Fork a shim that waits for go.
     Spawn(ShimArgs),
+    /// Hand reusable shim `pid`, idle, its next experiment (it waits for go).
+    Reuse { pid: u32, args: ShimArgs },
+    /// Reusable shim `pid` gets no more experiments: close its socket (it exits).
+    Retire { pid: u32 },
     /// Let shim `pid` run its command.
     Go { pid: u32 },
     /// Shim `pid` will not be told go: close its pipe (it exits).
@@ -56,6 +65,10 @@ enum Reply {
 pub struct Launcher {
     program: PathBuf,
     connection: Mutex<Option<Connection>>,
+    /// The ends pipe's write end, handed to every launcher (and its shims).
+    ends_writer: Option<OwnedFd>,
+    /// Its read end, until the runner takes it.
+    ends_reader: Mutex<Option<OwnedFd>>,
 }
 
 /// The socket to the current launcher and the shims it forked that wait for go.
@@ -65,20 +78,52 @@ struct Connection {
     waiting: std::collections::HashSet<u32>,
 }
 
+/// How long the launcher waits for a supervisor to take a message.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long the daemon waits for the launcher to answer before replacing it.
 const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Launcher {
     /// A launcher run from `program` (the labbench binary), started lazily.
     pub fn new(program: PathBuf) -> Launcher {
+        let (ends_reader, ends_writer) = match ends_pipe() {
+            Ok((reader, writer)) => (Some(reader), Some(writer)),
+            Err(e) => {
+                tracing::warn!("no ends pipe ({e}): supervisors are not reused");
+                (None, None)
+            }
+        };
         Launcher {
             program,
             connection: Mutex::new(None),
+            ends_writer,
+            ends_reader: Mutex::new(ends_reader),
         }
+    }
+
+    /// The read end of the ends pipe, on which reusable shims report each
+    /// experiment's end ([`super::shim::end_report`]); `None` once taken,
+    /// or if there is none (then no shim may be reusable).
+    pub fn take_ends(&self) -> Option<OwnedFd> {
+        self.ends_reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Whether shims may be kept for further experiments (their ends can
+    /// be reported).
+    pub fn can_reuse(&self) -> bool {
+        self.ends_writer.is_some()
     }
 
     fn start(&self) -> std::io::Result<UnixStream> {
         let (ours, theirs) = UnixStream::pair()?;
+        let ends = match &self.ends_writer {
+            Some(writer) => Stdio::from(writer.try_clone()?),
+            None => Stdio::null(),
+        };
         // No uid/gid/pre_exec: std uses posix_spawn (no copy of the daemon).
         let child = Command::new(&self.program)
             .arg("__launcher")
@@ -86,7 +131,7 @@ impl Launcher {
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .current_dir("/")
             .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::null())
+            .stdout(ends)
             .spawn()?;
         // The daemon reaps it (as every orphan) when it ends.
         drop(child);
@@ -145,6 +190,53 @@ impl Launcher {
         Err(last_error)
     }
 
+    /// Hands idle reusable shim `pid` the experiment `args` (it then waits
+    /// for go). Fails if the current launcher does not hold that shim (it
+    /// died, or the launcher was replaced): then fork a new one.
+    pub fn reuse(&self, pid: u32, args: &ShimArgs) -> Result<(), String> {
+        let frame = encode_frame(&Request::Reuse {
+            pid,
+            args: args.clone(),
+        })
+        .map_err(|e| e.to_string())?;
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let current = connection
+            .as_mut()
+            .ok_or_else(|| "no launcher runs".to_string())?;
+        let answer = current
+            .stream
+            .write_all(&frame)
+            .and_then(|()| read_frame::<Reply>(&mut current.stream));
+        match answer {
+            Ok(Some(Reply::Spawned { .. })) => {
+                current.waiting.insert(pid);
+                Ok(())
+            }
+            Ok(Some(Reply::Failed { error })) => Err(error),
+            Ok(None) => {
+                *connection = None;
+                Err("the launcher exited".into())
+            }
+            Err(e) => {
+                *connection = None;
+                Err(format!("the launcher failed: {e}"))
+            }
+        }
+    }
+
+    /// Reusable shim `pid` gets no more experiments (it exits when idle).
+    pub fn retire(&self, pid: u32) {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = connection.as_mut() {
+            current.waiting.remove(&pid);
+            let sent = encode_frame(&Request::Retire { pid })
+                .and_then(|frame| current.stream.write_all(&frame));
+            if sent.is_err() {
+                *connection = None;
+            }
+        }
+    }
+
     /// Lets shim `pid` run its command. Fails if the launcher that forked
     /// it is gone (the shim then exits without running anything).
     pub fn go(&self, pid: u32) -> Result<(), String> {
@@ -183,9 +275,21 @@ pub fn serve_stdin() -> i32 {
     }
 }
 
+/// A shim as the launcher holds it.
+struct HeldShim {
+    /// The launcher's end of its control socket.
+    control: UnixStream,
+    /// Whether it waits for go.
+    waiting: bool,
+    /// Whether it stays for further experiments.
+    reusable: bool,
+}
+
 fn serve(mut connection: UnixStream) -> i32 {
     // Shims are reaped by the kernel (each shim resets this for its command).
     crate::sys::set_signal_ignored(libc::SIGCHLD, true);
+    // The daemon's ends pipe (or /dev/null), handed to every shim.
+    let ends = crate::sys::take_inherited_fd(1);
     // Every command's stdin.
     let null = match std::fs::File::open("/dev/null") {
         Ok(null) => null,
@@ -194,7 +298,7 @@ fn serve(mut connection: UnixStream) -> i32 {
             return 1;
         }
     };
-    let mut waiting: HashMap<u32, std::fs::File> = HashMap::new();
+    let mut shims: HashMap<u32, HeldShim> = HashMap::new();
     loop {
         let request = match read_frame::<Request>(&mut connection) {
             Ok(Some(request)) => request,
@@ -207,9 +311,15 @@ fn serve(mut connection: UnixStream) -> i32 {
         };
         match request {
             Request::Spawn(args) => {
-                let reply = match fork_shim(&args, &null) {
-                    Ok((pid, go)) => {
-                        waiting.insert(pid, go);
+                let reusable = args.reusable && ends.is_some();
+                let reply = match fork_shim(&args, &null, ends.as_ref()) {
+                    Ok((pid, control)) => {
+                        let shim = HeldShim {
+                            control,
+                            waiting: true,
+                            reusable,
+                        };
+                        shims.insert(pid, shim);
                         Reply::Spawned { pid }
                     }
                     Err(error) => Reply::Failed { error },
@@ -219,62 +329,144 @@ fn serve(mut connection: UnixStream) -> i32 {
                     return 1;
                 }
             }
-            Request::Go { pid } => {
-                if let Some(mut go) = waiting.remove(&pid) {
-                    let _ = go.write_all(b"go\n");
+            Request::Reuse { pid, args } => {
+                let reply = match hand_over(shims.get_mut(&pid), &args) {
+                    Ok(()) => Reply::Spawned { pid },
+                    Err(error) => {
+                        shims.remove(&pid);
+                        Reply::Failed { error }
+                    }
+                };
+                if let Err(e) = write_frame(&mut connection, &reply) {
+                    eprintln!("labbench launcher: {e}");
+                    return 1;
                 }
             }
-            Request::Abort { pid } => {
-                waiting.remove(&pid);
+            Request::Go { pid } => {
+                if let Some(shim) = shims.get_mut(&pid).filter(|s| s.waiting) {
+                    let told = shim.control.write_all(b"go\n").is_ok();
+                    shim.waiting = false;
+                    if !(told && shim.reusable) {
+                        shims.remove(&pid);
+                    }
+                }
+            }
+            Request::Abort { pid } | Request::Retire { pid } => {
+                shims.remove(&pid);
             }
         }
     }
 }
 
+/// An experiment's log and journal files, created (the journal empty).
+struct RunFiles {
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+    journal: std::fs::File,
+}
+
+impl RunFiles {
+    fn create(args: &ShimArgs) -> Result<RunFiles, String> {
+        let files = ExperimentFiles {
+            dir: args.dir.clone(),
+        };
+        let open_log = |path: PathBuf| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))
+        };
+        Ok(RunFiles {
+            stdout: open_log(files.stdout())?,
+            stderr: open_log(files.stderr())?,
+            journal: std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(files.journal())
+                .map_err(|e| format!("cannot create {}: {e}", files.journal().display()))?,
+        })
+    }
+}
+
+/// Sends idle reusable `shim` the experiment `args` with its files.
+fn hand_over(shim: Option<&mut HeldShim>, args: &ShimArgs) -> Result<(), String> {
+    let shim = shim
+        .filter(|s| s.reusable && !s.waiting)
+        .ok_or_else(|| "no such idle supervisor".to_string())?;
+    let files = RunFiles::create(args)?;
+    let frame = encode_frame(args).map_err(|e| e.to_string())?;
+    let attached = [
+        files.stdout.as_fd(),
+        files.stderr.as_fd(),
+        files.journal.as_fd(),
+    ];
+    super::fdpass::send_with_fds(&mut shim.control, &frame, &attached)
+        .map_err(|e| format!("the supervisor is gone: {e}"))?;
+    shim.waiting = true;
+    Ok(())
+}
+
+/// The ends pipe: (read end, write end), both close-on-exec and non-blocking
+/// (a shim never waits to report; a full pipe loses the report, and the
+/// daemon finds the end in the journal at its next tick).
+fn ends_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    #[allow(unsafe_code)]
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// Forks a shim whose stdout and stderr are the experiment's logs, whose
-/// stdin is a fresh pipe and whose other descriptors are the [`fds`] (the
-/// journal, created here, and `null`); returns its pid and the pipe's write end.
-fn fork_shim(args: &ShimArgs, null: &std::fs::File) -> Result<(u32, std::fs::File), String> {
-    let files = ExperimentFiles {
-        dir: args.dir.clone(),
-    };
-    let open_log = |path: PathBuf| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))
-    };
-    let stdout = open_log(files.stdout())?;
-    let stderr = open_log(files.stderr())?;
-    let journal = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(files.journal())
-        .map_err(|e| format!("cannot create {}: {e}", files.journal().display()))?;
-    let (go_read, go_write) = crate::sys::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
+/// stdin is its control socket and whose other descriptors are the [`fds`]
+/// (the journal, created here, `null` and the ends pipe); returns its pid
+/// and the launcher's end of the socket.
+fn fork_shim(
+    args: &ShimArgs,
+    null: &std::fs::File,
+    ends: Option<&OwnedFd>,
+) -> Result<(u32, UnixStream), String> {
+    let RunFiles {
+        stdout,
+        stderr,
+        journal,
+    } = RunFiles::create(args)?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot make a control socket: {e}"))?;
+    // A supervisor that stopped reading (stopped by its user, say) must not
+    // hold up the launcher, and every start with it: sends to it time out.
+    ours.set_write_timeout(Some(SEND_TIMEOUT))
+        .map_err(|e| format!("cannot set up a control socket: {e}"))?;
     match crate::sys::fork_single_threaded() {
         Err(e) => Err(format!("cannot fork the supervisor: {e}")),
-        Ok(Some(pid)) => Ok((pid, go_write)),
+        Ok(Some(pid)) => Ok((pid, ours)),
         Ok(None) => {
-            // The child: keep only stdin (go), stdout and stderr (the logs).
+            // The child: keep only stdin (control), stdout and stderr (the
+            // logs) and the `fds`.
             let code = std::panic::catch_unwind(|| {
                 crate::sys::set_signal_ignored(libc::SIGCHLD, false);
-                let placed = [
-                    (go_read.as_fd(), 0),
+                let mut placed = vec![
+                    (theirs.as_fd(), 0),
                     (stdout.as_fd(), 1),
                     (stderr.as_fd(), 2),
                     (journal.as_fd(), fds::JOURNAL),
                     (null.as_fd(), fds::NULL),
                 ];
+                placed.extend(ends.map(|fd| (fd.as_fd(), fds::ENDS)));
                 // Lifted above the targets first, so that placing one never
                 // overwrites a source still to be placed.
                 let Ok(lifted) = placed
                     .iter()
-                    .map(|(fd, target)| Ok((crate::sys::dup_above(*fd, fds::NULL + 1)?, *target)))
+                    .map(|(fd, target)| Ok((crate::sys::dup_above(*fd, fds::ENDS + 1)?, *target)))
                     .collect::<std::io::Result<Vec<_>>>()
                 else {
                     return 125;
@@ -285,9 +477,9 @@ fn fork_shim(args: &ShimArgs, null: &std::fs::File) -> Result<(u32, std::fs::Fil
                     }
                 }
                 drop(lifted);
-                // A shim that kept its siblings' go pipes could keep them
-                // waiting forever: better not to run at all.
-                if !crate::sys::close_descriptors_from(fds::NULL as u32 + 1) {
+                // A shim that kept its siblings' control sockets could keep
+                // them waiting forever: better not to run at all.
+                if !crate::sys::close_descriptors_from(fds::ENDS as u32 + 1) {
                     return 125;
                 }
                 run_shim(args)

@@ -1,6 +1,7 @@
 //! Starting an experiment on this host: its files, its cgroup, and its
-//! supervisor ([`super::shim`]), forked by the [`super::launcher`] and told to
-//! go once the daemon has recorded the start.
+//! supervisor ([`super::shim`]): a kept one (see [`super::pool`]) or one
+//! forked by the [`super::launcher`]; told to go once the daemon has
+//! recorded the start.
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use super::cgroup::{ExperimentCgroup, Limits};
 use super::journal::Stream;
 use super::launcher::Launcher;
+use super::pool::{self, ExitWatch, IdleShim};
 use super::shim::{Identity, ShimArgs};
 use crate::model::{CommandLine, Experiment};
 
@@ -65,6 +67,12 @@ pub struct Launched {
     pub start_time: u64,
     /// Its cgroups, when confined by them.
     pub cgroup: Option<ExperimentCgroup>,
+    /// Whether its supervisor stays for another experiment afterwards.
+    pub reusable: bool,
+    /// Whom the supervisor runs commands as.
+    pub identity: Option<Identity>,
+    /// A kept supervisor's pidfd watch (a new one gets its own).
+    pub watch: Option<ExitWatch>,
 }
 
 /// Everything `launch` needs besides the experiment.
@@ -80,6 +88,9 @@ pub struct LaunchContext {
     pub as_root: bool,
     /// Most processes per experiment.
     pub max_processes: u32,
+    /// Whether supervisors are kept for further experiments (v1 cgroup
+    /// slots, and an ends pipe to report on; see [`super::pool`]).
+    pub reuse_supervisors: bool,
 }
 
 /// Creates `data_dir/experiments`, traversable (not listable) by everyone:
@@ -131,18 +142,44 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         })?;
     }
 
+    let argv = match &e.spec.command {
+        CommandLine::Argv(argv) => argv.clone(),
+        CommandLine::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
+    };
+    let identity = account.as_ref().map(|(a, groups)| Identity {
+        name: e.unix_user.clone(),
+        uid: a.uid,
+        gid: a.gid,
+        groups: groups.clone(),
+    });
+    let args = ShimArgs {
+        id: e.id,
+        dir: files.dir.clone(),
+        workdir: e.spec.workdir.clone(),
+        identity: identity.clone(),
+        argv,
+        env: environment(ctx, e, gpus, account.as_ref().map(|(a, _)| a)),
+        reusable: ctx.reuse_supervisors,
+    };
+    let instance = super::cgroup::instance_name(&ctx.data_dir);
+    let limits = Limits {
+        memory_bytes: e.spec.resources.memory_bytes,
+        cpus: e.spec.resources.cpus,
+        pids: ctx.max_processes,
+    };
+    if ctx.reuse_supervisors
+        && let Some(idle) = pool::take(&instance, &identity, &ctx.launcher)
+    {
+        match hand_to_kept(ctx, idle, &args, limits) {
+            Ok(launched) => return Ok(launched),
+            Err(why) => tracing::debug!("experiment {}: a new supervisor, since {why}", e.id),
+        }
+    }
+
     let cgroup = if ctx.cgroups {
         Some(
-            ExperimentCgroup::create(
-                &super::cgroup::instance_name(&ctx.data_dir),
-                e.id,
-                Limits {
-                    memory_bytes: e.spec.resources.memory_bytes,
-                    cpus: e.spec.resources.cpus,
-                    pids: ctx.max_processes,
-                },
-            )
-            .map_err(|err| format!("cannot create the experiment's cgroup: {err}"))?,
+            ExperimentCgroup::create(&instance, e.id, limits)
+                .map_err(|err| format!("cannot create the experiment's cgroup: {err}"))?,
         )
     } else {
         None
@@ -154,22 +191,6 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         why
     };
 
-    let argv = match &e.spec.command {
-        CommandLine::Argv(argv) => argv.clone(),
-        CommandLine::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
-    };
-    let args = ShimArgs {
-        dir: files.dir.clone(),
-        workdir: e.spec.workdir.clone(),
-        identity: account.as_ref().map(|(a, groups)| Identity {
-            name: e.unix_user.clone(),
-            uid: a.uid,
-            gid: a.gid,
-            groups: groups.clone(),
-        }),
-        argv,
-        env: environment(ctx, e, gpus, account.as_ref().map(|(a, _)| a)),
-    };
     let pid = ctx.launcher.spawn(args).map_err(remove_cgroup)?;
     if let Some(cg) = &cgroup
         && let Err(err) = cg.add_process(pid)
@@ -186,6 +207,40 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         pid,
         start_time,
         cgroup,
+        reusable: ctx.reuse_supervisors,
+        identity,
+        watch: None,
+    })
+}
+
+/// Hands experiment `args` to kept supervisor `idle`, in its slot set to
+/// `limits`; on failure the supervisor is retired.
+fn hand_to_kept(
+    ctx: &LaunchContext,
+    idle: IdleShim,
+    args: &ShimArgs,
+    limits: Limits,
+) -> Result<Launched, String> {
+    let cgroup = match idle.cgroup.renew(limits) {
+        Ok(cgroup) => cgroup,
+        Err(e) => {
+            // Some limits may have been written: the slot's are unknown now.
+            let cgroup = idle.cgroup.with_unknown_limits();
+            pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
+            return Err(format!("its cgroup could not be renewed: {e}"));
+        }
+    };
+    if let Err(why) = ctx.launcher.reuse(idle.pid, args) {
+        pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
+        return Err(why);
+    }
+    Ok(Launched {
+        pid: idle.pid,
+        start_time: idle.start_time,
+        cgroup: Some(cgroup),
+        reusable: true,
+        identity: idle.identity,
+        watch: idle.watch,
     })
 }
 

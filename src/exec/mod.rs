@@ -5,11 +5,13 @@
 //! what or in which order: the service and the scheduler do.
 
 pub mod cgroup;
+pub mod fdpass;
 pub mod gpu_use;
 pub mod journal;
 pub mod launcher;
 pub mod local;
 pub mod logs;
+pub mod pool;
 pub mod runner;
 pub mod shim;
 

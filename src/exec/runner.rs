@@ -3,6 +3,7 @@
 //! every transition through the service. Re-attaches after a restart.
 
 use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -13,6 +14,8 @@ use super::cgroup::{self, ExperimentCgroup};
 use super::gpu_use::gpu_memory_by_experiment;
 use super::journal::{ExitStatus, read_exit};
 use super::local::{ExperimentFiles, LaunchContext, go, launch, prepare_experiments_dir};
+use super::pool::{self, EXITED, ExitWatch, IdleShim, RUNNING, UNKNOWN};
+use super::shim::{END_REPORT_LEN, Identity, parse_end_report};
 use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
 use crate::model::{Experiment, Outcome, ResourceUse, State};
 use crate::sched::{Decision, Room};
@@ -48,6 +51,17 @@ struct Tracked {
     /// What its supervisor's pidfd said (see [`ExitWatch`]); without one,
     /// `/proc` is read at every wake-up instead.
     ended: Option<ExitWatch>,
+    /// Whether its supervisor stays for another experiment (then the
+    /// supervisor's end is not the experiment's: it reports that instead).
+    reusable: bool,
+    /// Whom that supervisor runs commands as.
+    identity: Option<Identity>,
+    /// Whether its supervisor reported the experiment's end.
+    reported: bool,
+    /// Re-attached after a restart (its supervisor may have been reusable).
+    reattached: bool,
+    /// Whether the last tick found its exit status in the journal.
+    journaled: bool,
 }
 
 impl Tracked {
@@ -73,12 +87,20 @@ impl Tracked {
             last_cpu: None,
             peak_gpu_memory: 0,
             ended: None,
+            reusable: false,
+            identity: None,
+            reported: false,
+            reattached: false,
+            journaled: false,
         }
     }
 
     /// Whether its supervisor has ended. At a tick `/proc` is read even
     /// when the pidfd says it runs (a backstop that costs a read a tick).
     fn has_ended(&self, ticked: bool) -> bool {
+        if self.reported {
+            return true;
+        }
         match self
             .ended
             .as_ref()
@@ -90,13 +112,6 @@ impl Tracked {
         }
     }
 }
-
-/// A supervisor's state as its pidfd tells it: [`RUNNING`], [`EXITED`], or
-/// anything else when the pidfd failed (then `/proc` tells).
-type ExitWatch = Arc<AtomicU8>;
-const RUNNING: u8 = 0;
-const EXITED: u8 = 1;
-const UNKNOWN: u8 = 2;
 
 /// Settings of the runner.
 #[derive(Debug, Clone)]
@@ -123,6 +138,16 @@ pub async fn run(
     // tick is the fallback and also checks limits and measures use).
     let (exits, mut exited) = mpsc::unbounded_channel::<()>();
     let launcher = settings.launch.launcher.clone();
+    // Reusable supervisors report each experiment's end here.
+    let reports = launcher.take_ends().and_then(|fd| {
+        // SAFETY: an OwnedFd stays open and is the same descriptor for as
+        // long as the AsyncFd owns it.
+        #[allow(unsafe_code)]
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        };
+        registered.ok()
+    });
     tokio::task::spawn_blocking(move || {
         if let Err(e) = launcher.prepare() {
             tracing::warn!("{e} (tried again at the first start)");
@@ -147,6 +172,10 @@ pub async fn run(
         let ticked = tokio::select! {
             _ = tick.tick() => true,
             Some(()) = exited.recv() => false,
+            ends = end_reports(reports.as_ref()) => {
+                note_reports(ends, &mut tracked, &settings);
+                false
+            }
             _ = changes.changed() => false,
             command = commands.recv() => match command {
                 None => return,
@@ -162,6 +191,11 @@ pub async fn run(
         let seen = *changes.borrow_and_update();
         if ticked {
             crate::sys::reap_orphans();
+            pool::tidy();
+            // Reports already written count before the journal backstop.
+            if let Some(pipe) = &reports {
+                note_reports(read_reports(pipe.get_ref()), &mut tracked, &settings);
+            }
             lingering.retain(|cg| {
                 cg.signal_all(libc::SIGKILL);
                 !cg.remove()
@@ -193,6 +227,71 @@ pub async fn run(
                 lingering.push(cg);
             }
         }
+    }
+}
+
+/// Marks the experiments whose supervisors reported their end, each
+/// believed only with the journal's word (written through a descriptor the
+/// experiment's user never had).
+fn note_reports(
+    reports: Vec<(u32, u64)>,
+    tracked: &mut HashMap<u64, Tracked>,
+    settings: &RunnerSettings,
+) {
+    for (pid, id) in reports {
+        let journal = || ExperimentFiles::new(&settings.launch.data_dir, id).journal();
+        if let Some(t) = tracked.get_mut(&id).filter(|t| t.pid == pid && t.reusable)
+            && read_exit(&journal()).is_some()
+        {
+            t.reported = true;
+        }
+    }
+}
+
+/// The end reports waiting on the ends pipe (see [`super::shim::end_report`]):
+/// (supervisor pid, experiment id) each. Waits for one; never returns
+/// without a pipe.
+async fn end_reports(pipe: Option<&tokio::io::unix::AsyncFd<OwnedFd>>) -> Vec<(u32, u64)> {
+    let Some(pipe) = pipe else {
+        return std::future::pending().await;
+    };
+    loop {
+        let Ok(mut ready) = pipe.readable().await else {
+            return std::future::pending().await;
+        };
+        let reports = read_reports(pipe.get_ref());
+        if !reports.is_empty() {
+            return reports;
+        }
+        // Nothing there (read at a tick already): wait for more.
+        ready.clear_ready();
+    }
+}
+
+/// The end reports on the (non-blocking) ends pipe now. Whole reports
+/// only: each was written at once, and the buffer holds a whole number.
+fn read_reports(pipe: &OwnedFd) -> Vec<(u32, u64)> {
+    let mut reports = Vec::new();
+    let mut buf = [0u8; END_REPORT_LEN * 64];
+    loop {
+        // SAFETY: read writes at most buf.len() bytes into `buf`.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            let err = std::io::Error::last_os_error();
+            if n < 0 && err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n < 0 && err.kind() != std::io::ErrorKind::WouldBlock {
+                tracing::warn!("cannot read end reports: {err} (journals are read instead)");
+            }
+            return reports;
+        }
+        reports.extend(
+            buf[..n as usize]
+                .chunks_exact(END_REPORT_LEN)
+                .filter_map(|r| r.try_into().ok().map(parse_end_report)),
+        );
     }
 }
 
@@ -271,6 +370,7 @@ fn reattach(
                 if crate::sys::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
                     t.ended = wake_on_exit(*pid, *pid_start_time, exits);
+                    t.reattached = true;
                     tracked.insert(e.id, t);
                 } else {
                     // Ended while the daemon was down: the shim's journal tells how.
@@ -390,6 +490,19 @@ fn watch(
             ended.push(*id);
             continue;
         }
+        // A supervisor that stays after its experiment (reusable, or one of
+        // an earlier daemon, which may be) whose report never came (a full
+        // pipe, an earlier daemon's pipe): its journal tells, two ticks in
+        // a row (the first may just precede the report).
+        if ticked && (t.reusable || t.reattached) {
+            let journal = ExperimentFiles::new(&settings.launch.data_dir, *id).journal();
+            let journaled = read_exit(&journal).is_some();
+            if journaled && t.journaled {
+                ended.push(*id);
+                continue;
+            }
+            t.journaled = journaled;
+        }
         if !ticked {
             continue;
         }
@@ -438,11 +551,41 @@ fn watch(
     for id in ended {
         if let Some(t) = tracked.remove(&id) {
             changes.push(finish(id, &t, settings, false));
-            freed.extend(t.cgroup);
+            freed.extend(keep_supervisor(t, settings));
         }
     }
     let staged = stage_ends(lab, changes);
     (freed, staged)
+}
+
+/// After experiment `t` ended: its reusable supervisor is kept, with its
+/// slot, if both are fit for another experiment, else retired. Returns the
+/// cgroup to release, if any.
+fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<ExperimentCgroup> {
+    let launcher = &settings.launch.launcher;
+    let Some(cgroup) = t.cgroup else {
+        // Never so (only v1 slots keep supervisors), but never kept bare.
+        if t.reusable {
+            launcher.retire(t.pid);
+        }
+        return None;
+    };
+    if !t.reusable {
+        return Some(cgroup);
+    }
+    let shim = IdleShim {
+        pid: t.pid,
+        start_time: t.start_time,
+        identity: t.identity,
+        cgroup,
+        watch: t.ended,
+    };
+    if t.reported && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
+        pool::put(shim, launcher);
+    } else {
+        pool::retire(shim, Some(launcher));
+    }
+    None
 }
 
 /// How an experiment ended (to record); ends what it left behind.
@@ -450,9 +593,14 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
     let mut usage = ResourceUse::default();
     let mut oom = false;
     if let Some(cg) = &t.cgroup {
-        // The experiment ends with its leader: stop anything it left running.
-        if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
-            cg.signal_all(libc::SIGKILL);
+        // The experiment ends with its leader: stop anything it left running
+        // (but a supervisor that reported the end, and stays).
+        let staying = (t.reusable && t.reported).then_some(t.pid as i32);
+        if cg
+            .pid_list()
+            .is_none_or(|pids| pids.iter().any(|pid| Some(*pid) != staying))
+        {
+            cg.signal_all_but(libc::SIGKILL, staying);
         }
         usage.cpu_seconds = cg.cpu_seconds();
         usage.peak_memory_bytes = cg.peak_memory();
@@ -639,12 +787,18 @@ fn start_allowed(
             room = None;
             crate::sys::kill(l.pid as i32, libc::SIGKILL);
             settings.launch.launcher.abort(l.pid);
-            if let Some(cg) = &l.cgroup {
-                cg.remove();
+            if let Some(cg) = l.cgroup
+                && !cg.remove()
+            {
+                // A kept supervisor's slot: removed once it has died.
+                pool::bury(cg);
             }
             continue;
         }
-        let ended = wake_on_exit(l.pid, l.start_time, exits);
+        let ended = match &l.watch {
+            Some(watch) => Some(Arc::clone(watch)),
+            None => wake_on_exit(l.pid, l.start_time, exits),
+        };
         let released = if durable {
             go(&settings.launch, &l)
         } else {
@@ -654,6 +808,8 @@ fn start_allowed(
         };
         let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
         t.ended = ended;
+        t.reusable = l.reusable;
+        t.identity = l.identity;
         if let Err(err) = released {
             // Its supervisor exits without running the command; tracking it
             // records that end and frees its reservation.

@@ -1,13 +1,23 @@
-//! The experiment supervisor ("shim"), one per experiment, forked by the
-//! [`super::launcher`]: it waits for "go" on its stdin, becomes the
+//! The experiment supervisor ("shim"), forked by the [`super::launcher`]:
+//! it waits for "go" on its control socket (stdin), becomes the
 //! experiment's Unix user (with its groups, resolved by the daemon: the shim
-//! reads no account file), starts a session, enters the
-//! working directory, runs the command with the environment it was given,
-//! notes every [`journal::CHECKPOINT_EVERY`] how far each log has grown and
-//! finally the command's exit status (see [`super::journal`]). It ignores
-//! stop signals itself so that it can always record how the command ended.
-//! One thread: it waits on a pidfd of the command between checkpoints.
+//! reads no account file), starts a session, enters the working directory,
+//! runs the command with the environment it was given, notes every
+//! [`journal::CHECKPOINT_EVERY`] how far each log has grown and finally the
+//! command's exit status (see [`super::journal`]). It blocks stop signals
+//! once told go, so that it can always record how the command ended. One thread:
+//! it waits on a pidfd of the command between checkpoints.
+//!
+//! A [reusable](ShimArgs::reusable) shim supervises one experiment at a
+//! time but does not exit after it: it says so on the ends pipe
+//! ([`fds::ENDS`]: its pid and the experiment's id, one atomic write) and
+//! waits for the next experiment of the same user, which the launcher sends
+//! on the control socket with its log and journal files attached. It exits
+//! when the socket closes (the launcher, or the daemon, went away).
 
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -18,6 +28,8 @@ use super::journal::{self, ExitStatus, JournalWriter, Stream};
 /// What the shim runs, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShimArgs {
+    /// The experiment's id (in the end report of a reusable shim).
+    pub id: u64,
     /// The experiment's directory (logs, journal).
     pub dir: PathBuf,
     /// Where the command runs.
@@ -28,6 +40,9 @@ pub struct ShimArgs {
     pub argv: Vec<String>,
     /// The command's whole environment.
     pub env: Vec<(String, String)>,
+    /// Whether the shim stays for further experiments of the same identity
+    /// (only in a cgroup slot of its own; see the module's text).
+    pub reusable: bool,
 }
 
 /// A Unix user, looked up by the daemon.
@@ -43,25 +58,45 @@ pub struct Identity {
     pub groups: Vec<u32>,
 }
 
-/// Descriptors the launcher hands every shim besides stdin (the "go" pipe),
-/// stdout and stderr (the logs).
+/// Descriptors the launcher hands every shim besides stdin (the control
+/// socket), stdout and stderr (the logs).
 pub mod fds {
     /// The run journal, created empty by the launcher and open for writing.
     pub const JOURNAL: i32 = 3;
     /// `/dev/null`, the command's stdin.
     pub const NULL: i32 = 4;
+    /// The write end of the daemon's ends pipe (see [`super::END_REPORT_LEN`]).
+    pub const ENDS: i32 = 5;
 }
 
-/// Runs the shim (stdin: the "go" pipe; stdout and stderr: the logs; and
-/// the descriptors in [`fds`]). Returns the process exit code.
-pub fn run_shim(args: &ShimArgs) -> i32 {
-    // Read straight from the pipe (and close it): std's buffered stdin
-    // would allocate, and each page this forked process writes is copied.
-    let mut go = [0u8; 3];
-    let told = crate::sys::take_inherited_fd(0)
-        .map(std::fs::File::from)
-        .is_some_and(|mut pipe| std::io::Read::read_exact(&mut pipe, &mut go).is_ok());
-    if !told || &go != b"go\n" {
+/// Length of an end report: the shim's pid (u32) and the experiment's id
+/// (u64), little-endian. Shorter than `PIPE_BUF`, so written at once.
+pub const END_REPORT_LEN: usize = 12;
+
+/// An end report of shim `pid` for experiment `id`.
+pub fn end_report(pid: u32, id: u64) -> [u8; END_REPORT_LEN] {
+    let mut report = [0u8; END_REPORT_LEN];
+    report[..4].copy_from_slice(&pid.to_le_bytes());
+    report[4..].copy_from_slice(&id.to_le_bytes());
+    report
+}
+
+/// The shim's pid and the experiment's id in an end report.
+pub fn parse_end_report(report: &[u8; END_REPORT_LEN]) -> (u32, u64) {
+    let mut pid = [0u8; 4];
+    let mut id = [0u8; 8];
+    pid.copy_from_slice(&report[..4]);
+    id.copy_from_slice(&report[4..]);
+    (u32::from_le_bytes(pid), u64::from_le_bytes(id))
+}
+
+/// Runs the shim (stdin: the control socket; stdout and stderr: the logs;
+/// and the descriptors in [`fds`]). Returns the process exit code.
+pub fn run_shim(first: &ShimArgs) -> i32 {
+    let Some(mut control) = crate::sys::take_inherited_fd(0).map(UnixStream::from) else {
+        return 125;
+    };
+    if !told_go(&mut control) {
         // The daemon never said go (it stopped first): nothing ran.
         return 125;
     }
@@ -69,6 +104,72 @@ pub fn run_shim(args: &ShimArgs) -> i32 {
         eprintln!("labbench: the run journal was not handed over");
         return 125;
     };
+    let null = crate::sys::take_inherited_fd(fds::NULL).map(File::from);
+    let ends = crate::sys::take_inherited_fd(fds::ENDS).map(File::from);
+    // Stop signals are for the command; the shim stays to record how it
+    // ended. Blocked, not ignored: std resets the mask of each command it
+    // starts, while ignored signals would stay ignored there.
+    crate::sys::block_stop_signals();
+    let (mut code, mut usable) = run_job(first, File::from(journal), null.as_ref(), None);
+    let mut last = first.id;
+    while first.reusable && usable {
+        if let Some(mut ends) = ends.as_ref() {
+            // A full or closed pipe loses the report: the daemon then
+            // finds the end in the journal at its next tick.
+            let _ = ends.write(&end_report(std::process::id(), last));
+        }
+        let Some((args, journal)) = next_job(&mut control) else {
+            break;
+        };
+        if !told_go(&mut control) {
+            break;
+        }
+        last = args.id;
+        (code, usable) = run_job(&args, journal, null.as_ref(), Some(&first.identity));
+    }
+    code
+}
+
+/// Reads "go" from the control socket; false at its end or on anything else.
+fn told_go(control: &mut UnixStream) -> bool {
+    let mut go = [0u8; 3];
+    control.read_exact(&mut go).is_ok() && &go == b"go\n"
+}
+
+/// The next experiment sent on the control socket: its arguments and its
+/// journal; its logs become stdout and stderr. `None` at the end of the
+/// socket or on a malformed message (the shim then exits).
+fn next_job(control: &mut UnixStream) -> Option<(ShimArgs, File)> {
+    let mut len = [0u8; 4];
+    let (n, fds) = super::fdpass::recv_with_fds(control, &mut len).ok()?;
+    if n == 0 {
+        return None;
+    }
+    control.read_exact(&mut len[n..]).ok()?;
+    let len = u32::from_le_bytes(len);
+    if len > super::launcher::MAX_FRAME {
+        return None;
+    }
+    let mut body = vec![0; len as usize];
+    control.read_exact(&mut body).ok()?;
+    let args: ShimArgs = serde_json::from_slice(&body).ok()?;
+    let [stdout, stderr, journal]: [std::os::fd::OwnedFd; 3] = fds.try_into().ok()?;
+    use std::os::fd::AsFd;
+    crate::sys::dup_onto(stdout.as_fd(), 1).ok()?;
+    crate::sys::dup_onto(stderr.as_fd(), 2).ok()?;
+    Some((args, File::from(journal)))
+}
+
+/// Runs one experiment to its end and journals how it ended. `settled`:
+/// the identity taken on for an earlier experiment (`None` for the first,
+/// which takes on its own and starts the session). Returns the exit code
+/// and whether the shim may run another.
+fn run_job(
+    args: &ShimArgs,
+    journal: File,
+    null: Option<&File>,
+    settled: Option<&Option<Identity>>,
+) -> (i32, bool) {
     // The logs are stdout and stderr: checkpoints measure them through duplicates.
     use std::os::fd::AsFd;
     let logs = [
@@ -82,44 +183,56 @@ pub fn run_shim(args: &ShimArgs) -> i32 {
         ),
     ]
     .into_iter()
-    .filter_map(|(stream, fd)| Some((stream, std::fs::File::from(fd.ok()?))))
+    .filter_map(|(stream, fd)| Some((stream, File::from(fd.ok()?))))
     .collect();
-    let mut journal = JournalWriter::new(std::fs::File::from(journal), logs);
-    let mut setup_failed = |what: String| {
+    let mut journal = JournalWriter::new(journal, logs);
+    let mut setup_failed = |what: String, reusable: bool| {
         eprintln!("labbench: {what}");
         journal.exit(ExitStatus::Code(125));
-        125
+        (125, reusable)
     };
-    if let Some(id) = &args.identity
-        && let Err(e) = crate::sys::become_identity(id.uid, id.gid, &id.groups)
-    {
-        return setup_failed(format!("cannot become {}: {e}", id.name));
-    }
-    if let Err(e) = crate::sys::new_session() {
-        return setup_failed(format!("cannot start a session: {e}"));
+    match settled {
+        None => {
+            if let Some(id) = &args.identity
+                && let Err(e) = crate::sys::become_identity(id.uid, id.gid, &id.groups)
+            {
+                return setup_failed(format!("cannot become {}: {e}", id.name), false);
+            }
+            if let Err(e) = crate::sys::new_session() {
+                return setup_failed(format!("cannot start a session: {e}"), false);
+            }
+        }
+        Some(identity) if *identity != args.identity => {
+            return setup_failed("this supervisor runs as another user".into(), false);
+        }
+        Some(_) => {}
     }
     if let Err(e) = std::env::set_current_dir(&args.workdir) {
-        return setup_failed(format!(
-            "cannot enter the working directory {}: {e}",
-            args.workdir.display()
-        ));
+        return setup_failed(
+            format!(
+                "cannot enter the working directory {}: {e}",
+                args.workdir.display()
+            ),
+            true,
+        );
     }
     let Some((program, rest)) = args.argv.split_first() else {
-        return setup_failed("no command".into());
+        return setup_failed("no command".into(), true);
     };
     let path = args
         .env
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str());
+    let stdin = match null.map(File::try_clone) {
+        Some(Ok(null)) => Stdio::from(null),
+        _ => Stdio::null(),
+    };
     let spawned = Command::new(resolve_program(program, path))
         .args(rest)
         .env_clear()
         .envs(args.env.iter().map(|(k, v)| (k, v)))
-        .stdin(match crate::sys::take_inherited_fd(fds::NULL) {
-            Some(null) => Stdio::from(null),
-            None => Stdio::null(),
-        })
+        .stdin(stdin)
         .spawn();
     let child = match spawned {
         Ok(child) => child,
@@ -127,16 +240,14 @@ pub fn run_shim(args: &ShimArgs) -> i32 {
             eprintln!("labbench: cannot run {program}: {e}");
             journal.checkpoint(journal::now_ms());
             journal.exit(ExitStatus::Code(127));
-            return 127;
+            return (127, true);
         }
     };
-    // Stop signals are for the command; the shim stays to record how it ended.
-    crate::sys::ignore_stop_signals();
     let status = match wait_with_checkpoints(child, &mut journal) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("labbench shim: lost the command: {e}");
-            return 125;
+            return (125, false);
         }
     };
     use std::os::unix::process::ExitStatusExt;
@@ -146,7 +257,9 @@ pub fn run_shim(args: &ShimArgs) -> i32 {
         (None, None) => (ExitStatus::Code(125), 125),
     };
     journal.exit(record);
-    code
+    // An idle supervisor holds on to no user's directory.
+    let _ = std::env::set_current_dir("/");
+    (code, true)
 }
 
 /// Waits for the command, taking a checkpoint every

@@ -540,10 +540,19 @@ impl ExperimentCgroup {
 
     /// Sends `signal` to every process in the cgroup, frozen so none can fork meanwhile.
     pub fn signal_all(&self, signal: i32) {
+        self.signal_all_but(signal, None);
+    }
+
+    /// Sends `signal` to every process in the cgroup but `spared` (a kept
+    /// supervisor), frozen so none can fork meanwhile.
+    pub fn signal_all_but(&self, signal: i32, spared: Option<i32>) {
         let (freezer, frozen, thawed) = match self.hierarchy {
             Hierarchy::V2(_) => {
                 // cgroup.kill (5.14+) kills everything at once, forks included.
-                if signal == libc::SIGKILL && self.set("", "cgroup.kill", "1").is_ok() {
+                if signal == libc::SIGKILL
+                    && spared.is_none()
+                    && self.set("", "cgroup.kill", "1").is_ok()
+                {
                     return;
                 }
                 (("", "cgroup.freeze"), "1", "0")
@@ -551,10 +560,37 @@ impl ExperimentCgroup {
             Hierarchy::V1 => (("freezer", "freezer.state"), "FROZEN", "THAWED"),
         };
         let _ = self.set(freezer.0, freezer.1, frozen);
-        for pid in self.pids() {
+        for pid in self.pids().into_iter().filter(|pid| Some(*pid) != spared) {
             crate::sys::kill(pid, signal);
         }
         let _ = self.set(freezer.0, freezer.1, thawed);
+    }
+
+    /// Whether this cgroup, whose experiment ended, may serve another with
+    /// supervisor `shim` staying in it (v1 only; see `spares`).
+    pub fn fit_for_another(&self, shim: u32) -> bool {
+        spares::clean(self, &[shim as i32])
+    }
+
+    /// This cgroup with its limits unknown (written in part, say): then it
+    /// is never kept for another experiment.
+    pub fn with_unknown_limits(&self) -> ExperimentCgroup {
+        ExperimentCgroup {
+            limits: None,
+            ..self.clone()
+        }
+    }
+
+    /// Readies this cgroup, which served an experiment, for the next: its
+    /// CPU time and peak memory reset and `limits` written where they
+    /// differ from the last experiment's.
+    pub fn renew(&self, limits: Limits) -> std::io::Result<ExperimentCgroup> {
+        spares::reset(self)?;
+        self.set_v1_limits(limits, true)?;
+        Ok(ExperimentCgroup {
+            limits: Some(limits),
+            ..self.clone()
+        })
     }
 
     /// Ends its use once its experiment ended: kept for the next

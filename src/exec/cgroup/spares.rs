@@ -50,13 +50,7 @@ pub(super) fn adopt(instance: &str) -> Option<ExperimentCgroup> {
                 .position(|s| instance_of(&s.name) == instance)?;
             spares.swap_remove(at)
         };
-        let reset = spare
-            .set("cpuacct", "cpuacct.usage", "0")
-            .and_then(|()| spare.set("memory", "memory.max_usage_in_bytes", "0"));
-        if reset.is_ok() {
-            spare
-                .seen_peak
-                .store(0, std::sync::atomic::Ordering::Relaxed);
+        if reset(&spare).is_ok() {
             return Some(spare);
         }
         // Removed behind our back, or broken: not reused.
@@ -64,18 +58,33 @@ pub(super) fn adopt(instance: &str) -> Option<ExperimentCgroup> {
     }
 }
 
+/// Resets the CPU time and peak memory of a reused cgroup.
+pub(super) fn reset(cg: &ExperimentCgroup) -> std::io::Result<()> {
+    cg.set("cpuacct", "cpuacct.usage", "0")?;
+    cg.set("memory", "memory.max_usage_in_bytes", "0")?;
+    cg.seen_peak.store(0, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether `cg`, whose experiment ended, may serve another: v1, nothing
+/// but `staying` (a kept supervisor) runs in it, the OOM killer never acted
+/// there (v1 cannot reset that count), it is thawed, its limits are known
+/// (one re-opened after a restart is not kept: the memory limits must be
+/// written in an order that depends on the old ones) and it is still
+/// charged for at most [`max_leftover_bytes`].
+pub(super) fn clean(cg: &ExperimentCgroup, staying: &[i32]) -> bool {
+    cg.hierarchy == Hierarchy::V1
+        && cg.limits.is_some()
+        && cg.pid_list().is_some_and(|pids| pids == staying)
+        && cg.oom_kills() == 0
+        && cg.memory_now() <= max_leftover_bytes()
+        && cg.thawed()
+}
+
 /// Keeps `cg`, whose experiment ended, for the next one if it is empty and
-/// clean (see the module's text), thawed, and its limits are known (one
-/// re-opened after a restart is not kept: the memory limits must be written
-/// in an order that depends on the old ones); whether it was kept.
+/// [clean]; whether it was kept.
 pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
-    if cg.hierarchy != Hierarchy::V1
-        || cg.limits.is_none()
-        || cg.pid_list().is_none_or(|pids| !pids.is_empty())
-        || cg.oom_kills() > 0
-        || cg.memory_now() > max_leftover_bytes()
-        || !cg.thawed()
-    {
+    if !clean(cg, &[]) {
         return false;
     }
     let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,154 @@
+//! Supervisors kept for the next experiment. A reusable shim
+//! ([`super::shim`]) whose experiment ended stays, idle, in the v1 cgroup
+//! slot it ran in, and the next experiment of the same Unix identity runs
+//! under it, in that slot. That saves forking a supervisor, moving it into
+//! five cgroups and tearing it down again for each experiment: most of
+//! what labbench adds to a short one. A kept shim still supervises one
+//! experiment at a time, so a supervisor killed loses one experiment's exit
+//! status, never another's.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::cgroup::ExperimentCgroup;
+use super::launcher::Launcher;
+use super::shim::Identity;
+
+/// A supervisor's state as its pidfd tells it: [`RUNNING`], [`EXITED`], or
+/// anything else when the pidfd failed (then `/proc` tells).
+pub type ExitWatch = Arc<AtomicU8>;
+/// The supervisor runs.
+pub const RUNNING: u8 = 0;
+/// The supervisor has exited.
+pub const EXITED: u8 = 1;
+/// The pidfd failed: ask `/proc`.
+pub const UNKNOWN: u8 = 2;
+
+/// Idle supervisors kept at most per daemon.
+const MAX_IDLE: usize = 8;
+
+/// An idle supervisor and the cgroup slot it sits in.
+#[derive(Debug)]
+pub struct IdleShim {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time (ticks after boot), to recognise it.
+    pub start_time: u64,
+    /// Whom it runs commands as.
+    pub identity: Option<Identity>,
+    /// Its slot.
+    pub cgroup: ExperimentCgroup,
+    /// What its pidfd says.
+    pub watch: Option<ExitWatch>,
+}
+
+impl IdleShim {
+    /// Whether it still runs.
+    pub fn alive(&self) -> bool {
+        let exited = self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.load(Ordering::Acquire) == EXITED);
+        !exited && crate::sys::process_running(self.pid, self.start_time)
+    }
+}
+
+static IDLE: Mutex<Vec<(String, IdleShim)>> = Mutex::new(Vec::new());
+/// Slots of retired supervisors, removed (or kept as spares) once empty.
+static DYING: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
+
+fn instance_of(cg: &ExperimentCgroup) -> &str {
+    let name = cg.name();
+    name.split_once('/').map_or(name, |(instance, _)| instance)
+}
+
+/// The idle supervisor of `identity` used last (its caches are warm), if
+/// one is alive; dead ones met on the way are retired.
+pub fn take(instance: &str, identity: &Option<Identity>, launcher: &Launcher) -> Option<IdleShim> {
+    loop {
+        let shim = {
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            let at = idle
+                .iter()
+                .rposition(|(i, s)| i == instance && s.identity == *identity)?;
+            idle.remove(at).1
+        };
+        if shim.alive() {
+            return Some(shim);
+        }
+        retire(shim, Some(launcher));
+    }
+}
+
+/// Keeps `shim` for the next experiment; the oldest idle one of its
+/// instance is retired if that makes too many.
+pub fn put(shim: IdleShim, launcher: &Launcher) {
+    let oldest = {
+        let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+        let instance = instance_of(&shim.cgroup).to_string();
+        let kept = idle.iter().filter(|(i, _)| *i == instance).count();
+        let oldest = (kept >= MAX_IDLE)
+            .then(|| idle.iter().position(|(i, _)| *i == instance))
+            .flatten()
+            .map(|at| idle.remove(at).1);
+        idle.push((instance, shim));
+        oldest
+    };
+    if let Some(oldest) = oldest {
+        retire(oldest, Some(launcher));
+    }
+}
+
+/// Ends `shim` (told by its launcher, and killed: it is idle) and buries its slot.
+pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
+    if let Some(launcher) = launcher {
+        launcher.retire(shim.pid);
+    }
+    if crate::sys::process_running(shim.pid, shim.start_time) {
+        crate::sys::kill(shim.pid as i32, libc::SIGKILL);
+    }
+    bury(shim.cgroup);
+}
+
+/// Leaves `cg` to [`tidy`], which releases it once nothing runs in it.
+pub fn bury(cg: ExperimentCgroup) {
+    DYING.lock().unwrap_or_else(|e| e.into_inner()).push(cg);
+}
+
+/// Releases the buried slots that have emptied (kills what is left in them).
+pub fn tidy() {
+    let mut dying = DYING.lock().unwrap_or_else(|e| e.into_inner());
+    dying.retain(|cg| {
+        if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
+            cg.signal_all(libc::SIGKILL);
+        }
+        !cg.release()
+    });
+}
+
+/// Ends the idle supervisors of `instance` and removes their slots, and
+/// the buried ones (when its daemon stops; waits up to 2 s for them to go).
+pub fn retire_all(instance: &str) {
+    let ending: Vec<IdleShim> = {
+        let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+        let (ours, others) = idle.drain(..).partition(|(i, _)| i == instance);
+        *idle = others;
+        ours.into_iter().map(|(_, s)| s).collect()
+    };
+    for shim in ending {
+        retire(shim, None);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = {
+            let mut dying = DYING.lock().unwrap_or_else(|e| e.into_inner());
+            dying.retain(|cg| instance_of(cg) != instance || !cg.remove());
+            dying.iter().any(|cg| instance_of(cg) == instance)
+        };
+        if !left || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
