@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -87,7 +87,9 @@ const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 impl Launcher {
     /// A launcher run from `program` (the labbench binary), started lazily.
     pub fn new(program: PathBuf) -> Launcher {
-        let (ends_reader, ends_writer) = match ends_pipe() {
+        // Non-blocking: a shim never waits to report; a full pipe loses the
+        // report, and the daemon finds the end in the journal instead.
+        let (ends_reader, ends_writer) = match crate::sys::nonblocking_pipe() {
             Ok((reader, writer)) => (Some(reader), Some(writer)),
             Err(e) => {
                 tracing::warn!("no ends pipe ({e}): supervisors are not reused");
@@ -408,22 +410,6 @@ fn hand_over(shim: Option<&mut HeldShim>, args: &ShimArgs) -> Result<(), String>
         .map_err(|e| format!("the supervisor is gone: {e}"))?;
     shim.waiting = true;
     Ok(())
-}
-
-/// The ends pipe: (read end, write end), both close-on-exec and non-blocking
-/// (a shim never waits to report; a full pipe loses the report, and the
-/// daemon finds the end in the journal at its next tick).
-fn ends_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    #[allow(unsafe_code)]
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Forks a shim whose stdout and stderr are the experiment's logs, whose

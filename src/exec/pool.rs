@@ -9,7 +9,6 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use super::cgroup::ExperimentCgroup;
 use super::launcher::Launcher;
@@ -55,8 +54,6 @@ impl IdleShim {
 }
 
 static IDLE: Mutex<Vec<(String, IdleShim)>> = Mutex::new(Vec::new());
-/// Slots of retired supervisors, removed (or kept as spares) once empty.
-static DYING: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
 
 fn instance_of(cg: &ExperimentCgroup) -> &str {
     let name = cg.name();
@@ -100,7 +97,8 @@ pub fn put(shim: IdleShim, launcher: &Launcher) {
     }
 }
 
-/// Ends `shim` (told by its launcher, and killed: it is idle) and buries its slot.
+/// Ends `shim` (told by its launcher, and killed: it is idle); its slot is
+/// released once it has gone.
 pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
     if let Some(launcher) = launcher {
         launcher.retire(shim.pid);
@@ -108,27 +106,11 @@ pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
     if crate::sys::process_running(shim.pid, shim.start_time) {
         crate::sys::kill(shim.pid as i32, libc::SIGKILL);
     }
-    bury(shim.cgroup);
+    shim.cgroup.release_when_empty();
 }
 
-/// Leaves `cg` to [`tidy`], which releases it once nothing runs in it.
-pub fn bury(cg: ExperimentCgroup) {
-    DYING.lock().unwrap_or_else(|e| e.into_inner()).push(cg);
-}
-
-/// Releases the buried slots that have emptied (kills what is left in them).
-pub fn tidy() {
-    let mut dying = DYING.lock().unwrap_or_else(|e| e.into_inner());
-    dying.retain(|cg| {
-        if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
-            cg.signal_all(libc::SIGKILL);
-        }
-        !cg.release()
-    });
-}
-
-/// Ends the idle supervisors of `instance` and removes their slots, and
-/// the buried ones (when its daemon stops; waits up to 2 s for them to go).
+/// Ends the idle supervisors of `instance` (when its daemon stops; their
+/// slots then go with the instance's other cgroups).
 pub fn retire_all(instance: &str) {
     let ending: Vec<IdleShim> = {
         let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,17 +120,5 @@ pub fn retire_all(instance: &str) {
     };
     for shim in ending {
         retire(shim, None);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let left = {
-            let mut dying = DYING.lock().unwrap_or_else(|e| e.into_inner());
-            dying.retain(|cg| instance_of(cg) != instance || !cg.remove());
-            dying.iter().any(|cg| instance_of(cg) == instance)
-        };
-        if !left || std::time::Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

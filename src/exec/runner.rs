@@ -56,8 +56,9 @@ struct Tracked {
     reusable: bool,
     /// Whom that supervisor runs commands as.
     identity: Option<Identity>,
-    /// Whether its supervisor reported the experiment's end.
-    reported: bool,
+    /// How the experiment ended, as its supervisor reported (and the
+    /// journal confirmed).
+    reported: Option<ExitStatus>,
     /// Re-attached after a restart (its supervisor may have been reusable).
     reattached: bool,
     /// Whether the last tick found its exit status in the journal.
@@ -89,7 +90,7 @@ impl Tracked {
             ended: None,
             reusable: false,
             identity: None,
-            reported: false,
+            reported: None,
             reattached: false,
             journaled: false,
         }
@@ -98,7 +99,7 @@ impl Tracked {
     /// Whether its supervisor has ended. At a tick `/proc` is read even
     /// when the pidfd says it runs (a backstop that costs a read a tick).
     fn has_ended(&self, ticked: bool) -> bool {
-        if self.reported {
+        if self.reported.is_some() {
             return true;
         }
         match self
@@ -161,8 +162,6 @@ pub async fn run(
             .collect();
         cgroup::sweep_leftovers(&cgroup::instance_name(&settings.launch.data_dir), &in_use);
     }
-    // Cgroups whose last processes were still dying when their experiment ended.
-    let mut lingering: Vec<ExperimentCgroup> = Vec::new();
     let mut changes = lab.queue_changes();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -191,15 +190,11 @@ pub async fn run(
         let seen = *changes.borrow_and_update();
         if ticked {
             crate::sys::reap_orphans();
-            pool::tidy();
             // Reports already written count before the journal backstop.
             if let Some(pipe) = &reports {
                 note_reports(read_reports(pipe.get_ref()), &mut tracked, &settings);
             }
-            lingering.retain(|cg| {
-                cg.signal_all(libc::SIGKILL);
-                !cg.remove()
-            });
+            cgroup::release_emptied();
         }
         let running = tracked.len();
         let (freed, staged) = watch(&lab, &mut tracked, &settings, ticked);
@@ -223,9 +218,7 @@ pub async fn run(
             changes.borrow_and_update();
         }
         for cg in freed {
-            if !cg.release() {
-                lingering.push(cg);
-            }
+            cg.release_when_empty();
         }
     }
 }
@@ -240,10 +233,8 @@ fn note_reports(
 ) {
     for (pid, id) in reports {
         let journal = || ExperimentFiles::new(&settings.launch.data_dir, id).journal();
-        if let Some(t) = tracked.get_mut(&id).filter(|t| t.pid == pid && t.reusable)
-            && read_exit(&journal()).is_some()
-        {
-            t.reported = true;
+        if let Some(t) = tracked.get_mut(&id).filter(|t| t.pid == pid && t.reusable) {
+            t.reported = read_exit(&journal());
         }
     }
 }
@@ -580,7 +571,7 @@ fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<ExperimentCg
         cgroup,
         watch: t.ended,
     };
-    if t.reported && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
+    if t.reported.is_some() && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
         pool::put(shim, launcher);
     } else {
         pool::retire(shim, Some(launcher));
@@ -595,7 +586,7 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
     if let Some(cg) = &t.cgroup {
         // The experiment ends with its leader: stop anything it left running
         // (but a supervisor that reported the end, and stays).
-        let staying = (t.reusable && t.reported).then_some(t.pid as i32);
+        let staying = t.reported.and(Some(t.pid as i32));
         if cg
             .pid_list()
             .is_none_or(|pids| pids.iter().any(|pid| Some(*pid) != staying))
@@ -612,7 +603,9 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
     // GPUs are reserved whole: GPU-seconds are the reservation's.
     usage.gpu_seconds = elapsed * t.gpus as f64;
     usage.peak_gpu_memory_bytes = t.peak_gpu_memory;
-    let status = read_exit(&ExperimentFiles::new(&settings.launch.data_dir, id).journal());
+    let status = t
+        .reported
+        .or_else(|| read_exit(&ExperimentFiles::new(&settings.launch.data_dir, id).journal()));
     let (exit_code, signal) = match status {
         Some(ExitStatus::Code(c)) => (Some(c), None),
         Some(ExitStatus::Signal(s)) => (None, Some(s)),
@@ -790,8 +783,8 @@ fn start_allowed(
             if let Some(cg) = l.cgroup
                 && !cg.remove()
             {
-                // A kept supervisor's slot: removed once it has died.
-                pool::bury(cg);
+                // A kept supervisor's slot: released once it has died.
+                cg.release_when_empty();
             }
             continue;
         }

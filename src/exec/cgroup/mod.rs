@@ -593,6 +593,13 @@ impl ExperimentCgroup {
         })
     }
 
+    /// Like [`release`](Self::release), but a cgroup that still holds
+    /// processes is released later, once they are gone (see
+    /// [`release_emptied`]).
+    pub fn release_when_empty(self) {
+        spares::release_when_empty(self);
+    }
+
     /// Ends its use once its experiment ended: kept for the next
     /// experiment where that pays (v1, see `spares`), else removed; false
     /// while processes remain.
@@ -611,6 +618,12 @@ impl ExperimentCgroup {
         }
         gone
     }
+}
+
+/// Kills what is left in cgroups released while processes remained, and
+/// releases those that emptied (at the runner's ticks).
+pub fn release_emptied() {
+    spares::release_emptied();
 }
 
 /// Removes what the daemon of `data_dir` keeps in the cgroup hierarchies

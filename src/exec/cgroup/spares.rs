@@ -95,8 +95,55 @@ pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
     true
 }
 
-/// Removes the kept cgroups of `instance` (when its daemon stops).
+/// Cgroups that still held processes when released (an experiment's
+/// dying leftovers, a retired supervisor): released once empty.
+static EMPTYING: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
+
+/// Releases `cg` now if nothing runs in it, else once it has emptied.
+pub(super) fn release_when_empty(cg: ExperimentCgroup) {
+    if !cg.release() {
+        EMPTYING.lock().unwrap_or_else(|e| e.into_inner()).push(cg);
+    }
+}
+
+/// Kills what is left in the emptying cgroups and releases those that
+/// emptied.
+pub(super) fn release_emptied() {
+    let mut emptying = EMPTYING.lock().unwrap_or_else(|e| e.into_inner());
+    emptying.retain(|cg| {
+        if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
+            cg.signal_all(libc::SIGKILL);
+        }
+        !cg.release()
+    });
+}
+
+/// Removes the emptying cgroups of `instance`, killing what is left in
+/// them (when its daemon stops; waits up to 2 s for their processes to go).
+fn remove_emptying(instance: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let left = {
+            let mut emptying = EMPTYING.lock().unwrap_or_else(|e| e.into_inner());
+            emptying.retain(|cg| {
+                if instance_of(&cg.name) != instance {
+                    return true;
+                }
+                cg.signal_all(libc::SIGKILL);
+                !cg.remove()
+            });
+            emptying.iter().any(|cg| instance_of(&cg.name) == instance)
+        };
+        if !left || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Removes the kept and the emptying cgroups of `instance` (when its daemon stops).
 pub(super) fn remove_spares(instance: &str) {
+    remove_emptying(instance);
     let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
     spares.retain(|s| {
         let ours = instance_of(&s.name) == instance;
