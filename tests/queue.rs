@@ -644,15 +644,59 @@ async fn a_kept_supervisor_runs_the_next_experiment_afresh_and_alone() {
     // Another Unix user gets a supervisor of its own.
     let fourth = submit(&admin, "-- echo four").await;
     let kept = supervisor_pid(&wait_state(&admin, fourth).await);
+    let mut last = fourth;
     if is_root() {
         let (alice, unix) = experiment_user(&lab, &admin).await;
         let hers = submit(&alice, "-- id -un").await;
+        last = hers;
         let hers = wait_state(&alice, hers).await;
         assert_ne!(supervisor_pid(&hers), kept, "{hers}");
-        let id = hers["id"].as_u64().expect("id");
-        let out = exec(&alice, &format!("logs {id}"), None).await;
+        let out = exec(&alice, &format!("logs {last}"), None).await;
         assert_eq!(out.stdout.trim(), unix);
     }
+
+    // The launcher hands a kept supervisor its next experiment while the
+    // start is being recorded; one that cannot take it (here since the
+    // experiment's directory cannot be made) is let go, the experiment
+    // fails with the reason, and the next one runs.
+    let in_the_way = lab
+        .dir
+        .path()
+        .join("data/experiments")
+        .join((last + 1).to_string());
+    std::fs::write(&in_the_way, "not a directory").expect("block the directory");
+    let fifth = submit(&admin, "-- echo five").await;
+    assert_eq!(fifth, last + 1);
+    let fifth = wait_state(&admin, fifth).await;
+    assert_eq!(fifth["state"]["outcome"], "failed", "{fifth}");
+    let handed = format!("started as pid {kept} ");
+    assert!(
+        fifth["transitions"].as_array().is_some_and(|t| t
+            .iter()
+            .any(|t| t["reason"].as_str().is_some_and(|r| r.starts_with(&handed)))),
+        "recorded under the kept supervisor first: {fifth}"
+    );
+    let reason = last_reason(&fifth);
+    assert!(
+        reason.starts_with("could not start: cannot create")
+            && reason.contains(&in_the_way.display().to_string()),
+        "{reason}"
+    );
+    for _ in 0..100 {
+        if !process_exists(kept) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !process_exists(kept),
+        "the supervisor that could not take it is gone"
+    );
+    std::fs::remove_file(&in_the_way).expect("unblock");
+    let sixth = submit(&admin, "-- echo six").await;
+    let sixth = wait_state(&admin, sixth).await;
+    assert_eq!(sixth["state"]["outcome"], "succeeded", "{sixth}");
+    let kept = supervisor_pid(&sixth);
     let slot = memory_cgroup_of(kept);
 
     // A daemon that stops ends its idle supervisors and removes their slots.

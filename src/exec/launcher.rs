@@ -13,17 +13,20 @@
 //! of the ends of reusable shims' experiments through the ends pipe (the
 //! launcher's stdout, handed to every shim).
 //!
-//! A reusable shim's next experiment goes down its control socket, with
-//! the experiment's log and journal files attached ([`super::fdpass`]).
+//! The launcher also creates each experiment's directory and files, off the
+//! daemon's thread. A reusable shim's next experiment goes down its control
+//! socket, with the experiment's log and journal files attached
+//! ([`super::fdpass`]); the daemon records the start meanwhile and reads
+//! the answer after ([`Launcher::hand_over`]).
 //!
 //! Protocol on the socket (the launcher's stdin): frames of a little-endian
 //! u32 length and a JSON [`Request`]; a [`Spawn`](Request::Spawn) or
-//! [`Reuse`](Request::Reuse) gets one [`Reply`], the others none.
+//! [`Reuse`](Request::Reuse) gets one [`Reply`], in order, the others none.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -76,6 +79,30 @@ pub struct Launcher {
 struct Connection {
     stream: UnixStream,
     waiting: std::collections::HashSet<u32>,
+    /// Shims handed an experiment whose answers are still to be read, in
+    /// the order they were sent (see [`Launcher::hand_over`]).
+    unanswered: std::collections::VecDeque<u32>,
+    /// Answers read ahead of their turn (before a spawn's, say).
+    answers: HashMap<u32, Result<(), String>>,
+}
+
+impl Connection {
+    /// Reads the answers still due (the launcher has sent them, or will).
+    fn read_answers(&mut self) -> std::io::Result<()> {
+        while let Some(pid) = self.unanswered.front().copied() {
+            let answer = match read_frame::<Reply>(&mut self.stream)? {
+                Some(Reply::Spawned { .. }) => {
+                    self.waiting.insert(pid);
+                    Ok(())
+                }
+                Some(Reply::Failed { error }) => Err(error),
+                None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            };
+            self.unanswered.pop_front();
+            self.answers.insert(pid, answer);
+        }
+        Ok(())
+    }
 }
 
 /// How long the launcher waits for a supervisor to take a message.
@@ -158,6 +185,8 @@ impl Launcher {
         Ok(Connection {
             stream,
             waiting: Default::default(),
+            unanswered: Default::default(),
+            answers: Default::default(),
         })
     }
 
@@ -174,9 +203,10 @@ impl Launcher {
                 Some(current) => current,
                 None => connection.insert(self.connect()?),
             };
+            // Answers to earlier hand-overs come first.
             let answer = current
-                .stream
-                .write_all(&frame)
+                .read_answers()
+                .and_then(|()| current.stream.write_all(&frame))
                 .and_then(|()| read_frame::<Reply>(&mut current.stream));
             match answer {
                 Ok(Some(Reply::Spawned { pid })) => {
@@ -192,10 +222,12 @@ impl Launcher {
         Err(last_error)
     }
 
-    /// Hands idle reusable shim `pid` the experiment `args` (it then waits
-    /// for go). Fails if the current launcher does not hold that shim (it
-    /// died, or the launcher was replaced): then fork a new one.
-    pub fn reuse(&self, pid: u32, args: &ShimArgs) -> Result<(), String> {
+    /// Hands idle reusable shim `pid` the experiment `args`: the launcher
+    /// creates its files and sends them, and the shim then waits for go.
+    /// Returns once asked, without waiting for the answer, so the daemon
+    /// can record the start meanwhile; [`handed_over`](Self::handed_over)
+    /// tells how it went, and must be asked once for each hand-over.
+    pub fn hand_over(&self, pid: u32, args: &ShimArgs) -> Result<(), String> {
         let frame = encode_frame(&Request::Reuse {
             pid,
             args: args.clone(),
@@ -205,25 +237,37 @@ impl Launcher {
         let current = connection
             .as_mut()
             .ok_or_else(|| "no launcher runs".to_string())?;
-        let answer = current
-            .stream
-            .write_all(&frame)
-            .and_then(|()| read_frame::<Reply>(&mut current.stream));
-        match answer {
-            Ok(Some(Reply::Spawned { .. })) => {
-                current.waiting.insert(pid);
+        match current.stream.write_all(&frame) {
+            Ok(()) => {
+                current.unanswered.push_back(pid);
                 Ok(())
-            }
-            Ok(Some(Reply::Failed { error })) => Err(error),
-            Ok(None) => {
-                *connection = None;
-                Err("the launcher exited".into())
             }
             Err(e) => {
                 *connection = None;
                 Err(format!("the launcher failed: {e}"))
             }
         }
+    }
+
+    /// Whether shim `pid` took the experiment [handed over](Self::hand_over)
+    /// to it (then it waits for go). Fails if the launcher could not create
+    /// the experiment's files, or does not hold that shim (it died, or the
+    /// launcher was replaced).
+    pub fn handed_over(&self, pid: u32) -> Result<(), String> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let current = connection
+            .as_mut()
+            .ok_or_else(|| "its launcher is gone".to_string())?;
+        if !current.answers.contains_key(&pid)
+            && let Err(e) = current.read_answers()
+        {
+            *connection = None;
+            return Err(format!("the launcher failed: {e}"));
+        }
+        current
+            .answers
+            .remove(&pid)
+            .unwrap_or_else(|| Err("it was never handed over".to_string()))
     }
 
     /// Reusable shim `pid` gets no more experiments (it exits when idle).
@@ -368,28 +412,44 @@ struct RunFiles {
 }
 
 impl RunFiles {
+    /// Creates the experiment's directory and files: the logs and the
+    /// journal (held open for the shim) and the metrics file the command
+    /// appends to, which belongs to the command's user.
     fn create(args: &ShimArgs) -> Result<RunFiles, String> {
         let files = ExperimentFiles {
             dir: args.dir.clone(),
         };
-        let open_log = |path: PathBuf| {
-            std::fs::OpenOptions::new()
+        // Traversable (not listable) by the experiment's user, who writes
+        // its metrics file.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&files.dir)
+            .map_err(|err| format!("cannot create {}: {err}", files.dir.display()))?;
+        let create = |path: PathBuf, options: &mut std::fs::OpenOptions| {
+            options
                 .create(true)
-                .append(true)
                 .mode(0o600)
                 .open(&path)
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))
         };
+        let metrics = files.metrics();
+        create(
+            metrics.clone(),
+            std::fs::OpenOptions::new().write(true).truncate(true),
+        )?;
+        if let Some(who) = &args.identity {
+            std::os::unix::fs::chown(&metrics, Some(who.uid), Some(who.gid)).map_err(|err| {
+                format!("cannot hand {} to {}: {err}", metrics.display(), who.name)
+            })?;
+        }
         Ok(RunFiles {
-            stdout: open_log(files.stdout())?,
-            stderr: open_log(files.stderr())?,
-            journal: std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(files.journal())
-                .map_err(|e| format!("cannot create {}: {e}", files.journal().display()))?,
+            stdout: create(files.stdout(), std::fs::OpenOptions::new().append(true))?,
+            stderr: create(files.stderr(), std::fs::OpenOptions::new().append(true))?,
+            journal: create(
+                files.journal(),
+                std::fs::OpenOptions::new().write(true).truncate(true),
+            )?,
         })
     }
 }

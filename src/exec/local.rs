@@ -3,7 +3,7 @@
 //! forked by the [`super::launcher`]; told to go once the daemon has
 //! recorded the start.
 
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -73,6 +73,9 @@ pub struct Launched {
     pub identity: Option<Identity>,
     /// A kept supervisor's pidfd watch (a new one gets its own).
     pub watch: Option<ExitWatch>,
+    /// A kept supervisor whose hand-over is still to be confirmed
+    /// ([`Launcher::handed_over`]) before it is told go.
+    pub handing_over: bool,
 }
 
 /// Everything `launch` needs besides the experiment.
@@ -104,16 +107,12 @@ pub fn prepare_experiments_dir(data_dir: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o711))
 }
 
-/// Prepares an experiment (directory, log files, cgroup) and forks its
-/// supervisor, confined to the cgroup and waiting for [`go`].
+/// Prepares an experiment (its cgroup; the launcher creates its directory
+/// and files) under a supervisor waiting for [`go`]: a kept one if one is
+/// idle (whose hand-over is confirmed by [`Launcher::handed_over`] after
+/// the start is recorded), else a new one, confined to the cgroup.
 pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launched, String> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
-    // Traversable (not listable) by the experiment's user, who writes its metrics file.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o711)
-        .create(&files.dir)
-        .map_err(|err| format!("cannot create {}: {err}", files.dir.display()))?;
     let account = if ctx.as_root {
         let unknown = || format!("unix user {} does not exist on this host", e.unix_user);
         let entry = crate::sys::passwd_entry(&e.unix_user).ok_or_else(unknown)?;
@@ -122,25 +121,8 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     } else {
         None
     };
-    // The launcher creates the logs and the journal (it opens them for the
-    // shim anyway); the experiment's user writes its metrics file.
-    let metrics = files.metrics();
-    std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&metrics)
-        .map_err(|err| format!("cannot create {}: {err}", metrics.display()))?;
-    if let Some((a, _)) = &account {
-        std::os::unix::fs::chown(&metrics, Some(a.uid), Some(a.gid)).map_err(|err| {
-            format!(
-                "cannot hand {} to {}: {err}",
-                metrics.display(),
-                e.unix_user
-            )
-        })?;
-    }
+    // The launcher creates the experiment's directory and files (it opens
+    // them for the shim anyway).
 
     let argv = match &e.spec.command {
         CommandLine::Argv(argv) => argv.clone(),
@@ -210,6 +192,7 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         reusable: ctx.reuse_supervisors,
         identity,
         watch: None,
+        handing_over: false,
     })
 }
 
@@ -230,7 +213,7 @@ fn hand_to_kept(
             return Err(format!("its cgroup could not be renewed: {e}"));
         }
     };
-    if let Err(why) = ctx.launcher.reuse(idle.pid, args) {
+    if let Err(why) = ctx.launcher.hand_over(idle.pid, args) {
         pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
         return Err(why);
     }
@@ -241,6 +224,7 @@ fn hand_to_kept(
         reusable: true,
         identity: idle.identity,
         watch: idle.watch,
+        handing_over: true,
     })
 }
 

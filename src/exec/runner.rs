@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::cgroup::{self, ExperimentCgroup};
 use super::gpu_use::gpu_memory_by_experiment;
 use super::journal::{ExitStatus, read_exit};
-use super::local::{ExperimentFiles, LaunchContext, go, launch, prepare_experiments_dir};
+use super::local::{ExperimentFiles, LaunchContext, Launched, go, launch, prepare_experiments_dir};
 use super::pool::{self, EXITED, ExitWatch, IdleShim, RUNNING, UNKNOWN};
 use super::shim::{END_REPORT_LEN, Identity, parse_end_report};
 use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
@@ -721,15 +721,10 @@ fn start_allowed(
                     continue;
                 };
                 match launch(&settings.launch, &e, &gpus) {
-                    Ok(l) => launched.push((e, gpus, l)),
+                    Ok(l) => launched.push(Start { e, gpus, l }),
                     Err(reason) => {
                         room = None;
-                        tracing::warn!("experiment {id} could not start: {reason}");
-                        ends.push(never_ran(
-                            id,
-                            Outcome::Failed,
-                            format!("could not start: {reason}"),
-                        ));
+                        ends.push(could_not_start(id, reason));
                     }
                 }
             }
@@ -737,9 +732,34 @@ fn start_allowed(
     }
     staged |= stage_ends(lab, ends);
     let started_at = crate::lab::now();
+    let recorded = stage_starts(lab, &launched, started_at);
+    staged |= recorded.iter().any(Result::is_ok);
+    let durable = !staged || commit(lab);
+    let committed = staged && durable;
+    release_started(
+        launched, recorded, started_at, durable, tracked, settings, exits,
+    );
+    (room, committed)
+}
+
+/// An experiment launched (its supervisor waits for go).
+struct Start {
+    e: Experiment,
+    gpus: Vec<u32>,
+    l: Launched,
+}
+
+/// The end of an experiment that could not start.
+fn could_not_start(id: u64, reason: String) -> StateChange {
+    tracing::warn!("experiment {id} could not start: {reason}");
+    never_ran(id, Outcome::Failed, format!("could not start: {reason}"))
+}
+
+/// Stages the starts of `launched` at `started_at`; a result each.
+fn stage_starts(lab: &Lab, launched: &[Start], started_at: i64) -> Vec<crate::lab::LabResult<()>> {
     let starts = launched
         .iter()
-        .map(|(e, gpus, l)| StateChange {
+        .map(|Start { e, gpus, l }| StateChange {
             id: e.id,
             steps: vec![
                 (
@@ -768,18 +788,36 @@ fn start_allowed(
             usage: None,
         })
         .collect();
-    let recorded = lab.stage_transitions(starts);
-    staged |= recorded.iter().any(Result::is_ok);
-    let durable = !staged || commit(lab);
-    let committed = staged && durable;
-    for ((e, gpus, l), result) in launched.into_iter().zip(recorded) {
+    lab.stage_transitions(starts)
+}
+
+/// After the flush that held their starts, made at `started_at`
+/// (`durable`: it succeeded): lets the supervisors of `launched` go and
+/// tracks them.
+fn release_started(
+    launched: Vec<Start>,
+    recorded: Vec<crate::lab::LabResult<()>>,
+    started_at: i64,
+    durable: bool,
+    tracked: &mut HashMap<u64, Tracked>,
+    settings: &RunnerSettings,
+    exits: &mpsc::UnboundedSender<()>,
+) {
+    let launcher = &settings.launch.launcher;
+    for (Start { e, gpus, l }, result) in launched.into_iter().zip(recorded) {
+        // A kept supervisor's answer is in by now: the launcher took the
+        // experiment on while its start was recorded.
+        let handed = if l.handing_over {
+            launcher.handed_over(l.pid)
+        } else {
+            Ok(())
+        };
         if let Err(err) = result {
             // Not recorded (cancelled meanwhile): it never runs. Killed while
             // it surely waits for go, before its pid can be reused.
             tracing::warn!("experiment {}: not started: {err}", e.id);
-            room = None;
             crate::sys::kill(l.pid as i32, libc::SIGKILL);
-            settings.launch.launcher.abort(l.pid);
+            launcher.abort(l.pid);
             if let Some(cg) = l.cgroup
                 && !cg.remove()
             {
@@ -792,20 +830,22 @@ fn start_allowed(
             Some(watch) => Some(Arc::clone(watch)),
             None => wake_on_exit(l.pid, l.start_time, exits),
         };
-        let released = if durable {
-            go(&settings.launch, &l)
-        } else {
-            crate::sys::kill(l.pid as i32, libc::SIGKILL);
-            settings.launch.launcher.abort(l.pid);
-            Err("its start could not be recorded durably".to_string())
+        let released = match handed {
+            Ok(()) if durable => go(&settings.launch, &l),
+            Ok(()) => Err("its start could not be recorded durably".to_string()),
+            // The launcher has let that supervisor go (it exits).
+            Err(why) => Err(why),
         };
         let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
         t.ended = ended;
         t.reusable = l.reusable;
         t.identity = l.identity;
         if let Err(err) = released {
-            // Its supervisor exits without running the command; tracking it
+            // Its supervisor ends without running the command (killed while
+            // it surely waits, before its pid can be reused); tracking it
             // records that end and frees its reservation.
+            crate::sys::kill(l.pid as i32, libc::SIGKILL);
+            launcher.abort(l.pid);
             t.stopping = Some(Stopping {
                 outcome: Outcome::Failed,
                 reason: format!("could not start: {err}"),
@@ -815,7 +855,6 @@ fn start_allowed(
         }
         tracked.insert(e.id, t);
     }
-    (room, committed)
 }
 
 #[cfg(test)]

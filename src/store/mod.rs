@@ -436,8 +436,17 @@ impl Store {
         Ok(())
     }
 
-    /// One experiment.
+    /// One experiment (an unfinished one from the cache, undecoded).
     pub fn experiment(&self, id: u64) -> StoreResult<Option<Experiment>> {
+        let cached = self
+            .active_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
         self.experiments
             .get(id.to_be_bytes())?
             .map(|v| decode(EXPERIMENTS_TREE, &v))
