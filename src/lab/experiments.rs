@@ -445,75 +445,103 @@ impl Lab {
 
     /// [`Lab::plan`], and the room its starts leave.
     pub fn plan_with_room(&self) -> LabResult<(Vec<Decision>, Room)> {
-        let mut running = Vec::new();
-        let mut queued = Vec::new();
-        let mut finished_deps = Vec::new();
-        let mut dependencies = HashMap::new();
-        self.store.with_active(|active| {
-            for e in active.values() {
-                match &e.state {
-                    State::Running {
-                        started_at, gpus, ..
-                    } => running.push(RunningJob {
-                        id: e.id,
-                        owner: e.owner.clone(),
-                        resources: e.spec.resources,
-                        gpus: gpus.clone(),
-                        ends_by: started_at + e.spec.resources.time_limit_secs as i64,
-                    }),
-                    State::Starting { gpus } => running.push(RunningJob {
-                        id: e.id,
-                        owner: e.owner.clone(),
-                        resources: e.spec.resources,
-                        gpus: gpus.clone(),
-                        ends_by: now() + e.spec.resources.time_limit_secs as i64,
-                    }),
-                    State::Queued => {
-                        for dep in &e.spec.after {
-                            if active.contains_key(dep) {
-                                dependencies.insert(*dep, Dependency::Pending);
-                            } else {
-                                finished_deps.push(*dep);
-                            }
-                        }
-                        queued.push(QueuedJob {
-                            id: e.id,
-                            owner: e.owner.clone(),
-                            priority: e.spec.priority,
-                            submitted_at: e.submitted_at,
-                            resources: e.spec.resources,
-                            after: e.spec.after.clone(),
-                        });
-                    }
-                    State::Finished { .. } => {}
-                }
-            }
-        });
-        finished_deps.sort_unstable();
-        finished_deps.dedup();
-        for dep in finished_deps {
-            let status = match self.store.experiment(dep)?.map(|d| d.state) {
-                Some(State::Finished {
-                    outcome: Outcome::Succeeded,
-                    ..
-                }) => Dependency::Succeeded,
-                Some(State::Finished { .. }) | None => Dependency::Failed,
-                Some(_) => Dependency::Pending,
-            };
-            dependencies.insert(dep, status);
-        }
         let quotas: HashMap<String, Quota> = self.store.quotas()?.into_iter().collect();
         let recent_usage = self.recent_usage()?;
         let capacity = self.capacity();
-        let (mut decisions, room) = schedule_with_room(&SchedulerInput {
-            now: now(),
-            capacity: &capacity,
-            running: &running,
-            queued: &queued,
-            quotas: &quotas,
-            recent_usage: &recent_usage,
-            dependencies: &dependencies,
-        });
+        // The queue is planned where it lies (the cache of unfinished
+        // experiments), without copies; the outcomes of finished experiments
+        // that queued ones wait for are looked up first if not known yet.
+        let mut unknown = Vec::new();
+        // Unfinished by the store, though not yet among the active ones
+        // (being written): pending for this plan.
+        let mut unfinished = std::collections::HashSet::new();
+        let (mut decisions, room) = loop {
+            for id in unknown.drain(..) {
+                let status = match self.store.experiment(id)?.map(|d| d.state) {
+                    Some(State::Finished {
+                        outcome: Outcome::Succeeded,
+                        ..
+                    }) => Dependency::Succeeded,
+                    Some(State::Finished { .. }) | None => Dependency::Failed,
+                    Some(_) => {
+                        unfinished.insert(id);
+                        continue;
+                    }
+                };
+                self.finished_dependencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, status);
+            }
+            let planned = self.store.with_active(|active| {
+                let finished = self
+                    .finished_dependencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut running = Vec::new();
+                let mut queued = Vec::new();
+                let mut dependencies = HashMap::new();
+                for e in active.values() {
+                    match &e.state {
+                        State::Running {
+                            started_at, gpus, ..
+                        } => running.push(RunningJob {
+                            id: e.id,
+                            owner: e.owner.clone(),
+                            resources: e.spec.resources,
+                            gpus: gpus.clone(),
+                            ends_by: started_at + e.spec.resources.time_limit_secs as i64,
+                        }),
+                        State::Starting { gpus } => running.push(RunningJob {
+                            id: e.id,
+                            owner: e.owner.clone(),
+                            resources: e.spec.resources,
+                            gpus: gpus.clone(),
+                            ends_by: now() + e.spec.resources.time_limit_secs as i64,
+                        }),
+                        State::Queued => {
+                            for dep in &e.spec.after {
+                                let status = if active.contains_key(dep) || unfinished.contains(dep)
+                                {
+                                    Dependency::Pending
+                                } else if let Some(status) = finished.get(dep) {
+                                    *status
+                                } else {
+                                    unknown.push(*dep);
+                                    continue;
+                                };
+                                dependencies.insert(*dep, status);
+                            }
+                            queued.push(QueuedJob {
+                                id: e.id,
+                                owner: &e.owner,
+                                priority: e.spec.priority,
+                                submitted_at: e.submitted_at,
+                                resources: e.spec.resources,
+                                after: &e.spec.after,
+                            });
+                        }
+                        State::Finished { .. } => {}
+                    }
+                }
+                unknown.is_empty().then(|| {
+                    schedule_with_room(&SchedulerInput {
+                        now: now(),
+                        capacity: &capacity,
+                        running: &running,
+                        queued: &queued,
+                        quotas: &quotas,
+                        recent_usage: &recent_usage,
+                        dependencies: &dependencies,
+                    })
+                })
+            });
+            if let Some(planned) = planned {
+                break planned;
+            }
+            unknown.sort_unstable();
+            unknown.dedup();
+        };
         if let Some((free, reserve)) = self.disk_short() {
             for d in &mut decisions {
                 if let Decision::Start { id, .. } = *d {
@@ -859,6 +887,52 @@ mod tests {
             "{decisions:?}"
         );
         assert_eq!(room.cpus, lab.capacity().cpus);
+    }
+
+    #[test]
+    fn queued_experiments_follow_how_their_dependencies_ended() {
+        let (_d, lab) = lab_with_admin();
+        let member = principal(&lab, "mike", Role::Member);
+        let first = lab.submit(&member, echo()).expect("first");
+        let second = lab.submit(&member, echo()).expect("second");
+        let after = |dep| SubmitRequest {
+            after: vec![dep],
+            ..echo()
+        };
+        let on_first = lab.submit(&member, after(first)).expect("on first");
+        let on_second = lab.submit(&member, after(second)).expect("on second");
+        for (id, outcome) in [(first, Outcome::Succeeded), (second, Outcome::Failed)] {
+            let end = State::Finished {
+                outcome,
+                exit_code: None,
+                signal: None,
+                started_at: None,
+                ended_at: now(),
+            };
+            let change = StateChange {
+                id,
+                steps: vec![(end, "ended".into())],
+                usage: None,
+            };
+            assert!(lab.stage_transitions(vec![change])[0].is_ok());
+        }
+        lab.commit_transitions().expect("commit");
+        // The second plan knows how they ended without reading them again.
+        for _ in 0..2 {
+            let decisions = lab.plan().expect("plan");
+            assert!(
+                decisions
+                    .iter()
+                    .any(|d| matches!(d, Decision::Start { id, .. } if *id == on_first)),
+                "{decisions:?}"
+            );
+            assert!(
+                decisions
+                    .iter()
+                    .any(|d| matches!(d, Decision::Abandon { id, .. } if *id == on_second)),
+                "{decisions:?}"
+            );
+        }
     }
 
     #[test]

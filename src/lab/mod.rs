@@ -102,6 +102,10 @@ pub struct Lab {
     live: Arc<std::sync::RwLock<std::collections::HashMap<u64, LiveUse>>>,
     /// What changed in the queue since the runner last looked.
     news: Arc<std::sync::Mutex<QueueNews>>,
+    /// How finished experiments that queued ones wait for (`--after`)
+    /// ended: it never changes, and the queue is planned at every start.
+    finished_dependencies:
+        Arc<std::sync::Mutex<std::collections::HashMap<u64, crate::sched::Dependency>>>,
 }
 
 /// What changed in the queue since the runner last took the news: lets it
@@ -171,6 +175,7 @@ impl Lab {
             fair_share: Arc::new(std::sync::Mutex::new(None)),
             live: Arc::new(std::sync::RwLock::new(std::collections::HashMap::new())),
             news: Arc::default(),
+            finished_dependencies: Arc::default(),
         }
     }
 

@@ -52,13 +52,14 @@ pub struct RunningJob {
     pub ends_by: i64,
 }
 
-/// An experiment waiting to start.
+/// An experiment waiting to start (borrowing from its record: the queue
+/// can be long, and is planned at every start).
 #[derive(Debug, Clone, PartialEq)]
-pub struct QueuedJob {
+pub struct QueuedJob<'a> {
     /// Experiment id.
     pub id: u64,
     /// Owner.
-    pub owner: String,
+    pub owner: &'a str,
     /// Higher first.
     pub priority: i32,
     /// Submission time.
@@ -66,7 +67,7 @@ pub struct QueuedJob {
     /// What it asks for.
     pub resources: Resources,
     /// Experiments that must succeed first.
-    pub after: Vec<u64>,
+    pub after: &'a [u64],
 }
 
 /// How a dependency stands.
@@ -90,7 +91,7 @@ pub struct SchedulerInput<'a> {
     /// Experiments holding resources.
     pub running: &'a [RunningJob],
     /// Experiments waiting.
-    pub queued: &'a [QueuedJob],
+    pub queued: &'a [QueuedJob<'a>],
     /// Quotas by owner.
     pub quotas: &'a HashMap<String, Quota>,
     /// Recent usage by owner (e.g. CPU-hours over 7 days), for fair share.
@@ -305,13 +306,13 @@ fn over_quota(quota: &Quota, held: &Held, r: &Resources) -> Option<QuotaExceeded
 
 /// Orders the queue: priority (high first), fair share (less recent usage
 /// first), submission time, id.
-fn queue_order<'a>(input: &SchedulerInput<'a>) -> Vec<&'a QueuedJob> {
+fn queue_order<'a>(input: &SchedulerInput<'a>) -> Vec<&'a QueuedJob<'a>> {
     // Each owner's usage is looked up once per job, not per comparison.
     let mut order: Vec<(f64, &QueuedJob)> = input
         .queued
         .iter()
         .map(|job| {
-            let usage = input.recent_usage.get(&job.owner).copied();
+            let usage = input.recent_usage.get(job.owner).copied();
             (usage.unwrap_or(0.0), job)
         })
         .collect();
@@ -387,7 +388,7 @@ pub fn schedule_with_room(input: &SchedulerInput) -> (Vec<Decision>, Room) {
         let r = &job.resources;
         let mut pending = None;
         let mut failed = None;
-        for dep in &job.after {
+        for dep in job.after {
             match input
                 .dependencies
                 .get(dep)
@@ -413,8 +414,8 @@ pub fn schedule_with_room(input: &SchedulerInput) -> (Vec<Decision>, Room) {
             });
             continue;
         }
-        let quota = input.quotas.get(&job.owner).unwrap_or(&no_quota);
-        let owner_held = held.get(job.owner.as_str()).copied().unwrap_or_default();
+        let quota = input.quotas.get(job.owner).unwrap_or(&no_quota);
+        let owner_held = held.get(job.owner).copied().unwrap_or_default();
         if let Some(exceeded) = over_quota(quota, &owner_held, r) {
             decisions.push(Decision::Wait {
                 id: job.id,
@@ -434,7 +435,7 @@ pub fn schedule_with_room(input: &SchedulerInput) -> (Vec<Decision>, Room) {
                 continue;
             }
             let gpus = free.take(r);
-            let h = held.entry(job.owner.as_str()).or_default();
+            let h = held.entry(job.owner).or_default();
             h.running += 1;
             h.cpus += r.cpus;
             h.memory += r.memory_bytes;
@@ -477,14 +478,14 @@ mod tests {
         }
     }
 
-    fn queued(id: u64, owner: &str, r: Resources) -> QueuedJob {
+    fn queued(id: u64, owner: &'static str, r: Resources) -> QueuedJob<'static> {
         QueuedJob {
             id,
-            owner: owner.into(),
+            owner,
             priority: 0,
             submitted_at: id as i64,
             resources: r,
-            after: Vec::new(),
+            after: &[],
         }
     }
 
@@ -499,7 +500,7 @@ mod tests {
     struct World {
         capacity: Capacity,
         running: Vec<RunningJob>,
-        queued: Vec<QueuedJob>,
+        queued: Vec<QueuedJob<'static>>,
         quotas: HashMap<String, Quota>,
         usage: HashMap<String, f64>,
         deps: HashMap<u64, Dependency>,
@@ -507,7 +508,7 @@ mod tests {
     }
 
     impl World {
-        fn new(queued: Vec<QueuedJob>) -> World {
+        fn new(queued: Vec<QueuedJob<'static>>) -> World {
             World {
                 capacity: host(),
                 running: Vec::new(),
@@ -680,15 +681,15 @@ mod tests {
     fn dependencies_wait_and_failures_abandon() {
         let mut w = World::new(vec![
             QueuedJob {
-                after: vec![7],
+                after: &[7],
                 ..queued(1, "a", res(1.0, 1, 0, 60))
             },
             QueuedJob {
-                after: vec![8],
+                after: &[8],
                 ..queued(2, "a", res(1.0, 1, 0, 60))
             },
             QueuedJob {
-                after: vec![6],
+                after: &[6],
                 ..queued(3, "a", res(1.0, 1, 0, 60))
             },
         ]);
@@ -778,7 +779,7 @@ mod tests {
                     let started = w.queued.iter().find(|q| q.id == *id).expect("known").clone();
                     w.running.push(RunningJob {
                         id: started.id,
-                        owner: started.owner.clone(),
+                        owner: started.owner.to_string(),
                         resources: started.resources,
                         gpus: gpus.clone(),
                         ends_by: w.now + started.resources.time_limit_secs as i64,
