@@ -292,7 +292,18 @@ async fn tui_survives_random_bytes_and_broken_escape_sequences() {
             break;
         }
     }
-    let status = ended.expect("session did not end after q");
+    let status = ended.unwrap_or_else(|| {
+        let text = seen.lock().expect("lock").clone();
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        panic!("session did not end after q; last output: {tail:?}")
+    });
     assert_eq!(status, Some(0));
 }
 

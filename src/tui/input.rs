@@ -2,12 +2,24 @@
 //!
 //! Bytes arrive in arbitrary chunks: an escape sequence may be split across
 //! two reads, and a client may send garbage. The parser keeps a small buffer
-//! for incomplete sequences, drops what cannot be parsed, and never panics.
+//! for incomplete sequences, drops what cannot be parsed or never completes,
+//! and never panics.
+
+use std::time::Duration;
 
 use terminput::{Event, KeyCode, KeyEvent};
 
 /// Longest incomplete sequence kept between chunks; longer input is dropped.
 const MAX_PENDING: usize = 64;
+
+/// How long a lone ESC waits for the rest of a possible escape sequence
+/// before it is the Escape key.
+const ESCAPE_WAIT: Duration = Duration::from_millis(40);
+
+/// How long any other incomplete sequence (a paste or a title cut short)
+/// waits for its rest before it is dropped: else it would swallow every key
+/// typed after it, up to [`MAX_PENDING`] bytes.
+const INCOMPLETE_WAIT: Duration = Duration::from_millis(300);
 
 /// Incremental parser of terminal input.
 #[derive(Debug, Default)]
@@ -53,14 +65,26 @@ impl InputParser {
         self.pending == [0x1b]
     }
 
-    /// Called when no more input came shortly after a lone ESC: it was the
-    /// Escape key.
-    pub fn flush(&mut self) -> Vec<Event> {
-        if !self.escape_pending() {
-            return Vec::new();
+    /// How long to wait for more input before [`flush`](Self::flush), if
+    /// an incomplete sequence is pending.
+    pub fn patience(&self) -> Option<Duration> {
+        match self.pending.as_slice() {
+            [] => None,
+            [0x1b] => Some(ESCAPE_WAIT),
+            _ => Some(INCOMPLETE_WAIT),
         }
+    }
+
+    /// Called when no more input came for [`patience`](Self::patience): a
+    /// lone ESC was the Escape key; a longer incomplete sequence is dropped.
+    pub fn flush(&mut self) -> Vec<Event> {
+        let escape = self.escape_pending();
         self.pending.clear();
-        vec![Event::Key(KeyEvent::new(KeyCode::Esc))]
+        if escape {
+            vec![Event::Key(KeyEvent::new(KeyCode::Esc))]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -132,6 +156,22 @@ mod tests {
         assert_eq!(keys(&p.flush()), vec![KeyCode::Esc]);
         assert!(!p.escape_pending());
         assert!(p.flush().is_empty());
+    }
+
+    #[test]
+    fn a_sequence_cut_short_is_dropped_and_swallows_no_later_key() {
+        let mut p = InputParser::default();
+        // A paste whose end never comes: escapes are paste content.
+        for cut in [&b"\x1b[200~"[..], b"\x1b[200~pasted"] {
+            assert!(p.feed(cut).is_empty());
+            // What follows would only lengthen it...
+            assert!(p.feed(b"\x1b\x1b\x1bq").is_empty());
+            assert_eq!(p.patience(), Some(INCOMPLETE_WAIT));
+            // ...until nothing more came for a while: then it is dropped.
+            assert!(p.flush().is_empty());
+            assert_eq!(p.patience(), None);
+            assert_eq!(keys(&p.feed(b"q")), vec![KeyCode::Char('q')]);
+        }
     }
 
     #[test]

@@ -20,8 +20,6 @@ use crate::exec::ExperimentFiles;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::monitor::Window;
 
-/// How long a lone ESC waits for the rest of a possible escape sequence.
-const ESCAPE_WAIT: Duration = Duration::from_millis(40);
 /// Enter the alternate screen, hide the cursor, clear.
 const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H";
 /// Reset attributes, show the cursor, leave the alternate screen.
@@ -283,8 +281,10 @@ pub async fn run_tui_session<S: FrameSink>(
                     }
                 }
             },
-            // A lone ESC with nothing after it for a moment is the Escape key.
-            _ = tokio::time::sleep(ESCAPE_WAIT), if parser.escape_pending() => {
+            // Nothing came for a moment after an incomplete sequence: a lone
+            // ESC is the Escape key, anything longer is dropped.
+            _ = tokio::time::sleep(parser.patience().unwrap_or_default()),
+                if parser.patience().is_some() => {
                 for key in parser.flush().iter().filter_map(key_press) {
                     view.handle_key(key);
                 }
