@@ -11,6 +11,9 @@ use labbench::config::Config;
 use labbench::lab::{BootstrapSource, Lab};
 use labbench::monitor::{GpuSourceSpec, HostSampler, NoGpu, host_only, measure_once};
 use labbench::server::{RunningServer, ServeError};
+
+/// How long a stopping daemon waits for the experiment runner's last round.
+const RUNNER_STOP_WAIT: Duration = Duration::from_secs(10);
 use labbench::store::{Store, StoreError};
 
 #[derive(Debug, Parser)]
@@ -119,6 +122,7 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     let RunningServer {
         lab,
         task,
+        runner,
         data_dir,
         ..
     } = server;
@@ -129,14 +133,24 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
             Ok(())
         }
     };
-    if let Err(e) = lab.store().flush() {
+    // The runner finishes what it was doing (a start half made, say) before
+    // the cleanup below, so nothing it makes afterwards is left behind.
+    lab.stop_runner();
+    if tokio::time::timeout(RUNNER_STOP_WAIT, runner)
+        .await
+        .is_err()
+    {
+        eprintln!("labbench: the experiment runner did not stop in time");
+    }
+    let flushed = lab.store().flush();
+    // Experiments still running keep their cgroups (a restart re-attaches);
+    // idle supervisors end, and their slots go (even if the flush failed).
+    labbench::exec::pool::retire_all(&labbench::exec::cgroup::instance_name(&data_dir));
+    labbench::exec::cgroup::remove_instance(&data_dir);
+    if let Err(e) = flushed {
         eprintln!("labbench: final flush failed: {e}");
         return ExitCode::FAILURE;
     }
-    // Experiments still running keep their cgroups (a restart re-attaches);
-    // idle supervisors end, and their slots go.
-    labbench::exec::pool::retire_all(&labbench::exec::cgroup::instance_name(&data_dir));
-    labbench::exec::cgroup::remove_instance(&data_dir);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

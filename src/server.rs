@@ -67,6 +67,8 @@ pub struct RunningServer {
     pub data_dir: PathBuf,
     /// The task serving connections.
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The experiment runner (it ends after [`Lab::stop_runner`]).
+    pub runner: tokio::task::JoinHandle<()>,
 }
 
 /// Opens everything and starts accepting SSH connections.
@@ -184,7 +186,7 @@ pub async fn start(
             }
         }
     );
-    tokio::spawn(crate::exec::run(
+    let runner = tokio::spawn(crate::exec::run(
         lab.clone(),
         runner_settings,
         runner_commands,
@@ -197,6 +199,7 @@ pub async fn start(
         bootstrap,
         data_dir,
         task,
+        runner,
     })
 }
 

@@ -359,6 +359,34 @@ async fn roles_decide_who_submits_and_cancels() {
     assert_eq!(out.status, Some(0), "{out:?}");
     let out = exec(&mike, &format!("priority {id} 5"), None).await;
     assert_eq!(out.status, Some(77), "{out:?}");
+    // Ended before the daemon stops (a running one keeps its cgroup for a
+    // next daemon that a test never starts).
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "cancelled", "{e}");
+
+    // The daemon's runner stops before the daemon cleans up: a start it was
+    // making when the experiment was cancelled leaves no cgroup behind.
+    drop((admin, mike, mary, vera));
+    let Lab { dir, server, .. } = lab;
+    server.stop();
+    let instance = labbench::exec::cgroup::instance_name(&dir.path().join("data"));
+    let left = match labbench::exec::cgroup::hierarchy() {
+        Some(labbench::exec::cgroup::Hierarchy::V2(mount)) => vec![mount.join("labbench")],
+        Some(labbench::exec::cgroup::Hierarchy::V1) => ["memory", "pids", "freezer"]
+            .iter()
+            .map(|c| {
+                std::path::Path::new("/sys/fs/cgroup")
+                    .join(c)
+                    .join("labbench")
+            })
+            .collect(),
+        None => Vec::new(),
+    }
+    .into_iter()
+    .map(|parent| parent.join(&instance))
+    .filter(|dir| dir.exists())
+    .collect::<Vec<_>>();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[tokio::test]
@@ -949,8 +977,12 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
     assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
     let out = exec(&handle, &format!("logs {after}"), None).await;
     assert_eq!(out.stdout, "after-the-gate\n");
-    let out = exec(&handle, "submit --workdir /tmp -- true", None).await;
-    assert_eq!(out.status, Some(0), "accepted again: {out:?}");
+    // Accepted again; ended before the daemon stops (a running one keeps
+    // its cgroup for the next daemon of this data directory, which a test
+    // never starts).
+    let last = submit(&handle, "-- true").await;
+    let last = wait_state(&handle, last).await;
+    assert_eq!(last["state"]["outcome"], "succeeded", "{last}");
     drop(handle);
     server.stop();
 }

@@ -178,6 +178,7 @@ pub async fn run(
             _ = changes.changed() => false,
             command = commands.recv() => match command {
                 None => return,
+                Some(RunnerCommand::Stop) => return,
                 Some(RunnerCommand::Cancel { id, reason }) => {
                     if let Some(t) = tracked.get_mut(&id) {
                         stop(t, Outcome::Cancelled, reason, settings.grace);

@@ -142,6 +142,9 @@ pub enum RunnerCommand {
         /// Why, for the record.
         reason: String,
     },
+    /// Finish the current round and stop (the daemon is stopping; running
+    /// experiments run on, to be re-attached).
+    Stop,
 }
 
 impl RunnerHandle {
@@ -157,6 +160,11 @@ impl RunnerHandle {
     /// Asks the runner to cancel `id`.
     pub fn cancel(&self, id: u64, reason: String) {
         let _ = self.commands.send(RunnerCommand::Cancel { id, reason });
+    }
+
+    /// Asks the runner to stop after its current round.
+    pub fn stop(&self) {
+        let _ = self.commands.send(RunnerCommand::Stop);
     }
 }
 
@@ -200,6 +208,14 @@ impl Lab {
     pub fn with_runner(mut self, runner: RunnerHandle) -> Lab {
         self.runner = Some(runner);
         self
+    }
+
+    /// Asks the experiment runner, if any, to stop after its current round
+    /// (when the daemon stops).
+    pub fn stop_runner(&self) {
+        if let Some(runner) = &self.runner {
+            runner.stop();
+        }
     }
 
     /// A receiver that changes whenever the queue changes.
