@@ -147,6 +147,10 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     // idle supervisors end, and their slots go (even if the flush failed).
     labbench::exec::pool::retire_all(&labbench::exec::cgroup::instance_name(&data_dir));
     labbench::exec::cgroup::remove_instance(&data_dir);
+    // Supervisors that ended meanwhile were reparented to the daemon (a
+    // subreaper) once the launcher had gone with the runner: reaped here,
+    // since the runner no longer does.
+    labbench::sys::reap_orphans();
     if let Err(e) = flushed {
         eprintln!("labbench: final flush failed: {e}");
         return ExitCode::FAILURE;
