@@ -178,7 +178,17 @@ pub async fn run(
             _ = changes.changed() => false,
             command = commands.recv() => match command {
                 None => return,
-                Some(RunnerCommand::Stop) => return,
+                Some(RunnerCommand::Stop) => {
+                    // Later cancels are refused (the server is stopping);
+                    // any sent meanwhile are not carried out.
+                    commands.close();
+                    while let Ok(command) = commands.try_recv() {
+                        if let RunnerCommand::Cancel { id, .. } = command {
+                            tracing::warn!("experiment {id}: not cancelled, the server is stopping");
+                        }
+                    }
+                    return;
+                }
                 Some(RunnerCommand::Cancel { id, reason }) => {
                     if let Some(t) = tracked.get_mut(&id) {
                         stop(t, Outcome::Cancelled, reason, settings.grace);
@@ -737,9 +747,12 @@ fn start_allowed(
     staged |= recorded.iter().any(Result::is_ok);
     let durable = !staged || commit(lab);
     let committed = staged && durable;
-    release_started(
+    if !release_started(
         launched, recorded, started_at, durable, tracked, settings, exits,
-    );
+    ) {
+        // One not started leaves more room than the plan counted.
+        room = None;
+    }
     (room, committed)
 }
 
@@ -794,7 +807,7 @@ fn stage_starts(lab: &Lab, launched: &[Start], started_at: i64) -> Vec<crate::la
 
 /// After the flush that held their starts, made at `started_at`
 /// (`durable`: it succeeded): lets the supervisors of `launched` go and
-/// tracks them.
+/// tracks them. False if some start was not recorded.
 fn release_started(
     launched: Vec<Start>,
     recorded: Vec<crate::lab::LabResult<()>>,
@@ -803,8 +816,9 @@ fn release_started(
     tracked: &mut HashMap<u64, Tracked>,
     settings: &RunnerSettings,
     exits: &mpsc::UnboundedSender<()>,
-) {
+) -> bool {
     let launcher = &settings.launch.launcher;
+    let mut all_recorded = true;
     for (Start { e, gpus, l }, result) in launched.into_iter().zip(recorded) {
         // A kept supervisor's answer is in by now: the launcher took the
         // experiment on while its start was recorded.
@@ -817,7 +831,8 @@ fn release_started(
             // Not recorded (cancelled meanwhile): it never runs. Killed while
             // it surely waits for go, before its pid can be reused.
             tracing::warn!("experiment {}: not started: {err}", e.id);
-            crate::sys::kill(l.pid as i32, libc::SIGKILL);
+            all_recorded = false;
+            kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
             if let Some(cg) = l.cgroup
                 && !cg.remove()
@@ -842,10 +857,9 @@ fn release_started(
         t.reusable = l.reusable;
         t.identity = l.identity;
         if let Err(err) = released {
-            // Its supervisor ends without running the command (killed while
-            // it surely waits, before its pid can be reused); tracking it
+            // Its supervisor ends without running the command; tracking it
             // records that end and frees its reservation.
-            crate::sys::kill(l.pid as i32, libc::SIGKILL);
+            kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
             t.stopping = Some(Stopping {
                 outcome: Outcome::Failed,
@@ -855,6 +869,15 @@ fn release_started(
             });
         }
         tracked.insert(e.id, t);
+    }
+    all_recorded
+}
+
+/// Kills supervisor `pid` (started at `start_time`) if it still runs (one
+/// the launcher let go may have exited, and its pid been reused, already).
+fn kill_if_same(pid: u32, start_time: u64) {
+    if crate::sys::process_running(pid, start_time) {
+        crate::sys::kill(pid as i32, libc::SIGKILL);
     }
 }
 

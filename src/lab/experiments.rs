@@ -601,7 +601,7 @@ impl Lab {
     /// (the finished state is returned); running ones are stopped by the
     /// executor (their current state is returned).
     pub fn cancel(&self, p: &Principal, id: u64) -> LabResult<State> {
-        let mut experiment = self.experiment(p, id)?;
+        let experiment = self.experiment(p, id)?;
         if !(p.is_admin() || (p.user == experiment.owner && p.role != Role::Viewer)) {
             return Err(LabError::PermissionDenied(format!(
                 "only {} or an admin can cancel experiment {id}",
@@ -614,23 +614,34 @@ impl Lab {
                 experiment.state.name()
             ))),
             State::Queued => {
-                let at = now();
-                experiment.state = State::Finished {
-                    outcome: Outcome::Cancelled,
-                    exit_code: None,
-                    signal: None,
-                    started_at: None,
-                    ended_at: at,
+                let cancelled = self.store.update_experiment(id, |e| {
+                    if e.state != State::Queued {
+                        // Started (or ended) since it was read.
+                        return Ok::<_, LabError>(None);
+                    }
+                    let at = now();
+                    e.state = State::Finished {
+                        outcome: Outcome::Cancelled,
+                        exit_code: None,
+                        signal: None,
+                        started_at: None,
+                        ended_at: at,
+                    };
+                    e.transitions.push(Transition {
+                        at,
+                        to: "cancelled".into(),
+                        reason: format!("cancelled by {} while queued", p.user),
+                    });
+                    Ok(Some(e.state.clone()))
+                })?;
+                let Some(state) = cancelled.flatten() else {
+                    // The runner got there first: cancel what it started.
+                    return self.cancel(p, id);
                 };
-                experiment.transitions.push(Transition {
-                    at,
-                    to: "cancelled".into(),
-                    reason: format!("cancelled by {} while queued", p.user),
-                });
-                self.store.put_experiment(&experiment)?;
+                self.store.flush()?;
                 self.audit(p, format!("cancelled experiment {id}"))?;
                 self.queue_changed();
-                Ok(experiment.state)
+                Ok(state)
             }
             State::Starting { .. } | State::Running { .. } => {
                 let runner = self.runner.as_ref().ok_or_else(|| {
@@ -638,7 +649,11 @@ impl Lab {
                         "experiment {id} is running under the server: cancel it with `ssh lab@host cancel {id}`"
                     ))
                 })?;
-                runner.cancel(id, format!("cancelled by {}", p.user));
+                if !runner.cancel(id, format!("cancelled by {}", p.user)) {
+                    return Err(LabError::Unavailable(format!(
+                        "the server is stopping; experiment {id} runs on (cancel it again once the server is back)"
+                    )));
+                }
                 self.audit(p, format!("cancelled experiment {id}"))?;
                 Ok(experiment.state)
             }
@@ -654,31 +669,28 @@ impl Lab {
         changes
             .into_iter()
             .map(|change| {
-                let mut experiment = match self.store.experiment(change.id)? {
-                    Some(e) if e.state.is_finished() => {
-                        return Err(LabError::Invalid(format!(
-                            "experiment {} already ended",
-                            change.id
-                        )));
-                    }
-                    Some(e) => e,
-                    None => {
-                        return Err(LabError::NotFound(format!("no experiment {}", change.id)));
-                    }
-                };
-                for (state, reason) in change.steps {
-                    experiment.transitions.push(Transition {
-                        at,
-                        to: state.name().to_string(),
-                        reason,
-                    });
-                    experiment.state = state;
-                }
-                if let Some(usage) = change.usage {
-                    experiment.usage = usage;
-                }
-                self.store.stage_experiment(&experiment)?;
-                Ok(())
+                let id = change.id;
+                self.store
+                    .update_experiment(id, |experiment| {
+                        if experiment.state.is_finished() {
+                            return Err(LabError::Invalid(format!(
+                                "experiment {id} already ended"
+                            )));
+                        }
+                        for (state, reason) in change.steps {
+                            experiment.transitions.push(Transition {
+                                at,
+                                to: state.name().to_string(),
+                                reason,
+                            });
+                            experiment.state = state;
+                        }
+                        if let Some(usage) = change.usage {
+                            experiment.usage = usage;
+                        }
+                        Ok(())
+                    })?
+                    .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))
             })
             .collect()
     }
@@ -933,6 +945,36 @@ mod tests {
                 "{decisions:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_cancel_once_the_runner_has_stopped_is_refused_clearly() {
+        let (_d, lab) = lab_with_admin();
+        let (runner, commands) = crate::lab::RunnerHandle::new();
+        drop(commands);
+        let lab = lab.with_runner(runner);
+        let member = principal(&lab, "mike", Role::Member);
+        let id = lab.submit(&member, echo()).expect("submit");
+        let running = State::Running {
+            started_at: now(),
+            pid: 1,
+            pid_start_time: 0,
+            cgroup: None,
+            gpus: Vec::new(),
+        };
+        let change = StateChange {
+            id,
+            steps: vec![(running, "started".into())],
+            usage: None,
+        };
+        assert!(lab.stage_transitions(vec![change])[0].is_ok());
+        lab.commit_transitions().expect("commit");
+        match lab.cancel(&member, id) {
+            Err(LabError::Unavailable(why)) => assert!(why.contains("stopping"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let e = lab.experiment(&member, id).expect("show");
+        assert_eq!(e.state.name(), "running");
     }
 
     #[test]

@@ -157,9 +157,11 @@ impl RunnerHandle {
         (RunnerHandle { commands: tx }, rx)
     }
 
-    /// Asks the runner to cancel `id`.
-    pub fn cancel(&self, id: u64, reason: String) {
-        let _ = self.commands.send(RunnerCommand::Cancel { id, reason });
+    /// Asks the runner to cancel `id`; false once the runner has stopped.
+    pub fn cancel(&self, id: u64, reason: String) -> bool {
+        self.commands
+            .send(RunnerCommand::Cancel { id, reason })
+            .is_ok()
     }
 
     /// Asks the runner to stop after its current round.

@@ -369,6 +369,30 @@ impl Store {
         Ok(())
     }
 
+    /// Stages experiment `id` as `change` leaves it (see
+    /// [`Store::stage_experiment`]), read and written with no other writer of
+    /// experiments in between: two writers that each act on the state they
+    /// read (a cancel of a queued experiment, the runner's start of it)
+    /// cannot both act on one state. `Ok(None)` if there is no such
+    /// experiment; an error from `change` writes nothing.
+    pub fn update_experiment<T, E: From<StoreError>>(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut Experiment) -> Result<T, E>,
+    ) -> Result<Option<T>, E> {
+        let _one_writer = self
+            .experiment_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(mut experiment) = self.experiment(id)? else {
+            return Ok(None);
+        };
+        let out = change(&mut experiment)?;
+        self.write_experiment(&experiment)?;
+        self.cache_experiment(&experiment);
+        Ok(Some(out))
+    }
+
     /// Writes the record and its index entry as two single-key writes in an
     /// order that keeps the index a superset of the unfinished records (no
     /// multi-tree transaction: sled writes its batch manifest apart, which
@@ -864,6 +888,51 @@ mod experiment_tests {
 
     fn ids(experiments: &[Experiment]) -> Vec<u64> {
         experiments.iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn an_update_decides_on_the_state_it_writes_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let id = store.next_experiment_id().expect("id");
+        store
+            .put_experiment(&experiment(id, State::Queued))
+            .expect("put");
+        // A change that refuses writes nothing.
+        let refused = store.update_experiment(id, |e| {
+            e.state = State::Starting { gpus: Vec::new() };
+            Err::<(), _>(StoreError::Corrupt {
+                tree: EXPERIMENTS_TREE,
+                reason: "refused".into(),
+            })
+        });
+        assert!(refused.is_err());
+        assert_eq!(
+            store.experiment(id).expect("read").map(|e| e.state),
+            Some(State::Queued)
+        );
+        // One that applies is read back, from the cache and from disk.
+        let seen = store.update_experiment(id, |e| {
+            let before = e.state.clone();
+            e.state = State::Starting { gpus: Vec::new() };
+            Ok::<_, StoreError>(before)
+        });
+        assert_eq!(seen.expect("update"), Some(State::Queued));
+        let starting = Some(State::Starting { gpus: Vec::new() });
+        assert_eq!(
+            store.experiment(id).expect("read").map(|e| e.state),
+            starting
+        );
+        store.flush().expect("flush");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(
+            store.experiment(id).expect("read").map(|e| e.state),
+            starting
+        );
+        // No such experiment: nothing to change.
+        let none = store.update_experiment(id + 1, |_| Ok::<_, StoreError>(()));
+        assert_eq!(none.expect("update"), None);
     }
 
     #[test]
