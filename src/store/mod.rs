@@ -364,9 +364,7 @@ impl Store {
             .experiment_writes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.write_experiment(experiment)?;
-        self.cache_experiment(experiment);
-        Ok(())
+        self.write_and_cache(experiment)
     }
 
     /// Stages experiment `id` as `change` leaves it (see
@@ -388,8 +386,7 @@ impl Store {
             return Ok(None);
         };
         let out = change(&mut experiment)?;
-        self.write_experiment(&experiment)?;
-        self.cache_experiment(&experiment);
+        self.write_and_cache(&experiment)?;
         Ok(Some(out))
     }
 
@@ -410,6 +407,34 @@ impl Store {
             self.experiments.insert(key, value)?;
         }
         Ok(())
+    }
+
+    /// Writes `experiment` and caches it. A write that failed half-way
+    /// (the record written, its index entry not) leaves the cache as the
+    /// stored record reads, so that the cache never answers otherwise than
+    /// the store would.
+    fn write_and_cache(&self, experiment: &Experiment) -> StoreResult<()> {
+        let written = self.write_experiment(experiment);
+        if written.is_ok() {
+            self.cache_experiment(experiment);
+            return written;
+        }
+        // As stored now; if even that cannot be read, the cache stays.
+        let stored = self
+            .experiments
+            .get(experiment.id.to_be_bytes())
+            .map(|v| v.and_then(|v| decode::<Experiment>(EXPERIMENTS_TREE, &v).ok()));
+        match stored {
+            Ok(Some(stored)) => self.cache_experiment(&stored),
+            Ok(None) => {
+                self.active_cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&experiment.id);
+            }
+            Err(_) => {}
+        }
+        written
     }
 
     fn cache_experiment(&self, experiment: &Experiment) {
