@@ -1,9 +1,9 @@
 //! View state of one interactive session and how keys change it.
 
-use terminput::{KeyCode, KeyEvent, KeyModifiers};
+use terminput::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::form::{FormAction, SubmitForm};
-use super::input::key_name;
+use super::input::{key_name, key_press};
 use super::logpane::LogPaneState;
 use crate::exec::journal::Stream;
 use crate::model::Role;
@@ -291,6 +291,50 @@ impl ViewState {
         }
     }
 
+    /// Applies one input event: a key press, or pasted text.
+    pub fn handle_event(&mut self, event: &Event) -> Flow {
+        match event {
+            Event::Paste(text) => {
+                self.handle_paste(text);
+                Flow::Continue
+            }
+            _ => key_press(event).map_or(Flow::Continue, |key| self.handle_key(key)),
+        }
+    }
+
+    /// Pasted text goes into the open form, prompt or search; anywhere else
+    /// it is ignored, never taken as keys.
+    pub fn handle_paste(&mut self, text: &str) {
+        self.notice = None;
+        let pane = match self.tab {
+            Tab::Queue => self.queue.pane.as_mut(),
+            _ => None,
+        };
+        match pane {
+            Some(QueuePane::Submit(form)) => form.paste(text),
+            Some(QueuePane::Priority(_, typed)) => {
+                let number = text.trim();
+                if number.chars().all(|c| c.is_ascii_digit() || c == '-')
+                    && typed.len() + number.len() <= 11
+                {
+                    typed.push_str(number);
+                } else {
+                    self.notice = Some("type a whole number, then Enter".into());
+                }
+            }
+            Some(QueuePane::Log(log)) if log.typing.is_some() => {
+                if let Some(typed) = log.typing.as_mut() {
+                    let room = 200usize.saturating_sub(typed.chars().count());
+                    typed.extend(text.chars().filter(|c| !c.is_control()).take(room));
+                }
+            }
+            _ => {
+                self.notice =
+                    Some("pasted text ignored: paste into a form, a prompt or a search".into());
+            }
+        }
+    }
+
     /// Applies one key press.
     pub fn handle_key(&mut self, key: KeyEvent) -> Flow {
         self.notice = None;
@@ -537,6 +581,36 @@ mod tests {
         assert_eq!(a.tab, Tab::Admin);
         press(&mut a, KeyCode::Tab);
         assert_eq!(a.tab, Tab::Dashboard);
+    }
+
+    #[test]
+    fn a_paste_fills_the_open_field_and_is_never_keys() {
+        let mut s = ViewState::new(Role::Member);
+        let paste = |text: &str| Event::Paste(text.to_string());
+        // Outside a text field: ignored, with a word why (its q quits nothing).
+        assert_eq!(s.handle_event(&paste("qc2")), Flow::Continue);
+        assert_eq!(s.tab, Tab::Dashboard);
+        assert!(
+            s.notice
+                .as_deref()
+                .is_some_and(|n| n.starts_with("pasted text ignored"))
+        );
+        // In the form it submits nothing: in the command its lines become
+        // `;`-separated commands (a backslash-newline joins two), elsewhere
+        // a line break is a space.
+        press(&mut s, KeyCode::Char('2'));
+        press(&mut s, KeyCode::Char('n'));
+        let lines = "cd run \\\n  && python train.py\necho done\n";
+        assert_eq!(s.handle_event(&paste(lines)), Flow::Continue);
+        assert_eq!(s.request, None);
+        press(&mut s, KeyCode::Tab);
+        assert_eq!(s.handle_event(&paste("first\nrun")), Flow::Continue);
+        press(&mut s, KeyCode::Enter);
+        let args = vec![
+            "--name=first run".to_string(),
+            "--sh=cd run    && python train.py; echo done".to_string(),
+        ];
+        assert_eq!(s.request, Some(DashboardRequest::Submit(args)));
     }
 
     #[test]

@@ -135,6 +135,31 @@ impl SubmitForm {
         FormAction::Edit
     }
 
+    /// Pasted text goes into the focused field (a paste never submits). In
+    /// the command, lines become commands separated by `;` (a backslash at
+    /// a line's end joins it to the next, as in a shell); elsewhere, and for
+    /// other control characters, a space.
+    pub fn paste(&mut self, text: &str) {
+        let text = if self.focus == 0 {
+            text.replace("\r\n", "\n")
+                .replace("\\\n", " ")
+                .trim_end_matches('\n')
+                .replace('\n', "; ")
+        } else {
+            text.to_string()
+        };
+        let value = &mut self.values[self.focus];
+        let room = MAX_FIELD_CHARS.saturating_sub(value.chars().count());
+        let cleaned = text.chars().map(|c| if c.is_control() { ' ' } else { c });
+        value.extend(cleaned.clone().take(room));
+        if cleaned.count() > room {
+            self.error = Some(format!(
+                "{} is limited to {MAX_FIELD_CHARS} characters",
+                FIELDS[self.focus].label
+            ));
+        }
+    }
+
     /// The `submit` arguments the form stands for (after the word `submit`).
     pub fn to_args(&self) -> Vec<String> {
         let v = |i: usize| self.values[i].trim();

@@ -12,6 +12,14 @@ use terminput::{Event, KeyCode, KeyEvent};
 /// Longest incomplete sequence kept between chunks; longer input is dropped.
 const MAX_PENDING: usize = 64;
 
+/// What a terminal in bracketed-paste mode sends before and after a paste.
+const PASTE_START: &[u8] = b"\x1b[200~";
+const PASTE_END: &[u8] = b"\x1b[201~";
+
+/// Longest paste kept; the whole of a longer one is dropped (its text is
+/// never read as keys).
+pub const MAX_PASTE: usize = 16 * 1024;
+
 /// How long a lone ESC waits for the rest of a possible escape sequence
 /// before it is the Escape key.
 const ESCAPE_WAIT: Duration = Duration::from_millis(40);
@@ -21,10 +29,16 @@ const ESCAPE_WAIT: Duration = Duration::from_millis(40);
 /// typed after it, up to [`MAX_PENDING`] bytes.
 const INCOMPLETE_WAIT: Duration = Duration::from_millis(300);
 
+/// How long a paste whose end has not come waits for more before it is
+/// dropped (longer: a paste crossing a slow link may pause).
+const PASTE_WAIT: Duration = Duration::from_secs(1);
+
 /// Incremental parser of terminal input.
 #[derive(Debug, Default)]
 pub struct InputParser {
     pending: Vec<u8>,
+    /// Inside a paste too long to keep: bytes are dropped up to its end.
+    dropping_paste: bool,
 }
 
 impl InputParser {
@@ -32,6 +46,10 @@ impl InputParser {
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
         for &byte in chunk {
+            if self.in_paste() {
+                events.extend(self.paste_byte(byte));
+                continue;
+            }
             // The interface has no Alt-key bindings: an ESC not followed by
             // the start of a sequence (`[` or `O`) is the Escape key.
             if self.escape_pending() && byte != b'[' && byte != b'O' {
@@ -42,6 +60,10 @@ impl InputParser {
             // (an arrow key split by the network): it waits, and becomes the
             // Escape key only if nothing follows soon (see `flush`).
             if self.pending == [0x1b] {
+                continue;
+            }
+            if self.pending == PASTE_START {
+                // Its text is gathered apart (see `paste_byte`).
                 continue;
             }
             match Event::parse_from(&self.pending) {
@@ -60,6 +82,36 @@ impl InputParser {
         events
     }
 
+    /// Whether a paste has begun and not ended.
+    fn in_paste(&self) -> bool {
+        self.dropping_paste || self.pending.starts_with(PASTE_START)
+    }
+
+    /// Takes one byte of a paste: the paste's text once its end came.
+    fn paste_byte(&mut self, byte: u8) -> Option<Event> {
+        self.pending.push(byte);
+        if self.pending.ends_with(PASTE_END) {
+            let text = if self.dropping_paste {
+                None
+            } else {
+                let body = &self.pending[PASTE_START.len()..self.pending.len() - PASTE_END.len()];
+                Some(Event::Paste(String::from_utf8_lossy(body).into_owned()))
+            };
+            self.pending.clear();
+            self.dropping_paste = false;
+            return text;
+        }
+        if self.dropping_paste {
+            // Only what could begin the end marker is kept.
+            let keep = self.pending.len().min(PASTE_END.len() - 1);
+            self.pending.drain(..self.pending.len() - keep);
+        } else if self.pending.len() > PASTE_START.len() + MAX_PASTE + PASTE_END.len() {
+            self.pending.clear();
+            self.dropping_paste = true;
+        }
+        None
+    }
+
     /// Whether a lone ESC waits for what may follow it.
     pub fn escape_pending(&self) -> bool {
         self.pending == [0x1b]
@@ -68,6 +120,9 @@ impl InputParser {
     /// How long to wait for more input before [`flush`](Self::flush), if
     /// an incomplete sequence is pending.
     pub fn patience(&self) -> Option<Duration> {
+        if self.in_paste() {
+            return Some(PASTE_WAIT);
+        }
         match self.pending.as_slice() {
             [] => None,
             [0x1b] => Some(ESCAPE_WAIT),
@@ -80,6 +135,7 @@ impl InputParser {
     pub fn flush(&mut self) -> Vec<Event> {
         let escape = self.escape_pending();
         self.pending.clear();
+        self.dropping_paste = false;
         if escape {
             vec![Event::Key(KeyEvent::new(KeyCode::Esc))]
         } else {
@@ -166,12 +222,41 @@ mod tests {
             assert!(p.feed(cut).is_empty());
             // What follows would only lengthen it...
             assert!(p.feed(b"\x1b\x1b\x1bq").is_empty());
-            assert_eq!(p.patience(), Some(INCOMPLETE_WAIT));
+            assert_eq!(p.patience(), Some(PASTE_WAIT));
             // ...until nothing more came for a while: then it is dropped.
             assert!(p.flush().is_empty());
             assert_eq!(p.patience(), None);
             assert_eq!(keys(&p.feed(b"q")), vec![KeyCode::Char('q')]);
         }
+        // Any other sequence cut short waits less.
+        assert!(p.feed(b"\x1b[1;").is_empty());
+        assert_eq!(p.patience(), Some(INCOMPLETE_WAIT));
+        assert!(p.flush().is_empty());
+        assert_eq!(keys(&p.feed(b"q")), vec![KeyCode::Char('q')]);
+    }
+
+    #[test]
+    fn a_paste_is_one_event_even_split_and_full_of_escapes() {
+        let mut p = InputParser::default();
+        let text = "make \\\n  train\n\x1b[31mred\x1b[0m ~";
+        let sent = format!("\x1b[200~{text}\x1b[201~q");
+        let (first, rest) = sent.as_bytes().split_at(9);
+        assert!(p.feed(first).is_empty());
+        let events = p.feed(rest);
+        assert_eq!(events[0], Event::Paste(text.to_string()));
+        assert_eq!(keys(&events[1..]), vec![KeyCode::Char('q')]);
+        assert_eq!(p.patience(), None);
+    }
+
+    #[test]
+    fn a_paste_too_long_is_dropped_whole() {
+        let mut p = InputParser::default();
+        let mut sent = b"\x1b[200~".to_vec();
+        sent.extend(std::iter::repeat_n(b'c', MAX_PASTE + 100));
+        sent.extend_from_slice(b"\x1b[201~q");
+        let events: Vec<Event> = sent.chunks(1000).flat_map(|c| p.feed(c)).collect();
+        assert_eq!(keys(&events), vec![KeyCode::Char('q')]);
+        assert_eq!(events.len(), 1);
     }
 
     #[test]

@@ -20,10 +20,12 @@ use crate::exec::ExperimentFiles;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::monitor::Window;
 
-/// Enter the alternate screen, hide the cursor, clear.
-const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[2J\x1b[H";
-/// Reset attributes, show the cursor, leave the alternate screen.
-const LEAVE: &[u8] = b"\x1b[0m\x1b[?25h\x1b[?1049l";
+/// Enter the alternate screen, hide the cursor, have pastes marked as
+/// such (bracketed paste), clear.
+const ENTER: &[u8] = b"\x1b[?1049h\x1b[?25l\x1b[?2004h\x1b[2J\x1b[H";
+/// Reset attributes, end bracketed paste, show the cursor, leave the
+/// alternate screen.
+const LEAVE: &[u8] = b"\x1b[0m\x1b[?2004l\x1b[?25h\x1b[?1049l";
 
 /// What a session receives from its channel.
 #[derive(Debug)]
@@ -273,8 +275,8 @@ pub async fn run_tui_session<S: FrameSink>(
                 None => return 0,
                 Some(bytes) => {
                     last_key = tokio::time::Instant::now();
-                    for key in parser.feed(&bytes).iter().filter_map(key_press) {
-                        if view.handle_key(key) == Flow::Quit {
+                    for event in parser.feed(&bytes) {
+                        if view.handle_event(&event) == Flow::Quit {
                             let _ = sink.write(LEAVE.to_vec()).await;
                             return 0;
                         }
@@ -282,8 +284,9 @@ pub async fn run_tui_session<S: FrameSink>(
                 }
             },
             // Nothing came for a moment after an incomplete sequence: a lone
-            // ESC is the Escape key, anything longer is dropped.
-            _ = tokio::time::sleep(parser.patience().unwrap_or_default()),
+            // ESC is the Escape key, anything longer is dropped. (Timed from
+            // the last input, not restarted by redraws.)
+            _ = tokio::time::sleep_until(last_key + parser.patience().unwrap_or_default()),
                 if parser.patience().is_some() => {
                 for key in parser.flush().iter().filter_map(key_press) {
                     view.handle_key(key);
