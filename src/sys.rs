@@ -122,6 +122,14 @@ pub fn proc_stat(pid: u32) -> Option<Vec<u8>> {
     Some(stat)
 }
 
+/// Kills process `pid` if it is still the one started at `start_time` (see
+/// [`process_running`]): one that exited may have given its pid to another.
+pub fn kill_if_same(pid: u32, start_time: u64) {
+    if process_running(pid, start_time) {
+        kill(pid as i32, libc::SIGKILL);
+    }
+}
+
 /// Whether process `pid` is alive (not a zombie) and, when `start_time` is
 /// not 0, is the same process that started then (pids are reused).
 pub fn process_running(pid: u32, start_time: u64) -> bool {

@@ -103,9 +103,7 @@ pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
     if let Some(launcher) = launcher {
         launcher.retire(shim.pid);
     }
-    if crate::sys::process_running(shim.pid, shim.start_time) {
-        crate::sys::kill(shim.pid as i32, libc::SIGKILL);
-    }
+    crate::sys::kill_if_same(shim.pid, shim.start_time);
     shim.cgroup.release_when_empty();
 }
 

@@ -832,7 +832,7 @@ fn release_started(
             // it surely waits for go, before its pid can be reused.
             tracing::warn!("experiment {}: not started: {err}", e.id);
             all_recorded = false;
-            kill_if_same(l.pid, l.start_time);
+            crate::sys::kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
             if let Some(cg) = l.cgroup
                 && !cg.remove()
@@ -859,7 +859,7 @@ fn release_started(
         if let Err(err) = released {
             // Its supervisor ends without running the command; tracking it
             // records that end and frees its reservation.
-            kill_if_same(l.pid, l.start_time);
+            crate::sys::kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
             t.stopping = Some(Stopping {
                 outcome: Outcome::Failed,
@@ -871,14 +871,6 @@ fn release_started(
         tracked.insert(e.id, t);
     }
     all_recorded
-}
-
-/// Kills supervisor `pid` (started at `start_time`) if it still runs (one
-/// the launcher let go may have exited, and its pid been reused, already).
-fn kill_if_same(pid: u32, start_time: u64) {
-    if crate::sys::process_running(pid, start_time) {
-        crate::sys::kill(pid as i32, libc::SIGKILL);
-    }
 }
 
 #[cfg(test)]

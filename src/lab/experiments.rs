@@ -901,6 +901,17 @@ mod tests {
         assert_eq!(room.cpus, lab.capacity().cpus);
     }
 
+    /// Records experiment `id` as the runner would, in `state`.
+    fn record(lab: &Lab, id: u64, state: State) {
+        let change = StateChange {
+            id,
+            steps: vec![(state, "by the test".into())],
+            usage: None,
+        };
+        assert!(lab.stage_transitions(vec![change])[0].is_ok());
+        lab.commit_transitions().expect("commit");
+    }
+
     #[test]
     fn queued_experiments_follow_how_their_dependencies_ended() {
         let (_d, lab) = lab_with_admin();
@@ -921,14 +932,8 @@ mod tests {
                 started_at: None,
                 ended_at: now(),
             };
-            let change = StateChange {
-                id,
-                steps: vec![(end, "ended".into())],
-                usage: None,
-            };
-            assert!(lab.stage_transitions(vec![change])[0].is_ok());
+            record(&lab, id, end);
         }
-        lab.commit_transitions().expect("commit");
         // The second plan knows how they ended without reading them again.
         for _ in 0..2 {
             let decisions = lab.plan().expect("plan");
@@ -962,13 +967,7 @@ mod tests {
             cgroup: None,
             gpus: Vec::new(),
         };
-        let change = StateChange {
-            id,
-            steps: vec![(running, "started".into())],
-            usage: None,
-        };
-        assert!(lab.stage_transitions(vec![change])[0].is_ok());
-        lab.commit_transitions().expect("commit");
+        record(&lab, id, running);
         match lab.cancel(&member, id) {
             Err(LabError::Unavailable(why)) => assert!(why.contains("stopping"), "{why}"),
             other => panic!("{other:?}"),
