@@ -9,10 +9,16 @@
 //!   A line's time is the first checkpoint that saw it complete: at most one
 //!   interval late, never early.
 //! - `exit N` / `signal N`: how the command ended (the last line).
+//!
+//! The launcher writes [`JOURNAL_HEADER`] first; readers skip lines they do
+//! not know.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The journal's first line, written when it is created.
+pub const JOURNAL_HEADER: &str = "# labbench run journal 1\n";
 
 /// How often the shim looks at the size of the logs.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);

@@ -26,7 +26,6 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -35,7 +34,7 @@ use std::sync::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::local::ExperimentFiles;
+use super::rundirs::{RunDirs, RunFiles};
 use super::shim::{ShimArgs, fds, run_shim};
 
 /// Largest frame either side accepts (commands and environments are far smaller).
@@ -345,8 +344,29 @@ fn serve(mut connection: UnixStream) -> i32 {
         }
     };
     let mut shims: HashMap<u32, HeldShim> = HashMap::new();
+    let mut dirs = RunDirs::default();
+    let code = serve_requests(&mut connection, &mut shims, &mut dirs, &null, ends.as_ref());
+    dirs.clear();
+    code
+}
+
+/// Serves the daemon's requests until it goes away; makes spare run
+/// directories whenever no request waits. Returns the exit code.
+fn serve_requests(
+    connection: &mut UnixStream,
+    shims: &mut HashMap<u32, HeldShim>,
+    dirs: &mut RunDirs,
+    null: &std::fs::File,
+    ends: Option<&OwnedFd>,
+) -> i32 {
     loop {
-        let request = match read_frame::<Request>(&mut connection) {
+        while dirs.wants_spare()
+            && crate::sys::wait_readable(connection.as_fd(), std::time::Duration::ZERO)
+                .is_ok_and(|waiting| !waiting)
+        {
+            dirs.make_spare();
+        }
+        let request = match read_frame::<Request>(connection) {
             Ok(Some(request)) => request,
             // The daemon is gone: dropping the pipes ends the waiting shims.
             Ok(None) => return 0,
@@ -358,7 +378,7 @@ fn serve(mut connection: UnixStream) -> i32 {
         match request {
             Request::Spawn(args) => {
                 let reusable = args.reusable && ends.is_some();
-                let reply = match fork_shim(&args, &null, ends.as_ref()) {
+                let reply = match fork_shim(&args, dirs, null, ends) {
                     Ok((pid, control)) => {
                         let shim = HeldShim {
                             control,
@@ -370,20 +390,20 @@ fn serve(mut connection: UnixStream) -> i32 {
                     }
                     Err(error) => Reply::Failed { error },
                 };
-                if let Err(e) = write_frame(&mut connection, &reply) {
+                if let Err(e) = write_frame(connection, &reply) {
                     eprintln!("labbench launcher: {e}");
                     return 1;
                 }
             }
             Request::Reuse { pid, args } => {
-                let reply = match hand_over(shims.get_mut(&pid), &args) {
+                let reply = match hand_over(shims.get_mut(&pid), &args, dirs) {
                     Ok(()) => Reply::Spawned { pid },
                     Err(error) => {
                         shims.remove(&pid);
                         Reply::Failed { error }
                     }
                 };
-                if let Err(e) = write_frame(&mut connection, &reply) {
+                if let Err(e) = write_frame(connection, &reply) {
                     eprintln!("labbench launcher: {e}");
                     return 1;
                 }
@@ -404,62 +424,16 @@ fn serve(mut connection: UnixStream) -> i32 {
     }
 }
 
-/// An experiment's log and journal files, created (the journal empty).
-struct RunFiles {
-    stdout: std::fs::File,
-    stderr: std::fs::File,
-    journal: std::fs::File,
-}
-
-impl RunFiles {
-    /// Creates the experiment's directory and files: the logs and the
-    /// journal (held open for the shim) and the metrics file the command
-    /// appends to, which belongs to the command's user.
-    fn create(args: &ShimArgs) -> Result<RunFiles, String> {
-        let files = ExperimentFiles {
-            dir: args.dir.clone(),
-        };
-        // Traversable (not listable) by the experiment's user, who writes
-        // its metrics file.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o711)
-            .create(&files.dir)
-            .map_err(|err| format!("cannot create {}: {err}", files.dir.display()))?;
-        let create = |path: PathBuf, options: &mut std::fs::OpenOptions| {
-            options
-                .create(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))
-        };
-        let metrics = files.metrics();
-        create(
-            metrics.clone(),
-            std::fs::OpenOptions::new().write(true).truncate(true),
-        )?;
-        if let Some(who) = &args.identity {
-            std::os::unix::fs::chown(&metrics, Some(who.uid), Some(who.gid)).map_err(|err| {
-                format!("cannot hand {} to {}: {err}", metrics.display(), who.name)
-            })?;
-        }
-        Ok(RunFiles {
-            stdout: create(files.stdout(), std::fs::OpenOptions::new().append(true))?,
-            stderr: create(files.stderr(), std::fs::OpenOptions::new().append(true))?,
-            journal: create(
-                files.journal(),
-                std::fs::OpenOptions::new().write(true).truncate(true),
-            )?,
-        })
-    }
-}
-
 /// Sends idle reusable `shim` the experiment `args` with its files.
-fn hand_over(shim: Option<&mut HeldShim>, args: &ShimArgs) -> Result<(), String> {
+fn hand_over(
+    shim: Option<&mut HeldShim>,
+    args: &ShimArgs,
+    dirs: &mut RunDirs,
+) -> Result<(), String> {
     let shim = shim
         .filter(|s| s.reusable && !s.waiting)
         .ok_or_else(|| "no such idle supervisor".to_string())?;
-    let files = RunFiles::create(args)?;
+    let files = dirs.take(&args.dir, args.identity.as_ref())?;
     let frame = encode_frame(args).map_err(|e| e.to_string())?;
     let attached = [
         files.stdout.as_fd(),
@@ -478,6 +452,7 @@ fn hand_over(shim: Option<&mut HeldShim>, args: &ShimArgs) -> Result<(), String>
 /// and the launcher's end of the socket.
 fn fork_shim(
     args: &ShimArgs,
+    dirs: &mut RunDirs,
     null: &std::fs::File,
     ends: Option<&OwnedFd>,
 ) -> Result<(u32, UnixStream), String> {
@@ -485,7 +460,7 @@ fn fork_shim(
         stdout,
         stderr,
         journal,
-    } = RunFiles::create(args)?;
+    } = dirs.take(&args.dir, args.identity.as_ref())?;
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| format!("cannot make a control socket: {e}"))?;
     // A supervisor that stopped reading (stopped by its user, say) must not

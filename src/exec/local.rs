@@ -29,6 +29,13 @@ impl ExperimentFiles {
         }
     }
 
+    /// The files of the experiment whose directory is `dir`.
+    pub fn new_in(dir: &Path) -> ExperimentFiles {
+        ExperimentFiles {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// Captured standard output.
     pub fn stdout(&self) -> PathBuf {
         self.dir.join("stdout.log")

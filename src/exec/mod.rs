@@ -12,6 +12,7 @@ pub mod launcher;
 pub mod local;
 pub mod logs;
 pub mod pool;
+pub mod rundirs;
 pub mod runner;
 pub mod shim;
 
