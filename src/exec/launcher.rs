@@ -360,7 +360,9 @@ fn serve_requests(
     ends: Option<&OwnedFd>,
 ) -> i32 {
     loop {
+        // Not while a supervisor waits for go: that comes next.
         while dirs.wants_spare()
+            && !shims.values().any(|shim| shim.waiting)
             && crate::sys::wait_readable(connection.as_fd(), std::time::Duration::ZERO)
                 .is_ok_and(|waiting| !waiting)
         {

@@ -27,7 +27,7 @@ const SPARES: usize = 8;
 const SPARES_DIR: &str = ".spares";
 
 /// An experiment's log and journal files, created and open (the journal
-/// empty), for its supervisor.
+/// holding its header line), for its supervisor.
 #[derive(Debug)]
 pub struct RunFiles {
     /// Standard output's log, open for appending.
@@ -136,38 +136,63 @@ impl Spare {
 }
 
 /// The launcher's run directories: spares made ahead and taken at starts.
+///
+/// Each launcher makes its spares in a directory of its own,
+/// `.spares/PID-STARTTIME`, and removes only that one when it ends, and
+/// those of launchers that are gone: a launcher replaced while it still
+/// runs (it stopped answering, say) never removes the other's.
 #[derive(Debug, Default)]
 pub struct RunDirs {
-    /// Where spares are made, once an experiment has shown where the
-    /// experiments' directories are.
-    spares_dir: Option<PathBuf>,
-    /// Whether `spares_dir` has been cleared of an earlier launcher's spares
-    /// and made anew.
-    prepared: bool,
+    /// `experiments/.spares`, once a start has shown where the experiments'
+    /// directories are.
+    spares_root: Option<PathBuf>,
+    /// This launcher's directory in it, once made.
+    own: Option<PathBuf>,
+    /// Whether the directories of launchers that are gone were removed.
+    swept: bool,
     ready: Vec<Spare>,
     /// Names the next spare.
     made: u64,
-    /// Set once making a spare failed: no more are tried.
-    failed: bool,
+    /// Starts so far.
+    starts: u64,
+    /// After a failure, no spare is made before this many starts.
+    paused_until: Option<u64>,
 }
+
+/// Starts without spares after making or moving one failed (a full disk,
+/// say), before they are tried again.
+const RETRY_AFTER_STARTS: u64 = 64;
 
 impl RunDirs {
     /// The files of the experiment whose directory is `dir`, for the
     /// command's user `who`: a spare moved there, or else made in place.
     pub fn take(&mut self, dir: &Path, who: Option<&Identity>) -> Result<RunFiles, String> {
-        if self.spares_dir.is_none()
+        self.starts += 1;
+        if self.spares_root.is_none()
             && let Some(parent) = dir.parent()
         {
-            self.spares_dir = Some(parent.join(SPARES_DIR));
+            self.spares_root = Some(parent.join(SPARES_DIR));
         }
         let Some(spare) = self.ready.pop() else {
             return RunFiles::create(dir, who);
         };
-        // rename(2) replaces nothing but an empty directory; anything else
-        // in the way is reported by the in-place path, as without spares.
-        if std::fs::rename(&spare.dir, dir).is_err() {
-            self.ready.push(spare);
-            return RunFiles::create(dir, who);
+        match std::fs::rename(&spare.dir, dir) {
+            Ok(()) => {}
+            // Something in the way (rename(2) replaces nothing but an empty
+            // directory) is reported by the in-place path, as without
+            // spares; the spare stays for the next start.
+            Err(err) if place_taken(&err) => {
+                self.ready.push(spare);
+                return RunFiles::create(dir, who);
+            }
+            Err(err) => {
+                self.pause(&format!(
+                    "cannot move {} to {}: {err}",
+                    spare.dir.display(),
+                    dir.display()
+                ));
+                return RunFiles::create(dir, who);
+            }
         }
         if let Some(who) = who {
             hand_to(&spare.metrics, &ExperimentFiles::new_in(dir).metrics(), who)?;
@@ -177,57 +202,118 @@ impl RunDirs {
 
     /// Whether a spare is still to be made (see [`make_spare`](Self::make_spare)).
     pub fn wants_spare(&self) -> bool {
-        self.spares_dir.is_some() && !self.failed && self.ready.len() < SPARES
+        self.spares_root.is_some()
+            && self.ready.len() < SPARES
+            && self.paused_until.is_none_or(|until| self.starts >= until)
     }
 
-    /// Makes one spare (the first time, clears what an earlier launcher
-    /// left). A failure is reported once, and then no spare is made again:
-    /// starts make their directories in place.
+    /// Makes one spare. A failure is reported, and spares are tried again
+    /// only after [`RETRY_AFTER_STARTS`] starts (which make their
+    /// directories in place meanwhile).
     pub fn make_spare(&mut self) {
-        let Some(spares_dir) = self.spares_dir.clone().filter(|_| self.wants_spare()) else {
+        if !self.wants_spare() {
             return;
-        };
-        let made = self.prepare(&spares_dir).and_then(|()| {
+        }
+        let made = self.own_dir().and_then(|own| {
             self.made += 1;
-            Spare::make(spares_dir.join(self.made.to_string()))
+            Spare::make(own.join(self.made.to_string()))
         });
         match made {
-            Ok(spare) => self.ready.push(spare),
-            Err(err) => {
-                eprintln!("labbench launcher: no spare run directories: {err}");
-                self.failed = true;
+            Ok(spare) => {
+                self.paused_until = None;
+                self.ready.push(spare);
             }
+            Err(err) => self.pause(&err),
         }
     }
 
-    fn prepare(&mut self, spares_dir: &Path) -> Result<(), String> {
-        if self.prepared {
-            return Ok(());
+    /// This launcher's spares directory, made if need be (the first time,
+    /// with those of launchers that are gone removed).
+    fn own_dir(&mut self) -> Result<PathBuf, String> {
+        if let Some(own) = &self.own {
+            return Ok(own.clone());
         }
-        remove_spares(spares_dir)?;
+        let root = self
+            .spares_root
+            .clone()
+            .ok_or("no experiments directory yet")?;
+        let me = std::process::id();
+        let own = root.join(format!(
+            "{me}-{}",
+            crate::sys::process_start_time(me).unwrap_or(0)
+        ));
         std::fs::DirBuilder::new()
+            .recursive(true)
             .mode(0o700)
-            .create(spares_dir)
-            .map_err(|err| format!("cannot create {}: {err}", spares_dir.display()))?;
-        self.prepared = true;
-        Ok(())
+            .create(&own)
+            .map_err(|err| format!("cannot create {}: {err}", own.display()))?;
+        if !self.swept {
+            self.swept = true;
+            remove_orphans(&root, &own);
+        }
+        self.own = Some(own.clone());
+        Ok(own)
     }
 
-    /// Removes the spares (when the launcher ends).
+    /// Drops the spares after a failure and makes none for a while.
+    fn pause(&mut self, why: &str) {
+        eprintln!(
+            "labbench launcher: spare run directories paused for {RETRY_AFTER_STARTS} starts: {why}"
+        );
+        self.paused_until = Some(self.starts + RETRY_AFTER_STARTS);
+        self.ready.clear();
+        if let Some(own) = self.own.take() {
+            let _ = remove_all(&own);
+        }
+    }
+
+    /// Removes this launcher's spares (when it ends).
     pub fn clear(&mut self) {
         self.ready.clear();
-        if let Some(spares_dir) = self.spares_dir.as_deref().filter(|_| self.prepared)
-            && let Err(err) = remove_spares(spares_dir)
+        if let Some(own) = self.own.take()
+            && let Err(err) = remove_all(&own)
         {
             eprintln!("labbench launcher: {err}");
+        }
+        // The spares directory itself goes once no launcher uses it.
+        if let Some(root) = &self.spares_root {
+            let _ = std::fs::remove_dir(root);
         }
     }
 }
 
-fn remove_spares(spares_dir: &Path) -> Result<(), String> {
-    match std::fs::remove_dir_all(spares_dir) {
+/// Whether a rename failed because something is in the target's place.
+fn place_taken(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
+    )
+}
+
+/// Removes from `root` the spares directories of launchers that are gone
+/// (named `PID-STARTTIME` after them; anything else in it is left over too).
+fn remove_orphans(root: &Path, own: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.split_once('-'))
+            .and_then(|(pid, start)| Some((pid.parse().ok()?, start.parse().ok()?)));
+        let alive = owner.is_some_and(|(pid, start)| crate::sys::process_running(pid, start));
+        if path != own && !alive {
+            let _ = remove_all(&path);
+        }
+    }
+}
+
+fn remove_all(path: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(path) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("cannot remove {}: {err}", spares_dir.display()))
+            Err(format!("cannot remove {}: {err}", path.display()))
         }
         _ => Ok(()),
     }
@@ -247,14 +333,23 @@ mod tests {
             & 0o7777
     }
 
-    /// A spare becomes the experiment's directory: the same files, modes
-    /// and open descriptors as one made in place, and the spares directory
-    /// goes when the launcher ends.
-    #[test]
-    fn a_spare_moves_into_place_with_its_files_open() {
+    fn experiments_dir() -> (tempfile::TempDir, PathBuf) {
         let data = tempfile::tempdir().expect("tempdir");
         let experiments = data.path().join("experiments");
         std::fs::create_dir(&experiments).expect("experiments");
+        (data, experiments)
+    }
+
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| entries.count())
+    }
+
+    /// A spare becomes the experiment's directory: the same files, modes
+    /// and open descriptors as one made in place, and the launcher's
+    /// spares go when it ends.
+    #[test]
+    fn a_spare_moves_into_place_with_its_files_open() {
+        let (_data, experiments) = experiments_dir();
         let mut dirs = RunDirs::default();
         assert!(!dirs.wants_spare(), "no spare before a start shows where");
 
@@ -266,37 +361,38 @@ mod tests {
             dirs.make_spare();
         }
         let spares = experiments.join(SPARES_DIR);
-        assert_eq!(std::fs::read_dir(&spares).expect("spares").count(), SPARES);
+        let own = dirs.own.clone().expect("its own directory");
+        assert_eq!(own.parent(), Some(spares.as_path()));
+        assert_eq!(count(&own), SPARES);
         assert_eq!(mode(&spares), 0o700);
 
         let second = experiments.join("2");
         let mut files = dirs.take(&second, None).expect("a spare");
         assert!(dirs.wants_spare(), "one fewer");
-        assert_eq!(
-            std::fs::read_dir(&spares).expect("spares").count(),
-            SPARES - 1
-        );
+        assert_eq!(count(&own), SPARES - 1);
         files.stdout.write_all(b"out\n").expect("write");
         files.stderr.write_all(b"err\n").expect("write");
         files.journal.write_all(b"exit 0\n").expect("write");
         let at = ExperimentFiles::new_in(&second);
-        assert_eq!(
-            std::fs::read_to_string(at.stdout()).expect("stdout"),
-            "out\n"
-        );
-        assert_eq!(
-            std::fs::read_to_string(at.stderr()).expect("stderr"),
-            "err\n"
-        );
-        assert_eq!(
-            std::fs::read_to_string(at.journal()).expect("journal"),
-            format!("{JOURNAL_HEADER}exit 0\n")
-        );
-        assert_eq!(std::fs::read_to_string(at.metrics()).expect("metrics"), "");
-        assert_eq!(mode(&second), 0o711);
-        for file in [at.stdout(), at.stderr(), at.journal(), at.metrics()] {
-            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        let read = |path: PathBuf| std::fs::read_to_string(path).expect("read");
+        assert_eq!(read(at.stdout()), "out\n");
+        assert_eq!(read(at.stderr()), "err\n");
+        assert_eq!(read(at.journal()), format!("{JOURNAL_HEADER}exit 0\n"));
+        assert_eq!(read(at.metrics()), "");
+        // The same modes as made in place (both under the same umask).
+        let in_place = ExperimentFiles::new_in(&first);
+        assert_eq!(mode(&second), mode(&first));
+        assert_eq!(mode(&first) & 0o711, 0o711 & mode(&first));
+        for (spare, made) in [
+            (at.stdout(), in_place.stdout()),
+            (at.stderr(), in_place.stderr()),
+            (at.journal(), in_place.journal()),
+            (at.metrics(), in_place.metrics()),
+        ] {
+            assert_eq!(mode(&spare), mode(&made), "{}", spare.display());
+            assert_eq!(mode(&spare) & 0o077, 0, "{}", spare.display());
         }
+        assert_eq!(read(in_place.journal()), JOURNAL_HEADER);
         // Appending, as the logs must be: a write after a seek still lands last.
         files.stdout.rewind().expect("seek");
         files.stdout.write_all(b"more\n").expect("write");
@@ -316,9 +412,7 @@ mod tests {
     /// and the spare stays for the next start.
     #[test]
     fn a_taken_place_is_reported_and_keeps_the_spare() {
-        let data = tempfile::tempdir().expect("tempdir");
-        let experiments = data.path().join("experiments");
-        std::fs::create_dir(&experiments).expect("experiments");
+        let (_data, experiments) = experiments_dir();
         let mut dirs = RunDirs::default();
         dirs.take(&experiments.join("1"), None)
             .expect("made in place");
@@ -337,20 +431,63 @@ mod tests {
         assert!(experiments.join("3").join("journal").exists());
     }
 
-    /// A later launcher clears what an earlier one left among the spares.
+    /// Spares that cannot be moved (gone, here) are dropped, starts make
+    /// their directories in place, and spares are tried again later.
     #[test]
-    fn an_earlier_launchers_spares_are_cleared() {
-        let data = tempfile::tempdir().expect("tempdir");
-        let experiments = data.path().join("experiments");
-        let left = experiments.join(SPARES_DIR).join("7");
-        std::fs::create_dir_all(&left).expect("left over");
-        std::fs::write(left.join("stdout.log"), b"x").expect("file");
+    fn spares_that_cannot_be_moved_are_dropped_for_a_while() {
+        let (_data, experiments) = experiments_dir();
+        let mut dirs = RunDirs::default();
+        dirs.take(&experiments.join("1"), None)
+            .expect("made in place");
+        while dirs.wants_spare() {
+            dirs.make_spare();
+        }
+        let own = dirs.own.clone().expect("its own directory");
+        std::fs::remove_dir_all(&own).expect("spares gone");
+        dirs.take(&experiments.join("2"), None)
+            .expect("made in place");
+        assert!(experiments.join("2").join("journal").exists());
+        assert!(dirs.ready.is_empty(), "the other spares are dropped too");
+        for id in 3..=2 + RETRY_AFTER_STARTS {
+            assert!(!dirs.wants_spare(), "paused at start {id}");
+            dirs.take(&experiments.join(id.to_string()), None)
+                .expect("made in place");
+        }
+        assert!(dirs.wants_spare(), "tried again");
+        dirs.make_spare();
+        assert_eq!(dirs.ready.len(), 1);
+    }
+
+    /// A launcher removes the spares of launchers that are gone (and
+    /// anything else left there), never those of one that still runs.
+    #[test]
+    fn only_the_spares_of_launchers_that_are_gone_are_removed() {
+        let (_data, experiments) = experiments_dir();
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let pid = other.id();
+        let started = crate::sys::process_start_time(pid).expect("start time");
+        let spares = experiments.join(SPARES_DIR);
+        let running = spares.join(format!("{pid}-{started}"));
+        let gone = spares.join(format!("{pid}-{}", started + 1));
+        let unknown = spares.join("7");
+        for dir in [&running, &gone, &unknown] {
+            std::fs::create_dir_all(dir.join("1")).expect("left over");
+            std::fs::write(dir.join("1").join("stdout.log"), b"x").expect("file");
+        }
         let mut dirs = RunDirs::default();
         dirs.take(&experiments.join("1"), None)
             .expect("made in place");
         dirs.make_spare();
-        assert!(!left.exists(), "the earlier spare is gone");
+        assert!(running.exists(), "a running launcher's spares stay");
+        assert!(!gone.exists() && !unknown.exists(), "left overs removed");
         assert_eq!(dirs.ready.len(), 1);
+        dirs.clear();
+        assert!(running.exists() && spares.exists(), "still in use");
+        other.kill().expect("kill");
+        other.wait().expect("reap");
     }
 
     /// The metrics file of a spare is handed to the command's user.
@@ -360,9 +497,7 @@ mod tests {
             eprintln!("skipped: needs root to hand files to another user");
             return;
         }
-        let data = tempfile::tempdir().expect("tempdir");
-        let experiments = data.path().join("experiments");
-        std::fs::create_dir(&experiments).expect("experiments");
+        let (_data, experiments) = experiments_dir();
         let who = Identity {
             name: "nobody".into(),
             uid: 65534,
@@ -376,9 +511,10 @@ mod tests {
         dirs.take(&experiments.join("2"), Some(&who))
             .expect("a spare");
         for id in ["1", "2"] {
-            let meta = std::fs::metadata(experiments.join(id).join("metrics.jsonl")).expect("m");
+            let dir = experiments.join(id);
+            let meta = std::fs::metadata(dir.join("metrics.jsonl")).expect("metrics");
             assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "experiment {id}");
-            let log = std::fs::metadata(experiments.join(id).join("stdout.log")).expect("log");
+            let log = std::fs::metadata(dir.join("stdout.log")).expect("log");
             assert_eq!(log.uid(), 0, "the logs stay root's");
         }
     }

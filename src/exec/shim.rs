@@ -61,7 +61,8 @@ pub struct Identity {
 /// Descriptors the launcher hands every shim besides stdin (the control
 /// socket), stdout and stderr (the logs).
 pub mod fds {
-    /// The run journal, created empty by the launcher and open for writing.
+    /// The run journal, created by the launcher (with its header line) and
+    /// open for writing after it.
     pub const JOURNAL: i32 = 3;
     /// `/dev/null`, the command's stdin.
     pub const NULL: i32 = 4;
