@@ -3,8 +3,8 @@
 //!
 //! Creating a directory and four files costs ext4 about as much as the rest
 //! of starting an experiment, so the launcher makes them ahead of need, in
-//! a spares directory next to the experiments' ones, whenever it has no
-//! request waiting ([`RunDirs::make_spare`]). Starting an experiment then
+//! a spares directory next to the experiments' ones, whenever no request
+//! and no go is due ([`RunDirs::make_spare`]). Starting an experiment then
 //! renames a spare into place and hands its metrics file to the command's
 //! user. Without a spare, or if the rename cannot be made (the place is
 //! taken), the directory is made in place as before.
