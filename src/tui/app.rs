@@ -611,6 +611,16 @@ mod tests {
             "--sh=cd run    && python train.py; echo done".to_string(),
         ];
         assert_eq!(s.request, Some(DashboardRequest::Submit(args)));
+        // As a terminal pastes them: line breaks as CR.
+        let mut t = ViewState::new(Role::Member);
+        press(&mut t, KeyCode::Char('2'));
+        press(&mut t, KeyCode::Char('n'));
+        let typed = "cd run \\\r  && python train.py\recho done\r";
+        assert_eq!(t.handle_event(&paste(typed)), Flow::Continue);
+        assert_eq!(t.request, None);
+        press(&mut t, KeyCode::Enter);
+        let args = vec!["--sh=cd run    && python train.py; echo done".to_string()];
+        assert_eq!(t.request, Some(DashboardRequest::Submit(args)));
     }
 
     #[test]

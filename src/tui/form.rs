@@ -141,7 +141,9 @@ impl SubmitForm {
     /// other control characters, a space.
     pub fn paste(&mut self, text: &str) {
         let text = if self.focus == 0 {
+            // Terminals send a pasted line break as CR, files may hold CRLF.
             text.replace("\r\n", "\n")
+                .replace('\r', "\n")
                 .replace("\\\n", " ")
                 .trim_end_matches('\n')
                 .replace('\n', "; ")
