@@ -786,6 +786,40 @@ mod tests {
         assert_eq!(store.user("alice").expect("get"), Some(alice()));
     }
 
+    /// What a flush returned for is on disk while the store is still open,
+    /// as a crashed daemon leaves it (the vendored sled writes a flush's
+    /// buffer on the calling thread: see vendor/README.md).
+    #[test]
+    fn a_flushed_write_is_on_disk_before_the_store_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let crashed = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for n in 0..3 {
+            let user = User {
+                name: format!("user{n}"),
+                ..alice()
+            };
+            store.put_user(&user).expect("put");
+            // The files as they are now, the store still open.
+            let copy = crashed.path().join(format!("copy{n}"));
+            std::fs::create_dir_all(copy.join("db")).expect("mkdir");
+            for entry in std::fs::read_dir(dir.path().join("db")).expect("list") {
+                let entry = entry.expect("entry");
+                if entry.file_type().expect("type").is_file() {
+                    std::fs::copy(entry.path(), copy.join("db").join(entry.file_name()))
+                        .expect("copy");
+                }
+            }
+            let reopened = Store::open(&copy).expect("open the copy");
+            assert_eq!(
+                reopened.user(&user.name).expect("get"),
+                Some(user),
+                "write {n}"
+            );
+        }
+        drop(store);
+    }
+
     #[test]
     fn second_open_of_same_directory_reports_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
