@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestKey, TestServer, add_user, connect, exec, login, session};
+use common::{TestKey, TestServer, add_user, connect, exec, login, session, submit_id};
 use russh::ChannelMsg;
 
 fn setup() -> (tempfile::TempDir, TestKey, TestServer) {
@@ -414,6 +414,68 @@ async fn key_comments_with_escape_sequences_are_neutralised() {
     let out = exec(&handle, "keys eve", None).await;
     assert!(!out.stdout.contains('\u{1b}'), "{:?}", out.stdout);
     assert!(out.stdout.contains("eve]0;pwned"), "{:?}", out.stdout);
+}
+
+/// A quick command's reply leaves in one write with the request's answer;
+/// one too large for that goes out with back-pressure instead. Either way
+/// the client gets it whole, then the exit status and the channel's end.
+#[tokio::test]
+async fn replies_arrive_whole_however_they_are_written() {
+    let (_dir, admin, server) = setup_with_config("[server]\nmax_exec_command_bytes = 100000\n");
+    let handle = session(&server, &admin).await;
+    let small = submit_id(&handle, "--workdir /tmp -- true").await;
+    let long_word = "x".repeat(40_000);
+    let large = submit_id(&handle, &format!("--workdir /tmp -- echo {long_word}")).await;
+    for (id, large_reply) in [(small, false), (large, true)] {
+        let out = exec(&handle, &format!("show {id} --json"), None).await;
+        assert_eq!(out.status, Some(0), "{}", out.stderr);
+        // Over the 32 KiB written at once.
+        assert_eq!(out.stdout.len() > 32 * 1024, large_reply, "{id}");
+        let shown: serde_json::Value = serde_json::from_str(&out.stdout).expect("whole JSON");
+        assert_eq!(shown["id"].as_u64(), Some(id));
+        assert_eq!(out.stdout.contains(&long_word), large_reply);
+    }
+    let missing = exec(&handle, "show 999999", None).await;
+    assert_ne!(missing.status, Some(0), "{missing:?}");
+    assert!(missing.stderr.contains("999999"), "{missing:?}");
+    assert!(missing.stdout.is_empty(), "{missing:?}");
+}
+
+/// With a pty, a command's lines end in CRLF (the client does not translate)
+/// and the exit status and the channel's end still follow.
+#[tokio::test]
+async fn a_command_with_a_pty_gets_crlf_lines_and_its_status() {
+    let (_dir, admin, server) = setup();
+    let handle = session(&server, &admin).await;
+    let id = submit_id(&handle, "--workdir /tmp -- true").await;
+    let mut channel = handle.channel_open_session().await.expect("open");
+    channel
+        .request_pty(true, "xterm", 80, 24, 0, 0, &[])
+        .await
+        .expect("pty");
+    channel
+        .exec(true, format!("show {id}"))
+        .await
+        .expect("exec");
+    let (mut text, mut status) = (String::new(), None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Some(msg) = tokio::time::timeout_at(deadline, channel.wait())
+        .await
+        .expect("reply in time")
+    {
+        match msg {
+            ChannelMsg::Data { data } => text.push_str(&String::from_utf8_lossy(&data)),
+            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            _ => {}
+        }
+    }
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.lines().count() > 3, "{text}");
+    assert_eq!(
+        text.matches('\n').count(),
+        text.matches("\r\n").count(),
+        "{text:?}"
+    );
 }
 
 #[tokio::test]

@@ -212,6 +212,22 @@ impl LabCommand {
         )
     }
 
+    /// Whether the command answers at once: it neither waits for
+    /// experiments nor reads standard input, and does little (a few store
+    /// reads, at most one durable write), so the SSH server may run it on
+    /// the connection's own task and send its whole reply in one write.
+    pub fn answers_at_once(&self) -> bool {
+        matches!(
+            self,
+            LabCommand::Version
+                | LabCommand::Whoami { .. }
+                | LabCommand::Submit(_)
+                | LabCommand::Show { .. }
+                | LabCommand::Rerun { .. }
+                | LabCommand::Priority { .. }
+        )
+    }
+
     /// The command's name, for hints.
     pub fn name(&self) -> &'static str {
         match self {

@@ -12,7 +12,7 @@ use crate::cli::CommandOutput;
 use crate::tui::FrameSink;
 
 /// SSH extended-data type of standard error.
-const STDERR: u32 = 1;
+pub const STDERR: u32 = 1;
 
 /// The output side of one session channel.
 pub struct ChannelOutput {
@@ -32,11 +32,16 @@ impl ChannelOutput {
         }
     }
 
+    /// Whether the client asked for a pty.
+    pub fn pty(&self) -> bool {
+        self.pty
+    }
+
     async fn send(&mut self, stream: Option<u32>, bytes: Vec<u8>) -> Result<(), ()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let bytes = if self.pty { crlf(&bytes) } else { bytes };
+        let bytes = as_sent(bytes, self.pty);
         let write = async {
             match stream {
                 None => self.writer.data_bytes(bytes).await,
@@ -84,6 +89,11 @@ impl crate::cli::logs::StreamSink for ChannelOutput {
     async fn err(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
         self.send(Some(STDERR), bytes).await
     }
+}
+
+/// Command output as it goes to the client: with a pty, `\n` becomes `\r\n`.
+pub fn as_sent(bytes: Vec<u8>, pty: bool) -> Vec<u8> {
+    if pty { crlf(&bytes) } else { bytes }
 }
 
 /// Replaces bare `\n` with `\r\n` (a pty client does not translate output).

@@ -437,6 +437,25 @@ impl russh::server::Handler for ConnectionHandler {
         let lab = self.shared.lab.clone();
         let max_stdin = self.shared.config.server.max_stdin_bytes as usize;
         let peer = self.peer();
+        let parsed = match parsed {
+            Ok(command) if command.answers_at_once() => {
+                // Run here: the reply (output, exit status, EOF, close) then
+                // leaves in one write with the channel's success.
+                let result = {
+                    let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
+                    tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
+                    let mut no_stdin = StdinSource::Bytes(Vec::new());
+                    run_command(&lab, &principal, command, &mut no_stdin, max_stdin).await
+                };
+                let Some(result) = reply_in_session(session, channel, output.pty(), result)? else {
+                    drop(done);
+                    return Ok(());
+                };
+                // Too much for the client's window: written with back-pressure.
+                Err(result)
+            }
+            other => other,
+        };
         tokio::spawn(async move {
             let _done = done;
             let result = match parsed {
@@ -542,6 +561,39 @@ impl Drop for ConnectionHandler {
             state.closed.send_replace(true);
         }
     }
+}
+
+/// Most reply bytes [`reply_in_session`] writes at once.
+const SESSION_REPLY_MAX: usize = 32 * 1024;
+
+/// Queues a finished command's whole reply (standard output and error, exit
+/// status, EOF, close) on `channel` in the session, to leave with the
+/// handler's next flush; gives `output` back when it is larger than the
+/// client's window allows (or [`SESSION_REPLY_MAX`]).
+fn reply_in_session(
+    session: &mut Session,
+    channel: ChannelId,
+    pty: bool,
+    output: CommandOutput,
+) -> Result<Option<CommandOutput>, russh::Error> {
+    let room = (session.window_size(&channel) as usize).min(SESSION_REPLY_MAX);
+    // With a pty, each `\n` may become two bytes.
+    let most = (output.stdout.len() + output.stderr.len()) * if pty { 2 } else { 1 };
+    if most > room {
+        return Ok(Some(output));
+    }
+    let stdout = super::channel_io::as_sent(output.stdout, pty);
+    let stderr = super::channel_io::as_sent(output.stderr, pty);
+    if !stdout.is_empty() {
+        session.data(channel, stdout)?;
+    }
+    if !stderr.is_empty() {
+        session.extended_data(channel, super::channel_io::STDERR, stderr)?;
+    }
+    session.exit_status_request(channel, output.status)?;
+    session.eof(channel)?;
+    session.close(channel)?;
+    Ok(None)
 }
 
 /// A pty size from the client, bounded to something sane.
