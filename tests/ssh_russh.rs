@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestKey, TestServer, add_user, connect, exec, login, session, submit_id};
+use common::{TestKey, TestServer, add_user, connect, exec, login, login_with, session, submit_id};
 use russh::ChannelMsg;
 
 fn setup() -> (tempfile::TempDir, TestKey, TestServer) {
@@ -416,29 +416,87 @@ async fn key_comments_with_escape_sequences_are_neutralised() {
     assert!(out.stdout.contains("eve]0;pwned"), "{:?}", out.stdout);
 }
 
+/// What a client saw on one exec channel, in order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Out(usize),
+    Status(u32),
+    Eof,
+}
+
+/// Runs `command` and notes what arrived, in order, until the channel closed.
+async fn exec_seen(
+    handle: &russh::client::Handle<common::Client>,
+    command: &str,
+) -> (String, Vec<Seen>) {
+    let mut channel = handle.channel_open_session().await.expect("open");
+    channel.exec(true, command).await.expect("exec");
+    let (mut text, mut seen) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Some(msg) = tokio::time::timeout_at(deadline, channel.wait())
+        .await
+        .expect("reply in time")
+    {
+        match msg {
+            ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+                text.push_str(&String::from_utf8_lossy(&data));
+                seen.push(Seen::Out(data.len()));
+            }
+            ChannelMsg::ExitStatus { exit_status } => seen.push(Seen::Status(exit_status)),
+            ChannelMsg::Eof => seen.push(Seen::Eof),
+            _ => {}
+        }
+    }
+    (text, seen)
+}
+
 /// A quick command's reply leaves in one write with the request's answer;
-/// one too large for that goes out with back-pressure instead. Either way
-/// the client gets it whole, then the exit status and the channel's end.
+/// one over 32 KiB, or more than the client's window takes, goes out with
+/// back-pressure instead. Either way the client gets all the output, then
+/// the exit status, then EOF.
 #[tokio::test]
-async fn replies_arrive_whole_however_they_are_written() {
+async fn replies_arrive_whole_and_in_order_however_they_are_written() {
     let (_dir, admin, server) = setup_with_config("[server]\nmax_exec_command_bytes = 100000\n");
     let handle = session(&server, &admin).await;
     let small = submit_id(&handle, "--workdir /tmp -- true").await;
-    let long_word = "x".repeat(40_000);
-    let large = submit_id(&handle, &format!("--workdir /tmp -- echo {long_word}")).await;
-    for (id, large_reply) in [(small, false), (large, true)] {
-        let out = exec(&handle, &format!("show {id} --json"), None).await;
-        assert_eq!(out.status, Some(0), "{}", out.stderr);
-        // Over the 32 KiB written at once.
-        assert_eq!(out.stdout.len() > 32 * 1024, large_reply, "{id}");
-        let shown: serde_json::Value = serde_json::from_str(&out.stdout).expect("whole JSON");
+    let word = |n| "x".repeat(n);
+    let middle = submit_id(&handle, &format!("--workdir /tmp -- echo {}", word(20_000))).await;
+    let large = submit_id(&handle, &format!("--workdir /tmp -- echo {}", word(40_000))).await;
+    // A client whose window takes 4 KiB at a time.
+    let narrow_window = russh::client::Config {
+        window_size: 4096,
+        ..Default::default()
+    };
+    let (narrow, ok) = login_with(&server, &admin, "lab", narrow_window).await;
+    assert!(ok);
+    for (client, id, length) in [
+        (&handle, small, 0),
+        (&handle, middle, 20_000),
+        (&handle, large, 40_000),
+        (&narrow, middle, 20_000),
+    ] {
+        let (text, seen) = exec_seen(client, &format!("show {id} --json")).await;
+        let shown: serde_json::Value = serde_json::from_str(&text).expect("whole JSON");
         assert_eq!(shown["id"].as_u64(), Some(id));
-        assert_eq!(out.stdout.contains(&long_word), large_reply);
+        assert!(length == 0 || text.contains(&word(length)), "{id}");
+        let output: usize = seen
+            .iter()
+            .map(|s| if let Seen::Out(n) = s { *n } else { 0 })
+            .sum();
+        assert_eq!(output, text.len());
+        let tail: Vec<&Seen> = seen.iter().filter(|s| !matches!(s, Seen::Out(_))).collect();
+        assert_eq!(tail, [&Seen::Status(0), &Seen::Eof], "{id}: {seen:?}");
+        assert!(
+            matches!(seen[seen.len() - 2..], [Seen::Status(0), Seen::Eof]),
+            "output after the status: {seen:?}"
+        );
     }
-    let missing = exec(&handle, "show 999999", None).await;
-    assert_ne!(missing.status, Some(0), "{missing:?}");
-    assert!(missing.stderr.contains("999999"), "{missing:?}");
-    assert!(missing.stdout.is_empty(), "{missing:?}");
+    let (text, seen) = exec_seen(&handle, "show 999999").await;
+    assert!(text.contains("999999"), "{text}");
+    assert!(
+        matches!(seen[..], [Seen::Out(_), Seen::Status(s), Seen::Eof] if s != 0),
+        "{seen:?}"
+    );
 }
 
 /// With a pty, a command's lines end in CRLF (the client does not translate)

@@ -214,8 +214,8 @@ impl LabCommand {
 
     /// Whether the command answers at once: it neither waits for
     /// experiments nor reads standard input, and does little (a few store
-    /// reads, at most one durable write), so the SSH server may run it on
-    /// the connection's own task and send its whole reply in one write.
+    /// reads, a durable write or two), so the SSH server may run it on the
+    /// connection's own task and send its whole reply in one write.
     pub fn answers_at_once(&self) -> bool {
         matches!(
             self,
@@ -662,6 +662,47 @@ mod tests {
         assert_eq!(v["role"], "admin");
         assert_eq!(v["unix_user"], "root");
         assert!(v["key_fingerprint"].is_null());
+    }
+
+    /// The SSH server runs these before their input arrives: none reads it.
+    #[test]
+    fn commands_that_answer_at_once_never_read_stdin() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let lines = [
+            "version",
+            "whoami --json",
+            "submit --json --workdir /tmp -- true",
+            "show 1 --json",
+            "priority 1 5",
+            "rerun 1 --json",
+        ];
+        for line in lines {
+            let command = parse_exec_line(line).expect("parses");
+            assert!(command.answers_at_once(), "{line}");
+            let out = rt.block_on(run_command(
+                &lab,
+                &admin,
+                command,
+                &mut StdinSource::NotRead,
+                4096,
+            ));
+            assert_eq!(out.status, exit::OK, "{line}: {out:?}");
+        }
+        let key_add = parse_exec_line("key add root").expect("parses");
+        assert!(!key_add.answers_at_once());
+        let out = rt.block_on(run_command(
+            &lab,
+            &admin,
+            key_add,
+            &mut StdinSource::NotRead,
+            4096,
+        ));
+        assert_eq!(out.status, exit::FAILURE);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("without its standard input"));
     }
 
     #[test]

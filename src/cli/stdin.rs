@@ -18,6 +18,10 @@ pub enum StdinSource {
     Process,
     /// Fixed bytes (tests).
     Bytes(Vec<u8>),
+    /// None for a command that must not read any (the SSH server runs those
+    /// that [answer at once](super::LabCommand::answers_at_once) before their
+    /// input arrives): reading is an error, never a silent empty input.
+    NotRead,
 }
 
 impl StdinSource {
@@ -26,6 +30,9 @@ impl StdinSource {
         let too_large = || format!("standard input is larger than the limit of {limit} bytes");
         match self {
             StdinSource::Empty => Ok(Vec::new()),
+            StdinSource::NotRead => {
+                Err("this command was run without its standard input (a labbench bug: please report it)".into())
+            }
             StdinSource::Bytes(bytes) => {
                 if bytes.len() > limit {
                     return Err(too_large());

@@ -705,16 +705,21 @@ impl Lab {
     /// Changes a queued experiment's priority (admin only).
     pub fn set_priority(&self, p: &Principal, id: u64, priority: i32) -> LabResult<()> {
         require_admin(p, "change priorities")?;
-        let mut experiment = self.experiment(p, id)?;
-        if experiment.state != State::Queued {
-            return Err(LabError::Invalid(format!(
-                "experiment {id} is {}; only queued experiments have a priority to change",
-                experiment.state.name()
-            )));
-        }
-        let old = experiment.spec.priority;
-        experiment.spec.priority = priority;
-        self.store.put_experiment(&experiment)?;
+        // Visible to the caller (and there) first.
+        self.experiment(p, id)?;
+        // Decided on the record it writes over: the runner may start it meanwhile.
+        let old = self
+            .store
+            .update_experiment(id, |experiment| {
+                if experiment.state != State::Queued {
+                    return Err(LabError::Invalid(format!(
+                        "experiment {id} is {}; only queued experiments have a priority to change",
+                        experiment.state.name()
+                    )));
+                }
+                Ok(std::mem::replace(&mut experiment.spec.priority, priority))
+            })?
+            .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))?;
         self.audit(
             p,
             format!("changed priority of experiment {id} from {old} to {priority}"),

@@ -440,19 +440,23 @@ impl russh::server::Handler for ConnectionHandler {
         let parsed = match parsed {
             Ok(command) if command.answers_at_once() => {
                 // Run here: the reply (output, exit status, EOF, close) then
-                // leaves in one write with the channel's success.
+                // leaves in one write with the channel's success. The
+                // connection reads nothing else meanwhile (these commands do
+                // little; elsewhere they would hold a runtime worker as long).
                 let result = {
                     let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
                     tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
-                    let mut no_stdin = StdinSource::Bytes(Vec::new());
+                    let mut no_stdin = StdinSource::NotRead;
                     run_command(&lab, &principal, command, &mut no_stdin, max_stdin).await
                 };
-                let Some(result) = reply_in_session(session, channel, output.pty(), result)? else {
-                    drop(done);
-                    return Ok(());
-                };
-                // Too much for the client's window: written with back-pressure.
-                Err(result)
+                match reply_in_session(session, channel, output.pty(), result)? {
+                    SessionReply::Queued => {
+                        drop(done);
+                        return Ok(());
+                    }
+                    // Written by the channel's writer, with back-pressure.
+                    SessionReply::Rest(rest) => Err(rest),
+                }
             }
             other => other,
         };
@@ -563,24 +567,33 @@ impl Drop for ConnectionHandler {
     }
 }
 
-/// Most reply bytes [`reply_in_session`] writes at once.
+/// Most reply bytes [`reply_in_session`] queues in the session.
 const SESSION_REPLY_MAX: usize = 32 * 1024;
 
-/// Queues a finished command's whole reply (standard output and error, exit
+/// What [`reply_in_session`] left to the back-pressured writer.
+enum SessionReply {
+    /// All of it is queued: output, exit status, EOF and close.
+    Queued,
+    /// This remains to be sent.
+    Rest(CommandOutput),
+}
+
+/// Queues a finished command's reply (standard output and error, exit
 /// status, EOF, close) on `channel` in the session, to leave with the
-/// handler's next flush; gives `output` back when it is larger than the
-/// client's window allows (or [`SESSION_REPLY_MAX`]).
+/// handler's next flush. A reply over [`SESSION_REPLY_MAX`] is left whole;
+/// when russh holds some output back (the client's window is full, or a key
+/// exchange is under way), the exit status and the rest are left, so that
+/// they follow the output instead of overtaking it.
 fn reply_in_session(
     session: &mut Session,
     channel: ChannelId,
     pty: bool,
     output: CommandOutput,
-) -> Result<Option<CommandOutput>, russh::Error> {
-    let room = (session.window_size(&channel) as usize).min(SESSION_REPLY_MAX);
+) -> Result<SessionReply, russh::Error> {
     // With a pty, each `\n` may become two bytes.
     let most = (output.stdout.len() + output.stderr.len()) * if pty { 2 } else { 1 };
-    if most > room {
-        return Ok(Some(output));
+    if most > SESSION_REPLY_MAX {
+        return Ok(SessionReply::Rest(output));
     }
     let stdout = super::channel_io::as_sent(output.stdout, pty);
     let stderr = super::channel_io::as_sent(output.stderr, pty);
@@ -590,10 +603,17 @@ fn reply_in_session(
     if !stderr.is_empty() {
         session.extended_data(channel, super::channel_io::STDERR, stderr)?;
     }
+    if session.has_pending_data(channel) {
+        // russh sends the writer's messages only once pending data is out.
+        return Ok(SessionReply::Rest(CommandOutput {
+            status: output.status,
+            ..CommandOutput::default()
+        }));
+    }
     session.exit_status_request(channel, output.status)?;
     session.eof(channel)?;
     session.close(channel)?;
-    Ok(None)
+    Ok(SessionReply::Queued)
 }
 
 /// A pty size from the client, bounded to something sane.

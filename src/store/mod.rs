@@ -786,11 +786,11 @@ mod tests {
         assert_eq!(store.user("alice").expect("get"), Some(alice()));
     }
 
-    /// What a flush returned for is on disk while the store is still open,
-    /// as a crashed daemon leaves it (the vendored sled writes a flush's
-    /// buffer on the calling thread: see vendor/README.md).
+    /// What a flush returned for is in the database files while the store
+    /// is still open, as a killed daemon leaves them (the vendored sled writes
+    /// a flush's buffer on the calling thread: see vendor/README.md).
     #[test]
-    fn a_flushed_write_is_on_disk_before_the_store_closes() {
+    fn a_flushed_write_is_in_the_files_before_the_store_closes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let crashed = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
@@ -811,11 +811,14 @@ mod tests {
                 }
             }
             let reopened = Store::open(&copy).expect("open the copy");
-            assert_eq!(
-                reopened.user(&user.name).expect("get"),
-                Some(user),
-                "write {n}"
-            );
+            for earlier in 0..=n {
+                let name = format!("user{earlier}");
+                assert!(
+                    reopened.user(&name).expect("get").is_some(),
+                    "{name} missing after write {n}"
+                );
+            }
+            assert_eq!(reopened.user(&user.name).expect("get"), Some(user));
         }
         drop(store);
     }

@@ -209,9 +209,14 @@ impl client::Handler for Client {
 
 /// Opens an SSH connection (no authentication yet), checking the host key.
 pub async fn connect(server: &TestServer) -> Handle<Client> {
+    connect_with(server, client::Config::default()).await
+}
+
+/// [`connect`] with this client configuration (e.g. a small channel window).
+pub async fn connect_with(server: &TestServer, config: client::Config) -> Handle<Client> {
     let config = Arc::new(client::Config {
         nodelay: true,
-        ..Default::default()
+        ..config
     });
     client::connect(
         config,
@@ -226,7 +231,17 @@ pub async fn connect(server: &TestServer) -> Handle<Client> {
 
 /// Connects and authenticates as `user` with `key`; returns the auth outcome too.
 pub async fn login(server: &TestServer, key: &TestKey, user: &str) -> (Handle<Client>, bool) {
-    let mut handle = connect(server).await;
+    login_with(server, key, user, client::Config::default()).await
+}
+
+/// [`login`] with this client configuration.
+pub async fn login_with(
+    server: &TestServer,
+    key: &TestKey,
+    user: &str,
+    config: client::Config,
+) -> (Handle<Client>, bool) {
+    let mut handle = connect_with(server, config).await;
     let ok = handle
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.private.clone(), None))
         .await
