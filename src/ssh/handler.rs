@@ -443,12 +443,9 @@ impl russh::server::Handler for ConnectionHandler {
                 // leaves in one write with the channel's success. The
                 // connection reads nothing else meanwhile (these commands do
                 // little; elsewhere they would hold a runtime worker as long).
-                let result = {
-                    let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
-                    tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
-                    let mut no_stdin = StdinSource::NotRead;
-                    run_command(&lab, &principal, command, &mut no_stdin, max_stdin).await
-                };
+                let mut no_stdin = StdinSource::NotRead;
+                let result =
+                    run_exec(&lab, &principal, &peer, command, &mut no_stdin, max_stdin).await;
                 match reply_in_session(session, channel, output.pty(), result)? {
                     SessionReply::Queued => {
                         drop(done);
@@ -483,10 +480,8 @@ impl russh::server::Handler for ConnectionHandler {
                     return;
                 }
                 Ok(command) => {
-                    let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
-                    tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
                     let mut stdin = StdinSource::Channel(stdin_rx, overflow);
-                    run_command(&lab, &principal, command, &mut stdin, max_stdin).await
+                    run_exec(&lab, &principal, &peer, command, &mut stdin, max_stdin).await
                 }
             };
             output.finish_command(result).await;
@@ -565,6 +560,21 @@ impl Drop for ConnectionHandler {
             state.closed.send_replace(true);
         }
     }
+}
+
+/// Runs an exec'd command for `principal`, counted among their sessions
+/// while it runs.
+async fn run_exec(
+    lab: &Lab,
+    principal: &Principal,
+    peer: &str,
+    command: LabCommand,
+    stdin: &mut StdinSource,
+    max_stdin: usize,
+) -> CommandOutput {
+    let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
+    tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
+    run_command(lab, principal, command, stdin, max_stdin).await
 }
 
 /// Most reply bytes [`reply_in_session`] queues in the session.
