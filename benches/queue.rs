@@ -516,6 +516,7 @@ async fn listing() {
                     outcome: Outcome::Succeeded,
                     exit_code: Some(0),
                     signal: None,
+                    stop: None,
                     started_at: Some(1_700_000_000 + id as i64),
                     ended_at: 1_700_000_010 + id as i64,
                 },

@@ -52,22 +52,48 @@ pub fn new_session() -> std::io::Result<()> {
     }
 }
 
-/// Blocks SIGTERM, SIGINT and SIGHUP in the calling (single-threaded)
-/// process: sent to it, they stay pending and never act. Unlike ignored
-/// signals, blocked ones are not passed on: std resets the signal mask of
-/// every command it starts, so commands started later get them as usual.
-pub fn block_stop_signals() {
-    // SAFETY: the set is initialised by sigemptyset before use, and
-    // sigprocmask only changes this thread's signal mask.
+/// A handler that does nothing: the signal interrupts, and is gone.
+extern "C" fn ignore_signal(_signal: libc::c_int) {}
+
+/// Sets up a supervisor's signals so that the commands it starts begin as
+/// from a login shell: no signal blocked and every signal at its default
+/// action (whatever the daemon's own starter blocked or ignored, such as
+/// SIGINT for a background job), so that a command's handler for SIGTERM
+/// runs. SIGTERM, SIGINT, SIGHUP and SIGPIPE get a handler that does
+/// nothing (system calls restart): the supervisor outlives the stop
+/// signals sent to its command to record how it ended, and a caught
+/// signal reverts to its default action in a command at exec, where an
+/// ignored or blocked one would be passed on.
+pub fn reset_signals_for_commands() {
+    const CAUGHT: [libc::c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE];
+    // SAFETY: every sigaction and sigset_t is initialised (zeroed, then
+    // sigemptyset) before use; the handler installed touches nothing; the
+    // calls change only this process's signal dispositions and this
+    // (single) thread's mask. Signals the C library reserves refuse the
+    // change, which is ignored.
     #[allow(unsafe_code)]
     unsafe {
-        let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        libc::sigemptyset(set.as_mut_ptr());
-        let mut set = set.assume_init();
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, signal);
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut default.sa_mask);
+        let mut caught: libc::sigaction = std::mem::zeroed();
+        caught.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        caught.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut caught.sa_mask);
+        for signal in 1..=libc::SIGRTMAX() {
+            if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+                continue;
+            }
+            let action = if CAUGHT.contains(&signal) {
+                &caught
+            } else {
+                &default
+            };
+            libc::sigaction(signal, action, std::ptr::null_mut());
         }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(none.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
     }
 }
 
@@ -150,10 +176,30 @@ pub fn process_running(pid: u32, start_time: u64) -> bool {
 /// watchdog's measure of an experiment when no cgroup confines it).
 pub fn session_rss(sid: u32) -> u64 {
     let page = page_size();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
     let mut total = 0;
+    for_session(sid, |_, rss_pages| total += rss_pages * page);
+    total
+}
+
+/// Sends `signal` to every process in session `sid` but `spared` (an
+/// experiment's supervisor, when no cgroup confines it). A process that
+/// started a session of its own escapes.
+pub fn signal_session(sid: u32, signal: i32, spared: Option<u32>) {
+    if sid <= 1 {
+        return;
+    }
+    for_session(sid, |pid, _| {
+        if Some(pid) != spared {
+            kill(pid as i32, signal);
+        }
+    });
+}
+
+/// Calls `each(pid, resident pages)` for every process in session `sid`.
+fn for_session(sid: u32, mut each: impl FnMut(u32, u64)) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -162,16 +208,15 @@ pub fn session_rss(sid: u32) -> u64 {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read(format!("/proc/{pid}/stat")) else {
+        let Some(stat) = proc_stat(pid) else {
             continue;
         };
         if let Some(fields) = crate::monitor::parse_stat(&stat)
             && fields.session == sid
         {
-            total += fields.rss_pages * page;
+            each(pid, fields.rss_pages);
         }
     }
-    total
 }
 
 /// Whether this process runs as root.

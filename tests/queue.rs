@@ -6,140 +6,11 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use common::lab::{
+    Lab, MEMORY_HOG, QUEUE_GROUP, cgroup_dir, experiment_unix_user, experiment_user, is_root, json,
+    last_reason, start, submit, wait_state,
+};
 use common::{TestKey, TestServer, add_user, exec, session};
-
-const QUEUE_USER: &str = "lbqueue";
-
-fn is_root() -> bool {
-    labbench::sys::is_root()
-}
-
-/// A supplementary group of the experiments' Unix user (checked in their runs).
-const QUEUE_GROUP: &str = "lbqueuedata";
-
-/// A Unix user for experiments (created when root, with a supplementary
-/// group), else the current user.
-fn experiment_unix_user() -> String {
-    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    USER.get_or_init(|| {
-        if !is_root() {
-            eprintln!("not root: experiments run as the current user");
-            return labbench::server::invoking_user();
-        }
-        let run = |program: &str, args: &[&str]| {
-            Command::new(program)
-                .args(args)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        assert!(run("groupadd", &["-f", QUEUE_GROUP]), "groupadd failed");
-        if !run("id", &[QUEUE_USER]) {
-            let created = run(
-                "useradd",
-                &[
-                    "--system",
-                    "--create-home",
-                    "--shell",
-                    "/bin/sh",
-                    QUEUE_USER,
-                ],
-            );
-            assert!(created, "useradd {QUEUE_USER} failed");
-        }
-        assert!(
-            run("usermod", &["-aG", QUEUE_GROUP, QUEUE_USER]),
-            "usermod failed"
-        );
-        QUEUE_USER.to_string()
-    })
-    .clone()
-}
-
-struct Lab {
-    dir: tempfile::TempDir,
-    server: TestServer,
-    admin: TestKey,
-}
-
-fn start(config: &str) -> Lab {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let admin = TestKey::generate(dir.path(), "admin_key");
-    let path = dir.path().join("labbench.toml");
-    std::fs::write(&path, config).expect("config");
-    let path = path.to_string_lossy().into_owned();
-    let server =
-        TestServer::start_with(&dir.path().join("data"), Some(&admin), &["--config", &path]);
-    Lab { dir, server, admin }
-}
-
-/// The pids cgroup directory (v1 or v2, as this host has) that running
-/// experiment `id` was recorded in.
-async fn cgroup_dir(handle: &russh::client::Handle<common::Client>, id: u64) -> std::path::PathBuf {
-    for _ in 0..100 {
-        let e = json(
-            &exec(handle, &format!("show {id} --json"), None)
-                .await
-                .stdout,
-        );
-        if let Some(name) = e["state"]["cgroup"].as_str() {
-            return labbench::exec::cgroup::ExperimentCgroup::path_of(name, "pids")
-                .expect("cgroups are available");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("experiment {id} never ran in a cgroup");
-}
-
-/// Touches 500 MiB while asking for 100M.
-const MEMORY_HOG: &str = "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 30'";
-
-/// The reason of an experiment's last transition.
-fn last_reason(e: &serde_json::Value) -> String {
-    e["transitions"]
-        .as_array()
-        .and_then(|t| t.last())
-        .and_then(|t| t["reason"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Member alice, whose experiments run as [`experiment_unix_user`]: her
-/// session and that Unix user.
-async fn experiment_user(
-    lab: &Lab,
-    admin: &russh::client::Handle<common::Client>,
-) -> (russh::client::Handle<common::Client>, String) {
-    let unix = experiment_unix_user();
-    let out = exec(
-        admin,
-        &format!("user add alice --role member --unix-user {unix}"),
-        None,
-    )
-    .await;
-    assert_eq!(out.status, Some(0), "{out:?}");
-    let key = TestKey::generate(lab.dir.path(), "alice_key");
-    exec(admin, "key add alice", Some(key.public_line.as_bytes())).await;
-    (session(&lab.server, &key).await, unix)
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-async fn submit(handle: &russh::client::Handle<common::Client>, args: &str) -> u64 {
-    common::submit_id(handle, &format!("--workdir /tmp {args}")).await
-}
-
-async fn wait_state(handle: &russh::client::Handle<common::Client>, id: u64) -> serde_json::Value {
-    let out = exec(handle, &format!("wait {id}"), None).await;
-    assert!(out.status.is_some(), "{out:?}");
-    json(
-        &exec(handle, &format!("show {id} --json"), None)
-            .await
-            .stdout,
-    )
-}
 
 #[tokio::test]
 async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
@@ -407,6 +278,28 @@ async fn bad_submissions_are_refused_clearly() {
         ("submit --workdir /nonexistent -- true", 1, "/nonexistent"),
         ("submit --bogus -- true", 2, "--bogus"),
         ("submit --workdir /tmp", 1, "no command given"),
+        (
+            "submit --time 18446744073709551615 --workdir /tmp -- true",
+            2,
+            "longer than the longest allowed duration, 365d",
+        ),
+        ("submit --time 366d --workdir /tmp -- true", 2, "365d"),
+        (
+            "submit --env CUDA_VISIBLE_DEVICES=0,1 --workdir /tmp -- true",
+            2,
+            "cannot be overridden",
+        ),
+        (
+            "submit --env NVIDIA_VISIBLE_DEVICES=all --workdir /tmp -- true",
+            2,
+            "cannot be overridden",
+        ),
+        (
+            "submit --env LABBENCH_METRICS=/etc/shadow --workdir /tmp -- true",
+            2,
+            "cannot be overridden",
+        ),
+        ("quota set root --max-time 400d", 2, "365d"),
     ];
     for (line, status, needle) in cases {
         let out = exec(&admin, line, None).await;

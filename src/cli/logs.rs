@@ -12,7 +12,7 @@ use crate::exec::ExperimentFiles;
 use crate::exec::journal::{self as timeline, Stream, Timeline};
 use crate::exec::logs::LogCleaner;
 use crate::lab::{Lab, Principal};
-use crate::model::{Outcome, State};
+use crate::model::State;
 
 /// Bytes read at once.
 const CHUNK: usize = 64 * 1024;
@@ -315,17 +315,7 @@ async fn follow<S: StreamSink>(
                     let _ = sink.out(rest.into_bytes()).await;
                 }
             }
-            return match state {
-                State::Finished {
-                    outcome: Outcome::Succeeded,
-                    ..
-                } => exit::OK,
-                State::Finished {
-                    exit_code: Some(code),
-                    ..
-                } if code > 0 => (code as u32).min(255),
-                _ => exit::FAILURE,
-            };
+            return state.exit_status().unwrap_or(exit::FAILURE);
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
     }

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::output::{CommandOutput, exit, table};
 use crate::lab::{Lab, ListFilter, Principal, SubmitRequest};
-use crate::model::{CommandLine, EXPERIMENT_COLUMNS, Outcome, State, parse_duration, parse_size};
+use crate::model::{
+    CommandLine, EXPERIMENT_COLUMNS, State, Stop, parse_duration, parse_size, signal_name,
+};
 use crate::sched::Quota;
 use crate::units::{printable, short_bytes};
 
@@ -42,8 +44,9 @@ pub struct SubmitArgs {
     /// Working directory (default: your Unix user's home).
     #[arg(long)]
     pub workdir: Option<PathBuf>,
-    /// Environment variable K=V (repeatable).
-    #[arg(long = "env", value_parser = parse_pair)]
+    /// Environment variable K=V (repeatable; not CUDA_VISIBLE_DEVICES,
+    /// NVIDIA_VISIBLE_DEVICES or LABBENCH_*, which labbench sets).
+    #[arg(long = "env", value_parser = parse_env_pair)]
     pub env: Vec<(String, String)>,
     /// Declared input file or directory (repeatable).
     #[arg(long = "input")]
@@ -106,6 +109,15 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
+}
+
+/// An `--env` pair whose name labbench does not reserve.
+fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    let (name, value) = parse_pair(s)?;
+    if crate::model::is_reserved_env(&name) {
+        return Err(crate::lab::reserved_env_message(&name));
+    }
+    Ok((name, value))
 }
 
 /// `submit`.
@@ -199,15 +211,15 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         e.spec.priority
     );
     if let State::Finished {
-        exit_code, signal, ..
+        exit_code,
+        signal,
+        stop,
+        ..
     } = &e.state
     {
         out.push_str(&format!(
-            "  ended     exit code {}, signal {}\n",
-            exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            signal.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+            "  ended     {}\n",
+            how_it_ended(*exit_code, *signal, stop.as_ref())
         ));
         let u = &e.usage;
         out.push_str(&format!(
@@ -230,6 +242,29 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         ));
     }
     CommandOutput::ok(out)
+}
+
+/// "exit code 0 after SIGTERM from labbench (cancelled by alice)", "killed
+/// by SIGSEGV (11)", "never ran".
+fn how_it_ended(exit_code: Option<i32>, signal: Option<i32>, stop: Option<&Stop>) -> String {
+    let name = |n: i32| match signal_name(n) {
+        Some(name) => format!("{name} ({n})"),
+        None => format!("signal {n}"),
+    };
+    let ended = match (exit_code, signal) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(n)) => format!("killed by {}", name(n)),
+        (None, None) if stop.is_none() => return "never ran".into(),
+        (None, None) => "exit status unknown".into(),
+    };
+    match stop {
+        Some(stop) => format!(
+            "{ended}; labbench sent {} ({})",
+            name(stop.signal),
+            printable(&stop.by)
+        ),
+        None => ended,
+    }
 }
 
 /// `cancel ID…`: every id is tried; the worst status wins.
@@ -312,8 +347,8 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
     }
 }
 
-/// `wait ID…`: until all end; exits with the (last) experiment's exit code,
-/// 1 when one ended without an exit code of 0.
+/// `wait ID…`: until all end; exits with the status of the last one that
+/// did not succeed (see [`State::exit_status`]), 0 when all succeeded.
 pub async fn wait(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
     let mut changes = lab.queue_changes();
     loop {
@@ -330,15 +365,9 @@ pub async fn wait(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
             let mut status = exit::OK;
             for e in &done {
                 out.push_str(&format!("experiment {} {}\n", e.id, e.state.name()));
-                if let State::Finished {
-                    outcome, exit_code, ..
-                } = &e.state
-                {
-                    status = match (outcome, exit_code) {
-                        (Outcome::Succeeded, _) => status,
-                        (_, Some(code)) if *code > 0 => (*code as u32).min(255),
-                        _ => exit::FAILURE,
-                    };
+                match e.state.exit_status() {
+                    Some(0) | None => {}
+                    Some(code) => status = code,
                 }
             }
             let mut output = CommandOutput::ok(out);

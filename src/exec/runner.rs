@@ -17,20 +17,27 @@ use super::local::{ExperimentFiles, LaunchContext, Launched, go, launch, prepare
 use super::pool::{self, EXITED, ExitWatch, IdleShim, RUNNING, UNKNOWN};
 use super::shim::{END_REPORT_LEN, Identity, parse_end_report};
 use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
-use crate::model::{Experiment, Outcome, ResourceUse, State};
+use crate::model::{Experiment, Outcome, ResourceUse, State, Stop};
 use crate::sched::{Decision, Room};
 
 /// How often running experiments are checked.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Why the runner is stopping an experiment.
+/// How long a supervisor may take to record its command's end once
+/// SIGKILL was sent, before it is killed too (it never should).
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the runner is stopping an experiment, and how far it got.
 #[derive(Debug, Clone)]
 struct Stopping {
     outcome: Outcome,
     reason: String,
     /// When SIGKILL follows the SIGTERM.
     kill_at: tokio::time::Instant,
-    killed: bool,
+    /// The last signal sent to the command's processes.
+    sent: Option<i32>,
+    /// Whether the supervisor was killed too (it outlived SIGKILL's grace).
+    supervisor_killed: bool,
 }
 
 /// A running experiment as the runner tracks it.
@@ -41,6 +48,8 @@ struct Tracked {
     started_at: i64,
     cgroup: Option<ExperimentCgroup>,
     time_limit_secs: u64,
+    /// When the wall-time limit is reached, seconds since the epoch.
+    ends_by: i64,
     memory_bytes: u64,
     gpus: usize,
     stopping: Option<Stopping>,
@@ -82,6 +91,7 @@ impl Tracked {
             started_at,
             cgroup,
             time_limit_secs: e.spec.resources.time_limit_secs,
+            ends_by: e.spec.resources.ends_by(started_at),
             memory_bytes: e.spec.resources.memory_bytes,
             gpus,
             stopping: None,
@@ -454,25 +464,38 @@ fn gpu_memory_now(lab: &Lab, tracked: &HashMap<u64, Tracked>) -> HashMap<u64, u6
     })
 }
 
+/// Sends SIGTERM to experiment `t`'s processes, and SIGKILL after `grace`
+/// (see [`watch`]).
 fn stop(t: &mut Tracked, outcome: Outcome, reason: String, grace: Duration) {
     if t.stopping.is_some() {
         return;
     }
-    signal(t, libc::SIGTERM);
+    signal_command(t, libc::SIGTERM);
     t.stopping = Some(Stopping {
         outcome,
         reason,
         kill_at: tokio::time::Instant::now() + grace,
-        killed: false,
+        sent: Some(libc::SIGTERM),
+        supervisor_killed: false,
     });
 }
 
-fn signal(t: &Tracked, signal: i32) {
+/// Sends `signal` to every process of experiment `t` but its supervisor,
+/// which stays to record how the command ended.
+fn signal_command(t: &Tracked, signal: i32) {
     match &t.cgroup {
-        Some(cg) => cg.signal_all(signal),
+        Some(cg) => cg.signal_all_but(signal, Some(t.pid as i32)),
         // Without cgroups: the experiment's session (processes that started a
         // session of their own escape; the README says so).
-        None => crate::sys::kill_group(t.pid as i32, signal),
+        None => crate::sys::signal_session(t.pid, signal, Some(t.pid)),
+    }
+}
+
+/// Sends `signal` to every process of experiment `t`, its supervisor too.
+fn signal_all(t: &Tracked, signal: i32) {
+    match &t.cgroup {
+        Some(cg) => cg.signal_all(signal),
+        None => crate::sys::signal_session(t.pid, signal, None),
     }
 }
 
@@ -508,7 +531,7 @@ fn watch(
         if !ticked {
             continue;
         }
-        if t.stopping.is_none() && now - t.started_at >= t.time_limit_secs as i64 {
+        if t.stopping.is_none() && now >= t.ends_by {
             let reason = format!(
                 "wall time limit {} exceeded",
                 crate::units::human_duration(t.time_limit_secs)
@@ -539,13 +562,19 @@ fn watch(
             );
             stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
         }
-        if let Some(s) = t.stopping.as_mut()
-            && !s.killed
-            && tokio::time::Instant::now() >= s.kill_at
-        {
-            s.killed = true;
-            signal(t, libc::SIGKILL);
-            crate::sys::kill_group(t.pid as i32, libc::SIGKILL);
+        if let Some(s) = t.stopping.as_mut() {
+            let now = tokio::time::Instant::now();
+            if s.sent != Some(libc::SIGKILL) && now >= s.kill_at {
+                s.sent = Some(libc::SIGKILL);
+                signal_command(t, libc::SIGKILL);
+            } else if s.sent == Some(libc::SIGKILL)
+                && !s.supervisor_killed
+                && now >= s.kill_at + SUPERVISOR_GRACE
+            {
+                s.supervisor_killed = true;
+                tracing::warn!("experiment {id}: its supervisor did not record the end; killed");
+                signal_all(t, libc::SIGKILL);
+            }
         }
     }
     let mut freed = Vec::new();
@@ -608,7 +637,7 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
         usage.peak_memory_bytes = cg.peak_memory();
         oom = cg.oom_kills() > 0;
     } else {
-        crate::sys::kill_group(t.pid as i32, libc::SIGKILL);
+        crate::sys::signal_session(t.pid, libc::SIGKILL, None);
     }
     let elapsed = (crate::lab::now() - t.started_at).max(0) as f64;
     // GPUs are reserved whole: GPU-seconds are the reservation's.
@@ -622,8 +651,25 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
         Some(ExitStatus::Signal(s)) => (None, Some(s)),
         None => (None, None),
     };
+    let stop = t.stopping.as_ref().and_then(|s| {
+        s.sent.map(|signal| Stop {
+            signal,
+            by: s.reason.clone(),
+        })
+    });
     let (outcome, reason) = match (&t.stopping, status) {
-        (Some(s), _) => (s.outcome.clone(), s.reason.clone()),
+        // A limit's end is told by the limit (its stop has no grace).
+        (Some(s), _) if s.outcome == Outcome::KilledByLimit => {
+            (s.outcome.clone(), s.reason.clone())
+        }
+        (Some(s), status) => (
+            s.outcome.clone(),
+            format!(
+                "{}; {}",
+                s.reason,
+                how_it_stopped(s, status, settings.grace)
+            ),
+        ),
         (None, _) if oom => (
             Outcome::KilledByLimit,
             format!(
@@ -647,10 +693,32 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
         outcome,
         exit_code,
         signal,
+        stop,
         started_at: Some(t.started_at),
         ended_at: crate::lab::now(),
     };
     ending(id, state, reason, usage)
+}
+
+/// How a stopped experiment ended, in words: "exited with status 0 after
+/// SIGTERM", "killed with SIGKILL 10 s after SIGTERM".
+fn how_it_stopped(s: &Stopping, status: Option<ExitStatus>, grace: Duration) -> String {
+    let name =
+        |n: i32| crate::model::signal_name(n).map_or_else(|| format!("signal {n}"), String::from);
+    match (status, s.sent) {
+        (_, None) => "it never ran".into(),
+        (Some(ExitStatus::Code(code)), Some(sent)) => {
+            format!("exited with status {code} after {}", name(sent))
+        }
+        (Some(ExitStatus::Signal(libc::SIGKILL)), Some(libc::SIGKILL)) if !grace.is_zero() => {
+            format!(
+                "killed with SIGKILL: still running {} s after SIGTERM",
+                grace.as_secs()
+            )
+        }
+        (Some(ExitStatus::Signal(n)), _) => format!("ended by {}", name(n)),
+        (None, Some(sent)) => format!("exit status unknown; {} was sent last", name(sent)),
+    }
 }
 
 /// The change that ends an experiment whose command never ran.
@@ -659,6 +727,7 @@ fn never_ran(id: u64, outcome: Outcome, reason: String) -> StateChange {
         outcome,
         exit_code: None,
         signal: None,
+        stop: None,
         started_at: None,
         ended_at: crate::lab::now(),
     };
@@ -865,7 +934,8 @@ fn release_started(
                 outcome: Outcome::Failed,
                 reason: format!("could not start: {err}"),
                 kill_at: tokio::time::Instant::now(),
-                killed: false,
+                sent: None,
+                supervisor_killed: false,
             });
         }
         tracked.insert(e.id, t);

@@ -107,10 +107,9 @@ pub fn run_shim(first: &ShimArgs) -> i32 {
     };
     let null = crate::sys::take_inherited_fd(fds::NULL).map(File::from);
     let ends = crate::sys::take_inherited_fd(fds::ENDS).map(File::from);
-    // Stop signals are for the command; the shim stays to record how it
-    // ended. Blocked, not ignored: std resets the mask of each command it
-    // starts, while ignored signals would stay ignored there.
-    crate::sys::block_stop_signals();
+    // Stop signals are for the command, which starts with none blocked or
+    // ignored; the shim stays to record how it ended.
+    crate::sys::reset_signals_for_commands();
     let (mut code, mut usable) = run_job(first, File::from(journal), null.as_ref(), None);
     let mut last = first.id;
     while first.reusable && usable {

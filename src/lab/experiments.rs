@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{Lab, LabError, LabResult, Principal, now, require_admin};
 use crate::model::{
-    CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, Role, State,
-    Transition,
+    CommandLine, Experiment, ExperimentSpec, MAX_DURATION_SECS, Outcome, ResourceUse, Resources,
+    Role, State, Transition, is_reserved_env,
 };
 use crate::sched::{
     Capacity, Decision, Dependency, QueuedJob, Quota, Room, RunningJob, SchedulerInput, WaitReason,
@@ -245,6 +245,9 @@ impl Lab {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return invalid(format!("invalid environment variable name {key:?}"));
             }
+            if is_reserved_env(key) {
+                return invalid(reserved_env_message(key));
+            }
         }
         let settings = &self.queue;
         let resources = Resources {
@@ -253,6 +256,12 @@ impl Lab {
             gpus: r.gpus.unwrap_or(0),
             time_limit_secs: r.time_limit_secs.unwrap_or(settings.default_time_secs),
         };
+        if !(1..=MAX_DURATION_SECS).contains(&resources.time_limit_secs) {
+            return invalid(format!(
+                "--time {} s: a wall-time limit is from 1 s to 365d",
+                resources.time_limit_secs
+            ));
+        }
         if resources.cpus.is_nan() || resources.cpus <= 0.0 || !resources.cpus.is_finite() {
             return invalid("--cpus must be more than 0".into());
         }
@@ -490,14 +499,14 @@ impl Lab {
                             owner: e.owner.clone(),
                             resources: e.spec.resources,
                             gpus: gpus.clone(),
-                            ends_by: started_at + e.spec.resources.time_limit_secs as i64,
+                            ends_by: e.spec.resources.ends_by(*started_at),
                         }),
                         State::Starting { gpus } => running.push(RunningJob {
                             id: e.id,
                             owner: e.owner.clone(),
                             resources: e.spec.resources,
                             gpus: gpus.clone(),
-                            ends_by: now() + e.spec.resources.time_limit_secs as i64,
+                            ends_by: e.spec.resources.ends_by(now()),
                         }),
                         State::Queued => {
                             for dep in &e.spec.after {
@@ -624,6 +633,7 @@ impl Lab {
                         outcome: Outcome::Cancelled,
                         exit_code: None,
                         signal: None,
+                        stop: None,
                         started_at: None,
                         ended_at: at,
                     };
@@ -732,6 +742,11 @@ impl Lab {
     pub fn set_quota(&self, p: &Principal, user: &str, quota: Quota) -> LabResult<()> {
         require_admin(p, "set quotas")?;
         self.existing_user_record(user)?;
+        if quota.max_time_secs.is_some_and(|t| t > MAX_DURATION_SECS) {
+            return Err(LabError::Invalid(
+                "--max-time: at most 365d (the longest wall-time limit)".into(),
+            ));
+        }
         self.store.put_quota(user, &quota)?;
         self.audit(p, format!("set quota of {user}: {quota:?}"))?;
         self.queue_changed();
@@ -784,6 +799,14 @@ fn larger_than_quota(quota: &Quota, r: &Resources) -> Option<String> {
         return Some("you may not run experiments (max 0 running)".into());
     }
     None
+}
+
+/// Why `--env NAME=…` is refused for a reserved `name`.
+pub fn reserved_env_message(name: &str) -> String {
+    format!(
+        "--env {name}: labbench sets {name} for every experiment (the GPUs it assigned, its own \
+         variables); it cannot be overridden"
+    )
 }
 
 /// Home directory of a Unix user, from the password file.
@@ -934,6 +957,7 @@ mod tests {
                 outcome,
                 exit_code: None,
                 signal: None,
+                stop: None,
                 started_at: None,
                 ended_at: now(),
             };
@@ -1029,6 +1053,22 @@ mod tests {
             },
             SubmitRequest {
                 name: Some("bad\u{1b}[2J".into()),
+                ..echo()
+            },
+            SubmitRequest {
+                time_limit_secs: Some(u64::MAX),
+                ..echo()
+            },
+            SubmitRequest {
+                env: vec![("CUDA_VISIBLE_DEVICES".into(), "0,1,2,3".into())],
+                ..echo()
+            },
+            SubmitRequest {
+                env: vec![("LABBENCH_METRICS".into(), "/etc/passwd".into())],
+                ..echo()
+            },
+            SubmitRequest {
+                time_limit_secs: Some(MAX_DURATION_SECS + 1),
                 ..echo()
             },
         ];

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use experiments::{
     ExperimentView, ListFilter, LiveUse, QueueSettings, StateChange, SubmitRequest, home_of,
+    reserved_env_message,
 };
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};

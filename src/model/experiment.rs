@@ -36,6 +36,12 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// When a run started at `started_at` (seconds since the epoch) reaches
+    /// its wall-time limit; never overflows.
+    pub fn ends_by(&self, started_at: i64) -> i64 {
+        started_at.saturating_add(i64::try_from(self.time_limit_secs).unwrap_or(i64::MAX))
+    }
+
     /// A short summary for tables: `4c 16G 1g 02:00:00`.
     pub fn summary(&self) -> String {
         format!(
@@ -160,11 +166,42 @@ pub enum State {
         exit_code: Option<i32>,
         /// Signal that ended it, when one did.
         signal: Option<i32>,
+        /// The stop labbench asked for, when it asked (cancel, wall time,
+        /// a limit).
+        #[serde(default)]
+        stop: Option<Stop>,
         /// Start time, when it started.
         started_at: Option<i64>,
         /// End time.
         ended_at: i64,
     },
+}
+
+/// A stop labbench asked of a running experiment: the last signal it sent
+/// and why. SIGTERM first; SIGKILL once the grace has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    /// The last signal sent (15 or 9).
+    pub signal: i32,
+    /// Who or what asked: "cancelled by alice", "wall time limit 2s exceeded".
+    pub by: String,
+}
+
+/// Exit status of `wait` and `logs -f` for an experiment that ended
+/// without an exit code of its own (see [`State::exit_status`]).
+pub mod end_status {
+    /// Ran past its wall-time limit (as `timeout(1)` reports).
+    pub const TIMED_OUT: u32 = 124;
+    /// labbench lost it or could not start it (as `timeout(1)` reports
+    /// its own failure).
+    pub const LOST: u32 = 125;
+    /// Cancelled by a user (as a shell reports an interrupted job).
+    pub const CANCELLED: u32 = 130;
+    /// Ended for exceeding a resource limit (killed, as the kernel's OOM
+    /// killer's SIGKILL reads).
+    pub const KILLED_BY_LIMIT: u32 = 137;
+    /// Killed by signal N (not by labbench): 128 + N.
+    pub const SIGNAL_BASE: u32 = 128;
 }
 
 impl State {
@@ -189,6 +226,57 @@ impl State {
     pub fn is_finished(&self) -> bool {
         matches!(self, State::Finished { .. })
     }
+
+    /// The exit status a script sees for a finished experiment (`wait`,
+    /// `logs -f`): its own exit code, 128 + N when signal N killed it,
+    /// and the fixed statuses of [`end_status`] for ends labbench caused.
+    /// `None` while it has not ended.
+    pub fn exit_status(&self) -> Option<u32> {
+        let State::Finished {
+            outcome,
+            exit_code,
+            signal,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(match outcome {
+            Outcome::Succeeded => 0,
+            Outcome::TimedOut => end_status::TIMED_OUT,
+            Outcome::Cancelled => end_status::CANCELLED,
+            Outcome::KilledByLimit => end_status::KILLED_BY_LIMIT,
+            Outcome::Lost => end_status::LOST,
+            Outcome::Failed => match (exit_code, signal) {
+                (Some(code), _) if (1..=255).contains(code) => *code as u32,
+                (_, Some(s)) if (1..=127).contains(s) => end_status::SIGNAL_BASE + *s as u32,
+                _ => 1,
+            },
+        })
+    }
+}
+
+/// The name of signal `n` (`SIGTERM`), for the common ones.
+pub fn signal_name(n: i32) -> Option<&'static str> {
+    Some(match n {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return None,
+    })
 }
 
 /// One recorded state change.
@@ -281,8 +369,30 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// Durations like `90s`, `30m`, `2h`, `1d`, `1h30m` (a bare number is seconds).
+/// Whether `--env` may not set `name`: labbench sets it for every
+/// experiment (the GPUs it assigned, its own `LABBENCH_*` variables).
+pub fn is_reserved_env(name: &str) -> bool {
+    matches!(name, "CUDA_VISIBLE_DEVICES" | "NVIDIA_VISIBLE_DEVICES")
+        || name.starts_with("LABBENCH_")
+}
+
+/// Longest duration accepted anywhere (wall-time limits, quotas): 365 days.
+/// Every time computed from one then fits an `i64` of seconds.
+pub const MAX_DURATION_SECS: u64 = 365 * 86_400;
+
+/// Durations like `90s`, `30m`, `2h`, `1d`, `1h30m` (a bare number is
+/// seconds), from 1 s to [`MAX_DURATION_SECS`].
 pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let secs = parse_any_duration(text)?;
+    if secs > MAX_DURATION_SECS {
+        return Err(format!(
+            "{text:?}: longer than the longest allowed duration, 365d"
+        ));
+    }
+    Ok(secs)
+}
+
+fn parse_any_duration(text: &str) -> Result<u64, String> {
     let err = || format!("{text:?}: expected a duration like 90s, 30m, 2h or 1h30m");
     let t = text.trim();
     if t.is_empty() {
@@ -342,6 +452,19 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("10").is_ok());
         assert!(parse_duration("h").is_err());
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION_SECS));
+        for too_long in ["366d", "18446744073709551615", "99999999999999999999d"] {
+            let err = parse_duration(too_long).expect_err(too_long);
+            assert!(
+                err.contains("365d") || err.contains("expected a duration"),
+                "{err}"
+            );
+        }
+        assert!(
+            parse_duration("18446744073709551615")
+                .expect_err("huge")
+                .contains("longer than")
+        );
     }
 
     #[test]
@@ -351,10 +474,44 @@ mod tests {
             outcome: Outcome::KilledByLimit,
             exit_code: None,
             signal: Some(9),
+            stop: None,
             started_at: Some(1),
             ended_at: 2,
         };
         assert_eq!(done.name(), "killed_by_limit");
         assert!(done.is_finished());
+    }
+
+    #[test]
+    fn every_end_has_a_distinct_documented_exit_status() {
+        let end = |outcome, exit_code, signal| State::Finished {
+            outcome,
+            exit_code,
+            signal,
+            stop: None,
+            started_at: Some(1),
+            ended_at: 2,
+        };
+        assert_eq!(State::Queued.exit_status(), None);
+        let cases = [
+            (end(Outcome::Succeeded, Some(0), None), 0),
+            (end(Outcome::Failed, Some(3), None), 3),
+            (end(Outcome::Failed, None, Some(11)), 139),
+            (end(Outcome::TimedOut, Some(0), None), 124),
+            (end(Outcome::Lost, None, None), 125),
+            (end(Outcome::Cancelled, Some(0), None), 130),
+            (end(Outcome::Cancelled, None, Some(9)), 130),
+            (end(Outcome::KilledByLimit, None, Some(9)), 137),
+        ];
+        for (state, status) in cases {
+            assert_eq!(state.exit_status(), Some(status), "{state:?}");
+        }
+    }
+
+    #[test]
+    fn records_written_before_stops_were_recorded_still_read() {
+        let old = r#"{"state":"finished","outcome":"cancelled","exit_code":null,"signal":null,"started_at":1,"ended_at":2}"#;
+        let state: State = serde_json::from_str(old).expect("old record");
+        assert!(matches!(state, State::Finished { stop: None, .. }));
     }
 }

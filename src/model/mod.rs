@@ -8,8 +8,9 @@ mod key;
 mod user;
 
 pub use experiment::{
-    CommandLine, EXPERIMENT_COLUMNS, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources,
-    State, Transition, parse_duration, parse_size,
+    CommandLine, EXPERIMENT_COLUMNS, Experiment, ExperimentSpec, MAX_DURATION_SECS, Outcome,
+    ResourceUse, Resources, State, Stop, Transition, end_status, is_reserved_env, parse_duration,
+    parse_size, signal_name,
 };
 pub use key::{KeyError, PublicKeyInfo};
 pub use user::{NameError, Role, User, validate_user_name};

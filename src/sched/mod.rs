@@ -424,7 +424,7 @@ pub fn schedule_with_room(input: &SchedulerInput) -> (Vec<Decision>, Room) {
             continue;
         }
         if free.fits(r) {
-            let finishes = input.now.saturating_add(r.time_limit_secs as i64);
+            let finishes = r.ends_by(input.now);
             if let Some((head, start)) = shadow
                 && finishes > start
             {
@@ -782,7 +782,7 @@ mod tests {
                         owner: started.owner.to_string(),
                         resources: started.resources,
                         gpus: gpus.clone(),
-                        ends_by: w.now + started.resources.time_limit_secs as i64,
+                        ends_by: started.resources.ends_by(w.now),
                     });
                     w.queued.retain(|q| q.id != *id);
                 }

@@ -1014,6 +1014,7 @@ mod experiment_tests {
                 outcome: Outcome::Succeeded,
                 exit_code: Some(0),
                 signal: None,
+                stop: None,
                 started_at: None,
                 ended_at: 1,
             };
@@ -1035,6 +1036,7 @@ mod experiment_tests {
             outcome: Outcome::Cancelled,
             exit_code: None,
             signal: None,
+            stop: None,
             started_at: None,
             ended_at: 1,
         };
@@ -1080,6 +1082,7 @@ mod experiment_tests {
             outcome: Outcome::Failed,
             exit_code: Some(1),
             signal: None,
+            stop: None,
             started_at: None,
             ended_at: 1,
         };

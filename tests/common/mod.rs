@@ -2,6 +2,8 @@
 //! generated client keys, and an in-process russh client.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

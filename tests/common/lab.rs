@@ -1,0 +1,139 @@
+//! A test lab: a server started with a configuration, its admin, and
+//! helpers to submit experiments and wait for their ends.
+
+use std::process::Command;
+use std::time::Duration;
+
+use russh::client::Handle;
+
+use super::{Client, TestKey, TestServer, exec, session};
+
+pub const QUEUE_USER: &str = "lbqueue";
+
+pub fn is_root() -> bool {
+    labbench::sys::is_root()
+}
+
+/// A supplementary group of the experiments' Unix user (checked in their runs).
+pub const QUEUE_GROUP: &str = "lbqueuedata";
+
+/// A Unix user for experiments (created when root, with a supplementary
+/// group), else the current user.
+pub fn experiment_unix_user() -> String {
+    static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        if !is_root() {
+            eprintln!("not root: experiments run as the current user");
+            return labbench::server::invoking_user();
+        }
+        let run = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        assert!(run("groupadd", &["-f", QUEUE_GROUP]), "groupadd failed");
+        if !run("id", &[QUEUE_USER]) {
+            let created = run(
+                "useradd",
+                &[
+                    "--system",
+                    "--create-home",
+                    "--shell",
+                    "/bin/sh",
+                    QUEUE_USER,
+                ],
+            );
+            assert!(created, "useradd {QUEUE_USER} failed");
+        }
+        assert!(
+            run("usermod", &["-aG", QUEUE_GROUP, QUEUE_USER]),
+            "usermod failed"
+        );
+        QUEUE_USER.to_string()
+    })
+    .clone()
+}
+
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub server: TestServer,
+    pub admin: TestKey,
+}
+
+pub fn start(config: &str) -> Lab {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let path = dir.path().join("labbench.toml");
+    std::fs::write(&path, config).expect("config");
+    let path = path.to_string_lossy().into_owned();
+    let server =
+        TestServer::start_with(&dir.path().join("data"), Some(&admin), &["--config", &path]);
+    Lab { dir, server, admin }
+}
+
+/// The pids cgroup directory (v1 or v2, as this host has) that running
+/// experiment `id` was recorded in.
+pub async fn cgroup_dir(handle: &Handle<Client>, id: u64) -> std::path::PathBuf {
+    for _ in 0..100 {
+        let e = json(
+            &exec(handle, &format!("show {id} --json"), None)
+                .await
+                .stdout,
+        );
+        if let Some(name) = e["state"]["cgroup"].as_str() {
+            return labbench::exec::cgroup::ExperimentCgroup::path_of(name, "pids")
+                .expect("cgroups are available");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("experiment {id} never ran in a cgroup");
+}
+
+/// Touches 500 MiB while asking for 100M.
+pub const MEMORY_HOG: &str = "--mem 100M -- perl -e '$x = \"a\" x (500*1024*1024); sleep 30'";
+
+/// The reason of an experiment's last transition.
+pub fn last_reason(e: &serde_json::Value) -> String {
+    e["transitions"]
+        .as_array()
+        .and_then(|t| t.last())
+        .and_then(|t| t["reason"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Member alice, whose experiments run as [`experiment_unix_user`]: her
+/// session and that Unix user.
+pub async fn experiment_user(lab: &Lab, admin: &Handle<Client>) -> (Handle<Client>, String) {
+    let unix = experiment_unix_user();
+    let out = exec(
+        admin,
+        &format!("user add alice --role member --unix-user {unix}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let key = TestKey::generate(lab.dir.path(), "alice_key");
+    exec(admin, "key add alice", Some(key.public_line.as_bytes())).await;
+    (session(&lab.server, &key).await, unix)
+}
+
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+pub async fn submit(handle: &Handle<Client>, args: &str) -> u64 {
+    super::submit_id(handle, &format!("--workdir /tmp {args}")).await
+}
+
+pub async fn wait_state(handle: &Handle<Client>, id: u64) -> serde_json::Value {
+    let out = exec(handle, &format!("wait {id}"), None).await;
+    assert!(out.status.is_some(), "{out:?}");
+    json(
+        &exec(handle, &format!("show {id} --json"), None)
+            .await
+            .stdout,
+    )
+}
