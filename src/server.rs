@@ -251,8 +251,9 @@ async fn accept_loop(
         };
         let _ = socket.set_nodelay(true);
         let handler = ConnectionHandler::new(Arc::clone(&shared), Some(peer));
-        let authenticated = handler.authenticated_flag();
+        let authenticated = handler.authenticated();
         let config = Arc::clone(&config);
+        let lab = shared.lab.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let session = match russh::server::run_stream(config, socket, handler).await {
@@ -263,26 +264,42 @@ async fn accept_loop(
                 }
             };
             let handle = session.handle();
-            tokio::pin!(session);
-            tokio::select! {
-                result = &mut session => {
-                    if let Err(e) = result {
-                        tracing::debug!(peer = %peer, "connection ended: {e}");
+            let mut revocations = lab.revocations();
+            let login_deadline = tokio::time::sleep(LOGIN_GRACE);
+            tokio::pin!(session, login_deadline);
+            let mut login_checked = false;
+            let mut watching = true;
+            let farewell = loop {
+                tokio::select! {
+                    result = &mut session => {
+                        if let Err(e) = result {
+                            tracing::debug!(peer = %peer, "connection ended: {e}");
+                        }
+                        return;
                     }
-                    return;
+                    _ = &mut login_deadline, if !login_checked => {
+                        login_checked = true;
+                        if authenticated.get().is_none() {
+                            tracing::warn!(peer = %peer, "dropped connection: no authentication within {} s", LOGIN_GRACE.as_secs());
+                            break "authentication took too long".to_string();
+                        }
+                    }
+                    // A removed user or key loses its open connections at once.
+                    changed = revocations.changed(), if watching => {
+                        if changed.is_err() {
+                            watching = false;
+                            continue;
+                        }
+                        if let Some(Err(e)) = authenticated.get().map(|p| lab.current(p)) {
+                            tracing::info!(peer = %peer, "closed connection: {e}");
+                            break e.to_string();
+                        }
+                    }
                 }
-                _ = tokio::time::sleep(LOGIN_GRACE) => {}
-            }
-            if !authenticated.load(std::sync::atomic::Ordering::Acquire) {
-                tracing::warn!(peer = %peer, "dropped connection: no authentication within {} s", LOGIN_GRACE.as_secs());
-                let _ = handle
-                    .disconnect(
-                        russh::Disconnect::ByApplication,
-                        "authentication took too long".into(),
-                        String::new(),
-                    )
-                    .await;
-            }
+            };
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, farewell, String::new())
+                .await;
             if let Err(e) = session.await {
                 tracing::debug!(peer = %peer, "connection ended: {e}");
             }

@@ -61,6 +61,13 @@ struct Setup {
     known_hosts: PathBuf,
 }
 
+impl Setup {
+    /// Runs `ssh lab@host ARGS…` as the admin.
+    fn as_admin(&self, args: &[&str]) -> Output {
+        ssh(&self.server, &self.admin, &self.known_hosts, args)
+    }
+}
+
 fn setup() -> Setup {
     require("ssh");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -162,6 +169,13 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Types `keys` (tmux `send-keys` arguments) into the pane.
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "lab"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
     fn capture(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "lab"])
     }
@@ -199,9 +213,14 @@ fn rand_suffix() -> u64 {
 /// The admin's `ssh -t` in a 120×40 tmux session `lab`; the shell prints
 /// `EXIT=status` when ssh ends and stays a while for the screen to be read.
 fn open_tui(s: &Setup) -> Tmux {
+    open_tui_as(s, &s.admin)
+}
+
+/// [`open_tui`] for the user of `key`.
+fn open_tui_as(s: &Setup, key: &TestKey) -> Tmux {
     let tmux = Tmux::new();
     let mut ssh_line = String::from("ssh -t");
-    for arg in ssh_args(&s.server, &s.admin, &s.known_hosts) {
+    for arg in ssh_args(&s.server, key, &s.known_hosts) {
         ssh_line.push(' ');
         ssh_line.push_str(&arg);
     }
@@ -269,11 +288,7 @@ fn tui_form_submits_like_the_command_and_the_log_pane_searches() {
     let s = setup();
     let tmux = open_tui(&s);
     tmux.wait_for("1 Dashboard");
-    let keys = |keys: &[&str]| {
-        let mut args = vec!["send-keys", "-t", "lab"];
-        args.extend_from_slice(keys);
-        tmux.run(&args);
-    };
+    let keys = |keys: &[&str]| tmux.keys(keys);
     keys(&["2"]);
     tmux.wait_for("Nothing queued or running");
     keys(&["n"]);
@@ -342,4 +357,59 @@ fn tui_form_submits_like_the_command_and_the_log_pane_searches() {
     keys(&["c"]);
     keys(&["y"]);
     tmux.wait_for("Nothing queued or running");
+}
+
+/// Adds user `name` with `role` and a new key, through the admin's ssh.
+fn add_user(s: &Setup, name: &str, role: &str) -> TestKey {
+    let out = s.as_admin(&["user", "add", name, "--role", role]);
+    assert!(out.status.success(), "{out:?}");
+    let key = TestKey::generate(s.dir.path(), &format!("{name}_key"));
+    let out = s.as_admin(&["key", "add", name, &key.public_line]);
+    assert!(out.status.success(), "{out:?}");
+    key
+}
+
+#[test]
+fn tui_actions_are_decided_with_the_role_the_user_has_now() {
+    let s = setup();
+    let out = s.as_admin(&[
+        "submit",
+        "--name",
+        "longjob",
+        "--workdir",
+        "/tmp",
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let ada = add_user(&s, "ada", "admin");
+    let tmux = open_tui_as(&s, &ada);
+    tmux.wait_for("4 Admin");
+    let keys = |keys: &[&str]| tmux.keys(keys);
+    keys(&["2"]);
+    tmux.wait_for("longjob");
+    // Ada asks to cancel while an admin, and confirms once demoted.
+    keys(&["c"]);
+    tmux.wait_for("Cancel experiment 1?");
+    let out = s.as_admin(&["user", "set-role", "ada", "viewer"]);
+    assert!(out.status.success(), "{out:?}");
+    let demoted = tmux.wait_for("your role is now viewer");
+    assert!(!demoted.contains("4 Admin"), "{demoted}");
+    keys(&["y"]);
+    let refused = tmux.wait_for("permission denied");
+    assert!(refused.contains("only"), "{refused}");
+    let shown = s.as_admin(&["show", "1", "--json"]);
+    let e: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("show --json");
+    assert!(
+        ["queued", "starting", "running"].contains(&e["state"]["state"].as_str().unwrap_or("")),
+        "nothing changed: {e}"
+    );
+    // Reruns are refused the same way (admins and owners only).
+    keys(&["r"]);
+    tmux.wait_for("or an admin can rerun experiment 1");
+    let listed = s.as_admin(&["ls", "--all", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("ls --json");
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    let _ = s.as_admin(&["cancel", "1"]);
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::logs::LogsArgs;
 use super::output::{CommandOutput, exit, table};
-use super::queue::{QuotaAction, SubmitArgs};
+use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::model::Role;
@@ -109,6 +109,9 @@ pub enum LabCommand {
     /// Set or show per-user limits.
     #[command(subcommand)]
     Quota(QuotaAction),
+    /// Make a project private or public (admin).
+    #[command(subcommand)]
+    Project(ProjectAction),
     /// Show an experiment's output (-f: follow until it ends).
     Logs(LogsArgs),
     /// Wait until experiments end; exits with the experiment's status.
@@ -228,6 +231,30 @@ impl LabCommand {
         )
     }
 
+    /// What the daemon's log says of the command: its name and the ids it
+    /// acts on, never the values of its arguments (commands, environment
+    /// variables, keys and names can carry secrets).
+    pub fn log_summary(&self) -> String {
+        let ids = |ids: &[u64]| ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        let name = self.name().trim_end_matches(" …");
+        let name = name.split(' ').next().unwrap_or(name);
+        match self {
+            LabCommand::Show { id, .. }
+            | LabCommand::Rerun { id, .. }
+            | LabCommand::Priority { id, .. } => format!("{name} {id}"),
+            LabCommand::Logs(args) => format!("logs {}", args.id),
+            LabCommand::Cancel { ids: list } | LabCommand::Wait { ids: list } => {
+                format!("{name} {}", ids(list))
+            }
+            LabCommand::User(UserAction::Add { .. }) => "user add".into(),
+            LabCommand::User(UserAction::SetRole { .. }) => "user set-role".into(),
+            LabCommand::User(UserAction::Rm { .. }) => "user rm".into(),
+            LabCommand::Key(KeyAction::Add { .. }) => "key add".into(),
+            LabCommand::Key(KeyAction::Rm { .. }) => "key rm".into(),
+            _ => name.to_string(),
+        }
+    }
+
     /// The command's name, for hints.
     pub fn name(&self) -> &'static str {
         match self {
@@ -244,6 +271,7 @@ impl LabCommand {
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
             LabCommand::Quota(_) => "quota …",
+            LabCommand::Project(_) => "project …",
             LabCommand::Wait { .. } => "wait ID",
             LabCommand::Logs(_) => "logs ID",
             LabCommand::Rerun { .. } => "rerun ID",
@@ -412,6 +440,7 @@ pub async fn run_command(
         LabCommand::Cancel { ids } => super::queue::cancel(lab, &caller, &ids),
         LabCommand::Priority { id, priority } => super::queue::priority(lab, &caller, id, priority),
         LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
+        LabCommand::Project(action) => super::queue::project(lab, &caller, action),
         LabCommand::Wait { ids } => super::queue::wait(lab, &caller, &ids).await,
         LabCommand::Logs(args) => {
             let mut sink = super::logs::CollectSink::default();
@@ -512,9 +541,16 @@ fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
         UserAction::SetRole { name, role } => lab
             .set_role(p, &name, role)
             .map(|u| format!("{} is now {}\n", u.name, u.role)),
-        UserAction::Rm { name } => lab
-            .remove_user(p, &name)
-            .map(|()| format!("removed user {name} and their keys\n")),
+        UserAction::Rm { name } => lab.remove_user(p, &name).map(|cancelled| {
+            let ids: Vec<String> = cancelled.iter().map(u64::to_string).collect();
+            match ids.len() {
+                0 => format!("removed user {name} and their keys\n"),
+                _ => format!(
+                    "removed user {name} and their keys; cancelled their queued experiments {}\n",
+                    ids.join(" ")
+                ),
+            }
+        }),
     };
     match result {
         Ok(text) => CommandOutput::ok(text),
@@ -650,6 +686,25 @@ mod tests {
         }
         let out = run(&lab, &admin, "help user", b"");
         assert!(String::from_utf8_lossy(&out.stdout).contains("set-role"));
+    }
+
+    #[test]
+    fn the_log_summary_names_the_command_and_ids_never_values() {
+        let cases = [
+            (
+                "submit --env API_TOKEN=s3cret -- curl -H 'token: s3cret' x",
+                "submit",
+            ),
+            ("show 12 --json", "show 12"),
+            ("cancel 3 4", "cancel 3 4"),
+            ("key add bob ssh-ed25519 AAAAs3cret", "key add"),
+            ("user add s3cret --role member", "user add"),
+            ("logs 7 -f", "logs 7"),
+        ];
+        for (line, summary) in cases {
+            let command = parse_exec_line(line).expect(line);
+            assert_eq!(command.log_summary(), summary);
+        }
     }
 
     #[test]

@@ -172,7 +172,7 @@ fn byte_before_is_newline(path: &Path, offset: u64) -> bool {
 
 /// Streams the logs; returns the exit status (with `-f`: the experiment's).
 pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink: &mut S) -> u32 {
-    let experiment = match lab.experiment(p, args.id) {
+    let experiment = match lab.check_output_readable(p, args.id) {
         Ok(e) => e,
         Err(e) => {
             let out = CommandOutput::from(e);
@@ -265,12 +265,15 @@ async fn follow<S: StreamSink>(
     let mut changes = lab.queue_changes();
     let mut buffer = vec![0u8; CHUNK];
     loop {
-        // Read state before draining, so output written just before the end is not missed.
-        let finished = match lab.experiment(p, id) {
+        // Read state before draining, so output written just before the end
+        // is not missed; the read rule is asked again each time (a role
+        // changed, a user removed, an experiment made private).
+        let finished = match lab.check_output_readable(p, id) {
             Ok(e) => e.state.is_finished().then_some(e.state),
             Err(e) => {
-                let _ = sink.err(format!("error: {e}\n").into_bytes()).await;
-                return exit::FAILURE;
+                let out = CommandOutput::from(e);
+                let _ = sink.err(out.stderr).await;
+                return out.status;
             }
         };
         for f in followed.iter_mut() {

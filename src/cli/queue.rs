@@ -63,12 +63,31 @@ pub struct SubmitArgs {
     /// Run this shell command line instead of `-- CMD ARGS…`.
     #[arg(long)]
     pub sh: Option<String>,
+    /// Only you and admins may read its output and see what it runs.
+    #[arg(long)]
+    pub private: bool,
     /// Print JSON: {"id": N}.
     #[arg(long)]
     pub json: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+/// `project …` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ProjectAction {
+    /// Make a project private: only each experiment's owner and admins read
+    /// its output and see what it runs (admin).
+    Private {
+        /// Project name.
+        name: String,
+    },
+    /// Make a project public again (admin).
+    Public {
+        /// Project name.
+        name: String,
+    },
 }
 
 /// `quota …` subcommands.
@@ -149,6 +168,7 @@ pub fn submit(lab: &Lab, p: &Principal, args: SubmitArgs) -> CommandOutput {
         gpus: args.gpus,
         time_limit_secs: args.time,
         priority: args.priority.unwrap_or(0),
+        private: args.private,
     };
     match lab.submit(p, request) {
         Ok(id) if args.json => CommandOutput::json(&serde_json::json!({ "id": id })),
@@ -286,6 +306,21 @@ pub fn cancel(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
         }
     }
     out
+}
+
+/// `project private|public NAME` (admin).
+pub fn project(lab: &Lab, p: &Principal, action: ProjectAction) -> CommandOutput {
+    let (name, private) = match action {
+        ProjectAction::Private { name } => (name, true),
+        ProjectAction::Public { name } => (name, false),
+    };
+    match lab.set_project_private(p, &name, private) {
+        Ok(()) if private => CommandOutput::ok(format!(
+            "project {name} is private: its experiments' output and commands are for their owners and admins\n"
+        )),
+        Ok(()) => CommandOutput::ok(format!("project {name} is public\n")),
+        Err(e) => e.into(),
+    }
 }
 
 /// `priority ID N` (admin).

@@ -92,6 +92,8 @@ pub struct SubmitRequest {
     pub time_limit_secs: Option<u64>,
     /// Priority.
     pub priority: i32,
+    /// Only its owner and admins may read its output and see what it runs.
+    pub private: bool,
 }
 
 /// Which experiments `ls` shows.
@@ -139,6 +141,7 @@ pub struct LiveUse {
 impl Lab {
     /// Queues an experiment for the caller; refused for viewers and for bad input.
     pub fn submit(&self, p: &Principal, request: SubmitRequest) -> LabResult<u64> {
+        let p = &self.current(p)?;
         if p.role == Role::Viewer {
             return Err(LabError::PermissionDenied(
                 "viewers cannot submit experiments".into(),
@@ -313,6 +316,7 @@ impl Lab {
             after: r.after,
             resources,
             priority: r.priority,
+            private: r.private,
         })
     }
 
@@ -326,11 +330,45 @@ impl Lab {
         }
     }
 
-    /// One experiment (any role may read).
-    pub fn experiment(&self, _p: &Principal, id: u64) -> LabResult<Experiment> {
+    /// One experiment as the caller may see it (any role; see [`seen_by`]).
+    pub fn experiment(&self, p: &Principal, id: u64) -> LabResult<Experiment> {
+        let p = self.current(p)?;
+        let e = self.stored_experiment(id)?;
+        let private = self.is_private(&e)?;
+        Ok(seen_by(&p, e, private))
+    }
+
+    /// One experiment as stored, secrets included: for the service's own use.
+    fn stored_experiment(&self, id: u64) -> LabResult<Experiment> {
         self.store
             .experiment(id)?
             .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))
+    }
+
+    /// The read rule for an experiment's output (logs, and whatever it
+    /// writes for others to read): its owner and admins always; other
+    /// members and viewers unless the experiment or its project is
+    /// private. Every front end asks it before showing output.
+    pub fn check_output_readable(&self, p: &Principal, id: u64) -> LabResult<Experiment> {
+        let p = self.current(p)?;
+        let e = self.stored_experiment(id)?;
+        let private = self.is_private(&e)?;
+        if private && !owns_or_admin(&p, &e) {
+            return Err(LabError::PermissionDenied(format!(
+                "experiment {id} is private: only {} and admins can read its output",
+                e.owner
+            )));
+        }
+        Ok(seen_by(&p, e, private))
+    }
+
+    /// Whether `e` is private, itself or through its project.
+    fn is_private(&self, e: &Experiment) -> LabResult<bool> {
+        Ok(e.spec.private
+            || match &e.spec.project {
+                Some(project) => self.store.project_is_private(project)?,
+                None => false,
+            })
     }
 
     /// Experiments for `ls`, with wait reasons for queued ones.
@@ -339,6 +377,8 @@ impl Lab {
         p: &Principal,
         filter: &ListFilter,
     ) -> LabResult<Vec<ExperimentView>> {
+        let p = &self.current(p)?;
+        let private_projects = self.store.private_projects()?;
         let keep = |e: &Experiment| {
             filter.user.as_deref().is_none_or(|u| e.owner == u)
                 && filter.state.as_deref().is_none_or(|s| e.state.name() == s)
@@ -371,10 +411,17 @@ impl Lab {
         let live = self.live_use();
         Ok(experiments
             .into_iter()
-            .map(|e| ExperimentView {
-                wait_reason: reasons.get(&e.id).cloned(),
-                live: live.get(&e.id).copied(),
-                experiment: e,
+            .map(|e| {
+                let private = e.spec.private
+                    || e.spec
+                        .project
+                        .as_ref()
+                        .is_some_and(|pr| private_projects.contains(pr));
+                ExperimentView {
+                    wait_reason: reasons.get(&e.id).cloned(),
+                    live: live.get(&e.id).copied(),
+                    experiment: seen_by(p, e, private),
+                }
             })
             .collect())
     }
@@ -416,10 +463,17 @@ impl Lab {
     }
 
     /// Submits a copy of experiment `id` for the caller, with `changes` applied
-    /// to its resources, priority and name (viewers cannot; the same checks as
-    /// `submit` apply).
+    /// to its resources, priority and name: its owner's or an admin's (the
+    /// same checks as `submit` apply).
     pub fn rerun(&self, p: &Principal, id: u64, changes: SubmitRequest) -> LabResult<u64> {
-        let original = self.experiment(p, id)?;
+        let p = &self.current(p)?;
+        let original = self.stored_experiment(id)?;
+        if !owns_or_admin(p, &original) {
+            return Err(LabError::PermissionDenied(format!(
+                "only {} or an admin can rerun experiment {id}",
+                original.owner
+            )));
+        }
         let spec = original.spec;
         let request = SubmitRequest {
             name: changes.name.or(spec.name),
@@ -443,6 +497,7 @@ impl Lab {
             } else {
                 spec.priority.min(0)
             },
+            private: spec.private || changes.private,
         };
         self.submit(p, request)
     }
@@ -551,6 +606,21 @@ impl Lab {
             unknown.sort_unstable();
             unknown.dedup();
         };
+        // A removed user's experiments never start (they are cancelled with
+        // the user; this covers one queued meanwhile).
+        for d in &mut decisions {
+            if let Decision::Start { id, .. } = *d
+                && let Some(owner) = self
+                    .store
+                    .with_active(|active| active.get(&id).map(|e| e.owner.clone()))
+                && self.store.user(&owner)?.is_none()
+            {
+                *d = Decision::Abandon {
+                    id,
+                    reason: format!("its owner {owner} was removed"),
+                };
+            }
+        }
         if let Some((free, reserve)) = self.disk_short() {
             for d in &mut decisions {
                 if let Decision::Start { id, .. } = *d {
@@ -610,7 +680,8 @@ impl Lab {
     /// (the finished state is returned); running ones are stopped by the
     /// executor (their current state is returned).
     pub fn cancel(&self, p: &Principal, id: u64) -> LabResult<State> {
-        let experiment = self.experiment(p, id)?;
+        let p = &self.current(p)?;
+        let experiment = self.stored_experiment(id)?;
         if !(p.is_admin() || (p.user == experiment.owner && p.role != Role::Viewer)) {
             return Err(LabError::PermissionDenied(format!(
                 "only {} or an admin can cancel experiment {id}",
@@ -623,28 +694,8 @@ impl Lab {
                 experiment.state.name()
             ))),
             State::Queued => {
-                let cancelled = self.store.update_experiment(id, |e| {
-                    if e.state != State::Queued {
-                        // Started (or ended) since it was read.
-                        return Ok::<_, LabError>(None);
-                    }
-                    let at = now();
-                    e.state = State::Finished {
-                        outcome: Outcome::Cancelled,
-                        exit_code: None,
-                        signal: None,
-                        stop: None,
-                        started_at: None,
-                        ended_at: at,
-                    };
-                    e.transitions.push(Transition {
-                        at,
-                        to: "cancelled".into(),
-                        reason: format!("cancelled by {} while queued", p.user),
-                    });
-                    Ok(Some(e.state.clone()))
-                })?;
-                let Some(state) = cancelled.flatten() else {
+                let reason = format!("cancelled by {} while queued", p.user);
+                let Some(state) = self.stage_cancel_if_queued(id, &reason)? else {
                     // The runner got there first: cancel what it started.
                     return self.cancel(p, id);
                 };
@@ -668,6 +719,57 @@ impl Lab {
                 Ok(experiment.state)
             }
         }
+    }
+
+    /// Ends experiment `id` as cancelled with `reason` if it is still
+    /// queued (decided on the record it writes over: the runner may start
+    /// it meanwhile); not flushed. Its new state, or `None` if it was no
+    /// longer queued.
+    fn stage_cancel_if_queued(&self, id: u64, reason: &str) -> LabResult<Option<State>> {
+        let cancelled = self.store.update_experiment(id, |e| {
+            if e.state != State::Queued {
+                return Ok::<_, LabError>(None);
+            }
+            let at = now();
+            e.state = State::Finished {
+                outcome: Outcome::Cancelled,
+                exit_code: None,
+                signal: None,
+                stop: None,
+                started_at: None,
+                ended_at: at,
+            };
+            e.transitions.push(Transition {
+                at,
+                to: "cancelled".into(),
+                reason: reason.to_string(),
+            });
+            Ok(Some(e.state.clone()))
+        })?;
+        Ok(cancelled.flatten())
+    }
+
+    /// Cancels every queued experiment of `owner` with `reason` (their
+    /// owner was removed); returns their ids.
+    pub(super) fn cancel_queued_of(&self, owner: &str, reason: &str) -> LabResult<Vec<u64>> {
+        let queued: Vec<u64> = self.store.with_active(|active| {
+            active
+                .values()
+                .filter(|e| e.owner == owner && e.state == State::Queued)
+                .map(|e| e.id)
+                .collect()
+        });
+        let mut cancelled = Vec::new();
+        for id in queued {
+            if self.stage_cancel_if_queued(id, reason)?.is_some() {
+                cancelled.push(id);
+            }
+        }
+        if !cancelled.is_empty() {
+            self.store.flush()?;
+            self.queue_changed();
+        }
+        Ok(cancelled)
     }
 
     /// Writes state changes of the runner without flushing them; nothing is
@@ -714,9 +816,9 @@ impl Lab {
 
     /// Changes a queued experiment's priority (admin only).
     pub fn set_priority(&self, p: &Principal, id: u64, priority: i32) -> LabResult<()> {
+        let p = &self.current(p)?;
         require_admin(p, "change priorities")?;
-        // Visible to the caller (and there) first.
-        self.experiment(p, id)?;
+        self.stored_experiment(id)?;
         // Decided on the record it writes over: the runner may start it meanwhile.
         let old = self
             .store
@@ -738,8 +840,34 @@ impl Lab {
         Ok(())
     }
 
+    /// Marks `project` private (its experiments' output and what they run
+    /// are for their owners and admins) or not (admin only).
+    pub fn set_project_private(
+        &self,
+        p: &Principal,
+        project: &str,
+        private: bool,
+    ) -> LabResult<()> {
+        let p = &self.current(p)?;
+        require_admin(p, "make projects private or public")?;
+        if project.is_empty()
+            || project.chars().count() > MAX_LABEL
+            || project.chars().any(char::is_control)
+        {
+            return Err(LabError::Invalid(format!(
+                "invalid project {project:?}: 1–{MAX_LABEL} printable characters"
+            )));
+        }
+        self.store.set_project_private(project, private)?;
+        let what = if private { "private" } else { "public" };
+        self.audit(p, format!("made project {project} {what}"))?;
+        self.notify_queue();
+        Ok(())
+    }
+
     /// Sets a user's quota (admin only).
     pub fn set_quota(&self, p: &Principal, user: &str, quota: Quota) -> LabResult<()> {
+        let p = &self.current(p)?;
         require_admin(p, "set quotas")?;
         self.existing_user_record(user)?;
         if quota.max_time_secs.is_some_and(|t| t > MAX_DURATION_SECS) {
@@ -755,6 +883,7 @@ impl Lab {
 
     /// A user's quota (themselves, or anyone for admins).
     pub fn quota(&self, p: &Principal, user: &str) -> LabResult<Quota> {
+        let p = &self.current(p)?;
         super::require_self_or_admin(p, user, "see this quota")?;
         Ok(self.store.quota(user)?)
     }
@@ -764,6 +893,38 @@ impl Lab {
             .user(name)?
             .ok_or_else(|| LabError::NotFound(format!("no user named {name}")))
     }
+}
+
+/// Whether `p` owns `e` or is an admin.
+fn owns_or_admin(p: &Principal, e: &Experiment) -> bool {
+    p.is_admin() || p.user == e.owner
+}
+
+/// What stands in for a value the caller may not see.
+pub const HIDDEN: &str = "(hidden)";
+
+/// What `p` may see of experiment `e`: everything for its owner and
+/// admins. Others see the names of its environment variables but not their
+/// values (they carry tokens and passwords); of a `private` one (itself or
+/// through its project), its owner, name, project, tags, requests and
+/// state, but not what it runs, where, or with what.
+fn seen_by(p: &Principal, mut e: Experiment, private: bool) -> Experiment {
+    if owns_or_admin(p, &e) {
+        return e;
+    }
+    for (_, value) in &mut e.spec.env {
+        *value = HIDDEN.into();
+    }
+    if private {
+        let spec = &mut e.spec;
+        spec.command = CommandLine::Shell(HIDDEN.into());
+        spec.workdir = PathBuf::from(HIDDEN);
+        spec.env.clear();
+        spec.params.clear();
+        spec.inputs.clear();
+        spec.outputs.clear();
+    }
+    e
 }
 
 /// Why a request exceeds a quota outright (not just given current use).
@@ -1216,6 +1377,181 @@ mod tests {
             lab.rerun(&vera, first, SubmitRequest::default()),
             Err(LabError::PermissionDenied(_))
         ));
+    }
+
+    #[test]
+    fn others_see_the_names_of_environment_variables_but_not_their_values() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let mary = principal(&lab, "mary", Role::Member);
+        let vera = principal(&lab, "vera", Role::Viewer);
+        let id = lab
+            .submit(
+                &mike,
+                SubmitRequest {
+                    env: vec![("API_TOKEN".into(), "s3cret".into())],
+                    ..echo()
+                },
+            )
+            .expect("submit");
+        let env_seen_by = |p: &Principal| {
+            let shown = lab.experiment(p, id).expect("show").spec.env;
+            let listed = lab
+                .list_experiments(p, &ListFilter::default())
+                .expect("ls")
+                .remove(0)
+                .experiment
+                .spec
+                .env;
+            assert_eq!(shown, listed);
+            shown
+        };
+        for other in [&mary, &vera] {
+            assert_eq!(
+                env_seen_by(other),
+                vec![("API_TOKEN".to_string(), HIDDEN.to_string())]
+            );
+        }
+        for allowed in [&mike, &admin] {
+            assert_eq!(env_seen_by(allowed)[0].1, "s3cret");
+        }
+    }
+
+    #[test]
+    fn private_experiments_and_projects_keep_output_and_commands_from_others() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let mary = principal(&lab, "mary", Role::Member);
+        let vera = principal(&lab, "vera", Role::Viewer);
+        let open = lab.submit(&mike, echo()).expect("open");
+        let private = lab
+            .submit(
+                &mike,
+                SubmitRequest {
+                    private: true,
+                    ..echo()
+                },
+            )
+            .expect("private");
+        let in_project = lab
+            .submit(
+                &mike,
+                SubmitRequest {
+                    project: Some("merger".into()),
+                    ..echo()
+                },
+            )
+            .expect("in project");
+        assert!(matches!(
+            lab.set_project_private(&mike, "merger", true),
+            Err(LabError::PermissionDenied(_))
+        ));
+        lab.set_project_private(&admin, "merger", true)
+            .expect("admin makes it private");
+        for p in [&mike, &mary, &vera, &admin] {
+            assert!(lab.check_output_readable(p, open).is_ok(), "{}", p.user);
+        }
+        for id in [private, in_project] {
+            for p in [&mike, &admin] {
+                assert!(lab.check_output_readable(p, id).is_ok());
+                let e = lab.experiment(p, id).expect("show");
+                assert_eq!(e.spec.command, echo().command.expect("command"));
+            }
+            for p in [&mary, &vera] {
+                assert!(matches!(
+                    lab.check_output_readable(p, id),
+                    Err(LabError::PermissionDenied(_))
+                ));
+                let e = lab.experiment(p, id).expect("still listed");
+                assert_eq!(e.spec.command, CommandLine::Shell(HIDDEN.into()));
+            }
+        }
+        lab.set_project_private(&admin, "merger", false)
+            .expect("public again");
+        assert!(lab.check_output_readable(&vera, in_project).is_ok());
+    }
+
+    #[test]
+    fn rerun_is_the_owners_or_an_admins() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let mary = principal(&lab, "mary", Role::Member);
+        let id = lab.submit(&mike, echo()).expect("submit");
+        assert!(matches!(
+            lab.rerun(&mary, id, SubmitRequest::default()),
+            Err(LabError::PermissionDenied(_))
+        ));
+        let copy = lab
+            .rerun(&admin, id, SubmitRequest::default())
+            .expect("admin");
+        assert_eq!(lab.experiment(&admin, copy).expect("copy").owner, "root");
+    }
+
+    #[test]
+    fn a_role_change_applies_to_a_principal_from_before_it() {
+        let (_d, lab) = lab_with_admin();
+        let root = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        // Ada logged in as an admin ...
+        let ada = principal(&lab, "ada", Role::Admin);
+        let id = lab.submit(&mike, echo()).expect("submit");
+        // ... and was demoted while connected.
+        lab.set_role(&root, "ada", Role::Viewer).expect("demote");
+        assert!(matches!(
+            lab.cancel(&ada, id),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            lab.set_priority(&ada, id, 5),
+            Err(LabError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            lab.submit(&ada, echo()),
+            Err(LabError::PermissionDenied(_))
+        ));
+        let e = lab.experiment(&root, id).expect("unchanged");
+        assert_eq!((e.state, e.spec.priority), (State::Queued, 0));
+    }
+
+    #[test]
+    fn removing_a_user_cancels_their_queued_experiments_and_none_starts() {
+        let (_d, lab) = lab_with_admin();
+        let root = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let ids = [
+            lab.submit(&mike, echo()).expect("a"),
+            lab.submit(&mike, echo()).expect("b"),
+        ];
+        let revoked = lab.revocations();
+        let cancelled = lab.remove_user(&root, "mike").expect("remove");
+        assert_eq!(cancelled, ids);
+        assert!(revoked.has_changed().expect("open"));
+        for id in ids {
+            let e = lab.experiment(&root, id).expect("kept");
+            assert_eq!(e.state.name(), "cancelled");
+            assert_eq!(
+                e.transitions.last().map(|t| t.reason.as_str()),
+                Some("its owner mike was removed by root")
+            );
+        }
+        assert!(matches!(
+            lab.submit(&mike, echo()),
+            Err(LabError::PermissionDenied(_))
+        ));
+        // One queued while its owner was being removed never starts either.
+        let mary = principal(&lab, "mary", Role::Member);
+        let late = lab.submit(&mary, echo()).expect("late");
+        lab.store().remove_user("mary").expect("gone");
+        let decisions = lab.plan().expect("plan");
+        assert!(
+            decisions.iter().any(
+                |d| matches!(d, Decision::Abandon { id, reason } if *id == late && reason == "its owner mary was removed")
+            ),
+            "{decisions:?}"
+        );
     }
 
     #[test]

@@ -96,6 +96,9 @@ pub struct Lab {
     queue_changes: Arc<watch::Sender<u64>>,
     /// Serialises changes to users and keys, so checks and writes cannot interleave.
     identity: Arc<std::sync::Mutex<()>>,
+    /// Bumped when a user or a key is removed: connections then check that
+    /// their user and key still exist, and close if not.
+    revocations: Arc<watch::Sender<u64>>,
     data_dir: Arc<std::path::PathBuf>,
     /// Fair-share usage by owner and when it was computed.
     fair_share: Arc<std::sync::Mutex<FairShareCache>>,
@@ -182,6 +185,7 @@ impl Lab {
             runner: None,
             queue_changes: Arc::new(watch::Sender::new(0)),
             identity: Arc::new(std::sync::Mutex::new(())),
+            revocations: Arc::new(watch::Sender::new(0)),
             data_dir: Arc::new(std::path::PathBuf::from(".")),
             fair_share: Arc::new(std::sync::Mutex::new(None)),
             live: Arc::new(std::sync::RwLock::new(std::collections::HashMap::new())),
@@ -253,6 +257,16 @@ impl Lab {
     /// What changed since the last call (the runner's).
     pub fn take_queue_news(&self) -> QueueNews {
         std::mem::take(&mut *self.news.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A receiver that changes whenever a user or a key is removed.
+    pub fn revocations(&self) -> watch::Receiver<u64> {
+        self.revocations.subscribe()
+    }
+
+    /// Tells connections that a user or a key was removed.
+    fn revoked(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The connected-sessions registry.

@@ -59,10 +59,17 @@ impl Lab {
         })
     }
 
-    /// Who the caller is (any role). Re-reads the account so a role change,
-    /// a removed user or a removed key takes effect at once, even on a
-    /// connection opened before the change.
+    /// Who the caller is (any role): [`Lab::current`].
     pub fn whoami(&self, p: &Principal) -> LabResult<Principal> {
+        self.current(p)
+    }
+
+    /// The caller as they are now. Every action of the service decides
+    /// with it, not with the role the caller had when they connected: the
+    /// account is re-read, so a role change, a removed user or a removed
+    /// key takes effect at once, also on a connection or a screen opened
+    /// before the change.
+    pub fn current(&self, p: &Principal) -> LabResult<Principal> {
         let user = self.store.user(&p.user)?.ok_or_else(|| {
             LabError::PermissionDenied(format!("the account {} no longer exists", p.user))
         })?;
@@ -86,7 +93,8 @@ impl Lab {
     }
 
     /// All users with their key counts (any role).
-    pub fn list_users(&self, _p: &Principal) -> LabResult<Vec<UserSummary>> {
+    pub fn list_users(&self, p: &Principal) -> LabResult<Vec<UserSummary>> {
+        self.current(p)?;
         let keys = self.store.all_keys()?;
         Ok(self
             .store
@@ -110,8 +118,9 @@ impl Lab {
         role: Role,
         unix_user: Option<&str>,
     ) -> LabResult<User> {
-        require_admin(p, "add users")?;
         let _guard = self.identity_lock();
+        let p = &self.current(p)?;
+        require_admin(p, "add users")?;
         validate_user_name(name)?;
         let unix_user = unix_user.unwrap_or(name);
         validate_user_name(unix_user)?;
@@ -134,8 +143,9 @@ impl Lab {
 
     /// Changes a user's role (admin only); the last admin cannot be demoted.
     pub fn set_role(&self, p: &Principal, name: &str, role: Role) -> LabResult<User> {
-        require_admin(p, "change roles")?;
         let _guard = self.identity_lock();
+        let p = &self.current(p)?;
+        require_admin(p, "change roles")?;
         let mut user = self.existing_user(name)?;
         if user.role == Role::Admin && role != Role::Admin && self.admin_count()? == 1 {
             return Err(LabError::Invalid(format!(
@@ -149,10 +159,13 @@ impl Lab {
         Ok(user)
     }
 
-    /// Deletes a user and their keys (admin only); not yourself, not the last admin.
-    pub fn remove_user(&self, p: &Principal, name: &str) -> LabResult<()> {
-        require_admin(p, "remove users")?;
+    /// Deletes a user and their keys (admin only; not yourself, not the
+    /// last admin), closes their connections and cancels their queued
+    /// experiments (returned; running ones run on, for an admin to cancel).
+    pub fn remove_user(&self, p: &Principal, name: &str) -> LabResult<Vec<u64>> {
         let _guard = self.identity_lock();
+        let p = &self.current(p)?;
+        require_admin(p, "remove users")?;
         let user = self.existing_user(name)?;
         if user.name == p.user {
             return Err(LabError::Invalid(
@@ -163,7 +176,11 @@ impl Lab {
             return Err(LabError::Invalid(format!("{name} is the last admin")));
         }
         self.store.remove_user(name)?;
-        self.audit(p, format!("removed user {name}"))
+        self.audit(p, format!("removed user {name}"))?;
+        self.revoked();
+        let cancelled =
+            self.cancel_queued_of(name, &format!("its owner {name} was removed by {}", p.user))?;
+        Ok(cancelled)
     }
 
     /// Registers a public key for `name` (that user or an admin).
@@ -182,8 +199,9 @@ impl Lab {
         name: &str,
         key_lines: &[&str],
     ) -> LabResult<Vec<KeyRecord>> {
-        require_self_or_admin(p, name, "add keys to this account")?;
         let _guard = self.identity_lock();
+        let p = &self.current(p)?;
+        require_self_or_admin(p, name, "add keys to this account")?;
         self.existing_user(name)?;
         let mut keys: Vec<PublicKeyInfo> = Vec::with_capacity(key_lines.len());
         for (i, line) in key_lines.iter().enumerate() {
@@ -227,8 +245,9 @@ impl Lab {
 
     /// Removes one of `name`'s keys (that user or an admin); never your own last key.
     pub fn remove_key(&self, p: &Principal, name: &str, fingerprint: &str) -> LabResult<()> {
-        require_self_or_admin(p, name, "remove keys from this account")?;
         let _guard = self.identity_lock();
+        let p = &self.current(p)?;
+        require_self_or_admin(p, name, "remove keys from this account")?;
         self.existing_user(name)?;
         let keys = self.store.keys_of(name)?;
         if !keys.iter().any(|k| k.key.fingerprint == fingerprint) {
@@ -242,11 +261,14 @@ impl Lab {
             )));
         }
         self.store.remove_key(fingerprint)?;
-        self.audit(p, format!("removed key {fingerprint} from {name}"))
+        self.audit(p, format!("removed key {fingerprint} from {name}"))?;
+        self.revoked();
+        Ok(())
     }
 
     /// Keys of `name`, or of the caller when `None` (own keys, or any as admin).
     pub fn list_keys(&self, p: &Principal, name: Option<&str>) -> LabResult<Vec<KeyRecord>> {
+        let p = &self.current(p)?;
         match name {
             None => Ok(self.store.keys_of(&p.user)?),
             Some(name) => {

@@ -92,6 +92,9 @@ pub struct ExperimentSpec {
     pub resources: Resources,
     /// Higher runs first.
     pub priority: i32,
+    /// Only its owner and admins may read its output and see what it runs.
+    #[serde(default)]
+    pub private: bool,
 }
 
 impl ExperimentSpec {
@@ -111,6 +114,7 @@ impl ExperimentSpec {
             after: Vec::new(),
             resources,
             priority: 0,
+            private: false,
         }
     }
 }

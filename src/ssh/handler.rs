@@ -76,7 +76,8 @@ pub struct ConnectionHandler {
     shared: Arc<ServerShared>,
     peer: Option<SocketAddr>,
     principal: Option<Principal>,
-    authenticated: Arc<AtomicBool>,
+    /// Who authenticated, once someone has.
+    authenticated: Arc<std::sync::OnceLock<Principal>>,
     key_slot: Option<KeySlot>,
     channels: HashMap<ChannelId, ChannelState>,
     /// Channels whose program ended; their state is dropped at the next callback.
@@ -106,7 +107,7 @@ impl ConnectionHandler {
             shared,
             peer,
             principal: None,
-            authenticated: Arc::new(AtomicBool::new(false)),
+            authenticated: Arc::default(),
             key_slot: None,
             channels: HashMap::new(),
             finished_tx,
@@ -114,8 +115,8 @@ impl ConnectionHandler {
         }
     }
 
-    /// A flag that turns true once the client has authenticated.
-    pub fn authenticated_flag(&self) -> Arc<AtomicBool> {
+    /// Who the client authenticated as, once it has.
+    pub fn authenticated(&self) -> Arc<std::sync::OnceLock<Principal>> {
         Arc::clone(&self.authenticated)
     }
 
@@ -238,8 +239,8 @@ impl russh::server::Handler for ConnectionHandler {
         };
         tracing::info!(peer = %self.peer(), user = %principal.user, key = %info.fingerprint, "authenticated");
         self.key_slot = Some(slot);
+        let _ = self.authenticated.set(principal.clone());
         self.principal = Some(principal);
-        self.authenticated.store(true, Ordering::Release);
         Ok(Auth::Accept)
     }
 
@@ -573,7 +574,7 @@ async fn run_exec(
     max_stdin: usize,
 ) -> CommandOutput {
     let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
-    tracing::info!(peer = %peer, user = %principal.user, "exec {command:?}");
+    tracing::info!(peer = %peer, user = %principal.user, "exec {}", command.log_summary());
     run_command(lab, principal, command, stdin, max_stdin).await
 }
 

@@ -27,6 +27,7 @@ const AUDIT_TREE: &str = "audit";
 const EXPERIMENTS_TREE: &str = "experiments";
 const ACTIVE_TREE: &str = "experiments_active";
 const QUOTAS_TREE: &str = "quotas";
+const PROJECTS_TREE: &str = "projects";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -113,6 +114,7 @@ pub struct Store {
     experiments: sled::Tree,
     active: sled::Tree,
     quotas: sled::Tree,
+    projects: sled::Tree,
     /// The unfinished experiments, decoded: the scheduler reads them on every
     /// queue change. Kept in step by `put_experiment` and `import_experiments`
     /// (the only writers of the `experiments_active` index).
@@ -200,6 +202,7 @@ impl Store {
             experiments,
             active,
             quotas: db.open_tree(QUOTAS_TREE)?,
+            projects: db.open_tree(PROJECTS_TREE)?,
             meta: meta.clone(),
             db,
             path: data_dir.to_path_buf(),
@@ -611,6 +614,45 @@ impl Store {
             .insert(user.as_bytes(), encode(QUOTAS_TREE, quota)?)?;
         self.flush()
     }
+
+    /// Whether `project` was marked private.
+    pub fn project_is_private(&self, project: &str) -> StoreResult<bool> {
+        Ok(self
+            .projects
+            .get(project.as_bytes())?
+            .map(|v| decode::<ProjectRecord>(PROJECTS_TREE, &v))
+            .transpose()?
+            .is_some_and(|p| p.private))
+    }
+
+    /// The projects marked private.
+    pub fn private_projects(&self) -> StoreResult<std::collections::HashSet<String>> {
+        let mut private = std::collections::HashSet::new();
+        for entry in self.projects.iter() {
+            let (k, v) = entry?;
+            if decode::<ProjectRecord>(PROJECTS_TREE, &v)?.private {
+                private.insert(String::from_utf8_lossy(&k).into_owned());
+            }
+        }
+        Ok(private)
+    }
+
+    /// Marks `project` private or not (not flushed: the audit entry that
+    /// follows flushes both).
+    pub fn set_project_private(&self, project: &str, private: bool) -> StoreResult<()> {
+        self.projects.insert(
+            project.as_bytes(),
+            encode(PROJECTS_TREE, &ProjectRecord { private })?,
+        )?;
+        Ok(())
+    }
+}
+
+/// What is set for a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ProjectRecord {
+    /// Its experiments' output and commands are for their owners and admins.
+    private: bool,
 }
 
 /// Usage buckets: keys are `subject 0x00 start(u64 BE)`, values a compact

@@ -291,6 +291,19 @@ impl ViewState {
         }
     }
 
+    /// The user's role changed: the tabs and keys offered follow (a tab no
+    /// longer offered is left for the Dashboard).
+    pub fn set_role(&mut self, role: Role) {
+        if role == self.role {
+            return;
+        }
+        self.role = role;
+        if !self.tabs().contains(&self.tab) {
+            self.tab = Tab::Dashboard;
+        }
+        self.notice = Some(format!("your role is now {role}"));
+    }
+
     /// Applies one input event: a key press, or pasted text.
     pub fn handle_event(&mut self, event: &Event) -> Flow {
         match event {

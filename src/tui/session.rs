@@ -79,13 +79,28 @@ pub async fn run_tui_session<S: FrameSink>(
         frames += 1;
         if frames % 10 == 0 {
             lab_names = lab.lab_names().unwrap_or(lab_names);
-            // A removed key or account ends the session, even one opened before.
-            if let Err(e) = lab.whoami(&principal) {
-                let mut farewell = LEAVE.to_vec();
-                farewell.extend_from_slice(format!("labbench: {e}\r\n").as_bytes());
-                let _ = sink.write(farewell).await;
-                return crate::cli::exit::PERMISSION_DENIED;
+        }
+        {
+            // A removed key or account ends the session, even one opened
+            // before; a changed role changes the tabs and keys offered (the
+            // service decides every action with the current role anyway).
+            match lab.whoami(&principal) {
+                Ok(now) => view.set_role(now.role),
+                Err(e) => {
+                    let mut farewell = LEAVE.to_vec();
+                    farewell.extend_from_slice(format!("labbench: {e}\r\n").as_bytes());
+                    let _ = sink.write(farewell).await;
+                    return crate::cli::exit::PERMISSION_DENIED;
+                }
             }
+        }
+        // The read rule is asked at every frame: a role change or a
+        // project made private closes an open log.
+        if let Some(QueuePane::Log(log)) = &view.queue.pane
+            && let Err(e) = lab.check_output_readable(&principal, log.id)
+        {
+            view.notice = Some(e.to_string());
+            view.queue.pane = None;
         }
         if let Some(QueuePane::Log(log)) = &view.queue.pane {
             let key = (log.id, log.stream);
@@ -145,7 +160,7 @@ pub async fn run_tui_session<S: FrameSink>(
                     }
                     (DashboardRequest::LogSelectedExperiment, Some(id)) => {
                         // Reading output is checked by the service like `logs`.
-                        view.queue.pane = match lab.experiment(&principal, id) {
+                        view.queue.pane = match lab.check_output_readable(&principal, id) {
                             Ok(_) => Some(QueuePane::Log(LogPaneState::new(id))),
                             Err(e) => {
                                 view.notice = Some(e.to_string());

@@ -56,6 +56,47 @@ pub fn experiment_unix_user() -> String {
     .clone()
 }
 
+/// A regular Unix account `name` (created when root, with a home), else
+/// the current user: for lab users whose experiments run.
+pub fn unix_account(name: &str) -> String {
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if !is_root() {
+        return labbench::server::invoking_user();
+    }
+    let _one_at_a_time = CREATING.lock().unwrap_or_else(|e| e.into_inner());
+    let exists = || {
+        Command::new("id")
+            .arg(name)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    for _ in 0..10 {
+        if exists() {
+            return name.to_string();
+        }
+        // Another test binary may hold the account files' lock a moment.
+        let _ = Command::new("useradd")
+            .args(["--create-home", "--shell", "/bin/sh", name])
+            .status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("useradd {name} failed");
+}
+
+/// Adds lab user `name` with `role`, mapped to the Unix account
+/// `lb<name>` ([`unix_account`]), with a new key; their session.
+pub async fn add_member(
+    server: &TestServer,
+    admin: &Handle<Client>,
+    dir: &std::path::Path,
+    name: &str,
+    role: &str,
+) -> Handle<Client> {
+    let unix = unix_account(&format!("lb{name}"));
+    let key = super::add_user_as(admin, dir, name, role, Some(&unix)).await;
+    session(server, &key).await
+}
+
 pub struct Lab {
     pub dir: tempfile::TempDir,
     pub server: TestServer,
@@ -136,4 +177,20 @@ pub async fn wait_state(handle: &Handle<Client>, id: u64) -> serde_json::Value {
             .await
             .stdout,
     )
+}
+
+/// Waits until experiment `id` runs; its record then.
+pub async fn wait_running(handle: &Handle<Client>, id: u64) -> serde_json::Value {
+    for _ in 0..200 {
+        let e = json(
+            &exec(handle, &format!("show {id} --json"), None)
+                .await
+                .stdout,
+        );
+        if e["state"]["state"] == "running" {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("experiment {id} never ran");
 }

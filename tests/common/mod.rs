@@ -67,6 +67,25 @@ impl TestServer {
 
     /// Starts a server with extra `serve` arguments (e.g. `--config FILE`).
     pub fn start_with(data_dir: &Path, admin: Option<&TestKey>, extra: &[&str]) -> TestServer {
+        Self::spawn(data_dir, admin, extra, None)
+    }
+
+    /// [`TestServer::start_with`], logging everything from INFO up to `log`.
+    pub fn start_logged(
+        data_dir: &Path,
+        admin: Option<&TestKey>,
+        extra: &[&str],
+        log: &Path,
+    ) -> TestServer {
+        Self::spawn(data_dir, admin, extra, Some(log))
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        admin: Option<&TestKey>,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> TestServer {
         let mut command = Command::new(LABBENCH);
         command
             .arg("serve")
@@ -81,6 +100,11 @@ impl TestServer {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(log) = log {
+            command
+                .env("LABBENCH_LOG", "info")
+                .stderr(std::fs::File::create(log).expect("log file"));
+        }
         if let Some(key) = admin {
             command.arg("--admin-key").arg(&key.public_path);
         }
@@ -259,6 +283,17 @@ pub async fn session(server: &TestServer, key: &TestKey) -> Handle<Client> {
     handle
 }
 
+/// Whether the server closes `handle`'s connection within 10 s.
+pub async fn closed_soon(handle: &Handle<Client>) -> bool {
+    for _ in 0..200 {
+        if handle.is_closed() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// The result of an exec.
 #[derive(Debug, Default)]
 pub struct ExecResult {
@@ -308,7 +343,21 @@ pub async fn exec(handle: &Handle<Client>, command: &str, stdin: Option<&[u8]>) 
 
 /// Registers a user with a fresh key through the admin's session.
 pub async fn add_user(admin: &Handle<Client>, dir: &Path, name: &str, role: &str) -> TestKey {
-    let out = exec(admin, &format!("user add {name} --role {role}"), None).await;
+    add_user_as(admin, dir, name, role, None).await
+}
+
+/// [`add_user`] mapped to Unix account `unix` (default: the name).
+pub async fn add_user_as(
+    admin: &Handle<Client>,
+    dir: &Path,
+    name: &str,
+    role: &str,
+    unix: Option<&str>,
+) -> TestKey {
+    let unix = unix
+        .map(|u| format!(" --unix-user {u}"))
+        .unwrap_or_default();
+    let out = exec(admin, &format!("user add {name} --role {role}{unix}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
     let key = TestKey::generate(dir, &format!("{name}_key"));
     let out = exec(

@@ -1,0 +1,197 @@
+//! Who may see and do what, end to end over SSH: secrets stay with their
+//! owner, output is read by the service's one rule, and a removed user
+//! loses their connections and queued experiments.
+
+mod common;
+
+use common::lab::{add_member, json, submit, wait_running, wait_state};
+use common::{Client, TestKey, TestServer, exec, session};
+use russh::client::Handle;
+
+/// A server with admin, members mike and mary and viewer vera, each connected.
+struct Cast {
+    _dir: tempfile::TempDir,
+    server: TestServer,
+    admin: Handle<Client>,
+    mike: Handle<Client>,
+    mary: Handle<Client>,
+    vera: Handle<Client>,
+}
+
+impl Cast {
+    async fn new() -> Cast {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let admin_key = TestKey::generate(dir.path(), "admin_key");
+        let server = TestServer::start(&dir.path().join("data"), Some(&admin_key));
+        Cast::with(dir, server, &admin_key).await
+    }
+
+    async fn with(dir: tempfile::TempDir, server: TestServer, admin_key: &TestKey) -> Cast {
+        let admin = session(&server, admin_key).await;
+        let mike = add_member(&server, &admin, dir.path(), "mike", "member").await;
+        let mary = add_member(&server, &admin, dir.path(), "mary", "member").await;
+        let vera = add_member(&server, &admin, dir.path(), "vera", "viewer").await;
+        Cast {
+            _dir: dir,
+            server,
+            admin,
+            mike,
+            mary,
+            vera,
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_in_the_environment_reach_only_their_owner_and_admins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let log = dir.path().join("daemon.log");
+    let server = TestServer::start_logged(&dir.path().join("data"), Some(&admin_key), &[], &log);
+    let cast = Cast::with(dir, server, &admin_key).await;
+    let (admin, mike, mary, vera) = (&cast.admin, &cast.mike, &cast.mary, &cast.vera);
+    const SECRET: &str = "tok-4f9a1c";
+    let id = submit(
+        mike,
+        &format!("--env API_TOKEN={SECRET} --param lr=0.1 -- sh -c 'echo using $API_TOKEN'"),
+    )
+    .await;
+    wait_state(mike, id).await;
+    for (who, handle) in [("mary", mary), ("vera", vera)] {
+        for command in [
+            format!("show {id} --json"),
+            format!("show {id}"),
+            "ls --all --json".into(),
+        ] {
+            let out = exec(handle, &command, None).await;
+            assert_eq!(out.status, Some(0), "{who} {command}: {out:?}");
+            assert!(
+                !out.stdout.contains(SECRET),
+                "{who} {command}: {}",
+                out.stdout
+            );
+            assert!(
+                out.stdout.contains("API_TOKEN"),
+                "names stay: {}",
+                out.stdout
+            );
+        }
+    }
+    for handle in [mike, admin] {
+        let e = json(
+            &exec(handle, &format!("show {id} --json"), None)
+                .await
+                .stdout,
+        );
+        assert_eq!(e["spec"]["env"][0][1], SECRET, "{e}");
+    }
+    // Its output is the experiment's own business: readable by default.
+    let out = exec(vera, &format!("logs {id}"), None).await;
+    assert_eq!(out.stdout, format!("using {SECRET}\n"));
+    cast.server.stop();
+    let text = std::fs::read_to_string(&log).expect("daemon log");
+    assert!(
+        text.contains("exec submit"),
+        "the log has the commands: {text}"
+    );
+    assert!(
+        !text.contains(SECRET),
+        "the daemon log holds the secret:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_read_rule_decides_who_reads_output_per_role() {
+    let cast = Cast::new().await;
+    let (admin, mike, mary, vera) = (&cast.admin, &cast.mike, &cast.mary, &cast.vera);
+    let open = submit(mike, "-- echo open result").await;
+    let private = submit(mike, "--private -- echo private result").await;
+    let in_project = submit(mike, "--project merger -- echo merger result").await;
+    for id in [open, private, in_project] {
+        wait_state(mike, id).await;
+    }
+    let out = exec(mike, "project private merger", None).await;
+    assert_eq!(out.status, Some(77), "members cannot: {out:?}");
+    let out = exec(admin, "project private merger", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let readers = [
+        ("mike", &mike, true),
+        ("admin", &admin, true),
+        ("mary", &mary, false),
+        ("vera", &vera, false),
+    ];
+    for (who, handle, may) in readers {
+        let out = exec(handle, &format!("logs {open}"), None).await;
+        assert_eq!(out.stdout, "open result\n", "{who}: {out:?}");
+        for id in [private, in_project] {
+            for command in [format!("logs {id}"), format!("logs -f {id}")] {
+                let out = exec(handle, &command, None).await;
+                if may {
+                    assert_eq!(out.status, Some(0), "{who} {command}: {out:?}");
+                    assert!(out.stdout.ends_with("result\n"), "{out:?}");
+                } else {
+                    assert_eq!(out.status, Some(77), "{who} {command}: {out:?}");
+                    assert!(out.stderr.contains("is private"), "{out:?}");
+                    assert!(out.stdout.is_empty(), "{out:?}");
+                }
+            }
+            let e = json(
+                &exec(handle, &format!("show {id} --json"), None)
+                    .await
+                    .stdout,
+            );
+            let command = e["spec"]["command"].to_string();
+            assert_eq!(command.contains("echo"), may, "{who}: {e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn rerun_is_for_the_owner_and_admins() {
+    let cast = Cast::new().await;
+    let (admin, mike, mary, vera) = (&cast.admin, &cast.mike, &cast.mary, &cast.vera);
+    let id = submit(mike, "--env API_TOKEN=s3cret -- true").await;
+    for handle in [mary, vera] {
+        let out = exec(handle, &format!("rerun {id}"), None).await;
+        assert_eq!(out.status, Some(77), "{out:?}");
+    }
+    for handle in [mike, admin] {
+        let out = exec(handle, &format!("rerun {id} --json"), None).await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+    }
+    let all = json(&exec(admin, "ls --all --json", None).await.stdout);
+    assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+}
+
+#[tokio::test]
+async fn a_removed_user_loses_connections_and_queued_experiments() {
+    let cast = Cast::new().await;
+    let (admin, mike) = (&cast.admin, &cast.mike);
+    let running = submit(mike, "-- sleep 30").await;
+    wait_running(mike, running).await;
+    let queued = submit(mike, &format!("--after {running} -- true")).await;
+    let out = exec(admin, "user rm mike", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("cancelled their queued experiments {queued}")),
+        "{out:?}"
+    );
+    assert!(
+        common::closed_soon(mike).await,
+        "the removed user's connection stays open"
+    );
+    let e = json(
+        &exec(admin, &format!("show {queued} --json"), None)
+            .await
+            .stdout,
+    );
+    assert_eq!(e["state"]["outcome"], "cancelled", "{e}");
+    assert!(
+        e["transitions"][1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("its owner mike was removed")),
+        "{e}"
+    );
+    exec(admin, &format!("cancel {running}"), None).await;
+}
