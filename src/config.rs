@@ -51,6 +51,9 @@ pub struct QueueConfig {
     /// Space kept free on the data disk (`256M`; `0`: none): below it,
     /// submissions are refused and nothing starts.
     pub disk_reserve: String,
+    /// Run experiments as the daemon's own user when it is not root
+    /// (single-user mode); without it such a daemon runs none.
+    pub run_as_daemon_user: bool,
 }
 
 /// Settings of the embedded SSH server.
@@ -87,6 +90,9 @@ pub struct BootstrapConfig {
     pub initial_admin_keys: Vec<String>,
     /// Admin user name; empty means the invoking Unix user.
     pub initial_admin_name: String,
+    /// The admin's Unix account; empty: none as root (set one later),
+    /// the invoking user otherwise.
+    pub initial_admin_unix_user: String,
 }
 
 /// Settings of the full-screen interface.
@@ -167,6 +173,7 @@ impl Default for Config {
             bootstrap: BootstrapConfig {
                 initial_admin_keys: Vec::new(),
                 initial_admin_name: String::new(),
+                initial_admin_unix_user: String::new(),
             },
             tui: TuiConfig { refresh_ms: 1000 },
             monitor: MonitorConfig {
@@ -183,6 +190,7 @@ impl Default for Config {
                 kill_grace_secs: 10,
                 cgroups: true,
                 disk_reserve: "256M".into(),
+                run_as_daemon_user: false,
             },
         }
     }
@@ -392,13 +400,20 @@ impl Config {
                 "must be at least 8".into(),
             ));
         }
-        let name = &self.bootstrap.initial_admin_name;
-        if !name.is_empty() && crate::model::validate_user_name(name).is_err() {
-            return Err(invalid(
-                "bootstrap",
-                "initial_admin_name",
-                format!("{name:?} is not a valid user name (letters, digits, '.', '_', '-')"),
-            ));
+        for (key, name) in [
+            ("initial_admin_name", &self.bootstrap.initial_admin_name),
+            (
+                "initial_admin_unix_user",
+                &self.bootstrap.initial_admin_unix_user,
+            ),
+        ] {
+            if !name.is_empty() && crate::model::validate_user_name(name).is_err() {
+                return Err(invalid(
+                    "bootstrap",
+                    key,
+                    format!("{name:?} is not a valid user name (letters, digits, '.', '_', '-')"),
+                ));
+            }
         }
         Ok(())
     }

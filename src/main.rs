@@ -44,6 +44,10 @@ enum TopCommand {
         /// GPU source: nvml, none or replay:FILE (overrides `monitor.gpu_source`).
         #[arg(long, value_name = "SOURCE")]
         gpu_source: Option<String>,
+        /// The first admin's Unix account (first start only; overrides
+        /// `bootstrap.initial_admin_unix_user`).
+        #[arg(long, value_name = "USER")]
+        admin_unix_user: Option<String>,
     },
     #[command(flatten)]
     Lab(LabCommand),
@@ -85,7 +89,11 @@ fn main() -> ExitCode {
             listen,
             admin_keys,
             gpu_source,
+            admin_unix_user,
         } => {
+            if let Some(unix_user) = admin_unix_user {
+                config.bootstrap.initial_admin_unix_user = unix_user;
+            }
             if let Some(listen) = listen {
                 config.server.listen = listen;
             }
@@ -187,6 +195,20 @@ fn print_banner(server: &RunningServer, ssh_user: &str) {
                 identity = Some(path.clone());
             }
         }
+        match &report.unix_user {
+            Some(unix_user) => println!(
+                "{:?} runs experiments as unix user {unix_user}",
+                report.admin
+            ),
+            None => println!(
+                "{0:?} has no unix user yet, so cannot run experiments: set one with \
+                 `user set-unix {0} UNIX_USER` (or --admin-unix-user on first start)",
+                report.admin
+            ),
+        }
+    }
+    if let Some(why) = server.lab.run_refusal() {
+        println!("no experiment will run: {why}");
     }
     let host = if server.addr.ip().is_unspecified() {
         HostSampler::default().sample().hostname

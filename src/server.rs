@@ -1,7 +1,7 @@
 //! Starting `labbench serve`: store, bootstrap, host key, sampler, SSH listener.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +19,9 @@ use crate::ssh::{
 };
 use crate::store::{Store, StoreError};
 
-/// File name of the admin key pair generated when no admin key can be found.
-pub const GENERATED_ADMIN_KEY: &str = "admin_ed25519";
+/// File name of the admin key pair generated, in the invoking user's
+/// `~/.ssh`, when no admin key can be found.
+pub const GENERATED_ADMIN_KEY: &str = "labbench_admin_ed25519";
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -115,20 +116,28 @@ pub async fn start(
     })?;
 
     let bootstrap = if lab.needs_bootstrap() {
-        let unix_user = invoking_user();
+        let invoking = invoking_user();
         let name = if config.bootstrap.initial_admin_name.is_empty() {
-            unix_user.clone()
+            invoking.clone()
         } else {
             config.bootstrap.initial_admin_name.clone()
+        };
+        // As root, the first admin's experiments run as no account until
+        // one is named (never as root by default); otherwise they run as
+        // the daemon's own user anyway.
+        let unix_user = match config.bootstrap.initial_admin_unix_user.as_str() {
+            "" if crate::sys::is_root() => None,
+            "" => Some(invoking),
+            named => Some(named.to_string()),
         };
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let admin = AdminBootstrap::collect(
             &name,
-            &unix_user,
+            unix_user.as_deref(),
             &config.bootstrap.initial_admin_keys,
             admin_key_files,
             home.as_deref(),
-            || generate_admin_key(&data_dir),
+            || generate_admin_key(home.as_deref()),
         )?;
         Some(lab.bootstrap_admin(admin)?)
     } else {
@@ -326,6 +335,22 @@ pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
             .map_err(|e| invalid("default_time", e))?,
         disk_reserve_bytes: disk_reserve(&q.disk_reserve)
             .map_err(|e| invalid("disk_reserve", e))?,
+        run_refusal: run_refusal(crate::sys::is_root(), q.run_as_daemon_user),
+    })
+}
+
+/// Why no experiment may run, for a daemon that is not root and was not
+/// put in single-user mode: experiments would run as the daemon's own user
+/// and could read its database and keys.
+fn run_refusal(as_root: bool, run_as_daemon_user: bool) -> Option<String> {
+    (!as_root && !run_as_daemon_user).then(|| {
+        format!(
+            "labbench runs as {}, not as root, so experiments would run as the daemon's own \
+             user and could read its data and keys; an admin can allow that for a host used by \
+             one person (queue.run_as_daemon_user = true in the configuration: single-user \
+             mode), or run labbench as root",
+            invoking_user()
+        )
     })
 }
 
@@ -342,9 +367,21 @@ fn disk_reserve(text: &str) -> Result<u64, String> {
     }
 }
 
-/// Generates the admin key pair in the data directory; returns (public line, private path).
-fn generate_admin_key(data_dir: &Path) -> Result<(String, PathBuf), String> {
-    let path = data_dir.join(GENERATED_ADMIN_KEY);
+/// Generates the admin key pair in the invoking user's `~/.ssh` (never in
+/// the data directory, where experiments could reach it); returns (public
+/// line, private path).
+fn generate_admin_key(home: Option<&Path>) -> Result<(String, PathBuf), String> {
+    let home = home.ok_or(
+        "no admin key was given and HOME is not set: pass --admin-key FILE or set \
+         bootstrap.initial_admin_keys",
+    )?;
+    let ssh_dir = home.join(".ssh");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&ssh_dir)
+        .map_err(|e| format!("cannot create {}: {e}", ssh_dir.display()))?;
+    let path = ssh_dir.join(GENERATED_ADMIN_KEY);
     let key = generate_ed25519("labbench admin").map_err(|e| e.to_string())?;
     write_private_key(&path, &key).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let public = key.public_key().to_openssh().map_err(|e| e.to_string())?;

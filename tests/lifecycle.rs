@@ -135,8 +135,25 @@ fn first_start_without_any_key_generates_one_and_prints_how_to_connect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let server = TestServer::start(&data, None);
-    let generated = data.join(labbench::server::GENERATED_ADMIN_KEY);
+    let ssh_dir = data.with_extension("home").join(".ssh");
+    let generated = ssh_dir.join(labbench::server::GENERATED_ADMIN_KEY);
     assert!(generated.exists());
+    // Nothing of it in the data directory, where experiments could reach it.
+    let mut stack = vec![data.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path != data.join("ssh_host_ed25519_key") {
+                let text = std::fs::read(&path).unwrap_or_default();
+                assert!(
+                    !String::from_utf8_lossy(&text).contains("PRIVATE KEY"),
+                    "a private key in the data directory: {path:?}"
+                );
+            }
+        }
+    }
     let connect = server.banner.last().expect("banner");
     assert!(
         connect.contains(&format!("-i {}", generated.display())),
@@ -148,4 +165,9 @@ fn first_start_without_any_key_generates_one_and_prints_how_to_connect() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let mode = std::fs::metadata(&ssh_dir)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
 }

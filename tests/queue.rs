@@ -7,10 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::lab::{
-    Lab, MEMORY_HOG, QUEUE_GROUP, cgroup_dir, experiment_unix_user, experiment_user, is_root, json,
+    Lab, MEMORY_HOG, QUEUE_GROUP, add_member, cgroup_dir, experiment_user, is_root, json,
     last_reason, start, submit, wait_state,
 };
-use common::{TestKey, TestServer, add_user, exec, session};
+use common::{TestKey, TestServer, exec, session};
 
 #[tokio::test]
 async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
@@ -189,35 +189,10 @@ async fn cancel_leaves_nothing_behind_even_after_setsid() {
 async fn roles_decide_who_submits_and_cancels() {
     let lab = start("");
     let admin = session(&lab.server, &lab.admin).await;
-    let mike_key = add_user(&admin, lab.dir.path(), "mike", "member").await;
-    let mary_key = add_user(&admin, lab.dir.path(), "mary", "member").await;
-    let vera_key = add_user(&admin, lab.dir.path(), "vera", "viewer").await;
-    let unix = experiment_unix_user();
-    for name in ["mike", "mary"] {
-        // The members' Unix users must exist to run anything.
-        let _ = exec(&admin, &format!("user rm {name}"), None).await;
-        exec(
-            &admin,
-            &format!("user add {name} --role member --unix-user {unix}"),
-            None,
-        )
-        .await;
-    }
-    exec(
-        &admin,
-        "key add mike",
-        Some(mike_key.public_line.as_bytes()),
-    )
-    .await;
-    exec(
-        &admin,
-        "key add mary",
-        Some(mary_key.public_line.as_bytes()),
-    )
-    .await;
-    let mike = session(&lab.server, &mike_key).await;
-    let mary = session(&lab.server, &mary_key).await;
-    let vera = session(&lab.server, &vera_key).await;
+    // The members' Unix users must exist to run anything.
+    let mike = add_member(&lab.server, &admin, lab.dir.path(), "mike", "member").await;
+    let mary = add_member(&lab.server, &admin, lab.dir.path(), "mary", "member").await;
+    let vera = add_member(&lab.server, &admin, lab.dir.path(), "vera", "viewer").await;
 
     let out = exec(&vera, "submit --workdir /tmp -- true", None).await;
     assert_eq!(out.status, Some(77), "{out:?}");

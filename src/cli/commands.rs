@@ -7,7 +7,7 @@ use super::logs::LogsArgs;
 use super::output::{CommandOutput, exit, table};
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
-use crate::lab::{Lab, ListFilter, Principal};
+use crate::lab::{Lab, ListFilter, Principal, UnixMapping};
 use crate::model::Role;
 use crate::monitor::Window;
 use crate::store::KeyRecord;
@@ -160,9 +160,25 @@ pub enum UserAction {
         /// admin, member or viewer.
         #[arg(long, value_parser = parse_role)]
         role: Role,
-        /// Unix account for their experiments and usage (default: NAME).
-        #[arg(long)]
+        #[command(flatten)]
+        unix: UnixArgs,
+    },
+    /// Map a user to another Unix account, or to none.
+    SetUnix {
+        /// Lab user name.
+        name: String,
+        /// The Unix account their experiments run as and their use is measured by.
+        #[arg(required_unless_present = "none", conflicts_with = "none")]
         unix_user: Option<String>,
+        /// No Unix account: they cannot run experiments.
+        #[arg(long)]
+        none: bool,
+        /// The account is a system account (uid below UID_MIN, root included) on purpose.
+        #[arg(long)]
+        allow_system_account: bool,
+        /// Another lab user maps to the account too, on purpose.
+        #[arg(long)]
+        allow_shared_unix_user: bool,
     },
     /// Change a user's role.
     SetRole {
@@ -177,6 +193,23 @@ pub enum UserAction {
         /// Lab user name.
         name: String,
     },
+}
+
+/// How `user add` maps the new user to a Unix account.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct UnixArgs {
+    /// Unix account for their experiments and usage (default: NAME).
+    #[arg(long, conflicts_with = "no_unix_user")]
+    pub unix_user: Option<String>,
+    /// No Unix account (they cannot run experiments until one is set).
+    #[arg(long)]
+    pub no_unix_user: bool,
+    /// The account is a system account (uid below UID_MIN, root included) on purpose.
+    #[arg(long)]
+    pub allow_system_account: bool,
+    /// Another lab user maps to the account too, on purpose.
+    #[arg(long)]
+    pub allow_shared_unix_user: bool,
 }
 
 /// `key …` subcommands.
@@ -249,6 +282,7 @@ impl LabCommand {
             LabCommand::User(UserAction::Add { .. }) => "user add".into(),
             LabCommand::User(UserAction::SetRole { .. }) => "user set-role".into(),
             LabCommand::User(UserAction::Rm { .. }) => "user rm".into(),
+            LabCommand::User(UserAction::SetUnix { .. }) => "user set-unix".into(),
             LabCommand::Key(KeyAction::Add { .. }) => "key add".into(),
             LabCommand::Key(KeyAction::Rm { .. }) => "key rm".into(),
             _ => name.to_string(),
@@ -477,7 +511,7 @@ pub async fn run_command(
 struct WhoamiJson<'a> {
     user: &'a str,
     role: Role,
-    unix_user: &'a str,
+    unix_user: Option<&'a str>,
     key_fingerprint: Option<&'a str>,
 }
 
@@ -486,7 +520,7 @@ fn whoami(p: &Principal, json: bool) -> CommandOutput {
         return CommandOutput::json(&WhoamiJson {
             user: &p.user,
             role: p.role,
-            unix_user: &p.unix_user,
+            unix_user: p.unix_user.as_deref(),
             key_fingerprint: p.key_fingerprint.as_deref(),
         });
     }
@@ -496,7 +530,10 @@ fn whoami(p: &Principal, json: bool) -> CommandOutput {
         .unwrap_or("(local operator, no key)");
     CommandOutput::ok(format!(
         "{} ({}), unix user {}, key {}\n",
-        p.user, p.role, p.unix_user, key
+        p.user,
+        p.role,
+        p.unix_user.as_deref().unwrap_or("(none)"),
+        key
     ))
 }
 
@@ -514,7 +551,7 @@ fn users(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
             vec![
                 u.name.clone(),
                 u.role.to_string(),
-                u.unix_user.clone(),
+                u.unix_user.clone().unwrap_or_else(|| "-".into()),
                 u.keys.to_string(),
                 date(u.created_at),
             ]
@@ -528,16 +565,42 @@ fn users(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
 
 fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
     let result = match action {
-        UserAction::Add {
+        UserAction::Add { name, role, unix } => {
+            let mapping = UnixMapping {
+                account: (!unix.no_unix_user).then(|| unix.unix_user.unwrap_or(name.clone())),
+                allow_system_account: unix.allow_system_account,
+                allow_shared: unix.allow_shared_unix_user,
+            };
+            lab.add_user(p, &name, role, &mapping).map(|u| {
+                format!(
+                    "added user {} ({}, {}); register a key with: key add {} < key.pub\n",
+                    u.name,
+                    u.role,
+                    unix_words(u.unix_user.as_deref()),
+                    u.name
+                )
+            })
+        }
+        UserAction::SetUnix {
             name,
-            role,
             unix_user,
-        } => lab.add_user(p, &name, role, unix_user.as_deref()).map(|u| {
-            format!(
-                "added user {} ({}, unix user {}); register a key with: key add {} < key.pub\n",
-                u.name, u.role, u.unix_user, u.name
-            )
-        }),
+            none,
+            allow_system_account,
+            allow_shared_unix_user,
+        } => {
+            let mapping = UnixMapping {
+                account: if none { None } else { unix_user },
+                allow_system_account,
+                allow_shared: allow_shared_unix_user,
+            };
+            lab.set_unix_user(p, &name, &mapping).map(|u| {
+                format!(
+                    "{} now has {}\n",
+                    u.name,
+                    unix_words(u.unix_user.as_deref())
+                )
+            })
+        }
         UserAction::SetRole { name, role } => lab
             .set_role(p, &name, role)
             .map(|u| format!("{} is now {}\n", u.name, u.role)),
@@ -555,6 +618,14 @@ fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
     match result {
         Ok(text) => CommandOutput::ok(text),
         Err(e) => e.into(),
+    }
+}
+
+/// "unix user alice", or "no unix user (cannot run experiments)".
+fn unix_words(account: Option<&str>) -> String {
+    match account {
+        Some(account) => format!("unix user {account}"),
+        None => "no unix user (cannot run experiments)".into(),
     }
 }
 
@@ -803,7 +874,7 @@ mod tests {
         let vera = Principal {
             user: "vera".into(),
             role: Role::Viewer,
-            unix_user: "vera".into(),
+            unix_user: Some("vera".into()),
             key_fingerprint: None,
         };
         let out = run(&lab, &vera, "user add eve --role admin", b"");

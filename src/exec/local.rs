@@ -122,8 +122,8 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
     let account = if ctx.as_root {
         let unknown = || format!("unix user {} does not exist on this host", e.unix_user);
-        let entry = crate::sys::passwd_entry(&e.unix_user).ok_or_else(unknown)?;
-        let groups = crate::sys::groups_of(&e.unix_user, entry.gid)?;
+        let entry = crate::sys::accounts::by_name(&e.unix_user)?.ok_or_else(unknown)?;
+        let groups = crate::sys::accounts::groups_of(&e.unix_user, entry.gid)?;
         Some((entry, groups))
     } else {
         None
@@ -245,7 +245,7 @@ fn environment(
     ctx: &LaunchContext,
     e: &Experiment,
     gpus: &[u32],
-    account: Option<&crate::sys::PasswdEntry>,
+    account: Option<&crate::sys::accounts::Account>,
 ) -> Vec<(String, String)> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
     let home = account

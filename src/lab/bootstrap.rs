@@ -35,8 +35,9 @@ impl std::fmt::Display for BootstrapSource {
 pub struct AdminBootstrap {
     /// Lab user name.
     pub name: String,
-    /// Unix account.
-    pub unix_user: String,
+    /// Unix account, chosen by the operator (an explicit choice may be a
+    /// system account); `None`: none until an admin sets one.
+    pub unix_user: Option<String>,
     /// Keys with their origin.
     pub keys: Vec<(PublicKeyInfo, BootstrapSource)>,
 }
@@ -46,6 +47,8 @@ pub struct AdminBootstrap {
 pub struct BootstrapReport {
     /// The admin's name.
     pub admin: String,
+    /// The admin's Unix account, if one was set.
+    pub unix_user: Option<String>,
     /// Keys registered, with their origin.
     pub keys: Vec<(PublicKeyInfo, BootstrapSource)>,
 }
@@ -55,7 +58,7 @@ impl AdminBootstrap {
     /// none, `~/.ssh/*.pub`; when there are none either, `generate` is called.
     pub fn collect(
         name: &str,
-        unix_user: &str,
+        unix_user: Option<&str>,
         config_entries: &[String],
         flag_files: &[PathBuf],
         home: Option<&Path>,
@@ -92,7 +95,7 @@ impl AdminBootstrap {
         }
         Ok(AdminBootstrap {
             name: name.to_string(),
-            unix_user: unix_user.to_string(),
+            unix_user: unix_user.map(str::to_string),
             keys,
         })
     }
@@ -116,6 +119,8 @@ impl Lab {
             name: admin.name.clone(),
             role: Role::Admin,
             unix_user: admin.unix_user.clone(),
+            // The operator named the account: a system account is meant.
+            system_account_allowed: admin.unix_user.is_some(),
             created_at: at,
         })?;
         for (key, _) in &admin.keys {
@@ -139,6 +144,7 @@ impl Lab {
         })?;
         Ok(BootstrapReport {
             admin: admin.name,
+            unix_user: admin.unix_user,
             keys: admin.keys,
         })
     }
@@ -194,7 +200,7 @@ mod tests {
         std::fs::write(ssh.join("id.pub"), KEY_A).expect("write");
         let b = AdminBootstrap::collect(
             "root",
-            "root",
+            Some("root"),
             &[KEY_A.to_string()],
             std::slice::from_ref(&file),
             Some(dir.path()),
@@ -212,7 +218,7 @@ mod tests {
         std::fs::create_dir(&ssh).expect("mkdir");
         std::fs::write(ssh.join("id_ed25519.pub"), KEY_A).expect("write");
         std::fs::write(ssh.join("junk.pub"), "not a key").expect("write");
-        let b = AdminBootstrap::collect("root", "root", &[], &[], Some(dir.path()), || {
+        let b = AdminBootstrap::collect("root", Some("root"), &[], &[], Some(dir.path()), || {
             Err("must not generate".into())
         })
         .expect("collect");
@@ -220,7 +226,7 @@ mod tests {
         assert!(matches!(b.keys[0].1, BootstrapSource::UserSshDir(_)));
 
         let empty = tempfile::tempdir().expect("tempdir");
-        let b = AdminBootstrap::collect("root", "root", &[], &[], Some(empty.path()), || {
+        let b = AdminBootstrap::collect("root", Some("root"), &[], &[], Some(empty.path()), || {
             Ok((KEY_B.to_string(), PathBuf::from("/x/admin_ed25519")))
         })
         .expect("collect");
@@ -232,7 +238,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("bad.pub");
         std::fs::write(&file, "ssh-ed25519 nonsense").expect("write");
-        let err = AdminBootstrap::collect("root", "root", &[], &[file], None, || Err("no".into()))
+        let err =
+            AdminBootstrap::collect(
+                "root",
+                Some("root"),
+                &[],
+                &[file],
+                None,
+                || Err("no".into()),
+            )
             .expect_err("bad key");
         assert!(err.to_string().contains("bad.pub"), "{err}");
     }

@@ -8,12 +8,13 @@ use serde::Serialize;
 use super::{Lab, LabError, LabResult, Principal, now, require_admin};
 use crate::model::{
     CommandLine, Experiment, ExperimentSpec, MAX_DURATION_SECS, Outcome, ResourceUse, Resources,
-    Role, State, Transition, is_reserved_env,
+    Role, State, Transition, User, is_reserved_env,
 };
 use crate::sched::{
     Capacity, Decision, Dependency, QueuedJob, Quota, Room, RunningJob, SchedulerInput, WaitReason,
     schedule_with_room,
 };
+use crate::sys::accounts::{self, Account};
 
 /// Longest name, project or tag.
 const MAX_LABEL: usize = 128;
@@ -46,6 +47,9 @@ pub struct QueueSettings {
     /// nothing starts, so that running experiments' ends can still be
     /// recorded (0: no reserve).
     pub disk_reserve_bytes: u64,
+    /// Why no experiment may run on this host, if none may (a daemon not
+    /// running as root, outside single-user mode).
+    pub run_refusal: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -55,6 +59,7 @@ impl Default for QueueSettings {
             default_memory_bytes: 4 << 30,
             default_time_secs: 86_400,
             disk_reserve_bytes: 0,
+            run_refusal: None,
         }
     }
 }
@@ -152,8 +157,12 @@ impl Lab {
                 "only admins can submit with a priority above 0".into(),
             ));
         }
+        if let Some(why) = &self.queue.run_refusal {
+            return Err(LabError::Invalid(why.clone()));
+        }
         let owner = self.existing_user_record(&p.user)?;
-        let spec = self.validate_submission(&owner.unix_user, &p.user, request)?;
+        let account = run_as(&owner)?;
+        let spec = self.validate_submission(&account, &p.user, request)?;
         if let Some((free, reserve)) = self.disk_short() {
             return Err(LabError::Unavailable(format!(
                 "the data disk is full: {} free, and labbench keeps {} free for the records \
@@ -167,7 +176,7 @@ impl Lab {
         let experiment = Experiment {
             id,
             owner: p.user.clone(),
-            unix_user: owner.unix_user,
+            unix_user: account.name,
             spec,
             submitted_at: at,
             state: State::Queued,
@@ -200,7 +209,7 @@ impl Lab {
 
     fn validate_submission(
         &self,
-        unix_user: &str,
+        account: &Account,
         owner: &str,
         r: SubmitRequest,
     ) -> LabResult<ExperimentSpec> {
@@ -298,11 +307,8 @@ impl Lab {
                 return invalid(format!("--after {dep}: no such experiment"));
             }
         }
-        let workdir = match r.workdir {
-            Some(dir) => dir,
-            None => home_of(unix_user).unwrap_or_else(|| PathBuf::from("/tmp")),
-        };
-        check_workdir(&workdir, unix_user)?;
+        let workdir = r.workdir.unwrap_or_else(|| account.home.clone());
+        check_workdir(&workdir, account)?;
         Ok(ExperimentSpec {
             name: r.name,
             project: r.project,
@@ -318,6 +324,11 @@ impl Lab {
             priority: r.priority,
             private: r.private,
         })
+    }
+
+    /// Why no experiment may run on this host, if none may.
+    pub fn run_refusal(&self) -> Option<&str> {
+        self.queue.run_refusal.as_deref()
     }
 
     /// What the host offers to experiments (from the latest monitor snapshot).
@@ -970,67 +981,77 @@ pub fn reserved_env_message(name: &str) -> String {
     )
 }
 
-/// Home directory of a Unix user, from the password file.
-pub fn home_of(unix_user: &str) -> Option<PathBuf> {
-    crate::sys::passwd_entry(unix_user).map(|e| e.home)
+/// The Unix account `owner`'s experiments run as: refused when none is
+/// set, it does not exist here, or it is a system account an admin did
+/// not allow.
+fn run_as(owner: &User) -> LabResult<Account> {
+    let Some(name) = &owner.unix_user else {
+        return Err(LabError::Invalid(format!(
+            "no Unix account is set for {0}, so their experiments cannot run: an admin must set \
+             one (user set-unix {0} UNIX_USER)",
+            owner.name
+        )));
+    };
+    let account = accounts::by_name(name)
+        .map_err(LabError::Unavailable)?
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "unix user {name} does not exist on this host; an admin must create it or map {} \
+                 to another (user set-unix)",
+                owner.name
+            ))
+        })?;
+    let uid_min = accounts::uid_min();
+    if account.uid < uid_min && !owner.system_account_allowed {
+        return Err(LabError::Invalid(format!(
+            "unix user {name} is a system account (uid {}, below UID_MIN {uid_min}); an admin \
+             must allow it (user set-unix {} {name} --allow-system-account) or map another",
+            account.uid, owner.name
+        )));
+    }
+    Ok(account)
 }
 
-/// Refuses a working directory the owner's Unix user cannot enter and read.
-fn check_workdir(dir: &Path, unix_user: &str) -> LabResult<()> {
-    use std::os::unix::fs::MetadataExt;
+/// Refuses a working directory `account` cannot enter and list, as the
+/// kernel decides for it. One message whether it is missing or closed to
+/// the account, so a refusal tells nothing about what the account cannot see.
+fn check_workdir(dir: &Path, account: &Account) -> LabResult<()> {
     if !dir.is_absolute() {
         return Err(LabError::Invalid(format!(
             "--workdir {}: use an absolute path",
             dir.display()
         )));
     }
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| LabError::Invalid(format!("--workdir {}: {e}", dir.display())))?;
-    if !meta.is_dir() {
-        return Err(LabError::Invalid(format!(
-            "--workdir {}: not a directory",
-            dir.display()
-        )));
-    }
-    let Some(entry) = crate::sys::passwd_entry(unix_user) else {
-        return Err(LabError::Invalid(format!(
-            "unix user {unix_user} does not exist on this host; an admin must fix the account (user add … --unix-user)"
-        )));
-    };
-    if entry.uid == 0 {
+    let groups = accounts::groups_of(&account.name, account.gid).map_err(LabError::Unavailable)?;
+    if dir.is_absolute() && crate::sys::may_enter_as(dir, account.uid, account.gid, &groups) {
         return Ok(());
     }
-    let mode = meta.mode();
-    let allowed = if meta.uid() == entry.uid {
-        mode & 0o500 == 0o500
-    } else if meta.gid() == entry.gid {
-        mode & 0o050 == 0o050
-    } else {
-        mode & 0o005 == 0o005
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(LabError::Invalid(format!(
-            "--workdir {}: unix user {unix_user} cannot read it",
-            dir.display()
-        )))
-    }
+    Err(LabError::Invalid(format!(
+        "--workdir {}: no such directory, or unix user {} cannot enter and list it",
+        dir.display(),
+        account.name
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lab::QueueNews;
+    use crate::lab::UnixMapping;
     use crate::lab::testing::lab_with_admin;
 
     fn principal(lab: &Lab, name: &str, role: Role) -> Principal {
         let admin = lab.local_operator().expect("admin");
-        lab.add_user(&admin, name, role, Some("root")).expect("add");
+        let root = UnixMapping {
+            account: Some("root".into()),
+            allow_system_account: true,
+            allow_shared: true,
+        };
+        lab.add_user(&admin, name, role, &root).expect("add");
         Principal {
             user: name.into(),
             role,
-            unix_user: "root".into(),
+            unix_user: Some("root".into()),
             key_fingerprint: None,
         }
     }

@@ -19,12 +19,12 @@ use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use experiments::{
-    ExperimentView, ListFilter, LiveUse, QueueSettings, StateChange, SubmitRequest, home_of,
+    ExperimentView, ListFilter, LiveUse, QueueSettings, StateChange, SubmitRequest,
     reserved_env_message,
 };
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};
-pub use users::UserSummary;
+pub use users::{UnixMapping, UserSummary};
 
 /// Who is asking: the authenticated lab user behind a request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -33,8 +33,8 @@ pub struct Principal {
     pub user: String,
     /// Their role at authentication time.
     pub role: Role,
-    /// Their Unix account.
-    pub unix_user: String,
+    /// Their Unix account, if one is set.
+    pub unix_user: Option<String>,
     /// Fingerprint of the key they authenticated with; `None` for the local operator.
     pub key_fingerprint: Option<String>,
 }
@@ -353,10 +353,11 @@ pub(crate) mod testing {
         snapshot.host.memory_total = 32 << 30;
         let monitor = MonitorHandle::fixed(snapshot, Default::default());
         let lab = Lab::new(store, monitor).with_data_dir(dir.path().to_path_buf());
-        let admin = AdminBootstrap::collect("root", "root", &[KEY_A.into()], &[], None, || {
-            Err("no generation in tests".into())
-        })
-        .expect("collect");
+        let admin =
+            AdminBootstrap::collect("root", Some("root"), &[KEY_A.into()], &[], None, || {
+                Err("no generation in tests".into())
+            })
+            .expect("collect");
         lab.bootstrap_admin(admin).expect("bootstrap");
         (dir, lab)
     }

@@ -55,7 +55,9 @@ impl Lab {
     pub fn lab_names(&self) -> LabResult<HashMap<String, String>> {
         let mut map = HashMap::new();
         for user in self.store.users()? {
-            map.entry(user.unix_user).or_insert(user.name);
+            if let Some(unix_user) = user.unix_user {
+                map.entry(unix_user).or_insert(user.name);
+            }
         }
         Ok(map)
     }
@@ -71,8 +73,8 @@ impl Lab {
         let names = self.lab_names()?;
         let wanted_unix = match user {
             None => None,
-            Some(name) => Some(match self.store.user(name)? {
-                Some(u) => u.unix_user,
+            Some(name) => Some(match self.store.user(name)?.and_then(|u| u.unix_user) {
+                Some(unix_user) => unix_user,
                 None => name.to_string(),
             }),
         };

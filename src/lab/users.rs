@@ -6,6 +6,38 @@ use super::{Lab, LabError, LabResult, Principal, now, require_admin, require_sel
 use crate::model::{PublicKeyInfo, Role, User, validate_user_name};
 use crate::store::KeyRecord;
 
+/// The Unix account an admin maps a lab user to, and what they allow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixMapping {
+    /// The account; `None`: none (the user cannot run experiments).
+    pub account: Option<String>,
+    /// A system account (uid below `UID_MIN`, root included) is meant.
+    pub allow_system_account: bool,
+    /// An account another lab user maps to is meant.
+    pub allow_shared: bool,
+}
+
+impl UnixMapping {
+    /// The account `account`, nothing else allowed.
+    pub fn account(account: &str) -> UnixMapping {
+        UnixMapping {
+            account: Some(account.to_string()),
+            ..UnixMapping::default()
+        }
+    }
+}
+
+/// "unix user alice", "no unix user".
+fn mapping_words(user: &User) -> String {
+    match &user.unix_user {
+        Some(account) if user.system_account_allowed => {
+            format!("unix user {account}, a system account")
+        }
+        Some(account) => format!("unix user {account}"),
+        None => "no unix user".into(),
+    }
+}
+
 /// A user as listed by `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserSummary {
@@ -13,8 +45,8 @@ pub struct UserSummary {
     pub name: String,
     /// Role.
     pub role: Role,
-    /// Unix account.
-    pub unix_user: String,
+    /// Unix account, if one is set.
+    pub unix_user: Option<String>,
     /// Number of registered keys.
     pub keys: usize,
     /// Creation time, seconds since the epoch.
@@ -110,35 +142,88 @@ impl Lab {
             .collect())
     }
 
-    /// Creates a user (admin only). `unix_user` defaults to the name.
+    /// Creates a user (admin only), mapped to the Unix account `unix`
+    /// asks for (see [`UnixMapping`]).
     pub fn add_user(
         &self,
         p: &Principal,
         name: &str,
         role: Role,
-        unix_user: Option<&str>,
+        unix: &UnixMapping,
     ) -> LabResult<User> {
         let _guard = self.identity_lock();
         let p = &self.current(p)?;
         require_admin(p, "add users")?;
         validate_user_name(name)?;
-        let unix_user = unix_user.unwrap_or(name);
-        validate_user_name(unix_user)?;
         if self.store.user(name)?.is_some() {
             return Err(LabError::Conflict(format!("user {name} already exists")));
         }
+        let system_account_allowed = self.check_mapping(name, unix)?;
         let user = User {
             name: name.to_string(),
             role,
-            unix_user: unix_user.to_string(),
+            unix_user: unix.account.clone(),
+            system_account_allowed,
             created_at: now(),
         };
         self.store.put_user(&user)?;
         self.audit(
             p,
-            format!("added user {name} as {role} (unix user {unix_user})"),
+            format!("added user {name} as {role} ({})", mapping_words(&user)),
         )?;
         Ok(user)
+    }
+
+    /// Maps user `name` to another Unix account, or to none (admin only).
+    pub fn set_unix_user(&self, p: &Principal, name: &str, unix: &UnixMapping) -> LabResult<User> {
+        let _guard = self.identity_lock();
+        let p = &self.current(p)?;
+        require_admin(p, "change Unix accounts")?;
+        let mut user = self.existing_user(name)?;
+        user.system_account_allowed = self.check_mapping(name, unix)?;
+        user.unix_user = unix.account.clone();
+        self.store.put_user(&user)?;
+        self.audit(p, format!("mapped {name} to {}", mapping_words(&user)))?;
+        Ok(user)
+    }
+
+    /// Refuses a mapping of lab user `name` that `unix` does not allow:
+    /// to a system account (a uid below the host's `UID_MIN`, root
+    /// included), or to an account another lab user has. Whether a system
+    /// account is allowed, for the record.
+    fn check_mapping(&self, name: &str, unix: &UnixMapping) -> LabResult<bool> {
+        let Some(account) = &unix.account else {
+            return Ok(false);
+        };
+        validate_user_name(account)?;
+        let found = crate::sys::accounts::by_name(account).map_err(LabError::Unavailable)?;
+        let uid_min = crate::sys::accounts::uid_min();
+        if let Some(found) = &found
+            && found.uid < uid_min
+            && !unix.allow_system_account
+        {
+            return Err(LabError::Invalid(format!(
+                "unix user {account} is a system account (uid {}, below UID_MIN {uid_min}): \
+                 {name}'s experiments would run with its rights; pass --allow-system-account if \
+                 that is meant",
+                found.uid
+            )));
+        }
+        if !unix.allow_shared
+            && let Some(other) = self
+                .store
+                .users()?
+                .into_iter()
+                .find(|u| u.name != name && u.unix_user.as_deref() == Some(account.as_str()))
+        {
+            return Err(LabError::Conflict(format!(
+                "unix user {account} is already {}'s: two lab users would act as one account \
+                 (each could read and stop the other's runs); pass --allow-shared-unix-user if \
+                 that is meant",
+                other.name
+            )));
+        }
+        Ok(found.is_some_and(|f| f.uid < uid_min))
     }
 
     /// Changes a user's role (admin only); the last admin cannot be demoted.
@@ -302,11 +387,12 @@ mod tests {
 
     fn as_role(lab: &Lab, name: &str, role: Role) -> Principal {
         let admin = lab.local_operator().expect("admin");
-        lab.add_user(&admin, name, role, None).expect("add");
+        lab.add_user(&admin, name, role, &UnixMapping::account(name))
+            .expect("add");
         Principal {
             user: name.into(),
             role,
-            unix_user: name.into(),
+            unix_user: Some(name.into()),
             key_fingerprint: None,
         }
     }
@@ -317,7 +403,7 @@ mod tests {
         let viewer = as_role(&lab, "vera", Role::Viewer);
         let before = lab.list_users(&viewer).expect("list");
         let err = lab
-            .add_user(&viewer, "mallory", Role::Admin, None)
+            .add_user(&viewer, "mallory", Role::Admin, &UnixMapping::default())
             .expect_err("denied");
         assert!(matches!(err, LabError::PermissionDenied(_)));
         assert_eq!(lab.list_users(&viewer).expect("list"), before);
@@ -409,7 +495,7 @@ mod tests {
     fn a_removed_key_or_user_stops_working_on_open_connections() {
         let (_dir, lab) = lab_with_admin();
         let admin = lab.local_operator().expect("admin");
-        lab.add_user(&admin, "mike", Role::Member, None)
+        lab.add_user(&admin, "mike", Role::Member, &UnixMapping::account("mike"))
             .expect("add");
         let key = lab.add_key(&admin, "mike", KEY_B).expect("key");
         let mike = lab
@@ -431,6 +517,85 @@ mod tests {
         };
         assert!(matches!(
             lab.whoami(&ghost),
+            Err(LabError::PermissionDenied(_))
+        ));
+    }
+
+    #[test]
+    fn system_and_shared_unix_accounts_need_an_explicit_flag() {
+        let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let err = lab
+            .add_user(&admin, "ops", Role::Member, &UnixMapping::account("root"))
+            .expect_err("root is a system account");
+        assert!(err.to_string().contains("--allow-system-account"), "{err}");
+        // Named like a system account by default, too.
+        let err = lab
+            .add_user(
+                &admin,
+                "daemon",
+                Role::Member,
+                &UnixMapping::account("daemon"),
+            )
+            .expect_err("daemon is a system account");
+        assert!(err.to_string().contains("system account"), "{err}");
+        assert!(lab.store().user("ops").expect("read").is_none());
+        // The bootstrapped admin has root already.
+        let allowed = UnixMapping {
+            allow_system_account: true,
+            allow_shared: true,
+            ..UnixMapping::account("root")
+        };
+        let ops = lab
+            .add_user(&admin, "ops", Role::Member, &allowed)
+            .expect("allowed");
+        assert!(ops.system_account_allowed);
+
+        lab.add_user(
+            &admin,
+            "mike",
+            Role::Member,
+            &UnixMapping::account("lbshared"),
+        )
+        .expect("mike");
+        let err = lab
+            .add_user(
+                &admin,
+                "mary",
+                Role::Member,
+                &UnixMapping::account("lbshared"),
+            )
+            .expect_err("shared");
+        assert!(err.to_string().contains("already mike's"), "{err}");
+        let shared = UnixMapping {
+            allow_shared: true,
+            ..UnixMapping::account("lbshared")
+        };
+        lab.add_user(&admin, "mary", Role::Member, &shared)
+            .expect("allowed");
+
+        let none = lab
+            .set_unix_user(&admin, "mary", &UnixMapping::default())
+            .expect("none");
+        assert_eq!(none.unix_user, None);
+        let mary = Principal {
+            user: "mary".into(),
+            role: Role::Member,
+            unix_user: None,
+            key_fingerprint: None,
+        };
+        let request = crate::lab::SubmitRequest {
+            command: Some(crate::model::CommandLine::Argv(vec!["true".into()])),
+            workdir: Some("/tmp".into()),
+            ..Default::default()
+        };
+        let err = lab.submit(&mary, request).expect_err("no account");
+        assert!(
+            err.to_string().contains("no Unix account is set for mary"),
+            "{err}"
+        );
+        assert!(matches!(
+            lab.set_unix_user(&mary, "mary", &UnixMapping::account("lbmary")),
             Err(LabError::PermissionDenied(_))
         ));
     }

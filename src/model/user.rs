@@ -53,8 +53,14 @@ pub struct User {
     pub name: String,
     /// What they may do.
     pub role: Role,
-    /// The Unix account their experiments run as and their usage is measured by.
-    pub unix_user: String,
+    /// The Unix account their experiments run as and their usage is
+    /// measured by; `None` until an admin sets one (they cannot run
+    /// experiments meanwhile).
+    pub unix_user: Option<String>,
+    /// Whether an admin allowed `unix_user` to be a system account (a uid
+    /// below the host's `UID_MIN`, root included).
+    #[serde(default)]
+    pub system_account_allowed: bool,
     /// Seconds since the Unix epoch when the account was created.
     pub created_at: i64,
 }

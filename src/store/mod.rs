@@ -166,6 +166,8 @@ impl Store {
                 }
                 other => StoreError::Db(other),
             })?;
+        // Whatever the umask made of the files, they are the daemon's alone.
+        make_private(&path);
         let meta = db.open_tree(META_TREE)?;
         match meta.get(SCHEMA_KEY)? {
             None => {
@@ -648,6 +650,29 @@ impl Store {
     }
 }
 
+/// Makes every file under `dir` readable and writable by its owner only
+/// (directories: also searchable by the owner only).
+fn make_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let mode = if kind.is_dir() {
+            make_private(&entry.path());
+            0o700
+        } else if kind.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode));
+    }
+}
+
 /// What is set for a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct ProjectRecord {
@@ -812,9 +837,37 @@ mod tests {
         User {
             name: "alice".into(),
             role: Role::Member,
-            unix_user: "alice".into(),
+            unix_user: Some("alice".into()),
+            system_account_allowed: false,
             created_at: 1,
         }
+    }
+
+    #[test]
+    fn the_database_files_are_the_daemons_alone_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(Store::open(dir.path()).expect("open"));
+        // As a umask of 0 would have left them.
+        let db = dir.path().join("db");
+        for entry in std::fs::read_dir(&db).expect("db") {
+            let path = entry.expect("entry").path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        store.put_user(&alice()).expect("put");
+        let mut files = 0;
+        for entry in std::fs::read_dir(&db).expect("db") {
+            let entry = entry.expect("entry");
+            let mode = entry.metadata().expect("meta").permissions().mode() & 0o777;
+            if entry.file_type().expect("type").is_file() {
+                files += 1;
+                assert_eq!(mode, 0o600, "{:?}", entry.path());
+            } else {
+                assert_eq!(mode, 0o700, "{:?}", entry.path());
+            }
+        }
+        assert!(files > 0);
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub fn is_root() -> bool {
 /// A supplementary group of the experiments' Unix user (checked in their runs).
 pub const QUEUE_GROUP: &str = "lbqueuedata";
 
-/// A Unix user for experiments (created when root, with a supplementary
-/// group), else the current user.
+/// A Unix user for experiments (a regular account, created when root, with
+/// a supplementary group), else the current user.
 pub fn experiment_unix_user() -> String {
     static USER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     USER.get_or_init(|| {
@@ -37,13 +37,7 @@ pub fn experiment_unix_user() -> String {
         if !run("id", &[QUEUE_USER]) {
             let created = run(
                 "useradd",
-                &[
-                    "--system",
-                    "--create-home",
-                    "--shell",
-                    "/bin/sh",
-                    QUEUE_USER,
-                ],
+                &["--create-home", "--shell", "/bin/sh", QUEUE_USER],
             );
             assert!(created, "useradd {QUEUE_USER} failed");
         }

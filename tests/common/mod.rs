@@ -49,6 +49,15 @@ impl TestKey {
     }
 }
 
+/// How [`TestServer::spawn`] starts a server.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Log from INFO up to this file (else warnings to the test's stderr).
+    pub log: Option<PathBuf>,
+    /// Run as this Unix user (with `runuser`; the tests run as root).
+    pub run_as: Option<String>,
+}
+
 /// A running `labbench serve` child process on a random loopback port.
 pub struct TestServer {
     child: Child,
@@ -67,7 +76,7 @@ impl TestServer {
 
     /// Starts a server with extra `serve` arguments (e.g. `--config FILE`).
     pub fn start_with(data_dir: &Path, admin: Option<&TestKey>, extra: &[&str]) -> TestServer {
-        Self::spawn(data_dir, admin, extra, None)
+        Self::spawn(data_dir, admin, extra, &Options::default())
     }
 
     /// [`TestServer::start_with`], logging everything from INFO up to `log`.
@@ -77,16 +86,32 @@ impl TestServer {
         extra: &[&str],
         log: &Path,
     ) -> TestServer {
-        Self::spawn(data_dir, admin, extra, Some(log))
+        let options = Options {
+            log: Some(log.to_path_buf()),
+            ..Options::default()
+        };
+        Self::spawn(data_dir, admin, extra, &options)
     }
 
-    fn spawn(
+    /// Starts a server with extra `serve` arguments and `options`.
+    pub fn spawn(
         data_dir: &Path,
         admin: Option<&TestKey>,
         extra: &[&str],
-        log: Option<&Path>,
+        options: &Options,
     ) -> TestServer {
-        let mut command = Command::new(LABBENCH);
+        // A home of its own: no keys of the tester's are found there, and
+        // a generated admin key goes there (never into the data directory).
+        let home = data_dir.with_extension("home");
+        std::fs::create_dir_all(&home).expect("home");
+        let mut command = match &options.run_as {
+            Some(user) => {
+                let mut runuser = Command::new("runuser");
+                runuser.args(["-u", user, "--", LABBENCH]);
+                runuser
+            }
+            None => Command::new(LABBENCH),
+        };
         command
             .arg("serve")
             .arg("--data-dir")
@@ -94,13 +119,19 @@ impl TestServer {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .args(extra)
-            .env("HOME", data_dir)
+            .env("HOME", &home)
             .env_remove("LABBENCH_CONFIG")
             .env("LABBENCH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(log) = log {
+        if !extra.contains(&"--admin-unix-user") {
+            // The tests' admin runs experiments as the tester (root in CI).
+            command
+                .arg("--admin-unix-user")
+                .arg(labbench::server::invoking_user());
+        }
+        if let Some(log) = &options.log {
             command
                 .env("LABBENCH_LOG", "info")
                 .stderr(std::fs::File::create(log).expect("log file"));

@@ -72,9 +72,19 @@ fn detect() -> Option<Hierarchy> {
     }
     let v1 = V1_CONTROLLERS.iter().all(|c| {
         let dir = Path::new(ROOT).join(c).join("labbench");
-        std::fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").exists()
+        std::fs::create_dir_all(&dir).is_ok()
+            && dir.join("cgroup.procs").exists()
+            && can_make_cgroups_in(&dir)
     });
     v1.then_some(Hierarchy::V1)
+}
+
+/// Whether this process may make cgroups in `dir` (one made there by a
+/// daemon running as root earlier may not be this one's to use).
+fn can_make_cgroups_in(dir: &Path) -> bool {
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    let made = std::fs::create_dir(&probe).is_ok();
+    made && std::fs::remove_dir(&probe).is_ok()
 }
 
 /// Whether the words of a `cgroup.controllers` file include every needed one.
@@ -99,7 +109,9 @@ fn prepare_v2(mount: &Path) -> std::io::Result<()> {
     let _ = std::fs::write(mount.join("cgroup.subtree_control"), &enable);
     let base = mount.join("labbench");
     std::fs::create_dir_all(&base)?;
-    if !has_v2_controllers(&std::fs::read_to_string(base.join("cgroup.controllers"))?) {
+    if !has_v2_controllers(&std::fs::read_to_string(base.join("cgroup.controllers"))?)
+        || !can_make_cgroups_in(&base)
+    {
         return Err(unavailable());
     }
     write(&base.join("cgroup.subtree_control"), &enable)

@@ -1,5 +1,7 @@
 //! Small facts about the operating system that need a libc call.
 
+pub mod accounts;
+
 /// Kernel clock ticks per second (the unit of CPU times in `/proc`).
 pub fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a configuration value; no memory is shared.
@@ -226,185 +228,42 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// One account from `/etc/passwd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// Home directory.
-    pub home: std::path::PathBuf,
-}
-
-/// Looks up a Unix account by name in `/etc/passwd` (parsed once and kept
-/// until the file changes, see [`accounts`]).
-pub fn passwd_entry(name: &str) -> Option<PasswdEntry> {
-    accounts::passwd_entry(name)
-}
-
-/// The supplementary groups of account `name` whose primary group is `gid`,
-/// as the C library's lookup (NSS) gives them (cached, see [`accounts`]).
-/// A lookup that takes longer than [`accounts::LOOKUP_TIMEOUT`] (a directory
-/// service not answering) fails instead of holding up the caller.
-pub fn groups_of(name: &str, gid: u32) -> Result<Vec<u32>, String> {
-    accounts::groups_of(name, gid)
-}
-
-/// Account lookups cached for the daemon, which looks up the same few users
-/// for every experiment: an entry holds while `/etc/passwd` and `/etc/group`
-/// keep their size, inode and modification time, and at most [`accounts::FRESH_FOR`].
-pub mod accounts {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-    use std::time::{Duration, Instant, SystemTime};
-
-    use super::PasswdEntry;
-
-    /// Longest an entry is trusted without looking again (groups may come
-    /// from a directory service, whose changes no file shows).
-    pub const FRESH_FOR: Duration = Duration::from_secs(30);
-
-    /// What identifies a version of a file.
-    type Stamp = Option<(u64, u64, SystemTime)>;
-
-    fn stamp(path: &str) -> Stamp {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        Some((m.ino(), m.len(), m.modified().ok()?))
-    }
-
-    struct Cached<T> {
-        stamps: (Stamp, Stamp),
-        at: Instant,
-        value: T,
-    }
-
-    impl<T: Clone> Cached<T> {
-        fn get(slot: &Mutex<Option<Cached<T>>>, load: impl FnOnce() -> T) -> T {
-            let stamps = (stamp("/etc/passwd"), stamp("/etc/group"));
-            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = slot.as_ref()
-                && c.stamps == stamps
-                && c.at.elapsed() < FRESH_FOR
-            {
-                return c.value.clone();
-            }
-            let value = load();
-            *slot = Some(Cached {
-                stamps,
-                at: Instant::now(),
-                value: value.clone(),
-            });
-            value
-        }
-    }
-
-    type Passwd = std::sync::Arc<HashMap<String, PasswdEntry>>;
-    static PASSWD: Mutex<Option<Cached<Passwd>>> = Mutex::new(None);
-    type Groups = std::sync::Arc<Mutex<HashMap<(String, u32), Vec<u32>>>>;
-    static GROUPS: Mutex<Option<Cached<Groups>>> = Mutex::new(None);
-
-    pub(super) fn passwd_entry(name: &str) -> Option<PasswdEntry> {
-        let all = Cached::get(&PASSWD, || {
-            let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-            std::sync::Arc::new(parse_passwd(&text))
-        });
-        all.get(name).cloned()
-    }
-
-    /// Longest a group lookup may take before the caller gives up on it.
-    pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-    pub(super) fn groups_of(name: &str, gid: u32) -> Result<Vec<u32>, String> {
-        let known = Cached::get(&GROUPS, Default::default);
-        let key = (name.to_string(), gid);
-        if let Some(groups) = known.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(groups.clone());
-        }
-        let who = name.to_string();
-        let groups = within(LOOKUP_TIMEOUT, move || super::group_list(&who, gid))
-            .map_err(|e| format!("cannot look up the groups of {name}: {e}"))?
-            .ok_or_else(|| format!("cannot look up the groups of {name}"))?;
-        known
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, groups.clone());
-        Ok(groups)
-    }
-
-    /// Runs `lookup` on a thread of its own and waits at most `limit` for
-    /// its answer; a lookup that hangs is left behind.
-    pub fn within<T: Send + 'static>(
-        limit: Duration,
-        lookup: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, String> {
-        let (answer, answered) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("labbench-lookup".into())
-            .spawn(move || {
-                let _ = answer.send(lookup());
-            })
-            .map_err(|e| e.to_string())?;
-        answered.recv_timeout(limit).map_err(|_| {
-            format!(
-                "no answer within {} s (is the directory service answering?)",
-                limit.as_secs_f64()
-            )
-        })
-    }
-
-    /// The accounts in a password file's text, by name (the first of
-    /// duplicate names, as the C library's lookup finds).
-    pub fn parse_passwd(text: &str) -> HashMap<String, PasswdEntry> {
-        let mut accounts = HashMap::new();
-        let parsed = text.lines().filter_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() < 6 {
-                return None;
-            }
-            Some((
-                fields[0].to_string(),
-                PasswdEntry {
-                    uid: fields[2].parse().ok()?,
-                    gid: fields[3].parse().ok()?,
-                    home: std::path::PathBuf::from(fields[5]),
-                },
-            ))
-        });
-        for (name, entry) in parsed {
-            accounts.entry(name).or_insert(entry);
-        }
-        accounts
-    }
-}
-
-/// All groups of `name` (primary `gid` included) from the C library's lookup.
-fn group_list(name: &str, gid: u32) -> Option<Vec<u32>> {
-    let name = std::ffi::CString::new(name).ok()?;
-    let mut groups: Vec<libc::gid_t> = vec![0; 64];
-    for _ in 0..8 {
-        let mut count = groups.len() as libc::c_int;
-        // SAFETY: `name` is NUL-terminated; `groups` has room for `count`
-        // entries, which getgrouplist respects and updates.
+/// Whether the Unix identity `uid`, `gid`, `groups` may enter and list
+/// directory `dir`, as the kernel decides for that identity (modes, ACLs,
+/// every directory on the way). As root the question is asked on a thread
+/// of its own that takes on the identity (its own credentials only: the
+/// raw system calls, unlike the C library's, change the calling thread
+/// alone) and then ends; otherwise it is answered for this process.
+pub fn may_enter_as(dir: &std::path::Path, uid: u32, gid: u32, groups: &[u32]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let can_enter = move || {
+        // SAFETY: `path` is NUL-terminated and lives across the call.
         #[allow(unsafe_code)]
-        let rc = unsafe {
-            libc::getgrouplist(
-                name.as_ptr(),
-                gid as libc::gid_t,
-                groups.as_mut_ptr(),
-                &mut count,
-            )
-        };
-        let count = usize::try_from(count).unwrap_or(0);
-        if rc >= 0 {
-            groups.truncate(count);
-            return Some(groups);
-        }
-        // Too small: `count` says how many there are.
-        groups.resize(count.max(groups.len() * 2), 0);
+        let rc = unsafe { libc::access(path.as_ptr(), libc::R_OK | libc::X_OK) };
+        rc == 0
+    };
+    if !is_root() {
+        return can_enter();
     }
-    None
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    let asked = std::thread::Builder::new()
+        .name("labbench-access".into())
+        .spawn(move || {
+            // SAFETY: `groups` is valid for its length; each call changes
+            // only this thread's credentials (raw system calls), and the
+            // thread ends after the one question.
+            #[allow(unsafe_code)]
+            let became = unsafe {
+                libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) == 0
+                    && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+                    && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+            };
+            became && can_enter()
+        });
+    asked.ok().and_then(|t| t.join().ok()).unwrap_or(false)
 }
 
 /// Takes on a Unix identity resolved beforehand: supplementary `groups`,
@@ -659,43 +518,33 @@ pub fn exit_now(code: i32) -> ! {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn root_is_in_the_password_file() {
-        let root = super::passwd_entry("root").expect("root");
-        assert_eq!(root.uid, 0);
-        assert!(super::passwd_entry("no-such-user-here").is_none());
-    }
-
-    #[test]
     fn values_are_plausible() {
         assert!(super::clock_ticks_per_second() >= 1.0);
         assert!(super::page_size() >= 4096);
     }
 
     #[test]
-    fn root_has_groups_and_passwd_files_parse() {
-        let groups = super::groups_of("root", 0).expect("root's groups");
-        assert!(groups.contains(&0), "{groups:?}");
-        let parsed = super::accounts::parse_passwd(
-            "a:x:1000:1001:A:/home/a:/bin/sh\nbroken line\nb:x:notanumber:1:B:/:/bin/sh\n\
-             a:x:7:7:second a:/:/bin/sh\n",
-        );
-        assert_eq!(parsed.len(), 1);
-        assert_eq!(parsed["a"].uid, 1000, "the first of duplicate names");
-        assert_eq!(parsed["a"].gid, 1001);
-        assert_eq!(parsed["a"].home, std::path::PathBuf::from("/home/a"));
-    }
-
-    #[test]
-    fn a_lookup_that_hangs_is_given_up() {
-        use std::time::Duration;
-        let quick = super::accounts::within(Duration::from_secs(5), || 7);
-        assert_eq!(quick, Ok(7));
-        let hung = super::accounts::within(Duration::from_millis(50), || {
-            std::thread::sleep(Duration::from_secs(2));
-            7
-        });
-        let err = hung.expect_err("given up");
-        assert!(err.contains("no answer within 0.05 s"), "{err}");
+    fn access_is_decided_for_the_identity_asked_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let closed = dir.path().join("closed");
+        std::fs::create_dir(&closed).expect("mkdir");
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let me = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        assert!(super::may_enter_as(&closed, 0, 0, &[0]) || me.is_ok_and(|u| u != 0));
+        assert!(!super::may_enter_as(&dir.path().join("missing"), 0, 0, &[]));
+        if super::is_root() {
+            // Root's own checks pass everything; another identity's do not.
+            assert!(!super::may_enter_as(&closed, 65534, 65534, &[65534]));
+            assert!(super::may_enter_as(
+                std::path::Path::new("/tmp"),
+                65534,
+                65534,
+                &[]
+            ));
+            // The daemon's own credentials are untouched.
+            assert!(super::may_enter_as(&closed, 0, 0, &[0]));
+        }
     }
 
     #[test]

@@ -1,0 +1,306 @@
+//! Unix accounts as the C library's name service (NSS) knows them: the
+//! local files, and LDAP, SSSD or extrausers where the host uses them.
+//!
+//! A lookup can hang on a directory service that does not answer, so each
+//! runs on a thread of its own and is given up after [`LOOKUP_TIMEOUT`].
+//! Answers are kept for [`FRESH_FOR`] (an account that does not exist, for
+//! [`ABSENT_FOR`], so one created while the daemon runs is seen soon).
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest an answer is trusted without asking again.
+pub const FRESH_FOR: Duration = Duration::from_secs(30);
+/// Longest "no such account" is trusted without asking again.
+pub const ABSENT_FOR: Duration = Duration::from_secs(1);
+/// Longest a lookup may take before the caller gives up on it.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+/// Answers kept, by what was asked, each until it expires.
+struct Kept<K, V> {
+    answers: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Kept<K, V> {
+    fn new() -> Kept<K, V> {
+        Kept {
+            answers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let (expires, answer) = answers.get(key)?;
+        (Instant::now() < *expires).then(|| answer.clone())
+    }
+
+    fn put(&self, key: K, answer: V, fresh_for: Duration) {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a host's accounts, plus what was asked in the last moments.
+        if answers.len() > 4096 {
+            let now = Instant::now();
+            answers.retain(|_, (expires, _)| now < *expires);
+        }
+        answers.insert(key, (Instant::now() + fresh_for, answer));
+    }
+}
+
+/// How long an answer about an account is kept.
+fn fresh_for(answer: &Option<Account>) -> Duration {
+    if answer.is_some() {
+        FRESH_FOR
+    } else {
+        ABSENT_FOR
+    }
+}
+
+fn by_name_kept() -> &'static Kept<String, Option<Account>> {
+    static KEPT: std::sync::OnceLock<Kept<String, Option<Account>>> = std::sync::OnceLock::new();
+    KEPT.get_or_init(Kept::new)
+}
+
+fn by_uid_kept() -> &'static Kept<u32, Option<Account>> {
+    static KEPT: std::sync::OnceLock<Kept<u32, Option<Account>>> = std::sync::OnceLock::new();
+    KEPT.get_or_init(Kept::new)
+}
+
+/// The account named `name`, `Ok(None)` if there is none.
+pub fn by_name(name: &str) -> Result<Option<Account>, String> {
+    if let Some(answer) = by_name_kept().get(&name.to_string()) {
+        return Ok(answer);
+    }
+    let owned = name.to_string();
+    let answer = within(LOOKUP_TIMEOUT, move || lookup_name(&owned))
+        .map_err(|e| format!("cannot look up the account {name}: {e}"))??;
+    by_name_kept().put(name.to_string(), answer.clone(), fresh_for(&answer));
+    Ok(answer)
+}
+
+/// The account of `uid`, `Ok(None)` if there is none.
+pub fn by_uid(uid: u32) -> Result<Option<Account>, String> {
+    if let Some(answer) = by_uid_kept().get(&uid) {
+        return Ok(answer);
+    }
+    let answer = within(LOOKUP_TIMEOUT, move || lookup_uid(uid))
+        .map_err(|e| format!("cannot look up uid {uid}: {e}"))??;
+    by_uid_kept().put(uid, answer.clone(), fresh_for(&answer));
+    Ok(answer)
+}
+
+/// The groups of account `name` whose primary group is `gid` (that one
+/// included).
+pub fn groups_of(name: &str, gid: u32) -> Result<Vec<u32>, String> {
+    static KEPT: std::sync::OnceLock<Kept<(String, u32), Vec<u32>>> = std::sync::OnceLock::new();
+    let kept = KEPT.get_or_init(Kept::new);
+    let key = (name.to_string(), gid);
+    if let Some(groups) = kept.get(&key) {
+        return Ok(groups);
+    }
+    let who = name.to_string();
+    let groups = within(LOOKUP_TIMEOUT, move || group_list(&who, gid))
+        .map_err(|e| format!("cannot look up the groups of {name}: {e}"))?
+        .ok_or_else(|| format!("cannot look up the groups of {name}"))?;
+    kept.put(key, groups.clone(), FRESH_FOR);
+    Ok(groups)
+}
+
+/// The lowest uid of a regular (not system) account: `UID_MIN` of
+/// `/etc/login.defs`, 1000 where it does not say.
+pub fn uid_min() -> u32 {
+    std::fs::read_to_string("/etc/login.defs")
+        .ok()
+        .and_then(|text| login_defs_uid_min(&text))
+        .unwrap_or(1000)
+}
+
+/// `UID_MIN` in the text of a `login.defs`.
+fn login_defs_uid_min(text: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("UID_MIN"))
+            .then(|| words.next()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Runs `lookup` on a thread of its own and waits at most `limit` for its
+/// answer; a lookup that hangs is left behind.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    lookup: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (answer, answered) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("labbench-lookup".into())
+        .spawn(move || {
+            let _ = answer.send(lookup());
+        })
+        .map_err(|e| e.to_string())?;
+    answered.recv_timeout(limit).map_err(|_| {
+        format!(
+            "no answer within {} s (is the directory service answering?)",
+            limit.as_secs_f64()
+        )
+    })
+}
+
+fn lookup_name(name: &str) -> Result<Option<Account>, String> {
+    let Ok(c_name) = CString::new(name) else {
+        return Ok(None);
+    };
+    lookup_passwd(|entry, buffer, result| {
+        // SAFETY: `c_name` is NUL-terminated; `entry`, `buffer` (with its
+        // length) and `result` are valid for writes for the whole call.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                result,
+            )
+        }
+    })
+}
+
+fn lookup_uid(uid: u32) -> Result<Option<Account>, String> {
+    lookup_passwd(|entry, buffer, result| {
+        // SAFETY: `entry`, `buffer` (with its length) and `result` are
+        // valid for writes for the whole call.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::getpwuid_r(
+                uid as libc::uid_t,
+                entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                result,
+            )
+        }
+    })
+}
+
+/// Calls a `getpw*_r` function with a buffer that grows while it is too
+/// small (ERANGE); reads the entry it filled in.
+fn lookup_passwd(
+    call: impl Fn(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) -> libc::c_int,
+) -> Result<Option<Account>, String> {
+    let mut buffer = vec![0u8; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value (null pointers, zero
+        // ids); it is only read after the call filled it in.
+        #[allow(unsafe_code)]
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = call(&mut entry, &mut buffer, &mut result);
+        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
+            let larger = buffer.len() * 4;
+            buffer.resize(larger, 0);
+            continue;
+        }
+        if result.is_null() {
+            // Not found is a null result with 0, ENOENT, ESRCH, EBADF or
+            // EPERM, depending on the C library and the service.
+            return match rc {
+                0 | libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
+                other => Err(std::io::Error::from_raw_os_error(other).to_string()),
+            };
+        }
+        // SAFETY: the call succeeded: the entry's strings point into
+        // `buffer`, NUL-terminated, and stay valid while it lives (here).
+        #[allow(unsafe_code)]
+        let (name, home) = unsafe {
+            (
+                CStr::from_ptr(entry.pw_name).to_string_lossy().into_owned(),
+                CStr::from_ptr(entry.pw_dir).to_string_lossy().into_owned(),
+            )
+        };
+        return Ok(Some(Account {
+            name,
+            uid: entry.pw_uid,
+            gid: entry.pw_gid,
+            home: PathBuf::from(home),
+        }));
+    }
+}
+
+/// All groups of `name` (primary `gid` included) from the C library's lookup.
+fn group_list(name: &str, gid: u32) -> Option<Vec<u32>> {
+    let name = CString::new(name).ok()?;
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..8 {
+        let mut count = groups.len() as libc::c_int;
+        // SAFETY: `name` is NUL-terminated; `groups` has room for `count`
+        // entries, which getgrouplist respects and updates.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::getgrouplist(
+                name.as_ptr(),
+                gid as libc::gid_t,
+                groups.as_mut_ptr(),
+                &mut count,
+            )
+        };
+        let count = usize::try_from(count).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(count);
+            return Some(groups);
+        }
+        // Too small: `count` says how many there are.
+        groups.resize(count.max(groups.len() * 2), 0);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_found_by_name_and_uid() {
+        let root = by_name("root").expect("lookup").expect("root");
+        assert_eq!((root.uid, root.gid), (0, 0));
+        assert_eq!(by_uid(0).expect("lookup"), Some(root));
+        assert_eq!(by_name("no-such-user-here").expect("lookup"), None);
+        assert_eq!(by_uid(4_000_000_000).expect("lookup"), None);
+        let groups = groups_of("root", 0).expect("root's groups");
+        assert!(groups.contains(&0), "{groups:?}");
+    }
+
+    #[test]
+    fn uid_min_comes_from_login_defs() {
+        let text = "# UID_MIN 5\nMAIL_DIR /var/mail\nUID_MIN\t\t\t 1000\nUID_MAX 60000\n";
+        assert_eq!(login_defs_uid_min(text), Some(1000));
+        assert_eq!(login_defs_uid_min("UID_MAX 60000\n"), None);
+        assert!(uid_min() > 0);
+    }
+
+    #[test]
+    fn a_lookup_that_hangs_is_given_up() {
+        let quick = within(Duration::from_secs(5), || 7);
+        assert_eq!(quick, Ok(7));
+        let hung = within(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(2));
+            7
+        });
+        let err = hung.expect_err("given up");
+        assert!(err.contains("no answer within 0.05 s"), "{err}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Unix accounts: which one a lab user's experiments run as, guarded
+//! against system and shared accounts; what a daemon that is not root
+//! runs; accounts that only the name service (NSS) knows.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::lab::{add_member, is_root, json, unix_account};
+use common::{Options, TestKey, TestServer, exec, session};
+
+#[tokio::test]
+async fn a_root_daemon_maps_its_first_admin_to_no_account_unless_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let server = TestServer::start_with(
+        &dir.path().join("data"),
+        Some(&admin_key),
+        &["--admin-unix-user", ""],
+    );
+    let admin = session(&server, &admin_key).await;
+    let me = json(&exec(&admin, "whoami --json", None).await.stdout);
+    if !is_root() {
+        assert_eq!(me["unix_user"], labbench::server::invoking_user(), "{me}");
+        return;
+    }
+    assert!(me["unix_user"].is_null(), "never root by default: {me}");
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("has no unix user yet")),
+        "{:?}",
+        server.banner
+    );
+    let out = exec(&admin, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no Unix account is set"), "{out:?}");
+    // Root only on purpose.
+    let name = me["user"].as_str().expect("name").to_string();
+    let out = exec(&admin, &format!("user set-unix {name} root"), None).await;
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("--allow-system-account"), "{out:?}");
+    let out = exec(
+        &admin,
+        &format!("user set-unix {name} root --allow-system-account"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = exec(&admin, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn system_and_shared_unix_accounts_need_an_explicit_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let server = TestServer::start(&dir.path().join("data"), Some(&admin_key));
+    let admin = session(&server, &admin_key).await;
+    let cases = [
+        (
+            "user add ops --role member --unix-user root",
+            "system account",
+        ),
+        ("user add daemon --role member", "system account"),
+    ];
+    for (line, needle) in cases {
+        let out = exec(&admin, line, None).await;
+        assert_eq!(out.status, Some(1), "{line}: {out:?}");
+        assert!(out.stderr.contains(needle), "{line}: {out:?}");
+    }
+    let users = json(&exec(&admin, "users --json", None).await.stdout);
+    assert_eq!(
+        users.as_array().map(Vec::len),
+        Some(1),
+        "nothing added: {users}"
+    );
+    if !is_root() {
+        return;
+    }
+    let shared = unix_account("lbshared");
+    let out = exec(
+        &admin,
+        &format!("user add mike --role member --unix-user {shared}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = exec(
+        &admin,
+        &format!("user add mary --role member --unix-user {shared}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("--allow-shared-unix-user"), "{out:?}");
+    let out = exec(
+        &admin,
+        &format!("user add mary --role member --unix-user {shared} --allow-shared-unix-user"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_workdir_is_checked_as_the_owner_and_refused_alike_whatever_the_reason() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make the owner's account");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let server = TestServer::start(&dir.path().join("data"), Some(&admin_key));
+    let admin = session(&server, &admin_key).await;
+    let mike = add_member(&server, &admin, dir.path(), "mike", "member").await;
+    let closed = tempfile::tempdir_in("/tmp").expect("closed dir");
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let secret = closed.path().join("secret-project");
+    std::fs::create_dir(&secret).expect("mkdir");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let missing = closed.path().join("no-such-dir");
+    let mut messages = Vec::new();
+    for dir in [&secret, &missing] {
+        let out = exec(
+            &mike,
+            &format!("submit --workdir {} -- true", dir.display()),
+            None,
+        )
+        .await;
+        assert_eq!(out.status, Some(1), "{out:?}");
+        messages.push(out.stderr.replace(&dir.display().to_string(), "DIR"));
+    }
+    // Root could enter it; the owner's account cannot, and is told no more
+    // than for a directory that does not exist.
+    assert_eq!(messages[0], messages[1]);
+    assert!(
+        messages[0].contains("cannot enter and list it"),
+        "{messages:?}"
+    );
+    let out = exec(&mike, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+/// A regular account, its own temporary directory, and a key it can read.
+fn daemon_user_setup() -> Option<(String, tempfile::TempDir, TestKey)> {
+    if !is_root() {
+        eprintln!("skipped: needs root to start a daemon as another user");
+        return None;
+    }
+    let user = unix_account("lbdaemon");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chown = Command::new("chown")
+        .args([&format!("{user}:"), &dir.path().display().to_string()])
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let key = TestKey::generate(dir.path(), "admin_key");
+    std::fs::set_permissions(&key.public_path, std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    Some((user, dir, key))
+}
+
+#[tokio::test]
+async fn a_daemon_not_running_as_root_runs_nothing_as_itself_unless_told() {
+    let Some((user, dir, admin_key)) = daemon_user_setup() else {
+        return;
+    };
+    let options = Options {
+        run_as: Some(user.clone()),
+        ..Options::default()
+    };
+    let data = dir.path().join("data");
+    let server = TestServer::spawn(&data, Some(&admin_key), &[], &options);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.starts_with("no experiment will run:")),
+        "{:?}",
+        server.banner
+    );
+    let admin = session(&server, &admin_key).await;
+    let out = exec(&admin, "submit --workdir /tmp -- cat db/conf", None).await;
+    assert_eq!(out.status, Some(1), "{out:?}");
+    assert!(out.stderr.contains("run_as_daemon_user"), "{out:?}");
+    // Its database is its own, whatever the umask.
+    for entry in std::fs::read_dir(data.join("db")).expect("db") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            let mode = entry.metadata().expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{:?}", entry.path());
+        }
+    }
+    drop(admin);
+    server.stop();
+
+    // Single-user mode, asked for.
+    let config = dir.path().join("single.toml");
+    std::fs::write(&config, "[queue]\nrun_as_daemon_user = true\n").expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let server = TestServer::spawn(
+        &data,
+        None,
+        &["--config", &config.display().to_string()],
+        &options,
+    );
+    let admin = session(&server, &admin_key).await;
+    let id = common::submit_id(&admin, "--workdir /tmp -- id -un").await;
+    exec(&admin, &format!("wait {id}"), None).await;
+    let out = exec(&admin, &format!("logs {id}"), None).await;
+    assert_eq!(out.stdout.trim(), user, "{out:?}");
+}
