@@ -146,6 +146,8 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     if let Err(e) = runner.await {
         eprintln!("labbench: the experiment runner failed: {e}");
     }
+    // The peaks of the minute and hour in progress survive the restart.
+    lab.save_open_usage();
     let flushed = lab.store().flush();
     // Experiments still running keep their cgroups (a restart re-attaches);
     // idle supervisors end, and their slots go (even if the flush failed).

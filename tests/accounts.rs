@@ -5,6 +5,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use common::lab::{add_member, is_root, json, unix_account};
@@ -212,4 +213,123 @@ async fn a_daemon_not_running_as_root_runs_nothing_as_itself_unless_told() {
     exec(&admin, &format!("wait {id}"), None).await;
     let out = exec(&admin, &format!("logs {id}"), None).await;
     assert_eq!(out.stdout.trim(), user, "{out:?}");
+}
+
+/// Whether accounts can be added to the name service alone here
+/// (libnss-extrausers, which `tools/test` sets up as root).
+fn extrausers_ready() -> bool {
+    let nss = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
+    let ready = is_root()
+        && nss
+            .lines()
+            .any(|l| l.starts_with("passwd:") && l.contains("extrausers"))
+        && std::path::Path::new("/var/lib/extrausers/passwd").exists();
+    if !ready {
+        eprintln!("skipped: needs root and libnss-extrausers (tools/test sets both up)");
+    }
+    ready
+}
+
+/// A uid no account has, at or above 40000.
+fn free_uid() -> u32 {
+    (40_000 + std::process::id() % 10_000..)
+        .find(|uid| {
+            !Command::new("getent")
+                .args(["passwd", &uid.to_string()])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a free uid")
+}
+
+/// Adds (or, with `None`, removes) the line of `name` in an extrausers file.
+fn extrausers_line(file: &str, name: &str, line: Option<String>) {
+    let path = format!("/var/lib/extrausers/{file}");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{name}:")))
+        .map(str::to_string)
+        .collect();
+    lines.extend(line);
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    std::fs::write(&path, text).expect("write extrausers file");
+}
+
+#[tokio::test]
+async fn an_account_only_the_name_service_knows_is_named_at_once_and_runs_experiments() {
+    if !extrausers_ready() {
+        return;
+    }
+    let uid = free_uid();
+    let name = format!("lbnss{uid}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let server = TestServer::start(&dir.path().join("data"), Some(&admin_key));
+    let admin = session(&server, &admin_key).await;
+    // A process of an account that does not exist yet.
+    let mut process = Command::new("sleep")
+        .arg("60")
+        .uid(uid)
+        .gid(uid)
+        .spawn()
+        .expect("sleep as the new uid");
+    let row_of = |usage: &serde_json::Value| {
+        usage
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["uid"] == uid).cloned())
+    };
+    let mut unnamed = None;
+    for _ in 0..100 {
+        unnamed = row_of(&json(&exec(&admin, "usage --json", None).await.stdout));
+        if unnamed.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let unnamed = unnamed.expect("the process is seen");
+    assert_eq!(unnamed["unix_user"], format!("uid {uid}"), "{unnamed}");
+    // The account is made while the daemon runs, in the name service only.
+    extrausers_line(
+        "passwd",
+        &name,
+        Some(format!(
+            "{name}:x:{uid}:{uid}:labbench NSS test:/tmp:/bin/sh"
+        )),
+    );
+    extrausers_line("group", &name, Some(format!("{name}:x:{uid}:")));
+    let mut named = None;
+    for _ in 0..100 {
+        named = row_of(&json(&exec(&admin, "usage --json", None).await.stdout))
+            .filter(|row| row["unix_user"] == name.as_str());
+        if named.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let named = named.expect("named soon after the account exists");
+    assert!(named["processes"].as_u64() >= Some(1), "{named}");
+    process.kill().ok();
+    process.wait().ok();
+    // Its experiments run as it.
+    let out = exec(
+        &admin,
+        &format!("user add nss --role member --unix-user {name}"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let key = TestKey::generate(dir.path(), "nss_key");
+    exec(&admin, "key add nss", Some(key.public_line.as_bytes())).await;
+    let nss = session(&server, &key).await;
+    let id = common::submit_id(&nss, "--workdir /tmp -- id -un").await;
+    let out = exec(&nss, &format!("wait {id}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = exec(&nss, &format!("logs {id}"), None).await;
+    assert_eq!(out.stdout.trim(), name, "{out:?}");
+    extrausers_line("passwd", &name, None);
+    extrausers_line("group", &name, None);
 }

@@ -12,8 +12,13 @@ use labbench::monitor::{GpuReading, HostSnapshot, MonitorState, ProcSampler, Win
 const MIB: f64 = 1024.0 * 1024.0;
 const TEST_USER: &str = "lbmon";
 
-/// Creates (once) a system user for the test; `None` when not root.
-fn test_user() -> Option<(u32, u32)> {
+/// A second user, for the test of restarts (tests run at once: the other
+/// test's process must not count in its figures).
+const SPIKE_USER: &str = "lbspike";
+
+/// Creates (once) system user `name` for a test; its uid and gid, `None`
+/// when not root.
+fn test_user(name: &str) -> Option<(u32, u32)> {
     let is_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false);
@@ -22,7 +27,7 @@ fn test_user() -> Option<(u32, u32)> {
         return None;
     }
     let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").arg(flag).arg(TEST_USER).output().ok()?;
+        let out = Command::new("id").arg(flag).arg(name).output().ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     };
     if id("-u").is_none() {
@@ -32,7 +37,7 @@ fn test_user() -> Option<(u32, u32)> {
                 "--no-create-home",
                 "--shell",
                 "/usr/sbin/nologin",
-                TEST_USER,
+                name,
             ])
             .status()
             .expect("run useradd");
@@ -41,9 +46,29 @@ fn test_user() -> Option<(u32, u32)> {
     Some((id("-u")?, id("-g")?))
 }
 
+/// A process of `uid` holding `mib` MiB resident for `secs` seconds,
+/// once it holds them.
+fn hold_memory(uid: u32, gid: u32, mib: u32, secs: u32) -> std::process::Child {
+    // perl is part of every Debian base system; the string is written, so it is resident.
+    let mut child = Command::new("perl")
+        .args([
+            "-e",
+            &format!("my $x = 'a' x ({mib}*1024*1024); $| = 1; print qq(ready\\n); sleep {secs};"),
+        ])
+        .uid(uid)
+        .gid(gid)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn perl as the test user");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut ready).expect("child ready");
+    child
+}
+
 #[test]
 fn a_300_mib_process_is_attributed_to_its_uid_and_its_peak_outlives_it() {
-    let Some((uid, gid)) = test_user() else {
+    let Some((uid, gid)) = test_user(TEST_USER) else {
         return;
     };
     let mut sampler = ProcSampler::default();
@@ -62,20 +87,7 @@ fn a_300_mib_process_is_attributed_to_its_uid_and_its_peak_outlives_it() {
             .0
     };
     ingest(&mut sampler, &mut state, t);
-    // perl is part of every Debian base system; the string is written, so it is resident.
-    let mut child = Command::new("perl")
-        .args([
-            "-e",
-            "my $x = 'a' x (300*1024*1024); $| = 1; print qq(ready\\n); sleep 4;",
-        ])
-        .uid(uid)
-        .gid(gid)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn perl as the test user");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut ready = [0u8; 6];
-    std::io::Read::read_exact(&mut stdout, &mut ready).expect("child ready");
+    let mut child = hold_memory(uid, gid, 300, 4);
     let mut seen_mib: f64 = 0.0;
     for _ in 0..3 {
         t += 1;
@@ -186,4 +198,48 @@ fn a_missing_replay_file_is_a_clear_start_up_error() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.jsonl"));
+}
+
+#[tokio::test]
+async fn a_spike_survives_a_restart_in_the_same_minute() {
+    let Some((uid, gid)) = test_user(SPIKE_USER) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data, Some(&admin));
+    let handle = session(&server, &admin).await;
+    let mut child = hold_memory(uid, gid, 400, 6);
+    let peak_24h = |out: &str| -> f64 {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap_or_default();
+        v.as_array()
+            .and_then(|a| a.first())
+            .and_then(|u| u["windows"]["24h"]["max"]["memory_bytes"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let query = format!("usage --user {SPIKE_USER} --window 24h --json");
+    let mut seen = 0.0;
+    for _ in 0..50 {
+        seen = peak_24h(&exec(&handle, &query, None).await.stdout);
+        if seen >= 400.0 * MIB {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(seen >= 400.0 * MIB, "the spike was never seen: {seen}");
+    child.kill().ok();
+    child.wait().expect("reap");
+    drop(handle);
+    server.stop();
+
+    let server = TestServer::start(&data, None);
+    let handle = session(&server, &admin).await;
+    let out = exec(&handle, &query, None).await;
+    let after = peak_24h(&out.stdout);
+    assert!(
+        after >= 400.0 * MIB,
+        "the 24h peak was lost in the restart: {after} in {}",
+        out.stdout
+    );
 }

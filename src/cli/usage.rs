@@ -15,6 +15,11 @@ fn count(value: f64) -> String {
     format!("{value:.0}")
 }
 
+/// GPUs' worth of work a user keeps busy (per-process utilisation summed).
+fn gpus_busy(value: f64) -> String {
+    format!("{value:.1}")
+}
+
 /// `top`: one row per user with now and peaks per window.
 pub fn top(lab: &Lab, p: &Principal) -> CommandOutput {
     let reports = match lab.usage(p, None, &Window::ALL) {
@@ -38,8 +43,8 @@ pub fn top(lab: &Lab, p: &Principal) -> CommandOutput {
                 short_bytes(peak(1, |u| u.memory_bytes)),
                 short_bytes(peak(2, |u| u.memory_bytes)),
                 short_bytes(peak(3, |u| u.memory_bytes)),
-                count(r.now.gpus),
-                count(peak(3, |u| u.gpus)),
+                gpus_busy(r.now.gpus),
+                gpus_busy(peak(3, |u| u.gpus)),
                 short_bytes(r.now.gpu_memory_bytes),
                 short_bytes(peak(3, |u| u.gpu_memory_bytes)),
             ]
@@ -133,7 +138,7 @@ fn user_block(r: &UsageReport) -> String {
     let metrics: [(&str, Metric, Formatter); 4] = [
         ("CPU cores", |u| u.cpu_cores, cores),
         ("memory", |u| u.memory_bytes, short_bytes),
-        ("GPUs", |u| u.gpus, count),
+        ("GPUs busy", |u| u.gpus, gpus_busy),
         ("GPU memory", |u| u.gpu_memory_bytes, short_bytes),
     ];
     let rows: Vec<Vec<String>> = metrics

@@ -41,14 +41,15 @@ impl Lab {
         self.monitor.subscribe()
     }
 
-    /// Chart points of one Unix user over a window.
-    pub fn usage_chart(
-        &self,
-        _p: &Principal,
-        unix_user: &str,
-        window: Window,
-    ) -> Vec<(i64, Usage)> {
-        self.monitor.chart(unix_user, window)
+    /// Chart points of the Unix user `uid` over a window (any role).
+    pub fn usage_chart(&self, _p: &Principal, uid: u32, window: Window) -> Vec<(i64, Usage)> {
+        self.monitor.chart(uid, window)
+    }
+
+    /// Stores the usage buckets still open (the daemon does as it stops),
+    /// so that a restart keeps the peaks of the minute in progress.
+    pub fn save_open_usage(&self) {
+        self.monitor.save_open(&self.store);
     }
 
     /// Unix user name → lab user name, for display.
@@ -122,10 +123,12 @@ pub fn sizing_hint(week: &WindowStats) -> String {
         short_bytes(week.p95.memory_bytes),
         week.max.cpu_cores
     );
+    // GPUs: the most kept busy at once, rounded up to whole GPUs.
+    let gpu_request = week.max.gpus.ceil();
     if week.max.gpus > 0.0 {
         text.push_str(&format!(
-            "; peak {} GPU(s), {} GPU memory",
-            week.max.gpus as u32,
+            "; peak {:.1} GPUs busy, {} GPU memory",
+            week.max.gpus,
             short_bytes(week.max.gpu_memory_bytes)
         ));
     }
@@ -135,8 +138,8 @@ pub fn sizing_hint(week: &WindowStats) -> String {
     text.push_str(&format!(
         " → fits --mem {mem_request:.0}G --cpus {cpu_request:.0}"
     ));
-    if week.max.gpus > 0.0 {
-        text.push_str(&format!(" --gpus {}", week.max.gpus as u32));
+    if gpu_request > 0.0 {
+        text.push_str(&format!(" --gpus {gpu_request:.0}"));
     }
     text
 }
@@ -164,7 +167,7 @@ mod tests {
         };
         assert_eq!(
             sizing_hint(&week),
-            "7-day peak memory 41G (p95 12G); p95 CPU 3.2 cores (peak 8.0); peak 2 GPU(s), 60G GPU memory → fits --mem 48G --cpus 4 --gpus 2"
+            "7-day peak memory 41G (p95 12G); p95 CPU 3.2 cores (peak 8.0); peak 2.0 GPUs busy, 60G GPU memory → fits --mem 48G --cpus 4 --gpus 2"
         );
         assert_eq!(
             sizing_hint(&WindowStats::default()),

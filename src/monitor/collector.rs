@@ -12,17 +12,21 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::gpu::{GpuDevice, GpuProcess, GpuReading, GpuSource};
+use super::gpu::{GpuDevice, GpuProcess, GpuReading, GpuSample, GpuSource};
 use super::host::{HostSampler, HostSnapshot};
 use super::procfs::{ProcSampler, ProcSweep, ProcessUse};
-use super::series::{ClosedBucket, Series, Usage, Window, WindowStats};
+use super::series::{Bucket, ClosedBucket, Series, Usage, Window, WindowStats};
 use super::uids::UidNames;
 use crate::store::Store;
 
 /// Subject name of the whole host in the store.
 pub const HOST_SUBJECT: &str = "host";
-/// Prefix of a Unix user's subject name in the store (`u/alice`).
-pub const USER_SUBJECT_PREFIX: &str = "u/";
+/// Prefix of a Unix user's subject name in the store: its uid (`uid/1005`),
+/// so that its series is kept whatever the account is named, or becomes
+/// named, later.
+pub const UID_SUBJECT_PREFIX: &str = "uid/";
+/// Prefix of the subjects earlier versions wrote, by account name (`u/alice`).
+const NAMED_SUBJECT_PREFIX: &str = "u/";
 /// Seconds of sparkline history published per user.
 pub const SPARK_POINTS: usize = 60;
 
@@ -84,7 +88,6 @@ pub struct UsageSnapshot {
 /// One uid's readings of this round.
 #[derive(Debug, Default)]
 struct LiveUse {
-    uid: u32,
     usage: Usage,
     processes: u32,
     top: Vec<ProcessUse>,
@@ -93,7 +96,8 @@ struct LiveUse {
 
 #[derive(Debug, Default)]
 struct UserState {
-    uid: u32,
+    /// The account's name as last looked up (`uid N` while unknown).
+    name: String,
     series: Series,
 }
 
@@ -101,38 +105,86 @@ struct UserState {
 #[derive(Debug, Default)]
 pub struct MonitorState {
     host: Series,
-    users: BTreeMap<String, UserState>,
+    /// Series by uid.
+    users: BTreeMap<u32, UserState>,
     names: UidNames,
 }
 
 impl MonitorState {
-    /// Restores history from the store: minute buckets of the last 7 days.
+    /// Restores history from the store: minute buckets of the last 7 days,
+    /// and the hour in progress (saved by [`MonitorState::open_buckets`]).
     pub fn restore(store: &Store, now: i64) -> MonitorState {
         let mut state = MonitorState::default();
         let since = now - Window::Week.seconds();
-        match store.usage_subjects(60) {
-            Ok(subjects) => {
-                for subject in subjects {
-                    let minutes = store.usage_buckets(60, &subject, since).unwrap_or_default();
-                    if subject == HOST_SUBJECT {
-                        state.host.restore_minutes(minutes);
-                    } else if let Some(user) = subject.strip_prefix(USER_SUBJECT_PREFIX) {
-                        let uid = state.names.uid_of(user).unwrap_or(u32::MAX);
-                        state
-                            .users
-                            .entry(user.to_string())
-                            .or_insert_with(|| UserState {
-                                uid,
-                                series: Series::default(),
-                            })
-                            .series
-                            .restore_minutes(minutes);
-                    }
-                }
+        let hour = now.div_euclid(3600) * 3600;
+        let subjects = match store.usage_subjects(60) {
+            Ok(subjects) => subjects,
+            Err(e) => {
+                tracing::warn!("usage history could not be read: {e}");
+                return state;
             }
-            Err(e) => tracing::warn!("usage history could not be read: {e}"),
+        };
+        let mut by_uid: HashMap<u32, Vec<(i64, Bucket)>> = HashMap::new();
+        for subject in subjects {
+            let minutes = store.usage_buckets(60, &subject, since).unwrap_or_default();
+            let open_hour = store
+                .usage_buckets(3600, &subject, hour)
+                .unwrap_or_default();
+            if subject == HOST_SUBJECT {
+                state.host.restore_minutes(minutes);
+                for (start, bucket) in open_hour {
+                    state.host.restore_open_hour(start, bucket);
+                }
+                continue;
+            }
+            let uid = if let Some(uid) = subject.strip_prefix(UID_SUBJECT_PREFIX) {
+                uid.parse().ok()
+            } else if let Some(name) = subject.strip_prefix(NAMED_SUBJECT_PREFIX) {
+                // Written by an earlier version: the account's uid now.
+                state.names.uid_of(name)
+            } else {
+                None
+            };
+            let Some(uid) = uid else {
+                continue;
+            };
+            by_uid.entry(uid).or_default().extend(minutes);
+            for (start, bucket) in open_hour {
+                state.user(uid).series.restore_open_hour(start, bucket);
+            }
+        }
+        for (uid, mut minutes) in by_uid {
+            minutes.sort_by_key(|(start, _)| *start);
+            state.user(uid).series.restore_minutes(minutes);
         }
         state
+    }
+
+    /// The state of `uid`, made (and named) if new.
+    fn user(&mut self, uid: u32) -> &mut UserState {
+        let names = &mut self.names;
+        self.users.entry(uid).or_insert_with(|| UserState {
+            name: names.name_of(uid),
+            series: Series::default(),
+        })
+    }
+
+    /// The buckets still open (the current minute and hour of every
+    /// subject), to store so that a restart keeps their peaks.
+    pub fn open_buckets(&self) -> Vec<(String, ClosedBucket)> {
+        let host = self
+            .host
+            .open_buckets()
+            .into_iter()
+            .map(|b| (HOST_SUBJECT.to_string(), b));
+        let users = self.users.iter().flat_map(|(uid, user)| {
+            user.series
+                .open_buckets()
+                .into_iter()
+                .filter(|b| b.bucket.max.iter().any(|v| *v > 0.0))
+                .map(move |b| (format!("{UID_SUBJECT_PREFIX}{uid}"), b))
+        });
+        host.chain(users).collect()
     }
 
     /// Records one round of readings at `now`; returns the snapshot and the buckets to store.
@@ -178,9 +230,8 @@ impl MonitorState {
         uids.extend(gpu_by_uid.keys().copied());
         uids.sort_unstable();
         uids.dedup();
-        let mut live: HashMap<String, LiveUse> = HashMap::new();
+        let mut live: HashMap<u32, LiveUse> = HashMap::new();
         for uid in uids {
-            let name = self.names.name_of(uid);
             let proc_use = sweep.by_uid.get(&uid);
             let gpu_processes = gpu_by_uid.remove(&uid).unwrap_or_default();
             let mut gpu_indices: Vec<u32> = gpu_processes.iter().map(|p| p.gpu).collect();
@@ -189,13 +240,14 @@ impl MonitorState {
             let usage = Usage {
                 cpu_cores: proc_use.map(|u| u.cpu_cores).unwrap_or(0.0),
                 memory_bytes: proc_use.map(|u| u.rss_bytes as f64).unwrap_or(0.0),
-                gpus: gpu_indices.len() as f64,
+                gpus: gpu_sample
+                    .map(|sample| gpus_busy(sample, &gpu_processes))
+                    .unwrap_or(0.0),
                 gpu_memory_bytes: gpu_processes.iter().map(|p| p.memory_bytes as f64).sum(),
             };
             live.insert(
-                name,
+                uid,
                 LiveUse {
-                    uid,
                     usage,
                     processes: proc_use.map(|u| u.processes).unwrap_or(0),
                     top: proc_use.map(|u| u.top.clone()).unwrap_or_default(),
@@ -203,38 +255,37 @@ impl MonitorState {
                 },
             );
         }
-        // Every known user gets a sample (zero when idle), so windows age correctly.
-        for name in live.keys() {
-            self.users.entry(name.clone()).or_default();
+        // Every known user gets a sample (zero when idle), so windows age
+        // correctly; an account not named yet is asked for its name again.
+        for uid in live.keys() {
+            self.user(*uid);
         }
         let mut users = Vec::new();
         let mut forgotten = Vec::new();
-        for (name, state) in self.users.iter_mut() {
+        for (uid, state) in self.users.iter_mut() {
             let LiveUse {
-                uid,
                 usage,
                 processes,
                 top,
                 gpu_processes,
-            } = live.remove(name).unwrap_or(LiveUse {
-                uid: state.uid,
-                ..LiveUse::default()
-            });
-            state.uid = uid;
+            } = live.remove(uid).unwrap_or_default();
+            if state.name.starts_with("uid ") && processes > 0 {
+                state.name = self.names.name_of(*uid);
+            }
             for c in state.series.record(now, usage) {
                 // An all-idle bucket carries no peak; not storing it lets old users age out.
                 if c.bucket.max.iter().any(|v| *v > 0.0) {
-                    closed.push((format!("{USER_SUBJECT_PREFIX}{name}"), c));
+                    closed.push((format!("{UID_SUBJECT_PREFIX}{uid}"), c));
                 }
             }
             let windows = state.series.live_stats(now);
             if processes == 0 && windows[3].max == Usage::default() {
-                forgotten.push(name.clone()); // nothing now, nothing in 7 days
+                forgotten.push(*uid); // nothing now, nothing in 7 days
                 continue;
             }
             users.push(UserUsage {
-                unix_user: name.clone(),
-                uid,
+                unix_user: state.name.clone(),
+                uid: *uid,
                 now: usage,
                 processes,
                 windows,
@@ -243,8 +294,8 @@ impl MonitorState {
                 gpu_processes,
             });
         }
-        for name in forgotten {
-            self.users.remove(&name);
+        for uid in forgotten {
+            self.users.remove(&uid);
         }
         users.sort_by(|a, b| {
             b.now
@@ -270,13 +321,10 @@ impl MonitorState {
         (snapshot, closed)
     }
 
-    /// Chart points of one Unix user (or the host with [`HOST_SUBJECT`]) over a window.
-    pub fn chart(&self, subject: &str, now: i64, window: Window) -> Vec<(i64, Usage)> {
-        if subject == HOST_SUBJECT {
-            return self.host.chart(now, window);
-        }
+    /// Chart points of the Unix user `uid` over a window.
+    pub fn chart(&self, uid: u32, now: i64, window: Window) -> Vec<(i64, Usage)> {
         self.users
-            .get(subject)
+            .get(&uid)
             .map(|u| u.series.chart(now, window))
             .unwrap_or_default()
     }
@@ -338,13 +386,24 @@ impl MonitorHandle {
         self.snapshot.borrow().clone()
     }
 
-    /// Chart points for a subject over a window, ending at the latest sample.
-    pub fn chart(&self, subject: &str, window: Window) -> Vec<(i64, Usage)> {
+    /// Chart points of Unix user `uid` over a window, ending at the latest sample.
+    pub fn chart(&self, uid: u32, window: Window) -> Vec<(i64, Usage)> {
         let now = self.latest().at;
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .chart(subject, now, window)
+            .chart(uid, now, window)
+    }
+
+    /// Stores the buckets still open, so that a restart keeps their peaks
+    /// (the daemon does at stop; the sampler every [`SAVE_OPEN_EVERY`]).
+    pub fn save_open(&self, store: &Store) {
+        let open = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .open_buckets();
+        store_buckets(store, &open);
     }
 }
 
@@ -381,6 +440,49 @@ pub fn host_only(mut gpu: Box<dyn GpuSource>, disk_path: std::path::PathBuf) -> 
         &reading,
     );
     MonitorHandle::fixed(snapshot, MonitorState::default())
+}
+
+/// Seconds between saves of the buckets still open: a daemon killed with
+/// `kill -9` loses at most this much of its peaks.
+pub const SAVE_OPEN_EVERY: i64 = 10;
+
+fn store_buckets(store: &Store, buckets: &[(String, ClosedBucket)]) {
+    for (subject, bucket) in buckets {
+        if let Err(e) = store.put_usage_bucket(subject, bucket) {
+            tracing::warn!("usage bucket not stored: {e}");
+        }
+    }
+}
+
+/// GPUs' worth of work a user's `processes` keep busy: the SM utilisation
+/// of each process summed (1.0 is one GPU fully busy). Where the driver
+/// does not report it per process, a GPU's utilisation is split among the
+/// processes on it, `uid`'s share counted.
+fn gpus_busy(sample: &GpuSample, processes: &[GpuProcess]) -> f64 {
+    let mut percent = 0.0;
+    for device in &sample.gpus {
+        let mine: Vec<&GpuProcess> = processes.iter().filter(|p| p.gpu == device.index).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        if mine.iter().all(|p| p.utilization_percent.is_some()) {
+            percent += mine
+                .iter()
+                .filter_map(|p| p.utilization_percent)
+                .map(f64::from)
+                .sum::<f64>();
+            continue;
+        }
+        let all = sample
+            .processes
+            .iter()
+            .filter(|p| p.gpu == device.index)
+            .count()
+            .max(mine.len());
+        let share = mine.len() as f64 / all as f64;
+        percent += f64::from(device.utilization_percent) * share;
+    }
+    percent / 100.0
 }
 
 /// Settings of the sampling task.
@@ -422,6 +524,7 @@ pub fn spawn_monitor(store: Store, settings: MonitorSettings) -> MonitorHandle {
         .spawn(move || {
             let mut next = std::time::Instant::now() + period;
             let mut last_prune = 0i64;
+            let mut last_save = now;
             loop {
                 std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
                 // After a stall (suspend, overload) skip the missed ticks instead of bursting.
@@ -434,10 +537,14 @@ pub fn spawn_monitor(store: Store, settings: MonitorSettings) -> MonitorHandle {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .ingest(now, host, &sweep, &reading);
-                for (subject, bucket) in &closed {
-                    if let Err(e) = store.put_usage_bucket(subject, bucket) {
-                        tracing::warn!("usage bucket not stored: {e}");
-                    }
+                store_buckets(&store, &closed);
+                if now - last_save >= SAVE_OPEN_EVERY {
+                    last_save = now;
+                    let open = task_state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .open_buckets();
+                    store_buckets(&store, &open);
                 }
                 if now - last_prune >= 3600 {
                     last_prune = now;
@@ -541,11 +648,46 @@ mod tests {
             .iter()
             .find(|u| u.unix_user == "root")
             .expect("root row");
-        assert_eq!(root.now.gpus, 2.0);
+        // 40 % of GPU 0 by its own figure, and GPU 1's 50 %, its only process.
+        assert_eq!(root.now.gpus, 0.9);
         assert_eq!(root.now.gpu_memory_bytes, 8.0 * GIB);
         let owners = &snapshot.gpus[1].owners;
         assert_eq!(owners, &vec![("root".to_string(), 5 << 30)]);
         assert!(snapshot.gpu_unavailable.is_none());
+    }
+
+    #[test]
+    fn a_shared_gpu_without_process_figures_is_split_among_its_processes() {
+        let mut state = MonitorState::default();
+        let on_gpu_0 = |pid, uid| GpuProcess {
+            pid,
+            gpu: 0,
+            memory_bytes: 1 << 30,
+            utilization_percent: None,
+            uid: Some(uid),
+        };
+        let readings = gpus(vec![
+            on_gpu_0(1, 0),
+            on_gpu_0(2, 0),
+            on_gpu_0(3, 4_000_000_001),
+        ]);
+        let (snapshot, _) = state.ingest(
+            1_000_000,
+            HostSnapshot::default(),
+            &sweep(&[(0, 1.0, 1 << 20)], &[]),
+            &readings,
+        );
+        let busy = |name: &str| {
+            snapshot
+                .users
+                .iter()
+                .find(|u| u.unix_user == name)
+                .map(|u| u.now.gpus)
+        };
+        // GPU 0 is 50 % busy: two of its three processes are root's.
+        let near = |got: Option<f64>, want: f64| got.is_some_and(|g| (g - want).abs() < 1e-9);
+        assert!(near(busy("root"), 1.0 / 3.0), "{:?}", busy("root"));
+        assert!(near(busy("uid 4000000001"), 1.0 / 6.0));
     }
 
     #[test]

@@ -21,4 +21,4 @@ pub use gpu::{
 pub use host::{HostSampler, HostSnapshot};
 pub use procfs::{ProcSampler, ProcSweep, ProcessUse, StatFields, UidUse, parse_stat};
 pub use series::{Bucket, ClosedBucket, METRICS, Metric, Series, Usage, Window, WindowStats};
-pub use uids::{UidNames, parse_passwd};
+pub use uids::UidNames;

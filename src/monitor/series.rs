@@ -198,13 +198,45 @@ fn floor_to(t: i64, step: i64) -> i64 {
 }
 
 impl Series {
-    /// Restores minute buckets read back from the store (oldest first).
+    /// Restores minute buckets read back from the store (oldest first; a
+    /// bucket of a minute already restored is merged into it). The last may
+    /// be the minute still in progress, saved by [`Series::open_buckets`]:
+    /// samples of that minute go on into it.
     pub fn restore_minutes(&mut self, minutes: impl IntoIterator<Item = (i64, Bucket)>) {
         for (start, bucket) in minutes {
-            if self.minutes.back().is_none_or(|(last, _)| *last < start) {
-                self.minutes.push_back((start, bucket));
+            match self.minutes.back_mut() {
+                Some((last, kept)) if *last == start => kept.merge(&bucket),
+                Some((last, _)) if *last > start => {}
+                _ => self.minutes.push_back((start, bucket)),
             }
         }
+    }
+
+    /// Restores the hour bucket in progress, saved by [`Series::open_buckets`]:
+    /// samples of that hour go on into it.
+    pub fn restore_open_hour(&mut self, start: i64, bucket: Bucket) {
+        match &mut self.current_hour {
+            Some((hour, kept)) if *hour == start => kept.merge(&bucket),
+            Some(_) => {}
+            None => self.current_hour = Some((start, bucket)),
+        }
+    }
+
+    /// The buckets still open (the current minute and hour), to save so
+    /// that a restart keeps their peaks; saved again, they replace what
+    /// was saved before.
+    pub fn open_buckets(&self) -> Vec<ClosedBucket> {
+        let minute = self.current_minute.map(|(start, bucket)| ClosedBucket {
+            resolution: 60,
+            start,
+            bucket,
+        });
+        let hour = self.current_hour.map(|(start, bucket)| ClosedBucket {
+            resolution: 3600,
+            start,
+            bucket,
+        });
+        minute.into_iter().chain(hour).collect()
     }
 
     /// Records a sample at `t`; returns buckets that closed and should be stored.
@@ -233,10 +265,17 @@ impl Series {
             });
             self.current_minute = None;
         }
-        self.current_minute
-            .get_or_insert((minute, Bucket::default()))
-            .1
-            .add(usage);
+        if self.current_minute.is_none() {
+            // A minute saved while open (before a restart) goes on.
+            let resumed = match self.minutes.back() {
+                Some((start, _)) if *start == minute => self.minutes.pop_back(),
+                _ => None,
+            };
+            self.current_minute = Some(resumed.unwrap_or((minute, Bucket::default())));
+        }
+        if let Some((_, bucket)) = &mut self.current_minute {
+            bucket.add(usage);
+        }
         while self
             .minutes
             .front()
@@ -404,6 +443,50 @@ mod tests {
         Usage {
             memory_bytes: bytes,
             ..Usage::default()
+        }
+    }
+
+    #[test]
+    fn an_open_minute_saved_before_a_restart_keeps_its_peak() {
+        let spike = Usage {
+            memory_bytes: 400.0,
+            ..Usage::default()
+        };
+        let calm = Usage {
+            memory_bytes: 10.0,
+            ..Usage::default()
+        };
+        let minute = 60 * 1000;
+        let mut before = Series::default();
+        for t in 0..6 {
+            before.record(minute + t, spike);
+        }
+        let saved = before.open_buckets();
+        assert_eq!(saved.len(), 2, "{saved:?}");
+        // The restarted daemon restores what was saved, then samples on in
+        // the same minute and hour.
+        let mut after = Series::default();
+        after.restore_minutes(
+            saved
+                .iter()
+                .filter(|c| c.resolution == 60)
+                .map(|c| (c.start, c.bucket)),
+        );
+        for c in saved.iter().filter(|c| c.resolution == 3600) {
+            after.restore_open_hour(c.start, c.bucket);
+        }
+        for t in 20..30 {
+            after.record(minute + t, calm);
+        }
+        assert_eq!(
+            after.stats(minute + 30, Window::Day).max.memory_bytes,
+            400.0
+        );
+        // What is stored at the minute's close still holds the spike.
+        let closed = after.record(minute + 3600, calm);
+        for c in closed {
+            assert_eq!(c.bucket.max[1], 400.0, "{c:?}");
+            assert_eq!(c.bucket.count, 16, "{c:?}");
         }
     }
 

@@ -1,65 +1,62 @@
-//! Unix uid ↔ user name, from `/etc/passwd`, re-read when an unknown uid shows up.
+//! Unix uid ↔ account name, from the name service (NSS: local files, LDAP,
+//! SSSD, extrausers), so that an account created while the daemon runs is
+//! named at the next sample.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Shortest pause between two re-reads of the password file.
-const RELOAD_EVERY: Duration = Duration::from_secs(30);
+use crate::sys::accounts;
 
-/// A cache of the password file.
+/// How long a uid whose lookup failed (a directory service not answering)
+/// is left unnamed before it is asked about again: the sampler must not
+/// wait on it every second.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
+
+/// Names of uids, as the name service gives them.
 #[derive(Debug, Default)]
 pub struct UidNames {
-    by_uid: HashMap<u32, String>,
-    loaded_at: Option<Instant>,
+    /// Uids whose lookup failed, and when.
+    failed: HashMap<u32, Instant>,
 }
 
 impl UidNames {
-    fn reload_if_due(&mut self) {
-        if self.loaded_at.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
-            return;
-        }
-        self.loaded_at = Some(Instant::now());
-        if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
-            self.by_uid = parse_passwd(&text);
-        }
-    }
-
-    /// The name of `uid`, or `uid N` when the password file does not know it.
+    /// The name of `uid`, or `uid N` while the name service does not know
+    /// it (asked again at the next call: its answers are kept briefly).
     pub fn name_of(&mut self, uid: u32) -> String {
-        if !self.by_uid.contains_key(&uid) {
-            self.reload_if_due();
-        }
-        self.by_uid
+        let unnamed = || format!("uid {uid}");
+        if self
+            .failed
             .get(&uid)
-            .cloned()
-            .unwrap_or_else(|| format!("uid {uid}"))
+            .is_some_and(|at| at.elapsed() < RETRY_FAILED_AFTER)
+        {
+            return unnamed();
+        }
+        match accounts::by_uid(uid) {
+            Ok(Some(account)) if printable(&account.name) => {
+                self.failed.remove(&uid);
+                account.name
+            }
+            Ok(_) => unnamed(),
+            Err(e) => {
+                tracing::warn!("{e}; uid {uid} is shown unnamed for a while");
+                self.failed.insert(uid, Instant::now());
+                unnamed()
+            }
+        }
     }
 
-    /// The uid of a user name.
+    /// The uid of an account name (or of `uid N`).
     pub fn uid_of(&mut self, name: &str) -> Option<u32> {
         if let Some(uid) = name.strip_prefix("uid ").and_then(|n| n.parse().ok()) {
             return Some(uid);
         }
-        let find =
-            |map: &HashMap<u32, String>| map.iter().find(|(_, n)| *n == name).map(|(u, _)| *u);
-        find(&self.by_uid).or_else(|| {
-            self.reload_if_due();
-            find(&self.by_uid)
-        })
+        accounts::by_name(name).ok().flatten().map(|a| a.uid)
     }
 }
 
-/// `name:x:uid:…` lines to a uid → name map; names are kept only if printable.
-pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let uid = fields.nth(1)?.parse().ok()?;
-            let printable = !name.is_empty() && name.chars().all(|c| c.is_ascii_graphic());
-            printable.then(|| (uid, name.to_string()))
-        })
-        .collect()
+/// Whether a name can be shown as it is (no control characters, no spaces).
+fn printable(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -67,20 +64,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_passwd_lines() {
-        let map = parse_passwd(
-            "root:x:0:0:root:/root:/bin/bash\nbad line\nalice:x:1001:1001::/home/alice:/bin/sh\n\x1b[31m:x:5:5::/:/\n",
-        );
-        assert_eq!(map.get(&0).map(String::as_str), Some("root"));
-        assert_eq!(map.get(&1001).map(String::as_str), Some("alice"));
-        assert!(!map.contains_key(&5));
-    }
-
-    #[test]
-    fn unknown_uid_gets_a_readable_name() {
+    fn uids_are_named_by_the_name_service() {
         let mut names = UidNames::default();
+        assert_eq!(names.name_of(0), "root");
+        assert_eq!(names.uid_of("root"), Some(0));
         assert_eq!(names.name_of(4_000_000_000), "uid 4000000000");
         assert_eq!(names.uid_of("uid 42"), Some(42));
-        assert_eq!(names.name_of(0), "root");
+        assert_eq!(names.uid_of("no-such-user-here"), None);
+        assert!(!printable("\u{1b}[31m"));
     }
 }

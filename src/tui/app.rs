@@ -92,7 +92,9 @@ impl SortColumn {
 /// A user's detail view on the Dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrillDown {
-    /// Unix user shown.
+    /// Unix uid of the user shown (their account may be renamed meanwhile).
+    pub uid: u32,
+    /// Their account's name when the drill-down opened.
     pub unix_user: String,
     /// Chart window (1h, 24h or 7d).
     pub window: Window,
@@ -665,6 +667,7 @@ mod tests {
         press(&mut s, KeyCode::Enter);
         assert_eq!(s.request, Some(DashboardRequest::OpenSelected));
         s.dashboard.drill = Some(DrillDown {
+            uid: 1001,
             unix_user: "alice".into(),
             window: Window::Hour,
         });

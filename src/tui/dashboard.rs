@@ -7,7 +7,7 @@ use ratatui::widgets::{
     Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
 };
 
-use super::app::{DashboardState, MetricPair, SortColumn};
+use super::app::{DashboardState, DrillDown, MetricPair, SortColumn};
 use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
 use crate::lab::sizing_hint;
 use crate::monitor::{Metric, Usage, UsageSnapshot, UserUsage, Window};
@@ -108,7 +108,7 @@ pub(super) fn render_dashboard(
         render_host(frame, header, usage);
     }
     match &state.drill {
-        Some(drill) => render_drill(frame, body, snap, &drill.unix_user, drill.window),
+        Some(drill) => render_drill(frame, body, snap, drill),
         None => render_users(frame, body, snap, state),
     }
     if gpu_rows > 0 {
@@ -290,7 +290,7 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
     let (first, second) = metric_getters(state.metrics);
     let fmt_first: Formatter = match state.metrics {
         MetricPair::CpuMemory => cores,
-        MetricPair::Gpu => |v| format!("{v:.0}"),
+        MetricPair::Gpu => |v| format!("{v:.1}"),
     };
     let wide = area.width >= WIDE;
     let name_width: u16 = if wide { 16 } else { 10 };
@@ -363,8 +363,10 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
     frame.render_stateful_widget(table, area, &mut table_state);
 }
 
-fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, unix_user: &str, window: Window) {
-    let user = snap.usage.users.iter().find(|u| u.unix_user == unix_user);
+fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, drill: &DrillDown) {
+    let window = drill.window;
+    let user = snap.usage.users.iter().find(|u| u.uid == drill.uid);
+    let unix_user = user.map_or(drill.unix_user.as_str(), |u| u.unix_user.as_str());
     let shown = snap
         .lab_names
         .get(unix_user)
@@ -393,7 +395,7 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, unix_user: &str
     frame.render_widget(
         Paragraph::new(vec![
             Line::from(format!(
-                "peak CPU {} cores, memory {}, GPUs {:.0}, GPU memory {}   (mean CPU {}, memory {})",
+                "peak CPU {} cores, memory {}, GPUs busy {:.1}, GPU memory {}   (mean CPU {}, memory {})",
                 cores(stats.max.cpu_cores),
                 short_bytes(stats.max.memory_bytes),
                 stats.max.gpus,

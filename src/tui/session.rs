@@ -144,6 +144,7 @@ pub async fn run_tui_session<S: FrameSink>(
                 let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
                 if let Some(row) = rows.get(index) {
                     view.dashboard.drill = Some(DrillDown {
+                        uid: row.usage.uid,
                         unix_user: row.usage.unix_user.clone(),
                         window: Window::Hour,
                     });
@@ -267,7 +268,7 @@ pub async fn run_tui_session<S: FrameSink>(
         let rows = snapshot.usage.users.len();
         view.dashboard.selected = view.dashboard.selected.min(rows.saturating_sub(1));
         if let Some(drill) = &view.dashboard.drill {
-            snapshot.drill_chart = lab.usage_chart(&principal, &drill.unix_user, drill.window);
+            snapshot.drill_chart = lab.usage_chart(&principal, drill.uid, drill.window);
         }
         let Ok(frame) = screen.frame(|buffer| render(buffer, &view, &snapshot)) else {
             tracing::warn!(user = %principal.user, "drawing failed; ending session");

@@ -314,6 +314,7 @@ fn drill_down_shows_charts_processes_and_hint() {
         .collect();
     let mut v = view(Role::Member, Tab::Dashboard);
     v.dashboard.drill = Some(DrillDown {
+        uid: 1001,
         unix_user: "alice".into(),
         window: Window::Hour,
     });
