@@ -49,7 +49,7 @@ async fn run(n: usize) {
     let config = dir.path().join("bench.toml");
     std::fs::write(
         &config,
-        "[server]\nmax_connections_per_key = 1024\nmax_sessions = 2048\n",
+        "[server]\nmax_connections_per_key = 1024\nmax_connections_per_user = 1024\nmax_sessions = 2048\nmax_sessions_per_user = 2048\nmax_startups = 1024\nmax_startups_per_source = 1024\n",
     )
     .expect("config");
     let config = config.to_string_lossy().into_owned();

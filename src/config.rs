@@ -68,10 +68,24 @@ pub struct ServerConfig {
     pub max_auth_attempts: u32,
     /// Simultaneous connections per key.
     pub max_connections_per_key: u32,
+    /// Simultaneous connections per lab user.
+    pub max_connections_per_user: u32,
     /// Simultaneous sessions on the server.
     pub max_sessions: u32,
-    /// Simultaneous TCP connections, authenticated or not.
+    /// Simultaneous sessions per lab user.
+    pub max_sessions_per_user: u32,
+    /// Simultaneous logged-in connections.
     pub max_connections: u32,
+    /// Connections and sessions (of the totals) kept for admins.
+    pub admin_reserve: u32,
+    /// Connections not logged in yet, in all.
+    pub max_startups: u32,
+    /// Connections not logged in yet, from one address.
+    pub max_startups_per_source: u32,
+    /// Refuse for a while sources whose connections end without logging in.
+    pub penalize_sources: bool,
+    /// Seconds a connection has to log in.
+    pub login_grace_secs: u64,
     /// Simultaneous sessions (channels) on one connection.
     pub max_channels_per_connection: u32,
     /// Idle seconds before disconnect (0: never).
@@ -163,8 +177,15 @@ impl Default for Config {
                 ssh_user: "lab".into(),
                 max_auth_attempts: 6,
                 max_connections_per_key: 16,
+                max_connections_per_user: 32,
                 max_sessions: 512,
+                max_sessions_per_user: 64,
                 max_connections: 1024,
+                admin_reserve: 4,
+                max_startups: 64,
+                max_startups_per_source: 8,
+                penalize_sources: true,
+                login_grace_secs: 10,
                 max_channels_per_connection: 16,
                 idle_timeout_secs: 3600,
                 max_exec_command_bytes: 8192,
@@ -300,11 +321,19 @@ impl Config {
                 "must be a non-empty name without spaces".into(),
             ));
         }
-        let positive: [(&str, u64); 7] = [
+        let positive: [(&str, u64); 12] = [
             ("max_auth_attempts", s.max_auth_attempts.into()),
             ("max_connections_per_key", s.max_connections_per_key.into()),
+            (
+                "max_connections_per_user",
+                s.max_connections_per_user.into(),
+            ),
             ("max_sessions", s.max_sessions.into()),
+            ("max_sessions_per_user", s.max_sessions_per_user.into()),
             ("max_connections", s.max_connections.into()),
+            ("max_startups", s.max_startups.into()),
+            ("max_startups_per_source", s.max_startups_per_source.into()),
+            ("login_grace_secs", s.login_grace_secs),
             (
                 "max_channels_per_connection",
                 s.max_channels_per_connection.into(),
@@ -315,6 +344,21 @@ impl Config {
         for (key, value) in positive {
             if value == 0 {
                 return Err(invalid("server", key, "must be at least 1".into()));
+            }
+        }
+        for (key, total) in [
+            ("max_sessions", s.max_sessions),
+            ("max_connections", s.max_connections),
+        ] {
+            if s.admin_reserve >= total {
+                return Err(invalid(
+                    "server",
+                    "admin_reserve",
+                    format!(
+                        "{} leaves no {key} for members and viewers",
+                        s.admin_reserve
+                    ),
+                ));
             }
         }
         if !(50..=60_000).contains(&self.tui.refresh_ms) {

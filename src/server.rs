@@ -14,7 +14,7 @@ use crate::exec::{LaunchContext, RunnerSettings};
 use crate::lab::{AdminBootstrap, BootstrapReport, Lab, LabError, QueueSettings, RunnerHandle};
 use crate::monitor::{GpuSourceSpec, MonitorSettings, spawn_monitor};
 use crate::ssh::{
-    ConnectionHandler, ConnectionLimits, HostKey, ServerShared, generate_ed25519,
+    ConnectionHandler, ConnectionLimits, HostKey, LimitSettings, ServerShared, generate_ed25519,
     load_or_create_host_key, write_private_key,
 };
 use crate::store::{Store, StoreError};
@@ -150,10 +150,7 @@ pub async fn start(
     let russh_config = Arc::new(russh_config(&config, &host_key));
     let shared = Arc::new(ServerShared {
         lab: lab.clone(),
-        limits: ConnectionLimits::new(
-            config.server.max_connections_per_key as usize,
-            config.server.max_sessions as usize,
-        ),
+        limits: ConnectionLimits::new(limit_settings(&config)),
         config: Arc::new(config),
     });
     let launcher = Arc::new(crate::exec::Launcher::new(
@@ -212,10 +209,42 @@ pub async fn start(
     })
 }
 
+/// Key exchanges offered: the post-quantum hybrid first (OpenSSH 9.9 and
+/// later choose it); curve25519 for older clients (ssh-audit notes that it
+/// is not post-quantum: the documented exception of its test); no
+/// finite-field Diffie-Hellman, whose cheap-to-ask, costly-to-answer
+/// exchanges invite the DHEat attack; the extension and strict-kex markers.
+const KEX: &[russh::kex::Name] = &[
+    russh::kex::MLKEM768X25519_SHA256,
+    russh::kex::CURVE25519,
+    russh::kex::EXTENSION_SUPPORT_AS_SERVER,
+    russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+
+/// Ciphers offered: authenticated encryption first, counter mode for old
+/// clients (with encrypt-then-MAC only).
+const CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_GCM,
+    russh::cipher::AES_128_GCM,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_128_CTR,
+];
+
+/// MACs offered: encrypt-then-MAC only.
+const MACS: &[russh::mac::Name] = &[russh::mac::HMAC_SHA512_ETM, russh::mac::HMAC_SHA256_ETM];
+
 fn russh_config(config: &Config, host_key: &HostKey) -> russh::server::Config {
     let server = &config.server;
     russh::server::Config {
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        preferred: russh::Preferred {
+            kex: std::borrow::Cow::Borrowed(KEX),
+            cipher: std::borrow::Cow::Borrowed(CIPHERS),
+            mac: std::borrow::Cow::Borrowed(MACS),
+            ..russh::Preferred::default()
+        },
         keys: vec![host_key.key.clone()],
         max_auth_attempts: server.max_auth_attempts as usize,
         auth_rejection_time: Duration::from_millis(300),
@@ -230,21 +259,34 @@ fn russh_config(config: &Config, host_key: &HostKey) -> russh::server::Config {
     }
 }
 
-/// Seconds a connection has to authenticate before it is dropped.
-const LOGIN_GRACE: Duration = Duration::from_secs(30);
+/// The connection limits of the configuration.
+fn limit_settings(config: &Config) -> LimitSettings {
+    let s = &config.server;
+    LimitSettings {
+        max_startups: s.max_startups as usize,
+        max_startups_per_source: s.max_startups_per_source as usize,
+        penalize_sources: s.penalize_sources,
+        max_connections: s.max_connections as usize,
+        max_connections_per_user: s.max_connections_per_user as usize,
+        max_connections_per_key: s.max_connections_per_key as usize,
+        max_sessions: s.max_sessions as usize,
+        max_sessions_per_user: s.max_sessions_per_user as usize,
+        admin_reserve: s.admin_reserve as usize,
+    }
+}
 
 /// Accepts connections forever: an accept error (e.g. out of file
-/// descriptors) is logged and retried, never fatal; connections beyond
-/// `server.max_connections` are closed at once; a connection that has not
-/// authenticated within [`LOGIN_GRACE`] is dropped.
+/// descriptors) is logged and retried, never fatal. A connection is
+/// admitted by the limits (see [`crate::ssh::ConnectionLimits`]) or told
+/// why not and closed; one that has not logged in within
+/// `server.login_grace_secs` is dropped; a removed user or key loses its
+/// connections at once.
 async fn accept_loop(
     listener: TcpListener,
     config: Arc<russh::server::Config>,
     shared: Arc<ServerShared>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(
-        shared.config.server.max_connections as usize,
-    ));
+    let login_grace = Duration::from_secs(shared.config.server.login_grace_secs);
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -254,17 +296,20 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(peer = %peer, "refused connection: server at max_connections");
-            continue;
+        let startup = match shared.limits.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::debug!(peer = %peer, "refused connection: {why}");
+                refuse(socket, why.banner());
+                continue;
+            }
         };
         let _ = socket.set_nodelay(true);
         let handler = ConnectionHandler::new(Arc::clone(&shared), Some(peer));
-        let authenticated = handler.authenticated();
+        let mut authenticated = handler.authenticated();
         let config = Arc::clone(&config);
         let lab = shared.lab.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             let session = match russh::server::run_stream(config, socket, handler).await {
                 Ok(session) => session,
                 Err(e) => {
@@ -274,9 +319,9 @@ async fn accept_loop(
             };
             let handle = session.handle();
             let mut revocations = lab.revocations();
-            let login_deadline = tokio::time::sleep(LOGIN_GRACE);
+            let login_deadline = tokio::time::sleep(login_grace);
             tokio::pin!(session, login_deadline);
-            let mut login_checked = false;
+            let mut startup = Some(startup);
             let mut watching = true;
             let farewell = loop {
                 tokio::select! {
@@ -286,12 +331,19 @@ async fn accept_loop(
                         }
                         return;
                     }
-                    _ = &mut login_deadline, if !login_checked => {
-                        login_checked = true;
-                        if authenticated.get().is_none() {
-                            tracing::warn!(peer = %peer, "dropped connection: no authentication within {} s", LOGIN_GRACE.as_secs());
-                            break "authentication took too long".to_string();
+                    changed = authenticated.changed(), if startup.is_some() => {
+                        if changed.is_ok() && authenticated.borrow().is_some()
+                            && let Some(slot) = startup.take()
+                        {
+                            slot.logged_in();
                         }
+                    }
+                    _ = &mut login_deadline, if startup.is_some() => {
+                        tracing::warn!(peer = %peer, "dropped connection: no login within {} s", login_grace.as_secs());
+                        if let Some(slot) = &mut startup {
+                            slot.overstayed();
+                        }
+                        break "authentication took too long".to_string();
                     }
                     // A removed user or key loses its open connections at once.
                     changed = revocations.changed(), if watching => {
@@ -299,7 +351,8 @@ async fn accept_loop(
                             watching = false;
                             continue;
                         }
-                        if let Some(Err(e)) = authenticated.get().map(|p| lab.current(p)) {
+                        let who = authenticated.borrow().clone();
+                        if let Some(Err(e)) = who.map(|p| lab.current(&p)) {
                             tracing::info!(peer = %peer, "closed connection: {e}");
                             break e.to_string();
                         }
@@ -312,8 +365,16 @@ async fn accept_loop(
             if let Err(e) = session.await {
                 tracing::debug!(peer = %peer, "connection ended: {e}");
             }
+            drop(startup);
         });
     }
+}
+
+/// Tells a refused client why, as OpenSSH does in place of its banner, and
+/// closes the connection (without waiting on the client).
+fn refuse(socket: tokio::net::TcpStream, banner: &'static [u8]) {
+    let _ = socket.try_write(banner);
+    drop(socket);
 }
 
 /// The queue defaults of the configuration (already validated).

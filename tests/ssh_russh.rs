@@ -309,7 +309,9 @@ async fn tui_survives_random_bytes_and_broken_escape_sequences() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_sessions_all_receive_frames() {
-    let (_dir, admin, server) = setup_with_config("[server]\nmax_connections_per_key = 64\n");
+    let (_dir, admin, server) = setup_with_config(
+        "[server]\nmax_connections_per_key = 64\nmax_connections_per_user = 64\n",
+    );
     let mut tasks = Vec::new();
     for i in 0..50 {
         let handle = session(&server, &admin).await;

@@ -13,7 +13,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, ChannelWriteHalf, MethodKind
 use tokio::sync::{mpsc, watch};
 
 use super::channel_io::ChannelOutput;
-use super::limits::{ConnectionLimits, KeySlot, SessionSlot};
+use super::limits::{ConnectionLimits, ConnectionSlot, SessionSlot};
 use crate::cli::{CommandOutput, LabCommand, StdinSource, exit, parse_exec_line, run_command};
 use crate::config::Config;
 use crate::lab::{Lab, Principal, SessionKind};
@@ -76,9 +76,10 @@ pub struct ConnectionHandler {
     shared: Arc<ServerShared>,
     peer: Option<SocketAddr>,
     principal: Option<Principal>,
-    /// Who authenticated, once someone has.
-    authenticated: Arc<std::sync::OnceLock<Principal>>,
-    key_slot: Option<KeySlot>,
+    /// Who authenticated, once someone has (the accept loop watches it).
+    authenticated: watch::Sender<Option<Principal>>,
+    /// The logged-in connection's slot.
+    connection_slot: Option<ConnectionSlot>,
     channels: HashMap<ChannelId, ChannelState>,
     /// Channels whose program ended; their state is dropped at the next callback.
     finished_tx: mpsc::UnboundedSender<ChannelId>,
@@ -107,8 +108,8 @@ impl ConnectionHandler {
             shared,
             peer,
             principal: None,
-            authenticated: Arc::default(),
-            key_slot: None,
+            authenticated: watch::Sender::new(None),
+            connection_slot: None,
             channels: HashMap::new(),
             finished_tx,
             finished_rx,
@@ -116,8 +117,8 @@ impl ConnectionHandler {
     }
 
     /// Who the client authenticated as, once it has.
-    pub fn authenticated(&self) -> Arc<std::sync::OnceLock<Principal>> {
-        Arc::clone(&self.authenticated)
+    pub fn authenticated(&self) -> watch::Receiver<Option<Principal>> {
+        self.authenticated.subscribe()
     }
 
     fn peer(&self) -> String {
@@ -229,17 +230,20 @@ impl russh::server::Handler for ConnectionHandler {
         let Some((info, principal)) = self.check_key(user, key.public_key) else {
             return Ok(Self::publickey_only());
         };
-        let Some(slot) = self.shared.limits.acquire_key(&info.fingerprint) else {
-            tracing::warn!(
-                peer = %self.peer(), user = %principal.user,
-                "refused: key {} already has {} connections",
-                info.fingerprint, self.shared.config.server.max_connections_per_key
-            );
-            return Ok(Auth::reject());
+        let slot = match self.shared.limits.connect(
+            &principal.user,
+            &info.fingerprint,
+            principal.is_admin(),
+        ) {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::warn!(peer = %self.peer(), user = %principal.user, "refused: {why}");
+                return Ok(Auth::reject());
+            }
         };
         tracing::info!(peer = %self.peer(), user = %principal.user, key = %info.fingerprint, "authenticated");
-        self.key_slot = Some(slot);
-        let _ = self.authenticated.set(principal.clone());
+        self.connection_slot = Some(slot);
+        self.authenticated.send_replace(Some(principal.clone()));
         self.principal = Some(principal);
         Ok(Auth::Accept)
     }
@@ -260,10 +264,23 @@ impl russh::server::Handler for ConnectionHandler {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
-        let Some(slot) = self.shared.limits.acquire_session() else {
-            tracing::warn!(peer = %self.peer(), "refused session: server at max_sessions");
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        let Some(principal) = &self.principal else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
+        };
+        let slot = match self
+            .shared
+            .limits
+            .open_session(&principal.user, principal.is_admin())
+        {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::warn!(peer = %self.peer(), user = %principal.user, "refused session: {why}");
+                reply.reject(ChannelOpenFailure::ResourceShortage).await;
+                return Ok(());
+            }
         };
         let id = channel.id();
         // The read half is dropped: input arrives through the handler callbacks,
