@@ -54,6 +54,8 @@ pub struct QueueConfig {
     /// Run experiments as the daemon's own user when it is not root
     /// (single-user mode); without it such a daemon runs none.
     pub run_as_daemon_user: bool,
+    /// Most output one experiment may write (`10G`); admins may allow more.
+    pub max_output: String,
 }
 
 /// Settings of the embedded SSH server.
@@ -212,6 +214,7 @@ impl Default for Config {
                 cgroups: true,
                 disk_reserve: "256M".into(),
                 run_as_daemon_user: false,
+                max_output: "10G".into(),
             },
         }
     }
@@ -436,6 +439,9 @@ impl Config {
         }
         if let Err(e) = crate::model::parse_duration(&q.default_time) {
             return Err(invalid("queue", "default_time", e));
+        }
+        if let Err(e) = crate::model::parse_size(&q.max_output) {
+            return Err(invalid("queue", "max_output", e));
         }
         if q.max_processes < 8 {
             return Err(invalid(

@@ -171,6 +171,8 @@ pub async fn start(
             max_processes: shared.config.queue.max_processes,
         },
         grace: Duration::from_secs(shared.config.queue.kill_grace_secs),
+        output_limit: lab.default_output_limit(),
+        disk_reserve: queue_settings(&shared.config)?.disk_reserve_bytes,
     };
     tracing::info!(
         "experiments run {} and {}",
@@ -397,6 +399,8 @@ pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
         disk_reserve_bytes: disk_reserve(&q.disk_reserve)
             .map_err(|e| invalid("disk_reserve", e))?,
         run_refusal: run_refusal(crate::sys::is_root(), q.run_as_daemon_user),
+        max_output_bytes: crate::model::parse_size(&q.max_output)
+            .map_err(|e| invalid("max_output", e))?,
     })
 }
 

@@ -805,14 +805,14 @@ impl Drop for Unmount {
     }
 }
 
-#[tokio::test]
-async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
+/// A 64 MiB tmpfs mounted as the data directory in `dir`; `None` (and why,
+/// printed) where this cannot be done.
+fn small_data_disk(dir: &std::path::Path) -> Option<(std::path::PathBuf, Unmount)> {
     if !is_root() {
         eprintln!("skipped: mounting a small filesystem for the data disk needs root");
-        return;
+        return None;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    let data = dir.join("data");
     std::fs::create_dir(&data).expect("mount point");
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
@@ -821,9 +821,63 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
         .is_ok_and(|s| s.success());
     if !mounted {
         eprintln!("skipped: cannot mount a tmpfs here");
-        return;
+        return None;
     }
-    let _unmount = Unmount(data.clone());
+    Some((data.clone(), Unmount(data)))
+}
+
+#[tokio::test]
+async fn a_run_that_writes_without_end_is_stopped_and_others_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((data, _unmount)) = small_data_disk(dir.path()) else {
+        return;
+    };
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let config = dir.path().join("labbench.toml");
+    std::fs::write(
+        &config,
+        "[queue]\ndisk_reserve = \"16M\"\nmax_output = \"8M\"\n",
+    )
+    .expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let server = TestServer::start_with(&data, Some(&admin), &["--config", &config]);
+    let handle = session(&server, &admin).await;
+    let mike = add_member(&server, &handle, dir.path(), "mike", "member").await;
+    let mary = add_member(&server, &handle, dir.path(), "mary", "member").await;
+    // Mary's run writes its output only at its end, after the flood.
+    let steady = submit(&mary, "-- sh -c 'sleep 3; echo steady result'").await;
+    common::lab::wait_running(&mary, steady).await;
+    // Mike's writes far more than the disk holds.
+    let hog = submit(&mike, "-- head -c 100M /dev/zero").await;
+    let e = wait_state(&mike, hog).await;
+    assert_eq!(e["state"]["outcome"], "killed_by_limit", "{e}");
+    assert_eq!(last_reason(&e), "output limit 8.0M exceeded", "{e}");
+    let out = exec(&mike, &format!("logs {hog}"), None).await;
+    assert!(
+        out.stdout.ends_with(
+            "[labbench: output limit 8.0M exceeded; the output after this point was dropped]\n"
+        ),
+        "{:?}",
+        &out.stdout[out.stdout.len().saturating_sub(200)..]
+    );
+    // Its output gave the space back; Mary's run and later submissions are unaffected.
+    let e = wait_state(&mary, steady).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let out = exec(&mary, &format!("logs {steady}"), None).await;
+    assert_eq!(out.stdout, "steady result\n");
+    let later = submit(&mary, "-- echo later").await;
+    let e = wait_state(&mary, later).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    drop((handle, mike, mary));
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((data, _unmount)) = small_data_disk(dir.path()) else {
+        return;
+    };
     let admin = TestKey::generate(dir.path(), "admin_key");
     let config = dir.path().join("labbench.toml");
     std::fs::write(&config, "[queue]\ndisk_reserve = \"24M\"\n").expect("config");
@@ -906,6 +960,48 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
     let last = submit(&handle, "-- true").await;
     let last = wait_state(&handle, last).await;
     assert_eq!(last["state"]["outcome"], "succeeded", "{last}");
+
+    // The disk filled to the last byte: a write fails, and sled writes no
+    // more; once space is back, the database works again without a restart.
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    let small = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut file, &small).is_ok() {}
+    drop(file);
+    // sled writes into space its files already hold, until that runs out.
+    let mut failed = None;
+    for i in 0..500 {
+        let out = exec(
+            &handle,
+            &format!("user add z{i} --role viewer --no-unix-user"),
+            None,
+        )
+        .await;
+        if out.status != Some(0) {
+            failed = Some(out);
+            break;
+        }
+    }
+    let failed = failed.expect("a write on a full disk fails");
+    assert_eq!(failed.status, Some(1), "{failed:?}");
+    assert!(
+        failed.stderr.contains("No space left") || failed.stderr.contains("database"),
+        "{failed:?}"
+    );
+    std::fs::remove_file(&filler).expect("free the disk");
+    let mut added = None;
+    for _ in 0..50 {
+        let out = exec(&handle, "user add zed --role viewer --no-unix-user", None).await;
+        if out.status == Some(0) {
+            added = Some(out);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(added.is_some(), "the database never wrote again");
+    let again = submit(&handle, "-- echo again").await;
+    let again = wait_state(&handle, again).await;
+    assert_eq!(again["state"]["outcome"], "succeeded", "{again}");
     drop(handle);
     server.stop();
 }

@@ -66,6 +66,10 @@ pub struct SubmitArgs {
     /// Only you and admins may read its output and see what it runs.
     #[arg(long)]
     pub private: bool,
+    /// Most output it may write (stdout, stderr and metrics together), e.g.
+    /// 1G; more than queue.max_output only as admin.
+    #[arg(long, value_parser = parse_size)]
+    pub max_output: Option<u64>,
     /// Print JSON: {"id": N}.
     #[arg(long)]
     pub json: bool,
@@ -169,6 +173,7 @@ pub fn submit(lab: &Lab, p: &Principal, args: SubmitArgs) -> CommandOutput {
         time_limit_secs: args.time,
         priority: args.priority.unwrap_or(0),
         private: args.private,
+        max_output_bytes: args.max_output,
     };
     match lab.submit(p, request) {
         Ok(id) if args.json => CommandOutput::json(&serde_json::json!({ "id": id })),

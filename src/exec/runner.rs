@@ -38,6 +38,9 @@ struct Stopping {
     sent: Option<i32>,
     /// Whether the supervisor was killed too (it outlived SIGKILL's grace).
     supervisor_killed: bool,
+    /// Bytes of output to keep once it has ended (the rest is cut, with a
+    /// note): for a run stopped for what it wrote.
+    trim_to: Option<u64>,
 }
 
 /// A running experiment as the runner tracks it.
@@ -50,6 +53,10 @@ struct Tracked {
     time_limit_secs: u64,
     /// When the wall-time limit is reached, seconds since the epoch.
     ends_by: i64,
+    /// Most bytes its output may take.
+    output_limit: u64,
+    /// Bytes of output at the last tick, and what they grew by in it.
+    output: (u64, u64),
     memory_bytes: u64,
     gpus: usize,
     stopping: Option<Stopping>,
@@ -92,6 +99,8 @@ impl Tracked {
             cgroup,
             time_limit_secs: e.spec.resources.time_limit_secs,
             ends_by: e.spec.resources.ends_by(started_at),
+            output_limit: e.spec.max_output_bytes.unwrap_or(u64::MAX),
+            output: (0, 0),
             memory_bytes: e.spec.resources.memory_bytes,
             gpus,
             stopping: None,
@@ -131,6 +140,22 @@ pub struct RunnerSettings {
     pub launch: LaunchContext,
     /// Time between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Most bytes an experiment's output may take unless it says otherwise.
+    pub output_limit: u64,
+    /// Bytes kept free on the data disk: below, the experiment writing
+    /// most is stopped.
+    pub disk_reserve: u64,
+}
+
+impl RunnerSettings {
+    /// The output limit of experiment `t`: its own, or the default.
+    fn output_limit_of(&self, t: &Tracked) -> u64 {
+        if t.output_limit == u64::MAX {
+            self.output_limit
+        } else {
+            t.output_limit
+        }
+    }
 }
 
 /// Runs until the service goes away.
@@ -216,6 +241,14 @@ pub async fn run(
                 note_reports(read_reports(pipe.get_ref()), &mut tracked, &settings);
             }
             cgroup::release_emptied();
+            // The database stopped writing (the disk filled) and space is
+            // back: it was reopened, and what the runner could not record
+            // meanwhile is found again as after a restart.
+            if lab.heal_store() {
+                for (id, t) in reattach(&lab, &settings, &exits) {
+                    tracked.entry(id).or_insert(t);
+                }
+            }
         }
         let running = tracked.len();
         let (freed, staged) = watch(&lab, &mut tracked, &settings, ticked);
@@ -477,6 +510,7 @@ fn stop(t: &mut Tracked, outcome: Outcome, reason: String, grace: Duration) {
         kill_at: tokio::time::Instant::now() + grace,
         sent: Some(libc::SIGTERM),
         supervisor_killed: false,
+        trim_to: None,
     });
 }
 
@@ -499,6 +533,106 @@ fn signal_all(t: &Tracked, signal: i32) {
     }
 }
 
+/// Measures each experiment's output and stops those over their output
+/// limit; when the data disk has fallen below its reserve, also the one
+/// that wrote most since the last tick (the disk is shared: its reserve
+/// is what lets every run's end be recorded).
+fn guard_output(tracked: &mut HashMap<u64, Tracked>, settings: &RunnerSettings) {
+    for (id, t) in tracked.iter_mut() {
+        check_output(*id, t, settings);
+    }
+    let reserve = settings.disk_reserve;
+    let Some(free) = crate::sys::free_bytes(&settings.launch.data_dir) else {
+        return;
+    };
+    if reserve == 0 || free >= reserve {
+        return;
+    }
+    let writer = tracked
+        .values_mut()
+        .filter(|t| t.stopping.is_none() && t.output.1 > 0)
+        .max_by_key(|t| t.output.1);
+    if let Some(t) = writer {
+        let reason = format!(
+            "the data disk fell below its reserve ({} free, {} kept) while it wrote {} in a quarter second",
+            crate::units::short_bytes(free as f64),
+            crate::units::short_bytes(reserve as f64),
+            crate::units::short_bytes(t.output.1 as f64)
+        );
+        stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
+        // Its output gives the disk its reserve back (and a little more).
+        let short = reserve - free + (1 << 20);
+        let keep = t.output.0.saturating_sub(short);
+        trim(t, keep);
+    }
+}
+
+/// Measures experiment `id`'s output; stops it (and has its output cut)
+/// when over its limit.
+fn check_output(id: u64, t: &mut Tracked, settings: &RunnerSettings) {
+    let files = ExperimentFiles::new(&settings.launch.data_dir, id);
+    let bytes: u64 = [files.stdout(), files.stderr(), files.metrics()]
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    t.output = (bytes, bytes.saturating_sub(t.output.0));
+    let limit = settings.output_limit_of(t);
+    if t.stopping.is_none() && bytes > limit {
+        let reason = format!(
+            "output limit {} exceeded",
+            crate::units::short_bytes(limit as f64)
+        );
+        stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
+        trim(t, limit);
+    }
+}
+
+/// Has the output of the stopping experiment `t` cut to `keep` bytes once it ended.
+fn trim(t: &mut Tracked, keep: u64) {
+    if let Some(s) = &mut t.stopping {
+        s.trim_to = Some(keep);
+    }
+}
+
+/// Cuts an ended experiment's output to `keep` bytes in all (stdout first,
+/// then stderr, then metrics), each cut log ending with a note saying so.
+fn trim_output(files: &ExperimentFiles, keep: u64, why: &str) {
+    let mut left = keep;
+    for (path, note) in [
+        (files.stdout(), true),
+        (files.stderr(), true),
+        (files.metrics(), false),
+    ] {
+        let Ok(len) = std::fs::metadata(&path).map(|m| m.len()) else {
+            continue;
+        };
+        let kept = len.min(left);
+        left -= kept;
+        if kept == len {
+            continue;
+        }
+        let cut = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_len(kept));
+        if let Err(e) = cut {
+            tracing::warn!("cannot cut {}: {e}", path.display());
+            continue;
+        }
+        if note {
+            let marker = format!("\n[labbench: {why}; the output after this point was dropped]\n");
+            let appended = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, marker.as_bytes()));
+            if let Err(e) = appended {
+                tracing::warn!("cannot note the cut in {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 /// Checks running experiments (limits and kills only when `ticked`);
 /// stages the ends of those that ended. Returns their cgroups and whether
 /// anything was staged.
@@ -510,6 +644,9 @@ fn watch(
 ) -> (Vec<ExperimentCgroup>, bool) {
     let now = crate::lab::now();
     let mut ended = Vec::new();
+    if ticked {
+        guard_output(tracked, settings);
+    }
     for (id, t) in tracked.iter_mut() {
         if t.has_ended(ticked) {
             ended.push(*id);
@@ -580,7 +717,9 @@ fn watch(
     let mut freed = Vec::new();
     let mut changes = Vec::new();
     for id in ended {
-        if let Some(t) = tracked.remove(&id) {
+        if let Some(mut t) = tracked.remove(&id) {
+            // One that wrote past its limit and ended before a tick saw it.
+            check_output(id, &mut t, settings);
             changes.push(finish(id, &t, settings, false));
             freed.extend(keep_supervisor(t, settings));
         }
@@ -638,6 +777,15 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
         oom = cg.oom_kills() > 0;
     } else {
         crate::sys::signal_session(t.pid, libc::SIGKILL, None);
+    }
+    if let Some(s) = &t.stopping
+        && let Some(keep) = s.trim_to
+    {
+        trim_output(
+            &ExperimentFiles::new(&settings.launch.data_dir, id),
+            keep,
+            &s.reason,
+        );
     }
     let elapsed = (crate::lab::now() - t.started_at).max(0) as f64;
     // GPUs are reserved whole: GPU-seconds are the reservation's.
@@ -936,6 +1084,7 @@ fn release_started(
                 kill_at: tokio::time::Instant::now(),
                 sent: None,
                 supervisor_killed: false,
+                trim_to: None,
             });
         }
         tracked.insert(e.id, t);

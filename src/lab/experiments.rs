@@ -50,6 +50,8 @@ pub struct QueueSettings {
     /// Why no experiment may run on this host, if none may (a daemon not
     /// running as root, outside single-user mode).
     pub run_refusal: Option<String>,
+    /// Most bytes an experiment's output may take unless an admin allows more.
+    pub max_output_bytes: u64,
 }
 
 impl Default for QueueSettings {
@@ -60,6 +62,7 @@ impl Default for QueueSettings {
             default_time_secs: 86_400,
             disk_reserve_bytes: 0,
             run_refusal: None,
+            max_output_bytes: 10 << 30,
         }
     }
 }
@@ -99,6 +102,8 @@ pub struct SubmitRequest {
     pub priority: i32,
     /// Only its owner and admins may read its output and see what it runs.
     pub private: bool,
+    /// Most bytes of output (more than the queue's default: admins only).
+    pub max_output_bytes: Option<u64>,
 }
 
 /// Which experiments `ls` shows.
@@ -156,6 +161,16 @@ impl Lab {
             return Err(LabError::PermissionDenied(
                 "only admins can submit with a priority above 0".into(),
             ));
+        }
+        if request
+            .max_output_bytes
+            .is_some_and(|max| max > self.queue.max_output_bytes)
+            && !p.is_admin()
+        {
+            return Err(LabError::PermissionDenied(format!(
+                "only admins can allow more output than queue.max_output ({})",
+                crate::units::short_bytes(self.queue.max_output_bytes as f64)
+            )));
         }
         if let Some(why) = &self.queue.run_refusal {
             return Err(LabError::Invalid(why.clone()));
@@ -323,7 +338,13 @@ impl Lab {
             resources,
             priority: r.priority,
             private: r.private,
+            max_output_bytes: r.max_output_bytes,
         })
+    }
+
+    /// Most bytes an experiment's output may take unless it says otherwise.
+    pub fn default_output_limit(&self) -> u64 {
+        self.queue.max_output_bytes
     }
 
     /// Why no experiment may run on this host, if none may.
@@ -509,6 +530,7 @@ impl Lab {
                 spec.priority.min(0)
             },
             private: spec.private || changes.private,
+            max_output_bytes: changes.max_output_bytes.or(spec.max_output_bytes),
         };
         self.submit(p, request)
     }
@@ -643,6 +665,31 @@ impl Lab {
             }
         }
         Ok((decisions, room))
+    }
+
+    /// Reopens the database if it stopped writing (a write failed on a
+    /// full disk: sled then refuses every later one) and the disk has room
+    /// again (the runner asks at each tick); true if it was reopened.
+    pub fn heal_store(&self) -> bool {
+        if self.store.is_writable() {
+            return false;
+        }
+        let room = crate::sys::free_bytes(self.data_dir())
+            .is_some_and(|free| free > self.queue.disk_reserve_bytes.max(1 << 20));
+        if !room {
+            return false;
+        }
+        match self.store.recover() {
+            Ok(()) => {
+                tracing::warn!("the database stopped writing (the disk was full); reopened");
+                self.queue_changed();
+                true
+            }
+            Err(e) => {
+                tracing::warn!("the database stopped writing; reopening failed: {e}");
+                false
+            }
+        }
     }
 
     /// `(free, reserve)` when the data disk has less free than the reserve.

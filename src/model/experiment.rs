@@ -95,6 +95,10 @@ pub struct ExperimentSpec {
     /// Only its owner and admins may read its output and see what it runs.
     #[serde(default)]
     pub private: bool,
+    /// Most bytes its output (stdout, stderr and metrics together) may
+    /// take; `None`: the queue's default.
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
 }
 
 impl ExperimentSpec {
@@ -115,6 +119,7 @@ impl ExperimentSpec {
             resources,
             priority: 0,
             private: false,
+            max_output_bytes: None,
         }
     }
 }

@@ -88,6 +88,13 @@ pub enum StoreError {
     /// An error from sled or the file system.
     #[error("database error: {0}")]
     Db(#[from] sled::Error),
+    /// The database is closed: reopening it after a failure failed (see
+    /// [`Store::recover`]), to be tried again.
+    #[error("the database is closed after a write failed; it is reopened once space is free")]
+    Closed,
+    /// The database could not be reopened: operations held it too long.
+    #[error("the database is busy; try again")]
+    Busy,
     /// Creating the data directory failed.
     #[error("cannot create data directory {path}: {source}")]
     CreateDir {
@@ -104,6 +111,21 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The labbench database.
 #[derive(Clone)]
 pub struct Store {
+    /// The open database: replaced by [`Store::recover`] after sled stopped
+    /// writing (it does for good once a write has failed, e.g. on a full disk).
+    open: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Trees>>>>,
+    /// The unfinished experiments, decoded: the scheduler reads them on every
+    /// queue change. Kept in step by `put_experiment` and `import_experiments`
+    /// (the only writers of the `experiments_active` index).
+    active_cache: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<u64, Experiment>>>,
+    /// Serialises writes of experiments: the record and its index entry are
+    /// two writes, which two writers of one experiment must not interleave.
+    experiment_writes: std::sync::Arc<std::sync::Mutex<()>>,
+    path: PathBuf,
+}
+
+/// The database and its trees, as opened.
+struct Trees {
     db: sled::Db,
     users: sled::Tree,
     keys: sled::Tree,
@@ -115,14 +137,40 @@ pub struct Store {
     active: sled::Tree,
     quotas: sled::Tree,
     projects: sled::Tree,
-    /// The unfinished experiments, decoded: the scheduler reads them on every
-    /// queue change. Kept in step by `put_experiment` and `import_experiments`
-    /// (the only writers of the `experiments_active` index).
-    active_cache: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<u64, Experiment>>>,
-    /// Serialises writes of experiments: the record and its index entry are
-    /// two writes, which two writers of one experiment must not interleave.
-    experiment_writes: std::sync::Arc<std::sync::Mutex<()>>,
-    path: PathBuf,
+}
+
+impl Trees {
+    /// Opens the database in `path`, a directory of the data directory `data_dir`.
+    fn open(data_dir: &Path, path: &Path) -> StoreResult<Trees> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked(data_dir.to_path_buf())
+                }
+                other => StoreError::Db(other),
+            })?;
+        // Whatever the umask made of the files, they are the daemon's alone.
+        make_private(path);
+        Ok(Trees {
+            users: db.open_tree(USERS_TREE)?,
+            keys: db.open_tree(KEYS_TREE)?,
+            audit: db.open_tree(AUDIT_TREE)?,
+            usage_1m: db.open_tree(USAGE_1M_TREE)?,
+            usage_1h: db.open_tree(USAGE_1H_TREE)?,
+            meta: db.open_tree(META_TREE)?,
+            experiments: db.open_tree(EXPERIMENTS_TREE)?,
+            active: db.open_tree(ACTIVE_TREE)?,
+            quotas: db.open_tree(QUOTAS_TREE)?,
+            projects: db.open_tree(PROJECTS_TREE)?,
+            db,
+        })
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -153,26 +201,12 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
-        let db = sled::Config::new()
-            .path(&path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(ref io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    StoreError::Locked(data_dir.to_path_buf())
-                }
-                other => StoreError::Db(other),
-            })?;
-        // Whatever the umask made of the files, they are the daemon's alone.
-        make_private(&path);
-        let meta = db.open_tree(META_TREE)?;
+        let trees = Trees::open(data_dir, &path)?;
+        let meta = &trees.meta;
         match meta.get(SCHEMA_KEY)? {
             None => {
                 meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                db.flush()?;
+                trees.db.flush()?;
             }
             Some(bytes) => {
                 let found = <[u8; 4]>::try_from(bytes.as_ref())
@@ -190,41 +224,85 @@ impl Store {
                 }
             }
         }
-        let experiments = db.open_tree(EXPERIMENTS_TREE)?;
-        let active = db.open_tree(ACTIVE_TREE)?;
-        let cache = load_active(&experiments, &active)?;
+        let cache = load_active(&trees.experiments, &trees.active)?;
         Ok(Store {
+            open: std::sync::Arc::new(std::sync::RwLock::new(Some(std::sync::Arc::new(trees)))),
             active_cache: std::sync::Arc::new(std::sync::RwLock::new(cache)),
             experiment_writes: std::sync::Arc::default(),
-            users: db.open_tree(USERS_TREE)?,
-            keys: db.open_tree(KEYS_TREE)?,
-            audit: db.open_tree(AUDIT_TREE)?,
-            usage_1m: db.open_tree(USAGE_1M_TREE)?,
-            usage_1h: db.open_tree(USAGE_1H_TREE)?,
-            experiments,
-            active,
-            quotas: db.open_tree(QUOTAS_TREE)?,
-            projects: db.open_tree(PROJECTS_TREE)?,
-            meta: meta.clone(),
-            db,
             path: data_dir.to_path_buf(),
         })
     }
 
+    /// The open database (held for the length of one operation).
+    fn t(&self) -> StoreResult<std::sync::Arc<Trees>> {
+        self.open
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Whether the database still writes: sled stops for good once a
+    /// write has failed (a full disk), which a flush then reports.
+    pub fn is_writable(&self) -> bool {
+        self.flush().is_ok()
+    }
+
+    /// Opens the database anew after sled stopped writing (see
+    /// [`Store::is_writable`]), once the cause is gone (space was freed):
+    /// what was made durable before is kept; what was not, and was
+    /// answered as failed, is not. Operations wait meanwhile (a few
+    /// milliseconds); the unfinished experiments are read back from disk.
+    pub fn recover(&self) -> StoreResult<()> {
+        let _no_experiment_writes = self
+            .experiment_writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Operations from here on fail at once (Closed) instead of waiting.
+        let taken = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut old) = taken {
+            // Operations in progress hold the old database a moment longer;
+            // sled lets go of its files when the last handle is dropped.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            loop {
+                match std::sync::Arc::try_unwrap(old) {
+                    Ok(trees) => {
+                        drop(trees);
+                        break;
+                    }
+                    Err(shared) if std::time::Instant::now() < deadline => {
+                        old = shared;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Err(shared) => {
+                        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(shared);
+                        return Err(StoreError::Busy);
+                    }
+                }
+            }
+        }
+        let trees = Trees::open(&self.path, &self.path.join("db"))?;
+        let cache = load_active(&trees.experiments, &trees.active)?;
+        *self.active_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(trees));
+        Ok(())
+    }
+
     /// Makes every write so far durable.
     pub fn flush(&self) -> StoreResult<()> {
-        self.db.flush()?;
+        self.t()?.db.flush()?;
         Ok(())
     }
 
     /// True when no user exists yet (first start).
     pub fn has_no_users(&self) -> bool {
-        self.users.is_empty()
+        self.t().is_ok_and(|t| t.users.is_empty())
     }
 
     /// The user called `name`.
     pub fn user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.users
+        self.t()?
+            .users
             .get(name.as_bytes())?
             .map(|v| decode(USERS_TREE, &v))
             .transpose()
@@ -232,7 +310,8 @@ impl Store {
 
     /// All users, ordered by name.
     pub fn users(&self) -> StoreResult<Vec<User>> {
-        self.users
+        self.t()?
+            .users
             .iter()
             .map(|entry| decode(USERS_TREE, &entry?.1))
             .collect()
@@ -240,7 +319,8 @@ impl Store {
 
     /// Creates or replaces a user record, durably.
     pub fn put_user(&self, user: &User) -> StoreResult<()> {
-        self.users
+        self.t()?
+            .users
             .insert(user.name.as_bytes(), encode(USERS_TREE, user)?)?;
         self.flush()
     }
@@ -252,7 +332,7 @@ impl Store {
             .into_iter()
             .map(|k| k.key.fingerprint)
             .collect();
-        (&self.users, &self.keys)
+        (&self.t()?.users, &self.t()?.keys)
             .transaction(|(users, keys)| {
                 users.remove(name.as_bytes())?;
                 for fp in &fingerprints {
@@ -266,7 +346,8 @@ impl Store {
 
     /// The key with this `SHA256:…` fingerprint.
     pub fn key(&self, fingerprint: &str) -> StoreResult<Option<KeyRecord>> {
-        self.keys
+        self.t()?
+            .keys
             .get(fingerprint.as_bytes())?
             .map(|v| decode(KEYS_TREE, &v))
             .transpose()
@@ -283,7 +364,8 @@ impl Store {
 
     /// Every registered key.
     pub fn all_keys(&self) -> StoreResult<Vec<KeyRecord>> {
-        self.keys
+        self.t()?
+            .keys
             .iter()
             .map(|entry| decode(KEYS_TREE, &entry?.1))
             .collect()
@@ -291,7 +373,7 @@ impl Store {
 
     /// Registers a key, durably.
     pub fn put_key(&self, record: &KeyRecord) -> StoreResult<()> {
-        self.keys.insert(
+        self.t()?.keys.insert(
             record.key.fingerprint.as_bytes(),
             encode(KEYS_TREE, record)?,
         )?;
@@ -300,7 +382,7 @@ impl Store {
 
     /// Removes a key, durably.
     pub fn remove_key(&self, fingerprint: &str) -> StoreResult<()> {
-        self.keys.remove(fingerprint.as_bytes())?;
+        self.t()?.keys.remove(fingerprint.as_bytes())?;
         self.flush()
     }
 
@@ -313,8 +395,9 @@ impl Store {
     /// Appends an audit event that becomes durable with the next flush (for
     /// a caller that writes and flushes its subject right after).
     pub fn audit_with_next_flush(&self, event: &AuditEvent) -> StoreResult<()> {
-        let id = self.db.generate_id()?;
-        self.audit
+        let id = self.t()?.db.generate_id()?;
+        self.t()?
+            .audit
             .insert(id.to_be_bytes(), encode(AUDIT_TREE, event)?)?;
         Ok(())
     }
@@ -322,6 +405,7 @@ impl Store {
     /// The most recent `limit` audit entries, oldest first.
     pub fn recent_audit(&self, limit: usize) -> StoreResult<Vec<AuditEvent>> {
         let mut events: Vec<AuditEvent> = self
+            .t()?
             .audit
             .iter()
             .rev()
@@ -340,13 +424,12 @@ impl Store {
     /// that writes the experiment holding it makes the counter durable too
     /// (sled persists its log in order), so an id that anyone saw is never reused.
     pub fn next_experiment_id(&self) -> StoreResult<u64> {
-        let next = self.meta.update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
-            let current = old
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            Some((current + 1).to_be_bytes().to_vec())
-        })?;
+        let next = self
+            .t()?
+            .meta
+            .update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
+                Some((counter(old) + 1).to_be_bytes().to_vec())
+            })?;
         next.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
             .map(u64::from_be_bytes)
             .ok_or_else(|| StoreError::Corrupt {
@@ -405,11 +488,11 @@ impl Store {
         let key = experiment.id.to_be_bytes();
         let value = encode(EXPERIMENTS_TREE, experiment)?;
         if experiment.state.is_finished() {
-            self.experiments.insert(key, value)?;
-            self.active.remove(key)?;
+            self.t()?.experiments.insert(key, value)?;
+            self.t()?.active.remove(key)?;
         } else {
-            self.active.insert(key, &[])?;
-            self.experiments.insert(key, value)?;
+            self.t()?.active.insert(key, &[])?;
+            self.t()?.experiments.insert(key, value)?;
         }
         Ok(())
     }
@@ -426,6 +509,7 @@ impl Store {
         }
         // As stored now; if even that cannot be read, the cache stays.
         let stored = self
+            .t()?
             .experiments
             .get(experiment.id.to_be_bytes())
             .map(|v| v.and_then(|v| decode::<Experiment>(EXPERIMENTS_TREE, &v).ok()));
@@ -473,16 +557,14 @@ impl Store {
             .experiment_writes
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        self.active.apply_batch(entries)?;
-        self.experiments.apply_batch(records)?;
-        self.active.apply_batch(removals)?;
-        self.meta.update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
-            let current = old
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            Some(current.max(highest).to_be_bytes().to_vec())
-        })?;
+        self.t()?.active.apply_batch(entries)?;
+        self.t()?.experiments.apply_batch(records)?;
+        self.t()?.active.apply_batch(removals)?;
+        self.t()?
+            .meta
+            .update_and_fetch(NEXT_EXPERIMENT_KEY, |old| {
+                Some(counter(old).max(highest).to_be_bytes().to_vec())
+            })?;
         self.flush()?;
         for e in experiments {
             self.cache_experiment(e);
@@ -501,7 +583,8 @@ impl Store {
         if cached.is_some() {
             return Ok(cached);
         }
-        self.experiments
+        self.t()?
+            .experiments
             .get(id.to_be_bytes())?
             .map(|v| decode(EXPERIMENTS_TREE, &v))
             .transpose()
@@ -531,6 +614,7 @@ impl Store {
         mut visit: impl FnMut(Experiment) -> bool,
     ) -> StoreResult<()> {
         let newest = self
+            .t()?
             .meta
             .get(NEXT_EXPERIMENT_KEY)?
             .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
@@ -541,7 +625,7 @@ impl Store {
             .unwrap_or(newest)
             .min(newest);
         while id > 0 {
-            if let Some(value) = self.experiments.get(id.to_be_bytes())?
+            if let Some(value) = self.t()?.experiments.get(id.to_be_bytes())?
                 && !visit(decode(EXPERIMENTS_TREE, &value)?)
             {
                 break;
@@ -589,6 +673,7 @@ impl Store {
     /// A user's quota (default: unlimited).
     pub fn quota(&self, user: &str) -> StoreResult<Quota> {
         Ok(self
+            .t()?
             .quotas
             .get(user.as_bytes())?
             .map(|v| decode(QUOTAS_TREE, &v))
@@ -598,7 +683,8 @@ impl Store {
 
     /// Every quota that was set.
     pub fn quotas(&self) -> StoreResult<Vec<(String, Quota)>> {
-        self.quotas
+        self.t()?
+            .quotas
             .iter()
             .map(|entry| {
                 let (k, v) = entry?;
@@ -612,7 +698,8 @@ impl Store {
 
     /// Sets a user's quota, durably.
     pub fn put_quota(&self, user: &str, quota: &Quota) -> StoreResult<()> {
-        self.quotas
+        self.t()?
+            .quotas
             .insert(user.as_bytes(), encode(QUOTAS_TREE, quota)?)?;
         self.flush()
     }
@@ -620,6 +707,7 @@ impl Store {
     /// Whether `project` was marked private.
     pub fn project_is_private(&self, project: &str) -> StoreResult<bool> {
         Ok(self
+            .t()?
             .projects
             .get(project.as_bytes())?
             .map(|v| decode::<ProjectRecord>(PROJECTS_TREE, &v))
@@ -630,7 +718,7 @@ impl Store {
     /// The projects marked private.
     pub fn private_projects(&self) -> StoreResult<std::collections::HashSet<String>> {
         let mut private = std::collections::HashSet::new();
-        for entry in self.projects.iter() {
+        for entry in self.t()?.projects.iter() {
             let (k, v) = entry?;
             if decode::<ProjectRecord>(PROJECTS_TREE, &v)?.private {
                 private.insert(String::from_utf8_lossy(&k).into_owned());
@@ -642,12 +730,20 @@ impl Store {
     /// Marks `project` private or not (not flushed: the audit entry that
     /// follows flushes both).
     pub fn set_project_private(&self, project: &str, private: bool) -> StoreResult<()> {
-        self.projects.insert(
+        self.t()?.projects.insert(
             project.as_bytes(),
             encode(PROJECTS_TREE, &ProjectRecord { private })?,
         )?;
         Ok(())
     }
+}
+
+/// The experiment counter as stored (0 before the first).
+fn counter(stored: Option<&[u8]>) -> u64 {
+    stored
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 /// Makes every file under `dir` readable and writable by its owner only
@@ -684,10 +780,10 @@ struct ProjectRecord {
 /// binary record (see [`codec::encode_bucket`]), since they are the bulk of the
 /// data (a minute per subject per minute).
 impl Store {
-    fn usage_tree(&self, resolution: i64) -> StoreResult<&sled::Tree> {
+    fn usage_tree(trees: &Trees, resolution: i64) -> StoreResult<&sled::Tree> {
         match resolution {
-            60 => Ok(&self.usage_1m),
-            3600 => Ok(&self.usage_1h),
+            60 => Ok(&trees.usage_1m),
+            3600 => Ok(&trees.usage_1h),
             other => Err(StoreError::Corrupt {
                 tree: USAGE_1M_TREE,
                 reason: format!("no usage level of {other} s"),
@@ -698,7 +794,8 @@ impl Store {
     /// Stores a closed bucket of `subject` (not flushed: losing the last
     /// second of statistics in a crash is acceptable, unlike a state change).
     pub fn put_usage_bucket(&self, subject: &str, closed: &ClosedBucket) -> StoreResult<()> {
-        let tree = self.usage_tree(closed.resolution)?;
+        let trees = self.t()?;
+        let tree = Self::usage_tree(&trees, closed.resolution)?;
         tree.insert(
             usage_key(subject, closed.start),
             codec::encode_bucket(&closed.bucket).as_slice(),
@@ -713,7 +810,8 @@ impl Store {
         subject: &str,
         since: i64,
     ) -> StoreResult<Vec<(i64, Bucket)>> {
-        let tree = self.usage_tree(resolution)?;
+        let trees = self.t()?;
+        let tree = Self::usage_tree(&trees, resolution)?;
         let end = usage_key(subject, i64::MAX);
         tree.range(usage_key(subject, since.max(0))..=end)
             .map(|entry| {
@@ -734,7 +832,8 @@ impl Store {
 
     /// Subjects that have buckets at `resolution`.
     pub fn usage_subjects(&self, resolution: i64) -> StoreResult<Vec<String>> {
-        let tree = self.usage_tree(resolution)?;
+        let trees = self.t()?;
+        let tree = Self::usage_tree(&trees, resolution)?;
         let mut subjects = Vec::new();
         let mut from: Vec<u8> = Vec::new();
         loop {
@@ -754,7 +853,8 @@ impl Store {
 
     /// Deletes buckets at `resolution` that started before `before`.
     pub fn prune_usage(&self, resolution: i64, before: i64) -> StoreResult<usize> {
-        let tree = self.usage_tree(resolution)?;
+        let trees = self.t()?;
+        let tree = Self::usage_tree(&trees, resolution)?;
         let mut removed = 0;
         for subject in self.usage_subjects(resolution)? {
             let stale: Vec<sled::IVec> = tree
@@ -771,7 +871,7 @@ impl Store {
 
     /// Bytes the database occupies on disk.
     pub fn size_on_disk(&self) -> StoreResult<u64> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.t()?.db.size_on_disk()?)
     }
 }
 
@@ -1156,6 +1256,8 @@ mod experiment_tests {
             }
             let record = store.experiment(1).expect("read").expect("record");
             let indexed = store
+                .t()
+                .expect("open")
                 .active
                 .contains_key(1u64.to_be_bytes())
                 .expect("index");
@@ -1190,13 +1292,20 @@ mod experiment_tests {
             // As if cut short: 2 finished but its entry not yet removed, and
             // 3's entry written but not its record.
             for id in [2u64, 3] {
-                store.active.insert(id.to_be_bytes(), &[]).expect("entry");
+                store
+                    .t()
+                    .expect("open")
+                    .active
+                    .insert(id.to_be_bytes(), &[])
+                    .expect("entry");
             }
             store.flush().expect("flush");
         }
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(ids(&store.active_experiments().expect("active")), vec![1]);
         let entries: Vec<_> = store
+            .t()
+            .expect("open")
             .active
             .iter()
             .keys()
