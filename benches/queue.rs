@@ -530,7 +530,10 @@ async fn listing() {
             store.import_experiments(chunk).expect("import");
         }
     }
-    let server = TestServer::start(&data, None);
+    // Room for the 16 parallel listings below on one key.
+    let config = dir.path().join("listing.toml");
+    std::fs::write(&config, "[server]\nmax_connections_per_key = 64\n").expect("config");
+    let server = TestServer::start_with(&data, None, &["--config", &config.to_string_lossy()]);
     let handle = session(&server, &admin).await;
     let mut times = Vec::new();
     for _ in 0..10 {
@@ -549,6 +552,71 @@ async fn listing() {
         times[times.len() / 2].as_secs_f64() * 1000.0,
         round_trip.as_secs_f64() * 1000.0
     );
+    // 16 of the longest listings at once, each on a connection of its own:
+    // the server's resident memory meanwhile, against its idle figure.
+    let idle = rss_bytes(server.pid());
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        clients.push(session(&server, &admin).await);
+    }
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(idle));
+    let watching = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (peak, watching, pid) = (peak.clone(), watching.clone(), server.pid());
+        std::thread::spawn(move || {
+            while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_bytes(pid), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
+    let start = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            tokio::spawn(async move {
+                let out = exec(&client, "ls --all --limit 10000 --json", None).await;
+                (client, out)
+            })
+        })
+        .collect();
+    let mut outs = Vec::new();
+    let mut clients = Vec::new();
+    for task in tasks {
+        let (client, out) = task.await.expect("listing");
+        clients.push(client);
+        outs.push(out);
+    }
+    let took = start.elapsed();
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().expect("watcher");
+    for out in &outs {
+        assert_eq!(out.status, Some(0), "{}", out.stderr);
+    }
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "(d) 16 parallel ls --all --limit 10000 --json ({} bytes each) in {:.2} s: server RSS idle {:.1} MB, peak {:.1} MB: {:.2}x idle (goal < 1.2)",
+        outs[0].stdout.len(),
+        took.as_secs_f64(),
+        idle as f64 / 1e6,
+        peak as f64 / 1e6,
+        peak as f64 / idle as f64
+    );
+    drop(clients);
     drop(handle);
     server.stop();
+}
+
+/// Resident memory of process `pid`, bytes (`VmRSS`).
+fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }

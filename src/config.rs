@@ -56,6 +56,8 @@ pub struct QueueConfig {
     pub run_as_daemon_user: bool,
     /// Most output one experiment may write (`10G`); admins may allow more.
     pub max_output: String,
+    /// Most experiments one user may have queued at once (a quota may say otherwise).
+    pub max_queued_per_user: u32,
 }
 
 /// Settings of the embedded SSH server.
@@ -215,6 +217,7 @@ impl Default for Config {
                 disk_reserve: "256M".into(),
                 run_as_daemon_user: false,
                 max_output: "10G".into(),
+                max_queued_per_user: 1000,
             },
         }
     }

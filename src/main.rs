@@ -242,7 +242,7 @@ fn print_banner(server: &RunningServer, ssh_user: &str) {
 /// Streams command output to this process's stdout and stderr.
 struct StdoutSink;
 
-impl labbench::cli::logs::StreamSink for StdoutSink {
+impl labbench::cli::StreamSink for StdoutSink {
     async fn out(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
         use std::io::Write;
         std::io::stdout().write_all(&bytes).map_err(|_| ())

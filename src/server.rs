@@ -311,8 +311,24 @@ async fn accept_loop(
         let mut authenticated = handler.authenticated();
         let config = Arc::clone(&config);
         let lab = shared.lab.clone();
+        let limit_refused = handler.limit_refused();
         tokio::spawn(async move {
-            let session = match russh::server::run_stream(config, socket, handler).await {
+            // The login time starts at once: a client that sends not even
+            // its version line holds its slot no longer than one that stalls later.
+            let login_deadline = tokio::time::sleep(login_grace);
+            tokio::pin!(login_deadline);
+            let mut startup = Some(startup);
+            let started = tokio::select! {
+                started = russh::server::run_stream(config, socket, handler) => started,
+                _ = &mut login_deadline => {
+                    if let Some(slot) = &mut startup {
+                        slot.overstayed();
+                    }
+                    tracing::warn!(peer = %peer, "dropped connection: no version line within {} s", login_grace.as_secs());
+                    return;
+                }
+            };
+            let session = match started {
                 Ok(session) => session,
                 Err(e) => {
                     tracing::debug!(peer = %peer, "connection setup failed: {e}");
@@ -321,9 +337,7 @@ async fn accept_loop(
             };
             let handle = session.handle();
             let mut revocations = lab.revocations();
-            let login_deadline = tokio::time::sleep(login_grace);
-            tokio::pin!(session, login_deadline);
-            let mut startup = Some(startup);
+            tokio::pin!(session);
             let mut watching = true;
             let farewell = loop {
                 tokio::select! {
@@ -331,6 +345,7 @@ async fn accept_loop(
                         if let Err(e) = result {
                             tracing::debug!(peer = %peer, "connection ended: {e}");
                         }
+                        excuse_if_refused_by_limit(&mut startup, &limit_refused);
                         return;
                     }
                     changed = authenticated.changed(), if startup.is_some() => {
@@ -354,7 +369,9 @@ async fn accept_loop(
                             continue;
                         }
                         let who = authenticated.borrow().clone();
-                        if let Some(Err(e)) = who.map(|p| lab.current(&p)) {
+                        if let Some(Err(e)) = who.map(|p| lab.current(&p))
+                            && e.is_refusal()
+                        {
                             tracing::info!(peer = %peer, "closed connection: {e}");
                             break e.to_string();
                         }
@@ -367,8 +384,21 @@ async fn accept_loop(
             if let Err(e) = session.await {
                 tracing::debug!(peer = %peer, "connection ended: {e}");
             }
-            drop(startup);
+            excuse_if_refused_by_limit(&mut startup, &limit_refused);
         });
+    }
+}
+
+/// A connection whose login was refused for its user's or key's limit ends
+/// at no cost to its source.
+fn excuse_if_refused_by_limit(
+    startup: &mut Option<crate::ssh::StartupSlot>,
+    refused: &std::sync::atomic::AtomicBool,
+) {
+    if refused.load(std::sync::atomic::Ordering::Acquire)
+        && let Some(slot) = startup
+    {
+        slot.excuse();
     }
 }
 
@@ -401,6 +431,8 @@ pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
         run_refusal: run_refusal(crate::sys::is_root(), q.run_as_daemon_user),
         max_output_bytes: crate::model::parse_size(&q.max_output)
             .map_err(|e| invalid("max_output", e))?,
+        max_queued_per_user: q.max_queued_per_user,
+        single_user: (!crate::sys::is_root() && q.run_as_daemon_user).then(invoking_user),
     })
 }
 

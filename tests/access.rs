@@ -195,3 +195,61 @@ async fn a_removed_user_loses_connections_and_queued_experiments() {
     );
     exec(admin, &format!("cancel {running}"), None).await;
 }
+
+#[tokio::test]
+async fn a_member_adds_a_key_only_with_proof_that_they_hold_it() {
+    let cast = Cast::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Somebody else's public key: mary's, say, or any on the internet.
+    let stolen = TestKey::generate(dir.path(), "someone_else");
+    let out = exec(
+        &cast.mike,
+        "key add mike",
+        Some(stolen.public_line.as_bytes()),
+    )
+    .await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    assert!(out.stderr.contains("key challenge"), "{out:?}");
+    // His own new key, with a signature over a challenge, as ssh-keygen makes it.
+    let fresh = dir.path().join("fresh");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&fresh)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let challenge = exec(&cast.mike, "key challenge", None).await;
+    assert_eq!(challenge.status, Some(0), "{challenge:?}");
+    let mut sign = std::process::Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "labbench", "-f"])
+        .arg(&fresh)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-keygen -Y sign");
+    std::io::Write::write_all(
+        &mut sign.stdin.take().expect("stdin"),
+        challenge.stdout.trim_end_matches('\n').as_bytes(),
+    )
+    .expect("challenge to sign");
+    let signed = sign.wait_with_output().expect("signature");
+    assert!(signed.status.success());
+    let public = std::fs::read_to_string(fresh.with_extension("pub")).expect("pub");
+    let offer = format!("{public}{}", String::from_utf8_lossy(&signed.stdout));
+    let out = exec(&cast.mike, "key add mike", Some(offer.as_bytes())).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    // The same proof twice: the challenge is spent.
+    let again = exec(&cast.mike, "key add mike", Some(offer.as_bytes())).await;
+    assert_ne!(again.status, Some(0), "{again:?}");
+    let keys = json(&exec(&cast.mike, "keys --json", None).await.stdout);
+    assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
+    // An admin adds any key to anyone, as before.
+    let out = exec(
+        &cast.admin,
+        "key add mike",
+        Some(stolen.public_line.as_bytes()),
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+}

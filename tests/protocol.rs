@@ -48,15 +48,49 @@ async fn connect_from(
     socket.connect(server).await
 }
 
+/// An address of this host other than loopback (every loopback address
+/// counts as one source), added to `lo` for the test and removed after.
+struct ExtraAddress([u8; 4]);
+
+impl ExtraAddress {
+    fn add() -> Option<ExtraAddress> {
+        if !common::lab::is_root() {
+            eprintln!("skipped: adding an address for a second source needs root");
+            return None;
+        }
+        let address = [198, 18, 0, 1];
+        let _ = Command::new("ip")
+            .args(["addr", "add", "198.18.0.1/32", "dev", "lo"])
+            .status();
+        let listed = Command::new("ip")
+            .args(["-4", "addr", "show", "dev", "lo"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("198.18.0.1"));
+        assert!(listed, "cannot add 198.18.0.1 to lo (ip addr add)");
+        Some(ExtraAddress(address))
+    }
+}
+
+impl Drop for ExtraAddress {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", "198.18.0.1/32", "dev", "lo"])
+            .status();
+    }
+}
+
 #[tokio::test]
 async fn a_flood_of_connections_that_never_log_in_locks_nobody_out() {
+    let Some(attacker) = ExtraAddress::add() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let admin_key = TestKey::generate(dir.path(), "admin_key");
     let server = TestServer::start(&dir.path().join("data"), Some(&admin_key));
     // 1 030 idle connections from one address, held open.
     let mut held = Vec::new();
     for _ in 0..1030 {
-        if let Ok(stream) = connect_from([127, 0, 0, 2], server.addr).await {
+        if let Ok(stream) = connect_from(attacker.0, server.addr).await {
             held.push(stream);
         }
     }
@@ -88,7 +122,7 @@ async fn a_flood_of_connections_that_never_log_in_locks_nobody_out() {
     // Once they end, the flooding address is refused for a while.
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut stream = connect_from([127, 0, 0, 2], server.addr)
+    let mut stream = connect_from(attacker.0, server.addr)
         .await
         .expect("connect");
     let mut answer = Vec::new();
@@ -226,5 +260,33 @@ fn putty_and_dropbear_clients_log_in_with_the_algorithms_offered() {
     assert!(
         String::from_utf8_lossy(&dbclient.stdout).contains("(admin)"),
         "{dbclient:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_never_says_a_word_is_dropped_after_the_login_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = TestKey::generate(dir.path(), "admin_key");
+    let config = dir.path().join("grace.toml");
+    std::fs::write(&config, "[server]\nlogin_grace_secs = 1\n").expect("config");
+    let server = TestServer::start_with(
+        &dir.path().join("data"),
+        Some(&admin),
+        &["--config", &config.display().to_string()],
+    );
+    // Not even a version line is sent.
+    let mut silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let mut heard = Vec::new();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut silent, &mut heard),
+    )
+    .await;
+    assert!(
+        ended.is_ok(),
+        "still open after 10 s: {:?}",
+        String::from_utf8_lossy(&heard)
     );
 }

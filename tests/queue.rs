@@ -1005,3 +1005,52 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
     drop(handle);
     server.stop();
 }
+
+#[tokio::test]
+async fn ls_says_when_it_shows_fewer_than_match_and_submit_needs_no_double_dash() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    // Without `--`: the command starts where submit's own flags end.
+    let gate = submit(&admin, "--name gate sleep 60").await;
+    for _ in 0..5 {
+        submit(
+            &admin,
+            &format!("--after {gate} sh -c 'exit 0' --not-a-submit-flag"),
+        )
+        .await;
+    }
+    let shown = json(
+        &exec(&admin, &format!("show {} --json", gate + 1), None)
+            .await
+            .stdout,
+    );
+    assert_eq!(
+        shown["spec"]["command"]["argv"],
+        serde_json::json!(["sh", "-c", "exit 0", "--not-a-submit-flag"]),
+        "{shown}"
+    );
+    let out = exec(&admin, "ls --limit 3", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout.lines().count(),
+        4,
+        "a header and 3 rows: {out:?}"
+    );
+    assert_eq!(out.stderr, "3 of 6 shown (--limit N shows up to 10000)\n");
+    let out = exec(&admin, "ls --limit 3 --json", None).await;
+    assert_eq!(
+        json(&out.stdout).as_array().map(Vec::len),
+        Some(3),
+        "{out:?}"
+    );
+    assert!(out.stderr.is_empty(), "JSON says nothing more: {out:?}");
+    let out = exec(&admin, "ls --next-first --json", None).await;
+    assert_eq!(
+        json(&out.stdout)[0]["id"],
+        gate,
+        "the running one first: {out:?}"
+    );
+    let out = exec(&admin, "ls --limit 10001", None).await;
+    assert_eq!(out.status, Some(2), "{out:?}");
+    exec(&admin, &format!("cancel {gate}"), None).await;
+}

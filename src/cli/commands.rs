@@ -7,7 +7,7 @@ use super::logs::LogsArgs;
 use super::output::{CommandOutput, exit, table};
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
-use crate::lab::{Lab, ListFilter, Principal, UnixMapping};
+use crate::lab::{KeyOffer, Lab, ListFilter, Principal, UnixMapping};
 use crate::model::Role;
 use crate::monitor::Window;
 use crate::store::KeyRecord;
@@ -51,9 +51,13 @@ pub enum LabCommand {
         /// Only this project.
         #[arg(long)]
         project: Option<String>,
-        /// At most this many, newest first.
-        #[arg(long, default_value_t = 100)]
+        /// At most this many (up to 10000).
+        #[arg(long, default_value_t = crate::lab::DEFAULT_LIST_LIMIT, value_parser = parse_limit)]
         limit: usize,
+        /// Running ones first, then queued ones in the order they will
+        /// start (default: newest first).
+        #[arg(long)]
+        next_first: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -215,13 +219,16 @@ pub struct UnixArgs {
 /// `key …` subcommands.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum KeyAction {
-    /// Register public keys for NAME: as arguments, or one per line on stdin.
+    /// Register public keys for NAME: as arguments, or on stdin, each
+    /// followed by its proof (`key challenge`) when you add it to yourself.
     Add {
         /// Lab user name.
         name: String,
         /// The key ("ssh-ed25519 AAAA… comment"); read from stdin when absent.
         key: Vec<String>,
     },
+    /// Print a challenge to sign with a key you will add to your account.
+    Challenge,
     /// Remove one of NAME's keys by fingerprint.
     Rm {
         /// Lab user name.
@@ -229,6 +236,19 @@ pub enum KeyAction {
         /// SHA256:… fingerprint (see `keys NAME`).
         fingerprint: String,
     },
+}
+
+fn parse_limit(s: &str) -> Result<usize, String> {
+    let limit: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number of experiments"))?;
+    if limit > crate::lab::MAX_LIST_LIMIT {
+        return Err(format!(
+            "{limit} is more than one listing shows ({})",
+            crate::lab::MAX_LIST_LIMIT
+        ));
+    }
+    Ok(limit)
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -285,7 +305,52 @@ impl LabCommand {
             LabCommand::User(UserAction::SetUnix { .. }) => "user set-unix".into(),
             LabCommand::Key(KeyAction::Add { .. }) => "key add".into(),
             LabCommand::Key(KeyAction::Rm { .. }) => "key rm".into(),
+            LabCommand::Key(KeyAction::Challenge) => "key challenge".into(),
             _ => name.to_string(),
+        }
+    }
+
+    /// Whether the command's output is written as it is produced (long
+    /// listings, logs that may be followed for hours), never held whole.
+    pub fn streams(&self) -> bool {
+        matches!(self, LabCommand::Ls { .. } | LabCommand::Logs(_))
+    }
+
+    /// Runs a command that [streams](LabCommand::streams) to `sink` for
+    /// `caller` (already the current one); its exit status, `None` for any
+    /// other command.
+    pub async fn stream<S: super::output::StreamSink>(
+        &self,
+        lab: &Lab,
+        caller: &Principal,
+        sink: &mut S,
+    ) -> Option<u32> {
+        match self {
+            LabCommand::Ls {
+                all,
+                user,
+                state,
+                project,
+                limit,
+                next_first,
+                json,
+            } => {
+                let filter = ListFilter {
+                    all: *all,
+                    user: user.clone(),
+                    state: state.clone(),
+                    project: project.clone(),
+                    limit: *limit,
+                    order: if *next_first {
+                        crate::lab::ListOrder::NextToStart
+                    } else {
+                        crate::lab::ListOrder::Newest
+                    },
+                };
+                Some(super::queue::ls(lab, caller, filter, *json, sink).await)
+            }
+            LabCommand::Logs(args) => Some(super::logs::logs(lab, caller, args, sink).await),
+            _ => None,
         }
     }
 
@@ -357,21 +422,31 @@ pub fn parse_exec_argv(argv: Vec<String>) -> Result<LabCommand, CommandOutput> {
         std::sync::OnceLock::new();
     let parser = PARSER.get_or_init(|| std::sync::Mutex::new(ExecLine::command()));
     // The lock is held only while parsing; errors are rendered after.
-    let parsed = {
+    let name = argv.first().cloned().unwrap_or_default();
+    let (parsed, usage) = {
         let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
         let argv = std::iter::once("labbench".to_string()).chain(argv);
         let matches = parser.try_get_matches_from_mut(argv);
-        matches.and_then(|mut m| {
+        let parsed = matches.and_then(|mut m| {
             ExecLine::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut parser))
-        })
+        });
+        // A usage error about one command shows how that command is used.
+        let usage = match &parsed {
+            Err(_) => parser
+                .find_subcommand_mut(&name)
+                .map(|c| c.render_usage().to_string()),
+            Ok(_) => None,
+        };
+        (parsed, usage)
     };
     parsed
         .map(|line| line.command)
-        .map_err(|e| clap_error_output(&e))
+        .map_err(|e| usage_error_output(&e, usage.as_deref()))
 }
 
-/// Turns a clap error into output: help on stdout (0), or a short usage error (2).
-pub fn clap_error_output(e: &clap::Error) -> CommandOutput {
+/// Turns a clap error into output: help on stdout (0), or a short usage
+/// error (2), with `usage` (the command's synopsis) when given.
+fn usage_error_output(e: &clap::Error, usage: Option<&str>) -> CommandOutput {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -393,9 +468,14 @@ pub fn clap_error_output(e: &clap::Error) -> CommandOutput {
                 .find(|l| l.starts_with("tip:"))
                 .map(|t| format!("\n{t}"))
                 .unwrap_or_default();
+            let usage = usage
+                .map(|u| format!("\n{}", u.trim_end()))
+                .unwrap_or_default();
             CommandOutput::error(
                 exit::USAGE,
-                format!("{first}{tip}\nhint: run 'help' to list commands, 'help COMMAND' for one"),
+                format!(
+                    "{first}{tip}{usage}\nhint: run 'help' to list commands, 'help COMMAND' for one"
+                ),
             )
         }
     }
@@ -424,25 +504,13 @@ pub async fn run_command(
         LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
         LabCommand::Top => super::usage::top(lab, &caller),
         LabCommand::Submit(args) => super::queue::submit(lab, &caller, *args),
-        LabCommand::Ls {
-            all,
-            user,
-            state,
-            project,
-            limit,
-            json,
-        } => super::queue::ls(
-            lab,
-            &caller,
-            ListFilter {
-                all,
-                user,
-                state,
-                project,
-                limit,
-            },
-            json,
-        ),
+        LabCommand::Ls { .. } => {
+            let mut sink = super::output::CollectSink::default();
+            let status = command.stream(lab, &caller, &mut sink).await;
+            let mut out = sink.0;
+            out.status = status.unwrap_or(exit::OK);
+            out
+        }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
         LabCommand::Rerun {
             id,
@@ -476,11 +544,11 @@ pub async fn run_command(
         LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
         LabCommand::Project(action) => super::queue::project(lab, &caller, action),
         LabCommand::Wait { ids } => super::queue::wait(lab, &caller, &ids).await,
-        LabCommand::Logs(args) => {
-            let mut sink = super::logs::CollectSink::default();
-            let status = super::logs::logs(lab, &caller, &args, &mut sink).await;
+        LabCommand::Logs(_) => {
+            let mut sink = super::output::CollectSink::default();
+            let status = command.stream(lab, &caller, &mut sink).await;
             let mut out = sink.0;
-            out.status = status;
+            out.status = status.unwrap_or(exit::OK);
             out
         }
         LabCommand::Usage { user, window, json } => {
@@ -493,6 +561,22 @@ pub async fn run_command(
                 Err(e) => e.into(),
             }
         }
+        LabCommand::Key(KeyAction::Challenge) => match lab.key_challenge(&caller) {
+            Ok(challenge) => {
+                let mut out = CommandOutput::ok(format!("{challenge}\n"));
+                out.stderr = format!(
+                    "sign it with the key to add, within {} minutes, and send both:\n  \
+                     printf '%s' \"$CHALLENGE\" | ssh-keygen -Y sign -f KEY -n {} > KEY.sig\n  \
+                     cat KEY.pub KEY.sig | ssh lab@host key add {}\n",
+                    crate::lab::CHALLENGE_VALID_SECS / 60,
+                    crate::model::PROOF_NAMESPACE,
+                    caller.user
+                )
+                .into_bytes();
+                out
+            }
+            Err(e) => e.into(),
+        },
         LabCommand::Key(KeyAction::Add { name, key }) => {
             let text = if key.is_empty() {
                 match stdin.read_all(max_stdin_bytes).await {
@@ -631,18 +715,17 @@ fn unix_words(account: Option<&str>) -> String {
 
 /// Adds every key line in `text`; all are checked before any is added.
 fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str) -> CommandOutput {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    if lines.is_empty() {
-        return CommandOutput::error(
-            exit::USAGE,
-            "error: no key given: pass it as an argument or on standard input (key add NAME < key.pub)",
-        );
-    }
-    match lab.add_keys(p, name, &lines) {
+    let offers = match key_offers(text) {
+        Ok(offers) if offers.is_empty() => {
+            return CommandOutput::error(
+                exit::USAGE,
+                "error: no key given: pass it as an argument or on standard input (key add NAME < key.pub)",
+            );
+        }
+        Ok(offers) => offers,
+        Err(e) => return CommandOutput::error(exit::USAGE, format!("error: {e}")),
+    };
+    match lab.add_keys(p, name, &offers) {
         Ok(records) => CommandOutput::ok(
             records
                 .iter()
@@ -656,6 +739,41 @@ fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str) -> CommandOutput {
         ),
         Err(e) => e.into(),
     }
+}
+
+/// Public key lines, each optionally followed by its armored signature
+/// (`-----BEGIN SSH SIGNATURE-----` … `-----END SSH SIGNATURE-----`).
+fn key_offers(text: &str) -> Result<Vec<KeyOffer>, String> {
+    const BEGIN: &str = "-----BEGIN SSH SIGNATURE-----";
+    const END: &str = "-----END SSH SIGNATURE-----";
+    let mut offers: Vec<KeyOffer> = Vec::new();
+    let mut signature: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(armored) = &mut signature {
+            armored.push_str(line);
+            armored.push('\n');
+            if line == END {
+                let proof = signature.take();
+                match offers.last_mut() {
+                    Some(offer) if offer.proof.is_none() => offer.proof = proof,
+                    _ => return Err("a signature must follow the key it proves".into()),
+                }
+            }
+            continue;
+        }
+        if line == BEGIN {
+            signature = Some(format!("{BEGIN}\n"));
+        } else if !line.is_empty() && !line.starts_with('#') {
+            offers.push(KeyOffer {
+                line: line.to_string(),
+                proof: None,
+            });
+        }
+    }
+    if signature.is_some() {
+        return Err(format!("a signature has no {END} line"));
+    }
+    Ok(offers)
 }
 
 #[derive(Serialize)]
@@ -839,7 +957,7 @@ mod tests {
         let bad = format!("{KEY_B}\nnot-a-key\n");
         let out = run(&lab, &admin, "key add bob", bad.as_bytes());
         assert_eq!(out.status, exit::FAILURE);
-        assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("key 2"));
         assert!(lab.list_keys(&admin, Some("bob")).expect("keys").is_empty());
         let out = run(&lab, &admin, "key add bob", KEY_B.as_bytes());
         assert_eq!(out.status, exit::OK, "{out:?}");
@@ -876,6 +994,7 @@ mod tests {
             role: Role::Viewer,
             unix_user: Some("vera".into()),
             key_fingerprint: None,
+            since: 0,
         };
         let out = run(&lab, &vera, "user add eve --role admin", b"");
         assert_eq!(out.status, exit::PERMISSION_DENIED);
@@ -898,6 +1017,27 @@ mod queue_command_tests {
         assert_eq!(args.mem, Some(8 << 30));
         assert_eq!(args.time, Some(7200));
         assert_eq!(args.command, vec!["python", "train.py", "--lr", "0.1"]);
+        // Without `--`: the command starts at the first word that is not
+        // submit's own flag, and its flags are its own.
+        for line in [
+            "submit --cpus 2 python3 train.py --lr 0.1 --mem 3",
+            "submit --cpus 2 -- python3 train.py --lr 0.1 --mem 3",
+        ] {
+            let Ok(LabCommand::Submit(args)) = parse_exec_line(line) else {
+                panic!("{line}: not submit");
+            };
+            assert_eq!(args.cpus, Some(2.0), "{line}");
+            assert_eq!(args.mem, None, "{line}");
+            assert_eq!(
+                args.command,
+                vec!["python3", "train.py", "--lr", "0.1", "--mem", "3"],
+                "{line}"
+            );
+        }
+        // A usage error shows how submit is used.
+        let err = parse_exec_line("submit --cpus").expect_err("missing value");
+        let text = String::from_utf8_lossy(&err.stderr);
+        assert!(text.contains("Usage: ssh lab@host submit"), "{text}");
         let err = parse_exec_line("submit --mem 8Q -- true").expect_err("bad size");
         assert_eq!(err.status, exit::USAGE);
         assert!(String::from_utf8_lossy(&err.stderr).contains("expected a size like 512M or 8G"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::output::{CommandOutput, exit};
+use super::output::{CommandOutput, StreamSink, exit};
 use crate::exec::ExperimentFiles;
 use crate::exec::journal::{self as timeline, Stream, Timeline};
 use crate::exec::logs::LogCleaner;
@@ -40,30 +40,6 @@ pub struct LogsArgs {
     /// Start each line with the time it was written (UTC, to 0.1 s).
     #[arg(short = 't', long)]
     pub timestamps: bool,
-}
-
-/// Where streamed output goes; writes wait while the reader is slow.
-pub trait StreamSink: Send {
-    /// Standard output bytes; an error means the reader is gone.
-    fn out(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send;
-    /// Standard error bytes.
-    fn err(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send;
-}
-
-/// Collects streamed output (for callers that want it whole).
-#[derive(Debug, Default)]
-pub struct CollectSink(pub CommandOutput);
-
-impl StreamSink for CollectSink {
-    async fn out(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
-        self.0.stdout.extend(bytes);
-        Ok(())
-    }
-
-    async fn err(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
-        self.0.stderr.extend(bytes);
-        Ok(())
-    }
 }
 
 /// One log being read: where, how far, and how its lines are dressed.
@@ -270,6 +246,8 @@ async fn follow<S: StreamSink>(
         // changed, a user removed, an experiment made private).
         let finished = match lab.check_output_readable(p, id) {
             Ok(e) => e.state.is_finished().then_some(e.state),
+            // A passing failure (the database reopening): follow on.
+            Err(e) if !e.is_refusal() => None,
             Err(e) => {
                 let out = CommandOutput::from(e);
                 let _ = sink.err(out.stderr).await;

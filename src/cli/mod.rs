@@ -14,5 +14,5 @@ mod usage;
 pub use commands::{
     KeyAction, LabCommand, UserAction, parse_exec_argv, parse_exec_line, run_command,
 };
-pub use output::{CommandOutput, exit};
+pub use output::{CollectSink, CommandOutput, StreamSink, exit};
 pub use stdin::StdinSource;

@@ -65,29 +65,77 @@ impl From<LabError> for CommandOutput {
     }
 }
 
+/// Where streamed output goes; writes wait while the reader is slow.
+pub trait StreamSink: Send {
+    /// Standard output bytes; an error means the reader is gone.
+    fn out(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send;
+    /// Standard error bytes.
+    fn err(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), ()>> + Send;
+}
+
+/// Collects streamed output (for callers that want it whole).
+#[derive(Debug, Default)]
+pub struct CollectSink(pub CommandOutput);
+
+impl StreamSink for CollectSink {
+    async fn out(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        self.0.stdout.extend(bytes);
+        Ok(())
+    }
+
+    async fn err(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
+        self.0.stderr.extend(bytes);
+        Ok(())
+    }
+}
+
 /// Formats rows as left-aligned columns separated by two spaces, with a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
+    let (layout, mut out) = TableLayout::new(header, rows);
+    out.push_str(&layout.rows(rows));
+    out
+}
+
+/// Column widths of a table written in pieces (a long listing, page by
+/// page): set by the header and the first rows; a later, longer cell
+/// overflows its column rather than moving the others.
+#[derive(Debug, Clone)]
+pub struct TableLayout {
+    widths: Vec<usize>,
+}
+
+impl TableLayout {
+    /// The layout for `header` and `first` rows, and the header line.
+    pub fn new(header: &[&str], first: &[Vec<String>]) -> (TableLayout, String) {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in first {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
             }
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        let layout = TableLayout { widths };
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        let line = layout.rows(std::slice::from_ref(&header));
+        (layout, line)
     }
-    out
+
+    /// `rows` laid out, a line each.
+    pub fn rows(&self, rows: &[Vec<String>]) -> String {
+        let mut out = String::new();
+        for row in rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(&self.widths).enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::output::{CommandOutput, exit, table};
-use crate::lab::{Lab, ListFilter, Principal, SubmitRequest};
+use super::output::{CommandOutput, StreamSink, TableLayout, exit};
+use crate::lab::{
+    DEFAULT_LIST_LIMIT, Lab, ListFilter, ListFrom, MAX_LIST_LIMIT, Principal, SubmitRequest,
+};
 use crate::model::{
     CommandLine, EXPERIMENT_COLUMNS, State, Stop, parse_duration, parse_size, signal_name,
 };
@@ -73,8 +75,13 @@ pub struct SubmitArgs {
     /// Print JSON: {"id": N}.
     #[arg(long)]
     pub json: bool,
-    /// The command and its arguments, after `--`.
-    #[arg(last = true)]
+    /// The command and its arguments: after submit's own flags (`--`
+    /// before it is allowed, and needed for a command that starts with `-`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = false,
+        value_name = "CMD"
+    )]
     pub command: Vec<String>,
 }
 
@@ -116,6 +123,9 @@ pub enum QuotaAction {
         /// Longest wall-time limit, e.g. 48h.
         #[arg(long, value_parser = parse_duration)]
         max_time: Option<u64>,
+        /// Experiments queued at once (default: queue.max_queued_per_user).
+        #[arg(long)]
+        max_queued: Option<u32>,
     },
     /// Show a user's limits (yours, or anyone's as admin).
     Show {
@@ -182,32 +192,120 @@ pub fn submit(lab: &Lab, p: &Principal, args: SubmitArgs) -> CommandOutput {
     }
 }
 
-/// `ls`.
-pub fn ls(lab: &Lab, p: &Principal, filter: ListFilter, json: bool) -> CommandOutput {
-    let views = match lab.list_experiments(p, &filter) {
-        Ok(v) => v,
-        Err(e) => return e.into(),
+/// Experiments read and written at once by a long `ls`.
+const LS_PAGE: usize = 200;
+
+/// `ls`: written page by page to `sink` (a long listing is never held
+/// whole); returns the exit status. Text output says on stderr when more
+/// experiments match than were shown.
+pub async fn ls<S: StreamSink>(
+    lab: &Lab,
+    p: &Principal,
+    filter: ListFilter,
+    json: bool,
+    sink: &mut S,
+) -> u32 {
+    let limit = if filter.limit == 0 {
+        DEFAULT_LIST_LIMIT
+    } else {
+        filter.limit
     };
-    if json {
-        return CommandOutput::json(&views);
-    }
     let now = crate::lab::now();
-    let rows: Vec<Vec<String>> = views
-        .iter()
-        .map(|v| {
-            let e = &v.experiment;
-            vec![
-                e.id.to_string(),
-                printable(e.spec.name.as_deref().unwrap_or("-")),
-                e.owner.clone(),
-                e.state.name().to_string(),
-                crate::units::human_duration(e.age_secs(now)),
-                e.spec.resources.summary(),
-                printable(v.wait_reason.as_deref().unwrap_or("")),
-            ]
-        })
-        .collect();
-    CommandOutput::ok(table(&EXPERIMENT_COLUMNS, &rows))
+    let mut from = ListFrom::Start;
+    let mut shown = 0;
+    let mut layout: Option<TableLayout> = None;
+    let mut total = None;
+    let mut more = false;
+    if json && sink.out(b"[".to_vec()).await.is_err() {
+        return exit::OK;
+    }
+    while shown < limit {
+        let page = match lab.list_page(p, &filter, from, (limit - shown).min(LS_PAGE)) {
+            Ok(page) => page,
+            Err(e) => {
+                let out = CommandOutput::from(e);
+                let _ = sink.err(out.stderr).await;
+                return out.status;
+            }
+        };
+        total = page.total;
+        let text = if json {
+            let mut text = String::new();
+            for view in &page.views {
+                text.push_str(if shown == 0 && text.is_empty() {
+                    "\n"
+                } else {
+                    ",\n"
+                });
+                match serde_json::to_string_pretty(view) {
+                    Ok(item) => text.push_str(&item),
+                    Err(e) => {
+                        let _ = sink
+                            .err(format!("error: cannot encode JSON: {e}\n").into_bytes())
+                            .await;
+                        return exit::FAILURE;
+                    }
+                }
+            }
+            text
+        } else {
+            let rows: Vec<Vec<String>> = page.views.iter().map(|v| ls_row(v, now)).collect();
+            match &layout {
+                Some(layout) => layout.rows(&rows),
+                None => {
+                    let (new, header) = TableLayout::new(&EXPERIMENT_COLUMNS, &rows);
+                    let text = header + &new.rows(&rows);
+                    layout = Some(new);
+                    text
+                }
+            }
+        };
+        shown += page.views.len();
+        if !text.is_empty() && sink.out(text.into_bytes()).await.is_err() {
+            return exit::OK;
+        }
+        match page.next {
+            Some(next) => from = next,
+            None => break,
+        }
+        more = shown >= limit;
+    }
+    if json {
+        let end: &[u8] = if shown == 0 { b"]\n" } else { b"\n]\n" };
+        let _ = sink.out(end.to_vec()).await;
+        return exit::OK;
+    }
+    if layout.is_none() {
+        let (_, header) = TableLayout::new(&EXPERIMENT_COLUMNS, &[]);
+        let _ = sink.out(header.into_bytes()).await;
+    }
+    let note = match total {
+        Some(total) if total > shown => Some(format!(
+            "{shown} of {total} shown (--limit N shows up to {MAX_LIST_LIMIT})"
+        )),
+        None if more => Some(format!(
+            "{shown} shown; more match (--limit N shows up to {MAX_LIST_LIMIT})"
+        )),
+        _ => None,
+    };
+    if let Some(note) = note {
+        let _ = sink.err(format!("{note}\n").into_bytes()).await;
+    }
+    exit::OK
+}
+
+/// One experiment's row in `ls`.
+fn ls_row(v: &crate::lab::ExperimentView, now: i64) -> Vec<String> {
+    let e = &v.experiment;
+    vec![
+        e.id.to_string(),
+        printable(e.spec.name.as_deref().unwrap_or("-")),
+        e.owner.clone(),
+        e.state.name().to_string(),
+        crate::units::human_duration(e.age_secs(now)),
+        e.spec.resources.summary(),
+        printable(v.wait_reason.as_deref().unwrap_or("")),
+    ]
 }
 
 /// `show`.
@@ -353,6 +451,7 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
             max_mem,
             max_gpus,
             max_time,
+            max_queued,
         } => {
             let quota = Quota {
                 max_running,
@@ -360,6 +459,7 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
                 max_memory_bytes: max_mem,
                 max_gpus,
                 max_time_secs: max_time,
+                max_queued,
             };
             match lab.set_quota(p, &user, quota) {
                 Ok(()) => CommandOutput::ok(format!("quota of {user} set\n")),
@@ -373,12 +473,15 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
                 Ok(q) => {
                     let show = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
                     CommandOutput::ok(format!(
-                        "{user}: running {}, CPUs {}, memory {}, GPUs {}, wall time {}\n",
+                        "{user}: running {}, CPUs {}, memory {}, GPUs {}, wall time {}, queued {}\n",
                         show(q.max_running.map(|v| v.to_string())),
                         show(q.max_cpus.map(|v| v.to_string())),
                         show(q.max_memory_bytes.map(|v| short_bytes(v as f64))),
                         show(q.max_gpus.map(|v| v.to_string())),
                         show(q.max_time_secs.map(crate::units::human_duration)),
+                        q.max_queued
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "the queue's default".into()),
                     ))
                 }
                 Err(e) => e.into(),

@@ -280,8 +280,12 @@ fn environment(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    // The experiment's own variables win over the defaults.
+    // The experiment's own variables win over the defaults, but never over
+    // labbench's (refused at submission; an older record may hold one).
     for (key, value) in &e.spec.env {
+        if crate::model::is_reserved_env(key) {
+            continue;
+        }
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
     }

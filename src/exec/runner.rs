@@ -55,8 +55,10 @@ struct Tracked {
     ends_by: i64,
     /// Most bytes its output may take.
     output_limit: u64,
-    /// Bytes of output at the last tick, and what they grew by in it.
-    output: (u64, u64),
+    /// Bytes of output at the last tick, and what they grew by in it
+    /// (`None` before the first measure: a re-attached experiment's whole
+    /// log is no growth).
+    output: Option<(u64, u64)>,
     memory_bytes: u64,
     gpus: usize,
     stopping: Option<Stopping>,
@@ -100,7 +102,7 @@ impl Tracked {
             time_limit_secs: e.spec.resources.time_limit_secs,
             ends_by: e.spec.resources.ends_by(started_at),
             output_limit: e.spec.max_output_bytes.unwrap_or(u64::MAX),
-            output: (0, 0),
+            output: None,
             memory_bytes: e.spec.resources.memory_bytes,
             gpus,
             stopping: None,
@@ -539,7 +541,7 @@ fn signal_all(t: &Tracked, signal: i32) {
 /// is what lets every run's end be recorded).
 fn guard_output(tracked: &mut HashMap<u64, Tracked>, settings: &RunnerSettings) {
     for (id, t) in tracked.iter_mut() {
-        check_output(*id, t, settings);
+        check_output(*id, t, settings, true);
     }
     let reserve = settings.disk_reserve;
     let Some(free) = crate::sys::free_bytes(&settings.launch.data_dir) else {
@@ -548,44 +550,71 @@ fn guard_output(tracked: &mut HashMap<u64, Tracked>, settings: &RunnerSettings) 
     if reserve == 0 || free >= reserve {
         return;
     }
+    // Only a run whose own writing is filling the disk is stopped: one that
+    // wrote a good part of what is missing in this quarter second alone.
+    let short = reserve - free;
     let writer = tracked
         .values_mut()
-        .filter(|t| t.stopping.is_none() && t.output.1 > 0)
-        .max_by_key(|t| t.output.1);
-    if let Some(t) = writer {
+        .filter(|t| t.stopping.is_none())
+        .filter_map(|t| {
+            let grew = t.output.map_or(0, |(_, grew)| grew);
+            (grew >= DISK_HOG_GROWTH.min(short / 2).max(1)).then_some((grew, t))
+        })
+        .max_by_key(|(grew, _)| *grew);
+    if let Some((grew, t)) = writer {
         let reason = format!(
             "the data disk fell below its reserve ({} free, {} kept) while it wrote {} in a quarter second",
             crate::units::short_bytes(free as f64),
             crate::units::short_bytes(reserve as f64),
-            crate::units::short_bytes(t.output.1 as f64)
+            crate::units::short_bytes(grew as f64)
         );
         stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
-        // Its output gives the disk its reserve back (and a little more).
-        let short = reserve - free + (1 << 20);
-        let keep = t.output.0.saturating_sub(short);
-        trim(t, keep);
+        // What it wrote since gives the disk its reserve back, and no more
+        // than that is cut.
+        let written = t.output.map_or(0, |(bytes, _)| bytes);
+        trim(t, written.saturating_sub(grew.min(short + (1 << 20))));
     }
 }
 
+/// Growth of its output in a quarter second that marks an experiment as
+/// the one filling the data disk (16 MiB/s).
+const DISK_HOG_GROWTH: u64 = 4 << 20;
+
 /// Measures experiment `id`'s output; stops it (and has its output cut)
 /// when over its limit.
-fn check_output(id: u64, t: &mut Tracked, settings: &RunnerSettings) {
+fn check_output(id: u64, t: &mut Tracked, settings: &RunnerSettings, running: bool) {
     let files = ExperimentFiles::new(&settings.launch.data_dir, id);
     let bytes: u64 = [files.stdout(), files.stderr(), files.metrics()]
         .iter()
         .filter_map(|path| std::fs::metadata(path).ok())
         .map(|m| m.len())
         .sum();
-    t.output = (bytes, bytes.saturating_sub(t.output.0));
+    let grew = t
+        .output
+        .map_or(0, |(before, _)| bytes.saturating_sub(before));
+    t.output = Some((bytes, grew));
     let limit = settings.output_limit_of(t);
-    if t.stopping.is_none() && bytes > limit {
-        let reason = format!(
-            "output limit {} exceeded",
-            crate::units::short_bytes(limit as f64)
-        );
-        stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
-        trim(t, limit);
+    if t.stopping.is_some() || bytes <= limit {
+        return;
     }
+    let reason = format!(
+        "output limit {} exceeded",
+        crate::units::short_bytes(limit as f64)
+    );
+    if running {
+        stop(t, Outcome::KilledByLimit, reason, Duration::ZERO);
+    } else {
+        // Ended already: nothing to signal, only its output to cut.
+        t.stopping = Some(Stopping {
+            outcome: Outcome::KilledByLimit,
+            reason,
+            kill_at: tokio::time::Instant::now(),
+            sent: None,
+            supervisor_killed: false,
+            trim_to: None,
+        });
+    }
+    trim(t, limit);
 }
 
 /// Has the output of the stopping experiment `t` cut to `keep` bytes once it ended.
@@ -719,7 +748,7 @@ fn watch(
     for id in ended {
         if let Some(mut t) = tracked.remove(&id) {
             // One that wrote past its limit and ended before a tick saw it.
-            check_output(id, &mut t, settings);
+            check_output(id, &mut t, settings, false);
             changes.push(finish(id, &t, settings, false));
             freed.extend(keep_supervisor(t, settings));
         }

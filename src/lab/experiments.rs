@@ -52,6 +52,12 @@ pub struct QueueSettings {
     pub run_refusal: Option<String>,
     /// Most bytes an experiment's output may take unless an admin allows more.
     pub max_output_bytes: u64,
+    /// Most experiments one user may have queued at once (a quota may say otherwise).
+    pub max_queued_per_user: u32,
+    /// In single-user mode (a daemon not running as root that runs
+    /// experiments as itself), the daemon's account: only the lab user
+    /// mapped to it runs experiments (they can read the daemon's data).
+    pub single_user: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -63,6 +69,8 @@ impl Default for QueueSettings {
             disk_reserve_bytes: 0,
             run_refusal: None,
             max_output_bytes: 10 << 30,
+            max_queued_per_user: 1000,
+            single_user: None,
         }
     }
 }
@@ -117,8 +125,49 @@ pub struct ListFilter {
     pub state: Option<String>,
     /// Only this project.
     pub project: Option<String>,
-    /// At most this many (newest first).
+    /// At most this many (0: [`DEFAULT_LIST_LIMIT`]; at most [`MAX_LIST_LIMIT`]).
     pub limit: usize,
+    /// In which order (unfinished experiments only: history is newest first).
+    pub order: ListOrder,
+}
+
+/// How unfinished experiments are listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// Running ones first, then queued ones in the order the scheduler
+    /// would start them.
+    NextToStart,
+}
+
+/// Experiments listed when no limit is given.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// Most experiments one listing may ask for.
+pub const MAX_LIST_LIMIT: usize = 10_000;
+
+/// Where a page of a listing starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFrom {
+    /// The first page.
+    Start,
+    /// After this many (unfinished experiments, in their order).
+    Offset(usize),
+    /// Below this id (history, newest first).
+    Before(u64),
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListPage {
+    /// The experiments, as the caller may see them.
+    pub views: Vec<ExperimentView>,
+    /// How many the filter selects in all, where known without reading the
+    /// whole history (unfinished experiments).
+    pub total: Option<usize>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<ListFrom>,
 }
 
 /// An experiment with why it waits, for `ls` and the Queue tab.
@@ -176,7 +225,16 @@ impl Lab {
             return Err(LabError::Invalid(why.clone()));
         }
         let owner = self.existing_user_record(&p.user)?;
+        if let Some(daemon) = &self.queue.single_user
+            && owner.unix_user.as_deref() != Some(daemon.as_str())
+        {
+            return Err(LabError::PermissionDenied(format!(
+                "single-user mode: experiments run as the daemon's own account {daemon}, which \
+                 can read labbench's data; only the lab user mapped to {daemon} may run them"
+            )));
+        }
         let account = run_as(&owner)?;
+        self.check_queue_room(&p.user)?;
         let spec = self.validate_submission(&account, &p.user, request)?;
         if let Some((free, reserve)) = self.disk_short() {
             return Err(LabError::Unavailable(format!(
@@ -323,7 +381,7 @@ impl Lab {
             }
         }
         let workdir = r.workdir.unwrap_or_else(|| account.home.clone());
-        check_workdir(&workdir, account)?;
+        check_workdir(&workdir, account, &self.workdir_checks)?;
         Ok(ExperimentSpec {
             name: r.name,
             project: r.project,
@@ -350,6 +408,30 @@ impl Lab {
     /// Why no experiment may run on this host, if none may.
     pub fn run_refusal(&self) -> Option<&str> {
         self.queue.run_refusal.as_deref()
+    }
+
+    /// Refuses a submission of `user` who has as many experiments queued
+    /// as allowed (their quota's `max_queued`, else the queue's default):
+    /// the queue is everyone's, and each queued one costs the daemon memory.
+    fn check_queue_room(&self, user: &str) -> LabResult<()> {
+        let max = self
+            .store
+            .quota(user)?
+            .max_queued
+            .unwrap_or(self.queue.max_queued_per_user);
+        let queued = self.store.with_active(|active| {
+            active
+                .values()
+                .filter(|e| e.owner == user && e.state == State::Queued)
+                .count()
+        });
+        if queued >= max as usize {
+            return Err(LabError::Unavailable(format!(
+                "{user} has {queued} experiments queued, the most allowed (queue.max_queued_per_user, \
+                 or quota --max-queued); nothing was queued: submit again once some have started"
+            )));
+        }
+        Ok(())
     }
 
     /// What the host offers to experiments (from the latest monitor snapshot).
@@ -403,14 +485,35 @@ impl Lab {
             })
     }
 
-    /// Experiments for `ls`, with wait reasons for queued ones.
-    pub fn list_experiments(
+    /// The first page of `filter` (up to its limit), with wait reasons for
+    /// queued experiments.
+    pub fn list_experiments(&self, p: &Principal, filter: &ListFilter) -> LabResult<ListPage> {
+        let limit = if filter.limit == 0 {
+            DEFAULT_LIST_LIMIT
+        } else {
+            filter.limit
+        };
+        self.list_page(p, filter, ListFrom::Start, limit)
+    }
+
+    /// Up to `count` experiments of `filter` from `from` on: unfinished ones
+    /// in `filter.order`, with history newest first. Long listings are read
+    /// page by page, so that none is held whole.
+    pub fn list_page(
         &self,
         p: &Principal,
         filter: &ListFilter,
-    ) -> LabResult<Vec<ExperimentView>> {
+        from: ListFrom,
+        count: usize,
+    ) -> LabResult<ListPage> {
         let p = &self.current(p)?;
-        let private_projects = self.store.private_projects()?;
+        if filter.limit > MAX_LIST_LIMIT {
+            return Err(LabError::Invalid(format!(
+                "--limit {}: at most {MAX_LIST_LIMIT} at once",
+                filter.limit
+            )));
+        }
+        let count = count.min(MAX_LIST_LIMIT);
         let keep = |e: &Experiment| {
             filter.user.as_deref().is_none_or(|u| e.owner == u)
                 && filter.state.as_deref().is_none_or(|s| e.state.name() == s)
@@ -419,29 +522,45 @@ impl Lab {
                     .as_deref()
                     .is_none_or(|pr| e.spec.project.as_deref() == Some(pr))
         };
-        let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        let mut experiments = if filter.all
+        let history = filter.all
             || filter
                 .state
                 .as_deref()
-                .is_some_and(|s| !["queued", "starting", "running"].contains(&s))
-        {
-            self.store.experiments_page(None, limit, keep)?
+                .is_some_and(|s| !["queued", "starting", "running"].contains(&s));
+        let (experiments, total, next) = if history {
+            let before = match from {
+                ListFrom::Before(id) => Some(id),
+                _ => None,
+            };
+            // One more than asked tells whether there are more.
+            let mut page = self.store.experiments_page(before, count + 1, keep)?;
+            let more = page.len() > count;
+            page.truncate(count);
+            let next = more
+                .then(|| page.last().map(|e| ListFrom::Before(e.id)))
+                .flatten();
+            (page, None, next)
         } else {
-            let mut active: Vec<Experiment> = self
-                .store
-                .active_experiments()?
-                .into_iter()
-                .filter(|e| keep(e))
-                .collect();
-            active.reverse();
-            active.truncate(limit);
-            active
+            let ids = self.active_ids(filter.order, |e| keep(e))?;
+            let offset = match from {
+                ListFrom::Offset(n) => n,
+                _ => 0,
+            };
+            let window: Vec<u64> = ids.iter().skip(offset).take(count).copied().collect();
+            let page: Vec<Experiment> = self.store.with_active(|active| {
+                window
+                    .iter()
+                    .filter_map(|id| active.get(id).cloned())
+                    .collect()
+            });
+            let end = offset + window.len();
+            let next = (end < ids.len()).then_some(ListFrom::Offset(end));
+            (page, Some(ids.len()), next)
         };
-        experiments.sort_by_key(|e| std::cmp::Reverse(e.id));
         let reasons = self.wait_reasons(p)?;
         let live = self.live_use();
-        Ok(experiments
+        let private_projects = self.store.private_projects()?;
+        let views = experiments
             .into_iter()
             .map(|e| {
                 let private = e.spec.private
@@ -455,7 +574,46 @@ impl Lab {
                     experiment: seen_by(p, e, private),
                 }
             })
-            .collect())
+            .collect();
+        Ok(ListPage { views, total, next })
+    }
+
+    /// The ids of the unfinished experiments `keep` accepts, in `order`.
+    fn active_ids(
+        &self,
+        order: ListOrder,
+        keep: impl Fn(&Experiment) -> bool,
+    ) -> LabResult<Vec<u64>> {
+        let mut ids: Vec<u64> = self.store.with_active(|active| {
+            active
+                .values()
+                .rev()
+                .filter(|e| keep(e))
+                .map(|e| e.id)
+                .collect()
+        });
+        if order == ListOrder::NextToStart {
+            // Running (and starting) first, longest running first; then
+            // queued ones as the scheduler takes them.
+            let position: HashMap<u64, usize> = self
+                .plan()?
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let id = match d {
+                        Decision::Start { id, .. }
+                        | Decision::Wait { id, .. }
+                        | Decision::Abandon { id, .. } => *id,
+                    };
+                    (id, i)
+                })
+                .collect();
+            ids.sort_by_key(|id| match position.get(id) {
+                Some(at) => (1, *at, *id),
+                None => (0, 0, *id),
+            });
+        }
+        Ok(ids)
     }
 
     /// Publishes what running experiments use now (the runner does, each tick).
@@ -639,19 +797,43 @@ impl Lab {
             unknown.sort_unstable();
             unknown.dedup();
         };
-        // A removed user's experiments never start (they are cancelled with
-        // the user; this covers one queued meanwhile).
+        // What was true at submission is checked again at the start: the
+        // owner still exists and still runs as the account recorded (a
+        // mapping changed or removed, a system account no longer allowed),
+        // and this daemon runs experiments at all.
         for d in &mut decisions {
-            if let Decision::Start { id, .. } = *d
-                && let Some(owner) = self
-                    .store
-                    .with_active(|active| active.get(&id).map(|e| e.owner.clone()))
-                && self.store.user(&owner)?.is_none()
-            {
-                *d = Decision::Abandon {
-                    id,
-                    reason: format!("its owner {owner} was removed"),
-                };
+            let Decision::Start { id, .. } = *d else {
+                continue;
+            };
+            let Some((owner, unix_user)) = self.store.with_active(|active| {
+                active
+                    .get(&id)
+                    .map(|e| (e.owner.clone(), e.unix_user.clone()))
+            }) else {
+                continue;
+            };
+            let refusal = match self.store.user(&owner)? {
+                None => Some(format!("its owner {owner} was removed")),
+                Some(_) if self.queue.run_refusal.is_some() => self.queue.run_refusal.clone(),
+                Some(user) => match run_as(&user) {
+                    Ok(account) if account.name == unix_user => None,
+                    Ok(account) => Some(format!(
+                        "{owner} now runs as unix user {}, not {unix_user} as when it was submitted",
+                        account.name
+                    )),
+                    // The name service not answering: decided again later.
+                    Err(LabError::Unavailable(why)) => {
+                        *d = Decision::Wait {
+                            id,
+                            reason: WaitReason::Unchecked(why),
+                        };
+                        continue;
+                    }
+                    Err(e) => Some(e.to_string()),
+                },
+            };
+            if let Some(reason) = refusal {
+                *d = Decision::Abandon { id, reason };
             }
         }
         if let Some((free, reserve)) = self.disk_short() {
@@ -740,7 +922,7 @@ impl Lab {
     pub fn cancel(&self, p: &Principal, id: u64) -> LabResult<State> {
         let p = &self.current(p)?;
         let experiment = self.stored_experiment(id)?;
-        if !(p.is_admin() || (p.user == experiment.owner && p.role != Role::Viewer)) {
+        if !(p.is_admin() || (owns(p, &experiment) && p.role != Role::Viewer)) {
             return Err(LabError::PermissionDenied(format!(
                 "only {} or an admin can cancel experiment {id}",
                 experiment.owner
@@ -953,9 +1135,15 @@ impl Lab {
     }
 }
 
-/// Whether `p` owns `e` or is an admin.
+/// Whether `p` owns `e` (theirs, not an earlier account's of the same
+/// name) or is an admin.
 fn owns_or_admin(p: &Principal, e: &Experiment) -> bool {
-    p.is_admin() || p.user == e.owner
+    p.is_admin() || owns(p, e)
+}
+
+/// Whether `e` is `p`'s own.
+fn owns(p: &Principal, e: &Experiment) -> bool {
+    p.user == e.owner && e.submitted_at >= p.since
 }
 
 /// What stands in for a value the caller may not see.
@@ -1028,6 +1216,9 @@ pub fn reserved_env_message(name: &str) -> String {
     )
 }
 
+/// Longest a `--workdir` check may take.
+const WORKDIR_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The Unix account `owner`'s experiments run as: refused when none is
 /// set, it does not exist here, or it is a system account an admin did
 /// not allow.
@@ -1048,11 +1239,10 @@ fn run_as(owner: &User) -> LabResult<Account> {
                 owner.name
             ))
         })?;
-    let uid_min = accounts::uid_min();
-    if account.uid < uid_min && !owner.system_account_allowed {
+    if accounts::is_system_uid(account.uid) && !owner.system_account_allowed {
         return Err(LabError::Invalid(format!(
-            "unix user {name} is a system account (uid {}, below UID_MIN {uid_min}); an admin \
-             must allow it (user set-unix {} {name} --allow-system-account) or map another",
+            "unix user {name} is a system account (uid {}); an admin must allow it (user \
+             set-unix {} {name} --allow-system-account) or map another",
             account.uid, owner.name
         )));
     }
@@ -1062,7 +1252,17 @@ fn run_as(owner: &User) -> LabResult<Account> {
 /// Refuses a working directory `account` cannot enter and list, as the
 /// kernel decides for it. One message whether it is missing or closed to
 /// the account, so a refusal tells nothing about what the account cannot see.
-fn check_workdir(dir: &Path, account: &Account) -> LabResult<()> {
+///
+/// The check can hang on a filesystem that does not answer (a user's own
+/// FUSE mount): it is given [`WORKDIR_CHECK_TIMEOUT`], after which the
+/// directory is refused, and an account has one check at a time (`in_flight`:
+/// accounts whose check has not returned), so that none can tie up the
+/// daemon's threads.
+fn check_workdir(
+    dir: &Path,
+    account: &Account,
+    in_flight: &std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+) -> LabResult<()> {
     if !dir.is_absolute() {
         return Err(LabError::Invalid(format!(
             "--workdir {}: use an absolute path",
@@ -1070,7 +1270,32 @@ fn check_workdir(dir: &Path, account: &Account) -> LabResult<()> {
         )));
     }
     let groups = accounts::groups_of(&account.name, account.gid).map_err(LabError::Unavailable)?;
-    if dir.is_absolute() && crate::sys::may_enter_as(dir, account.uid, account.gid, &groups) {
+    if !in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(account.uid)
+    {
+        return Err(LabError::Unavailable(format!(
+            "the check of an earlier --workdir of unix user {} has not returned (is its \
+             filesystem answering?); try again later",
+            account.name
+        )));
+    }
+    let (path, uid, gid, checks) = (
+        dir.to_path_buf(),
+        account.uid,
+        account.gid,
+        in_flight.clone(),
+    );
+    let checked = accounts::within(WORKDIR_CHECK_TIMEOUT, move || {
+        let may = crate::sys::may_enter_as(&path, uid, gid, &groups);
+        checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&uid);
+        may
+    });
+    if checked == Ok(true) {
         return Ok(());
     }
     Err(LabError::Invalid(format!(
@@ -1100,6 +1325,7 @@ mod tests {
             role,
             unix_user: Some("root".into()),
             key_fingerprint: None,
+            since: 0,
         }
     }
 
@@ -1468,6 +1694,7 @@ mod tests {
             let listed = lab
                 .list_experiments(p, &ListFilter::default())
                 .expect("ls")
+                .views
                 .remove(0)
                 .experiment
                 .spec
@@ -1633,9 +1860,14 @@ mod tests {
             .list_experiments(&mike, &ListFilter::default())
             .expect("ls");
         assert_eq!(
-            active.iter().map(|v| v.experiment.id).collect::<Vec<_>>(),
+            active
+                .views
+                .iter()
+                .map(|v| v.experiment.id)
+                .collect::<Vec<_>>(),
             vec![b]
         );
+        assert_eq!((active.total, active.next), (Some(1), None));
         let all = lab
             .list_experiments(
                 &mike,
@@ -1646,7 +1878,10 @@ mod tests {
             )
             .expect("ls");
         assert_eq!(
-            all.iter().map(|v| v.experiment.id).collect::<Vec<_>>(),
+            all.views
+                .iter()
+                .map(|v| v.experiment.id)
+                .collect::<Vec<_>>(),
             vec![b, a]
         );
         let cancelled = lab
@@ -1658,6 +1893,88 @@ mod tests {
                 },
             )
             .expect("ls");
-        assert_eq!(cancelled.len(), 1);
+        assert_eq!(cancelled.views.len(), 1);
+    }
+
+    #[test]
+    fn long_listings_come_in_pages_in_either_order() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let low = lab.submit(&mike, echo()).expect("low");
+        let ids: Vec<u64> = (0..5)
+            .map(|_| lab.submit(&mike, echo()).expect("id"))
+            .collect();
+        lab.set_priority(&admin, low, 9).expect("first to start");
+        let filter = ListFilter {
+            limit: 2,
+            ..ListFilter::default()
+        };
+        let first = lab.list_experiments(&mike, &filter).expect("page");
+        assert_eq!(first.total, Some(6));
+        let newest: Vec<u64> = first.views.iter().map(|v| v.experiment.id).collect();
+        assert_eq!(newest, vec![ids[4], ids[3]]);
+        let rest = lab
+            .list_page(&mike, &filter, first.next.expect("more"), 10)
+            .expect("rest");
+        assert_eq!(rest.views.len(), 4);
+        assert_eq!(rest.next, None);
+        let next_first = ListFilter {
+            order: ListOrder::NextToStart,
+            ..filter.clone()
+        };
+        let page = lab.list_experiments(&mike, &next_first).expect("page");
+        assert_eq!(
+            page.views[0].experiment.id, low,
+            "the highest priority starts next"
+        );
+        // History: newest first, page by page below the last id seen.
+        let all = ListFilter {
+            all: true,
+            limit: 4,
+            ..ListFilter::default()
+        };
+        let page = lab.list_experiments(&mike, &all).expect("history");
+        assert_eq!(page.total, None);
+        let Some(ListFrom::Before(below)) = page.next else {
+            panic!("{:?}", page.next);
+        };
+        assert_eq!(below, ids[1]);
+        let too_many = ListFilter {
+            limit: MAX_LIST_LIMIT + 1,
+            ..ListFilter::default()
+        };
+        assert!(matches!(
+            lab.list_experiments(&mike, &too_many),
+            Err(LabError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_member_cannot_queue_more_than_the_queue_allows() {
+        let (_d, lab) = lab_with_admin();
+        let lab = lab.with_queue_settings(QueueSettings {
+            max_queued_per_user: 3,
+            ..QueueSettings::default()
+        });
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        for _ in 0..3 {
+            lab.submit(&mike, echo()).expect("within");
+        }
+        let err = lab.submit(&mike, echo()).expect_err("over");
+        assert!(matches!(err, LabError::Unavailable(_)), "{err}");
+        lab.set_quota(
+            &admin,
+            "mike",
+            Quota {
+                max_queued: Some(4),
+                ..Quota::default()
+            },
+        )
+        .expect("quota");
+        lab.submit(&mike, echo())
+            .expect("the quota allows one more");
+        assert_eq!(lab.store().active_experiments().expect("active").len(), 4);
     }
 }

@@ -19,12 +19,12 @@ use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use experiments::{
-    ExperimentView, ListFilter, LiveUse, QueueSettings, StateChange, SubmitRequest,
-    reserved_env_message,
+    DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, LiveUse,
+    MAX_LIST_LIMIT, QueueSettings, StateChange, SubmitRequest, reserved_env_message,
 };
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};
-pub use users::{UnixMapping, UserSummary};
+pub use users::{CHALLENGE_VALID_SECS, KeyOffer, UnixMapping, UserSummary};
 
 /// Who is asking: the authenticated lab user behind a request.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -37,6 +37,9 @@ pub struct Principal {
     pub unix_user: Option<String>,
     /// Fingerprint of the key they authenticated with; `None` for the local operator.
     pub key_fingerprint: Option<String>,
+    /// When their account was created: experiments an earlier account of
+    /// the same name submitted are not theirs.
+    pub since: i64,
 }
 
 impl Principal {
@@ -70,6 +73,15 @@ pub enum LabError {
     Store(#[from] StoreError),
 }
 
+impl LabError {
+    /// Whether the caller is refused for who they are (removed, demoted, a
+    /// key withdrawn, not allowed): what ends their sessions, unlike a
+    /// passing failure of the store.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, LabError::PermissionDenied(_) | LabError::NotFound(_))
+    }
+}
+
 impl From<NameError> for LabError {
     fn from(e: NameError) -> Self {
         LabError::Invalid(e.to_string())
@@ -96,6 +108,10 @@ pub struct Lab {
     queue_changes: Arc<watch::Sender<u64>>,
     /// Serialises changes to users and keys, so checks and writes cannot interleave.
     identity: Arc<std::sync::Mutex<()>>,
+    /// Accounts whose `--workdir` check has not returned (see `check_workdir`).
+    workdir_checks: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+    /// Open key challenges by user: (message to sign, valid until).
+    challenges: Arc<std::sync::Mutex<Challenges>>,
     /// Bumped when a user or a key is removed: connections then check that
     /// their user and key still exist, and close if not.
     revocations: Arc<watch::Sender<u64>>,
@@ -123,6 +139,9 @@ pub struct QueueNews {
     /// submissions to list).
     pub other: bool,
 }
+
+/// Open key challenges by user: (message to sign, valid until).
+type Challenges = std::collections::HashMap<String, Vec<(String, i64)>>;
 
 /// Submissions listed in [`QueueNews`] before it just says "other".
 const MAX_NEWS: usize = 1024;
@@ -186,6 +205,8 @@ impl Lab {
             queue_changes: Arc::new(watch::Sender::new(0)),
             identity: Arc::new(std::sync::Mutex::new(())),
             revocations: Arc::new(watch::Sender::new(0)),
+            challenges: Arc::default(),
+            workdir_checks: Arc::default(),
             data_dir: Arc::new(std::path::PathBuf::from(".")),
             fair_share: Arc::new(std::sync::Mutex::new(None)),
             live: Arc::new(std::sync::RwLock::new(std::collections::HashMap::new())),

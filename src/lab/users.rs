@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Lab, LabError, LabResult, Principal, now, require_admin, require_self_or_admin};
-use crate::model::{PublicKeyInfo, Role, User, validate_user_name};
+use crate::model::{PROOF_NAMESPACE, PublicKeyInfo, Role, User, validate_user_name};
 use crate::store::KeyRecord;
 
 /// The Unix account an admin maps a lab user to, and what they allow.
@@ -38,6 +38,21 @@ fn mapping_words(user: &User) -> String {
     }
 }
 
+/// A public key offered to `key add`, with the proof that its sender holds
+/// its private key when they add it to their own account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOffer {
+    /// The OpenSSH public key line.
+    pub line: String,
+    /// The key's signature over a challenge (`ssh-keygen -Y sign -n labbench`).
+    pub proof: Option<String>,
+}
+
+/// Seconds a key challenge holds.
+pub const CHALLENGE_VALID_SECS: i64 = 600;
+/// Most open challenges one user has (older ones are dropped).
+const MAX_CHALLENGES: usize = 8;
+
 /// A user as listed by `users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserSummary {
@@ -68,6 +83,7 @@ impl Lab {
             role: user.role,
             unix_user: user.unix_user,
             key_fingerprint: Some(key.fingerprint.clone()),
+            since: user.created_at,
         }))
     }
 
@@ -88,6 +104,7 @@ impl Lab {
             role: admin.role,
             unix_user: admin.unix_user,
             key_fingerprint: None,
+            since: admin.created_at,
         })
     }
 
@@ -120,6 +137,7 @@ impl Lab {
         Ok(Principal {
             role: user.role,
             unix_user: user.unix_user,
+            since: user.created_at,
             ..p.clone()
         })
     }
@@ -197,33 +215,45 @@ impl Lab {
         };
         validate_user_name(account)?;
         let found = crate::sys::accounts::by_name(account).map_err(LabError::Unavailable)?;
-        let uid_min = crate::sys::accounts::uid_min();
+        let system = found
+            .as_ref()
+            .is_some_and(|f| crate::sys::accounts::is_system_uid(f.uid));
         if let Some(found) = &found
-            && found.uid < uid_min
+            && system
             && !unix.allow_system_account
         {
             return Err(LabError::Invalid(format!(
-                "unix user {account} is a system account (uid {}, below UID_MIN {uid_min}): \
-                 {name}'s experiments would run with its rights; pass --allow-system-account if \
-                 that is meant",
+                "unix user {account} is a system account (uid {}: root, a service, nobody, or \
+                 outside UID_MIN..UID_MAX of /etc/login.defs): {name}'s experiments would run with \
+                 its rights; pass --allow-system-account if that is meant",
                 found.uid
             )));
         }
-        if !unix.allow_shared
-            && let Some(other) = self
-                .store
-                .users()?
-                .into_iter()
-                .find(|u| u.name != name && u.unix_user.as_deref() == Some(account.as_str()))
-        {
-            return Err(LabError::Conflict(format!(
-                "unix user {account} is already {}'s: two lab users would act as one account \
-                 (each could read and stop the other's runs); pass --allow-shared-unix-user if \
-                 that is meant",
-                other.name
-            )));
+        if !unix.allow_shared {
+            // The same account under another name counts too (same uid).
+            let uid = found.as_ref().map(|f| f.uid);
+            let shared = self.store.users()?.into_iter().find(|u| {
+                u.name != name
+                    && u.unix_user.as_deref().is_some_and(|other| {
+                        other == account.as_str()
+                            || uid.is_some_and(|uid| {
+                                crate::sys::accounts::by_name(other)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|o| o.uid == uid)
+                            })
+                    })
+            });
+            if let Some(other) = shared {
+                return Err(LabError::Conflict(format!(
+                    "unix user {account} is already {}'s: two lab users would act as one account \
+                     (each could read and stop the other's runs); pass --allow-shared-unix-user if \
+                     that is meant",
+                    other.name
+                )));
+            }
         }
-        Ok(found.is_some_and(|f| f.uid < uid_min))
+        Ok(system)
     }
 
     /// Changes a user's role (admin only); the last admin cannot be demoted.
@@ -268,30 +298,62 @@ impl Lab {
         Ok(cancelled)
     }
 
-    /// Registers a public key for `name` (that user or an admin).
+    /// Registers a public key for `name` (an admin; see [`Lab::add_keys`]).
     pub fn add_key(&self, p: &Principal, name: &str, key_line: &str) -> LabResult<KeyRecord> {
-        let mut added = self.add_keys(p, name, &[key_line])?;
+        let offer = KeyOffer {
+            line: key_line.to_string(),
+            proof: None,
+        };
+        let mut added = self.add_keys(p, name, &[offer])?;
         added
             .pop()
             .ok_or_else(|| LabError::Invalid("no key given".into()))
     }
 
+    /// A challenge for the caller to sign with a key they want to add to
+    /// their own account (see [`Lab::add_keys`]); valid for
+    /// [`CHALLENGE_VALID_SECS`] and once.
+    pub fn key_challenge(&self, p: &Principal) -> LabResult<String> {
+        let p = self.current(p)?;
+        let nonce = crate::sys::random_hex(16)
+            .map_err(|e| LabError::Unavailable(format!("cannot make a challenge: {e}")))?;
+        let expires = now() + CHALLENGE_VALID_SECS;
+        let message = format!("labbench: {} holds this key ({nonce})", p.user);
+        let mut challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = challenges.entry(p.user.clone()).or_default();
+        mine.retain(|(_, until)| *until > now());
+        if mine.len() >= MAX_CHALLENGES {
+            mine.remove(0);
+        }
+        mine.push((message.clone(), expires));
+        Ok(message)
+    }
+
     /// Registers several keys for `name`: all are checked (syntax, already
-    /// registered, repeated) before any is added.
+    /// registered, repeated, proof) before any is added. An admin may add
+    /// any key to anyone; a user adding keys to their own account must
+    /// prove, for each, that they hold its private key: a signature by it
+    /// over a challenge of [`Lab::key_challenge`] (else a member could
+    /// register somebody else's public key, whose later logins would then
+    /// act as the member).
     pub fn add_keys(
         &self,
         p: &Principal,
         name: &str,
-        key_lines: &[&str],
+        offers: &[KeyOffer],
     ) -> LabResult<Vec<KeyRecord>> {
         let _guard = self.identity_lock();
         let p = &self.current(p)?;
         require_self_or_admin(p, name, "add keys to this account")?;
         self.existing_user(name)?;
-        let mut keys: Vec<PublicKeyInfo> = Vec::with_capacity(key_lines.len());
-        for (i, line) in key_lines.iter().enumerate() {
-            let key = PublicKeyInfo::parse(line)
-                .map_err(|e| LabError::Invalid(format!("line {}: {e}; no key was added", i + 1)))?;
+        let mut keys: Vec<PublicKeyInfo> = Vec::with_capacity(offers.len());
+        let mut used = Vec::new();
+        for (i, offer) in offers.iter().enumerate() {
+            let key = PublicKeyInfo::parse(&offer.line)
+                .map_err(|e| LabError::Invalid(format!("key {}: {e}; no key was added", i + 1)))?;
+            if !p.is_admin() {
+                used.push(self.proven(&p.user, &key, offer.proof.as_deref())?);
+            }
             if let Some(existing) = self.store.key(&key.fingerprint)? {
                 return Err(LabError::Conflict(format!(
                     "key {} is already registered to {}; no key was added",
@@ -306,6 +368,12 @@ impl Lab {
                 )));
             }
             keys.push(key);
+        }
+        if !used.is_empty() {
+            let mut challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(mine) = challenges.get_mut(&p.user) {
+                mine.retain(|(message, _)| !used.contains(message));
+            }
         }
         let mut records = Vec::with_capacity(keys.len());
         for key in keys {
@@ -326,6 +394,42 @@ impl Lab {
             records.push(record);
         }
         Ok(records)
+    }
+
+    /// The challenge of `user` that `proof` signs with `key`, or why there is none.
+    fn proven(&self, user: &str, key: &PublicKeyInfo, proof: Option<&str>) -> LabResult<String> {
+        let Some(proof) = proof else {
+            return Err(LabError::PermissionDenied(format!(
+                "a key you add to your own account needs proof that you hold its private key: \
+                 run `key challenge`, sign what it prints (printf '%s' \"$CHALLENGE\" | ssh-keygen -Y \
+                 sign -f KEY -n {PROOF_NAMESPACE} > KEY.sig), then send the key and the signature \
+                 (cat KEY.pub KEY.sig | ssh lab@host key add {user}); or ask an admin to add it"
+            )));
+        };
+        let challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+        let open: Vec<&String> = challenges
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter(|(_, until)| *until > now())
+            .map(|(message, _)| message)
+            .collect();
+        if open.is_empty() {
+            return Err(LabError::PermissionDenied(
+                "no open challenge: run `key challenge` first (a challenge holds 10 minutes, once)"
+                    .into(),
+            ));
+        }
+        let mut why = String::new();
+        for message in open {
+            match key.verify_proof(message.as_bytes(), proof) {
+                Ok(()) => return Ok(message.clone()),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(LabError::PermissionDenied(format!(
+            "{why}; no key was added"
+        )))
     }
 
     /// Removes one of `name`'s keys (that user or an admin); never your own last key.
@@ -394,6 +498,7 @@ mod tests {
             role,
             unix_user: Some(name.into()),
             key_fingerprint: None,
+            since: 0,
         }
     }
 
@@ -423,11 +528,74 @@ mod tests {
         ));
     }
 
+    /// A key pair made from `seed`, its public line, and its signature
+    /// over `message` as `ssh-keygen -Y sign -n labbench` makes it.
+    fn signed(seed: u8, message: &str) -> (String, String) {
+        use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey, private::Ed25519Keypair};
+        let key = PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]));
+        let line = key.public_key().to_openssh().expect("public line");
+        let signature = key
+            .sign(
+                crate::model::PROOF_NAMESPACE,
+                HashAlg::Sha512,
+                message.as_bytes(),
+            )
+            .expect("sign")
+            .to_pem(LineEnding::LF)
+            .expect("armor");
+        (line, signature)
+    }
+
+    #[test]
+    fn a_key_added_to_ones_own_account_needs_proof_of_possession() {
+        let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let member = as_role(&lab, "mike", Role::Member);
+        let offer = |line: &str, proof: Option<String>| KeyOffer {
+            line: line.to_string(),
+            proof,
+        };
+        // Somebody else's public key, without proof: refused.
+        let err = lab
+            .add_keys(&member, "mike", &[offer(KEY_B, None)])
+            .expect_err("no proof");
+        assert!(err.to_string().contains("key challenge"), "{err}");
+        // With a signature by the key over a challenge of his own: added.
+        let challenge = lab.key_challenge(&member).expect("challenge");
+        let (mine, proof) = signed(7, &challenge);
+        lab.add_keys(&member, "mike", &[offer(&mine, Some(proof.clone()))])
+            .expect("proven");
+        // The challenge is spent; another key's signature does not prove this one.
+        let (other, _) = signed(8, &challenge);
+        let err = lab
+            .add_keys(&member, "mike", &[offer(&other, Some(proof))])
+            .expect_err("spent");
+        assert!(matches!(err, LabError::PermissionDenied(_)), "{err}");
+        let challenge = lab.key_challenge(&member).expect("challenge");
+        let (_, wrong) = signed(9, &challenge);
+        let err = lab
+            .add_keys(&member, "mike", &[offer(&other, Some(wrong))])
+            .expect_err("signed by another key");
+        assert!(err.to_string().contains("not"), "{err}");
+        // Another user's challenge proves nothing for mike.
+        let vera = as_role(&lab, "vera", Role::Viewer);
+        let hers = lab.key_challenge(&vera).expect("challenge");
+        let (_, for_her) = signed(8, &hers);
+        assert!(
+            lab.add_keys(&member, "mike", &[offer(&other, Some(for_her))])
+                .is_err()
+        );
+        // An admin adds any key to anyone.
+        lab.add_key(&admin, "mike", KEY_B).expect("admin");
+        assert_eq!(lab.list_keys(&member, None).expect("own").len(), 2);
+    }
+
     #[test]
     fn member_manages_own_keys_but_not_others() {
         let (_dir, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
         let member = as_role(&lab, "mike", Role::Member);
-        lab.add_key(&member, "mike", KEY_B).expect("own key");
+        lab.add_key(&admin, "mike", KEY_B).expect("own key");
         assert!(matches!(
             lab.add_key(&member, "root", KEY_B),
             Err(LabError::PermissionDenied(_))
@@ -503,7 +671,7 @@ mod tests {
             .expect("ok")
             .expect("known");
         assert!(lab.whoami(&mike).is_ok());
-        lab.add_key(&mike, "mike", KEY_C).expect("second key");
+        lab.add_key(&admin, "mike", KEY_C).expect("second key");
         lab.remove_key(&admin, "mike", &key.key.fingerprint)
             .expect("remove");
         assert!(matches!(
@@ -583,6 +751,7 @@ mod tests {
             role: Role::Member,
             unix_user: None,
             key_fingerprint: None,
+            since: 0,
         };
         let request = crate::lab::SubmitRequest {
             command: Some(crate::model::CommandLine::Argv(vec!["true".into()])),

@@ -31,7 +31,14 @@ pub enum KeyError {
     /// An RSA key that is too small.
     #[error("rsa key of {0} bits is too weak; use at least 2048 bits or an ed25519 key")]
     WeakRsa(u32),
+    /// A proof of possession that is not a valid signature by the key.
+    #[error("the signature is not {0}'s own over the challenge ({1})")]
+    BadProof(String, String),
 }
+
+/// The namespace of signatures that prove the possession of a key
+/// (`ssh-keygen -Y sign -n labbench`).
+pub const PROOF_NAMESPACE: &str = "labbench";
 
 impl PublicKeyInfo {
     /// Parses and checks one OpenSSH public key line.
@@ -81,6 +88,21 @@ impl PublicKeyInfo {
                 .take(256)
                 .collect(),
         })
+    }
+}
+
+impl PublicKeyInfo {
+    /// Checks that `armored` (what `ssh-keygen -Y sign -n labbench` writes)
+    /// is this key's signature over `message`: proof that whoever sent it
+    /// holds the private key.
+    pub fn verify_proof(&self, message: &[u8], armored: &str) -> Result<(), KeyError> {
+        let bad = |why: String| KeyError::BadProof(self.fingerprint.clone(), why);
+        let key =
+            ssh_key::PublicKey::from_openssh(&self.openssh).map_err(|e| bad(e.to_string()))?;
+        let signature =
+            ssh_key::SshSig::from_pem(armored.trim()).map_err(|e| bad(e.to_string()))?;
+        key.verify(PROOF_NAMESPACE, message, &signature)
+            .map_err(|e| bad(e.to_string()))
     }
 }
 

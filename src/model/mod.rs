@@ -12,5 +12,5 @@ pub use experiment::{
     ResourceUse, Resources, State, Stop, Transition, end_status, is_reserved_env, parse_duration,
     parse_size, signal_name,
 };
-pub use key::{KeyError, PublicKeyInfo};
+pub use key::{KeyError, PROOF_NAMESPACE, PublicKeyInfo};
 pub use user::{NameError, Role, User, validate_user_name};

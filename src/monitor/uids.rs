@@ -12,11 +12,23 @@ use crate::sys::accounts;
 /// wait on it every second.
 const RETRY_FAILED_AFTER: Duration = Duration::from_secs(30);
 
+/// How long a uid the name service does not know is left unnamed before
+/// it is asked about again.
+const ASK_UNNAMED_EVERY: Duration = Duration::from_secs(5);
+/// Most lookups of uids without a name in one second: a user running
+/// processes under thousands of unnamed uids (a container's range) must
+/// not turn the sampler into a flood of lookups.
+const MAX_LOOKUPS_PER_SECOND: u32 = 64;
+
 /// Names of uids, as the name service gives them.
 #[derive(Debug, Default)]
 pub struct UidNames {
     /// Uids whose lookup failed, and when.
     failed: HashMap<u32, Instant>,
+    /// Uids the name service did not know, and when it was last asked.
+    unnamed: HashMap<u32, Instant>,
+    /// Lookups of unnamed uids in the current second, and when it began.
+    budget: Option<(Instant, u32)>,
 }
 
 impl UidNames {
@@ -31,12 +43,33 @@ impl UidNames {
         {
             return unnamed();
         }
+        if let Some(asked) = self.unnamed.get(&uid) {
+            if asked.elapsed() < ASK_UNNAMED_EVERY {
+                return unnamed();
+            }
+            let (since, used) = self.budget.get_or_insert((Instant::now(), 0));
+            if since.elapsed() >= Duration::from_secs(1) {
+                (*since, *used) = (Instant::now(), 0);
+            }
+            if *used >= MAX_LOOKUPS_PER_SECOND {
+                return unnamed();
+            }
+            *used += 1;
+        }
         match accounts::by_uid(uid) {
             Ok(Some(account)) if printable(&account.name) => {
                 self.failed.remove(&uid);
+                self.unnamed.remove(&uid);
                 account.name
             }
-            Ok(_) => unnamed(),
+            Ok(_) => {
+                if self.unnamed.len() > 65_536 {
+                    self.unnamed
+                        .retain(|_, at| at.elapsed() < ASK_UNNAMED_EVERY);
+                }
+                self.unnamed.insert(uid, Instant::now());
+                unnamed()
+            }
             Err(e) => {
                 tracing::warn!("{e}; uid {uid} is shown unnamed for a while");
                 self.failed.insert(uid, Instant::now());

@@ -35,6 +35,9 @@ pub struct Quota {
     pub max_gpus: Option<u32>,
     /// Longest wall-time limit of one experiment, seconds.
     pub max_time_secs: Option<u64>,
+    /// Experiments queued at once (`None`: the queue's default).
+    #[serde(default)]
+    pub max_queued: Option<u32>,
 }
 
 /// An experiment holding resources.
@@ -150,6 +153,9 @@ pub enum WaitReason {
         /// What was free at that point.
         free: Room,
     },
+    /// Something it needs cannot be checked now (the name service does
+    /// not answer, say): it is decided again at the next plan.
+    Unchecked(String),
 }
 
 /// The quota an experiment would exceed, with what its owner holds.
@@ -168,6 +174,9 @@ pub enum QuotaExceeded {
 impl std::fmt::Display for WaitReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::units::short_bytes;
+        if let WaitReason::Unchecked(why) = self {
+            return write!(f, "waiting: {why}");
+        }
         match *self {
             WaitReason::Dependency(dep) => write!(f, "waiting for experiment {dep} to succeed"),
             WaitReason::Behind(head) => {
@@ -213,6 +222,7 @@ impl std::fmt::Display for WaitReason {
                     )
                 }
             }
+            WaitReason::Unchecked(_) => Ok(()),
         }
     }
 }

@@ -81,7 +81,7 @@ impl FrameSink for ChannelOutput {
     }
 }
 
-impl crate::cli::logs::StreamSink for ChannelOutput {
+impl crate::cli::StreamSink for ChannelOutput {
     async fn out(&mut self, bytes: Vec<u8>) -> Result<(), ()> {
         self.send(None, bytes).await
     }

@@ -80,6 +80,8 @@ pub struct ConnectionHandler {
     authenticated: watch::Sender<Option<Principal>>,
     /// The logged-in connection's slot.
     connection_slot: Option<ConnectionSlot>,
+    /// A login was refused for a limit of its user or key (see [`Self::limit_refused`]).
+    limit_refused: Arc<AtomicBool>,
     channels: HashMap<ChannelId, ChannelState>,
     /// Channels whose program ended; their state is dropped at the next callback.
     finished_tx: mpsc::UnboundedSender<ChannelId>,
@@ -110,10 +112,17 @@ impl ConnectionHandler {
             principal: None,
             authenticated: watch::Sender::new(None),
             connection_slot: None,
+            limit_refused: Arc::default(),
             channels: HashMap::new(),
             finished_tx,
             finished_rx,
         }
+    }
+
+    /// Raised when a login is refused for a limit of its user or key (not
+    /// for who they are): the connection's end then costs its source nothing.
+    pub fn limit_refused(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.limit_refused)
     }
 
     /// Who the client authenticated as, once it has.
@@ -238,6 +247,7 @@ impl russh::server::Handler for ConnectionHandler {
             Ok(slot) => slot,
             Err(why) => {
                 tracing::warn!(peer = %self.peer(), user = %principal.user, "refused: {why}");
+                self.limit_refused.store(true, Ordering::Release);
                 return Ok(Auth::reject());
             }
         };
@@ -479,18 +489,20 @@ impl russh::server::Handler for ConnectionHandler {
             let _done = done;
             let result = match parsed {
                 Err(out) => out,
-                Ok(LabCommand::Logs(args)) => {
-                    // Streamed as it is read: logs can be large and -f can last hours.
+                Ok(command) if command.streams() => {
+                    // Written as it is produced: logs can be large and -f can
+                    // last hours; a long listing is never held whole.
                     let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
+                    tracing::info!(peer = %peer, user = %principal.user, "exec {}", command.log_summary());
                     let mut output = output;
                     let status = match lab.whoami(&principal) {
-                        Ok(caller) => {
-                            crate::cli::logs::logs(&lab, &caller, &args, &mut output).await
-                        }
+                        Ok(caller) => command
+                            .stream(&lab, &caller, &mut output)
+                            .await
+                            .unwrap_or(exit::OK),
                         Err(e) => {
                             let out = CommandOutput::from(e);
-                            let _ =
-                                crate::cli::logs::StreamSink::err(&mut output, out.stderr).await;
+                            let _ = crate::cli::StreamSink::err(&mut output, out.stderr).await;
                             out.status
                         }
                     };

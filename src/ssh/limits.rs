@@ -10,7 +10,14 @@
 //!   the login grace, [`GRACE_PENALTY`]), the penalty runs
 //!   down in real time, and while it is over [`PENALTY_ENFORCED_ABOVE`] the
 //!   source's new connections are refused at once. Logged-in connections
-//!   are never penalised, so scripts may connect as often as they like.
+//!   are never penalised, so scripts may connect as often as they like; a
+//!   login refused for a user's or key's limit is not either; and a source
+//!   someone logged in from in the last [`TRUSTED_FOR`] is not refused (a
+//!   jump host, a shared NAT, the host itself: a stranger's junk there must
+//!   not lock out the members who use it).
+//! - A source is an address, except that every loopback address counts as
+//!   one (127.0.0.0/8 and ::1: a local user could bind many) and an IPv6
+//!   address counts by its /64 network.
 //! - Once logged in, a connection holds a *connection* slot: at most
 //!   [`LimitSettings::max_connections`], per user and per key too.
 //! - Each session (a shell or a command) holds a *session* slot: at most
@@ -33,6 +40,25 @@ pub const PENALTY_ENFORCED_ABOVE: Duration = Duration::from_secs(15);
 pub const MAX_PENALTY: Duration = Duration::from_secs(600);
 /// Most sources with a penalty tracked at once (the oldest are forgotten).
 const MAX_PENALISED_SOURCES: usize = 65_536;
+/// How long a source someone logged in from is not refused for penalties.
+pub const TRUSTED_FOR: Duration = Duration::from_secs(600);
+
+/// What limits count by: `address` as a source (see the module's text).
+pub fn source_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) if v4.is_loopback() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) if v6.is_loopback() => IpAddr::from([127, 0, 0, 1]),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => source_of(IpAddr::V4(v4)),
+            None => {
+                let mut network = v6.segments();
+                network[4..].fill(0);
+                IpAddr::from(network)
+            }
+        },
+        v4 => v4,
+    }
+}
 
 /// How many of each a server allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +114,8 @@ struct Counts {
     startups_by_source: HashMap<IpAddr, usize>,
     /// Penalty of each source and when it was last updated.
     penalties: HashMap<IpAddr, (Duration, Instant)>,
+    /// When someone last logged in from each source.
+    logins: HashMap<IpAddr, Instant>,
     connections: usize,
     connections_by_user: HashMap<String, usize>,
     connections_by_key: HashMap<String, usize>,
@@ -137,6 +165,8 @@ pub struct StartupSlot {
     source: IpAddr,
     /// Outstayed the login grace (a heavier penalty).
     overstayed: bool,
+    /// Refused for a limit of its user or key: no penalty.
+    excused: bool,
     done: bool,
 }
 
@@ -170,9 +200,15 @@ impl ConnectionLimits {
     }
 
     /// Admits a new connection from `source` until it logs in, or says why not.
-    pub fn admit(self: &Arc<Self>, source: IpAddr) -> Result<StartupSlot, Refusal> {
+    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<StartupSlot, Refusal> {
+        let source = source_of(address);
         let mut counts = self.counts();
+        let trusted = counts
+            .logins
+            .get(&source)
+            .is_some_and(|at| at.elapsed() < TRUSTED_FOR);
         if self.settings.penalize_sources
+            && !trusted
             && penalty_now(&mut counts, source) > PENALTY_ENFORCED_ABOVE
         {
             return Err(Refusal::Penalised(source));
@@ -195,6 +231,7 @@ impl ConnectionLimits {
             limits: Arc::clone(self),
             source,
             overstayed: false,
+            excused: false,
             done: false,
         })
     }
@@ -273,8 +310,8 @@ impl ConnectionLimits {
     }
 
     /// The penalty `source` has now (tests, diagnostics).
-    pub fn penalty(&self, source: IpAddr) -> Duration {
-        penalty_now(&mut self.counts(), source)
+    pub fn penalty(&self, address: IpAddr) -> Duration {
+        penalty_now(&mut self.counts(), source_of(address))
     }
 }
 
@@ -319,10 +356,24 @@ impl StartupSlot {
         self.overstayed = true;
     }
 
-    /// The connection logged in: the slot is given back without penalty.
+    /// A login was refused for a limit of the user or key, not for who
+    /// they are: the end of this connection costs its source nothing.
+    pub fn excuse(&mut self) {
+        self.excused = true;
+    }
+
+    /// The connection logged in: the slot is given back without penalty,
+    /// and its source is trusted a while.
     pub fn logged_in(mut self) {
         self.done = true;
         self.give_back();
+        let mut counts = self.limits.counts();
+        if counts.logins.len() >= MAX_PENALISED_SOURCES {
+            counts.logins.retain(|_, at| at.elapsed() < TRUSTED_FOR);
+        }
+        if counts.logins.len() < MAX_PENALISED_SOURCES {
+            counts.logins.insert(self.source, Instant::now());
+        }
     }
 
     fn give_back(&self) {
@@ -338,7 +389,7 @@ impl Drop for StartupSlot {
             return;
         }
         self.give_back();
-        if !self.limits.settings.penalize_sources {
+        if !self.limits.settings.penalize_sources || self.excused {
             return;
         }
         let added = if self.overstayed {
@@ -432,6 +483,43 @@ mod tests {
         slow.overstayed();
         drop(slow);
         assert!(limits.penalty(ip(3)) > NOAUTH_PENALTY);
+    }
+
+    #[test]
+    fn loopback_counts_as_one_source_and_ipv6_by_its_network() {
+        assert_eq!(
+            source_of(IpAddr::from([127, 0, 0, 9])),
+            source_of(IpAddr::from([127, 1, 2, 3]))
+        );
+        assert_eq!(
+            source_of("::1".parse().expect("v6")),
+            source_of(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(
+            source_of("2001:db8:1:2:aaaa::1".parse().expect("v6")),
+            source_of("2001:db8:1:2:bbbb::9".parse().expect("v6"))
+        );
+        assert_ne!(
+            source_of(IpAddr::from([10, 0, 0, 1])),
+            source_of(IpAddr::from([10, 0, 0, 2]))
+        );
+    }
+
+    #[test]
+    fn a_source_someone_logs_in_from_is_not_refused_for_strangers() {
+        let limits = ConnectionLimits::new(settings());
+        limits.admit(ip(5)).expect("member").logged_in();
+        for _ in 0..30 {
+            drop(limits.admit(ip(5)).expect("trusted a while"));
+        }
+        assert!(limits.penalty(ip(5)) > PENALTY_ENFORCED_ABOVE);
+        assert!(limits.admit(ip(5)).is_ok());
+        // A login refused for a user's limit costs nothing.
+        for _ in 0..30 {
+            let mut over = limits.admit(ip(6)).expect("admitted");
+            over.excuse();
+        }
+        assert_eq!(limits.penalty(ip(6)), Duration::ZERO);
     }
 
     #[test]

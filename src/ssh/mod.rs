@@ -12,4 +12,4 @@ mod limits;
 
 pub use handler::{ConnectionHandler, ServerShared};
 pub use hostkey::{HostKey, generate_ed25519, load_or_create_host_key, write_private_key};
-pub use limits::{ConnectionLimits, LimitSettings, Refusal};
+pub use limits::{ConnectionLimits, LimitSettings, Refusal, StartupSlot};

@@ -129,11 +129,36 @@ pub fn uid_min() -> u32 {
         .unwrap_or(1000)
 }
 
+/// The highest uid of a regular account: `UID_MAX` of `/etc/login.defs`,
+/// 60000 where it does not say.
+pub fn uid_max() -> u32 {
+    std::fs::read_to_string("/etc/login.defs")
+        .ok()
+        .and_then(|text| login_defs_value(&text, "UID_MAX"))
+        .unwrap_or(60_000)
+}
+
+/// Whether `uid` is not a regular person's account: below `UID_MIN`
+/// (root, services), above `UID_MAX` (dynamic users, containers' ranges),
+/// or the kernel's overflow uid (`nobody`, which services run as too).
+pub fn is_system_uid(uid: u32) -> bool {
+    let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(65_534);
+    uid < uid_min() || uid > uid_max() || uid == overflow
+}
+
 /// `UID_MIN` in the text of a `login.defs`.
 fn login_defs_uid_min(text: &str) -> Option<u32> {
+    login_defs_value(text, "UID_MIN")
+}
+
+/// The number set for `key` in the text of a `login.defs`.
+fn login_defs_value(text: &str, key: &str) -> Option<u32> {
     text.lines().find_map(|line| {
         let mut words = line.split_whitespace();
-        (words.next() == Some("UID_MIN"))
+        (words.next() == Some(key))
             .then(|| words.next()?.parse().ok())
             .flatten()
     })
@@ -289,7 +314,10 @@ mod tests {
         let text = "# UID_MIN 5\nMAIL_DIR /var/mail\nUID_MIN\t\t\t 1000\nUID_MAX 60000\n";
         assert_eq!(login_defs_uid_min(text), Some(1000));
         assert_eq!(login_defs_uid_min("UID_MAX 60000\n"), None);
+        assert_eq!(login_defs_value("UID_MAX 60000\n", "UID_MAX"), Some(60000));
         assert!(uid_min() > 0);
+        assert!(is_system_uid(0) && is_system_uid(65_534) && is_system_uid(4_000_000_000));
+        assert!(!is_system_uid(uid_min()));
     }
 
     #[test]

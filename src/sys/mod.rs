@@ -221,6 +221,14 @@ fn for_session(sid: u32, mut each: impl FnMut(u32, u64)) {
     }
 }
 
+/// `bytes` random bytes from the kernel, as lowercase hex.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self")

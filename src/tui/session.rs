@@ -86,6 +86,8 @@ pub async fn run_tui_session<S: FrameSink>(
             // service decides every action with the current role anyway).
             match lab.whoami(&principal) {
                 Ok(now) => view.set_role(now.role),
+                // A passing failure (the database reopening) ends nothing.
+                Err(e) if !e.is_refusal() => view.notice = Some(e.to_string()),
                 Err(e) => {
                     let mut farewell = LEAVE.to_vec();
                     farewell.extend_from_slice(format!("labbench: {e}\r\n").as_bytes());
@@ -131,6 +133,7 @@ pub async fn run_tui_session<S: FrameSink>(
         if view.tab == Tab::Queue {
             snapshot.queue = lab
                 .list_experiments(&principal, &ListFilter::default())
+                .map(|page| page.views)
                 .unwrap_or_default();
             let ids: Vec<u64> = visible_rows(&snapshot, &view.queue)
                 .iter()

@@ -126,10 +126,13 @@ impl TestServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if !extra.contains(&"--admin-unix-user") {
-            // The tests' admin runs experiments as the tester (root in CI).
-            command
-                .arg("--admin-unix-user")
-                .arg(labbench::server::invoking_user());
+            // The tests' admin runs experiments as the tester (root in CI),
+            // or as the daemon's own user when it runs as another.
+            let unix_user = options
+                .run_as
+                .clone()
+                .unwrap_or_else(labbench::server::invoking_user);
+            command.arg("--admin-unix-user").arg(unix_user);
         }
         if let Some(log) = &options.log {
             command
