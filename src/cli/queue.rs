@@ -192,8 +192,9 @@ pub fn submit(lab: &Lab, p: &Principal, args: SubmitArgs) -> CommandOutput {
     }
 }
 
-/// Experiments read and written at once by a long `ls`.
-const LS_PAGE: usize = 200;
+/// Experiments read and written at once by a long `ls`: few, so that many
+/// long listings at once cost the daemon little memory (bench (d)).
+const LS_PAGE: usize = 16;
 
 /// `ls`: written page by page to `sink` (a long listing is never held
 /// whole); returns the exit status. Text output says on stderr when more

@@ -901,7 +901,8 @@ impl Lab {
     fn compute_recent_usage(&self) -> LabResult<HashMap<String, f64>> {
         let since = now() - 7 * 86_400;
         let mut usage: HashMap<String, f64> = HashMap::new();
-        for e in self.store.experiments_since(since, 100_000)? {
+        // One experiment at a time: a week can hold a great many.
+        self.store.for_each_since(since, 100_000, |e| {
             let hours = match &e.state {
                 State::Finished {
                     started_at: Some(s),
@@ -912,7 +913,7 @@ impl Lab {
                 _ => 0.0,
             };
             *usage.entry(e.owner.clone()).or_default() += hours * e.spec.resources.cpus;
-        }
+        })?;
         Ok(usage)
     }
 

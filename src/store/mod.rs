@@ -17,6 +17,10 @@ use crate::monitor::{Bucket, ClosedBucket};
 use crate::sched::Quota;
 use codec::{decode, encode};
 
+/// Bytes of database pages sled keeps in memory (its default, 1 GiB, let
+/// long listings of history grow the daemon for good).
+const STORE_CACHE_BYTES: u64 = 16 << 20;
+
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -145,6 +149,7 @@ impl Trees {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(STORE_CACHE_BYTES)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(ref io)
@@ -656,18 +661,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Experiments submitted at or after `since`, newest first, at most
-    /// `limit`: the walk stops at the first older one (ids grow with time).
-    pub fn experiments_since(&self, since: i64, limit: usize) -> StoreResult<Vec<Experiment>> {
-        let mut out = Vec::new();
+    /// Visits the experiments submitted at or after `since`, newest first,
+    /// at most `limit`, one at a time (none is kept): the walk stops at the
+    /// first older one (ids grow with time).
+    pub fn for_each_since(
+        &self,
+        since: i64,
+        limit: usize,
+        mut visit: impl FnMut(&Experiment),
+    ) -> StoreResult<()> {
+        let mut seen = 0;
         self.walk_newest(None, |e| {
-            if e.submitted_at < since || out.len() >= limit {
+            if e.submitted_at < since || seen >= limit {
                 return false;
             }
-            out.push(e);
+            seen += 1;
+            visit(&e);
             true
-        })?;
-        Ok(out)
+        })
     }
 
     /// A user's quota (default: unlimited).
