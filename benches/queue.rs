@@ -66,10 +66,13 @@ fn bench_dir() -> tempfile::TempDir {
 /// configuration file to serve with (to compare settings, e.g. cgroups off).
 fn start_server(dir: &tempfile::TempDir, admin: &TestKey) -> TestServer {
     let data = dir.path().join("data");
-    match std::env::var("LABBENCH_BENCH_CONFIG") {
-        Ok(config) => TestServer::start_with(&data, Some(admin), &["--config", &config]),
-        Err(_) => TestServer::start(&data, Some(admin)),
-    }
+    let config = std::env::var("LABBENCH_BENCH_CONFIG").unwrap_or_else(|_| {
+        // Part (a) queues 10 000 from one user.
+        let path = dir.path().join("bench.toml");
+        std::fs::write(&path, "[queue]\nmax_queued_per_user = 1000000\n").expect("config");
+        path.to_string_lossy().into_owned()
+    });
+    TestServer::start_with(&data, Some(admin), &["--config", &config])
 }
 
 async fn submissions() {

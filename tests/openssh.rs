@@ -413,3 +413,61 @@ fn tui_actions_are_decided_with_the_role_the_user_has_now() {
     assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
     let _ = s.as_admin(&["cancel", "1"]);
 }
+
+#[test]
+fn the_queue_tab_counts_and_pages_through_a_long_queue() {
+    let s = setup();
+    let gate = s.as_admin(&[
+        "submit",
+        "--json",
+        "--name",
+        "gate",
+        "--workdir",
+        "/tmp",
+        "sleep",
+        "300",
+    ]);
+    let gate: serde_json::Value = serde_json::from_slice(&gate.stdout).expect("id");
+    let gate = gate["id"].as_u64().expect("id");
+    // 60 queued behind it, the last submitted with the highest priority.
+    for i in 0..60 {
+        let name = format!("waiting-{i:02}");
+        let priority = if i == 59 { "0" } else { "-1" };
+        let out = s.as_admin(&[
+            "submit",
+            "--name",
+            &name,
+            "--priority",
+            priority,
+            "--after",
+            &gate.to_string(),
+            "--workdir",
+            "/tmp",
+            "true",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let tmux = open_tui(&s);
+    tmux.wait_for("1 Dashboard");
+    tmux.keys(&["2"]);
+    let first = tmux.wait_for("Queue: 61 experiments");
+    // Next to start first: the running gate, then the one with priority 0.
+    let rows: Vec<&str> = first
+        .lines()
+        .filter(|l| l.contains("waiting-") || l.contains("gate"))
+        .collect();
+    assert!(
+        rows[0].contains("gate") && rows[1].contains("waiting-59"),
+        "{first}"
+    );
+    tmux.keys(&["End"]);
+    let last = tmux.wait_for("waiting-58");
+    assert!(!last.contains("gate"), "the last screen: {last}");
+    tmux.keys(&["Home"]);
+    tmux.wait_for("gate");
+    tmux.keys(&["s"]);
+    let newest = tmux.wait_for("newest first");
+    let rows: Vec<&str> = newest.lines().filter(|l| l.contains("waiting-")).collect();
+    assert!(rows[0].contains("waiting-59"), "{newest}");
+    let _ = s.as_admin(&["cancel", &gate.to_string()]);
+}

@@ -616,6 +616,19 @@ impl Lab {
         Ok(ids)
     }
 
+    /// The projects of unfinished experiments, sorted (the Queue tab's filter).
+    pub fn active_projects(&self) -> Vec<String> {
+        let mut projects: Vec<String> = self.store.with_active(|active| {
+            active
+                .values()
+                .filter_map(|e| e.spec.project.clone())
+                .collect()
+        });
+        projects.sort();
+        projects.dedup();
+        projects
+    }
+
     /// Publishes what running experiments use now (the runner does, each tick).
     pub fn publish_live_use(&self, live: HashMap<u64, LiveUse>) {
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;

@@ -214,17 +214,36 @@ pub enum QueuePane {
 }
 
 impl QueueState {
-    /// Re-finds the selection among the rows now shown (`ids`, in order):
-    /// it stays on the same experiment, moved by the keys pressed since.
-    pub fn follow_selection(&mut self, ids: &[u64]) {
+    /// Re-finds the selection among the rows now shown (`ids`, in order,
+    /// the first at row `offset` of `total`): it stays on the same
+    /// experiment, moved by the keys pressed since.
+    pub fn follow_selection(&mut self, ids: &[u64], offset: usize, total: usize) {
         if let Some((id, at)) = self.anchor
             && let Some(now) = ids.iter().position(|x| *x == id)
         {
             let moved = self.selected as isize - at as isize;
-            self.selected = (now as isize + moved).max(0) as usize;
+            self.selected = ((offset + now) as isize + moved).max(0) as usize;
         }
-        self.selected = self.selected.min(ids.len().saturating_sub(1));
-        self.anchor = ids.get(self.selected).map(|id| (*id, self.selected));
+        self.selected = self.selected.min(total.saturating_sub(1));
+        self.anchor = self
+            .selected
+            .checked_sub(offset)
+            .and_then(|i| ids.get(i))
+            .map(|id| (*id, self.selected));
+    }
+
+    /// The first row to read so that the selected one is on a screen of
+    /// `page` rows, moving the window as little as possible.
+    pub fn window_start(&self, page: usize, total: usize) -> usize {
+        let page = page.max(1);
+        let selected = self.selected.min(total.saturating_sub(1));
+        let mut offset = self.offset.min(total.saturating_sub(1));
+        if selected < offset {
+            offset = selected;
+        } else if selected >= offset + page {
+            offset = selected + 1 - page;
+        }
+        offset
     }
 
     fn reset_selection(&mut self) {
@@ -258,6 +277,13 @@ pub struct QueueState {
     pub anchor: Option<(u64, usize)>,
     /// An open pane.
     pub pane: Option<QueuePane>,
+    /// Newest first, instead of next to start first (running ones, then
+    /// queued ones in the order the scheduler takes them).
+    pub newest_first: bool,
+    /// The first row shown (rows are read a screenful at a time).
+    pub offset: usize,
+    /// Rows that fit on the screen (set by the session), for PgUp/PgDn.
+    pub page: usize,
 }
 
 /// Everything about the session's screen that is not shared data.
@@ -399,6 +425,8 @@ impl ViewState {
             KeyCode::PageDown => d.selected = d.selected.saturating_add(10),
             KeyCode::PageUp => d.selected = d.selected.saturating_sub(10),
             KeyCode::Home => d.selected = 0,
+            // Clamped to the last row when drawn.
+            KeyCode::End => d.selected = usize::MAX,
             KeyCode::Enter => self.request = Some(DashboardRequest::OpenSelected),
             KeyCode::Char('s') => d.sort = step_sort(d.sort, 1),
             KeyCode::Char('S') => d.sort = step_sort(d.sort, -1),
@@ -516,10 +544,28 @@ impl ViewState {
             }
             None => {}
         }
+        let page = q.page.max(1);
         match key.code {
             KeyCode::Down | KeyCode::Char('j') => q.selected = q.selected.saturating_add(1),
             KeyCode::Up | KeyCode::Char('k') => q.selected = q.selected.saturating_sub(1),
+            KeyCode::PageDown => {
+                q.selected = q.selected.saturating_add(page);
+                q.anchor = None;
+            }
+            KeyCode::PageUp => {
+                q.selected = q.selected.saturating_sub(page);
+                q.anchor = None;
+            }
             KeyCode::Home => q.reset_selection(),
+            // Clamped to the last experiment by the session.
+            KeyCode::End => {
+                q.selected = usize::MAX;
+                q.anchor = None;
+            }
+            KeyCode::Char('s') => {
+                q.newest_first = !q.newest_first;
+                q.reset_selection();
+            }
             KeyCode::Char('m') => {
                 q.mine_only = !q.mine_only;
                 q.reset_selection();
@@ -770,20 +816,46 @@ mod tests {
     #[test]
     fn the_queue_selection_stays_on_its_experiment_when_rows_move() {
         let mut q = QueueState::default();
-        q.follow_selection(&[5, 4, 3]);
+        q.follow_selection(&[5, 4, 3], 0, 3);
         q.selected = 1; // ↓ onto experiment 4
-        q.follow_selection(&[5, 4, 3]);
+        q.follow_selection(&[5, 4, 3], 0, 3);
         assert_eq!(q.anchor, Some((4, 1)));
         // A new submission lands on top: still experiment 4.
-        q.follow_selection(&[6, 5, 4, 3]);
+        q.follow_selection(&[6, 5, 4, 3], 0, 4);
         assert_eq!(q.selected, 2);
         // ↓ pressed before the next frame, which also drops experiment 6.
         q.selected += 1;
-        q.follow_selection(&[5, 4, 3]);
+        q.follow_selection(&[5, 4, 3], 0, 3);
         assert_eq!((q.selected, q.anchor), (2, Some((3, 2))));
         // The selected one ends: the selection stays in range.
-        q.follow_selection(&[5]);
+        q.follow_selection(&[5], 0, 1);
         assert_eq!(q.selected, 0);
+    }
+
+    #[test]
+    fn the_queue_pages_through_thousands_a_screenful_at_a_time() {
+        let mut s = ViewState::new(Role::Member);
+        s.tab = Tab::Queue;
+        s.queue.page = 30;
+        let total = 5150;
+        press(&mut s, KeyCode::End);
+        let q = &mut s.queue;
+        q.follow_selection(&[], 0, total);
+        assert_eq!(q.selected, total - 1, "End: the last one");
+        assert_eq!(q.window_start(30, total), total - 30, "on the last screen");
+        q.offset = q.window_start(30, total);
+        press(&mut s, KeyCode::PageUp);
+        let q = &mut s.queue;
+        assert_eq!(q.selected, total - 31);
+        assert_eq!(q.window_start(30, total), total - 31, "the window follows");
+        press(&mut s, KeyCode::Home);
+        assert_eq!(s.queue.selected, 0);
+        assert_eq!(s.queue.window_start(30, total), 0);
+        press(&mut s, KeyCode::PageDown);
+        assert_eq!(s.queue.selected, 30);
+        press(&mut s, KeyCode::Char('s'));
+        assert!(s.queue.newest_first);
+        assert_eq!(s.queue.selected, 0, "a new order starts at the top");
     }
 
     #[test]

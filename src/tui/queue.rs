@@ -26,22 +26,15 @@ const QUEUE_COLUMNS: [&str; 8] = [
     EXPERIMENT_COLUMNS[6],
 ];
 
-/// The rows shown for the Queue state (mine or all, states, project).
-pub fn visible_rows<'a>(snap: &'a Snapshot, state: &QueueState) -> Vec<&'a ExperimentView> {
-    snap.queue
-        .iter()
-        .filter(|v| !state.mine_only || v.experiment.owner == snap.user)
-        .filter(|v| state.states.admits(&v.experiment.state))
-        .filter(|v| {
-            state.project.is_none()
-                || v.experiment.spec.project.as_deref() == state.project.as_deref()
-        })
-        .collect()
+/// The rows on screen: those the session read (already chosen by owner,
+/// state and project, in the order asked) from row `snap.queue_offset`.
+pub fn visible_rows(snap: &Snapshot) -> Vec<&ExperimentView> {
+    snap.queue.iter().collect()
 }
 
 /// Draws the Queue tab.
 pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &QueueState) {
-    let rows = visible_rows(snap, state);
+    let rows = visible_rows(snap);
     let now = snap.usage.at;
     let body = rows.iter().map(|v| {
         let e = &v.experiment;
@@ -87,24 +80,34 @@ pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, stat
     });
     let mut table_state = TableState::default();
     if !rows.is_empty() {
-        table_state.select(Some(state.selected.min(rows.len() - 1)));
+        let at = state.selected.saturating_sub(snap.queue_offset);
+        table_state.select(Some(at.min(rows.len() - 1)));
     }
-    let title = format!(
-        " Queue: {}{} · {} (m) · {} (f) · project {} (P) · n: new ",
-        rows.len(),
-        match (rows.len(), area.width >= 110) {
-            (_, false) => "",
-            (1, true) => " experiment",
-            (_, true) => " experiments",
-        },
-        if state.mine_only {
-            "mine"
-        } else {
-            "everyone's"
-        },
-        state.states.label(),
-        printable(state.project.as_deref().unwrap_or("any")),
-    );
+    let total = snap.queue_total.max(rows.len());
+    let order = if state.newest_first {
+        "newest first"
+    } else {
+        "next to start first"
+    };
+    let whose = if state.mine_only {
+        "mine"
+    } else {
+        "everyone's"
+    };
+    let project = printable(state.project.as_deref().unwrap_or("any"));
+    let title = if area.width >= 110 {
+        format!(
+            " Queue: {total} experiment{} · {order} (s) · {whose} (m) · {} (f) · project {project} (P) · n: new ",
+            if total == 1 { "" } else { "s" },
+            state.states.label(),
+        )
+    } else {
+        // The keys are in the help (?).
+        format!(
+            " Queue: {total} · {order} · {whose} · {} · project {project} ",
+            state.states.label(),
+        )
+    };
     let widths: [u16; 7] = if area.width >= 110 {
         [5, 12, 9, 8, 9, 20, 15]
     } else {

@@ -17,7 +17,7 @@ use super::logpane::{LogFollower, LogPaneState};
 use super::queue::visible_rows;
 use super::view::{Snapshot, render};
 use crate::exec::ExperimentFiles;
-use crate::lab::{Lab, ListFilter, Principal};
+use crate::lab::{Lab, ListFilter, ListFrom, ListOrder, Principal};
 use crate::monitor::Window;
 
 /// Enter the alternate screen, hide the cursor, have pastes marked as
@@ -124,6 +124,8 @@ pub async fn run_tui_session<S: FrameSink>(
             drill_chart: Vec::new(),
             running: lab.running_by_unix_user(),
             queue: Vec::new(),
+            queue_offset: 0,
+            queue_total: 0,
             queue_pane_text: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
@@ -131,15 +133,41 @@ pub async fn run_tui_session<S: FrameSink>(
             clock: chrono::Local::now().format("%H:%M:%S").to_string(),
         };
         if view.tab == Tab::Queue {
-            snapshot.queue = lab
-                .list_experiments(&principal, &ListFilter::default())
-                .map(|page| page.views)
+            // A screenful is read, from where the selection is: the queue
+            // may hold thousands.
+            let page = usize::from(screen.size().height.saturating_sub(6)).max(1);
+            view.queue.page = page;
+            let filter = queue_filter(&view.queue, &principal.user);
+            let total = lab
+                .list_page(&principal, &filter, ListFrom::Offset(0), 0)
+                .ok()
+                .and_then(|p| p.total)
+                .unwrap_or(0);
+            view.queue.offset = view.queue.window_start(page, total);
+            let window = lab
+                .list_page(
+                    &principal,
+                    &filter,
+                    ListFrom::Offset(view.queue.offset),
+                    page,
+                )
                 .unwrap_or_default();
-            let ids: Vec<u64> = visible_rows(&snapshot, &view.queue)
-                .iter()
-                .map(|v| v.experiment.id)
-                .collect();
-            view.queue.follow_selection(&ids);
+            snapshot.queue = window.views;
+            snapshot.queue_offset = view.queue.offset;
+            snapshot.queue_total = window.total.unwrap_or(total);
+            let ids: Vec<u64> = snapshot.queue.iter().map(|v| v.experiment.id).collect();
+            view.queue
+                .follow_selection(&ids, snapshot.queue_offset, snapshot.queue_total);
+            // The selection moved off the screen read: read again around it.
+            let start = view.queue.window_start(page, snapshot.queue_total);
+            if start != view.queue.offset {
+                view.queue.offset = start;
+                let again = lab
+                    .list_page(&principal, &filter, ListFrom::Offset(start), page)
+                    .unwrap_or_default();
+                snapshot.queue = again.views;
+                snapshot.queue_offset = start;
+            }
         }
         match view.request.take() {
             Some(DashboardRequest::OpenSelected) => {
@@ -154,9 +182,12 @@ pub async fn run_tui_session<S: FrameSink>(
                 }
             }
             Some(request) => {
-                let rows = visible_rows(&snapshot, &view.queue);
-                let selected = rows
-                    .get(view.queue.selected.min(rows.len().saturating_sub(1)))
+                let rows = visible_rows(&snapshot);
+                let selected = view
+                    .queue
+                    .selected
+                    .checked_sub(snapshot.queue_offset)
+                    .and_then(|i| rows.get(i))
                     .map(|v| v.experiment.id);
                 match (request, selected) {
                     (DashboardRequest::ShowSelectedExperiment, Some(id)) => {
@@ -211,13 +242,7 @@ pub async fn run_tui_session<S: FrameSink>(
                         }
                     }
                     (DashboardRequest::NextProject, _) => {
-                        let mut projects: Vec<String> = snapshot
-                            .queue
-                            .iter()
-                            .filter_map(|v| v.experiment.spec.project.clone())
-                            .collect();
-                        projects.sort();
-                        projects.dedup();
+                        let projects = lab.active_projects();
                         let next = match &view.queue.project {
                             None => projects.first().cloned(),
                             Some(current) => projects.iter().find(|p| *p > current).cloned(),
@@ -333,6 +358,26 @@ impl<T: FrameSink> FrameSink for &mut T {
     }
 }
 
+/// What the Queue tab lists, as its state asks.
+fn queue_filter(state: &super::app::QueueState, me: &str) -> ListFilter {
+    use super::app::StateFilter;
+    ListFilter {
+        user: state.mine_only.then(|| me.to_string()),
+        state: match state.states {
+            StateFilter::All => None,
+            StateFilter::Queued => Some("queued".into()),
+            StateFilter::Running => Some("running".into()),
+        },
+        project: state.project.clone(),
+        order: if state.newest_first {
+            ListOrder::Newest
+        } else {
+            ListOrder::NextToStart
+        },
+        ..ListFilter::default()
+    }
+}
+
 /// Submits what the form holds through the `submit` command's parser and
 /// the service; returns the new id or the one-line reason it was refused.
 fn submit_from_form(lab: &Lab, principal: &Principal, args: Vec<String>) -> Result<u64, String> {
@@ -359,4 +404,34 @@ fn first_line(out: &crate::cli::output::CommandOutput) -> String {
         .unwrap_or("refused")
         .trim_start_matches("error: ")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::app::{QueueState, StateFilter};
+    use super::*;
+
+    #[test]
+    fn the_queue_tab_asks_the_service_for_what_its_filters_choose() {
+        let state = QueueState {
+            mine_only: true,
+            states: StateFilter::Running,
+            project: Some("vision".into()),
+            ..QueueState::default()
+        };
+        let filter = queue_filter(&state, "alice");
+        assert_eq!(filter.user.as_deref(), Some("alice"));
+        assert_eq!(filter.state.as_deref(), Some("running"));
+        assert_eq!(filter.project.as_deref(), Some("vision"));
+        assert_eq!(filter.order, ListOrder::NextToStart);
+        let newest = QueueState {
+            newest_first: true,
+            ..QueueState::default()
+        };
+        let filter = queue_filter(&newest, "alice");
+        assert_eq!(
+            (filter.user, filter.state, filter.order),
+            (None, None, ListOrder::Newest)
+        );
+    }
 }

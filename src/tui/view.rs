@@ -39,8 +39,12 @@ pub struct Snapshot {
     pub drill_chart: Vec<(i64, Usage)>,
     /// Running experiments per Unix user (Dashboard's RUN column).
     pub running: HashMap<String, usize>,
-    /// Queued and running experiments (Queue tab).
+    /// Queued and running experiments on the Queue tab's screen.
     pub queue: Vec<crate::lab::ExperimentView>,
+    /// Row of the first of them among all the Queue tab lists.
+    pub queue_offset: usize,
+    /// How many the Queue tab lists in all.
+    pub queue_total: usize,
     /// Text of an open Queue details pane.
     pub queue_pane_text: Option<String>,
     /// Lines of the log in an open log pane.
@@ -256,15 +260,19 @@ fn render_placeholder(frame: &mut Canvas, area: Rect, tab: Tab) {
 pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     let mut lines = vec![
         ("1-4", "switch tab (4: Admin, admins only)"),
-        ("Tab / →", "next tab"),
-        ("←", "previous tab"),
+        ("Tab → ←", "next / previous tab"),
         ("?", "show or hide this help"),
-        ("Esc", "close this help"),
+        ("Esc", "close this help, a pane, a drill-down"),
         ("q / Ctrl-C", "quit"),
     ];
     if tab == Tab::Queue {
         lines.extend([
-            ("↑↓ j k", "select an experiment"),
+            (
+                "↑↓ PgUp PgDn",
+                "select an experiment, a screenful at a time",
+            ),
+            ("Home End", "first / last experiment"),
+            ("s", "next to start first / newest first"),
             ("m", "show mine only / everyone's"),
             ("f", "show queued+running / queued / running"),
             ("P", "show one project after another / any"),
@@ -276,15 +284,15 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
             ("c", "cancel (yours; any as admin), asks first"),
             ("r", "rerun: submit a copy (members and admins)"),
             ("p", "priority of a queued experiment (admins)"),
-            ("Esc", "close a pane"),
         ]);
     }
     if tab == Tab::Dashboard {
         lines.extend([
             ("↑↓ j k", "select a user"),
+            ("PgUp PgDn", "ten users up / down"),
+            ("Home End", "first / last user"),
             ("Enter", "user drill-down: charts, top processes, hint"),
             ("w", "drill-down window: 1h, 24h, 7d"),
-            ("Esc", "back from the drill-down"),
             ("s / S", "sort by next / previous column"),
             ("r", "reverse the sort order"),
             ("g", "show CPU+memory or GPU+GPU memory"),
