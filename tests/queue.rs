@@ -376,6 +376,22 @@ async fn logs_carry_write_times_and_since_filters_by_them() {
     let out = exec(&admin, &format!("logs {id} --since yesterday"), None).await;
     assert_eq!(out.status, Some(2), "{out:?}");
     assert!(out.stderr.contains("invalid time \"yesterday\""), "{out:?}");
+
+    // --json: one object a line, with the same times.
+    let out = exec(&admin, &format!("logs {id} --json"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let objects: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert_eq!(objects.len(), 2, "{out:?}");
+    for (object, (at, text)) in objects.iter().zip(&stamped) {
+        assert_eq!(object["stream"], "stdout");
+        assert_eq!(object["line"], *text);
+        let time = object["time"].as_f64().expect("time");
+        assert!(((time * 1000.0) as i64 - at).abs() <= 1, "{object} vs {at}");
+    }
 }
 
 #[tokio::test]

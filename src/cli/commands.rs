@@ -8,7 +8,7 @@ use super::output::{CommandOutput, exit, table};
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
 use crate::lab::{KeyOffer, Lab, ListFilter, Principal, UnixMapping};
-use crate::model::Role;
+use crate::model::{Role, User};
 use crate::monitor::Window;
 use crate::store::KeyRecord;
 
@@ -16,7 +16,11 @@ use crate::store::KeyRecord;
 #[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum LabCommand {
     /// Print the labbench version.
-    Version,
+    Version {
+        /// Print JSON: {"version"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show who you are: user, role, Unix user and the key you used.
     Whoami {
         /// Print JSON: {"user","role","unix_user","key_fingerprint"}.
@@ -30,11 +34,21 @@ pub enum LabCommand {
         json: bool,
     },
     /// Add, re-role or remove users (admin).
-    #[command(subcommand)]
-    User(UserAction),
+    User {
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Add or remove SSH public keys.
-    #[command(subcommand)]
-    Key(KeyAction),
+    Key {
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Queue an experiment: submit [FLAGS] -- CMD ARGS…, or submit --sh 'CMD'.
     Submit(Box<SubmitArgs>),
     /// List queued and running experiments (--all: finished ones too).
@@ -75,6 +89,9 @@ pub enum LabCommand {
         /// Experiment ids.
         #[arg(required = true)]
         ids: Vec<u64>,
+        /// Print JSON: [{"id", "state"} or {"id", "error", "status"}].
+        #[arg(long)]
+        json: bool,
     },
     /// Submit a copy of an experiment, optionally with other resources.
     Rerun {
@@ -109,13 +126,21 @@ pub enum LabCommand {
         /// New priority (higher runs first).
         #[arg(allow_negative_numbers = true)]
         priority: i32,
+        /// Print JSON: {"id", "priority"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Set or show per-user limits.
     #[command(subcommand)]
     Quota(QuotaAction),
     /// Make a project private or public (admin).
-    #[command(subcommand)]
-    Project(ProjectAction),
+    Project {
+        /// Print JSON: {"project", "private"}.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: ProjectAction,
+    },
     /// Show an experiment's output (-f: follow until it ends).
     Logs(LogsArgs),
     /// Wait until experiments end; exits with the experiment's status.
@@ -123,9 +148,16 @@ pub enum LabCommand {
         /// Experiment ids.
         #[arg(required = true)]
         ids: Vec<u64>,
+        /// Print JSON: [{"id", "state", "exit_status"}].
+        #[arg(long)]
+        json: bool,
     },
     /// One text snapshot of per-user use: now and peaks (like the Dashboard).
-    Top,
+    Top {
+        /// Print JSON (as `usage --json`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Per-user use with peaks, means and p95 per window, and a sizing hint.
     Usage {
         /// Only this user (lab or Unix name).
@@ -264,7 +296,7 @@ impl LabCommand {
     pub fn needs_usage(&self) -> bool {
         matches!(
             self,
-            LabCommand::Top | LabCommand::Usage { .. } | LabCommand::Host { .. }
+            LabCommand::Top { .. } | LabCommand::Usage { .. } | LabCommand::Host { .. }
         )
     }
 
@@ -275,7 +307,7 @@ impl LabCommand {
     pub fn answers_at_once(&self) -> bool {
         matches!(
             self,
-            LabCommand::Version
+            LabCommand::Version { .. }
                 | LabCommand::Whoami { .. }
                 | LabCommand::Submit(_)
                 | LabCommand::Show { .. }
@@ -296,16 +328,22 @@ impl LabCommand {
             | LabCommand::Rerun { id, .. }
             | LabCommand::Priority { id, .. } => format!("{name} {id}"),
             LabCommand::Logs(args) => format!("logs {}", args.id),
-            LabCommand::Cancel { ids: list } | LabCommand::Wait { ids: list } => {
+            LabCommand::Cancel { ids: list, .. } | LabCommand::Wait { ids: list, .. } => {
                 format!("{name} {}", ids(list))
             }
-            LabCommand::User(UserAction::Add { .. }) => "user add".into(),
-            LabCommand::User(UserAction::SetRole { .. }) => "user set-role".into(),
-            LabCommand::User(UserAction::Rm { .. }) => "user rm".into(),
-            LabCommand::User(UserAction::SetUnix { .. }) => "user set-unix".into(),
-            LabCommand::Key(KeyAction::Add { .. }) => "key add".into(),
-            LabCommand::Key(KeyAction::Rm { .. }) => "key rm".into(),
-            LabCommand::Key(KeyAction::Challenge) => "key challenge".into(),
+            LabCommand::User { action, .. } => match action {
+                UserAction::Add { .. } => "user add",
+                UserAction::SetRole { .. } => "user set-role",
+                UserAction::Rm { .. } => "user rm",
+                UserAction::SetUnix { .. } => "user set-unix",
+            }
+            .into(),
+            LabCommand::Key { action, .. } => match action {
+                KeyAction::Add { .. } => "key add",
+                KeyAction::Rm { .. } => "key rm",
+                KeyAction::Challenge => "key challenge",
+            }
+            .into(),
             _ => name.to_string(),
         }
     }
@@ -357,20 +395,20 @@ impl LabCommand {
     /// The command's name, for hints.
     pub fn name(&self) -> &'static str {
         match self {
-            LabCommand::Version => "version",
+            LabCommand::Version { .. } => "version",
             LabCommand::Whoami { .. } => "whoami",
             LabCommand::Users { .. } => "users",
-            LabCommand::User(_) => "user …",
-            LabCommand::Key(_) => "key …",
+            LabCommand::User { .. } => "user …",
+            LabCommand::Key { .. } => "key …",
             LabCommand::Keys { .. } => "keys",
-            LabCommand::Top => "top",
+            LabCommand::Top { .. } => "top",
             LabCommand::Submit(_) => "submit …",
             LabCommand::Ls { .. } => "ls",
             LabCommand::Show { .. } => "show ID",
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
             LabCommand::Quota(_) => "quota …",
-            LabCommand::Project(_) => "project …",
+            LabCommand::Project { .. } => "project …",
             LabCommand::Wait { .. } => "wait ID",
             LabCommand::Logs(_) => "logs ID",
             LabCommand::Rerun { .. } => "rerun ID",
@@ -495,14 +533,18 @@ pub async fn run_command(
         Err(e) => return e.into(),
     };
     match command {
-        LabCommand::Version => {
+        LabCommand::Version { json: true } => {
+            CommandOutput::json(&serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
+        }
+        LabCommand::Version { json: false } => {
             CommandOutput::ok(format!("labbench {}\n", env!("CARGO_PKG_VERSION")))
         }
         LabCommand::Whoami { json } => whoami(&caller, json),
         LabCommand::Users { json } => users(lab, &caller, json),
-        LabCommand::User(action) => user_action(lab, &caller, action),
+        LabCommand::User { action, json } => user_action(lab, &caller, action, json),
         LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
-        LabCommand::Top => super::usage::top(lab, &caller),
+        LabCommand::Top { json: false } => super::usage::top(lab, &caller),
+        LabCommand::Top { json: true } => super::usage::usage(lab, &caller, None, None, true),
         LabCommand::Submit(args) => super::queue::submit(lab, &caller, *args),
         LabCommand::Ls { .. } => {
             let mut sink = super::output::CollectSink::default();
@@ -539,11 +581,13 @@ pub async fn run_command(
                 Err(e) => e.into(),
             }
         }
-        LabCommand::Cancel { ids } => super::queue::cancel(lab, &caller, &ids),
-        LabCommand::Priority { id, priority } => super::queue::priority(lab, &caller, id, priority),
+        LabCommand::Cancel { ids, json } => super::queue::cancel(lab, &caller, &ids, json),
+        LabCommand::Priority { id, priority, json } => {
+            super::queue::priority(lab, &caller, id, priority, json)
+        }
         LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
-        LabCommand::Project(action) => super::queue::project(lab, &caller, action),
-        LabCommand::Wait { ids } => super::queue::wait(lab, &caller, &ids).await,
+        LabCommand::Project { action, json } => super::queue::project(lab, &caller, action, json),
+        LabCommand::Wait { ids, json } => super::queue::wait(lab, &caller, &ids, json).await,
         LabCommand::Logs(_) => {
             let mut sink = super::output::CollectSink::default();
             let status = command.stream(lab, &caller, &mut sink).await;
@@ -555,13 +599,25 @@ pub async fn run_command(
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }
         LabCommand::Host { json } => super::usage::host(lab, &caller, json),
-        LabCommand::Key(KeyAction::Rm { name, fingerprint }) => {
-            match lab.remove_key(&caller, &name, &fingerprint) {
-                Ok(()) => CommandOutput::ok(format!("removed key {fingerprint} from {name}\n")),
-                Err(e) => e.into(),
-            }
-        }
-        LabCommand::Key(KeyAction::Challenge) => match lab.key_challenge(&caller) {
+        LabCommand::Key {
+            action: KeyAction::Rm { name, fingerprint },
+            json,
+        } => match lab.remove_key(&caller, &name, &fingerprint) {
+            Ok(()) if json => CommandOutput::json(&serde_json::json!({
+                "user": name, "fingerprint": fingerprint, "removed": true
+            })),
+            Ok(()) => CommandOutput::ok(format!("removed key {fingerprint} from {name}\n")),
+            Err(e) => e.into(),
+        },
+        LabCommand::Key {
+            action: KeyAction::Challenge,
+            json,
+        } => match lab.key_challenge(&caller) {
+            Ok(challenge) if json => CommandOutput::json(&serde_json::json!({
+                "challenge": challenge,
+                "valid_secs": crate::lab::CHALLENGE_VALID_SECS,
+                "namespace": crate::model::PROOF_NAMESPACE,
+            })),
             Ok(challenge) => {
                 let mut out = CommandOutput::ok(format!("{challenge}\n"));
                 out.stderr = format!(
@@ -577,7 +633,10 @@ pub async fn run_command(
             }
             Err(e) => e.into(),
         },
-        LabCommand::Key(KeyAction::Add { name, key }) => {
+        LabCommand::Key {
+            action: KeyAction::Add { name, key },
+            json,
+        } => {
             let text = if key.is_empty() {
                 match stdin.read_all(max_stdin_bytes).await {
                     Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -586,7 +645,7 @@ pub async fn run_command(
             } else {
                 key.join(" ")
             };
-            add_keys(lab, &caller, &name, &text)
+            add_keys(lab, &caller, &name, &text, json)
         }
     }
 }
@@ -647,7 +706,16 @@ fn users(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
     ))
 }
 
-fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
+/// Runs a `user …` action; `--json` prints the user as it now is (`user rm`:
+/// `{"removed": NAME, "cancelled": [IDS]}`).
+fn user_action(lab: &Lab, p: &Principal, action: UserAction, json: bool) -> CommandOutput {
+    let changed = |u: User, text: String| {
+        if json {
+            CommandOutput::json(&u)
+        } else {
+            CommandOutput::ok(text)
+        }
+    };
     let result = match action {
         UserAction::Add { name, role, unix } => {
             let mapping = UnixMapping {
@@ -656,13 +724,14 @@ fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
                 allow_shared: unix.allow_shared_unix_user,
             };
             lab.add_user(p, &name, role, &mapping).map(|u| {
-                format!(
+                let text = format!(
                     "added user {} ({}, {}); register a key with: key add {} < key.pub\n",
                     u.name,
                     u.role,
                     unix_words(u.unix_user.as_deref()),
                     u.name
-                )
+                );
+                changed(u, text)
             })
         }
         UserAction::SetUnix {
@@ -678,31 +747,35 @@ fn user_action(lab: &Lab, p: &Principal, action: UserAction) -> CommandOutput {
                 allow_shared: allow_shared_unix_user,
             };
             lab.set_unix_user(p, &name, &mapping).map(|u| {
-                format!(
+                let text = format!(
                     "{} now has {}\n",
                     u.name,
                     unix_words(u.unix_user.as_deref())
-                )
+                );
+                changed(u, text)
             })
         }
-        UserAction::SetRole { name, role } => lab
-            .set_role(p, &name, role)
-            .map(|u| format!("{} is now {}\n", u.name, u.role)),
+        UserAction::SetRole { name, role } => lab.set_role(p, &name, role).map(|u| {
+            let text = format!("{} is now {}\n", u.name, u.role);
+            changed(u, text)
+        }),
         UserAction::Rm { name } => lab.remove_user(p, &name).map(|cancelled| {
+            if json {
+                return CommandOutput::json(&serde_json::json!({
+                    "removed": name, "cancelled": cancelled
+                }));
+            }
             let ids: Vec<String> = cancelled.iter().map(u64::to_string).collect();
-            match ids.len() {
+            CommandOutput::ok(match ids.len() {
                 0 => format!("removed user {name} and their keys\n"),
                 _ => format!(
                     "removed user {name} and their keys; cancelled their queued experiments {}\n",
                     ids.join(" ")
                 ),
-            }
+            })
         }),
     };
-    match result {
-        Ok(text) => CommandOutput::ok(text),
-        Err(e) => e.into(),
-    }
+    result.unwrap_or_else(Into::into)
 }
 
 /// "unix user alice", or "no unix user (cannot run experiments)".
@@ -714,7 +787,7 @@ fn unix_words(account: Option<&str>) -> String {
 }
 
 /// Adds every key line in `text`; all are checked before any is added.
-fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str) -> CommandOutput {
+fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str, json: bool) -> CommandOutput {
     let offers = match key_offers(text) {
         Ok(offers) if offers.is_empty() => {
             return CommandOutput::error(
@@ -726,6 +799,9 @@ fn add_keys(lab: &Lab, p: &Principal, name: &str, text: &str) -> CommandOutput {
         Err(e) => return CommandOutput::error(exit::USAGE, format!("error: {e}")),
     };
     match lab.add_keys(p, name, &offers) {
+        Ok(records) if json => {
+            CommandOutput::json(&records.iter().map(key_json).collect::<Vec<_>>())
+        }
         Ok(records) => CommandOutput::ok(
             records
                 .iter()
@@ -786,24 +862,24 @@ struct KeyJson<'a> {
     added_by: &'a str,
 }
 
+fn key_json(r: &KeyRecord) -> KeyJson<'_> {
+    KeyJson {
+        user: &r.user,
+        fingerprint: &r.key.fingerprint,
+        algorithm: &r.key.algorithm,
+        comment: &r.key.comment,
+        added_at: r.added_at,
+        added_by: &r.added_by,
+    }
+}
+
 fn keys(lab: &Lab, p: &Principal, name: Option<&str>, json: bool) -> CommandOutput {
     let records: Vec<KeyRecord> = match lab.list_keys(p, name) {
         Ok(k) => k,
         Err(e) => return e.into(),
     };
     if json {
-        let items: Vec<KeyJson> = records
-            .iter()
-            .map(|r| KeyJson {
-                user: &r.user,
-                fingerprint: &r.key.fingerprint,
-                algorithm: &r.key.algorithm,
-                comment: &r.key.comment,
-                added_at: r.added_at,
-                added_by: &r.added_by,
-            })
-            .collect();
-        return CommandOutput::json(&items);
+        return CommandOutput::json(&records.iter().map(key_json).collect::<Vec<_>>());
     }
     let rows: Vec<Vec<String>> = records
         .iter()
@@ -906,6 +982,92 @@ mod tests {
         assert_eq!(v["role"], "admin");
         assert_eq!(v["unix_user"], "root");
         assert!(v["key_fingerprint"].is_null());
+    }
+
+    /// Scripts do what people do: every command has `--json`, so one added
+    /// without it fails here.
+    #[test]
+    fn every_command_can_answer_in_json() {
+        use clap::CommandFactory;
+        fn leaves(c: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
+            let subs: Vec<_> = c
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let json = c.get_arguments().any(|a| a.get_long() == Some("json"));
+                out.push((path.clone(), json));
+            }
+            for sub in subs {
+                leaves(sub, format!("{path} {}", sub.get_name()).trim().into(), out);
+            }
+        }
+        let mut found = Vec::new();
+        let mut parser = ExecLine::command();
+        parser.build();
+        leaves(&parser, String::new(), &mut found);
+        let without: Vec<_> = found
+            .iter()
+            .filter(|(_, json)| !json)
+            .map(|(p, _)| p)
+            .collect();
+        assert!(found.len() > 20, "{found:?}");
+        assert!(without.is_empty(), "commands without --json: {without:?}");
+    }
+
+    #[test]
+    fn changes_answer_in_json_with_what_they_did() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let json = |line: &str, stdin: &[u8]| {
+            let out = run(&lab, &admin, line, stdin);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{line}: {e}: {out:?}"));
+            (out.status, v)
+        };
+        let (status, v) = json("user add bob --role member --no-unix-user --json", b"");
+        assert_eq!(status, exit::OK);
+        assert_eq!(
+            (v["name"].as_str(), v["role"].as_str()),
+            (Some("bob"), Some("member"))
+        );
+        assert!(v["unix_user"].is_null());
+        let (_, v) = json("user set-role bob viewer --json", b"");
+        assert_eq!(v["role"], "viewer");
+        let (_, v) = json("key add bob --json", KEY_B.as_bytes());
+        assert_eq!(v[0]["user"], "bob");
+        let fingerprint = v[0]["fingerprint"]
+            .as_str()
+            .expect("fingerprint")
+            .to_string();
+        let (_, v) = json(&format!("key rm bob {fingerprint} --json"), b"");
+        assert_eq!(v["removed"], true);
+        let (_, v) = json("quota set root --max-running 3 --json", b"");
+        assert_eq!(
+            (v["user"].as_str(), v["max_running"].as_u64()),
+            (Some("root"), Some(3))
+        );
+        let (_, v) = json("submit --json --workdir /tmp -- true", b"");
+        let id = v["id"].as_u64().expect("id");
+        let (_, v) = json(&format!("priority {id} 7 --json"), b"");
+        assert_eq!(v["priority"], 7);
+        let (status, v) = json(&format!("cancel {id} 999 --json"), b"");
+        assert_eq!(status, exit::FAILURE, "one of two was no experiment");
+        assert_eq!(
+            (v[0]["id"].as_u64(), v[0]["state"].as_str()),
+            (Some(id), Some("cancelled"))
+        );
+        assert_eq!(v[1]["id"], 999);
+        assert!(
+            v[1]["error"].as_str().is_some_and(|e| e.contains("999")),
+            "{v}"
+        );
+        let (status, v) = json(&format!("wait {id} --json"), b"");
+        assert_eq!(status, 130, "a cancelled run's wait exits 130");
+        assert_eq!(v[0]["exit_status"], 130);
+        let (_, v) = json("user rm bob --json", b"");
+        assert_eq!(v["removed"], "bob");
+        assert_eq!(v["cancelled"], serde_json::json!([]));
     }
 
     /// The SSH server runs these before their input arrives: none reads it.

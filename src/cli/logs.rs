@@ -40,16 +40,23 @@ pub struct LogsArgs {
     /// Start each line with the time it was written (UTC, to 0.1 s).
     #[arg(short = 't', long)]
     pub timestamps: bool,
+    /// A JSON object a line: {"stream", "time" (seconds since the epoch),
+    /// "line"}; skips while following say {"stream", "time", "note"}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// One log being read: where, how far, and how its lines are dressed.
 struct LogStream {
     path: PathBuf,
+    stream: Stream,
     offset: u64,
     cleaner: LogCleaner,
-    /// When parts of the log were written (loaded for `--since`/`-t`).
+    /// When parts of the log were written (loaded for `--since`/`-t`/`--json`).
     timeline: Option<Timeline>,
     timestamps: bool,
+    /// A JSON object a line.
+    json: bool,
     /// Drop the first line (it began before `--since`).
     skip_partial: bool,
 }
@@ -60,10 +67,11 @@ impl LogStream {
         stream: Stream,
         since_ms: Option<i64>,
         timestamps: bool,
+        json: bool,
     ) -> LogStream {
         let path = files.log(stream);
-        let timeline =
-            (since_ms.is_some() || timestamps).then(|| Timeline::load(&files.journal(), stream));
+        let timeline = (since_ms.is_some() || timestamps || json)
+            .then(|| Timeline::load(&files.journal(), stream));
         let mut offset = 0;
         let mut skip_partial = false;
         if let (Some(since), Some(t)) = (since_ms, &timeline) {
@@ -72,10 +80,12 @@ impl LogStream {
         }
         LogStream {
             path,
+            stream,
             offset,
             cleaner: LogCleaner::default(),
             timeline,
             timestamps,
+            json,
             skip_partial,
         }
     }
@@ -91,28 +101,43 @@ impl LogStream {
     fn take(&mut self, bytes: &[u8]) -> String {
         let base = self.offset;
         self.offset += bytes.len() as u64;
-        if let Some(t) = self.timeline.as_mut().filter(|_| self.timestamps) {
+        let timed = self.timestamps || self.json;
+        if let Some(t) = self.timeline.as_mut().filter(|_| timed) {
             t.refresh();
         }
         let mut out = String::new();
-        let (timeline, timestamps, skip) =
-            (&self.timeline, self.timestamps, &mut self.skip_partial);
+        let (timeline, skip) = (&self.timeline, &mut self.skip_partial);
+        let (stream, timestamps, json) = (self.stream, self.timestamps, self.json);
         self.cleaner.feed_lines(bytes, |line, end| {
             if std::mem::take(skip) {
                 return;
             }
-            if timestamps {
-                let at = timeline
+            let at = || {
+                timeline
                     .as_ref()
                     .and_then(|t| t.time_of(base + end as u64))
-                    .unwrap_or_else(timeline::now_ms);
-                out.push_str(&timeline::format_ms(at));
-                out.push(' ');
-            }
-            out.push_str(&line);
-            out.push('\n');
+                    .unwrap_or_else(timeline::now_ms)
+            };
+            out.push_str(&dress(
+                stream,
+                json,
+                timestamps.then(at).or(json.then(at)),
+                "line",
+                &line,
+            ));
         });
         out
+    }
+
+    /// A note of labbench's (output skipped) in this log's form.
+    fn note(&self, text: &str) -> String {
+        dress(
+            self.stream,
+            self.json,
+            self.json.then(timeline::now_ms),
+            "note",
+            text,
+        )
     }
 
     /// The unfinished last line, at the end of the stream.
@@ -121,7 +146,7 @@ impl LogStream {
         if rest.is_empty() || std::mem::take(&mut self.skip_partial) {
             return String::new();
         }
-        if !self.timestamps {
+        if !self.timestamps && !self.json {
             return rest;
         }
         let at = self
@@ -132,7 +157,32 @@ impl LogStream {
                 t.time_of(self.offset)
             })
             .unwrap_or_else(timeline::now_ms);
-        format!("{} {rest}", timeline::format_ms(at))
+        let dressed = dress(self.stream, self.json, Some(at), "line", &rest);
+        // An unfinished last line stays unfinished in text.
+        if self.json {
+            dressed
+        } else {
+            dressed.trim_end_matches('\n').to_string()
+        }
+    }
+}
+
+/// One line of output as shown: a JSON object `{"stream", "time", key:
+/// text}` with `json`, else the text, after its time (`at`, milliseconds)
+/// when given; ends with a newline.
+fn dress(stream: Stream, json: bool, at: Option<i64>, key: &str, text: &str) -> String {
+    if json {
+        let mut object = serde_json::Map::new();
+        object.insert("stream".into(), stream.name().into());
+        if let Some(at) = at {
+            object.insert("time".into(), (at as f64 / 1000.0).into());
+        }
+        object.insert(key.into(), text.into());
+        return format!("{}\n", serde_json::Value::Object(object));
+    }
+    match at {
+        Some(at) => format!("{} {text}\n", timeline::format_ms(at)),
+        None => format!("{text}\n"),
     }
 }
 
@@ -180,7 +230,7 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
     };
     let mut streams: Vec<LogStream> = wanted
         .into_iter()
-        .map(|stream| LogStream::open(&files, stream, since_ms, args.timestamps))
+        .map(|stream| LogStream::open(&files, stream, since_ms, args.timestamps, args.json))
         .collect();
     if streams.iter().any(LogStream::lacks_times) {
         let note = format!(
@@ -265,10 +315,10 @@ async fn follow<S: StreamSink>(
                 }
                 if len - f.offset > MAX_LAG {
                     let skip_to = len - CHUNK as u64;
-                    let marker = format!(
-                        "[labbench: {} bytes skipped to keep up]\n",
+                    let marker = f.note(&format!(
+                        "[labbench: {} bytes skipped to keep up]",
                         skip_to - f.offset
-                    );
+                    ));
                     f.offset = skip_to;
                     f.cleaner = LogCleaner::default();
                     f.skip_partial = true;

@@ -126,6 +126,9 @@ pub enum QuotaAction {
         /// Experiments queued at once (default: queue.max_queued_per_user).
         #[arg(long)]
         max_queued: Option<u32>,
+        /// Print JSON: the quota as set.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a user's limits (yours, or anyone's as admin).
     Show {
@@ -392,33 +395,49 @@ fn how_it_ended(exit_code: Option<i32>, signal: Option<i32>, stop: Option<&Stop>
 }
 
 /// `cancel ID…`: every id is tried; the worst status wins.
-pub fn cancel(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
+pub fn cancel(lab: &Lab, p: &Principal, ids: &[u64], json: bool) -> CommandOutput {
     let mut out = CommandOutput::default();
+    let mut items = Vec::new();
     for id in ids {
         match lab.cancel(p, *id) {
-            Ok(State::Queued) | Ok(State::Finished { .. }) => out
-                .stdout
-                .extend(format!("cancelled experiment {id}\n").bytes()),
-            Ok(_) => out
-                .stdout
-                .extend(format!("stopping experiment {id}\n").bytes()),
+            Ok(state) => {
+                let stopping = !matches!(state, State::Queued | State::Finished { .. });
+                let (verb, word) = if stopping {
+                    ("stopping", "stopping")
+                } else {
+                    ("cancelled", state.name())
+                };
+                out.stdout
+                    .extend(format!("{verb} experiment {id}\n").bytes());
+                items.push(serde_json::json!({"id": id, "state": word}));
+            }
             Err(e) => {
+                let message = e.to_string();
                 let failed = CommandOutput::from(e);
                 out.stderr.extend(failed.stderr);
                 out.status = out.status.max(failed.status);
+                items.push(serde_json::json!({
+                    "id": id, "error": message, "status": failed.status
+                }));
             }
         }
+    }
+    if json {
+        out.stdout = CommandOutput::json(&items).stdout;
     }
     out
 }
 
 /// `project private|public NAME` (admin).
-pub fn project(lab: &Lab, p: &Principal, action: ProjectAction) -> CommandOutput {
+pub fn project(lab: &Lab, p: &Principal, action: ProjectAction, json: bool) -> CommandOutput {
     let (name, private) = match action {
         ProjectAction::Private { name } => (name, true),
         ProjectAction::Public { name } => (name, false),
     };
     match lab.set_project_private(p, &name, private) {
+        Ok(()) if json => {
+            CommandOutput::json(&serde_json::json!({"project": name, "private": private}))
+        }
         Ok(()) if private => CommandOutput::ok(format!(
             "project {name} is private: its experiments' output and commands are for their owners and admins\n"
         )),
@@ -428,8 +447,9 @@ pub fn project(lab: &Lab, p: &Principal, action: ProjectAction) -> CommandOutput
 }
 
 /// `priority ID N` (admin).
-pub fn priority(lab: &Lab, p: &Principal, id: u64, value: i32) -> CommandOutput {
+pub fn priority(lab: &Lab, p: &Principal, id: u64, value: i32, json: bool) -> CommandOutput {
     match lab.set_priority(p, id, value) {
+        Ok(()) if json => CommandOutput::json(&serde_json::json!({"id": id, "priority": value})),
         Ok(()) => CommandOutput::ok(format!("experiment {id} now has priority {value}\n")),
         Err(e) => e.into(),
     }
@@ -453,6 +473,7 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
             max_gpus,
             max_time,
             max_queued,
+            json,
         } => {
             let quota = Quota {
                 max_running,
@@ -463,6 +484,7 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
                 max_queued,
             };
             match lab.set_quota(p, &user, quota) {
+                Ok(()) if json => CommandOutput::json(&QuotaJson { user: &user, quota }),
                 Ok(()) => CommandOutput::ok(format!("quota of {user} set\n")),
                 Err(e) => e.into(),
             }
@@ -493,7 +515,7 @@ pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
 
 /// `wait ID…`: until all end; exits with the status of the last one that
 /// did not succeed (see [`State::exit_status`]), 0 when all succeeded.
-pub async fn wait(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
+pub async fn wait(lab: &Lab, p: &Principal, ids: &[u64], json: bool) -> CommandOutput {
     let mut changes = lab.queue_changes();
     loop {
         let mut done = Vec::new();
@@ -514,7 +536,19 @@ pub async fn wait(lab: &Lab, p: &Principal, ids: &[u64]) -> CommandOutput {
                     Some(code) => status = code,
                 }
             }
-            let mut output = CommandOutput::ok(out);
+            let mut output = if json {
+                let items: Vec<_> = done
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "id": e.id, "state": e.state.name(), "exit_status": e.state.exit_status()
+                        })
+                    })
+                    .collect();
+                CommandOutput::json(&items)
+            } else {
+                CommandOutput::ok(out)
+            };
             output.status = status;
             return output;
         }

@@ -33,6 +33,14 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Its name for people and JSON: `stdout`, `stderr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+
     fn tag(self) -> &'static str {
         match self {
             Stream::Stdout => "o",
