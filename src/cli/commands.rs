@@ -1070,6 +1070,51 @@ mod tests {
         assert_eq!(v["cancelled"], serde_json::json!([]));
     }
 
+    #[test]
+    fn show_text_says_everything_the_spec_has() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let out = run(
+            &lab,
+            &admin,
+            "submit --json --workdir /tmp --project vision --tag a --tag b --param lr=0.1 \
+             --env SEED=7 --input /tmp/data.csv --output /tmp/model.pt --private \
+             --max-output 1G -- true",
+            b"",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let id = v["id"].as_u64().expect("id");
+        let after = run(
+            &lab,
+            &admin,
+            &format!("submit --json --workdir /tmp --after {id} -- true"),
+            b"",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&after.stdout).expect("json");
+        let text =
+            String::from_utf8(run(&lab, &admin, &format!("show {id}"), b"").stdout).expect("utf-8");
+        for line in [
+            "  project   vision\n",
+            "  tags      a b\n",
+            "  params    lr=0.1\n",
+            "  env       SEED=7\n",
+            "  inputs    /tmp/data.csv\n",
+            "  outputs   /tmp/model.pt\n",
+            "  private   ",
+            "  output    at most 1.0G\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing:\n{text}");
+        }
+        let second = v["id"].as_u64().expect("id");
+        let text = String::from_utf8(run(&lab, &admin, &format!("show {second}"), b"").stdout)
+            .expect("utf-8");
+        assert!(text.contains(&format!("  after     {id}\n")), "{text}");
+        assert!(
+            !text.contains("project"),
+            "nothing for what is not set:\n{text}"
+        );
+    }
+
     /// The SSH server runs these before their input arrives: none reads it.
     #[test]
     fn commands_that_answer_at_once_never_read_stdin() {

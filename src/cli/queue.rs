@@ -11,7 +11,8 @@ use crate::lab::{
     DEFAULT_LIST_LIMIT, Lab, ListFilter, ListFrom, MAX_LIST_LIMIT, Principal, SubmitRequest,
 };
 use crate::model::{
-    CommandLine, EXPERIMENT_COLUMNS, State, Stop, parse_duration, parse_size, signal_name,
+    CommandLine, EXPERIMENT_COLUMNS, ExperimentSpec, State, Stop, parse_duration, parse_size,
+    signal_name,
 };
 use crate::sched::Quota;
 use crate::units::{printable, short_bytes};
@@ -337,6 +338,7 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         crate::units::human_duration(r.time_limit_secs),
         e.spec.priority
     );
+    out.push_str(&spec_details(&e.spec));
     if let State::Finished {
         exit_code,
         signal,
@@ -369,6 +371,56 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         ));
     }
     CommandOutput::ok(out)
+}
+
+/// The lines of `show` for what a spec has beyond its command and request:
+/// project, tags, params, environment, inputs, outputs, dependencies,
+/// privacy and output limit (none for what is not set).
+fn spec_details(spec: &ExperimentSpec) -> String {
+    let mut lines = Vec::new();
+    let mut line = |label: &str, value: String| {
+        if !value.is_empty() {
+            lines.push(format!("  {label:<9} {}\n", printable(&value)));
+        }
+    };
+    let pairs = |pairs: &[(String, String)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let paths = |paths: &[std::path::PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    line("project", spec.project.clone().unwrap_or_default());
+    line("tags", spec.tags.join(" "));
+    line("params", pairs(&spec.params));
+    line("env", pairs(&spec.env));
+    line("inputs", paths(&spec.inputs));
+    line("outputs", paths(&spec.outputs));
+    line(
+        "after",
+        spec.after
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    if spec.private {
+        line(
+            "private",
+            "output and command for its owner and admins".into(),
+        );
+    }
+    if let Some(max) = spec.max_output_bytes {
+        line("output", format!("at most {}", short_bytes(max as f64)));
+    }
+    lines.concat()
 }
 
 /// "exit code 0 after SIGTERM from labbench (cancelled by alice)", "killed
