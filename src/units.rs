@@ -32,10 +32,21 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// Seconds in the largest whole unit: `45s`, `12m`, `3h`, `6d`.
+pub fn short_duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 /// Bytes in at most five characters: `512M`, `1.5G`, `12G`, `1.2T`.
 pub fn short_bytes(bytes: f64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut value = bytes.max(0.0);
+    // Not `max(0.0)`, which may keep -0.0 (shown "-0B") and NaN.
+    let mut value = if bytes > 0.0 { bytes } else { 0.0 };
     let mut unit = 0;
     while value >= 1000.0 && unit + 1 < UNITS.len() {
         value /= 1024.0;
@@ -84,6 +95,12 @@ mod tests {
         assert_eq!(short_bytes(41.0 * GIB), "41G");
         assert_eq!(short_bytes(1200.0 * GIB), "1.2T");
         assert_eq!(short_bytes(-5.0), "0B");
+        assert_eq!(short_bytes(-0.0), "0B");
+        assert_eq!(short_bytes(f64::NAN), "0B");
+        assert_eq!(short_duration(59), "59s");
+        assert_eq!(short_duration(3599), "59m");
+        assert_eq!(short_duration(7200), "2h");
+        assert_eq!(short_duration(7 * 86_400), "7d");
         assert_eq!(cores(3.25), "3.2");
         assert_eq!(printable("ok\x1b[2J\x07"), "ok?[2J?");
     }

@@ -33,7 +33,7 @@ pub fn top(lab: &Lab, p: &Principal) -> CommandOutput {
         .map(|r| {
             let peak = |w: usize, f: Metric| f(&r.windows[w].1.max);
             vec![
-                r.user.clone(),
+                r.shown_name(),
                 r.processes.to_string(),
                 cores(r.now.cpu_cores),
                 cores(peak(1, |u| u.cpu_cores)),

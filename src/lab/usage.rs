@@ -30,6 +30,19 @@ pub struct UsageReport {
     pub hint: String,
 }
 
+impl UsageReport {
+    /// The name for a table: the user, with the Unix account after a lab
+    /// user whose account has another name (`root (lbadmin)`), so that it is
+    /// not taken for the Unix user of that name.
+    pub fn shown_name(&self) -> String {
+        if self.lab_user && self.user != self.unix_user {
+            format!("{} ({})", self.user, self.unix_user)
+        } else {
+            self.user.clone()
+        }
+    }
+}
+
 impl Lab {
     /// The latest monitor snapshot (any role: everyone sees everyone's use).
     pub fn usage_snapshot(&self, _p: &Principal) -> Arc<UsageSnapshot> {

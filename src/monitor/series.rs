@@ -320,12 +320,17 @@ impl Series {
     pub fn chart(&self, now: i64, window: Window) -> Vec<(i64, Usage)> {
         let since = now - window.seconds();
         if window.seconds() <= KEEP_SECONDS {
-            return self
-                .seconds
+            // Before the first 1-second point (a restart lost the earlier
+            // ones) the minute buckets, restored from the store, stand in.
+            let first = self.seconds.front().map_or(i64::MAX, |(t, _)| *t);
+            let minutes = self
+                .minutes
                 .iter()
-                .filter(|(t, _)| *t > since)
-                .copied()
-                .collect();
+                .chain(self.current_minute.iter())
+                .filter(|(t, _)| *t + 60 > since && *t < first)
+                .map(|(t, b)| ((*t).max(since + 1), Usage::from_array(b.max)));
+            let seconds = self.seconds.iter().filter(|(t, _)| *t > since).copied();
+            return minutes.chain(seconds).collect();
         }
         self.minutes
             .iter()
@@ -571,6 +576,39 @@ mod tests {
             7.0
         );
         assert_eq!(series.stats(60 * 1000 + 86_400 * 2, Window::Day).samples, 0);
+    }
+
+    #[test]
+    fn the_hour_chart_keeps_the_minutes_from_before_a_restart() {
+        let t0 = 60 * 50_000;
+        let mut before = Series::default();
+        for t in t0..t0 + 90 {
+            before.record(t, mem(if t == t0 + 30 { 9.0 } else { 1.0 }));
+        }
+        // What the store holds: the minutes, closed and open.
+        let mut after = Series::default();
+        let open = before
+            .open_buckets()
+            .into_iter()
+            .filter(|c| c.resolution == 60);
+        after.restore_minutes(
+            before
+                .minutes
+                .iter()
+                .copied()
+                .chain(open.map(|c| (c.start, c.bucket))),
+        );
+        for t in t0 + 100..t0 + 110 {
+            after.record(t, mem(2.0));
+        }
+        let chart = after.chart(t0 + 110, Window::Hour);
+        let peak = chart
+            .iter()
+            .map(|(_, u)| u.memory_bytes)
+            .fold(0.0, f64::max);
+        assert_eq!(peak, 9.0, "{chart:?}");
+        assert!(chart.windows(2).all(|w| w[0].0 <= w[1].0), "in time order");
+        assert_eq!(chart.last().map(|(t, _)| *t), Some(t0 + 109));
     }
 
     #[test]

@@ -11,14 +11,16 @@ use super::app::{DashboardState, DrillDown, MetricPair, SortColumn};
 use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
 use crate::lab::sizing_hint;
 use crate::monitor::{Metric, Usage, UsageSnapshot, UserUsage, Window};
-use crate::units::{Formatter, cores, human_bytes, human_duration, short_bytes};
+use crate::units::{Formatter, cores, human_bytes, human_duration, short_bytes, short_duration};
 
 /// From this width the header shows connected users beside the host figures.
 const WIDE: u16 = 110;
 
 /// A user row as displayed: who and their figures.
 pub struct UserRow<'a> {
-    /// Name shown: the lab user, else the Unix user.
+    /// Name shown: the lab user (with the Unix account after it where the
+    /// names differ, so lab user root on account lbadmin is not taken for
+    /// the Unix root), else the Unix user.
     pub name: String,
     /// Whether `name` is a lab user.
     pub lab_user: bool,
@@ -34,7 +36,11 @@ pub fn sorted_rows<'a>(snap: &'a Snapshot, state: &DashboardState) -> Vec<UserRo
         .iter()
         .map(|u| match snap.lab_names.get(&u.unix_user) {
             Some(lab) => UserRow {
-                name: lab.clone(),
+                name: if *lab == u.unix_user {
+                    lab.clone()
+                } else {
+                    format!("{lab} ({})", u.unix_user)
+                },
                 lab_user: true,
                 usage: u,
             },
@@ -385,9 +391,10 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, drill: &DrillDo
         );
         return;
     };
+    // Three charts of two lines at least (title and bars) and the time axis.
     let [summary, charts, bottom] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Min(6),
+        Constraint::Min(7),
         Constraint::Length(6),
     ])
     .areas(inner);
@@ -395,7 +402,7 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, drill: &DrillDo
     frame.render_widget(
         Paragraph::new(vec![
             Line::from(format!(
-                "peak CPU {} cores, memory {}, GPUs busy {:.1}, GPU memory {}   (mean CPU {}, memory {})",
+                "peak CPU {}, mem {}, GPUs busy {:.1}, GPU mem {} (mean CPU {}, mem {})",
                 cores(stats.max.cpu_cores),
                 short_bytes(stats.max.memory_bytes),
                 stats.max.gpus,
@@ -411,8 +418,10 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, drill: &DrillDo
         .wrap(Wrap { trim: true }),
         summary,
     );
-    let chart_rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(charts);
-    let width = usize::from(charts.width.saturating_sub(2)).max(1);
+    let [chart_area, axis] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(charts);
+    let chart_rows = Layout::vertical([Constraint::Ratio(1, 3); 3]).split(chart_area);
+    let now = snap.usage.at;
     let series: [(&str, Metric, Formatter, f64); 3] = [
         ("CPU cores", |u| u.cpu_cores, cores, 100.0),
         ("memory", |u| u.memory_bytes, short_bytes, 1.0 / 1_048_576.0),
@@ -424,22 +433,66 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, drill: &DrillDo
         ),
     ];
     for (i, (name, get, fmt, scale)) in series.into_iter().enumerate() {
-        let values = pool_max(&snap.drill_chart, width, get);
-        let peak = values.iter().copied().fold(0.0_f64, f64::max);
-        let data: Vec<u64> = values.iter().map(|v| (v * scale).round() as u64).collect();
+        let block = Block::default()
+            .borders(Borders::TOP)
+            .border_style(Style::default().fg(DIM));
+        let inner = block.inner(chart_rows[i]);
+        let [gutter, plot] =
+            Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(inner);
+        let bins = bin_max(
+            &snap.drill_chart,
+            now,
+            window.seconds(),
+            usize::from(plot.width).max(1),
+            get,
+        );
+        let peak = bins
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (i, v)))
+            // The latest bin at the peak: when it was last reached.
+            .fold(None, |best: Option<(usize, f64)>, (i, v)| match best {
+                Some((_, b)) if b > v => best,
+                _ => Some((i, v)),
+            });
+        let title = match peak {
+            Some((at, value)) => {
+                let ago = window.seconds() * (bins.len() - 1 - at) as i64 / bins.len() as i64;
+                let bin_secs = (window.seconds() / bins.len() as i64).max(1) as u64;
+                let when = match ago {
+                    0 => format!("in the last {}", short_duration(bin_secs)),
+                    ago => format!("last {} ago", short_duration(ago.max(0) as u64)),
+                };
+                format!(" {name}: peak {}, {when} ", fmt(value))
+            }
+            None => format!(" {name}: nothing recorded "),
+        };
+        let top = peak.map_or(0.0, |(_, v)| v);
+        frame.render_widget(block.title(title), chart_rows[i]);
+        frame.render_widget(
+            Paragraph::new(y_labels(fmt(top), gutter.height)).style(Style::default().fg(DIM)),
+            gutter,
+        );
+        let data: Vec<Option<u64>> = bins
+            .iter()
+            .map(|v| v.map(|v| (v * scale).round() as u64))
+            .collect();
         frame.render_widget(
             Sparkline::default()
-                .block(
-                    Block::default()
-                        .borders(Borders::TOP)
-                        .border_style(Style::default().fg(DIM))
-                        .title(format!(" {name} (peak {}) ", fmt(peak))),
-                )
                 .data(&data)
+                .max(((top * scale).round() as u64).max(1))
+                .absent_value_symbol(" ")
                 .style(Style::default().fg(ACCENT)),
-            chart_rows[i],
+            plot,
         );
     }
+    let [_, axis_plot] =
+        Layout::horizontal([Constraint::Length(GUTTER), Constraint::Min(1)]).areas(axis);
+    frame.render_widget(
+        Paragraph::new(time_axis(window, usize::from(axis_plot.width)))
+            .style(Style::default().fg(DIM)),
+        axis_plot,
+    );
     let procs = user.top.iter().map(|p| {
         Row::new(vec![
             Cell::from(p.pid.to_string()),
@@ -469,16 +522,67 @@ fn render_drill(frame: &mut Canvas, area: Rect, snap: &Snapshot, drill: &DrillDo
     );
 }
 
-/// Reduces chart points to `width` bins, keeping each bin's maximum.
-pub fn pool_max(points: &[(i64, Usage)], width: usize, get: Metric) -> Vec<f64> {
-    if points.len() <= width {
-        return points.iter().map(|(_, u)| get(u)).collect();
+/// Columns left of a drill-down chart for its value labels.
+const GUTTER: u16 = 6;
+
+/// The most of `get` in each of `bins` equal spans of the `span` seconds up
+/// to `end`, oldest first; `None` where no sample fell (shown blank), so the
+/// chart's left edge is always `span` ago, however little is recorded.
+pub fn bin_max(
+    points: &[(i64, Usage)],
+    end: i64,
+    span: i64,
+    bins: usize,
+    get: Metric,
+) -> Vec<Option<f64>> {
+    let mut out = vec![None; bins];
+    let (start, span) = (end - span, span.max(1) as i128);
+    for (t, usage) in points {
+        if *t < start || *t > end {
+            continue;
+        }
+        let bin = (((*t - start) as i128 * bins as i128) / span).min(bins as i128 - 1) as usize;
+        let value = get(usage);
+        out[bin] = Some(out[bin].map_or(value, |v: f64| v.max(value)));
     }
-    let per_bin = points.len().div_ceil(width);
-    points
-        .chunks(per_bin)
-        .map(|chunk| chunk.iter().map(|(_, u)| get(u)).fold(0.0, f64::max))
-        .collect()
+    out
+}
+
+/// The value labels of a chart `height` lines tall: its top at the top,
+/// 0 at the bottom (when there are two lines or more).
+fn y_labels(top: String, height: u16) -> Vec<Line<'static>> {
+    let width = usize::from(GUTTER - 1);
+    let mut lines = vec![Line::from(format!("{top:>width$}"))];
+    if height >= 2 {
+        lines.extend((2..height).map(|_| Line::from("")));
+        lines.push(Line::from(format!("{:>width$}", "0")));
+    }
+    lines
+}
+
+/// "-1h            -30m            now", `width` columns wide.
+pub fn time_axis(window: Window, width: usize) -> String {
+    let (left, middle) = match window {
+        Window::Minute => ("-1m", "-30s"),
+        Window::Hour => ("-1h", "-30m"),
+        Window::Day => ("-24h", "-12h"),
+        Window::Week => ("-7d", "-3.5d"),
+    };
+    let right = "now";
+    let mut axis = vec![' '; width];
+    let mut put = |at: usize, text: &str| {
+        for (i, c) in text.chars().enumerate() {
+            if let Some(slot) = axis.get_mut(at + i) {
+                *slot = c;
+            }
+        }
+    };
+    if width >= left.len() + middle.len() + right.len() + 4 {
+        put((width - middle.len()) / 2, middle);
+    }
+    put(0, left);
+    put(width.saturating_sub(right.len()), right);
+    axis.into_iter().collect()
 }
 
 fn render_gpus(frame: &mut Canvas, area: Rect, snap: &Snapshot) {
@@ -556,11 +660,21 @@ mod tests {
     }
 
     #[test]
-    fn pooling_keeps_spikes() {
-        let mut points: Vec<(i64, Usage)> = (0..100).map(|t| (t, Usage::default())).collect();
-        points[57].1.memory_bytes = 9.0;
-        let pooled = pool_max(&points, 10, |u| u.memory_bytes);
-        assert_eq!(pooled.len(), 10);
-        assert_eq!(pooled.iter().copied().fold(0.0, f64::max), 9.0);
+    fn binning_keeps_spikes_in_place_and_leaves_gaps_blank() {
+        // 100 s of samples at the end of a 200 s window: the left half is empty.
+        let mut points: Vec<(i64, Usage)> = (100..200).map(|t| (t, Usage::default())).collect();
+        points[57].1.memory_bytes = 9.0; // t = 157
+        let bins = bin_max(&points, 200, 200, 10, |u| u.memory_bytes);
+        assert_eq!(bins.len(), 10);
+        assert!(bins[..5].iter().all(Option::is_none), "{bins:?}");
+        assert_eq!(bins[7], Some(9.0), "{bins:?}");
+        assert!(bins[5..].iter().all(Option::is_some), "{bins:?}");
+    }
+
+    #[test]
+    fn the_time_axis_runs_from_the_window_to_now() {
+        assert_eq!(time_axis(Window::Hour, 20), "-1h     -30m     now");
+        assert_eq!(time_axis(Window::Week, 8), "-7d  now");
+        assert_eq!(time_axis(Window::Day, 3), "now");
     }
 }

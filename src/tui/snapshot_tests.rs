@@ -341,6 +341,21 @@ fn sorting_by_memory_peak_orders_rows() {
     assert_eq!(rows[0].name, "alice");
 }
 
+#[test]
+fn a_lab_user_on_another_account_is_shown_with_it() {
+    let mut snap = snapshot(Role::Member);
+    // Lab user "jupyter" runs as Unix "bob"; the Unix "jupyter" is nobody's.
+    snap.lab_names.insert("bob".into(), "jupyter".into());
+    let state = ViewState::new(Role::Member).dashboard;
+    let rows = super::dashboard::sorted_rows(&snap, &state);
+    let mut names: Vec<(&str, bool)> = rows.iter().map(|r| (r.name.as_str(), r.lab_user)).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [("alice", true), ("jupyter", false), ("jupyter (bob)", true)]
+    );
+}
+
 fn experiment(
     id: u64,
     owner: &str,
