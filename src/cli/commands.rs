@@ -431,6 +431,31 @@ struct ExecLine {
     command: LabCommand,
 }
 
+/// Every command a user can run, as typed after `ssh lab@host` (`"user add"`,
+/// `"ls"`; `help` left out), with its parser: for checks over all commands
+/// (the authorization matrix, `--json` everywhere).
+pub fn command_leaves() -> Vec<(String, clap::Command)> {
+    use clap::CommandFactory;
+    fn walk(c: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        let subs: Vec<_> = c
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            out.push((path.to_string(), c.clone()));
+        }
+        for sub in subs {
+            let path = format!("{path} {}", sub.get_name());
+            walk(sub, path.trim(), out);
+        }
+    }
+    let mut parser = ExecLine::command();
+    parser.build();
+    let mut leaves = Vec::new();
+    walk(&parser, "", &mut leaves);
+    leaves
+}
+
 /// Parses an exec command line. `Err` carries the output to send instead
 /// (help text with status 0, or a usage error with status 2).
 pub fn parse_exec_line(line: &str) -> Result<LabCommand, CommandOutput> {
@@ -988,30 +1013,13 @@ mod tests {
     /// without it fails here.
     #[test]
     fn every_command_can_answer_in_json() {
-        use clap::CommandFactory;
-        fn leaves(c: &clap::Command, path: String, out: &mut Vec<(String, bool)>) {
-            let subs: Vec<_> = c
-                .get_subcommands()
-                .filter(|s| s.get_name() != "help")
-                .collect();
-            if subs.is_empty() {
-                let json = c.get_arguments().any(|a| a.get_long() == Some("json"));
-                out.push((path.clone(), json));
-            }
-            for sub in subs {
-                leaves(sub, format!("{path} {}", sub.get_name()).trim().into(), out);
-            }
-        }
-        let mut found = Vec::new();
-        let mut parser = ExecLine::command();
-        parser.build();
-        leaves(&parser, String::new(), &mut found);
-        let without: Vec<_> = found
+        let found = command_leaves();
+        let without: Vec<&str> = found
             .iter()
-            .filter(|(_, json)| !json)
-            .map(|(p, _)| p)
+            .filter(|(_, c)| !c.get_arguments().any(|a| a.get_long() == Some("json")))
+            .map(|(path, _)| path.as_str())
             .collect();
-        assert!(found.len() > 20, "{found:?}");
+        assert!(found.len() > 20, "{:?}", found.len());
         assert!(without.is_empty(), "commands without --json: {without:?}");
     }
 

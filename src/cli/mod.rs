@@ -12,7 +12,8 @@ mod stdin;
 mod usage;
 
 pub use commands::{
-    KeyAction, LabCommand, UserAction, parse_exec_argv, parse_exec_line, run_command,
+    KeyAction, LabCommand, UserAction, command_leaves, parse_exec_argv, parse_exec_line,
+    run_command,
 };
 pub use output::{CollectSink, CommandOutput, StreamSink, exit};
 pub use stdin::StdinSource;

@@ -1323,25 +1323,7 @@ fn check_workdir(
 mod tests {
     use super::*;
     use crate::lab::QueueNews;
-    use crate::lab::UnixMapping;
-    use crate::lab::testing::lab_with_admin;
-
-    fn principal(lab: &Lab, name: &str, role: Role) -> Principal {
-        let admin = lab.local_operator().expect("admin");
-        let root = UnixMapping {
-            account: Some("root".into()),
-            allow_system_account: true,
-            allow_shared: true,
-        };
-        lab.add_user(&admin, name, role, &root).expect("add");
-        Principal {
-            user: name.into(),
-            role,
-            unix_user: Some("root".into()),
-            key_fingerprint: None,
-            since: 0,
-        }
-    }
+    use crate::lab::testing::{lab_with_admin, principal};
 
     fn echo() -> SubmitRequest {
         SubmitRequest {

@@ -365,6 +365,25 @@ pub(crate) mod testing {
     pub const KEY_B: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAqcYuAKE6ko+LQJyTPa97dsNu1sgRU0TEQgv27Cnufs bob@desk";
 
+    /// Adds lab user `name` with `role`, running as root (shared, allowed
+    /// for tests); their principal.
+    pub fn principal(lab: &Lab, name: &str, role: Role) -> Principal {
+        let admin = lab.local_operator().expect("admin");
+        let root = UnixMapping {
+            account: Some("root".into()),
+            allow_system_account: true,
+            allow_shared: true,
+        };
+        lab.add_user(&admin, name, role, &root).expect("add");
+        Principal {
+            user: name.into(),
+            role,
+            unix_user: Some("root".into()),
+            key_fingerprint: None,
+            since: 0,
+        }
+    }
+
     /// A fresh store with admin `root` owning `KEY_A`.
     pub fn lab_with_admin() -> (tempfile::TempDir, Lab) {
         let dir = tempfile::tempdir().expect("tempdir");

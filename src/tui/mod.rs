@@ -11,6 +11,7 @@ mod form;
 mod input;
 mod logpane;
 mod queue;
+mod requests;
 mod session;
 mod view;
 

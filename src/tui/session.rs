@@ -9,16 +9,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::app::{DashboardRequest, DrillDown, Flow, QueuePane, Tab, ViewState};
+use super::app::{Flow, QueuePane, Tab, ViewState};
 use super::backend::ScreenWriter;
-use super::dashboard::sorted_rows;
 use super::input::{InputParser, key_press};
-use super::logpane::{LogFollower, LogPaneState};
-use super::queue::visible_rows;
+use super::logpane::LogFollower;
+use super::requests::carry_out;
 use super::view::{Snapshot, render};
 use crate::exec::ExperimentFiles;
 use crate::lab::{Lab, ListFilter, ListFrom, ListOrder, Principal};
-use crate::monitor::Window;
 
 /// Enter the alternate screen, hide the cursor, have pastes marked as
 /// such (bracketed paste), clear.
@@ -169,115 +167,8 @@ pub async fn run_tui_session<S: FrameSink>(
                 snapshot.queue_offset = start;
             }
         }
-        match view.request.take() {
-            Some(DashboardRequest::OpenSelected) => {
-                let rows = sorted_rows(&snapshot, &view.dashboard);
-                let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
-                if let Some(row) = rows.get(index) {
-                    view.dashboard.drill = Some(DrillDown {
-                        uid: row.usage.uid,
-                        unix_user: row.usage.unix_user.clone(),
-                        window: Window::Hour,
-                    });
-                }
-            }
-            Some(request) => {
-                let rows = visible_rows(&snapshot);
-                let selected = view
-                    .queue
-                    .selected
-                    .checked_sub(snapshot.queue_offset)
-                    .and_then(|i| rows.get(i))
-                    .map(|v| v.experiment.id);
-                match (request, selected) {
-                    (DashboardRequest::ShowSelectedExperiment, Some(id)) => {
-                        view.queue.pane = Some(QueuePane::Details(id));
-                    }
-                    (DashboardRequest::LogSelectedExperiment, Some(id)) => {
-                        // Reading output is checked by the service like `logs`.
-                        view.queue.pane = match lab.check_output_readable(&principal, id) {
-                            Ok(_) => Some(QueuePane::Log(LogPaneState::new(id))),
-                            Err(e) => {
-                                view.notice = Some(e.to_string());
-                                None
-                            }
-                        };
-                    }
-                    (DashboardRequest::PrioritySelectedExperiment, Some(id)) => {
-                        view.queue.pane = Some(QueuePane::Priority(id, String::new()));
-                    }
-                    (DashboardRequest::SetPriority(id, typed), _) => match typed.parse::<i32>() {
-                        Err(_) => {
-                            view.notice = Some(format!("{typed:?} is not a whole number"));
-                        }
-                        Ok(priority) => match lab.set_priority(&principal, id, priority) {
-                            Ok(()) => {
-                                view.queue.pane = None;
-                                view.notice =
-                                    Some(format!("experiment {id} now has priority {priority}"));
-                            }
-                            Err(e) => view.notice = Some(e.to_string()),
-                        },
-                    },
-                    (DashboardRequest::Submit(args), _) => {
-                        let outcome = submit_from_form(&lab, &principal, args);
-                        match (&mut view.queue.pane, outcome) {
-                            (_, Ok(id)) => {
-                                view.queue.pane = None;
-                                view.notice = Some(format!("submitted experiment {id}"));
-                            }
-                            (Some(QueuePane::Submit(form)), Err(why)) => form.error = Some(why),
-                            (_, Err(why)) => view.notice = Some(why),
-                        }
-                    }
-                    (DashboardRequest::FindInLog { older }, _) => {
-                        if let Some(QueuePane::Log(log)) = &mut view.queue.pane
-                            && !log.find(&snapshot.log, older)
-                        {
-                            view.notice = Some(format!(
-                                "no {} match for {:?}",
-                                if older { "older" } else { "newer" },
-                                log.search.as_deref().unwrap_or("")
-                            ));
-                        }
-                    }
-                    (DashboardRequest::NextProject, _) => {
-                        let projects = lab.active_projects();
-                        let next = match &view.queue.project {
-                            None => projects.first().cloned(),
-                            Some(current) => projects.iter().find(|p| *p > current).cloned(),
-                        };
-                        if projects.is_empty() {
-                            view.notice = Some("no experiment here has a project".into());
-                        }
-                        view.queue.project = next;
-                        view.queue.selected = 0;
-                        view.queue.anchor = None;
-                    }
-                    (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
-                        view.queue.pane = Some(QueuePane::ConfirmCancel(id));
-                    }
-                    (DashboardRequest::RerunSelectedExperiment, Some(id)) => {
-                        view.notice = Some(
-                            match lab.rerun(&principal, id, crate::lab::SubmitRequest::default()) {
-                                Ok(new) => format!("submitted experiment {new} (rerun of {id})"),
-                                Err(e) => e.to_string(),
-                            },
-                        );
-                    }
-                    (DashboardRequest::ConfirmCancel(id), _) => {
-                        view.notice = Some(match lab.cancel(&principal, id) {
-                            Ok(state) if state.is_finished() => {
-                                format!("cancelled experiment {id}")
-                            }
-                            Ok(_) => format!("stopping experiment {id}"),
-                            Err(e) => e.to_string(),
-                        });
-                    }
-                    _ => view.notice = Some("no experiment selected".into()),
-                }
-            }
-            None => {}
+        if let Some(request) = view.request.take() {
+            carry_out(&lab, &principal, &mut view, &snapshot, request);
         }
         snapshot.queue_pane_text = match &view.queue.pane {
             Some(QueuePane::Details(id)) => Some(
@@ -380,32 +271,6 @@ fn queue_filter(state: &super::app::QueueState, me: &str) -> ListFilter {
 
 /// Submits what the form holds through the `submit` command's parser and
 /// the service; returns the new id or the one-line reason it was refused.
-fn submit_from_form(lab: &Lab, principal: &Principal, args: Vec<String>) -> Result<u64, String> {
-    let argv = std::iter::once("submit".to_string()).chain(args).collect();
-    let command = crate::cli::parse_exec_argv(argv).map_err(|out| first_line(&out))?;
-    let crate::cli::LabCommand::Submit(mut submit) = command else {
-        return Err("the form did not make a submit command".into());
-    };
-    submit.json = true;
-    let out = crate::cli::queue::submit(lab, principal, *submit);
-    if out.status != crate::cli::exit::OK {
-        return Err(first_line(&out));
-    }
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["id"].as_u64())
-        .ok_or_else(|| "submitted, but the reply had no id".into())
-}
-
-fn first_line(out: &crate::cli::output::CommandOutput) -> String {
-    let text = String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("refused")
-        .trim_start_matches("error: ")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::app::{QueueState, StateFilter};

@@ -1,0 +1,311 @@
+//! What the interface's requests do. Each that reads or changes anything
+//! is decided by the service (`Lab`, which reads the caller's role anew), as
+//! the command of the same name is: the interface adds no rule of its own.
+
+use super::app::{DashboardRequest, DrillDown, QueuePane, ViewState};
+use super::dashboard::sorted_rows;
+use super::logpane::LogPaneState;
+use super::queue::visible_rows;
+use super::view::Snapshot;
+use crate::lab::{Lab, Principal};
+use crate::monitor::Window;
+
+/// Carries out `request` for `principal`, leaving its outcome in `view`
+/// (a notice, an open pane) as the next frame shows it.
+pub fn carry_out(
+    lab: &Lab,
+    principal: &Principal,
+    view: &mut ViewState,
+    snapshot: &Snapshot,
+    request: DashboardRequest,
+) {
+    match request {
+        DashboardRequest::OpenSelected => {
+            let rows = sorted_rows(snapshot, &view.dashboard);
+            let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
+            if let Some(row) = rows.get(index) {
+                view.dashboard.drill = Some(DrillDown {
+                    uid: row.usage.uid,
+                    unix_user: row.usage.unix_user.clone(),
+                    window: Window::Hour,
+                });
+            }
+        }
+        request => {
+            let rows = visible_rows(snapshot);
+            let selected = view
+                .queue
+                .selected
+                .checked_sub(snapshot.queue_offset)
+                .and_then(|i| rows.get(i))
+                .map(|v| v.experiment.id);
+            match (request, selected) {
+                (DashboardRequest::ShowSelectedExperiment, Some(id)) => {
+                    view.queue.pane = Some(QueuePane::Details(id));
+                }
+                (DashboardRequest::LogSelectedExperiment, Some(id)) => {
+                    // Reading output is checked by the service like `logs`.
+                    view.queue.pane = match lab.check_output_readable(principal, id) {
+                        Ok(_) => Some(QueuePane::Log(LogPaneState::new(id))),
+                        Err(e) => {
+                            view.notice = Some(e.to_string());
+                            None
+                        }
+                    };
+                }
+                (DashboardRequest::PrioritySelectedExperiment, Some(id)) => {
+                    view.queue.pane = Some(QueuePane::Priority(id, String::new()));
+                }
+                (DashboardRequest::SetPriority(id, typed), _) => match typed.parse::<i32>() {
+                    Err(_) => {
+                        view.notice = Some(format!("{typed:?} is not a whole number"));
+                    }
+                    Ok(priority) => match lab.set_priority(principal, id, priority) {
+                        Ok(()) => {
+                            view.queue.pane = None;
+                            view.notice =
+                                Some(format!("experiment {id} now has priority {priority}"));
+                        }
+                        Err(e) => view.notice = Some(e.to_string()),
+                    },
+                },
+                (DashboardRequest::Submit(args), _) => {
+                    let outcome = submit_from_form(lab, principal, args);
+                    match (&mut view.queue.pane, outcome) {
+                        (_, Ok(id)) => {
+                            view.queue.pane = None;
+                            view.notice = Some(format!("submitted experiment {id}"));
+                        }
+                        (Some(QueuePane::Submit(form)), Err(why)) => form.error = Some(why),
+                        (_, Err(why)) => view.notice = Some(why),
+                    }
+                }
+                (DashboardRequest::FindInLog { older }, _) => {
+                    if let Some(QueuePane::Log(log)) = &mut view.queue.pane
+                        && !log.find(&snapshot.log, older)
+                    {
+                        view.notice = Some(format!(
+                            "no {} match for {:?}",
+                            if older { "older" } else { "newer" },
+                            log.search.as_deref().unwrap_or("")
+                        ));
+                    }
+                }
+                (DashboardRequest::NextProject, _) => {
+                    let projects = lab.active_projects();
+                    let next = match &view.queue.project {
+                        None => projects.first().cloned(),
+                        Some(current) => projects.iter().find(|p| *p > current).cloned(),
+                    };
+                    if projects.is_empty() {
+                        view.notice = Some("no experiment here has a project".into());
+                    }
+                    view.queue.project = next;
+                    view.queue.selected = 0;
+                    view.queue.anchor = None;
+                }
+                (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
+                    view.queue.pane = Some(QueuePane::ConfirmCancel(id));
+                }
+                (DashboardRequest::RerunSelectedExperiment, Some(id)) => {
+                    view.notice = Some(
+                        match lab.rerun(principal, id, crate::lab::SubmitRequest::default()) {
+                            Ok(new) => format!("submitted experiment {new} (rerun of {id})"),
+                            Err(e) => e.to_string(),
+                        },
+                    );
+                }
+                (DashboardRequest::ConfirmCancel(id), _) => {
+                    view.notice = Some(match lab.cancel(principal, id) {
+                        Ok(state) if state.is_finished() => {
+                            format!("cancelled experiment {id}")
+                        }
+                        Ok(_) => format!("stopping experiment {id}"),
+                        Err(e) => e.to_string(),
+                    });
+                }
+                _ => view.notice = Some("no experiment selected".into()),
+            }
+        }
+    }
+}
+
+fn submit_from_form(lab: &Lab, principal: &Principal, args: Vec<String>) -> Result<u64, String> {
+    let argv = std::iter::once("submit".to_string()).chain(args).collect();
+    let command = crate::cli::parse_exec_argv(argv).map_err(|out| first_line(&out))?;
+    let crate::cli::LabCommand::Submit(mut submit) = command else {
+        return Err("the form did not make a submit command".into());
+    };
+    submit.json = true;
+    let out = crate::cli::queue::submit(lab, principal, *submit);
+    if out.status != crate::cli::exit::OK {
+        return Err(first_line(&out));
+    }
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .ok_or_else(|| "submitted, but the reply had no id".into())
+}
+
+fn first_line(out: &crate::cli::output::CommandOutput) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("refused")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// The interface's side of the authorization matrix (tests/authz.rs has the
+/// commands'): every request × admin, owner, other member, viewer.
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::lab::testing::{lab_with_admin, principal};
+    use crate::lab::{ListFilter, SubmitRequest};
+    use crate::model::{CommandLine, Role, State};
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Want {
+        /// Carried out (or a pane opened), no refusal.
+        Done,
+        /// "permission denied", nothing changed.
+        Denied,
+    }
+    use Want::{Denied, Done};
+
+    /// What admin, owner, other member and viewer get. No wildcard: a new
+    /// request does not compile until it has its row.
+    fn row(request: &DashboardRequest) -> [Want; 4] {
+        match request {
+            DashboardRequest::OpenSelected
+            | DashboardRequest::ShowSelectedExperiment
+            | DashboardRequest::CancelSelectedExperiment
+            | DashboardRequest::PrioritySelectedExperiment
+            | DashboardRequest::FindInLog { .. }
+            | DashboardRequest::NextProject => [Done; 4],
+            // Of a private experiment.
+            DashboardRequest::LogSelectedExperiment => [Done, Done, Denied, Denied],
+            DashboardRequest::ConfirmCancel(_) => [Done, Done, Denied, Denied],
+            DashboardRequest::RerunSelectedExperiment => [Done, Done, Denied, Denied],
+            DashboardRequest::Submit(_) => [Done, Done, Done, Denied],
+            DashboardRequest::SetPriority(..) => [Done, Denied, Denied, Denied],
+        }
+    }
+
+    /// Every experiment's id, state and priority, as an admin sees them.
+    fn state(lab: &Lab) -> Vec<(u64, State, i32)> {
+        let admin = lab.local_operator().expect("admin");
+        let filter = ListFilter {
+            all: true,
+            ..ListFilter::default()
+        };
+        let mut all: Vec<_> = lab
+            .list_experiments(&admin, &filter)
+            .expect("ls")
+            .views
+            .into_iter()
+            .map(|v| {
+                (
+                    v.experiment.id,
+                    v.experiment.state,
+                    v.experiment.spec.priority,
+                )
+            })
+            .collect();
+        all.sort_by_key(|(id, ..)| *id);
+        all
+    }
+
+    #[test]
+    fn every_request_is_decided_by_the_role_of_who_makes_it() {
+        let (_d, lab) = lab_with_admin();
+        let admin = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let people = [
+            admin,
+            mike.clone(),
+            principal(&lab, "mary", Role::Member),
+            principal(&lab, "vera", Role::Viewer),
+        ];
+        let private_run = || {
+            lab.submit(
+                &mike,
+                SubmitRequest {
+                    command: Some(CommandLine::Argv(vec!["true".into()])),
+                    workdir: Some(PathBuf::from("/tmp")),
+                    private: true,
+                    ..SubmitRequest::default()
+                },
+            )
+            .expect("submit")
+        };
+        let form = ["--workdir", "/tmp", "true"].map(String::from).to_vec();
+        let mut failures = Vec::new();
+        for (n, p) in people.iter().enumerate() {
+            // Fresh targets, each request acting on the selected one.
+            let target = private_run();
+            let requests = [
+                DashboardRequest::OpenSelected,
+                DashboardRequest::ShowSelectedExperiment,
+                DashboardRequest::LogSelectedExperiment,
+                DashboardRequest::CancelSelectedExperiment,
+                DashboardRequest::PrioritySelectedExperiment,
+                DashboardRequest::FindInLog { older: true },
+                DashboardRequest::NextProject,
+                DashboardRequest::SetPriority(target, "5".into()),
+                DashboardRequest::RerunSelectedExperiment,
+                DashboardRequest::Submit(form.clone()),
+                DashboardRequest::ConfirmCancel(target),
+            ];
+            for request in requests {
+                let want = row(&request)[n];
+                let mut view = ViewState::new(p.role);
+                let snapshot = Snapshot {
+                    queue: lab
+                        .list_experiments(p, &ListFilter::default())
+                        .expect("ls")
+                        .views
+                        .into_iter()
+                        .filter(|v| v.experiment.id == target)
+                        .collect(),
+                    ..Snapshot::default()
+                };
+                let before = state(&lab);
+                let shown = format!("{} {request:?}", p.user);
+                carry_out(&lab, p, &mut view, &snapshot, request);
+                let denied = view
+                    .notice
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("permission denied"));
+                match want {
+                    Done if denied => failures.push(format!("{shown}: refused: {:?}", view.notice)),
+                    Denied if !denied => {
+                        failures.push(format!("{shown}: not refused: {:?}", view.notice))
+                    }
+                    Denied if state(&lab) != before => {
+                        failures.push(format!("{shown}: refused but changed something"))
+                    }
+                    _ => {}
+                }
+            }
+            // What the allowed ones did.
+            let after: Vec<_> = state(&lab)
+                .into_iter()
+                .filter(|(id, ..)| *id == target)
+                .collect();
+            let (_, target_state, priority) = &after[0];
+            let owner_or_admin = n <= 1;
+            assert_eq!(priority == &5, n == 0, "{}: priority {priority}", p.user);
+            assert_eq!(
+                target_state.is_finished(),
+                owner_or_admin,
+                "{}: {target_state:?}",
+                p.user
+            );
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
