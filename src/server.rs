@@ -188,6 +188,9 @@ pub async fn start(
             (true, Some(crate::exec::cgroup::Hierarchy::V2(mount))) => {
                 format!("are confined by cgroups v2 ({})", mount.display())
             }
+            (true, _) if crate::exec::cgroup::gpu_devices_enforced() => {
+                "are confined by cgroups v1 (GPU device files fenced)".to_string()
+            }
             (true, _) => "are confined by cgroups v1".to_string(),
             (false, _) => {
                 "are NOT confined by cgroups (process groups and a watchdog only)".to_string()

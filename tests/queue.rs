@@ -1070,3 +1070,107 @@ async fn ls_says_when_it_shows_fewer_than_match_and_submit_needs_no_double_dash(
     assert_eq!(out.status, Some(2), "{out:?}");
     exec(&admin, &format!("cancel {gate}"), None).await;
 }
+
+/// Opens `/dev/nvidiaN`-like files given as arguments and prints, for each,
+/// "N opened" or "N ERRNO" (ENXIO: allowed, but no driver behind it; EPERM:
+/// the devices cgroup denied it).
+const OPEN_GPU_FILES: &str = r#"python3 -c '
+import errno, os, sys
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        print(path[-1], "opened")
+    except OSError as e:
+        print(path[-1], errno.errorcode[e.errno])
+'"#;
+
+/// On cgroup v1 with the devices controller, an experiment can open only
+/// the device files of the GPUs it was given. Device nodes made with mknod
+/// (major 195, minors 0 and 1) stand in for two GPUs that a replayed GPU
+/// source reports.
+#[tokio::test]
+async fn an_experiment_opens_only_its_own_gpus_device_files() {
+    if !is_root() || !labbench::exec::cgroup::gpu_devices_enforced() {
+        eprintln!("skipped: needs root and cgroup v1's devices controller (README: not enforced)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut nodes = Vec::new();
+    for minor in 0..2 {
+        let node = dir.path().join(format!("nvidia{minor}"));
+        let made = Command::new("mknod")
+            .arg(&node)
+            .args(["c", "195", &minor.to_string()])
+            .status()
+            .expect("mknod");
+        assert!(made.success());
+        std::fs::set_permissions(&node, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .expect("chmod");
+        nodes.push(node.display().to_string());
+    }
+    let replay = dir.path().join("gpus.jsonl");
+    let gpu = |index: u32| {
+        format!(
+            r#"{{"index":{index},"name":"Replayed GPU","utilization_percent":0,"memory_used":0,"memory_total":85899345920}}"#
+        )
+    };
+    std::fs::write(
+        &replay,
+        format!(r#"{{"gpus":[{},{}],"processes":[]}}"#, gpu(0), gpu(1)) + "\n",
+    )
+    .expect("replay");
+    let lab = start("");
+    let source = format!("replay:{}", replay.display());
+    let server = TestServer::start_with(
+        &lab.dir.path().join("data2"),
+        Some(&lab.admin),
+        &["--gpu-source", &source],
+    );
+    let admin = session(&server, &lab.admin).await;
+    let start = std::time::Instant::now();
+    while json(&exec(&admin, "host --json", None).await.stdout)["gpus"]
+        .as_array()
+        .is_none_or(|g| g.len() < 2)
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no GPUs seen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let command = format!("{OPEN_GPU_FILES} {}", nodes.join(" "));
+    // Two at once get one GPU each; then one without a GPU reuses a slot
+    // that had one.
+    let sleeping = format!(
+        "--gpus 1 -- sh -c \"sleep 1; {}\"",
+        command.replace('"', "\\\"")
+    );
+    let mut both = Vec::new();
+    for _ in 0..2 {
+        both.push(submit(&admin, &sleeping).await);
+    }
+    let mut seen = Vec::new();
+    for id in &both {
+        let e = wait_state(&admin, *id).await;
+        assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+        let out = exec(&admin, &format!("logs {id}"), None).await.stdout;
+        let opened: Vec<&str> = out.lines().filter(|l| l.ends_with("ENXIO")).collect();
+        assert_eq!(opened.len(), 1, "one GPU file opens: {out}");
+        assert_eq!(
+            out.lines().filter(|l| l.ends_with("EPERM")).count(),
+            1,
+            "the other is denied: {out}"
+        );
+        seen.push(opened[0].to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["0 ENXIO", "1 ENXIO"], "each had its own GPU");
+    let none = submit(&admin, &format!("-- {command}")).await;
+    let e = wait_state(&admin, none).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let out = exec(&admin, &format!("logs {none}"), None).await.stdout;
+    assert_eq!(out, "0 EPERM\n1 EPERM\n", "no GPU, no GPU file");
+    server.stop();
+}

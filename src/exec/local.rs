@@ -7,7 +7,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::cgroup::{ExperimentCgroup, Limits};
+use super::cgroup::{ExperimentCgroup, GpuAccess, Limits};
 use super::journal::Stream;
 use super::launcher::Launcher;
 use super::pool::{self, ExitWatch, IdleShim};
@@ -118,7 +118,14 @@ pub fn prepare_experiments_dir(data_dir: &Path) -> std::io::Result<()> {
 /// and files) under a supervisor waiting for [`go`]: a kept one if one is
 /// idle (whose hand-over is confirmed by [`Launcher::handed_over`] after
 /// the start is recorded), else a new one, confined to the cgroup.
-pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launched, String> {
+/// `gpus` are the CUDA indices given to it, `host_gpus` every GPU's (index,
+/// minor number), for its cgroup to deny the others' device files.
+pub fn launch(
+    ctx: &LaunchContext,
+    e: &Experiment,
+    gpus: &[u32],
+    host_gpus: &[(u32, u32)],
+) -> Result<Launched, String> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
     let account = if ctx.as_root {
         let unknown = || format!("unix user {} does not exist on this host", e.unix_user);
@@ -155,6 +162,7 @@ pub fn launch(ctx: &LaunchContext, e: &Experiment, gpus: &[u32]) -> Result<Launc
         memory_bytes: e.spec.resources.memory_bytes,
         cpus: e.spec.resources.cpus,
         pids: ctx.max_processes,
+        gpus: GpuAccess::new(host_gpus, gpus),
     };
     if ctx.reuse_supervisors
         && let Some(idle) = pool::take(&instance, &identity, &ctx.launcher)

@@ -963,6 +963,7 @@ fn start_allowed(
     };
     let mut ends = Vec::new();
     let mut launched = Vec::new();
+    let host_gpus = lab.gpu_minors();
     // The room counts every planned start as made; one that was not leaves
     // more free, so the next wake-up plans in full.
     let mut room = Some(room);
@@ -977,7 +978,7 @@ fn start_allowed(
                     room = None;
                     continue;
                 };
-                match launch(&settings.launch, &e, &gpus) {
+                match launch(&settings.launch, &e, &gpus, &host_gpus) {
                     Ok(l) => launched.push(Start { e, gpus, l }),
                     Err(reason) => {
                         room = None;

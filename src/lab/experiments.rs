@@ -434,6 +434,17 @@ impl Lab {
         Ok(())
     }
 
+    /// The host's GPUs as (CUDA index, minor number of `/dev/nvidiaN`), for
+    /// the runner to fence an experiment's devices (from the latest snapshot).
+    pub fn gpu_minors(&self) -> Vec<(u32, u32)> {
+        let usage = self.monitor.latest();
+        usage
+            .gpus
+            .iter()
+            .map(|g| (g.device.index, g.device.minor.unwrap_or(g.device.index)))
+            .collect()
+    }
+
     /// What the host offers to experiments (from the latest monitor snapshot).
     pub fn capacity(&self) -> Capacity {
         let usage = self.monitor.latest();

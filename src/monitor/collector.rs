@@ -610,6 +610,7 @@ mod tests {
             memory_total: 80,
             temperature_c: None,
             power_watts: None,
+            minor: None,
         };
         GpuReading::Devices(GpuSample {
             gpus: vec![device(0), device(1)],

@@ -24,6 +24,10 @@ pub struct GpuDevice {
     pub temperature_c: Option<u32>,
     /// Power draw, watts.
     pub power_watts: Option<f64>,
+    /// N of its device file `/dev/nvidiaN` (NVML's minor number); `None`
+    /// (a recording without it): taken to be the index.
+    #[serde(default)]
+    pub minor: Option<u32>,
 }
 
 /// A process holding GPU memory.
@@ -234,6 +238,7 @@ pub mod nvml {
                     memory_total: memory.total,
                     temperature_c: device.temperature(TemperatureSensor::Gpu).ok(),
                     power_watts: device.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
+                    minor: device.minor_number().ok(),
                 });
                 let utilization = device.process_utilization_stats(since).unwrap_or_default();
                 for sample_util in &utilization {

@@ -137,6 +137,7 @@ fn usage_snapshot(gpus: bool) -> UsageSnapshot {
             memory_total: (80.0 * GIB) as u64,
             temperature_c: Some(61),
             power_watts: Some(310.0),
+            minor: None,
         };
         snapshot.gpus = vec![
             GpuStatus {

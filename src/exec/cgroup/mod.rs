@@ -10,6 +10,13 @@
 //! fallback and the README says so. Either way the name an experiment's
 //! cgroup got is recorded with its start.
 //!
+//! GPUs: on v1, where the `devices` controller is mounted, an experiment's
+//! cgroup also denies the NVIDIA device files (`/dev/nvidiaN`, character
+//! major 195) of the host's GPUs it was not given, so `CUDA_VISIBLE_DEVICES`
+//! is not the only fence; the control devices (`nvidiactl`, `nvidia-uvm`)
+//! stay open to all. v2 controls devices only through BPF programs, which
+//! labbench does not load: there the variable alone says which GPUs to use.
+//!
 //! The control files an experiment's cgroup is read and written through
 //! stay open for as long as the cgroup is used (by one experiment, or by
 //! the next ones that reuse it): opening a cgroup file costs a path walk
@@ -29,6 +36,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 const ROOT: &str = "/sys/fs/cgroup";
 /// v1 controllers an experiment is placed in (and must all be writable).
 const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+/// [`V1_CONTROLLERS`] and `devices`, where that one is mounted and writable.
+const V1_WITH_DEVICES: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
+/// Character device major of the NVIDIA GPU files (`/dev/nvidiaN`).
+pub const NVIDIA_MAJOR: u32 = 195;
 /// v2 controllers an experiment needs.
 const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// CFS period used for CPU quotas, microseconds.
@@ -57,6 +68,29 @@ pub fn instance_name(data_dir: &Path) -> String {
 pub fn hierarchy() -> Option<Hierarchy> {
     static FOUND: std::sync::OnceLock<Option<Hierarchy>> = std::sync::OnceLock::new();
     FOUND.get_or_init(detect).clone()
+}
+
+/// The v1 controllers experiments are placed in here: `devices` too where
+/// it can be used (checked once).
+fn v1_controllers() -> &'static [&'static str] {
+    static DEVICES: OnceLock<bool> = OnceLock::new();
+    let devices = *DEVICES.get_or_init(|| {
+        let dir = Path::new(ROOT).join("devices").join("labbench");
+        std::fs::create_dir_all(&dir).is_ok()
+            && dir.join("devices.deny").exists()
+            && can_make_cgroups_in(&dir)
+    });
+    if devices {
+        &V1_WITH_DEVICES
+    } else {
+        &V1_CONTROLLERS
+    }
+}
+
+/// Whether experiments are kept from the GPUs they were not given (v1 with
+/// the `devices` controller), else only told which to use.
+pub fn gpu_devices_enforced() -> bool {
+    hierarchy() == Some(Hierarchy::V1) && v1_controllers().contains(&"devices")
 }
 
 /// Whether this host lets labbench create cgroups.
@@ -190,6 +224,48 @@ pub struct Limits {
     pub cpus: f64,
     /// Processes.
     pub pids: u32,
+    /// Which GPU device files it may open.
+    pub gpus: GpuAccess,
+}
+
+/// Which of the host's GPU device files (`/dev/nvidiaN`, by minor number N
+/// below 64) an experiment may open: bit N of `present` for each GPU the
+/// host has, of `allowed` for each it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpuAccess {
+    /// The host's GPUs.
+    pub present: u64,
+    /// The experiment's.
+    pub allowed: u64,
+}
+
+impl GpuAccess {
+    /// Access to the `given` GPUs (CUDA indices) among the host's
+    /// `(index, minor)` pairs; minors of 64 and above are left alone.
+    pub fn new(host: &[(u32, u32)], given: &[u32]) -> GpuAccess {
+        let mut access = GpuAccess::default();
+        for (index, minor) in host.iter().filter(|(_, minor)| *minor < 64) {
+            access.present |= 1 << minor;
+            if given.contains(index) {
+                access.allowed |= 1 << minor;
+            }
+        }
+        access
+    }
+
+    /// The v1 `devices` rules that grant exactly this access: (file, rule).
+    fn v1_rules(self) -> impl Iterator<Item = (&'static str, String)> {
+        (0..64u32)
+            .filter(move |minor| self.present & (1 << minor) != 0)
+            .map(move |minor| {
+                let file = if self.allowed & (1 << minor) != 0 {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                (file, format!("c {NVIDIA_MAJOR}:{minor} rwm"))
+            })
+    }
 }
 
 /// The v1 directory of `name` (`INSTANCE` or `INSTANCE/…`) under `controller`.
@@ -250,7 +326,7 @@ fn new_v1_slot(instance: &str) -> std::io::Result<ExperimentCgroup> {
             Ok(()) => {}
         }
         let cg = ExperimentCgroup::named(name, Hierarchy::V1);
-        for controller in &V1_CONTROLLERS[1..] {
+        for controller in &v1_controllers()[1..] {
             if let Err(e) = create_dir(&cg.dir(controller)) {
                 cg.remove();
                 return Err(e);
@@ -346,6 +422,11 @@ impl ExperimentCgroup {
         }
         if changed(|l| u64::from(l.pids)) {
             self.set("pids", "pids.max", &limits.pids.to_string())?;
+        }
+        if v1_controllers().contains(&"devices") && had.is_none_or(|h| h.gpus != limits.gpus) {
+            for (file, rule) in limits.gpus.v1_rules() {
+                self.set("devices", file, &rule)?;
+            }
         }
         Ok(())
     }
@@ -458,7 +539,7 @@ impl ExperimentCgroup {
     fn directories(&self) -> Vec<PathBuf> {
         match &self.hierarchy {
             Hierarchy::V2(_) => vec![self.dir("memory")],
-            Hierarchy::V1 => V1_CONTROLLERS.iter().map(|c| self.dir(c)).collect(),
+            Hierarchy::V1 => v1_controllers().iter().map(|c| self.dir(c)).collect(),
         }
     }
 
@@ -467,7 +548,7 @@ impl ExperimentCgroup {
         let pid = pid.to_string();
         match self.hierarchy {
             Hierarchy::V2(_) => self.set("", "cgroup.procs", &pid),
-            Hierarchy::V1 => V1_CONTROLLERS
+            Hierarchy::V1 => v1_controllers()
                 .iter()
                 .try_for_each(|c| self.set(c, "cgroup.procs", &pid)),
         }
@@ -645,7 +726,7 @@ pub fn remove_instance(data_dir: &Path) {
     spares::remove_spares(&instance);
     let dirs: Vec<PathBuf> = match hierarchy() {
         Some(Hierarchy::V2(mount)) => vec![mount.join("labbench").join(&instance)],
-        Some(Hierarchy::V1) => V1_CONTROLLERS
+        Some(Hierarchy::V1) => v1_controllers()
             .iter()
             .map(|c| v1_dir(c, &instance))
             .collect(),
@@ -684,6 +765,29 @@ mod tests {
         let stat = "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n";
         assert_eq!(parse_keyed(stat, "usage_usec"), Some(2_500_000));
         assert_eq!(parse_keyed(stat, "nr_throttled"), None);
+    }
+
+    #[test]
+    fn gpu_access_denies_the_device_files_of_the_gpus_not_given() {
+        // Index 1 is /dev/nvidia3; a minor of 64 or more is left alone.
+        let host = [(0, 0), (1, 3), (2, 70)];
+        let access = GpuAccess::new(&host, &[1, 2]);
+        assert_eq!(
+            access,
+            GpuAccess {
+                present: 0b1001,
+                allowed: 0b1000
+            }
+        );
+        let rules: Vec<_> = access.v1_rules().collect();
+        assert_eq!(
+            rules,
+            [
+                ("devices.deny", "c 195:0 rwm".to_string()),
+                ("devices.allow", "c 195:3 rwm".to_string())
+            ]
+        );
+        assert_eq!(GpuAccess::new(&[], &[]).v1_rules().count(), 0);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::sync::Mutex;
 
-use super::{ExperimentCgroup, Hierarchy, V1_CONTROLLERS, v1_dir};
+use super::{ExperimentCgroup, Hierarchy, v1_controllers, v1_dir};
 
 /// Spares kept at most (across instances).
 const MAX_SPARES: usize = 8;
@@ -170,7 +170,10 @@ pub fn sweep_leftovers(instance: &str, in_use: &[&str]) {
     // in some of them only.
     let parents = match &hierarchy {
         Hierarchy::V2(mount) => vec![mount.join("labbench").join(instance)],
-        Hierarchy::V1 => V1_CONTROLLERS.iter().map(|c| v1_dir(c, instance)).collect(),
+        Hierarchy::V1 => v1_controllers()
+            .iter()
+            .map(|c| v1_dir(c, instance))
+            .collect(),
     };
     let leaves: std::collections::BTreeSet<String> = parents
         .iter()
@@ -200,6 +203,7 @@ mod tests {
             memory_bytes: memory_mib << 20,
             cpus,
             pids: 64,
+            gpus: Default::default(),
         }
     }
 
@@ -319,7 +323,7 @@ mod tests {
 
     fn remove_instance_dirs(instance: &str) {
         remove_spares(instance);
-        for controller in V1_CONTROLLERS {
+        for controller in v1_controllers() {
             let _ = std::fs::remove_dir(v1_dir(controller, instance));
         }
     }
