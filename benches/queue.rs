@@ -13,14 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LABBENCH, TestKey, TestServer, exec, session, submit_id};
-
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{LABBENCH, TestKey, TestServer, env_count, exec, session, submit_id};
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::lab::{
     Lab, MEMORY_HOG, QUEUE_GROUP, add_member, cgroup_dir, experiment_user, is_root, json,
-    last_reason, start, submit, wait_state,
+    last_reason, start, submit, wait_running, wait_state,
 };
 use common::{TestKey, TestServer, exec, session};
 
@@ -442,6 +442,72 @@ async fn a_run_survives_kill_9_of_the_daemon_and_a_vanished_one_is_lost() {
     assert_eq!(out.stdout.trim(), "survived");
     let e = wait_state(&admin, victim).await;
     assert_eq!(e["state"]["outcome"], "lost", "{e}");
+}
+
+/// A start the daemon recorded but did not let go before it died (its
+/// journal has no `run` line: the command never started) is queued again
+/// at the next start, and runs; one whose command started is lost.
+#[tokio::test]
+async fn a_start_cut_short_by_the_daemons_death_is_queued_again() {
+    let lab = start("");
+    let data = lab.server.data_dir.clone();
+    let admin = session(&lab.server, &lab.admin).await;
+    let flag = lab.dir.path().join("second-life");
+    std::fs::set_permissions(
+        lab.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let cut = submit(
+        &admin,
+        &format!("-- sh -c 'test -e {} && exit 0; sleep 300'", flag.display()),
+    )
+    .await;
+    let lost = submit(&admin, "-- sleep 301").await;
+    let mut shims = Vec::new();
+    for id in [cut, lost] {
+        let e = wait_running(&admin, id).await;
+        shims.push(e["state"]["pid"].as_u64().expect("pid"));
+    }
+    drop(admin);
+    Command::new("kill")
+        .args(["-9", &lab.server.pid().to_string()])
+        .status()
+        .expect("kill");
+    for shim in shims {
+        Command::new("kill")
+            .args(["-9", &shim.to_string()])
+            .status()
+            .expect("kill shim");
+    }
+    Command::new("pkill")
+        .args(["-9", "-f", "^(sh -c test|sleep 301)"])
+        .status()
+        .ok();
+    // What a journal holds when the daemon died before letting it go.
+    let journal = labbench::exec::ExperimentFiles::new(&data, cut).journal();
+    std::fs::write(&journal, labbench::exec::journal::JOURNAL_HEADER).expect("journal");
+    std::fs::write(&flag, "").expect("flag");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let restarted = TestServer::start(&data, None);
+    let admin = session(&restarted, &lab.admin).await;
+    let e = wait_state(&admin, cut).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let reasons: Vec<&str> = e["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .filter_map(|t| t["reason"].as_str())
+        .collect();
+    assert!(
+        reasons.contains(&"queued again: the daemon stopped before its command started"),
+        "{e}"
+    );
+    let e = wait_state(&admin, lost).await;
+    assert_eq!(
+        e["state"]["outcome"], "lost",
+        "its command had started: {e}"
+    );
 }
 
 /// Whether this host confines experiments in v1 cgroups (where supervisors

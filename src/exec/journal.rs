@@ -2,6 +2,10 @@
 //! small text file per experiment (one inode: creating files is the costly
 //! part of starting an experiment on a busy ext4 disk).
 //!
+//! - `run MS`: the command is about to start (written before it is, and
+//!   nothing starts if it cannot be written). A journal of version 2 without
+//!   it belongs to a command that never started: one whose daemon stopped
+//!   between recording its start and letting it go is queued again.
 //! - `o SIZE MS` / `e SIZE MS`: at Unix time MS (milliseconds), stdout /
 //!   stderr had SIZE bytes. Noted every [`CHECKPOINT_EVERY`] while a log grows
 //!   and once when the command ends, so the logs themselves stay the raw
@@ -17,8 +21,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The journal's first line, written when it is created.
-pub const JOURNAL_HEADER: &str = "# labbench run journal 1\n";
+/// The journal's first line, written when it is created (version 2: with
+/// the `run` line).
+pub const JOURNAL_HEADER: &str = "# labbench run journal 2\n";
 
 /// How often the shim looks at the size of the logs.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -117,10 +122,28 @@ impl JournalWriter {
         }
     }
 
+    /// Records that the command is about to start; it must not start if
+    /// this fails.
+    pub fn started(&mut self, at_ms: i64) -> std::io::Result<()> {
+        self.out.write_all(format!("run {at_ms}\n").as_bytes())
+    }
+
     /// Records how the command ended.
     pub fn exit(&mut self, status: ExitStatus) {
         let _ = self.out.write_all(status.record().as_bytes());
     }
+}
+
+/// Whether the journal says its command never started: a version 2
+/// journal without its `run` line (which follows the header at once). A
+/// journal that cannot be read, or of version 1, says nothing.
+pub fn never_started(journal: &Path) -> bool {
+    let mut head = [0u8; 64];
+    let Ok(n) = std::fs::File::open(journal).and_then(|mut f| f.read(&mut head)) else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&head[..n]);
+    head.starts_with(JOURNAL_HEADER) && !head[JOURNAL_HEADER.len()..].starts_with("run ")
 }
 
 /// Reads how the command ended from the journal's last line.
@@ -270,6 +293,22 @@ pub fn parse_since(text: &str, now_ms: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_without_its_run_line_says_the_command_never_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal");
+        let says = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            never_started(&path)
+        };
+        assert!(says(JOURNAL_HEADER));
+        assert!(!says(&format!("{JOURNAL_HEADER}run 1700000000000\n")));
+        assert!(!says(&format!("{JOURNAL_HEADER}run 1\no 5 2\nexit 0\n")));
+        // Version 1 had no run line: it says nothing.
+        assert!(!says("# labbench run journal 1\n"));
+        assert!(!never_started(&dir.path().join("missing")));
+    }
 
     fn timeline_with(points: &[(u64, i64)]) -> (tempfile::TempDir, Timeline) {
         let dir = tempfile::tempdir().expect("tempdir");

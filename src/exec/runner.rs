@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::cgroup::{self, ExperimentCgroup};
 use super::gpu_use::gpu_memory_by_experiment;
-use super::journal::{ExitStatus, read_exit};
+use super::journal::{ExitStatus, never_started, read_exit};
 use super::local::{ExperimentFiles, LaunchContext, Launched, go, launch, prepare_experiments_dir};
 use super::pool::{self, EXITED, ExitWatch, IdleShim, RUNNING, UNKNOWN};
 use super::shim::{END_REPORT_LEN, Identity, parse_end_report};
@@ -392,13 +392,8 @@ fn reattach(
     let mut ended = Vec::new();
     for e in active {
         match &e.state {
-            State::Starting { .. } => {
-                ended.push(never_ran(
-                    e.id,
-                    Outcome::Lost,
-                    "the daemon stopped while starting it".into(),
-                ));
-            }
+            // Its command is let go only once its start is recorded.
+            State::Starting { .. } => ended.push(queued_again(e.id)),
             State::Running {
                 started_at,
                 pid,
@@ -420,8 +415,19 @@ fn reattach(
                     t.reattached = true;
                     tracked.insert(e.id, t);
                 } else {
-                    // Ended while the daemon was down: the shim's journal tells how.
-                    ended.push(finish(e.id, &t, settings, true));
+                    // Ended while the daemon was down: the shim's journal
+                    // tells how, or that it never started (the daemon
+                    // stopped between recording its start and letting it go).
+                    let journal = ExperimentFiles::new(&settings.launch.data_dir, e.id).journal();
+                    let change = if never_started(&journal) {
+                        queued_again(e.id)
+                    } else {
+                        finish(e.id, &t, settings, true)
+                    };
+                    if let Some((state, why)) = change.steps.last() {
+                        tracing::info!("experiment {}: {}: {why}", e.id, state.name());
+                    }
+                    ended.push(change);
                     if let Some(cg) = &t.cgroup {
                         cg.remove();
                     }
@@ -909,6 +915,19 @@ fn never_ran(id: u64, outcome: Outcome, reason: String) -> StateChange {
         ended_at: crate::lab::now(),
     };
     ending(id, state, reason, ResourceUse::default())
+}
+
+/// Back to the queue: a start that the daemon recorded but whose command
+/// never started, since the daemon stopped first.
+fn queued_again(id: u64) -> StateChange {
+    StateChange {
+        id,
+        steps: vec![(
+            State::Queued,
+            "queued again: the daemon stopped before its command started".into(),
+        )],
+        usage: None,
+    }
 }
 
 fn ending(id: u64, state: State, reason: String, usage: ResourceUse) -> StateChange {

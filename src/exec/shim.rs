@@ -228,6 +228,12 @@ fn run_job(
         Some(Ok(null)) => Stdio::from(null),
         _ => Stdio::null(),
     };
+    // Without this line the daemon takes the command for never started.
+    if let Err(e) = journal.started(journal::now_ms()) {
+        eprintln!("labbench: cannot write the run journal: {e}");
+        journal.exit(ExitStatus::Code(125));
+        return (125, true);
+    }
     let spawned = Command::new(resolve_program(program, path))
         .args(rest)
         .env_clear()

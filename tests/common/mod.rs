@@ -267,6 +267,23 @@ impl client::Handler for Client {
     }
 }
 
+impl Client {
+    /// A handler that accepts only the host key with this fingerprint.
+    pub fn pinned(fingerprint: String) -> Client {
+        Client {
+            expected_fingerprint: Some(fingerprint),
+        }
+    }
+}
+
+/// A size from the environment variable `name` (benches), else `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Opens an SSH connection (no authentication yet), checking the host key.
 pub async fn connect(server: &TestServer) -> Handle<Client> {
     connect_with(server, client::Config::default()).await
