@@ -1243,6 +1243,8 @@ pub fn reserved_env_message(name: &str) -> String {
 
 /// Longest a `--workdir` check may take.
 const WORKDIR_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a `--workdir` an account passed is not checked again.
+const WORKDIR_PASSED_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The Unix account `owner`'s experiments run as: refused when none is
 /// set, it does not exist here, or it is a system account an admin did
@@ -1278,6 +1280,11 @@ fn run_as(owner: &User) -> LabResult<Account> {
 /// kernel decides for it. One message whether it is missing or closed to
 /// the account, so a refusal tells nothing about what the account cannot see.
 ///
+/// A directory an account may enter is taken as such for
+/// [`WORKDIR_PASSED_FOR`] (a script that submits many experiments from one
+/// directory costs one check, not a thread each); the command's start
+/// enters it as the account anyway, and fails clearly if it no longer may.
+///
 /// The check can hang on a filesystem that does not answer (a user's own
 /// FUSE mount): it is given [`WORKDIR_CHECK_TIMEOUT`], after which the
 /// directory is refused, and an account has one check at a time (`in_flight`:
@@ -1293,6 +1300,13 @@ fn check_workdir(
             "--workdir {}: use an absolute path",
             dir.display()
         )));
+    }
+    static PASSED: std::sync::OnceLock<accounts::Kept<(u32, PathBuf), ()>> =
+        std::sync::OnceLock::new();
+    let passed = PASSED.get_or_init(accounts::Kept::new);
+    let key = (account.uid, dir.to_path_buf());
+    if passed.get(&key).is_some() {
+        return Ok(());
     }
     let groups = accounts::groups_of(&account.name, account.gid).map_err(LabError::Unavailable)?;
     if !in_flight
@@ -1321,6 +1335,7 @@ fn check_workdir(
         may
     });
     if checked == Ok(true) {
+        passed.put(key, (), WORKDIR_PASSED_FOR);
         return Ok(());
     }
     Err(LabError::Invalid(format!(

@@ -33,24 +33,24 @@ pub struct Account {
 }
 
 /// Answers kept, by what was asked, each until it expires.
-struct Kept<K, V> {
+pub(crate) struct Kept<K, V> {
     answers: Mutex<HashMap<K, (Instant, V)>>,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> Kept<K, V> {
-    fn new() -> Kept<K, V> {
+    pub(crate) fn new() -> Kept<K, V> {
         Kept {
             answers: Mutex::new(HashMap::new()),
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         let (expires, answer) = answers.get(key)?;
         (Instant::now() < *expires).then(|| answer.clone())
     }
 
-    fn put(&self, key: K, answer: V, fresh_for: Duration) {
+    pub(crate) fn put(&self, key: K, answer: V, fresh_for: Duration) {
         let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: a host's accounts, plus what was asked in the last moments.
         if answers.len() > 4096 {
