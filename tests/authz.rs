@@ -200,16 +200,24 @@ impl Fixture {
         (line, None)
     }
 
-    /// Waits until no experiment but the blocker runs (ones that earlier
-    /// rows started have ended), so that [`Fixture::state`] holds still.
+    /// Waits until no experiment but the blocker runs and none is queued but
+    /// those waiting for it (ones that earlier rows submitted have ended),
+    /// so that [`Fixture::state`] holds still.
     async fn settle(&self) {
         for _ in 0..300 {
             let listed = json(&self.admin("ls --json --limit 10000", None).await);
+            // Only the blocker runs, and only what waits for it is queued.
+            let blocked = |e: &serde_json::Value| {
+                e["state"]["state"] == "queued"
+                    && e["spec"]["after"]
+                        .as_array()
+                        .is_some_and(|after| after.contains(&self.blocker.into()))
+            };
             let moving = listed
                 .as_array()
                 .expect("list")
                 .iter()
-                .any(|e| e["id"] != self.blocker && e["state"]["state"] != "queued");
+                .any(|e| e["id"] != self.blocker && !blocked(e));
             if !moving {
                 return;
             }
