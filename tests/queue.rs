@@ -1180,14 +1180,19 @@ async fn an_experiment_opens_only_its_own_gpus_device_files() {
         nodes.push(node.display().to_string());
     }
     let replay = dir.path().join("gpus.jsonl");
-    let gpu = |index: u32| {
+    // GPU 0 has a UUID, GPU 1 (as in a recording without one) does not.
+    let gpu = |index: u32, uuid: &str| {
         format!(
-            r#"{{"index":{index},"name":"Replayed GPU","utilization_percent":0,"memory_used":0,"memory_total":85899345920}}"#
+            r#"{{"index":{index},"name":"Replayed GPU","utilization_percent":0,"memory_used":0,"memory_total":85899345920{uuid}}}"#
         )
     };
     std::fs::write(
         &replay,
-        format!(r#"{{"gpus":[{},{}],"processes":[]}}"#, gpu(0), gpu(1)) + "\n",
+        format!(
+            r#"{{"gpus":[{},{}],"processes":[]}}"#,
+            gpu(0, r#","uuid":"GPU-00000000-aaaa""#),
+            gpu(1, "")
+        ) + "\n",
     )
     .expect("replay");
     let lab = start("");
@@ -1210,7 +1215,7 @@ async fn an_experiment_opens_only_its_own_gpus_device_files() {
     // Two at once get one GPU each; then one without a GPU reuses a slot
     // that had one.
     let sleeping = format!(
-        "--gpus 1 -- sh -c \"sleep 1; {}\"",
+        "--gpus 1 -- sh -c \"sleep 1; echo $CUDA_VISIBLE_DEVICES $NVIDIA_VISIBLE_DEVICES; {}\"",
         command.replace('"', "\\\"")
     );
     let mut both = Vec::new();
@@ -1229,10 +1234,19 @@ async fn an_experiment_opens_only_its_own_gpus_device_files() {
             1,
             "the other is denied: {out}"
         );
-        seen.push(opened[0].to_string());
+        // Named by UUID, else counted among the files it may open (from 0).
+        let named = out.lines().next().unwrap_or_default();
+        seen.push(format!("{}: {named}", opened[0]));
     }
     seen.sort();
-    assert_eq!(seen, ["0 ENXIO", "1 ENXIO"], "each had its own GPU");
+    assert_eq!(
+        seen,
+        [
+            "0 ENXIO: GPU-00000000-aaaa GPU-00000000-aaaa",
+            "1 ENXIO: 0 1"
+        ],
+        "each had its own GPU, named so that its program finds it"
+    );
     let none = submit(&admin, &format!("-- {command}")).await;
     let e = wait_state(&admin, none).await;
     assert_eq!(e["state"]["outcome"], "succeeded", "{e}");

@@ -5,14 +5,15 @@
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::cgroup::{ExperimentCgroup, GpuAccess, Limits};
 use super::journal::Stream;
 use super::launcher::Launcher;
 use super::pool::{self, ExitWatch, IdleShim};
 use super::shim::{Identity, ShimArgs};
-use crate::model::{CommandLine, Experiment};
+use crate::model::{CommandLine, Experiment, HostGpu, cuda_visible};
 
 /// Files of one experiment in the data directory.
 #[derive(Debug, Clone)]
@@ -118,13 +119,14 @@ pub fn prepare_experiments_dir(data_dir: &Path) -> std::io::Result<()> {
 /// and files) under a supervisor waiting for [`go`]: a kept one if one is
 /// idle (whose hand-over is confirmed by [`Launcher::handed_over`] after
 /// the start is recorded), else a new one, confined to the cgroup.
-/// `gpus` are the CUDA indices given to it, `host_gpus` every GPU's (index,
-/// minor number), for its cgroup to deny the others' device files.
+/// `gpus` are the indices of the GPUs given to it among `host_gpus`, whose
+/// device files its cgroup denies it but theirs, and which its environment
+/// names.
 pub fn launch(
     ctx: &LaunchContext,
     e: &Experiment,
     gpus: &[u32],
-    host_gpus: &[(u32, u32)],
+    host_gpus: &[HostGpu],
 ) -> Result<Launched, String> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
     let account = if ctx.as_root {
@@ -154,7 +156,7 @@ pub fn launch(
         workdir: e.spec.workdir.clone(),
         identity: identity.clone(),
         argv,
-        env: environment(ctx, e, gpus, account.as_ref().map(|(a, _)| a)),
+        env: environment(ctx, e, gpus, host_gpus, account.as_ref().map(|(a, _)| a)),
         reusable: ctx.reuse_supervisors,
     };
     let instance = super::cgroup::instance_name(&ctx.data_dir);
@@ -162,7 +164,7 @@ pub fn launch(
         memory_bytes: e.spec.resources.memory_bytes,
         cpus: e.spec.resources.cpus,
         pids: ctx.max_processes,
-        gpus: GpuAccess::new(host_gpus, gpus),
+        gpus: GpuAccess::new(host_gpus, &gpu_device_files(), gpus),
     };
     if ctx.reuse_supervisors
         && let Some(idle) = pool::take(&instance, &identity, &ctx.launcher)
@@ -249,10 +251,29 @@ pub fn go(ctx: &LaunchContext, launched: &Launched) -> Result<(), String> {
 }
 
 /// The command's whole environment.
+/// Minors of the host's GPU device files (`/dev/nvidiaN`), looked for at
+/// most once a minute, where device files are fenced.
+fn gpu_device_files() -> Vec<u32> {
+    static FOUND: Mutex<Option<(Instant, Vec<u32>)>> = Mutex::new(None);
+    if !super::cgroup::gpu_devices_enforced() {
+        return Vec::new();
+    }
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    match &*found {
+        Some((at, minors)) if at.elapsed() < Duration::from_secs(60) => minors.clone(),
+        _ => {
+            let minors = super::cgroup::gpu_device_minors(Path::new("/dev"));
+            *found = Some((Instant::now(), minors.clone()));
+            minors
+        }
+    }
+}
+
 fn environment(
     ctx: &LaunchContext,
     e: &Experiment,
     gpus: &[u32],
+    host_gpus: &[HostGpu],
     account: Option<&crate::sys::accounts::Account>,
 ) -> Vec<(String, String)> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
@@ -260,15 +281,12 @@ fn environment(
         .map(|a| a.home.display().to_string())
         .or_else(|| std::env::var("HOME").ok())
         .unwrap_or_else(|| "/".into());
-    let visible = gpus
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let nvidia_visible = if visible.is_empty() {
-        "none".to_string()
-    } else {
-        visible.clone()
+    let fenced = ctx.cgroups && super::cgroup::gpu_devices_enforced();
+    let visible = cuda_visible(host_gpus, gpus, fenced);
+    // For containers it starts, whose runtime counts all the host's GPUs.
+    let nvidia_visible = match cuda_visible(host_gpus, gpus, false) {
+        host if host.is_empty() => "none".to_string(),
+        host => host,
     };
     let mut env: Vec<(String, String)> = [
         (
@@ -282,6 +300,8 @@ fn environment(
         ("LANG", "C.UTF-8".to_string()),
         ("LABBENCH_EXPERIMENT_ID", e.id.to_string()),
         ("LABBENCH_METRICS", files.metrics().display().to_string()),
+        // Numbers (where no UUID is known) count in bus order, as NVML does.
+        ("CUDA_DEVICE_ORDER", "PCI_BUS_ID".to_string()),
         ("CUDA_VISIBLE_DEVICES", visible),
         ("NVIDIA_VISIBLE_DEVICES", nvidia_visible),
     ]

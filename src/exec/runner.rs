@@ -982,7 +982,7 @@ fn start_allowed(
     };
     let mut ends = Vec::new();
     let mut launched = Vec::new();
-    let host_gpus = lab.gpu_minors();
+    let host_gpus = lab.host_gpus();
     // The room counts every planned start as made; one that was not leaves
     // more free, so the next wake-up plans in full.
     let mut room = Some(room);

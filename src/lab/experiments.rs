@@ -434,14 +434,19 @@ impl Lab {
         Ok(())
     }
 
-    /// The host's GPUs as (CUDA index, minor number of `/dev/nvidiaN`), for
-    /// the runner to fence an experiment's devices (from the latest snapshot).
-    pub fn gpu_minors(&self) -> Vec<(u32, u32)> {
+    /// The host's GPUs, for the runner to name and fence an experiment's
+    /// (from the latest snapshot; a GPU without a known minor number is
+    /// taken to have its index).
+    pub fn host_gpus(&self) -> Vec<crate::model::HostGpu> {
         let usage = self.monitor.latest();
         usage
             .gpus
             .iter()
-            .map(|g| (g.device.index, g.device.minor.unwrap_or(g.device.index)))
+            .map(|g| crate::model::HostGpu {
+                index: g.device.index,
+                minor: g.device.minor.unwrap_or(g.device.index),
+                uuid: g.device.uuid.clone(),
+            })
             .collect()
     }
 

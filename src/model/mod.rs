@@ -4,6 +4,7 @@
 //! valid names and keys. Must not touch the store, the network or the screen.
 
 mod experiment;
+mod gpu;
 mod key;
 mod user;
 
@@ -12,5 +13,6 @@ pub use experiment::{
     ResourceUse, Resources, State, Stop, Transition, end_status, is_reserved_env, parse_duration,
     parse_size, signal_name,
 };
+pub use gpu::{HostGpu, cuda_visible};
 pub use key::{KeyError, PROOF_NAMESPACE, PublicKeyInfo};
 pub use user::{NameError, Role, User, validate_user_name};

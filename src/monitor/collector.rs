@@ -611,6 +611,7 @@ mod tests {
             temperature_c: None,
             power_watts: None,
             minor: None,
+            uuid: None,
         };
         GpuReading::Devices(GpuSample {
             gpus: vec![device(0), device(1)],

@@ -28,6 +28,9 @@ pub struct GpuDevice {
     /// (a recording without it): taken to be the index.
     #[serde(default)]
     pub minor: Option<u32>,
+    /// Its UUID (`GPU-…`, NVML's), by which `CUDA_VISIBLE_DEVICES` names it.
+    #[serde(default)]
+    pub uuid: Option<String>,
 }
 
 /// A process holding GPU memory.
@@ -239,6 +242,7 @@ pub mod nvml {
                     temperature_c: device.temperature(TemperatureSensor::Gpu).ok(),
                     power_watts: device.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
                     minor: device.minor_number().ok(),
+                    uuid: device.uuid().ok(),
                 });
                 let utilization = device.process_utilization_stats(since).unwrap_or_default();
                 for sample_util in &utilization {

@@ -138,6 +138,7 @@ fn usage_snapshot(gpus: bool) -> UsageSnapshot {
             temperature_c: Some(61),
             power_watts: Some(310.0),
             minor: None,
+            uuid: None,
         };
         snapshot.gpus = vec![
             GpuStatus {

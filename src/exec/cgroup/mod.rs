@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::model::HostGpu;
+
 /// Where cgroups are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
 /// v1 controllers an experiment is placed in (and must all be writable).
@@ -75,9 +77,12 @@ pub fn hierarchy() -> Option<Hierarchy> {
 fn v1_controllers() -> &'static [&'static str] {
     static DEVICES: OnceLock<bool> = OnceLock::new();
     let devices = *DEVICES.get_or_init(|| {
+        // Only under a parent that allows every device: where it denies by
+        // default (a container's), a deny rule is taken and does nothing.
         let dir = Path::new(ROOT).join("devices").join("labbench");
         std::fs::create_dir_all(&dir).is_ok()
-            && dir.join("devices.deny").exists()
+            && std::fs::read_to_string(dir.join("devices.list"))
+                .is_ok_and(|list| list.lines().any(|l| l.trim() == "a *:* rwm"))
             && can_make_cgroups_in(&dir)
     });
     if devices {
@@ -228,26 +233,45 @@ pub struct Limits {
     pub gpus: GpuAccess,
 }
 
-/// Which of the host's GPU device files (`/dev/nvidiaN`, by minor number N
-/// below 64) an experiment may open: bit N of `present` for each GPU the
-/// host has, of `allowed` for each it was given.
+/// Which GPU device files (`/dev/nvidiaN`, by minor number N) an
+/// experiment may open: bit N of `present` for each GPU device the host has,
+/// of `allowed` for each it was given. Minors 254 and 255 (`nvidia-modeset`,
+/// `nvidiactl`) are the driver's own, open to all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GpuAccess {
-    /// The host's GPUs.
-    pub present: u64,
+    /// The host's GPU device files.
+    pub present: [u64; 4],
     /// The experiment's.
-    pub allowed: u64,
+    pub allowed: [u64; 4],
+}
+
+/// Minors of GPU device files (below the driver's own, 254 and 255).
+const GPU_MINORS: std::ops::Range<u32> = 0..254;
+
+fn has(bits: &[u64; 4], minor: u32) -> bool {
+    bits[(minor / 64) as usize] & (1 << (minor % 64)) != 0
+}
+
+fn set(bits: &mut [u64; 4], minor: u32) {
+    bits[(minor / 64) as usize] |= 1 << (minor % 64);
 }
 
 impl GpuAccess {
-    /// Access to the `given` GPUs (CUDA indices) among the host's
-    /// `(index, minor)` pairs; minors of 64 and above are left alone.
-    pub fn new(host: &[(u32, u32)], given: &[u32]) -> GpuAccess {
+    /// Access to the `given` GPUs (indices) of `host`, the others' device
+    /// files denied, and so are those of `also_present` (device files found
+    /// on the host whether or not the GPU source lists them: a GPU NVML
+    /// cannot read any more is still fenced).
+    pub fn new(host: &[HostGpu], also_present: &[u32], given: &[u32]) -> GpuAccess {
         let mut access = GpuAccess::default();
-        for (index, minor) in host.iter().filter(|(_, minor)| *minor < 64) {
-            access.present |= 1 << minor;
-            if given.contains(index) {
-                access.allowed |= 1 << minor;
+        let listed = host.iter().map(|g| g.minor);
+        for minor in listed.chain(also_present.iter().copied()) {
+            if GPU_MINORS.contains(&minor) {
+                set(&mut access.present, minor);
+            }
+        }
+        for gpu in host.iter().filter(|g| given.contains(&g.index)) {
+            if GPU_MINORS.contains(&gpu.minor) {
+                set(&mut access.allowed, gpu.minor);
             }
         }
         access
@@ -255,10 +279,10 @@ impl GpuAccess {
 
     /// The v1 `devices` rules that grant exactly this access: (file, rule).
     fn v1_rules(self) -> impl Iterator<Item = (&'static str, String)> {
-        (0..64u32)
-            .filter(move |minor| self.present & (1 << minor) != 0)
+        GPU_MINORS
+            .filter(move |minor| has(&self.present, *minor))
             .map(move |minor| {
-                let file = if self.allowed & (1 << minor) != 0 {
+                let file = if has(&self.allowed, minor) {
                     "devices.allow"
                 } else {
                     "devices.deny"
@@ -266,6 +290,27 @@ impl GpuAccess {
                 (file, format!("c {NVIDIA_MAJOR}:{minor} rwm"))
             })
     }
+}
+
+/// Minors of the GPU device files in `dev` (`nvidia0`, `nvidia1`, …).
+pub fn gpu_device_minors(dev: &Path) -> Vec<u32> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(entries) = std::fs::read_dir(dev) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.strip_prefix("nvidia")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::metadata(e.path()).ok())
+        .filter(|m| m.file_type().is_char_device())
+        .filter(|m| libc::major(m.rdev()) == NVIDIA_MAJOR)
+        .map(|m| libc::minor(m.rdev()))
+        .collect()
 }
 
 /// The v1 directory of `name` (`INSTANCE` or `INSTANCE/…`) under `controller`.
@@ -769,25 +814,47 @@ mod tests {
 
     #[test]
     fn gpu_access_denies_the_device_files_of_the_gpus_not_given() {
-        // Index 1 is /dev/nvidia3; a minor of 64 or more is left alone.
-        let host = [(0, 0), (1, 3), (2, 70)];
-        let access = GpuAccess::new(&host, &[1, 2]);
-        assert_eq!(
-            access,
-            GpuAccess {
-                present: 0b1001,
-                allowed: 0b1000
-            }
-        );
+        let gpu = |index, minor| HostGpu {
+            index,
+            minor,
+            uuid: None,
+        };
+        // Index 1 is /dev/nvidia3, index 2 /dev/nvidia70; /dev/nvidia9 has
+        // a device file but the GPU source lost it; 255 is nvidiactl.
+        let host = [gpu(0, 0), gpu(1, 3), gpu(2, 70)];
+        let access = GpuAccess::new(&host, &[9, 255, 0], &[1]);
         let rules: Vec<_> = access.v1_rules().collect();
+        let rule = |file, minor| (file, format!("c 195:{minor} rwm"));
         assert_eq!(
             rules,
             [
-                ("devices.deny", "c 195:0 rwm".to_string()),
-                ("devices.allow", "c 195:3 rwm".to_string())
+                rule("devices.deny", 0),
+                rule("devices.allow", 3),
+                rule("devices.deny", 9),
+                rule("devices.deny", 70),
             ]
         );
-        assert_eq!(GpuAccess::new(&[], &[]).v1_rules().count(), 0);
+        assert_eq!(GpuAccess::new(&[], &[], &[]).v1_rules().count(), 0);
+    }
+
+    #[test]
+    fn gpu_device_files_are_found_by_their_major() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Not devices, or not named like a GPU's: none counts.
+        for name in ["nvidia0", "nvidiactl", "nvidia-uvm"] {
+            std::fs::write(dir.path().join(name), "").expect("file");
+        }
+        assert!(gpu_device_minors(dir.path()).is_empty());
+        if crate::sys::is_root() {
+            let node = dir.path().join("nvidia7");
+            let made = std::process::Command::new("mknod")
+                .arg(&node)
+                .args(["c", "195", "7"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(made, "mknod");
+            assert_eq!(gpu_device_minors(dir.path()), [7]);
+        }
     }
 
     #[test]
