@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::lab::{add_member, json, submit, wait_running, wait_state};
+use common::lab::{add_member, json, submit, unix_account, wait_running, wait_state};
 use common::{Client, ExecResult, TestKey, TestServer, exec, login, session};
 use russh::client::Handle;
 
@@ -154,11 +154,23 @@ impl Fixture {
     /// command changes them. A command without a line here fails the test.
     async fn line(&self, path: &str, who: Who, n: usize) -> (String, Option<Vec<u8>>) {
         let tag = format!("{who:?}{n}").to_lowercase();
+        // A value no other caller of this row writes: a refused write that
+        // went through would show.
+        let value = 4 * n + EVERYONE.iter().position(|w| *w == who).unwrap_or(0) + 1;
         let line = match path {
             "version" | "whoami" | "users" | "ls" | "top" | "usage" | "host" => path.to_string(),
             "user add" => format!("user add new{tag} --role viewer --no-unix-user"),
             "user set-unix" => {
-                let name = self.scratch_user(&format!("unix{tag}")).await;
+                let name = format!("unix{tag}");
+                let account = unix_account("lbmike");
+                self.admin(
+                    &format!(
+                        "user add {name} --role member --unix-user {account} \
+                         --allow-shared-unix-user --allow-system-account"
+                    ),
+                    None,
+                )
+                .await;
                 format!("user set-unix {name} --none")
             }
             "user set-role" => {
@@ -188,8 +200,8 @@ impl Fixture {
                 format!("cancel {id}")
             }
             "rerun" => format!("rerun {}", self.finished),
-            "priority" => format!("priority {} {}", self.queued, n + 1),
-            "quota set" => format!("quota set mike --max-running {}", n + 1),
+            "priority" => format!("priority {} {value}", self.queued),
+            "quota set" => format!("quota set mike --max-running {value}"),
             "quota show" => "quota show mike".into(),
             "project private" => format!("project private p{tag}"),
             "project public" => format!("project public p{tag}"),

@@ -59,6 +59,8 @@ struct LogStream {
     json: bool,
     /// Drop the first line (it began before `--since`).
     skip_partial: bool,
+    /// Its log has no recorded write times: lines are shown without.
+    untimed: bool,
 }
 
 impl LogStream {
@@ -78,7 +80,7 @@ impl LogStream {
             offset = t.offset_since(since);
             skip_partial = offset > 0 && !byte_before_is_newline(&path, offset);
         }
-        LogStream {
+        let mut stream = LogStream {
             path,
             stream,
             offset,
@@ -87,7 +89,10 @@ impl LogStream {
             timestamps,
             json,
             skip_partial,
-        }
+            untimed: false,
+        };
+        stream.untimed = stream.lacks_times();
+        stream
     }
 
     /// Whether a time filter or stamps were asked for a log that has no
@@ -107,7 +112,8 @@ impl LogStream {
         }
         let mut out = String::new();
         let (timeline, skip) = (&self.timeline, &mut self.skip_partial);
-        let (stream, timestamps, json) = (self.stream, self.timestamps, self.json);
+        let (stream, json) = (self.stream, self.json);
+        let timed = timed && !self.untimed;
         self.cleaner.feed_lines(bytes, |line, end| {
             if std::mem::take(skip) {
                 return;
@@ -118,13 +124,7 @@ impl LogStream {
                     .and_then(|t| t.time_of(base + end as u64))
                     .unwrap_or_else(timeline::now_ms)
             };
-            out.push_str(&dress(
-                stream,
-                json,
-                timestamps.then(at).or(json.then(at)),
-                "line",
-                &line,
-            ));
+            out.push_str(&dress(stream, json, timed.then(at), "line", &line));
         });
         out
     }
@@ -149,15 +149,16 @@ impl LogStream {
         if !self.timestamps && !self.json {
             return rest;
         }
-        let at = self
-            .timeline
-            .as_mut()
-            .and_then(|t| {
-                t.refresh();
-                t.time_of(self.offset)
-            })
-            .unwrap_or_else(timeline::now_ms);
-        let dressed = dress(self.stream, self.json, Some(at), "line", &rest);
+        let at = (!self.untimed).then(|| {
+            self.timeline
+                .as_mut()
+                .and_then(|t| {
+                    t.refresh();
+                    t.time_of(self.offset)
+                })
+                .unwrap_or_else(timeline::now_ms)
+        });
+        let dressed = dress(self.stream, self.json, at, "line", &rest);
         // An unfinished last line stays unfinished in text.
         if self.json {
             dressed
@@ -167,16 +168,16 @@ impl LogStream {
     }
 }
 
-/// One line of output as shown: a JSON object `{"stream", "time", key:
-/// text}` with `json`, else the text, after its time (`at`, milliseconds)
-/// when given; ends with a newline.
+/// One line of output as shown: a JSON object `{"stream", "time" (null
+/// when not known), key: text}` with `json`, else the text, after its time
+/// (`at`, milliseconds) when given; ends with a newline.
 fn dress(stream: Stream, json: bool, at: Option<i64>, key: &str, text: &str) -> String {
     if json {
         let mut object = serde_json::Map::new();
         object.insert("stream".into(), stream.name().into());
-        if let Some(at) = at {
-            object.insert("time".into(), (at as f64 / 1000.0).into());
-        }
+        // null where the log has no recorded write times.
+        let time = at.map_or(serde_json::Value::Null, |at| (at as f64 / 1000.0).into());
+        object.insert("time".into(), time);
         object.insert(key.into(), text.into());
         return format!("{}\n", serde_json::Value::Object(object));
     }
@@ -349,5 +350,37 @@ async fn follow<S: StreamSink>(
             return state.exit_status().unwrap_or(exit::FAILURE);
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), changes.changed()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--json` gives each line the time it was written, and null, not the
+    /// time of reading, for a log that has no recorded times.
+    #[test]
+    fn json_lines_carry_write_times_or_null() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = ExperimentFiles::new_in(dir.path());
+        std::fs::write(files.log(Stream::Stdout), "one\ntwo\n").expect("log");
+        let header = crate::exec::journal::journal_header();
+        let lines = |journal: String| {
+            std::fs::write(files.journal(), journal).expect("journal");
+            let mut log = LogStream::open(&files, Stream::Stdout, None, false, true);
+            let text = log.take(b"one\ntwo\n");
+            text.lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+                .collect::<Vec<_>>()
+        };
+        let timed = lines(format!(
+            "{header}run 1\no 4 1700000000100\no 8 1700000000200\n"
+        ));
+        assert_eq!(timed[0]["line"], "one");
+        assert_eq!(timed[0]["time"], 1_700_000_000.1);
+        assert_eq!(timed[1]["time"], 1_700_000_000.2);
+        assert_eq!(timed[1]["stream"], "stdout");
+        let untimed = lines(header.to_string());
+        assert!(untimed.iter().all(|l| l["time"].is_null()), "{untimed:?}");
     }
 }

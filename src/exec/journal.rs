@@ -3,9 +3,12 @@
 //! part of starting an experiment on a busy ext4 disk).
 //!
 //! - `run MS`: the command is about to start (written before it is, and
-//!   nothing starts if it cannot be written). A journal of version 2 without
-//!   it belongs to a command that never started: one whose daemon stopped
-//!   between recording its start and letting it go is queued again.
+//!   nothing starts if it cannot be written). A journal of version 2 made
+//!   since the host last booted (its header names the boot) without it
+//!   belongs to a command that never started: one whose daemon stopped
+//!   between recording its start and letting it go is queued again. The line
+//!   is not synced to disk (that would cost every start a disk flush), so
+//!   after the host itself went down its absence says nothing.
 //! - `o SIZE MS` / `e SIZE MS`: at Unix time MS (milliseconds), stdout /
 //!   stderr had SIZE bytes. Noted every [`CHECKPOINT_EVERY`] while a log grows
 //!   and once when the command ends, so the logs themselves stay the raw
@@ -14,16 +17,27 @@
 //!   interval late, never early.
 //! - `exit N` / `signal N`: how the command ended (the last line).
 //!
-//! The launcher writes [`JOURNAL_HEADER`] first; readers skip lines they do
+//! The launcher writes [`journal_header`] first; readers skip lines they do
 //! not know.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The journal's first line, written when it is created (version 2: with
-/// the `run` line).
-pub const JOURNAL_HEADER: &str = "# labbench run journal 2\n";
+/// The journal's first line before its boot: version 2 has the `run` line.
+const HEADER_START: &str = "# labbench run journal 2";
+
+/// The journal's first line, written when it is created: its version and
+/// the host's boot (`/proc/sys/kernel/random/boot_id`).
+pub fn journal_header() -> &'static str {
+    static HEADER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HEADER.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|id| id.trim().to_string())
+            .unwrap_or_default();
+        format!("{HEADER_START} boot {boot}\n")
+    })
+}
 
 /// How often the shim looks at the size of the logs.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -135,15 +149,20 @@ impl JournalWriter {
 }
 
 /// Whether the journal says its command never started: a version 2
-/// journal without its `run` line (which follows the header at once). A
-/// journal that cannot be read, or of version 1, says nothing.
+/// journal of this boot without its `run` line (which follows the header at
+/// once). A journal that cannot be read, of version 1, or of an earlier
+/// boot says nothing.
 pub fn never_started(journal: &Path) -> bool {
-    let mut head = [0u8; 64];
+    let header = journal_header();
+    if header.ends_with(" boot \n") {
+        return false;
+    }
+    let mut head = [0u8; 128];
     let Ok(n) = std::fs::File::open(journal).and_then(|mut f| f.read(&mut head)) else {
         return false;
     };
     let head = String::from_utf8_lossy(&head[..n]);
-    head.starts_with(JOURNAL_HEADER) && !head[JOURNAL_HEADER.len()..].starts_with("run ")
+    head.starts_with(header) && !head[header.len()..].starts_with("run ")
 }
 
 /// Reads how the command ended from the journal's last line.
@@ -302,11 +321,14 @@ mod tests {
             std::fs::write(&path, text).expect("write");
             never_started(&path)
         };
-        assert!(says(JOURNAL_HEADER));
-        assert!(!says(&format!("{JOURNAL_HEADER}run 1700000000000\n")));
-        assert!(!says(&format!("{JOURNAL_HEADER}run 1\no 5 2\nexit 0\n")));
-        // Version 1 had no run line: it says nothing.
+        let header = journal_header();
+        assert!(says(header));
+        assert!(!says(&format!("{header}run 1700000000000\n")));
+        assert!(!says(&format!("{header}run 1\no 5 2\nexit 0\n")));
+        // Version 1 had no run line, and one of an earlier boot may have
+        // lost it in the crash: neither says anything.
         assert!(!says("# labbench run journal 1\n"));
+        assert!(!says("# labbench run journal 2 boot 0e7a-earlier\n"));
         assert!(!never_started(&dir.path().join("missing")));
     }
 

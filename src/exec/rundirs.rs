@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::journal::JOURNAL_HEADER;
+use super::journal::journal_header;
 use super::local::ExperimentFiles;
 use super::shim::Identity;
 
@@ -83,7 +83,7 @@ fn create_file(path: &Path, options: &mut OpenOptions) -> Result<File, String> {
 fn journal_with_header(path: &Path, truncate: bool) -> Result<File, String> {
     let mut journal = create_file(path, OpenOptions::new().write(true).truncate(truncate))?;
     journal
-        .write_all(JOURNAL_HEADER.as_bytes())
+        .write_all(journal_header().as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(journal)
 }
@@ -377,7 +377,7 @@ mod tests {
         let read = |path: PathBuf| std::fs::read_to_string(path).expect("read");
         assert_eq!(read(at.stdout()), "out\n");
         assert_eq!(read(at.stderr()), "err\n");
-        assert_eq!(read(at.journal()), format!("{JOURNAL_HEADER}exit 0\n"));
+        assert_eq!(read(at.journal()), format!("{}exit 0\n", journal_header()));
         assert_eq!(read(at.metrics()), "");
         // The same modes as made in place (both under the same umask).
         let in_place = ExperimentFiles::new_in(&first);
@@ -396,7 +396,7 @@ mod tests {
             assert_eq!(mode(&spare), mode(&made), "{}", spare.display());
             assert_eq!(mode(&spare) & 0o077, 0, "{}", spare.display());
         }
-        assert_eq!(read(in_place.journal()), JOURNAL_HEADER);
+        assert_eq!(read(in_place.journal()), journal_header());
         // Appending, as the logs must be: a write after a seek still lands last.
         files.stdout.rewind().expect("seek");
         files.stdout.write_all(b"more\n").expect("write");

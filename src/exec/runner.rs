@@ -418,12 +418,7 @@ fn reattach(
                     // Ended while the daemon was down: the shim's journal
                     // tells how, or that it never started (the daemon
                     // stopped between recording its start and letting it go).
-                    let journal = ExperimentFiles::new(&settings.launch.data_dir, e.id).journal();
-                    let change = if never_started(&journal) {
-                        queued_again(e.id)
-                    } else {
-                        finish(e.id, &t, settings, true)
-                    };
+                    let change = finish(e.id, &t, settings, true);
                     if let Some((state, why)) = change.steps.last() {
                         tracing::info!("experiment {}: {}: {why}", e.id, state.name());
                     }
@@ -826,9 +821,17 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
     // GPUs are reserved whole: GPU-seconds are the reservation's.
     usage.gpu_seconds = elapsed * t.gpus as f64;
     usage.peak_gpu_memory_bytes = t.peak_gpu_memory;
-    let status = t
-        .reported
-        .or_else(|| read_exit(&ExperimentFiles::new(&settings.launch.data_dir, id).journal()));
+    let journal = ExperimentFiles::new(&settings.launch.data_dir, id).journal();
+    let status = t.reported.or_else(|| read_exit(&journal));
+    // A supervisor of an earlier daemon that was never told go: its command
+    // never started (found at re-attachment, or when it exits after it).
+    if status.is_none()
+        && t.stopping.is_none()
+        && (after_restart || t.reattached)
+        && never_started(&journal)
+    {
+        return queued_again(id);
+    }
     let (exit_code, signal) = match status {
         Some(ExitStatus::Code(c)) => (Some(c), None),
         Some(ExitStatus::Signal(s)) => (None, Some(s)),

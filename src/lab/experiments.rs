@@ -834,15 +834,19 @@ impl Lab {
             let Decision::Start { id, .. } = *d else {
                 continue;
             };
-            let Some((owner, unix_user)) = self.store.with_active(|active| {
+            let Some((owner, unix_user, submitted_at)) = self.store.with_active(|active| {
                 active
                     .get(&id)
-                    .map(|e| (e.owner.clone(), e.unix_user.clone()))
+                    .map(|e| (e.owner.clone(), e.unix_user.clone(), e.submitted_at))
             }) else {
                 continue;
             };
             let refusal = match self.store.user(&owner)? {
                 None => Some(format!("its owner {owner} was removed")),
+                // Removed and added again since: another person's now.
+                Some(user) if user.created_at > submitted_at => {
+                    Some(format!("its owner {owner} was removed"))
+                }
                 Some(_) if self.queue.run_refusal.is_some() => self.queue.run_refusal.clone(),
                 Some(user) => match run_as(&user) {
                     Ok(account) if account.name == unix_user => None,
@@ -1871,6 +1875,20 @@ mod tests {
         assert!(
             decisions.iter().any(
                 |d| matches!(d, Decision::Abandon { id, reason } if *id == late && reason == "its owner mary was removed")
+            ),
+            "{decisions:?}"
+        );
+        // Nor one of a user removed and added again under the same name
+        // meanwhile (a run queued again after its start was cut short).
+        let olga = principal(&lab, "olga", Role::Member);
+        let earlier = lab.submit(&olga, echo()).expect("earlier");
+        let mut again = lab.store().user("olga").expect("read").expect("olga");
+        again.created_at = lab.experiment(&root, earlier).expect("e").submitted_at + 1;
+        lab.store().put_user(&again).expect("re-added");
+        let decisions = lab.plan().expect("plan");
+        assert!(
+            decisions.iter().any(
+                |d| matches!(d, Decision::Abandon { id, reason } if *id == earlier && reason == "its owner olga was removed")
             ),
             "{decisions:?}"
         );

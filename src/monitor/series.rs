@@ -327,8 +327,8 @@ impl Series {
                 .minutes
                 .iter()
                 .chain(self.current_minute.iter())
-                .filter(|(t, _)| *t + 60 > since && *t < first)
-                .map(|(t, b)| ((*t).max(since + 1), Usage::from_array(b.max)));
+                .filter(|(t, _)| *t > since && *t < first)
+                .map(|(t, b)| (*t, Usage::from_array(b.max)));
             let seconds = self.seconds.iter().filter(|(t, _)| *t > since).copied();
             return minutes.chain(seconds).collect();
         }
