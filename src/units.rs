@@ -67,11 +67,24 @@ pub fn cores(value: f64) -> String {
 }
 
 /// Text safe to print on any terminal: control characters (escape
-/// sequences included) become `?`.
+/// sequences included) and the bidirectional formatting characters (with
+/// which a name could show its text reversed, or move what follows it)
+/// become `?`.
 pub fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
+}
+
+/// Unicode's explicit directional formatting characters and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -86,6 +99,14 @@ mod tests {
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024 / 2), "1.5 GiB");
         assert_eq!(human_duration(3 * 86_400 + 4 * 3600 + 5 * 60), "3d 04:05");
         assert_eq!(human_duration(61), "00:01:01");
+    }
+
+    #[test]
+    fn printable_neutralises_controls_and_direction_overrides() {
+        assert_eq!(printable("a\x1b[31mb\u{9b}c"), "a?[31mb?c");
+        assert_eq!(printable("run\u{202E}gpj.exe"), "run?gpj.exe");
+        assert_eq!(printable("x\u{2066}y\u{2069}\u{200F}"), "x?y??");
+        assert_eq!(printable("données 日本"), "données 日本");
     }
 
     #[test]

@@ -1121,6 +1121,21 @@ mod tests {
             !text.contains("project"),
             "nothing for what is not set:\n{text}"
         );
+        let out = run(
+            &lab,
+            &admin,
+            "submit --json --workdir /tmp --project secret -- true",
+            b"",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(
+            run(&lab, &admin, "project private secret", b"").status,
+            exit::OK
+        );
+        let id = v["id"].as_u64().expect("id");
+        let text =
+            String::from_utf8(run(&lab, &admin, &format!("show {id}"), b"").stdout).expect("utf-8");
+        assert!(text.contains("(its project is private)"), "{text}");
     }
 
     /// The SSH server runs these before their input arrives: none reads it.

@@ -366,7 +366,12 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         crate::units::human_duration(r.time_limit_secs),
         e.spec.priority
     );
-    out.push_str(&spec_details(&e.spec));
+    let private_project = e
+        .spec
+        .project
+        .as_deref()
+        .is_some_and(|project| lab.project_is_private(project).unwrap_or(false));
+    out.push_str(&spec_details(&e.spec, private_project));
     if let State::Finished {
         exit_code,
         signal,
@@ -404,7 +409,7 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
 /// The lines of `show` for what a spec has beyond its command and request:
 /// project, tags, params, environment, inputs, outputs, dependencies,
 /// privacy and output limit (none for what is not set).
-fn spec_details(spec: &ExperimentSpec) -> String {
+fn spec_details(spec: &ExperimentSpec, private_project: bool) -> String {
     let mut lines = Vec::new();
     let mut line = |label: &str, value: String| {
         if !value.is_empty() {
@@ -439,10 +444,15 @@ fn spec_details(spec: &ExperimentSpec) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     );
-    if spec.private {
+    if spec.private || private_project {
+        let why = if spec.private {
+            ""
+        } else {
+            " (its project is private)"
+        };
         line(
             "private",
-            "output and command for its owner and admins".into(),
+            format!("output and command for its owner and admins{why}"),
         );
     }
     if let Some(max) = spec.max_output_bytes {

@@ -632,6 +632,12 @@ impl Lab {
         Ok(ids)
     }
 
+    /// Whether an admin made `project` private (its experiments' output and
+    /// commands are then for their owners and admins).
+    pub fn project_is_private(&self, project: &str) -> LabResult<bool> {
+        Ok(self.store.project_is_private(project)?)
+    }
+
     /// The projects of unfinished experiments, sorted (the Queue tab's filter).
     pub fn active_projects(&self) -> Vec<String> {
         let mut projects: Vec<String> = self.store.with_active(|active| {
