@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use common::lab::{add_member, is_root, json, unix_account};
+use common::lab::{add_member, is_root, json, require, unix_account};
 use common::{Options, TestKey, TestServer, exec, session};
 
 #[tokio::test]
@@ -107,11 +107,9 @@ async fn system_and_shared_unix_accounts_need_an_explicit_flag() {
 }
 
 #[tokio::test]
+#[ignore = "needs root: tools/test runs it as root with --include-ignored"]
 async fn a_workdir_is_checked_as_the_owner_and_refused_alike_whatever_the_reason() {
-    if !is_root() {
-        eprintln!("skipped: needs root to make the owner's account");
-        return;
-    }
+    require(is_root(), "root, to make the owner's account");
     let dir = tempfile::tempdir().expect("tempdir");
     let admin_key = TestKey::generate(dir.path(), "admin_key");
     let server = TestServer::start(&dir.path().join("data"), Some(&admin_key));
@@ -146,11 +144,8 @@ async fn a_workdir_is_checked_as_the_owner_and_refused_alike_whatever_the_reason
 }
 
 /// A regular account, its own temporary directory, and a key it can read.
-fn daemon_user_setup() -> Option<(String, tempfile::TempDir, TestKey)> {
-    if !is_root() {
-        eprintln!("skipped: needs root to start a daemon as another user");
-        return None;
-    }
+fn daemon_user_setup() -> (String, tempfile::TempDir, TestKey) {
+    require(is_root(), "root, to start a daemon as another user");
     let user = unix_account("lbdaemon");
     let dir = tempfile::tempdir().expect("tempdir");
     let chown = Command::new("chown")
@@ -161,14 +156,13 @@ fn daemon_user_setup() -> Option<(String, tempfile::TempDir, TestKey)> {
     let key = TestKey::generate(dir.path(), "admin_key");
     std::fs::set_permissions(&key.public_path, std::fs::Permissions::from_mode(0o644))
         .expect("chmod");
-    Some((user, dir, key))
+    (user, dir, key)
 }
 
 #[tokio::test]
+#[ignore = "needs root: tools/test runs it as root with --include-ignored"]
 async fn a_daemon_not_running_as_root_runs_nothing_as_itself_unless_told() {
-    let Some((user, dir, admin_key)) = daemon_user_setup() else {
-        return;
-    };
+    let (user, dir, admin_key) = daemon_user_setup();
     let options = Options {
         run_as: Some(user.clone()),
         ..Options::default()
@@ -219,15 +213,11 @@ async fn a_daemon_not_running_as_root_runs_nothing_as_itself_unless_told() {
 /// (libnss-extrausers, which `tools/test` sets up as root).
 fn extrausers_ready() -> bool {
     let nss = std::fs::read_to_string("/etc/nsswitch.conf").unwrap_or_default();
-    let ready = is_root()
+    is_root()
         && nss
             .lines()
             .any(|l| l.starts_with("passwd:") && l.contains("extrausers"))
-        && std::path::Path::new("/var/lib/extrausers/passwd").exists();
-    if !ready {
-        eprintln!("skipped: needs root and libnss-extrausers (tools/test sets both up)");
-    }
-    ready
+        && std::path::Path::new("/var/lib/extrausers/passwd").exists()
 }
 
 /// A uid no account has, at or above 40000.
@@ -260,10 +250,12 @@ fn extrausers_line(file: &str, name: &str, line: Option<String>) {
 }
 
 #[tokio::test]
+#[ignore = "needs root: tools/test runs it as root with --include-ignored"]
 async fn an_account_only_the_name_service_knows_is_named_at_once_and_runs_experiments() {
-    if !extrausers_ready() {
-        return;
-    }
+    require(
+        extrausers_ready(),
+        "root and libnss-extrausers (tools/test sets both up)",
+    );
     let uid = free_uid();
     let name = format!("lbnss{uid}");
     let dir = tempfile::tempdir().expect("tempdir");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::lab::{
     Lab, MEMORY_HOG, QUEUE_GROUP, add_member, cgroup_dir, experiment_user, is_root, json,
-    last_reason, start, submit, wait_running, wait_state,
+    last_reason, require, start, submit, wait_running, wait_state,
 };
 use common::{TestKey, TestServer, exec, session};
 
@@ -75,13 +75,9 @@ async fn failures_timeouts_and_wait_statuses() {
 }
 
 #[tokio::test]
+#[ignore = "needs root: tools/test runs it as root with --include-ignored"]
 async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
-    if !labbench::exec::cgroup::available() {
-        eprintln!(
-            "skipped: cgroups v1 (memory, cpu, cpuacct, pids, freezer) are not writable here"
-        );
-        return;
-    }
+    require(labbench::exec::cgroup::available(), "writable cgroups");
     let lab = start("[queue]\nmax_processes = 40\nkill_grace_secs = 1\n");
     let admin = session(&lab.server, &lab.admin).await;
     let hog = submit(&admin, MEMORY_HOG).await;
@@ -549,11 +545,12 @@ fn memory_cgroup_of(pid: u64) -> std::path::PathBuf {
 /// push the slot over what it may hold and still be kept after some dozens
 /// of experiments, and each replacement costs a new supervisor and cgroup.
 #[tokio::test]
+#[ignore = "needs root and cgroup v1: tools/test runs it as root with --include-ignored"]
 async fn a_kept_supervisors_slot_is_charged_nothing_for_run_journals() {
-    if !v1_cgroups() {
-        eprintln!("skipped: supervisors are kept only in v1 cgroup slots");
-        return;
-    }
+    require(
+        v1_cgroups(),
+        "cgroup v1 (supervisors are kept only in its slots)",
+    );
     let lab = start("");
     let admin = session(&lab.server, &lab.admin).await;
     let mut supervisors = Vec::new();
@@ -592,11 +589,12 @@ async fn a_kept_supervisors_slot_is_charged_nothing_for_run_journals() {
 }
 
 #[tokio::test]
+#[ignore = "needs root and cgroup v1: tools/test runs it as root with --include-ignored"]
 async fn a_kept_supervisor_runs_the_next_experiment_afresh_and_alone() {
-    if !v1_cgroups() {
-        eprintln!("skipped: supervisors are kept only in v1 cgroup slots");
-        return;
-    }
+    require(
+        v1_cgroups(),
+        "cgroup v1 (supervisors are kept only in its slots)",
+    );
     let lab = start("");
     let admin = session(&lab.server, &lab.admin).await;
     // The first uses 60 MiB and some CPU, and fails.
@@ -889,11 +887,11 @@ impl Drop for Unmount {
 
 /// A 64 MiB tmpfs mounted as the data directory in `dir`; `None` (and why,
 /// printed) where this cannot be done.
-fn small_data_disk(dir: &std::path::Path) -> Option<(std::path::PathBuf, Unmount)> {
-    if !is_root() {
-        eprintln!("skipped: mounting a small filesystem for the data disk needs root");
-        return None;
-    }
+fn small_data_disk(dir: &std::path::Path) -> (std::path::PathBuf, Unmount) {
+    require(
+        is_root(),
+        "root, to mount a small filesystem for the data disk",
+    );
     let data = dir.join("data");
     std::fs::create_dir(&data).expect("mount point");
     let mounted = Command::new("mount")
@@ -901,19 +899,15 @@ fn small_data_disk(dir: &std::path::Path) -> Option<(std::path::PathBuf, Unmount
         .arg(&data)
         .status()
         .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a tmpfs here");
-        return None;
-    }
-    Some((data.clone(), Unmount(data)))
+    require(mounted, "a tmpfs it may mount");
+    (data.clone(), Unmount(data))
 }
 
 #[tokio::test]
+#[ignore = "needs root: tools/test runs it as root with --include-ignored"]
 async fn a_run_that_writes_without_end_is_stopped_and_others_lose_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some((data, _unmount)) = small_data_disk(dir.path()) else {
-        return;
-    };
+    let (data, _unmount) = small_data_disk(dir.path());
     let admin = TestKey::generate(dir.path(), "admin_key");
     let config = dir.path().join("labbench.toml");
     std::fs::write(
@@ -955,11 +949,10 @@ async fn a_run_that_writes_without_end_is_stopped_and_others_lose_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs root: tools/test runs it as root with --include-ignored"]
 async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Some((data, _unmount)) = small_data_disk(dir.path()) else {
-        return;
-    };
+    let (data, _unmount) = small_data_disk(dir.path());
     let admin = TestKey::generate(dir.path(), "admin_key");
     let config = dir.path().join("labbench.toml");
     std::fs::write(&config, "[queue]\ndisk_reserve = \"24M\"\n").expect("config");
@@ -1155,11 +1148,12 @@ for path in sys.argv[1:]:
 /// (major 195, minors 0 and 1) stand in for two GPUs that a replayed GPU
 /// source reports.
 #[tokio::test]
+#[ignore = "needs root and cgroup v1: tools/test runs it as root with --include-ignored"]
 async fn an_experiment_opens_only_its_own_gpus_device_files() {
-    if !is_root() || !labbench::exec::cgroup::gpu_devices_enforced() {
-        eprintln!("skipped: needs root and cgroup v1's devices controller (README: not enforced)");
-        return;
-    }
+    require(
+        is_root() && labbench::exec::cgroup::gpu_devices_enforced(),
+        "root and cgroup v1's devices controller",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::set_permissions(
         dir.path(),

@@ -14,6 +14,13 @@ pub fn is_root() -> bool {
     labbench::sys::is_root()
 }
 
+/// Fails a test marked `#[ignore]` for what this host lacks (`need`) when
+/// it was run anyway: it is run on purpose (tools/test as root), so a
+/// missing part is an error there, not a silent pass.
+pub fn require(have: bool, need: &str) {
+    assert!(have, "this test needs {need}, which this host lacks");
+}
+
 /// A supplementary group of the experiments' Unix user (checked in their runs).
 pub const QUEUE_GROUP: &str = "lbqueuedata";
 
