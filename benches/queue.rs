@@ -1,11 +1,35 @@
 //! Queue benchmark: `cargo bench --bench queue`.
 //!
-//! (a) submissions per second over one SSH connection and through the local
-//! CLI; (b) N experiments running `true` with 2 slots, end to end, against
-//! `seq N | xargs -P2 -I{} true` in the same run (the floor); (c) log ingest
-//! of an experiment writing 200 MB of lines as fast as it can, against the
-//! same pipeline writing to a file directly; (d) `ls --json` with 100 000
-//! finished experiments in the store.
+//! - (a) Submissions per second over one SSH connection and through the local
+//!   CLI (`LABBENCH_BENCH_SUBMITS`, `LABBENCH_BENCH_LOCAL_SUBMITS`).
+//! - (b) N experiments (`LABBENCH_BENCH_RUNS`, 1 000) running `true` with 2
+//!   slots, end to end, against `seq N | xargs -P2 -I{} true` (the floor), in
+//!   rounds (`LABBENCH_BENCH_ROUNDS`, 3) of floor, labbench and task-spooler
+//!   one after the other, so the machine's drift touches all alike; it
+//!   reports every round and the ratio of the medians (goal ≤ 3). With
+//!   task-spooler installed (`tsp -S 2`) it prints each round's labbench /
+//!   task-spooler ratio and their median; with `pueue` and `pueued` on PATH
+//!   (`cargo install pueue`; `pueue parallel 2`) the figure per task over
+//!   `LABBENCH_BENCH_PUEUE_RUNS` (40: pueue starts queued tasks on a timer).
+//!   It also prints what creating the experiments' files costs on the disk at
+//!   that moment (it varies tenfold on a busy ext4), how long the same N take
+//!   when all are queued before any starts, and the CPU time the whole host
+//!   spent per experiment in each phase, from `/proc/stat`, which is steadier
+//!   than wall time on a noisy machine.
+//! - (c) Log ingest of an experiment writing 200 MB of lines as fast as it
+//!   can (`LABBENCH_BENCH_LOG_BYTES`), against the same pipeline writing to a
+//!   file directly (goal ≤ 1.5×).
+//! - (d) `ls --all --json` with 100 000 finished experiments in the store
+//!   (`LABBENCH_BENCH_HISTORY`; goal < 100 ms), and the server's resident
+//!   memory while 16 connections (`LABBENCH_BENCH_LISTINGS`) each list 10 000
+//!   of them at once, against its figure after one such listing (goal < 1.2×:
+//!   the database keeps at most 16 MiB of its pages in memory).
+//!
+//! `LABBENCH_BENCH_ONLY=b` runs only part b; `LABBENCH_BENCH_CONFIG=FILE`
+//! serves with that configuration (e.g. `queue.cgroups = false`, to see what
+//! confinement costs); by default the bench raises
+//! `queue.max_queued_per_user`, since (a) queues 10 000 from one user.
+//! `LABBENCH_BENCH_DIR` moves the scratch directory.
 
 #[path = "../tests/common/mod.rs"]
 mod common;

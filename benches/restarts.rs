@@ -1,4 +1,4 @@
-//! Restart torture: `cargo bench --bench restarts`.
+//! Restart torture: `cargo bench --bench restarts` (as root).
 //!
 //! N experiments (`LABBENCH_BENCH_RESTART_RUNS`, 500) each append their id
 //! to one shared file and sleep 0.2 s, two at a time, while the daemon is
@@ -13,11 +13,12 @@
 //! ended, that none ran twice, that no experiment or supervisor process is
 //! left (the bench is the supervisors' subreaper, as init would be) and,
 //! once the daemon has stopped, that labbench left nothing in the cgroup
-//! tree. It prints one summary line and panics on any violation, keeping
-//! the data directory, the daemon's logs (`serve-NN.log`, INFO and up) and
-//! a timeline of its lives (`LABBENCH_BENCH_KEEP=1` keeps them after a
-//! run without violations too). `LABBENCH_BENCH_SEED` draws the same kill
-//! delays and bursts again (the daemon's timing still varies).
+//! tree. It prints one summary line (the outcome counts) and panics on any
+//! violation, keeping the data directory, the daemon's logs
+//! (`serve-NN.log`, INFO and up) and a timeline of its lives
+//! (`LABBENCH_BENCH_KEEP=1` keeps them after a run without violations
+//! too). `LABBENCH_BENCH_SEED` draws the same kill delays and bursts again
+//! (the daemon's timing still varies).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -54,7 +55,7 @@ const BURST_LEAD: Duration = Duration::from_millis(40);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// v1 hierarchies an experiment's cgroup lives in (devices where mounted).
 const V1_CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
-/// Kept supervisor slots a daemon may hold (README, "Kept supervisors").
+/// Kept supervisor slots a daemon may hold (see `labbench::exec::pool`).
 const MAX_KEPT_SLOTS: usize = 8;
 
 fn main() {
@@ -725,7 +726,7 @@ async fn finish(
             lost_after_running += usize::from(outcome == "lost" && times > 0);
         }
     }
-    // Starts cut before their command ran, queued again (README).
+    // Starts cut before their command ran, queued again (see exec::journal).
     let queued_again = records
         .values()
         .filter(|r| r.transitions.iter().any(|t| t.contains("queued again")))

@@ -1,5 +1,9 @@
 //! `logs ID [--stderr|--both] [--since T] [-t] [-f]`: an experiment's output,
 //! cleaned, optionally time-stamped and filtered by time, streamed.
+//!
+//! Followers read the log files at their own pace, with no process between
+//! the experiment and its files: any number may follow, and one more than
+//! 4 MiB behind skips ahead with a marker, never slowing the experiment.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

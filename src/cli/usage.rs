@@ -1,4 +1,19 @@
 //! `top`, `usage` and `host`: measured use as tables and JSON.
+//!
+//! `usage --json` (and `top --json`) is a list of `{"user", "lab_user",
+//! "unix_user", "uid", "processes", "now", "windows", "hint"}`: `user` is the
+//! lab user mapped to the Unix account (`lab_user: true`) or the Unix name;
+//! `now` and each figure are `{"cpu_cores", "memory_bytes", "gpus",
+//! "gpu_memory_bytes"}`; `windows` maps `"1m"`, `"1h"`, `"24h"`, `"7d"` to
+//! `{"max", "mean", "p95", "samples"}`. `host --json` is the host (`hostname`,
+//! `cores`, `cpu_percent`, `cpu_per_core`, `memory_total`, `memory_used`,
+//! `swap_total`, `swap_used`, `load`, `uptime_secs`, `disk_free`,
+//! `disk_total`, `sampled_at`), `peaks` (the same window map for the whole
+//! host), `gpus` (each `index`, `name`, `utilization_percent`, `memory_used`,
+//! `memory_total`, `temperature_c`, `power_watts`, `minor` (N of its
+//! `/dev/nvidiaN`, null if unknown) and `owners`: `[unix_user,
+//! gpu_memory_bytes]` pairs) and `gpu_unavailable` (why there are no GPUs,
+//! else null). Bytes are bytes, times seconds since the epoch.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,14 @@
 //! Which experiment holds which GPU memory: the GPU source lists processes
 //! by pid; an experiment owns the pids in its cgroup, or, without one, the
 //! processes of its session.
+//!
+//! The runner measures each running experiment from the monitor's latest GPU
+//! sample (once a second): what it holds now and its peak, shown as `live` in
+//! `ls --json` (`cpu_cores`, `memory_bytes`, `peak_memory_bytes` from the
+//! cgroup, `gpu_memory_bytes`, `peak_gpu_memory_bytes`). The peak is what the
+//! daemon that ran the experiment to its end saw: a restart starts it anew.
+//! A finished experiment's GPU-seconds are its wall time × the GPUs reserved
+//! (GPUs are reserved whole).
 
 use std::collections::HashMap;
 

@@ -1,14 +1,18 @@
 //! The run journal: what the shim noted while the experiment ran, in one
 //! small text file per experiment (one inode: creating files is the costly
-//! part of starting an experiment on a busy ext4 disk).
+//! part of starting an experiment on a busy ext4 disk). It gives each log
+//! line the time it was written (`logs -t`, `logs --since`) without any
+//! process between the experiment and its log files, and it outlives the
+//! daemon: a restarted daemon reads how its experiments ended here.
 //!
 //! - `run MS`: the command is about to start (written before it is, and
 //!   nothing starts if it cannot be written). A journal of version 2 made
 //!   since the host last booted (its header names the boot) without it
 //!   belongs to a command that never started: one whose daemon stopped
-//!   between recording its start and letting it go is queued again. The line
-//!   is not synced to disk (that would cost every start a disk flush), so
-//!   after the host itself went down its absence says nothing.
+//!   between recording its start and letting it go is queued again ("queued
+//!   again: the daemon stopped before its command started"). The line is not
+//!   synced to disk (that would cost every start a disk flush), so after the
+//!   host itself went down its absence says nothing.
 //! - `o SIZE MS` / `e SIZE MS`: at Unix time MS (milliseconds), stdout /
 //!   stderr had SIZE bytes. Noted every [`CHECKPOINT_EVERY`] while a log grows
 //!   and once when the command ends, so the logs themselves stay the raw

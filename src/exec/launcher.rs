@@ -14,14 +14,14 @@
 //! launcher's stdout, handed to every shim).
 //!
 //! The launcher also creates each experiment's directory and files, off the
-//! daemon's thread. A reusable shim's next experiment goes down its control
+//! daemon's thread, from spares it makes ahead ([`super::rundirs`]). A reusable shim's next experiment goes down its control
 //! socket, with the experiment's log and journal files attached
 //! ([`super::fdpass`]); the daemon records the start meanwhile and reads
 //! the answer after ([`Launcher::hand_over`]).
 //!
 //! Protocol on the socket (the launcher's stdin): frames of a little-endian
-//! u32 length and a JSON [`Request`]; a [`Spawn`](Request::Spawn) or
-//! [`Reuse`](Request::Reuse) gets one [`Reply`], in order, the others none.
+//! u32 length and a JSON `Request`; a `Spawn` or `Reuse` gets one `Reply`,
+//! in order, the others none.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -2,6 +2,18 @@
 //! supervisor ([`super::shim`]): a kept one (see [`super::pool`]) or one
 //! forked by the [`super::launcher`]; told to go once the daemon has
 //! recorded the start.
+//!
+//! As root, the owner's account and groups are looked up here through the
+//! name service ([`crate::sys::accounts`], whose answers are kept 30 s): a
+//! lookup that does not answer within 5 s (a directory service down) fails
+//! that start instead of holding up the daemon.
+//!
+//! The command's environment is built here, clean: `PATH`, `HOME`, `USER`,
+//! `LOGNAME`, `SHELL`, `LANG`, `LABBENCH_EXPERIMENT_ID`, `LABBENCH_METRICS`
+//! and the GPU variables, then the experiment's `--env` (which may not set
+//! labbench's own). The GPUs given are named in `CUDA_VISIBLE_DEVICES` and
+//! `NVIDIA_VISIBLE_DEVICES` by UUID ([`cuda_visible`]), which means the same
+//! whichever device files the program may open.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};

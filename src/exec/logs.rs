@@ -1,6 +1,8 @@
-//! Experiment output made safe to show: terminal control sequences removed,
-//! progress-bar rewrites (`\r`) collapsed to their latest state, very long
-//! lines cut with a marker.
+//! Experiment output made safe to show: terminal control sequences removed
+//! (colours, cursor moves, title changes, OSC, bracketed paste), progress-bar
+//! rewrites (`\r`) collapsed to their latest state, lines over
+//! [`MAX_LINE_CHARS`] characters cut with a marker, so that experiment output
+//! never drives anyone's terminal.
 
 /// Longest line shown, in characters; the rest is replaced by a marker.
 pub const MAX_LINE_CHARS: usize = 4096;

@@ -3,6 +3,26 @@
 //! Owns starting, confining (cgroups, sessions), watching and stopping
 //! experiment processes, and their log files. Must not decide who may do
 //! what or in which order: the service and the scheduler do.
+//!
+//! How an experiment runs: the [`runner`] prepares its cgroup ([`cgroup`]),
+//! then asks the [`launcher`] (`labbench __launcher`, a small helper process
+//! the daemon starts once) to create the experiment's directory and files
+//! ([`rundirs`]) and fork its supervisor ([`shim`]), with stdout and stderr
+//! going straight to `DATA_DIR/experiments/ID/{stdout,stderr}.log`; on cgroup
+//! v1 a supervisor kept idle in its slot runs it instead ([`pool`]). The
+//! supervisor waits until the daemon has moved it into the cgroup and durably
+//! recorded the start, then becomes the owner's Unix user and runs the
+//! command, noting in the experiment's [`journal`] how far each log has grown
+//! and, at the end, the exit status. No process sits between the experiment
+//! and its log files.
+//!
+//! Output, write times and status so survive a restart of the daemon: after
+//! `kill -9` the experiments keep running, and the restarted daemon
+//! re-attaches to them by pid and cgroup and records their end. A supervisor
+//! that had not been told to go yet exits without running anything, and its
+//! experiment is queued again; the supervisor notes in the journal that the
+//! command starts before it starts it, so a run is never repeated.
+//! `cargo bench --bench restarts` checks this under 50 `kill -9`.
 
 pub mod cgroup;
 pub mod fdpass;

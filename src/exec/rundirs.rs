@@ -2,12 +2,19 @@
 //! file), made by the [`super::launcher`].
 //!
 //! Creating a directory and four files costs ext4 about as much as the rest
-//! of starting an experiment, so the launcher makes them ahead of need, in
-//! a spares directory next to the experiments' ones, whenever no request
-//! and no go is due ([`RunDirs::make_spare`]). Starting an experiment then
-//! renames a spare into place and hands its metrics file to the command's
-//! user. Without a spare, or if the rename cannot be made (the place is
-//! taken), the directory is made in place as before.
+//! of starting an experiment, so the launcher makes up to 8 of them ahead of
+//! need, in `experiments/.spares/PID-STARTTIME/` (one directory per launcher),
+//! whenever no request and no go is due ([`RunDirs::make_spare`]). Starting an
+//! experiment then renames a spare into place and hands its metrics file to
+//! the command's user. Without a spare, or if the rename cannot be made (the
+//! place is taken), the directory is made in place. A spare that cannot be
+//! moved (gone, say) or made (a full disk) pauses spares for 64 starts. A
+//! launcher removes its own spares directory when it ends, and those of
+//! launchers that are gone.
+//!
+//! The journal's first line is written here, by the launcher, so the page the
+//! supervisor's lines go to is charged to the launcher's memory cgroup, not to
+//! the experiment's (see [`super::pool`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

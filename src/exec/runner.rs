@@ -1,6 +1,38 @@
 //! The local runner: starts what the scheduler allows, watches running
-//! experiments (exit, wall time, memory), stops them on request, and records
-//! every transition through the service. Re-attaches after a restart.
+//! experiments (exit, wall time, memory, output), stops them on request, and
+//! records every transition through the service. Re-attaches after a restart.
+//!
+//! It looks at every running experiment each quarter second:
+//!
+//! - Stopping (cancel, `--time`) sends SIGTERM to the command's processes
+//!   and, if any is left after `queue.kill_grace_secs`, SIGKILL; with a
+//!   cgroup, every process in it but the supervisor (see [`super::cgroup`]).
+//!   A cgroup's OOM kill ends the run as `killed_by_limit` ("memory limit 8G
+//!   exceeded"), the rest of its processes at once.
+//! - Without a cgroup, the experiment's session is signalled instead, and a
+//!   watchdog sums the resident memory of the session's processes at each
+//!   check and ends the run as `killed_by_limit` ("memory limit 100M exceeded
+//!   (watchdog)") when it passes `--mem`. CPU and process count are not
+//!   enforced, a burst between two checks is not seen, and a process that
+//!   starts its own session escapes both the watchdog and cancellation: the
+//!   weaker guarantee.
+//! - Output (stdout, stderr and the metrics file together) over its limit
+//!   stops the run as `killed_by_limit` ("output limit 10G exceeded"); once it
+//!   has ended its output is cut to the limit, with a last line saying so.
+//!   When the data disk falls below `queue.disk_reserve`, the experiment that
+//!   wrote most in that quarter second (at least 4 MiB) is stopped the same
+//!   way and its output cut until the reserve is back.
+//! - sled stops writing for good once one of its writes has failed for lack
+//!   of space (measured with sled 0.34: writes fail until the database is
+//!   opened again). At each check the service opens it again in place once
+//!   there is space; what was acknowledged is kept, and the ends of
+//!   experiments that could not be recorded meanwhile are found as after a
+//!   restart.
+//!
+//! After a restart (even `kill -9`), experiments kept running: the runner
+//! re-attaches to them by pid and cgroup and records their end from their
+//! journal; one whose command ran and vanished meanwhile becomes `lost`, and
+//! one whose supervisor was never told go is queued again.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -1,12 +1,21 @@
 //! The experiment supervisor ("shim"), forked by the [`super::launcher`]:
-//! it waits for "go" on its control socket (stdin), becomes the
-//! experiment's Unix user (with its groups, resolved by the daemon: the shim
-//! reads no account file), starts a session, enters the working directory,
-//! runs the command with the environment it was given, notes every
+//! it waits for "go" on its control socket (stdin), sent once the daemon has
+//! moved it into the experiment's cgroup and durably recorded the start. Then
+//! it becomes the experiment's Unix user with all its groups (resolved by the
+//! daemon through the C library's name service, [`crate::sys::accounts`]: the
+//! shim reads no account file), starts a session, enters the working
+//! directory (as that user, so its permissions apply), runs the command with
+//! the clean environment it was given (see [`super::local`]), notes every
 //! [`journal::CHECKPOINT_EVERY`] how far each log has grown and finally the
-//! command's exit status (see [`super::journal`]). It blocks stop signals
-//! once told go, so that it can always record how the command ended. One thread:
-//! it waits on a pidfd of the command between checkpoints.
+//! command's exit status (see [`super::journal`]). One thread: it waits on a
+//! pidfd of the command between checkpoints.
+//!
+//! The command starts with no signal blocked or ignored and every signal at
+//! its default action, as from a login shell, so a program that traps SIGTERM
+//! gets the grace to act on it. The shim catches SIGTERM, SIGINT, SIGHUP and
+//! SIGPIPE with a handler that does nothing (a caught signal reverts to its
+//! default in the command at exec), so it outlives the stop signals sent to
+//! its command and can always record how the command ended.
 //!
 //! A [reusable](ShimArgs::reusable) shim supervises one experiment at a
 //! time but does not exit after it: it says so on the ends pipe

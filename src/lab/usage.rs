@@ -1,4 +1,7 @@
 //! Host and per-user use as the service reports it: peaks, means, hints.
+//!
+//! The sizing hint: memory = 7-day peak + 15 % (rounded up to a GiB), CPUs =
+//! 7-day p95 rounded up, GPUs = 7-day peak of GPUs busy, rounded up.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,7 +3,9 @@
 //! For every pid it reads only `/proc/PID/stat` (into one reused buffer) and
 //! takes the uid from the `/proc/PID` directory's owner; `status` is never
 //! parsed. Memory is RSS (resident set, shared pages counted in every process
-//! that maps them, so a uid's sum can overstate what it really holds).
+//! that maps them, so a uid's sum can overstate what it really holds). Kernel
+//! threads are left out; a process that starts and ends between two sweeps is
+//! not seen.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

@@ -4,6 +4,26 @@
 //! quotas, recent usage, dependency outcomes, the time), so every rule is
 //! tested without processes or clocks. Must not start anything or touch the
 //! store: the service acts on its decisions.
+//!
+//! The rules:
+//!
+//! - An experiment starts when its CPUs, memory and GPUs are free by
+//!   reservation (not by measured use) and its owner stays within quota
+//!   (running experiments, CPUs, memory, GPUs; the wall-time quota is checked
+//!   at submission).
+//! - Order: priority (high first), then fair share (fewer CPU-hours over the
+//!   last 7 days first), then submission time.
+//! - The first experiment that does not fit is the head: later ones start
+//!   before it (backfill) only when their time limit ends before the head
+//!   could start, so large requests are not starved.
+//! - `--after ID` waits for ID to succeed, and is abandoned
+//!   ([`Decision::Abandon`]) if it does not.
+//! - GPUs are given whole, never two experiments on one GPU.
+//! - The service starts nothing while the data disk is below its reserve
+//!   ([`WaitReason::DiskFull`]).
+//!
+//! Each experiment that waits gets a [`WaitReason`], whose text `ls` shows
+//! ("waiting for 2 GPU(s); 1 free", "over quota: max 4 running").
 
 use std::collections::{BTreeSet, HashMap};
 

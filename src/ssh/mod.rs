@@ -4,6 +4,16 @@
 //! connection and session limits, and routing a channel to the interactive
 //! interface (pty + shell) or to a command (exec). Must not decide
 //! permissions or format command output: `lab` and `cli` do.
+//!
+//! Bounds at the edge: a pty larger than 500×300 is clamped; a command's
+//! stdin is read up to `server.max_stdin_bytes`, and input arriving faster
+//! than the command reads it ends the command with an error, with nothing
+//! half-done; output to clients waits for the client's SSH window and
+//! interactive frames are drawn only when the client has taken the previous
+//! one, so a stalled client never grows the server's memory. The
+//! connection and session limits (`server.*` in `config/labbench.toml`) and
+//! the penalties of addresses whose connections never log in are counted in
+//! the private `limits` module.
 
 mod channel_io;
 mod handler;

@@ -1,4 +1,16 @@
 //! The Dashboard: host header, users with now/peaks, GPUs, and a user's drill-down.
+//!
+//! Refreshed every second: host gauges (CPU, memory, swap), load, uptime,
+//! free disk of the data directory and a GPU summary; every Unix user with
+//! processes now or use in the last 7 days (lab users by their lab name,
+//! followed by their Unix account where its name differs, other accounts in
+//! grey) with now and peak 1h / 24h / 7d of CPU cores and memory (or GPUs and
+//! GPU memory), process count, running experiments and a CPU sparkline; a
+//! per-GPU panel (utilisation, memory, temperature, power, users). A user's
+//! drill-down charts CPU, memory and GPU memory over 1h / 24h / 7d, each
+//! column the peak of its slice of time, blank where nothing was recorded,
+//! with the peak and when it was last reached in the title; then their top
+//! processes and a right-sizing hint. The keys are in [`super::help_lines`].
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

@@ -3,6 +3,17 @@
 //! Owns view state, key handling, drawing and the per-session loop. Reads
 //! shared state only through the service's snapshots; never touches the store
 //! or the operating system directly.
+//!
+//! For the people who use it: tabs Dashboard, Queue, History and Admin
+//! (admins only; History and Admin say what they will show until their
+//! issues land) and a status line (user, role, host, clock, sessions). `?`
+//! shows the keys of the current screen. Pasted text (bracketed paste) goes
+//! into the open form field, prompt or search and never acts as keys or
+//! submits; elsewhere it is ignored. In the form's command its lines become
+//! `;`-separated commands (a backslash at a line's end joins it to the next,
+//! as in a shell); in other fields a line break is a space; a paste over
+//! 16 KiB is dropped whole. Terminals smaller than 80×24 get a "terminal too
+//! small" notice; only the 16 basic colours are used.
 
 mod app;
 mod backend;

@@ -1,5 +1,12 @@
 //! The Queue tab: queued and running experiments (filtered by owner, state,
 //! project), details, live log, new-experiment form, cancel, priority.
+//!
+//! It lists everyone's queued and running experiments (the caller's in bold),
+//! however many (the title says how many), next to start first: running ones,
+//! then queued ones in the order the scheduler takes them. Each row shows the
+//! requests, what a running one uses now (CPU and memory from its cgroup, GPU
+//! memory `G:` held by its processes as the GPU source reports it) and why a
+//! queued one waits. The keys are in [`super::help_lines`].
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

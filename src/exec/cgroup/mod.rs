@@ -1,21 +1,53 @@
 //! cgroup confinement of one experiment: memory, CPU quota, process count,
 //! freezing and killing the whole tree, and reading what it used.
 //!
-//! cgroup v2 (unified) is used where its memory, cpu and pids controllers
-//! are available: one directory `labbench/INSTANCE/exp-ID` under the v2 mount.
-//! Otherwise cgroup v1: a directory `labbench/INSTANCE/slot-N` under each of
-//! the memory, cpu, cpuacct, pids and freezer mounts, reused by later
-//! experiments (see `spares`; this development host is v1, with an empty v2
-//! mount beside it). With neither, experiments run with the process-group
-//! fallback and the README says so. Either way the name an experiment's
-//! cgroup got is recorded with its start.
+//! cgroup v2 (unified) is used where the unified hierarchy (`/sys/fs/cgroup`,
+//! or `/sys/fs/cgroup/unified` on hybrid hosts) offers the memory, cpu and
+//! pids controllers, which labbench enables in `labbench/cgroup.subtree_control`:
+//! one directory `labbench/INSTANCE/exp-ID` under the v2 mount. Otherwise
+//! cgroup v1, where memory, cpu, cpuacct, pids and freezer are writable under
+//! `/sys/fs/cgroup`: a directory `labbench/INSTANCE/slot-N` under each of
+//! them, reused by later experiments (see "Kept slots"; this development
+//! host is v1, with an empty v2 mount beside it). With neither, or with
+//! `queue.cgroups = false`, experiments run with the session fallback of
+//! [`super::runner`]. Either way the name an experiment's cgroup got is
+//! recorded with its start (`show ID --json` names it while it runs).
 //!
-//! GPUs: on v1, where the `devices` controller is mounted, an experiment's
-//! cgroup also denies the NVIDIA device files (`/dev/nvidiaN`, character
-//! major 195) of the host's GPUs it was not given, so `CUDA_VISIBLE_DEVICES`
-//! is not the only fence; the control devices (`nvidiactl`, `nvidia-uvm`)
-//! stay open to all. v2 controls devices only through BPF programs, which
-//! labbench does not load: there the variable alone says which GPUs to use.
+//! The v2 path is written to the kernel documentation. Its parts that need no
+//! controller (joining, listing, `cpu.stat`, `cgroup.freeze`, `cgroup.kill`,
+//! removal) are tested on the development host's v2 mount; the limits
+//! (`memory.max`, `cpu.max`, `pids.max`, `memory.events` oom_kill,
+//! `memory.peak`) have not yet run on a v2 host: none was available.
+//!
+//! Stopping an experiment freezes its cgroup and signals every process in it
+//! but the supervisor ([`ExperimentCgroup::signal_all_but`]), so nothing
+//! escapes, not even processes that called `setsid`; leftovers are killed
+//! when the experiment's main process ends. CPU time and peak memory come
+//! from the cgroup.
+//!
+//! Kept slots (v1, see the `spares` submodule): the cgroup of an experiment
+//! that ended empty and clean serves the next one under the same name
+//! (`slot-N`), with its control files still open and its CPU time and peak
+//! memory reset; at most 8 are kept. Other cgroups, and those of
+//! experiments re-attached after a restart, are removed. A daemon that
+//! stops lets its runner finish the round in hand (a start half made, say),
+//! then removes the ones it kept and its `labbench/INSTANCE` directory,
+//! unless experiments still run there; a restarted daemon removes the empty
+//! ones an earlier run left ([`sweep_leftovers`]), except those of the
+//! experiments it re-attached to. v2 makes one directory per experiment.
+//!
+//! GPUs: on v1, where the `devices` controller is mounted under a parent
+//! that allows every device (the daemon's start line says "GPU device files
+//! fenced"), an experiment's cgroup also denies the NVIDIA device files
+//! (`/dev/nvidiaN`, character major 195) of the GPUs it was not given:
+//! those the GPU source lists and any found in `/dev`, so a GPU the source
+//! lost is fenced too. Opening one fails with "Operation not permitted",
+//! so `CUDA_VISIBLE_DEVICES` is not the only fence; the control devices
+//! (`nvidiactl`, `nvidia-uvm`) stay open to all. Under a parent that denies
+//! by default (a container's) a deny rule is taken and does nothing, so
+//! none is claimed there. v2 controls devices only through BPF programs,
+//! which labbench does not load: there the variable alone says which GPUs
+//! to use.
 //!
 //! The control files an experiment's cgroup is read and written through
 //! stay open for as long as the cgroup is used (by one experiment, or by
