@@ -32,6 +32,56 @@ pub struct Config {
     pub queue: QueueConfig,
 }
 
+/// A size as a configuration file writes it (`4G`, `256M`, `0`), in bytes;
+/// it is parsed as the file is read, so a bad one is reported with its key
+/// and line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
+        let text = String::deserialize(d)?;
+        let number: String = text
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        // Zero in any unit is zero (parse_size takes only sizes of 1 byte up).
+        if number.parse::<f64>() == Ok(0.0) {
+            return Ok(Size(0));
+        }
+        crate::model::parse_size(&text)
+            .map(Size)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+/// A duration as a configuration file writes it (`24h`, `90m`), in seconds,
+/// at most 365 days; parsed as the file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(pub u64);
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secs, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::model::parse_duration(&text)
+            .map(Secs)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Secs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}s", self.0))
+    }
+}
+
 /// Experiment queue defaults and limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,9 +89,9 @@ pub struct QueueConfig {
     /// CPU cores of an experiment that asks for none.
     pub default_cpus: u32,
     /// Memory of an experiment that asks for none (`4G`).
-    pub default_memory: String,
+    pub default_memory: Size,
     /// Wall-time limit of an experiment that asks for none (`24h`).
-    pub default_time: String,
+    pub default_time: Secs,
     /// Most processes one experiment may have at once.
     pub max_processes: u32,
     /// Seconds between SIGTERM and SIGKILL when an experiment is stopped.
@@ -50,12 +100,12 @@ pub struct QueueConfig {
     pub cgroups: bool,
     /// Space kept free on the data disk (`256M`; `0`: none): below it,
     /// submissions are refused and nothing starts.
-    pub disk_reserve: String,
+    pub disk_reserve: Size,
     /// Run experiments as the daemon's own user when it is not root
     /// (single-user mode); without it such a daemon runs none.
     pub run_as_daemon_user: bool,
     /// Most output one experiment may write (`10G`); admins may allow more.
-    pub max_output: String,
+    pub max_output: Size,
     /// Most experiments one user may have queued at once (a quota may say otherwise).
     pub max_queued_per_user: u32,
 }
@@ -209,14 +259,14 @@ impl Default for Config {
             },
             queue: QueueConfig {
                 default_cpus: 1,
-                default_memory: "4G".into(),
-                default_time: "24h".into(),
+                default_memory: Size(4 << 30),
+                default_time: Secs(24 * 3600),
                 max_processes: 4096,
                 kill_grace_secs: 10,
                 cgroups: true,
-                disk_reserve: "256M".into(),
+                disk_reserve: Size(256 << 20),
                 run_as_daemon_user: false,
-                max_output: "10G".into(),
+                max_output: Size(10 << 30),
                 max_queued_per_user: 1000,
             },
         }
@@ -437,14 +487,20 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if let Err(e) = crate::model::parse_size(&q.default_memory) {
-            return Err(invalid("queue", "default_memory", e));
+        for (key, size) in [
+            ("default_memory", q.default_memory),
+            ("max_output", q.max_output),
+        ] {
+            if size.0 == 0 {
+                return Err(invalid("queue", key, "must be more than 0".into()));
+            }
         }
-        if let Err(e) = crate::model::parse_duration(&q.default_time) {
-            return Err(invalid("queue", "default_time", e));
-        }
-        if let Err(e) = crate::model::parse_size(&q.max_output) {
-            return Err(invalid("queue", "max_output", e));
+        if q.default_time.0 == 0 {
+            return Err(invalid(
+                "queue",
+                "default_time",
+                "must be more than 0".into(),
+            ));
         }
         if q.max_processes < 8 {
             return Err(invalid(
@@ -532,6 +588,37 @@ fn line_of_key(text: &str, section: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_durations_are_typed_as_the_file_is_read() {
+        let config = Config::parse(
+            "[queue]\ndefault_memory = \"8G\"\ndefault_time = \"1h30m\"\ndisk_reserve = \"0M\"\n",
+            "t.toml",
+        )
+        .expect("parses");
+        assert_eq!(config.queue.default_memory, Size(8 << 30));
+        assert_eq!(config.queue.default_time, Secs(5400));
+        assert_eq!(config.queue.disk_reserve, Size(0));
+        let bad = Config::parse("[queue]\n\nmax_output = \"lots\"\n", "t.toml")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            bad.contains("line 3") && bad.contains("queue.max_output"),
+            "{bad}"
+        );
+        assert!(bad.contains("expected a size like 512M or 8G"), "{bad}");
+        let zero = Config::parse("[queue]\ndefault_memory = \"0\"\n", "t.toml")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            zero.contains("queue.default_memory") && zero.contains("more than 0"),
+            "{zero}"
+        );
+        let long = Config::parse("[queue]\ndefault_time = \"400d\"\n", "t.toml")
+            .expect_err("refused")
+            .to_string();
+        assert!(long.contains("365d"), "{long}");
+    }
 
     #[test]
     fn documented_default_file_equals_builtin_defaults() {

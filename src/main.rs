@@ -297,13 +297,7 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
     } else {
         host_only(gpu, config.data_dir.clone())
     };
-    let settings = match labbench::server::queue_settings(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("labbench: {e}");
-            return ExitCode::from(exit::USAGE as u8);
-        }
-    };
+    let settings = labbench::server::queue_settings(&config);
     let lab = Lab::new(store, monitor)
         .with_data_dir(config.data_dir.clone())
         .with_queue_settings(settings);

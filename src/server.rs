@@ -99,7 +99,7 @@ pub async fn start(
     let (runner_handle, runner_commands) = RunnerHandle::new();
     let lab = Lab::new(store, monitor)
         .with_data_dir(data_dir.clone())
-        .with_queue_settings(queue_settings(&config)?)
+        .with_queue_settings(queue_settings(&config))
         .with_runner(runner_handle);
     // Bind and load the host key before the bootstrap, so a port in use fails
     // before an admin key is generated and its `ssh -i` line could be missed.
@@ -172,7 +172,7 @@ pub async fn start(
         },
         grace: Duration::from_secs(shared.config.queue.kill_grace_secs),
         output_limit: lab.default_output_limit(),
-        disk_reserve: queue_settings(&shared.config)?.disk_reserve_bytes,
+        disk_reserve: shared.config.queue.disk_reserve.0,
     };
     tracing::info!(
         "experiments run {} and {}",
@@ -413,30 +413,18 @@ fn refuse(socket: tokio::net::TcpStream, banner: &'static [u8]) {
 }
 
 /// The queue defaults of the configuration (already validated).
-pub fn queue_settings(config: &Config) -> Result<QueueSettings, ServeError> {
+pub fn queue_settings(config: &Config) -> QueueSettings {
     let q = &config.queue;
-    let invalid = |key: &str, message: String| {
-        ServeError::Config(ConfigError::Invalid {
-            origin: "config".into(),
-            line: String::new(),
-            key: format!("queue.{key}"),
-            message,
-        })
-    };
-    Ok(QueueSettings {
+    QueueSettings {
         default_cpus: f64::from(q.default_cpus),
-        default_memory_bytes: crate::model::parse_size(&q.default_memory)
-            .map_err(|e| invalid("default_memory", e))?,
-        default_time_secs: crate::model::parse_duration(&q.default_time)
-            .map_err(|e| invalid("default_time", e))?,
-        disk_reserve_bytes: disk_reserve(&q.disk_reserve)
-            .map_err(|e| invalid("disk_reserve", e))?,
+        default_memory_bytes: q.default_memory.0,
+        default_time_secs: q.default_time.0,
+        disk_reserve_bytes: q.disk_reserve.0,
         run_refusal: run_refusal(crate::sys::is_root(), q.run_as_daemon_user),
-        max_output_bytes: crate::model::parse_size(&q.max_output)
-            .map_err(|e| invalid("max_output", e))?,
+        max_output_bytes: q.max_output.0,
         max_queued_per_user: q.max_queued_per_user,
         single_user: (!crate::sys::is_root() && q.run_as_daemon_user).then(invoking_user),
-    })
+    }
 }
 
 /// Why no experiment may run, for a daemon that is not root and was not
@@ -452,19 +440,6 @@ fn run_refusal(as_root: bool, run_as_daemon_user: bool) -> Option<String> {
             invoking_user()
         )
     })
-}
-
-/// `queue.disk_reserve` in bytes: a size, or zero (`0`, `0M`, …) for none.
-fn disk_reserve(text: &str) -> Result<u64, String> {
-    let number: String = text
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    match number.parse::<f64>() {
-        Ok(0.0) => Ok(0),
-        _ => crate::model::parse_size(text),
-    }
 }
 
 /// Generates the admin key pair in the invoking user's `~/.ssh` (never in
@@ -512,15 +487,4 @@ pub fn invoking_user() -> String {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn disk_reserve_is_a_size_or_zero() {
-        assert_eq!(super::disk_reserve("0"), Ok(0));
-        assert_eq!(super::disk_reserve("0M"), Ok(0));
-        assert_eq!(super::disk_reserve("24M"), Ok(24 << 20));
-        assert!(super::disk_reserve("lots").is_err());
-    }
 }
