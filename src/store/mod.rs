@@ -128,6 +128,9 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Longest an open waits for a lock held for a moment (see [`Trees::open`]).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The database and its trees, as opened.
 struct Trees {
     db: sled::Db,
@@ -144,8 +147,25 @@ struct Trees {
 }
 
 impl Trees {
-    /// Opens the database in `path`, a directory of the data directory `data_dir`.
+    /// Opens the database in `path`, a directory of the data directory
+    /// `data_dir`, waiting up to [`LOCK_PATIENCE`] for its lock.
+    ///
+    /// The lock is `flock`'s, which a forked child shares until it runs its
+    /// program: a store closed while this process was starting one stays
+    /// locked for that moment, and opening it again at once would fail.
     fn open(data_dir: &Path, path: &Path) -> StoreResult<Trees> {
+        let patience = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            match Trees::try_open(data_dir, path) {
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < patience => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    fn try_open(data_dir: &Path, path: &Path) -> StoreResult<Trees> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)

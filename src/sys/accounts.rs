@@ -1,8 +1,12 @@
 //! Unix accounts as the C library's name service (NSS) knows them: the
 //! local files, and LDAP, SSSD or extrausers where the host uses them.
 //!
-//! A lookup can hang on a directory service that does not answer, so each
-//! runs on a thread of its own and is given up after [`LOOKUP_TIMEOUT`].
+//! The C library's lookups are made one at a time, on one thread that
+//! does nothing else: some name service modules are not safe to call from
+//! several threads at once (libnss-extrausers corrupts the heap when two
+//! threads read its files together). A lookup can also hang on a directory
+//! service that does not answer, so the caller waits at most
+//! [`LOOKUP_TIMEOUT`] and at most [`LOOKUPS_WAITING`] lookups wait.
 //! Answers are kept for [`FRESH_FOR`] (an account that does not exist, for
 //! [`ABSENT_FOR`], so one created while the daemon runs is seen soon).
 
@@ -18,6 +22,8 @@ pub const FRESH_FOR: Duration = Duration::from_secs(30);
 pub const ABSENT_FOR: Duration = Duration::from_secs(1);
 /// Longest a lookup may take before the caller gives up on it.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most lookups waiting for the lookup thread; more are refused at once.
+pub const LOOKUPS_WAITING: usize = 64;
 
 /// One account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +92,7 @@ pub fn by_name(name: &str) -> Result<Option<Account>, String> {
         return Ok(answer);
     }
     let owned = name.to_string();
-    let answer = within(LOOKUP_TIMEOUT, move || lookup_name(&owned))
+    let answer = ask_directory(move || lookup_name(&owned))
         .map_err(|e| format!("cannot look up the account {name}: {e}"))??;
     by_name_kept().put(name.to_string(), answer.clone(), fresh_for(&answer));
     Ok(answer)
@@ -97,7 +103,7 @@ pub fn by_uid(uid: u32) -> Result<Option<Account>, String> {
     if let Some(answer) = by_uid_kept().get(&uid) {
         return Ok(answer);
     }
-    let answer = within(LOOKUP_TIMEOUT, move || lookup_uid(uid))
+    let answer = ask_directory(move || lookup_uid(uid))
         .map_err(|e| format!("cannot look up uid {uid}: {e}"))??;
     by_uid_kept().put(uid, answer.clone(), fresh_for(&answer));
     Ok(answer)
@@ -113,7 +119,7 @@ pub fn groups_of(name: &str, gid: u32) -> Result<Vec<u32>, String> {
         return Ok(groups);
     }
     let who = name.to_string();
-    let groups = within(LOOKUP_TIMEOUT, move || group_list(&who, gid))
+    let groups = ask_directory(move || group_list(&who, gid))
         .map_err(|e| format!("cannot look up the groups of {name}: {e}"))?
         .ok_or_else(|| format!("cannot look up the groups of {name}"))?;
     kept.put(key, groups.clone(), FRESH_FOR);
@@ -181,6 +187,58 @@ pub fn within<T: Send + 'static>(
         format!(
             "no answer within {} s (is the directory service answering?)",
             limit.as_secs_f64()
+        )
+    })
+}
+
+/// A lookup for the lookup thread, and when its caller stops waiting.
+struct Lookup {
+    run: Box<dyn FnOnce() + Send>,
+    wanted_until: Instant,
+}
+
+/// Runs `lookup` on the one thread that calls the C library's account
+/// lookups, and waits at most [`LOOKUP_TIMEOUT`] for its answer. A lookup
+/// whose caller has stopped waiting is skipped, so a directory service that
+/// hangs leaves at most [`LOOKUPS_WAITING`] lookups behind, not a thread each.
+fn ask_directory<T: Send + 'static>(
+    lookup: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    static LOOKUPS: std::sync::OnceLock<Result<std::sync::mpsc::SyncSender<Lookup>, String>> =
+        std::sync::OnceLock::new();
+    let lookups = LOOKUPS
+        .get_or_init(|| {
+            let (lookups, waiting) = std::sync::mpsc::sync_channel::<Lookup>(LOOKUPS_WAITING);
+            std::thread::Builder::new()
+                .name("labbench-accounts".into())
+                .spawn(move || {
+                    for lookup in waiting {
+                        if Instant::now() < lookup.wanted_until {
+                            (lookup.run)();
+                        }
+                    }
+                })
+                .map(|_| lookups)
+                .map_err(|e| format!("cannot start the lookup thread: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let (answer, answered) = std::sync::mpsc::channel();
+    let asked = lookups.try_send(Lookup {
+        run: Box::new(move || {
+            let _ = answer.send(lookup());
+        }),
+        wanted_until: Instant::now() + LOOKUP_TIMEOUT,
+    });
+    if asked.is_err() {
+        return Err(format!(
+            "{LOOKUPS_WAITING} lookups are waiting already (is the directory service answering?)"
+        ));
+    }
+    answered.recv_timeout(LOOKUP_TIMEOUT).map_err(|_| {
+        format!(
+            "no answer within {} s (is the directory service answering?)",
+            LOOKUP_TIMEOUT.as_secs_f64()
         )
     })
 }
@@ -318,6 +376,29 @@ mod tests {
         assert!(uid_min() > 0);
         assert!(is_system_uid(0) && is_system_uid(65_534) && is_system_uid(4_000_000_000));
         assert!(!is_system_uid(uid_min()));
+    }
+
+    #[test]
+    fn lookups_from_many_threads_at_once_are_made_one_at_a_time() {
+        // Each name is new, so each is a lookup in the C library; with
+        // libnss-extrausers among the sources, lookups made in parallel
+        // abort the process.
+        let askers: Vec<_> = (0..8)
+            .map(|thread| {
+                std::thread::spawn(move || {
+                    for n in 0..400 {
+                        let name = format!("lb-nobody-{thread}-{n}");
+                        assert_eq!(by_name(&name), Ok(None));
+                        let gid = 3_000_000 + n;
+                        assert_eq!(groups_of(&name, gid).expect("groups"), vec![gid]);
+                        assert_eq!(by_uid(3_000_000_000 + thread * 1000 + n), Ok(None));
+                    }
+                })
+            })
+            .collect();
+        for asker in askers {
+            asker.join().expect("lookups");
+        }
     }
 
     #[test]
