@@ -726,7 +726,7 @@ async fn finish(
             lost_after_running += usize::from(outcome == "lost" && times > 0);
         }
     }
-    // Starts cut before their command ran, queued again (see exec::journal).
+    // Starts cut before their command ran, queued again (see output::journal).
     let queued_again = records
         .values()
         .filter(|r| r.transitions.iter().any(|t| t.contains("queued again")))

@@ -21,6 +21,7 @@ pub mod exec;
 pub mod lab;
 pub mod model;
 pub mod monitor;
+pub mod output;
 pub mod sched;
 pub mod server;
 pub mod ssh;

@@ -481,8 +481,8 @@ async fn a_start_cut_short_by_the_daemons_death_is_queued_again() {
         .status()
         .ok();
     // What a journal holds when the daemon died before letting it go.
-    let journal = labbench::exec::ExperimentFiles::new(&data, cut).journal();
-    std::fs::write(&journal, labbench::exec::journal::journal_header()).expect("journal");
+    let journal = labbench::output::ExperimentFiles::new(&data, cut).journal();
+    std::fs::write(&journal, labbench::output::journal::journal_header()).expect("journal");
     std::fs::write(&flag, "").expect("flag");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let restarted = TestServer::start(&data, None);

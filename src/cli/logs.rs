@@ -5,18 +5,15 @@
 //! the experiment and its files: any number may follow, and one more than
 //! 4 MiB behind skips ahead with a marker, never slowing the experiment.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
 use super::output::{CommandOutput, StreamSink, exit};
-use crate::exec::ExperimentFiles;
-use crate::exec::journal::{self as timeline, Stream, Timeline};
-use crate::exec::logs::LogCleaner;
 use crate::lab::{Lab, Principal};
 use crate::model::State;
+use crate::output::journal::{format_ms, now_ms, parse_since};
+use crate::output::{LogLine, LogReader, ReadFrom, Stream};
 
 /// Bytes read at once.
 const CHUNK: usize = 64 * 1024;
@@ -50,125 +47,40 @@ pub struct LogsArgs {
     pub json: bool,
 }
 
-/// One log being read: where, how far, and how its lines are dressed.
-struct LogStream {
-    path: PathBuf,
-    stream: Stream,
-    offset: u64,
-    cleaner: LogCleaner,
-    /// When parts of the log were written (loaded for `--since`/`-t`/`--json`).
-    timeline: Option<Timeline>,
+/// How lines are shown: with their write times, as JSON objects.
+#[derive(Debug, Clone, Copy)]
+struct Dress {
     timestamps: bool,
-    /// A JSON object a line.
     json: bool,
-    /// Drop the first line (it began before `--since`).
-    skip_partial: bool,
-    /// Its log has no recorded write times: lines are shown without.
-    untimed: bool,
 }
 
-impl LogStream {
-    fn open(
-        files: &ExperimentFiles,
-        stream: Stream,
-        since_ms: Option<i64>,
-        timestamps: bool,
-        json: bool,
-    ) -> LogStream {
-        let path = files.log(stream);
-        let timeline = (since_ms.is_some() || timestamps || json)
-            .then(|| Timeline::load(&files.journal(), stream));
-        let mut offset = 0;
-        let mut skip_partial = false;
-        if let (Some(since), Some(t)) = (since_ms, &timeline) {
-            offset = t.offset_since(since);
-            skip_partial = offset > 0 && !byte_before_is_newline(&path, offset);
-        }
-        let mut stream = LogStream {
-            path,
-            stream,
-            offset,
-            cleaner: LogCleaner::default(),
-            timeline,
-            timestamps,
-            json,
-            skip_partial,
-            untimed: false,
-        };
-        stream.untimed = stream.lacks_times();
-        stream
+impl Dress {
+    /// Whether lines need their write times.
+    fn timed(self) -> bool {
+        self.timestamps || self.json
     }
 
-    /// Whether a time filter or stamps were asked for a log that has no
-    /// checkpoints (written before labbench recorded them).
-    fn lacks_times(&self) -> bool {
-        self.timeline.as_ref().is_some_and(Timeline::is_empty)
-            && std::fs::metadata(&self.path).is_ok_and(|m| m.len() > 0)
+    /// A line of `stream` as shown, with its newline.
+    fn line(self, stream: Stream, line: &LogLine) -> String {
+        dress(stream, self.json, line.at, "line", &line.text)
     }
 
-    /// Turns raw bytes read at `self.offset` into output text and advances.
-    fn take(&mut self, bytes: &[u8]) -> String {
-        let base = self.offset;
-        self.offset += bytes.len() as u64;
-        let timed = self.timestamps || self.json;
-        if let Some(t) = self.timeline.as_mut().filter(|_| timed) {
-            t.refresh();
+    /// The unfinished last line of `stream`: unfinished in text too.
+    fn last(self, stream: Stream, line: &LogLine) -> String {
+        if !self.timed() {
+            return format!("{}\n", line.text);
         }
-        let mut out = String::new();
-        let (timeline, skip) = (&self.timeline, &mut self.skip_partial);
-        let (stream, json) = (self.stream, self.json);
-        let timed = timed && !self.untimed;
-        self.cleaner.feed_lines(bytes, |line, end| {
-            if std::mem::take(skip) {
-                return;
-            }
-            let at = || {
-                timeline
-                    .as_ref()
-                    .and_then(|t| t.time_of(base + end as u64))
-                    .unwrap_or_else(timeline::now_ms)
-            };
-            out.push_str(&dress(stream, json, timed.then(at), "line", &line));
-        });
-        out
-    }
-
-    /// A note of labbench's (output skipped) in this log's form.
-    fn note(&self, text: &str) -> String {
-        dress(
-            self.stream,
-            self.json,
-            self.json.then(timeline::now_ms),
-            "note",
-            text,
-        )
-    }
-
-    /// The unfinished last line, at the end of the stream.
-    fn finish(&mut self) -> String {
-        let rest = self.cleaner.finish();
-        if rest.is_empty() || std::mem::take(&mut self.skip_partial) {
-            return String::new();
-        }
-        if !self.timestamps && !self.json {
-            return rest;
-        }
-        let at = (!self.untimed).then(|| {
-            self.timeline
-                .as_mut()
-                .and_then(|t| {
-                    t.refresh();
-                    t.time_of(self.offset)
-                })
-                .unwrap_or_else(timeline::now_ms)
-        });
-        let dressed = dress(self.stream, self.json, at, "line", &rest);
-        // An unfinished last line stays unfinished in text.
+        let dressed = self.line(stream, line);
         if self.json {
             dressed
         } else {
             dressed.trim_end_matches('\n').to_string()
         }
+    }
+
+    /// A note of labbench's (output skipped) in the form of `stream`'s lines.
+    fn note(self, stream: Stream, text: &str) -> String {
+        dress(stream, self.json, self.json.then(now_ms), "note", text)
     }
 }
 
@@ -186,19 +98,18 @@ fn dress(stream: Stream, json: bool, at: Option<i64>, key: &str, text: &str) -> 
         return format!("{}\n", serde_json::Value::Object(object));
     }
     match at {
-        Some(at) => format!("{} {text}\n", timeline::format_ms(at)),
+        Some(at) => format!("{} {text}\n", format_ms(at)),
         None => format!("{text}\n"),
     }
 }
 
-fn byte_before_is_newline(path: &Path, offset: u64) -> bool {
-    let mut byte = [0u8; 1];
-    std::fs::File::open(path)
-        .and_then(|mut f| {
-            f.seek(SeekFrom::Start(offset - 1))?;
-            f.read_exact(&mut byte)
-        })
-        .is_ok_and(|()| byte[0] == b'\n')
+/// Reads at most [`CHUNK`] bytes more of `reader`; the lines they finish,
+/// as shown, and the bytes read (0 when it has caught up).
+fn read_shown(reader: &mut LogReader, how: Dress) -> (String, usize) {
+    let stream = reader.stream();
+    let mut shown = String::new();
+    let read = reader.read(CHUNK, |line| shown.push_str(&how.line(stream, &line)));
+    (shown, read)
 }
 
 /// Streams the logs; returns the exit status (with `-f`: the experiment's).
@@ -211,11 +122,7 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
             return out.status;
         }
     };
-    let since_ms = match args
-        .since
-        .as_deref()
-        .map(|t| timeline::parse_since(t, timeline::now_ms()))
-    {
+    let since_ms = match args.since.as_deref().map(|t| parse_since(t, now_ms())) {
         None => None,
         Some(Ok(ms)) => Some(ms),
         Some(Err(e)) => {
@@ -225,7 +132,6 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
             return exit::USAGE;
         }
     };
-    let files = ExperimentFiles::new(lab.data_dir(), args.id);
     let wanted = if args.both {
         vec![Stream::Stdout, Stream::Stderr]
     } else if args.stderr {
@@ -233,11 +139,23 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
     } else {
         vec![Stream::Stdout]
     };
-    let mut streams: Vec<LogStream> = wanted
-        .into_iter()
-        .map(|stream| LogStream::open(&files, stream, since_ms, args.timestamps, args.json))
-        .collect();
-    if streams.iter().any(LogStream::lacks_times) {
+    let how = Dress {
+        timestamps: args.timestamps,
+        json: args.json,
+    };
+    let from = since_ms.map_or(ReadFrom::Start, ReadFrom::Since);
+    let mut streams = Vec::new();
+    for stream in wanted {
+        match lab.open_output(p, args.id, stream, from, how.timed()) {
+            Ok(reader) => streams.push(reader),
+            Err(e) => {
+                let out = CommandOutput::from(e);
+                let _ = sink.err(out.stderr).await;
+                return out.status;
+            }
+        }
+    }
+    if streams.iter().any(LogReader::lacks_times) {
         let note = format!(
             "note: experiment {} has no recorded write times (it ran before labbench kept them): \
              showing all output, without times\n",
@@ -247,7 +165,7 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
     }
     if !args.follow {
         for stream in &mut streams {
-            if stream_file(stream, sink).await.is_err() {
+            if stream_file(stream, how, sink).await.is_err() {
                 return exit::OK;
             }
         }
@@ -260,28 +178,26 @@ pub async fn logs<S: StreamSink>(lab: &Lab, p: &Principal, args: &LogsArgs, sink
         }
         return exit::OK;
     }
-    follow(lab, p, args.id, &mut streams, sink).await
+    follow(lab, p, args.id, &mut streams, how, sink).await
 }
 
-async fn stream_file<S: StreamSink>(stream: &mut LogStream, sink: &mut S) -> Result<(), ()> {
-    let Ok(mut file) = std::fs::File::open(&stream.path) else {
-        return Ok(());
-    };
-    file.seek(SeekFrom::Start(stream.offset)).map_err(|_| ())?;
-    let mut buffer = vec![0u8; CHUNK];
+async fn stream_file<S: StreamSink>(
+    reader: &mut LogReader,
+    how: Dress,
+    sink: &mut S,
+) -> Result<(), ()> {
     loop {
-        let n = file.read(&mut buffer).map_err(|_| ())?;
-        if n == 0 {
+        let (shown, read) = read_shown(reader, how);
+        if read == 0 {
             break;
         }
-        let text = stream.take(&buffer[..n]);
-        if !text.is_empty() {
-            sink.out(text.into_bytes()).await?;
+        if !shown.is_empty() {
+            sink.out(shown.into_bytes()).await?;
         }
     }
-    let rest = stream.finish();
-    if !rest.is_empty() {
-        sink.out(rest.into_bytes()).await?;
+    if let Some(last) = reader.finish() {
+        sink.out(how.last(reader.stream(), &last).into_bytes())
+            .await?;
     }
     Ok(())
 }
@@ -290,11 +206,11 @@ async fn follow<S: StreamSink>(
     lab: &Lab,
     p: &Principal,
     id: u64,
-    followed: &mut [LogStream],
+    followed: &mut [LogReader],
+    how: Dress,
     sink: &mut S,
 ) -> u32 {
     let mut changes = lab.queue_changes();
-    let mut buffer = vec![0u8; CHUNK];
     loop {
         // Read state before draining, so output written just before the end
         // is not missed; the read rule is asked again each time (a role
@@ -309,46 +225,33 @@ async fn follow<S: StreamSink>(
                 return out.status;
             }
         };
-        for f in followed.iter_mut() {
+        for reader in followed.iter_mut() {
             loop {
-                let Ok(mut file) = std::fs::File::open(&f.path) else {
-                    break;
-                };
-                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-                if len < f.offset {
-                    f.offset = 0; // truncated
-                }
-                if len - f.offset > MAX_LAG {
-                    let skip_to = len - CHUNK as u64;
-                    let marker = f.note(&format!(
-                        "[labbench: {} bytes skipped to keep up]",
-                        skip_to - f.offset
-                    ));
-                    f.offset = skip_to;
-                    f.cleaner = LogCleaner::default();
-                    f.skip_partial = true;
+                if reader.behind() > MAX_LAG {
+                    let skipped = reader.skip_ahead(CHUNK as u64);
+                    let marker = how.note(
+                        reader.stream(),
+                        &format!("[labbench: {skipped} bytes skipped to keep up]"),
+                    );
                     if sink.out(marker.into_bytes()).await.is_err() {
                         return exit::OK;
                     }
                 }
-                if file.seek(SeekFrom::Start(f.offset)).is_err() {
+                let (shown, read) = read_shown(reader, how);
+                if read == 0 {
                     break;
                 }
-                let n = file.read(&mut buffer).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                let text = f.take(&buffer[..n]);
-                if !text.is_empty() && sink.out(text.into_bytes()).await.is_err() {
+                if !shown.is_empty() && sink.out(shown.into_bytes()).await.is_err() {
                     return exit::OK;
                 }
             }
         }
         if let Some(state) = finished {
-            for f in followed.iter_mut() {
-                let rest = f.finish();
-                if !rest.is_empty() {
-                    let _ = sink.out(rest.into_bytes()).await;
+            for reader in followed.iter_mut() {
+                if let Some(last) = reader.finish() {
+                    let _ = sink
+                        .out(how.last(reader.stream(), &last).into_bytes())
+                        .await;
                 }
             }
             return state.exit_status().unwrap_or(exit::FAILURE);
@@ -366,13 +269,17 @@ mod tests {
     #[test]
     fn json_lines_carry_write_times_or_null() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let files = ExperimentFiles::new_in(dir.path());
+        let files = crate::output::ExperimentFiles::new_in(dir.path());
         std::fs::write(files.log(Stream::Stdout), "one\ntwo\n").expect("log");
-        let header = crate::exec::journal::journal_header();
+        let header = crate::output::journal::journal_header();
+        let how = Dress {
+            timestamps: false,
+            json: true,
+        };
         let lines = |journal: String| {
             std::fs::write(files.journal(), journal).expect("journal");
-            let mut log = LogStream::open(&files, Stream::Stdout, None, false, true);
-            let text = log.take(b"one\ntwo\n");
+            let mut log = LogReader::open(&files, Stream::Stdout, ReadFrom::Start, how.timed());
+            let (text, _) = read_shown(&mut log, how);
             text.lines()
                 .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
                 .collect::<Vec<_>>()

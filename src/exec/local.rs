@@ -21,62 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cgroup::{ExperimentCgroup, GpuAccess, Limits};
-use super::journal::Stream;
 use super::launcher::Launcher;
 use super::pool::{self, ExitWatch, IdleShim};
 use super::shim::{Identity, ShimArgs};
 use crate::model::{CommandLine, Experiment, HostGpu, cuda_visible};
-
-/// Files of one experiment in the data directory.
-#[derive(Debug, Clone)]
-pub struct ExperimentFiles {
-    /// The experiment's directory.
-    pub dir: PathBuf,
-}
-
-impl ExperimentFiles {
-    /// The files of experiment `id` under `data_dir/experiments`.
-    pub fn new(data_dir: &Path, id: u64) -> ExperimentFiles {
-        ExperimentFiles {
-            dir: data_dir.join("experiments").join(id.to_string()),
-        }
-    }
-
-    /// The files of the experiment whose directory is `dir`.
-    pub fn new_in(dir: &Path) -> ExperimentFiles {
-        ExperimentFiles {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Captured standard output.
-    pub fn stdout(&self) -> PathBuf {
-        self.dir.join("stdout.log")
-    }
-
-    /// Captured standard error.
-    pub fn stderr(&self) -> PathBuf {
-        self.dir.join("stderr.log")
-    }
-
-    /// A log by stream.
-    pub fn log(&self, stream: Stream) -> PathBuf {
-        match stream {
-            Stream::Stdout => self.stdout(),
-            Stream::Stderr => self.stderr(),
-        }
-    }
-
-    /// The run journal the shim writes (write times of the logs, exit status).
-    pub fn journal(&self) -> PathBuf {
-        self.dir.join("journal")
-    }
-
-    /// Metrics the experiment appends (`$LABBENCH_METRICS`).
-    pub fn metrics(&self) -> PathBuf {
-        self.dir.join("metrics.jsonl")
-    }
-}
+use crate::output::ExperimentFiles;
 
 /// An experiment whose supervisor waits for go (see [`go`]).
 #[derive(Debug)]

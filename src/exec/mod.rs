@@ -27,16 +27,14 @@
 pub mod cgroup;
 pub mod fdpass;
 pub mod gpu_use;
-pub mod journal;
 pub mod launcher;
 pub mod local;
-pub mod logs;
 pub mod pool;
 pub mod rundirs;
 pub mod runner;
 pub mod shim;
 
 pub use launcher::Launcher;
-pub use local::{ExperimentFiles, LaunchContext};
+pub use local::LaunchContext;
 pub use runner::{RunnerSettings, run};
 pub use shim::ShimArgs;

@@ -22,9 +22,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::journal::journal_header;
-use super::local::ExperimentFiles;
 use super::shim::Identity;
+use crate::output::ExperimentFiles;
+use crate::output::journal::journal_header;
 
 /// Spares kept ready: enough for a burst of starts between two idle moments.
 const SPARES: usize = 8;

@@ -44,12 +44,13 @@ use tokio::sync::mpsc;
 
 use super::cgroup::{self, ExperimentCgroup};
 use super::gpu_use::gpu_memory_by_experiment;
-use super::journal::{ExitStatus, never_started, read_exit};
-use super::local::{ExperimentFiles, LaunchContext, Launched, go, launch, prepare_experiments_dir};
+use super::local::{LaunchContext, Launched, go, launch, prepare_experiments_dir};
 use super::pool::{self, EXITED, ExitWatch, IdleShim, RUNNING, UNKNOWN};
 use super::shim::{END_REPORT_LEN, Identity, parse_end_report};
 use crate::lab::{Lab, LiveUse, RunnerCommand, StateChange};
 use crate::model::{Experiment, Outcome, ResourceUse, State, Stop};
+use crate::output::ExperimentFiles;
+use crate::output::journal::{ExitStatus, never_started, read_exit};
 use crate::sched::{Decision, Room};
 
 /// How often running experiments are checked.

@@ -7,7 +7,7 @@
 //! directory (as that user, so its permissions apply), runs the command with
 //! the clean environment it was given (see [`super::local`]), notes every
 //! [`journal::CHECKPOINT_EVERY`] how far each log has grown and finally the
-//! command's exit status (see [`super::journal`]). One thread: it waits on a
+//! command's exit status (see [`crate::output::journal`]). One thread: it waits on a
 //! pidfd of the command between checkpoints.
 //!
 //! The command starts with no signal blocked or ignored and every signal at
@@ -32,7 +32,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{self, ExitStatus, JournalWriter, Stream};
+use crate::output::Stream;
+use crate::output::journal::{self, ExitStatus, JournalWriter};
 
 /// What the shim runs, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

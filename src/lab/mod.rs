@@ -6,6 +6,7 @@
 
 mod bootstrap;
 mod experiments;
+mod output;
 mod sessions;
 mod usage;
 mod users;

@@ -5,9 +5,9 @@ use terminput::{Event, KeyCode, KeyEvent, KeyModifiers};
 use super::form::{FormAction, SubmitForm};
 use super::input::{key_name, key_press};
 use super::logpane::LogPaneState;
-use crate::exec::journal::Stream;
 use crate::model::Role;
 use crate::monitor::Window;
+use crate::output::Stream;
 
 /// A top-level screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,6 @@
 //! and keeps the last [`MAX_LINES`] cleaned lines; the view keeps where the
 //! reader is ([`LogPaneState`]); drawing is a pure function of both.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ratatui::layout::Rect;
@@ -15,15 +13,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::view::{ACCENT, Canvas};
-use crate::exec::journal::Stream;
-use crate::exec::logs::LogCleaner;
+use crate::output::{LogReader, Stream};
 
 /// Lines kept for scrollback; older ones are dropped (the file keeps them).
 pub const MAX_LINES: usize = 20_000;
 /// Bytes read per frame at most (a fast writer is caught up over frames).
 const READ_PER_FRAME: usize = 1024 * 1024;
 /// Where reading starts in a large log (its end; older output is on disk).
-const INITIAL_TAIL: u64 = 4 * 1024 * 1024;
+pub const INITIAL_TAIL: u64 = 4 * 1024 * 1024;
 
 /// Cleaned lines of a log; `first` is the number of the first kept line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,74 +51,39 @@ impl LogLines {
 pub struct LogFollower {
     /// Which experiment and stream.
     pub key: (u64, Stream),
-    path: PathBuf,
-    offset: u64,
-    cleaner: LogCleaner,
+    reader: LogReader,
     lines: Arc<LogLines>,
 }
 
 impl LogFollower {
-    /// Starts following `path` (from its last few MiB).
-    pub fn new(id: u64, stream: Stream, path: PathBuf) -> LogFollower {
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let offset = len.saturating_sub(INITIAL_TAIL);
+    /// Follows experiment `id`'s log with `reader`, opened at its last
+    /// [`INITIAL_TAIL`] bytes.
+    pub fn new(id: u64, reader: LogReader) -> LogFollower {
         let mut lines = LogLines::default();
-        if offset > 0 {
+        let earlier = reader.offset();
+        if earlier > 0 {
             lines.lines.push(format!(
-                "[labbench: {offset} earlier bytes are in `logs {id}`]"
+                "[labbench: {earlier} earlier bytes are in `logs {id}`]"
             ));
         }
-        let mut follower = LogFollower {
-            key: (id, stream),
-            path,
-            offset,
-            cleaner: LogCleaner::default(),
+        LogFollower {
+            key: (id, reader.stream()),
+            reader,
             lines: Arc::new(lines),
-        };
-        if offset > 0 {
-            follower.skip_to_line_start();
-        }
-        follower
-    }
-
-    fn skip_to_line_start(&mut self) {
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return;
-        };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut buffer = vec![0u8; 64 * 1024];
-        let n = file.read(&mut buffer).unwrap_or(0);
-        if let Some(i) = buffer[..n].iter().position(|b| *b == b'\n') {
-            self.offset += i as u64 + 1;
         }
     }
 
     /// Reads what was added since the last call; returns the lines so far.
     pub fn poll(&mut self) -> Arc<LogLines> {
-        if let Ok(mut file) = std::fs::File::open(&self.path) {
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            if len < self.offset {
-                self.offset = 0; // truncated
-            }
-            let want = (len - self.offset).min(READ_PER_FRAME as u64) as usize;
-            let mut buffer = vec![0u8; want];
-            if want > 0
-                && file.seek(SeekFrom::Start(self.offset)).is_ok()
-                && let Ok(n) = file.read(&mut buffer)
-            {
-                self.offset += n as u64;
-                let lines = Arc::make_mut(&mut self.lines);
-                self.cleaner.feed_lines(&buffer[..n], |line, _| {
-                    lines.lines.push(line);
-                });
-                if lines.lines.len() > MAX_LINES {
-                    let drop = lines.lines.len() - MAX_LINES;
-                    lines.lines.drain(..drop);
-                    lines.first += drop;
-                }
-            }
+        let lines = &mut self.lines;
+        self.reader.read(READ_PER_FRAME, |line| {
+            Arc::make_mut(lines).lines.push(line.text);
+        });
+        let lines = Arc::make_mut(&mut self.lines);
+        if lines.lines.len() > MAX_LINES {
+            let drop = lines.lines.len() - MAX_LINES;
+            lines.lines.drain(..drop);
+            lines.first += drop;
         }
         Arc::clone(&self.lines)
     }
@@ -394,9 +356,12 @@ mod tests {
     #[test]
     fn the_follower_reads_only_new_complete_lines_and_caps_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("stdout.log");
+        let files = crate::output::ExperimentFiles::new_in(dir.path());
+        let path = files.log(Stream::Stdout);
         std::fs::write(&path, "a\nb\x1b[31mred\npartial").expect("write");
-        let mut f = LogFollower::new(1, Stream::Stdout, path.clone());
+        let from = crate::output::ReadFrom::Tail(INITIAL_TAIL);
+        let reader = LogReader::open(&files, Stream::Stdout, from, false);
+        let mut f = LogFollower::new(1, reader);
         assert_eq!(f.poll().lines, ["a", "bred"]);
         let mut more = String::from(" line\n");
         for i in 0..MAX_LINES {

@@ -12,11 +12,11 @@ use tokio::sync::{mpsc, watch};
 use super::app::{Flow, QueuePane, Tab, ViewState};
 use super::backend::ScreenWriter;
 use super::input::{InputParser, key_press};
-use super::logpane::LogFollower;
+use super::logpane::{INITIAL_TAIL, LogFollower};
 use super::requests::carry_out;
 use super::view::{Snapshot, render};
-use crate::exec::ExperimentFiles;
 use crate::lab::{Lab, ListFilter, ListFrom, ListOrder, Principal};
+use crate::output::ReadFrom;
 
 /// Enter the alternate screen, hide the cursor, have pastes marked as
 /// such (bracketed paste), clear.
@@ -105,11 +105,14 @@ pub async fn run_tui_session<S: FrameSink>(
         if let Some(QueuePane::Log(log)) = &view.queue.pane {
             let key = (log.id, log.stream);
             if follower.as_ref().map(|f| f.key) != Some(key) {
-                follower = Some(LogFollower::new(
-                    log.id,
-                    log.stream,
-                    ExperimentFiles::new(lab.data_dir(), log.id).log(log.stream),
-                ));
+                let from = ReadFrom::Tail(INITIAL_TAIL);
+                follower = match lab.open_output(&principal, log.id, log.stream, from, false) {
+                    Ok(reader) => Some(LogFollower::new(log.id, reader)),
+                    Err(e) => {
+                        view.notice = Some(e.to_string());
+                        None
+                    }
+                };
             }
         } else {
             follower = None;

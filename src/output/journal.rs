@@ -28,6 +28,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::files::Stream;
+
 /// The journal's first line before its boot: version 2 has the `run` line.
 const HEADER_START: &str = "# labbench run journal 2";
 
@@ -46,29 +48,11 @@ pub fn journal_header() -> &'static str {
 /// How often the shim looks at the size of the logs.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// One of an experiment's two logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl Stream {
-    /// Its name for people and JSON: `stdout`, `stderr`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-
-    fn tag(self) -> &'static str {
-        match self {
-            Stream::Stdout => "o",
-            Stream::Stderr => "e",
-        }
+/// The letter a stream's checkpoints start with.
+fn tag(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "o",
+        Stream::Stderr => "e",
     }
 }
 
@@ -131,7 +115,7 @@ impl JournalWriter {
                 continue;
             };
             if *last != Some(size) {
-                lines.push_str(&format!("{} {size} {at_ms}\n", stream.tag()));
+                lines.push_str(&format!("{} {size} {at_ms}\n", tag(*stream)));
                 *last = Some(size);
             }
         }
@@ -225,7 +209,7 @@ impl Timeline {
         let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         for line in String::from_utf8_lossy(&bytes[..whole]).lines() {
             let mut fields = line.split(' ');
-            if fields.next() != Some(self.stream.tag()) {
+            if fields.next() != Some(tag(self.stream)) {
                 continue;
             }
             let (Some(Ok(size)), Some(Ok(at))) = (
