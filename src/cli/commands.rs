@@ -8,9 +8,9 @@ use super::output::{CommandOutput, exit, table};
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
 use crate::lab::{KeyOffer, Lab, ListFilter, Principal, UnixMapping};
+use crate::model::KeyRecord;
 use crate::model::{Role, User};
 use crate::monitor::Window;
-use crate::store::KeyRecord;
 
 /// Everything a lab user can ask for by command.
 #[derive(Debug, Clone, PartialEq, Subcommand)]

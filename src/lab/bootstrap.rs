@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{Lab, LabError, LabResult, now};
+use crate::model::{AuditEvent, KeyRecord};
 use crate::model::{PublicKeyInfo, Role, User, validate_user_name};
-use crate::store::{AuditEvent, KeyRecord};
 
 /// Where a bootstrap key came from, for the start-up report.
 #[derive(Debug, Clone, PartialEq, Eq)]

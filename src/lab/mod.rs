@@ -13,9 +13,10 @@ mod users;
 
 use std::sync::Arc;
 
+use crate::model::AuditEvent;
 use crate::model::{KeyError, NameError, Role};
 use crate::monitor::MonitorHandle;
-use crate::store::{AuditEvent, Store, StoreError};
+use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{Lab, LabError, LabResult, Principal, now, require_admin, require_self_or_admin};
+use crate::model::KeyRecord;
 use crate::model::{PROOF_NAMESPACE, PublicKeyInfo, Role, User, validate_user_name};
-use crate::store::KeyRecord;
 
 /// The Unix account an admin maps a lab user to, and what they allow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

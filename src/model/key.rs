@@ -111,6 +111,19 @@ pub fn fingerprint(key: &ssh_key::PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// A registered SSH key and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Owning lab user.
+    pub user: String,
+    /// The key itself.
+    pub key: PublicKeyInfo,
+    /// Seconds since the epoch when it was registered.
+    pub added_at: i64,
+    /// Who registered it.
+    pub added_by: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

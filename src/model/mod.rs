@@ -1,18 +1,24 @@
 //! Domain types: plain data with serde, no storage or I/O.
 //!
 //! Owns what a lab user, a role and a registered key are, and the rules for
-//! valid names and keys. Must not touch the store, the network or the screen.
+//! valid names and keys; every type the store keeps is defined here. Must not touch the store, the network or the screen.
 
+mod audit;
 mod experiment;
 mod gpu;
 mod key;
+mod quota;
+mod usage;
 mod user;
 
+pub use audit::AuditEvent;
 pub use experiment::{
     CommandLine, EXPERIMENT_COLUMNS, Experiment, ExperimentSpec, MAX_DURATION_SECS, Outcome,
     ResourceUse, Resources, State, Stop, Transition, end_status, is_reserved_env, parse_duration,
     parse_size, signal_name,
 };
 pub use gpu::{HostGpu, cuda_visible};
-pub use key::{KeyError, PROOF_NAMESPACE, PublicKeyInfo};
+pub use key::{KeyError, KeyRecord, PROOF_NAMESPACE, PublicKeyInfo};
+pub use quota::Quota;
+pub use usage::{Bucket, ClosedBucket, METRICS, Metric, Usage};
 pub use user::{NameError, Role, User, validate_user_name};

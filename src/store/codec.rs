@@ -60,7 +60,7 @@ const BUCKET_LEN: usize = 1 + 4 + 8 * 4;
 /// Encodes a usage bucket as `version u8, count u32 BE, max f32 ×4, sum f32 ×4`.
 /// Single precision (7 significant digits) is plenty for statistics and
 /// halves the bulk of the database.
-pub(super) fn encode_bucket(bucket: &crate::monitor::Bucket) -> Vec<u8> {
+pub(super) fn encode_bucket(bucket: &crate::model::Bucket) -> Vec<u8> {
     let mut out = Vec::with_capacity(BUCKET_LEN);
     out.push(BUCKET_VERSION);
     out.extend_from_slice(&bucket.count.to_be_bytes());
@@ -71,7 +71,7 @@ pub(super) fn encode_bucket(bucket: &crate::monitor::Bucket) -> Vec<u8> {
 }
 
 /// Decodes [`encode_bucket`]'s format.
-pub(super) fn decode_bucket(bytes: &[u8]) -> StoreResult<crate::monitor::Bucket> {
+pub(super) fn decode_bucket(bytes: &[u8]) -> StoreResult<crate::model::Bucket> {
     let corrupt = |reason: &str| StoreError::Corrupt {
         tree: "usage",
         reason: reason.to_string(),
@@ -88,7 +88,7 @@ pub(super) fn decode_bucket(bytes: &[u8]) -> StoreResult<crate::monitor::Bucket>
             bytes[at..at + 4].try_into().unwrap_or([0; 4]),
         ))
     };
-    Ok(crate::monitor::Bucket {
+    Ok(crate::model::Bucket {
         count: u32::from_be_bytes(bytes[1..5].try_into().unwrap_or([0; 4])),
         max: [f(0), f(1), f(2), f(3)],
         sum: [f(4), f(5), f(6), f(7)],
