@@ -17,7 +17,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod describe;
 pub mod exec;
+pub mod exit;
 pub mod lab;
 pub mod model;
 pub mod monitor;

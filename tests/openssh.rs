@@ -303,7 +303,7 @@ fn tui_form_submits_like_the_command_and_the_log_pane_searches() {
     keys(&["Tab", "Tab", "Tab"]);
     keys(&["-l", "8Q"]);
     keys(&["Enter"]);
-    let refused = tmux.wait_for("invalid value '8Q'");
+    let refused = tmux.wait_for("Memory: \"8Q\": expected a size");
     assert!(
         refused.contains("New experiment"),
         "form stays open:\n{refused}"

@@ -114,8 +114,9 @@ async fn memory_limit_kills_with_a_reason_and_pids_limit_stops_a_fork_bomb() {
     let out = exec(&admin, &format!("logs {bomb} --stderr"), None).await;
     assert!(out.stdout.to_lowercase().contains("fork"), "{out:?}");
     // Its cgroup empties: it is removed, or kept empty for the next experiment.
+    // Up to 10 s: forty processes die and are reaped slower on a busy host.
     let mut emptied = false;
-    for _ in 0..40 {
+    for _ in 0..100 {
         emptied = match std::fs::read_to_string(bomb_cgroup.join("cgroup.procs")) {
             Ok(procs) => procs.trim().is_empty(),
             Err(_) => !bomb_cgroup.exists(),

@@ -1248,6 +1248,23 @@ fn larger_than_quota(quota: &Quota, r: &Resources) -> Option<String> {
     None
 }
 
+/// A `KEY=VALUE` pair (`--param`, `--env`), the key not empty.
+pub fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
+}
+
+/// An `--env` pair whose name labbench does not reserve.
+pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    let (name, value) = parse_pair(s)?;
+    if crate::model::is_reserved_env(&name) {
+        return Err(reserved_env_message(&name));
+    }
+    Ok((name, value))
+}
+
 /// Why `--env NAME=…` is refused for a reserved `name`.
 pub fn reserved_env_message(name: &str) -> String {
     format!(

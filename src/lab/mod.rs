@@ -22,7 +22,8 @@ use tokio::sync::watch;
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use experiments::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, LiveUse,
-    MAX_LIST_LIMIT, QueueSettings, StateChange, SubmitRequest, reserved_env_message,
+    MAX_LIST_LIMIT, QueueSettings, StateChange, SubmitRequest, parse_env_pair, parse_pair,
+    reserved_env_message,
 };
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use usage::{UsageReport, sizing_hint};

@@ -128,7 +128,7 @@ impl Default for DashboardState {
 }
 
 /// What a key asks of the session (it needs data or the service).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DashboardRequest {
     /// Open the drill-down of the selected row.
     OpenSelected,
@@ -142,8 +142,8 @@ pub enum DashboardRequest {
     ConfirmCancel(u64),
     /// Submit a copy of the selected experiment.
     RerunSelectedExperiment,
-    /// Submit with these `submit` arguments (from the form).
-    Submit(Vec<String>),
+    /// Submit what the form filled in.
+    Submit(Box<crate::lab::SubmitRequest>),
     /// Ask for a new priority of the selected experiment.
     PrioritySelectedExperiment,
     /// Set an experiment's priority (from the prompt).
@@ -287,7 +287,7 @@ pub struct QueueState {
 }
 
 /// Everything about the session's screen that is not shared data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ViewState {
     /// The role the tabs are built for.
     pub role: Role,
@@ -459,9 +459,12 @@ impl ViewState {
             Some(QueuePane::Submit(form)) => {
                 match form.handle_key(key) {
                     FormAction::Edit => {}
-                    FormAction::Submit => {
-                        self.request = Some(DashboardRequest::Submit(form.to_args()));
-                    }
+                    FormAction::Submit => match form.to_request() {
+                        Ok(request) => {
+                            self.request = Some(DashboardRequest::Submit(Box::new(request)));
+                        }
+                        Err(why) => form.error = Some(why),
+                    },
                     FormAction::Close => q.pane = None,
                 }
                 return true;
@@ -624,6 +627,8 @@ fn step_sort(current: SortColumn, step: isize) -> SortColumn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::SubmitRequest;
+    use crate::model::CommandLine;
 
     fn press(state: &mut ViewState, code: KeyCode) -> Flow {
         state.handle_key(KeyEvent::new(code))
@@ -667,11 +672,14 @@ mod tests {
         press(&mut s, KeyCode::Tab);
         assert_eq!(s.handle_event(&paste("first\nrun")), Flow::Continue);
         press(&mut s, KeyCode::Enter);
-        let args = vec![
-            "--name=first run".to_string(),
-            "--sh=cd run    && python train.py; echo done".to_string(),
-        ];
-        assert_eq!(s.request, Some(DashboardRequest::Submit(args)));
+        let form = SubmitRequest {
+            name: Some("first run".into()),
+            command: Some(CommandLine::Shell(
+                "cd run    && python train.py; echo done".into(),
+            )),
+            ..SubmitRequest::default()
+        };
+        assert_eq!(s.request, Some(DashboardRequest::Submit(Box::new(form))));
         // As a terminal pastes them: line breaks as CR.
         let mut t = ViewState::new(Role::Member);
         press(&mut t, KeyCode::Char('2'));
@@ -680,8 +688,13 @@ mod tests {
         assert_eq!(t.handle_event(&paste(typed)), Flow::Continue);
         assert_eq!(t.request, None);
         press(&mut t, KeyCode::Enter);
-        let args = vec!["--sh=cd run    && python train.py; echo done".to_string()];
-        assert_eq!(t.request, Some(DashboardRequest::Submit(args)));
+        let form = SubmitRequest {
+            command: Some(CommandLine::Shell(
+                "cd run    && python train.py; echo done".into(),
+            )),
+            ..SubmitRequest::default()
+        };
+        assert_eq!(t.request, Some(DashboardRequest::Submit(Box::new(form))));
     }
 
     #[test]
@@ -766,7 +779,10 @@ mod tests {
         press(&mut s, KeyCode::Enter);
         assert_eq!(
             s.request,
-            Some(DashboardRequest::Submit(vec!["--sh=sleep 9; q".into()]))
+            Some(DashboardRequest::Submit(Box::new(SubmitRequest {
+                command: Some(CommandLine::Shell("sleep 9; q".into())),
+                ..SubmitRequest::default()
+            })))
         );
         press(&mut s, KeyCode::Esc);
         assert_eq!(s.queue.pane, None);

@@ -1,6 +1,8 @@
-//! The Queue tab's submit form (`n`): the `submit` command's fields, turned
-//! into the same arguments and checked by the same parser and service, so
-//! the form and `ssh lab@host submit …` accept and refuse exactly the same.
+//! The Queue tab's submit form (`n`): the `submit` command's fields, read
+//! with the parsers of its flags into the same request for the service, so
+//! the form and `ssh lab@host submit …` accept and refuse the same values.
+
+use std::path::PathBuf;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -9,6 +11,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use terminput::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::view::{ACCENT, Canvas, DIM};
+use crate::lab::{SubmitRequest, parse_env_pair};
+use crate::model::{CommandLine, parse_duration, parse_size};
 use crate::units::printable;
 
 /// Longest value of one field, in characters (longer input is refused, not cut).
@@ -162,36 +166,56 @@ impl SubmitForm {
         }
     }
 
-    /// The `submit` arguments the form stands for (after the word `submit`).
-    pub fn to_args(&self) -> Vec<String> {
+    /// The submission the form stands for, its values read as `submit`
+    /// reads its flags' (the same parsers); the first value it cannot read,
+    /// named by its field. What is left empty takes the queue's default.
+    pub fn to_request(&self) -> Result<SubmitRequest, String> {
         let v = |i: usize| self.values[i].trim();
-        let mut args = Vec::new();
-        let mut flag = |name: &str, value: &str| {
-            // `--flag=value`, so a value starting with '-' stays a value.
-            if !value.is_empty() {
-                args.push(format!("--{name}={value}"));
-            }
+        let optional = |i: usize| Some(v(i)).filter(|value| !value.is_empty());
+        let field = |i: usize, why: String| format!("{}: {why}", FIELDS[i].label);
+        let number = |i: usize, value: &str| field(i, format!("{value:?} is not a number"));
+        let mut request = SubmitRequest {
+            // Always given, so an empty command is refused as on the command line.
+            command: Some(CommandLine::Shell(v(0).to_string())),
+            name: optional(1).map(str::to_string),
+            project: optional(2).map(str::to_string),
+            workdir: optional(8).map(PathBuf::from),
+            ..SubmitRequest::default()
         };
-        flag("name", v(1));
-        flag("project", v(2));
-        flag("cpus", v(3));
-        flag("mem", v(4));
-        flag("gpus", v(5));
-        flag("time", v(6));
-        flag("priority", v(7));
-        flag("workdir", v(8));
+        if let Some(cpus) = optional(3) {
+            request.cpus = Some(cpus.parse().map_err(|_| number(3, cpus))?);
+        }
+        if let Some(memory) = optional(4) {
+            request.memory_bytes = Some(parse_size(memory).map_err(|why| field(4, why))?);
+        }
+        if let Some(gpus) = optional(5) {
+            request.gpus = Some(gpus.parse().map_err(|_| number(5, gpus))?);
+        }
+        if let Some(time) = optional(6) {
+            request.time_limit_secs = Some(parse_duration(time).map_err(|why| field(6, why))?);
+        }
+        if let Some(priority) = optional(7) {
+            request.priority = priority.parse().map_err(|_| number(7, priority))?;
+        }
         for pair in v(9).split_whitespace() {
-            flag("env", pair);
+            request
+                .env
+                .push(parse_env_pair(pair).map_err(|why| field(9, why))?);
         }
-        for tag in v(10).split(',').map(str::trim) {
-            flag("tag", tag);
+        request.tags = v(10)
+            .split(',')
+            .map(str::trim)
+            .filter(|tag| !tag.is_empty())
+            .map(str::to_string)
+            .collect();
+        for id in v(11)
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+        {
+            request.after.push(id.parse().map_err(|_| number(11, id))?);
         }
-        for id in v(11).split([',', ' ']).map(str::trim) {
-            flag("after", id);
-        }
-        // Always given, so an empty command is refused as on the command line.
-        args.push(format!("--sh={}", v(0)));
-        args
+        Ok(request)
     }
 }
 
@@ -282,19 +306,46 @@ mod tests {
         type_text(&mut form, "x, y");
         form.focus = 11;
         type_text(&mut form, "3,4");
+        form.values[3] = "2.5".into();
+        form.values[6] = "1h30m".into();
+        form.values[7] = "-3".into();
+        let expected = SubmitRequest {
+            command: Some(CommandLine::Shell("python train.py --lr 0.1".into())),
+            name: Some("-sweep".into()),
+            cpus: Some(2.5),
+            time_limit_secs: Some(5400),
+            priority: -3,
+            env: vec![("A".into(), "1".into()), ("B".into(), "2".into())],
+            tags: vec!["x".into(), "y".into()],
+            after: vec![3, 4],
+            ..SubmitRequest::default()
+        };
+        // The memory field reads "8Q": refused, named by its field.
+        let why = form.to_request().err();
         assert_eq!(
-            form.to_args(),
-            [
-                "--name=-sweep",
-                "--mem=8Q",
-                "--env=A=1",
-                "--env=B=2",
-                "--tag=x",
-                "--tag=y",
-                "--after=3",
-                "--after=4",
-                "--sh=python train.py --lr 0.1",
-            ]
+            why.as_deref(),
+            Some("Memory: \"8Q\": expected a size like 512M or 8G")
+        );
+        form.values[4] = "8G".into();
+        let request = form.to_request().expect("a request");
+        assert_eq!(
+            request,
+            SubmitRequest {
+                memory_bytes: Some(8 << 30),
+                ..expected
+            }
+        );
+        form.values[5] = "two".into();
+        assert_eq!(
+            form.to_request().err().as_deref(),
+            Some("GPUs: \"two\" is not a number")
+        );
+        form.values[5] = String::new();
+        form.values[9] = "LABBENCH_EXPERIMENT_ID=1".into();
+        let reserved = form.to_request().err().unwrap_or_default();
+        assert!(
+            reserved.starts_with("Env: --env LABBENCH_EXPERIMENT_ID"),
+            "{reserved}"
         );
     }
 

@@ -69,8 +69,8 @@ pub fn carry_out(
                         Err(e) => view.notice = Some(e.to_string()),
                     },
                 },
-                (DashboardRequest::Submit(args), _) => {
-                    let outcome = submit_from_form(lab, principal, args);
+                (DashboardRequest::Submit(request), _) => {
+                    let outcome = lab.submit(principal, *request).map_err(|e| e.to_string());
                     match (&mut view.queue.pane, outcome) {
                         (_, Ok(id)) => {
                             view.queue.pane = None;
@@ -128,32 +128,6 @@ pub fn carry_out(
             }
         }
     }
-}
-
-fn submit_from_form(lab: &Lab, principal: &Principal, args: Vec<String>) -> Result<u64, String> {
-    let argv = std::iter::once("submit".to_string()).chain(args).collect();
-    let command = crate::cli::parse_exec_argv(argv).map_err(|out| first_line(&out))?;
-    let crate::cli::LabCommand::Submit(mut submit) = command else {
-        return Err("the form did not make a submit command".into());
-    };
-    submit.json = true;
-    let out = crate::cli::queue::submit(lab, principal, *submit);
-    if out.status != crate::cli::exit::OK {
-        return Err(first_line(&out));
-    }
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["id"].as_u64())
-        .ok_or_else(|| "submitted, but the reply had no id".into())
-}
-
-fn first_line(out: &crate::cli::output::CommandOutput) -> String {
-    let text = String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("refused")
-        .trim_start_matches("error: ")
-        .to_string()
 }
 
 /// The interface's side of the authorization matrix (tests/authz.rs has the
@@ -242,7 +216,11 @@ mod tests {
             )
             .expect("submit")
         };
-        let form = ["--workdir", "/tmp", "true"].map(String::from).to_vec();
+        let form = SubmitRequest {
+            command: Some(CommandLine::Shell("true".into())),
+            workdir: Some(PathBuf::from("/tmp")),
+            ..SubmitRequest::default()
+        };
         let mut failures = Vec::new();
         for (n, p) in people.iter().enumerate() {
             // Fresh targets, each request acting on the selected one.
@@ -257,7 +235,7 @@ mod tests {
                 DashboardRequest::NextProject,
                 DashboardRequest::SetPriority(target, "5".into()),
                 DashboardRequest::RerunSelectedExperiment,
-                DashboardRequest::Submit(form.clone()),
+                DashboardRequest::Submit(Box::new(form.clone())),
                 DashboardRequest::ConfirmCancel(target),
             ];
             for request in requests {

@@ -90,7 +90,7 @@ pub async fn run_tui_session<S: FrameSink>(
                     let mut farewell = LEAVE.to_vec();
                     farewell.extend_from_slice(format!("labbench: {e}\r\n").as_bytes());
                     let _ = sink.write(farewell).await;
-                    return crate::cli::exit::PERMISSION_DENIED;
+                    return crate::exit::PERMISSION_DENIED;
                 }
             }
         }
@@ -174,12 +174,16 @@ pub async fn run_tui_session<S: FrameSink>(
             carry_out(&lab, &principal, &mut view, &snapshot, request);
         }
         snapshot.queue_pane_text = match &view.queue.pane {
-            Some(QueuePane::Details(id)) => Some(
-                String::from_utf8_lossy(
-                    &crate::cli::queue::show(&lab, &principal, *id, false).stdout,
-                )
-                .into_owned(),
-            ),
+            Some(QueuePane::Details(id)) => Some(match lab.experiment(&principal, *id) {
+                Ok(e) => {
+                    let private_project =
+                        e.spec.project.as_deref().is_some_and(|project| {
+                            lab.project_is_private(project).unwrap_or(false)
+                        });
+                    crate::describe::experiment_details(&e, private_project)
+                }
+                Err(e) => e.to_string(),
+            }),
             _ => None,
         };
         if let Some(QueuePane::Log(log)) = &mut view.queue.pane {

@@ -542,7 +542,7 @@ fn submit_form_and_priority_prompt() {
     form.values[0] = "python train.py --lr 0.1".into();
     form.values[4] = "8Q".into();
     form.focus = 4;
-    form.error = Some("invalid value '8Q' for '--mem <MEM>': \"8Q\": unknown size unit".into());
+    form.error = form.to_request().err();
     v.queue.pane = Some(super::app::QueuePane::Submit(form));
     insta::assert_snapshot!("queue_submit_form_100x30", draw(&v, &snap, 100, 30));
     v.queue.pane = Some(super::app::QueuePane::Priority(13, "-5".into()));
