@@ -12,7 +12,7 @@
 //! v1 a supervisor kept idle in its slot runs it instead ([`pool`]). The
 //! supervisor waits until the daemon has moved it into the cgroup and durably
 //! recorded the start, then becomes the owner's Unix user and runs the
-//! command, noting in the experiment's [`journal`] how far each log has grown
+//! command, noting in the experiment's [`journal`](crate::output::journal) how far each log has grown
 //! and, at the end, the exit status. No process sits between the experiment
 //! and its log files.
 //!

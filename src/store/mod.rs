@@ -4,9 +4,9 @@
 //! schema version) and durability (flush before acknowledging). Knows nothing
 //! of roles or permissions: the service layer decides who may call what.
 //!
-//! One file per kind of record: [`accounts`] (users, keys, quotas),
-//! [`experiments`] (records, the index of unfinished ones, projects),
-//! [`usage`] (closed buckets) and [`audit`]. The types it keeps are the
+//! One file per kind of record: `accounts` (users, keys, quotas),
+//! `experiments` (records, the index of unfinished ones, projects),
+//! `usage` (closed buckets) and `audit`. The types it keeps are the
 //! model's; it imports nothing else of labbench.
 
 mod accounts;

@@ -2,12 +2,11 @@
 
 use terminput::{Event, KeyCode, KeyEvent, KeyModifiers};
 
-use super::form::{FormAction, SubmitForm};
+use super::component::Handled;
+use super::dashboard::{self, DashboardState};
 use super::input::{key_name, key_press};
-use super::logpane::LogPaneState;
+use super::queue::{self, PASTE_IGNORED, QueueState};
 use crate::model::Role;
-use crate::monitor::Window;
-use crate::output::Stream;
 
 /// A top-level screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,239 +50,13 @@ pub enum Flow {
     Quit,
 }
 
-/// Which pair of metrics the Dashboard's user table shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricPair {
-    /// CPU cores and memory.
-    CpuMemory,
-    /// GPUs and GPU memory.
-    Gpu,
-}
-
-/// A column of the Dashboard's user table, for sorting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortColumn {
-    /// User name.
-    User,
-    /// Process count.
-    Processes,
-    /// First metric of the pair, now or peak over a window (`None`: now).
-    First(Option<Window>),
-    /// Second metric of the pair, now or peak over a window.
-    Second(Option<Window>),
-}
-
-impl SortColumn {
-    /// Every column in display order.
-    pub const ALL: [SortColumn; 10] = [
-        SortColumn::User,
-        SortColumn::Processes,
-        SortColumn::First(None),
-        SortColumn::First(Some(Window::Hour)),
-        SortColumn::First(Some(Window::Day)),
-        SortColumn::First(Some(Window::Week)),
-        SortColumn::Second(None),
-        SortColumn::Second(Some(Window::Hour)),
-        SortColumn::Second(Some(Window::Day)),
-        SortColumn::Second(Some(Window::Week)),
-    ];
-}
-
-/// A user's detail view on the Dashboard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrillDown {
-    /// Unix uid of the user shown (their account may be renamed meanwhile).
-    pub uid: u32,
-    /// Their account's name when the drill-down opened.
-    pub unix_user: String,
-    /// Chart window (1h, 24h or 7d).
-    pub window: Window,
-}
-
-/// View state of the Dashboard tab.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DashboardState {
-    /// Metrics shown in the table.
-    pub metrics: MetricPair,
-    /// Sort column.
-    pub sort: SortColumn,
-    /// Largest first (true) or smallest first.
-    pub descending: bool,
-    /// Selected row (index into the sorted rows).
-    pub selected: usize,
-    /// The open drill-down, if any.
-    pub drill: Option<DrillDown>,
-}
-
-impl Default for DashboardState {
-    fn default() -> Self {
-        DashboardState {
-            metrics: MetricPair::CpuMemory,
-            sort: SortColumn::First(None),
-            descending: true,
-            selected: 0,
-            drill: None,
-        }
-    }
-}
-
-/// What a key asks of the session (it needs data or the service).
+/// What a key asks of the session (it needs shared data or the service).
 #[derive(Debug, Clone, PartialEq)]
-pub enum DashboardRequest {
-    /// Open the drill-down of the selected row.
-    OpenSelected,
-    /// Open the details of the selected experiment.
-    ShowSelectedExperiment,
-    /// Open the live log of the selected experiment.
-    LogSelectedExperiment,
-    /// Ask to cancel the selected experiment (a confirmation follows).
-    CancelSelectedExperiment,
-    /// Cancel this experiment (confirmed).
-    ConfirmCancel(u64),
-    /// Submit a copy of the selected experiment.
-    RerunSelectedExperiment,
-    /// Submit what the form filled in.
-    Submit(Box<crate::lab::SubmitRequest>),
-    /// Ask for a new priority of the selected experiment.
-    PrioritySelectedExperiment,
-    /// Set an experiment's priority (from the prompt).
-    SetPriority(u64, String),
-    /// Find the log search text in older (true) or newer lines.
-    FindInLog {
-        /// Search backwards.
-        older: bool,
-    },
-    /// Filter the Queue by the next project among its experiments.
-    NextProject,
-}
-
-/// Which states the Queue tab shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StateFilter {
-    /// Queued and running.
-    #[default]
-    All,
-    /// Waiting to start.
-    Queued,
-    /// Starting or running.
-    Running,
-}
-
-impl StateFilter {
-    /// Whether an experiment in `state` passes.
-    pub fn admits(self, state: &crate::model::State) -> bool {
-        use crate::model::State;
-        match self {
-            StateFilter::All => true,
-            StateFilter::Queued => matches!(state, State::Queued),
-            StateFilter::Running => matches!(state, State::Starting { .. } | State::Running { .. }),
-        }
-    }
-
-    /// Its name in the title.
-    pub fn label(self) -> &'static str {
-        match self {
-            StateFilter::All => "queued+running",
-            StateFilter::Queued => "queued",
-            StateFilter::Running => "running",
-        }
-    }
-
-    fn next(self) -> StateFilter {
-        match self {
-            StateFilter::All => StateFilter::Queued,
-            StateFilter::Queued => StateFilter::Running,
-            StateFilter::Running => StateFilter::All,
-        }
-    }
-}
-
-/// A pane over the Queue table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueuePane {
-    /// The experiment's details and history.
-    Details(u64),
-    /// The experiment's output, followed live, with scrollback and search.
-    Log(LogPaneState),
-    /// "Cancel experiment N? y/n".
-    ConfirmCancel(u64),
-    /// The new-experiment form.
-    Submit(SubmitForm),
-    /// "Priority of experiment N:" with what is typed so far.
-    Priority(u64, String),
-}
-
-impl QueueState {
-    /// Re-finds the selection among the rows now shown (`ids`, in order,
-    /// the first at row `offset` of `total`): it stays on the same
-    /// experiment, moved by the keys pressed since.
-    pub fn follow_selection(&mut self, ids: &[u64], offset: usize, total: usize) {
-        if let Some((id, at)) = self.anchor
-            && let Some(now) = ids.iter().position(|x| *x == id)
-        {
-            let moved = self.selected as isize - at as isize;
-            self.selected = ((offset + now) as isize + moved).max(0) as usize;
-        }
-        self.selected = self.selected.min(total.saturating_sub(1));
-        self.anchor = self
-            .selected
-            .checked_sub(offset)
-            .and_then(|i| ids.get(i))
-            .map(|id| (*id, self.selected));
-    }
-
-    /// The first row to read so that the selected one is on a screen of
-    /// `page` rows, moving the window as little as possible.
-    pub fn window_start(&self, page: usize, total: usize) -> usize {
-        let page = page.max(1);
-        let selected = self.selected.min(total.saturating_sub(1));
-        let mut offset = self.offset.min(total.saturating_sub(1));
-        if selected < offset {
-            offset = selected;
-        } else if selected >= offset + page {
-            offset = selected + 1 - page;
-        }
-        offset
-    }
-
-    fn reset_selection(&mut self) {
-        self.selected = 0;
-        self.anchor = None;
-    }
-
-    /// Whether an open pane is taking typed text.
-    pub fn takes_text(&self) -> bool {
-        match &self.pane {
-            Some(QueuePane::Submit(_) | QueuePane::Priority(..)) => true,
-            Some(QueuePane::Log(log)) => log.typing.is_some(),
-            _ => false,
-        }
-    }
-}
-
-/// View state of the Queue tab.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QueueState {
-    /// Only the viewer's own experiments.
-    pub mine_only: bool,
-    /// Which states are shown.
-    pub states: StateFilter,
-    /// Only this project.
-    pub project: Option<String>,
-    /// Selected row.
-    pub selected: usize,
-    /// The experiment selected at the last frame and its row then, so the
-    /// selection stays on it when rows move (new submissions, starts).
-    pub anchor: Option<(u64, usize)>,
-    /// An open pane.
-    pub pane: Option<QueuePane>,
-    /// Newest first, instead of next to start first (running ones, then
-    /// queued ones in the order the scheduler takes them).
-    pub newest_first: bool,
-    /// The first row shown (rows are read a screenful at a time).
-    pub offset: usize,
-    /// Rows that fit on the screen (set by the session), for PgUp/PgDn.
-    pub page: usize,
+pub enum Request {
+    /// A Dashboard request.
+    Dashboard(dashboard::Request),
+    /// A Queue request.
+    Queue(queue::Request),
 }
 
 /// Everything about the session's screen that is not shared data.
@@ -302,7 +75,7 @@ pub struct ViewState {
     /// The Queue tab's own state.
     pub queue: QueueState,
     /// A request for the session to complete with shared data.
-    pub request: Option<DashboardRequest>,
+    pub request: Option<Request>,
 }
 
 impl ViewState {
@@ -346,34 +119,10 @@ impl ViewState {
     /// Pasted text goes into the open form, prompt or search; anywhere else
     /// it is ignored, never taken as keys.
     pub fn handle_paste(&mut self, text: &str) {
-        self.notice = None;
-        let pane = match self.tab {
-            Tab::Queue => self.queue.pane.as_mut(),
-            _ => None,
+        self.notice = match self.tab {
+            Tab::Queue => self.queue.handle_paste(text),
+            _ => Some(PASTE_IGNORED.into()),
         };
-        match pane {
-            Some(QueuePane::Submit(form)) => form.paste(text),
-            Some(QueuePane::Priority(_, typed)) => {
-                let number = text.trim();
-                if number.chars().all(|c| c.is_ascii_digit() || c == '-')
-                    && typed.len() + number.len() <= 11
-                {
-                    typed.push_str(number);
-                } else {
-                    self.notice = Some("type a whole number, then Enter".into());
-                }
-            }
-            Some(QueuePane::Log(log)) if log.typing.is_some() => {
-                if let Some(typed) = log.typing.as_mut() {
-                    let room = 200usize.saturating_sub(typed.chars().count());
-                    typed.extend(text.chars().filter(|c| !c.is_control()).take(room));
-                }
-            }
-            _ => {
-                self.notice =
-                    Some("pasted text ignored: paste into a form, a prompt or a search".into());
-            }
-        }
     }
 
     /// Applies one key press.
@@ -384,13 +133,12 @@ impl ViewState {
             KeyCode::Char('c') if ctrl => return Flow::Quit,
             // While text is typed (form, prompt, search), every key is text.
             _ if self.tab == Tab::Queue && self.queue.takes_text() => {
-                self.queue_key(key);
+                self.tab_key(key);
             }
             KeyCode::Char('q') if key.modifiers.is_empty() => return Flow::Quit,
             KeyCode::Char('?') => self.help_open = !self.help_open,
             KeyCode::Esc if self.help_open => self.help_open = false,
-            _ if self.tab == Tab::Dashboard && self.dashboard_key(key) => {}
-            _ if self.tab == Tab::Queue && self.queue_key(key) => {}
+            _ if self.tab_key(key) => {}
             KeyCode::Esc => {}
             KeyCode::Tab | KeyCode::Right => self.step_tab(1),
             KeyCode::Left => self.step_tab(-1),
@@ -402,195 +150,19 @@ impl ViewState {
         Flow::Continue
     }
 
-    /// Handles a Dashboard key; false when the key is not a Dashboard key.
-    fn dashboard_key(&mut self, key: KeyEvent) -> bool {
-        let d = &mut self.dashboard;
-        if let Some(drill) = d.drill.as_mut() {
-            match key.code {
-                KeyCode::Esc | KeyCode::Backspace => d.drill = None,
-                KeyCode::Char('w') => {
-                    drill.window = match drill.window {
-                        Window::Hour => Window::Day,
-                        Window::Day => Window::Week,
-                        _ => Window::Hour,
-                    }
-                }
-                _ => return false,
-            }
-            return true;
-        }
-        match key.code {
-            KeyCode::Down | KeyCode::Char('j') => d.selected = d.selected.saturating_add(1),
-            KeyCode::Up | KeyCode::Char('k') => d.selected = d.selected.saturating_sub(1),
-            KeyCode::PageDown => d.selected = d.selected.saturating_add(10),
-            KeyCode::PageUp => d.selected = d.selected.saturating_sub(10),
-            KeyCode::Home => d.selected = 0,
-            // Clamped to the last row when drawn.
-            KeyCode::End => d.selected = usize::MAX,
-            KeyCode::Enter => self.request = Some(DashboardRequest::OpenSelected),
-            KeyCode::Char('s') => d.sort = step_sort(d.sort, 1),
-            KeyCode::Char('S') => d.sort = step_sort(d.sort, -1),
-            KeyCode::Char('r') => d.descending = !d.descending,
-            KeyCode::Char('g') => {
-                d.metrics = match d.metrics {
-                    MetricPair::CpuMemory => MetricPair::Gpu,
-                    MetricPair::Gpu => MetricPair::CpuMemory,
-                }
-            }
-            _ => return false,
-        }
-        true
-    }
-
-    /// Handles a Queue key; false when the key is not a Queue key.
-    fn queue_key(&mut self, key: KeyEvent) -> bool {
-        let q = &mut self.queue;
-        match q.pane.as_mut() {
-            Some(QueuePane::ConfirmCancel(id)) => {
-                let id = *id;
-                if matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
-                    self.request = Some(DashboardRequest::ConfirmCancel(id));
-                } else {
-                    self.notice = Some(format!("experiment {id} not cancelled"));
-                }
-                q.pane = None;
-                return true;
-            }
-            Some(QueuePane::Submit(form)) => {
-                match form.handle_key(key) {
-                    FormAction::Edit => {}
-                    FormAction::Submit => match form.to_request() {
-                        Ok(request) => {
-                            self.request = Some(DashboardRequest::Submit(Box::new(request)));
-                        }
-                        Err(why) => form.error = Some(why),
-                    },
-                    FormAction::Close => q.pane = None,
-                }
-                return true;
-            }
-            Some(QueuePane::Priority(id, typed)) => {
-                match key.code {
-                    KeyCode::Esc => q.pane = None,
-                    KeyCode::Enter => {
-                        self.request = Some(DashboardRequest::SetPriority(*id, typed.clone()));
-                    }
-                    KeyCode::Backspace => {
-                        typed.pop();
-                    }
-                    KeyCode::Char(c) if (c.is_ascii_digit() || c == '-') && typed.len() < 11 => {
-                        typed.push(c)
-                    }
-                    _ => self.notice = Some("type a whole number, then Enter".into()),
-                }
-                return true;
-            }
-            Some(QueuePane::Log(log)) => {
-                if let Some(typed) = log.typing.as_mut() {
-                    match key.code {
-                        KeyCode::Esc => log.typing = None,
-                        KeyCode::Enter => {
-                            log.search = log.typing.take();
-                            log.matched = None;
-                            self.request = Some(DashboardRequest::FindInLog { older: true });
-                        }
-                        KeyCode::Backspace => {
-                            typed.pop();
-                        }
-                        KeyCode::Char(c) if !c.is_control() && typed.chars().count() < 200 => {
-                            typed.push(c)
-                        }
-                        _ => {}
-                    }
-                    return true;
-                }
-                let page = log.page.max(1) as isize;
-                match key.code {
-                    KeyCode::Esc | KeyCode::Backspace => q.pane = None,
-                    KeyCode::Up | KeyCode::Char('k') => log.scroll(-1),
-                    KeyCode::Down | KeyCode::Char('j') => log.scroll(1),
-                    KeyCode::PageUp => log.scroll(-page),
-                    KeyCode::PageDown | KeyCode::Char(' ') => log.scroll(page),
-                    KeyCode::Home | KeyCode::Char('g') => log.home(),
-                    KeyCode::End | KeyCode::Char('G') => {
-                        log.top = None;
-                        log.matched = None;
-                    }
-                    KeyCode::Char('/') => log.typing = Some(String::new()),
-                    KeyCode::Char('n') => {
-                        self.request = Some(DashboardRequest::FindInLog { older: true })
-                    }
-                    KeyCode::Char('N') => {
-                        self.request = Some(DashboardRequest::FindInLog { older: false })
-                    }
-                    KeyCode::Char('e') => {
-                        let id = log.id;
-                        let mut next = LogPaneState::new(id);
-                        next.stream = match log.stream {
-                            Stream::Stdout => Stream::Stderr,
-                            Stream::Stderr => Stream::Stdout,
-                        };
-                        *log = next;
-                    }
-                    _ => return false,
-                }
-                return true;
-            }
-            Some(QueuePane::Details(_)) => {
-                return match key.code {
-                    KeyCode::Esc | KeyCode::Backspace | KeyCode::Enter => {
-                        q.pane = None;
-                        true
-                    }
-                    _ => false,
-                };
-            }
-            None => {}
-        }
-        let page = q.page.max(1);
-        match key.code {
-            KeyCode::Down | KeyCode::Char('j') => q.selected = q.selected.saturating_add(1),
-            KeyCode::Up | KeyCode::Char('k') => q.selected = q.selected.saturating_sub(1),
-            KeyCode::PageDown => {
-                q.selected = q.selected.saturating_add(page);
-                q.anchor = None;
-            }
-            KeyCode::PageUp => {
-                q.selected = q.selected.saturating_sub(page);
-                q.anchor = None;
-            }
-            KeyCode::Home => q.reset_selection(),
-            // Clamped to the last experiment by the session.
-            KeyCode::End => {
-                q.selected = usize::MAX;
-                q.anchor = None;
-            }
-            KeyCode::Char('s') => {
-                q.newest_first = !q.newest_first;
-                q.reset_selection();
-            }
-            KeyCode::Char('m') => {
-                q.mine_only = !q.mine_only;
-                q.reset_selection();
-            }
-            KeyCode::Char('f') => {
-                q.states = q.states.next();
-                q.reset_selection();
-            }
-            KeyCode::Char('P') => self.request = Some(DashboardRequest::NextProject),
-            KeyCode::Char('n') if self.role == Role::Viewer => {
-                self.notice = Some("viewers cannot submit experiments".into());
-            }
-            KeyCode::Char('n') => q.pane = Some(QueuePane::Submit(SubmitForm::default())),
-            KeyCode::Enter => self.request = Some(DashboardRequest::ShowSelectedExperiment),
-            KeyCode::Char('l') => self.request = Some(DashboardRequest::LogSelectedExperiment),
-            KeyCode::Char('c') => self.request = Some(DashboardRequest::CancelSelectedExperiment),
-            KeyCode::Char('r') => self.request = Some(DashboardRequest::RerunSelectedExperiment),
-            KeyCode::Char('p') if self.role != Role::Admin => {
-                self.notice = Some("only admins change priorities".into());
-            }
-            KeyCode::Char('p') => self.request = Some(DashboardRequest::PrioritySelectedExperiment),
-            _ => return false,
+    /// Gives `key` to the open tab's component; false when it is not one
+    /// of its keys.
+    fn tab_key(&mut self, key: KeyEvent) -> bool {
+        let handled = match self.tab {
+            Tab::Dashboard => wrap(self.dashboard.handle_key(key), Request::Dashboard),
+            Tab::Queue => wrap(self.queue.handle_key(key, self.role), Request::Queue),
+            Tab::History | Tab::Admin => Handled::No,
+        };
+        match handled {
+            Handled::No => return false,
+            Handled::Yes => {}
+            Handled::Ask(request) => self.request = Some(request),
+            Handled::Notice(notice) => self.notice = Some(notice),
         }
         true
     }
@@ -618,10 +190,14 @@ impl ViewState {
     }
 }
 
-fn step_sort(current: SortColumn, step: isize) -> SortColumn {
-    let all = SortColumn::ALL;
-    let at = all.iter().position(|c| *c == current).unwrap_or(0) as isize;
-    all[(at + step).rem_euclid(all.len() as isize) as usize]
+/// A component's outcome with its request made the session's.
+fn wrap<R>(handled: Handled<R>, into: fn(R) -> Request) -> Handled<Request> {
+    match handled {
+        Handled::No => Handled::No,
+        Handled::Yes => Handled::Yes,
+        Handled::Ask(request) => Handled::Ask(into(request)),
+        Handled::Notice(notice) => Handled::Notice(notice),
+    }
 }
 
 #[cfg(test)]
@@ -629,6 +205,11 @@ mod tests {
     use super::*;
     use crate::lab::SubmitRequest;
     use crate::model::CommandLine;
+    use crate::monitor::Window;
+    use crate::output::Stream;
+    use dashboard::{DrillDown, MetricPair, SortColumn};
+    use queue::logpane::LogPaneState;
+    use queue::{QueuePane, StateFilter};
 
     fn press(state: &mut ViewState, code: KeyCode) -> Flow {
         state.handle_key(KeyEvent::new(code))
@@ -679,7 +260,10 @@ mod tests {
             )),
             ..SubmitRequest::default()
         };
-        assert_eq!(s.request, Some(DashboardRequest::Submit(Box::new(form))));
+        assert_eq!(
+            s.request,
+            Some(Request::Queue(queue::Request::Submit(Box::new(form))))
+        );
         // As a terminal pastes them: line breaks as CR.
         let mut t = ViewState::new(Role::Member);
         press(&mut t, KeyCode::Char('2'));
@@ -694,7 +278,10 @@ mod tests {
             )),
             ..SubmitRequest::default()
         };
-        assert_eq!(t.request, Some(DashboardRequest::Submit(Box::new(form))));
+        assert_eq!(
+            t.request,
+            Some(Request::Queue(queue::Request::Submit(Box::new(form))))
+        );
     }
 
     #[test]
@@ -724,7 +311,10 @@ mod tests {
         press(&mut s, KeyCode::Up);
         assert_eq!(s.dashboard.selected, 1);
         press(&mut s, KeyCode::Enter);
-        assert_eq!(s.request, Some(DashboardRequest::OpenSelected));
+        assert_eq!(
+            s.request,
+            Some(Request::Dashboard(dashboard::Request::OpenSelected))
+        );
         s.dashboard.drill = Some(DrillDown {
             uid: 1001,
             unix_user: "alice".into(),
@@ -749,7 +339,10 @@ mod tests {
         press(&mut s, KeyCode::Char('m'));
         assert!(s.queue.mine_only);
         press(&mut s, KeyCode::Char('c'));
-        assert_eq!(s.request, Some(DashboardRequest::CancelSelectedExperiment));
+        assert_eq!(
+            s.request,
+            Some(Request::Queue(queue::Request::CancelSelected))
+        );
         s.request = None;
         s.queue.pane = Some(QueuePane::ConfirmCancel(7));
         press(&mut s, KeyCode::Char('n'));
@@ -757,7 +350,10 @@ mod tests {
         assert_eq!(s.notice.as_deref(), Some("experiment 7 not cancelled"));
         s.queue.pane = Some(QueuePane::ConfirmCancel(7));
         press(&mut s, KeyCode::Char('y'));
-        assert_eq!(s.request, Some(DashboardRequest::ConfirmCancel(7)));
+        assert_eq!(
+            s.request,
+            Some(Request::Queue(queue::Request::ConfirmCancel(7)))
+        );
     }
 
     #[test]
@@ -767,7 +363,7 @@ mod tests {
         press(&mut s, KeyCode::Char('f'));
         assert_eq!(s.queue.states, StateFilter::Queued);
         press(&mut s, KeyCode::Char('P'));
-        assert_eq!(s.request, Some(DashboardRequest::NextProject));
+        assert_eq!(s.request, Some(Request::Queue(queue::Request::NextProject)));
         s.request = None;
         press(&mut s, KeyCode::Char('p'));
         assert_eq!(s.notice.as_deref(), Some("only admins change priorities"));
@@ -779,10 +375,12 @@ mod tests {
         press(&mut s, KeyCode::Enter);
         assert_eq!(
             s.request,
-            Some(DashboardRequest::Submit(Box::new(SubmitRequest {
-                command: Some(CommandLine::Shell("sleep 9; q".into())),
-                ..SubmitRequest::default()
-            })))
+            Some(Request::Queue(queue::Request::Submit(Box::new(
+                SubmitRequest {
+                    command: Some(CommandLine::Shell("sleep 9; q".into())),
+                    ..SubmitRequest::default()
+                }
+            ))))
         );
         press(&mut s, KeyCode::Esc);
         assert_eq!(s.queue.pane, None);
@@ -797,7 +395,10 @@ mod tests {
             press(&mut s, KeyCode::Char(c));
         }
         press(&mut s, KeyCode::Enter);
-        assert_eq!(s.request, Some(DashboardRequest::FindInLog { older: true }));
+        assert_eq!(
+            s.request,
+            Some(Request::Queue(queue::Request::FindInLog { older: true }))
+        );
         let Some(QueuePane::Log(log)) = &s.queue.pane else {
             panic!("log pane closed");
         };
@@ -821,7 +422,7 @@ mod tests {
         press(&mut admin, KeyCode::Enter);
         assert_eq!(
             admin.request,
-            Some(DashboardRequest::SetPriority(3, "-2".into()))
+            Some(Request::Queue(queue::Request::SetPriority(3, "-2".into())))
         );
         let mut viewer = ViewState::new(Role::Viewer);
         viewer.tab = Tab::Queue;

@@ -4,6 +4,14 @@
 //! shared state only through the service's snapshots; never touches the store
 //! or the operating system directly.
 //!
+//! Each tab is a component (`dashboard`, `queue`): its state and keys in its
+//! `mod.rs`, its drawing in its `draw.rs`, a pure function of that state and
+//! the shared [`Snapshot`]. A key gives a `component::Handled`: nothing, a
+//! change of the component's own state, a notice, or a request that the
+//! session carries out with the service (`requests.rs`). `app.rs` holds
+//! what is not a tab's (the tab, help, notice, role) and hands keys on;
+//! `widgets.rs` has what every screen draws with.
+//!
 //! For the people who use it: tabs Dashboard, Queue, History and Admin
 //! (admins only; History and Admin say what they will show until their
 //! issues land) and a status line (user, role, host, clock, sessions). `?`
@@ -17,20 +25,22 @@
 
 mod app;
 mod backend;
+mod component;
 mod dashboard;
-mod form;
+mod data;
 mod input;
-mod logpane;
 mod queue;
 mod requests;
 mod session;
 mod view;
+mod widgets;
 
 #[cfg(test)]
 mod snapshot_tests;
 
 pub use app::{Flow, Tab, ViewState};
 pub use backend::{FALLBACK_SIZE, ScreenWriter};
+pub use data::Snapshot;
 pub use input::{InputParser, key_name, key_press};
 pub use session::{FrameSink, TuiInput, TuiSettings, run_tui_session};
-pub use view::{MIN_HEIGHT, MIN_WIDTH, Snapshot, help_lines, render};
+pub use view::{MIN_HEIGHT, MIN_WIDTH, help_lines, render};

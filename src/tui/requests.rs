@@ -2,11 +2,13 @@
 //! is decided by the service (`Lab`, which reads the caller's role anew), as
 //! the command of the same name is: the interface adds no rule of its own.
 
-use super::app::{DashboardRequest, DrillDown, QueuePane, ViewState};
-use super::dashboard::sorted_rows;
-use super::logpane::LogPaneState;
-use super::queue::visible_rows;
-use super::view::Snapshot;
+use super::app::{Request, ViewState};
+use super::dashboard::draw::sorted_rows;
+use super::dashboard::{self, DrillDown};
+use super::data::Snapshot;
+use super::queue::draw::visible_rows;
+use super::queue::logpane::LogPaneState;
+use super::queue::{self, QueuePane};
 use crate::lab::{Lab, Principal};
 use crate::monitor::Window;
 
@@ -17,10 +19,10 @@ pub fn carry_out(
     principal: &Principal,
     view: &mut ViewState,
     snapshot: &Snapshot,
-    request: DashboardRequest,
+    request: Request,
 ) {
     match request {
-        DashboardRequest::OpenSelected => {
+        Request::Dashboard(dashboard::Request::OpenSelected) => {
             let rows = sorted_rows(snapshot, &view.dashboard);
             let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
             if let Some(row) = rows.get(index) {
@@ -31,7 +33,7 @@ pub fn carry_out(
                 });
             }
         }
-        request => {
+        Request::Queue(request) => {
             let rows = visible_rows(snapshot);
             let selected = view
                 .queue
@@ -40,10 +42,10 @@ pub fn carry_out(
                 .and_then(|i| rows.get(i))
                 .map(|v| v.experiment.id);
             match (request, selected) {
-                (DashboardRequest::ShowSelectedExperiment, Some(id)) => {
+                (queue::Request::ShowSelected, Some(id)) => {
                     view.queue.pane = Some(QueuePane::Details(id));
                 }
-                (DashboardRequest::LogSelectedExperiment, Some(id)) => {
+                (queue::Request::LogSelected, Some(id)) => {
                     // Reading output is checked by the service like `logs`.
                     view.queue.pane = match lab.check_output_readable(principal, id) {
                         Ok(_) => Some(QueuePane::Log(LogPaneState::new(id))),
@@ -53,10 +55,10 @@ pub fn carry_out(
                         }
                     };
                 }
-                (DashboardRequest::PrioritySelectedExperiment, Some(id)) => {
+                (queue::Request::PrioritySelected, Some(id)) => {
                     view.queue.pane = Some(QueuePane::Priority(id, String::new()));
                 }
-                (DashboardRequest::SetPriority(id, typed), _) => match typed.parse::<i32>() {
+                (queue::Request::SetPriority(id, typed), _) => match typed.parse::<i32>() {
                     Err(_) => {
                         view.notice = Some(format!("{typed:?} is not a whole number"));
                     }
@@ -69,7 +71,7 @@ pub fn carry_out(
                         Err(e) => view.notice = Some(e.to_string()),
                     },
                 },
-                (DashboardRequest::Submit(request), _) => {
+                (queue::Request::Submit(request), _) => {
                     let outcome = lab.submit(principal, *request).map_err(|e| e.to_string());
                     match (&mut view.queue.pane, outcome) {
                         (_, Ok(id)) => {
@@ -80,7 +82,7 @@ pub fn carry_out(
                         (_, Err(why)) => view.notice = Some(why),
                     }
                 }
-                (DashboardRequest::FindInLog { older }, _) => {
+                (queue::Request::FindInLog { older }, _) => {
                     if let Some(QueuePane::Log(log)) = &mut view.queue.pane
                         && !log.find(&snapshot.log, older)
                     {
@@ -91,7 +93,7 @@ pub fn carry_out(
                         ));
                     }
                 }
-                (DashboardRequest::NextProject, _) => {
+                (queue::Request::NextProject, _) => {
                     let projects = lab.active_projects();
                     let next = match &view.queue.project {
                         None => projects.first().cloned(),
@@ -104,10 +106,10 @@ pub fn carry_out(
                     view.queue.selected = 0;
                     view.queue.anchor = None;
                 }
-                (DashboardRequest::CancelSelectedExperiment, Some(id)) => {
+                (queue::Request::CancelSelected, Some(id)) => {
                     view.queue.pane = Some(QueuePane::ConfirmCancel(id));
                 }
-                (DashboardRequest::RerunSelectedExperiment, Some(id)) => {
+                (queue::Request::RerunSelected, Some(id)) => {
                     view.notice = Some(
                         match lab.rerun(principal, id, crate::lab::SubmitRequest::default()) {
                             Ok(new) => format!("submitted experiment {new} (rerun of {id})"),
@@ -115,7 +117,7 @@ pub fn carry_out(
                         },
                     );
                 }
-                (DashboardRequest::ConfirmCancel(id), _) => {
+                (queue::Request::ConfirmCancel(id), _) => {
                     view.notice = Some(match lab.cancel(principal, id) {
                         Ok(state) if state.is_finished() => {
                             format!("cancelled experiment {id}")
@@ -152,20 +154,20 @@ mod tests {
 
     /// What admin, owner, other member and viewer get. No wildcard: a new
     /// request does not compile until it has its row.
-    fn row(request: &DashboardRequest) -> [Want; 4] {
+    fn row(request: &Request) -> [Want; 4] {
         match request {
-            DashboardRequest::OpenSelected
-            | DashboardRequest::ShowSelectedExperiment
-            | DashboardRequest::CancelSelectedExperiment
-            | DashboardRequest::PrioritySelectedExperiment
-            | DashboardRequest::FindInLog { .. }
-            | DashboardRequest::NextProject => [Done; 4],
+            Request::Dashboard(dashboard::Request::OpenSelected)
+            | Request::Queue(queue::Request::ShowSelected)
+            | Request::Queue(queue::Request::CancelSelected)
+            | Request::Queue(queue::Request::PrioritySelected)
+            | Request::Queue(queue::Request::FindInLog { .. })
+            | Request::Queue(queue::Request::NextProject) => [Done; 4],
             // Of a private experiment.
-            DashboardRequest::LogSelectedExperiment => [Done, Done, Denied, Denied],
-            DashboardRequest::ConfirmCancel(_) => [Done, Done, Denied, Denied],
-            DashboardRequest::RerunSelectedExperiment => [Done, Done, Denied, Denied],
-            DashboardRequest::Submit(_) => [Done, Done, Done, Denied],
-            DashboardRequest::SetPriority(..) => [Done, Denied, Denied, Denied],
+            Request::Queue(queue::Request::LogSelected) => [Done, Done, Denied, Denied],
+            Request::Queue(queue::Request::ConfirmCancel(_)) => [Done, Done, Denied, Denied],
+            Request::Queue(queue::Request::RerunSelected) => [Done, Done, Denied, Denied],
+            Request::Queue(queue::Request::Submit(_)) => [Done, Done, Done, Denied],
+            Request::Queue(queue::Request::SetPriority(..)) => [Done, Denied, Denied, Denied],
         }
     }
 
@@ -226,17 +228,17 @@ mod tests {
             // Fresh targets, each request acting on the selected one.
             let target = private_run();
             let requests = [
-                DashboardRequest::OpenSelected,
-                DashboardRequest::ShowSelectedExperiment,
-                DashboardRequest::LogSelectedExperiment,
-                DashboardRequest::CancelSelectedExperiment,
-                DashboardRequest::PrioritySelectedExperiment,
-                DashboardRequest::FindInLog { older: true },
-                DashboardRequest::NextProject,
-                DashboardRequest::SetPriority(target, "5".into()),
-                DashboardRequest::RerunSelectedExperiment,
-                DashboardRequest::Submit(Box::new(form.clone())),
-                DashboardRequest::ConfirmCancel(target),
+                Request::Dashboard(dashboard::Request::OpenSelected),
+                Request::Queue(queue::Request::ShowSelected),
+                Request::Queue(queue::Request::LogSelected),
+                Request::Queue(queue::Request::CancelSelected),
+                Request::Queue(queue::Request::PrioritySelected),
+                Request::Queue(queue::Request::FindInLog { older: true }),
+                Request::Queue(queue::Request::NextProject),
+                Request::Queue(queue::Request::SetPriority(target, "5".into())),
+                Request::Queue(queue::Request::RerunSelected),
+                Request::Queue(queue::Request::Submit(Box::new(form.clone()))),
+                Request::Queue(queue::Request::ConfirmCancel(target)),
             ];
             for request in requests {
                 let want = row(&request)[n];

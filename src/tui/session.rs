@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::app::{Flow, QueuePane, Tab, ViewState};
+use super::app::{Flow, Tab, ViewState};
 use super::backend::ScreenWriter;
+use super::data::Snapshot;
 use super::input::{InputParser, key_press};
-use super::logpane::{INITIAL_TAIL, LogFollower};
+use super::queue::logpane::{INITIAL_TAIL, LogFollower};
+use super::queue::{QueuePane, QueueState, StateFilter};
 use super::requests::carry_out;
-use super::view::{Snapshot, render};
+use super::view::render;
 use crate::lab::{Lab, ListFilter, ListFrom, ListOrder, Principal};
 use crate::output::ReadFrom;
 
@@ -257,8 +259,7 @@ impl<T: FrameSink> FrameSink for &mut T {
 }
 
 /// What the Queue tab lists, as its state asks.
-fn queue_filter(state: &super::app::QueueState, me: &str) -> ListFilter {
-    use super::app::StateFilter;
+fn queue_filter(state: &QueueState, me: &str) -> ListFilter {
     ListFilter {
         user: state.mine_only.then(|| me.to_string()),
         state: match state.states {
@@ -276,11 +277,8 @@ fn queue_filter(state: &super::app::QueueState, me: &str) -> ListFilter {
     }
 }
 
-/// Submits what the form holds through the `submit` command's parser and
-/// the service; returns the new id or the one-line reason it was refused.
 #[cfg(test)]
 mod tests {
-    use super::super::app::{QueueState, StateFilter};
     use super::*;
 
     #[test]

@@ -9,7 +9,7 @@ use terminput::{KeyCode, KeyEvent};
 use super::{Snapshot, Tab, ViewState, render};
 use std::collections::HashMap;
 
-use super::app::{DrillDown, MetricPair};
+use super::dashboard::{DrillDown, MetricPair};
 use crate::lab::ConnectedUser;
 use crate::model::Role;
 use crate::monitor::{
@@ -331,15 +331,15 @@ fn drill_down_shows_charts_processes_and_hint() {
 fn sorting_by_memory_peak_orders_rows() {
     let snap = snapshot(Role::Member);
     let mut state = ViewState::new(Role::Member).dashboard;
-    state.sort = super::app::SortColumn::Second(Some(Window::Week));
-    let rows = super::dashboard::sorted_rows(&snap, &state);
+    state.sort = super::dashboard::SortColumn::Second(Some(Window::Week));
+    let rows = super::dashboard::draw::sorted_rows(&snap, &state);
     let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, vec!["alice", "bob", "jupyter"]);
     state.descending = false;
-    let rows = super::dashboard::sorted_rows(&snap, &state);
+    let rows = super::dashboard::draw::sorted_rows(&snap, &state);
     assert_eq!(rows[0].name, "jupyter");
-    state.sort = super::app::SortColumn::User;
-    let rows = super::dashboard::sorted_rows(&snap, &state);
+    state.sort = super::dashboard::SortColumn::User;
+    let rows = super::dashboard::draw::sorted_rows(&snap, &state);
     assert_eq!(rows[0].name, "alice");
 }
 
@@ -349,7 +349,7 @@ fn a_lab_user_on_another_account_is_shown_with_it() {
     // Lab user "jupyter" runs as Unix "bob"; the Unix "jupyter" is nobody's.
     snap.lab_names.insert("bob".into(), "jupyter".into());
     let state = ViewState::new(Role::Member).dashboard;
-    let rows = super::dashboard::sorted_rows(&snap, &state);
+    let rows = super::dashboard::draw::sorted_rows(&snap, &state);
     let mut names: Vec<(&str, bool)> = rows.iter().map(|r| (r.name.as_str(), r.lab_user)).collect();
     names.sort();
     assert_eq!(
@@ -462,7 +462,7 @@ fn queue_shows_the_rows_its_filters_chose() {
     snap.queue
         .retain(|v| v.experiment.state.name() == "running");
     let mut v = view(Role::Member, Tab::Queue);
-    v.queue.states = super::app::StateFilter::Running;
+    v.queue.states = super::queue::StateFilter::Running;
     v.queue.project = Some("vision".into());
     insta::assert_snapshot!("queue_running_vision_120x40", draw(&v, &snap, 120, 40));
     snap.queue.clear();
@@ -471,8 +471,8 @@ fn queue_shows_the_rows_its_filters_chose() {
     assert!(none.contains("Nothing queued or running"), "{none}");
 }
 
-fn log_lines(n: usize) -> Arc<super::logpane::LogLines> {
-    Arc::new(super::logpane::LogLines {
+fn log_lines(n: usize) -> Arc<super::queue::logpane::LogLines> {
+    Arc::new(super::queue::logpane::LogLines {
         first: 0,
         lines: (1..=n).map(|i| format!("step {i} loss 0.{i}")).collect(),
     })
@@ -483,8 +483,8 @@ fn queue_panes_show_log_and_confirmation() {
     let mut snap = queue_snapshot();
     snap.log = log_lines(60);
     let mut v = view(Role::Member, Tab::Queue);
-    v.queue.pane = Some(super::app::QueuePane::Log(
-        super::logpane::LogPaneState::new(12),
+    v.queue.pane = Some(super::queue::QueuePane::Log(
+        super::queue::logpane::LogPaneState::new(12),
     ));
     let log = draw(&v, &snap, 80, 24);
     let text = format!("{log}");
@@ -493,7 +493,7 @@ fn queue_panes_show_log_and_confirmation() {
         "the log pane shows the end: {text}"
     );
     insta::assert_snapshot!("queue_log_80x24", log);
-    v.queue.pane = Some(super::app::QueuePane::ConfirmCancel(12));
+    v.queue.pane = Some(super::queue::QueuePane::ConfirmCancel(12));
     insta::assert_snapshot!("queue_confirm_80x24", draw(&v, &snap, 80, 24));
 }
 
@@ -501,7 +501,7 @@ fn queue_panes_show_log_and_confirmation() {
 fn log_pane_scrolls_back_and_marks_search_hits() {
     let mut snap = queue_snapshot();
     snap.log = log_lines(60);
-    let mut state = super::logpane::LogPaneState::new(12);
+    let mut state = super::queue::logpane::LogPaneState::new(12);
     state.bounds = (0, 60);
     state.page = 18;
     state.search = Some("step 2".into());
@@ -512,7 +512,7 @@ fn log_pane_scrolls_back_and_marks_search_hits() {
         "line 'step 29' is the last older match"
     );
     let mut v = view(Role::Member, Tab::Queue);
-    v.queue.pane = Some(super::app::QueuePane::Log(state.clone()));
+    v.queue.pane = Some(super::queue::QueuePane::Log(state.clone()));
     let screen = draw(&v, &snap, 80, 24);
     let text = format!("{screen}");
     assert!(
@@ -529,7 +529,7 @@ fn log_pane_scrolls_back_and_marks_search_hits() {
         .count();
     assert!(hits >= "step 2".len() * 2, "{hits} highlighted cells");
     state.typing = Some("loss 0.5".into());
-    v.queue.pane = Some(super::app::QueuePane::Log(state));
+    v.queue.pane = Some(super::queue::QueuePane::Log(state));
     let typing = format!("{}", draw(&v, &snap, 80, 24));
     assert!(typing.contains("/loss 0.5"), "{typing}");
 }
@@ -538,14 +538,14 @@ fn log_pane_scrolls_back_and_marks_search_hits() {
 fn submit_form_and_priority_prompt() {
     let snap = queue_snapshot();
     let mut v = view(Role::Admin, Tab::Queue);
-    let mut form = super::form::SubmitForm::default();
+    let mut form = super::queue::form::SubmitForm::default();
     form.values[0] = "python train.py --lr 0.1".into();
     form.values[4] = "8Q".into();
     form.focus = 4;
     form.error = form.to_request().err();
-    v.queue.pane = Some(super::app::QueuePane::Submit(form));
+    v.queue.pane = Some(super::queue::QueuePane::Submit(form));
     insta::assert_snapshot!("queue_submit_form_100x30", draw(&v, &snap, 100, 30));
-    v.queue.pane = Some(super::app::QueuePane::Priority(13, "-5".into()));
+    v.queue.pane = Some(super::queue::QueuePane::Priority(13, "-5".into()));
     let prompt = format!("{}", draw(&v, &snap, 100, 30));
     assert!(
         prompt.contains("Priority of experiment 13") && prompt.contains("New priority: -5"),

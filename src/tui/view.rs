@@ -1,121 +1,28 @@
-//! Drawing: a pure function of (view state, snapshot) to a frame.
-//!
-//! Only named ANSI colours are used so the screens read on 16-colour terminals.
-
-use std::collections::HashMap;
-use std::sync::Arc;
+//! Drawing the whole screen: a pure function of (view state, snapshot) to a
+//! frame. The tab bar, status line and help are drawn here; each tab's body
+//! by its component's `draw`.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{
-    Block, Borders, Cell, Clear, Paragraph, Row, StatefulWidget, Table, Tabs, Widget, Wrap,
-};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Tabs, Wrap};
 
 use super::app::{Tab, ViewState};
-use super::dashboard::render_dashboard;
-use crate::lab::ConnectedUser;
-use crate::model::Role;
-use crate::monitor::{Usage, UsageSnapshot};
+use super::dashboard::draw::render_dashboard;
+use super::data::Snapshot;
+use super::queue::draw::render_queue;
+use super::widgets::{ACCENT, Canvas, DIM, clear_centered};
 
 /// Smallest usable terminal.
 pub const MIN_WIDTH: u16 = 80;
 /// Smallest usable terminal.
 pub const MIN_HEIGHT: u16 = 24;
 
-/// The shared data a session draws.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Who is looking.
-    pub user: String,
-    /// Their role.
-    pub role: Option<Role>,
-    /// Latest monitor figures (host, users, GPUs).
-    pub usage: Arc<UsageSnapshot>,
-    /// Unix user → lab user names.
-    pub lab_names: HashMap<String, String>,
-    /// Chart points for an open drill-down.
-    pub drill_chart: Vec<(i64, Usage)>,
-    /// Running experiments per Unix user (Dashboard's RUN column).
-    pub running: HashMap<String, usize>,
-    /// Queued and running experiments on the Queue tab's screen.
-    pub queue: Vec<crate::lab::ExperimentView>,
-    /// Row of the first of them among all the Queue tab lists.
-    pub queue_offset: usize,
-    /// How many the Queue tab lists in all.
-    pub queue_total: usize,
-    /// Text of an open Queue details pane.
-    pub queue_pane_text: Option<String>,
-    /// Lines of the log in an open log pane.
-    pub log: Arc<super::logpane::LogLines>,
-    /// Users with live sessions.
-    pub connected: Vec<ConnectedUser>,
-    /// Live sessions on the server.
-    pub sessions: usize,
-    /// Wall clock, already formatted.
-    pub clock: String,
-}
-
-/// Highlight colour (titles, keys).
-pub(super) const ACCENT: Color = Color::Cyan;
-/// Colour of labels and frames.
-pub(super) const DIM: Color = Color::DarkGray;
-
-/// A buffer being drawn on (the subset of ratatui's `Frame` the views use).
-pub(super) struct Canvas<'a> {
-    buffer: &'a mut Buffer,
-}
-
-impl Canvas<'_> {
-    pub(super) fn render_widget<W: Widget>(&mut self, widget: W, area: Rect) {
-        widget.render(area, self.buffer);
-    }
-
-    pub(super) fn render_stateful_widget<W: StatefulWidget>(
-        &mut self,
-        widget: W,
-        area: Rect,
-        state: &mut W::State,
-    ) {
-        widget.render(area, self.buffer, state);
-    }
-}
-
-/// A bordered panel with a highlighted title, as every screen uses.
-pub(super) fn panel(title: String) -> Block<'static> {
-    Block::default()
-        .borders(Borders::ALL)
-        .border_style(Style::default().fg(DIM))
-        .title(Span::styled(
-            title,
-            Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
-        ))
-}
-
-/// Style of table headers.
-pub(super) fn header_style() -> Style {
-    Style::default().fg(DIM).add_modifier(Modifier::BOLD)
-}
-
-/// Clears and returns a `width` × `height` rectangle centred in `area`
-/// (for panes drawn over a screen).
-pub(super) fn clear_centered(frame: &mut Canvas, area: Rect, width: u16, height: u16) -> Rect {
-    let (width, height) = (width.min(area.width), height.min(area.height));
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    );
-    frame.render_widget(Clear, rect);
-    rect
-}
-
 /// Draws the whole screen into `buffer`: a pure function of view state and snapshot.
 pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     let area = buffer.area;
-    let frame = &mut Canvas { buffer };
+    let frame = &mut Canvas::new(buffer);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         render_too_small(frame, area);
         return;
@@ -129,7 +36,7 @@ pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     render_tab_bar(frame, tabs, view);
     match view.tab {
         Tab::Dashboard => render_dashboard(frame, body, snap, &view.dashboard),
-        Tab::Queue => super::queue::render_queue(frame, body, snap, &view.queue),
+        Tab::Queue => render_queue(frame, body, snap, &view.queue),
         other => render_placeholder(frame, body, other),
     }
     render_status(frame, status, view, snap);

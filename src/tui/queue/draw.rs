@@ -6,19 +6,20 @@
 //! then queued ones in the order the scheduler takes them. Each row shows the
 //! requests, what a running one uses now (CPU and memory from its cgroup, GPU
 //! memory `G:` held by its processes as the GPU source reports it) and why a
-//! queued one waits. The keys are in [`super::help_lines`].
+//! queued one waits. The keys are in [`crate::tui::help_lines`].
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::app::{QueuePane, QueueState};
 use super::form::render_form;
 use super::logpane::render_log_pane;
-use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
+use super::{QueuePane, QueueState};
 use crate::lab::ExperimentView;
 use crate::model::{EXPERIMENT_COLUMNS, State};
+use crate::tui::data::Snapshot;
+use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered, header_style, panel};
 use crate::units::{human_duration, printable};
 
 /// Columns of the Queue tab: `ls`'s, with live use after the request.
@@ -40,7 +41,12 @@ pub fn visible_rows(snap: &Snapshot) -> Vec<&ExperimentView> {
 }
 
 /// Draws the Queue tab.
-pub(super) fn render_queue(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &QueueState) {
+pub(in crate::tui) fn render_queue(
+    frame: &mut Canvas,
+    area: Rect,
+    snap: &Snapshot,
+    state: &QueueState,
+) {
     let rows = visible_rows(snap);
     let now = snap.usage.at;
     let body = rows.iter().map(|v| {
@@ -173,7 +179,7 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &QueuePane
         ),
         QueuePane::Log(_) | QueuePane::Submit(_) => return,
     };
-    let rect = super::view::clear_centered(frame, area, width, height);
+    let rect = clear_centered(frame, area, width, height);
     let text = match pane {
         QueuePane::ConfirmCancel(_) => vec![
             Line::from(""),

@@ -12,8 +12,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::view::{ACCENT, Canvas};
 use crate::output::{LogReader, Stream};
+use crate::tui::widgets::{ACCENT, Canvas};
 
 /// Lines kept for scrollback; older ones are dropped (the file keeps them).
 pub const MAX_LINES: usize = 20_000;

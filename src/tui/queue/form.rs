@@ -10,9 +10,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use terminput::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::view::{ACCENT, Canvas, DIM};
 use crate::lab::{SubmitRequest, parse_env_pair};
 use crate::model::{CommandLine, parse_duration, parse_size};
+use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered};
 use crate::units::printable;
 
 /// Longest value of one field, in characters (longer input is refused, not cut).
@@ -223,7 +223,7 @@ impl SubmitForm {
 pub(super) fn render_form(frame: &mut Canvas, area: Rect, form: &SubmitForm) {
     let width = area.width.saturating_sub(4).min(100);
     let height = (FIELDS.len() as u16 + 7).min(area.height);
-    let rect = super::view::clear_centered(frame, area, width, height);
+    let rect = clear_centered(frame, area, width, height);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(Style::default().fg(ACCENT))

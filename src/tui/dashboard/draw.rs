@@ -10,7 +10,7 @@
 //! drill-down charts CPU, memory and GPU memory over 1h / 24h / 7d, each
 //! column the peak of its slice of time, blank where nothing was recorded,
 //! with the peak and when it was last reached in the title; then their top
-//! processes and a right-sizing hint. The keys are in [`super::help_lines`].
+//! processes and a right-sizing hint. The keys are in [`crate::tui::help_lines`].
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -19,10 +19,11 @@ use ratatui::widgets::{
     Block, Borders, Cell, Gauge, Paragraph, Row, Sparkline, Table, TableState, Wrap,
 };
 
-use super::app::{DashboardState, DrillDown, MetricPair, SortColumn};
-use super::view::{ACCENT, Canvas, DIM, Snapshot, header_style, panel};
+use super::{DashboardState, DrillDown, MetricPair, SortColumn};
 use crate::lab::sizing_hint;
 use crate::monitor::{Metric, Usage, UsageSnapshot, UserUsage, Window};
+use crate::tui::data::Snapshot;
+use crate::tui::widgets::{ACCENT, Canvas, DIM, header_style, panel};
 use crate::units::{Formatter, cores, human_bytes, human_duration, short_bytes, short_duration};
 
 /// From this width the header shows connected users beside the host figures.
@@ -99,7 +100,7 @@ fn metric_getters(pair: MetricPair) -> (Metric, Metric) {
 }
 
 /// Draws the Dashboard tab.
-pub(super) fn render_dashboard(
+pub(in crate::tui) fn render_dashboard(
     frame: &mut Canvas,
     area: Rect,
     snap: &Snapshot,

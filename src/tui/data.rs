@@ -1,0 +1,43 @@
+//! The shared data a session draws, gathered by the session each frame
+//! from the service (the view state is the session's own).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::queue::logpane::LogLines;
+use crate::lab::ConnectedUser;
+use crate::model::Role;
+use crate::monitor::{Usage, UsageSnapshot};
+
+/// The shared data a session draws.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Who is looking.
+    pub user: String,
+    /// Their role.
+    pub role: Option<Role>,
+    /// Latest monitor figures (host, users, GPUs).
+    pub usage: Arc<UsageSnapshot>,
+    /// Unix user → lab user names.
+    pub lab_names: HashMap<String, String>,
+    /// Chart points for an open drill-down.
+    pub drill_chart: Vec<(i64, Usage)>,
+    /// Running experiments per Unix user (Dashboard's RUN column).
+    pub running: HashMap<String, usize>,
+    /// Queued and running experiments on the Queue tab's screen.
+    pub queue: Vec<crate::lab::ExperimentView>,
+    /// Row of the first of them among all the Queue tab lists.
+    pub queue_offset: usize,
+    /// How many the Queue tab lists in all.
+    pub queue_total: usize,
+    /// Text of an open Queue details pane.
+    pub queue_pane_text: Option<String>,
+    /// Lines of the log in an open log pane.
+    pub log: Arc<LogLines>,
+    /// Users with live sessions.
+    pub connected: Vec<ConnectedUser>,
+    /// Live sessions on the server.
+    pub sessions: usize,
+    /// Wall clock, already formatted.
+    pub clock: String,
+}
