@@ -5,9 +5,14 @@
 //! terminals or output formats.
 
 mod bootstrap;
+mod engine;
+#[cfg(test)]
+mod experiment_tests;
 mod experiments;
+mod listing;
 mod output;
 mod sessions;
+mod submit;
 mod usage;
 mod users;
 
@@ -20,12 +25,13 @@ use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
-pub use experiments::{
-    DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, LiveUse,
-    MAX_LIST_LIMIT, QueueSettings, StateChange, SubmitRequest, parse_env_pair, parse_pair,
-    reserved_env_message,
+pub use engine::{LiveUse, StateChange};
+pub use experiments::HIDDEN;
+pub use listing::{
+    DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
+pub use submit::{QueueSettings, SubmitRequest, parse_env_pair, parse_pair, reserved_env_message};
 pub use usage::{UsageReport, sizing_hint};
 pub use users::{CHALLENGE_VALID_SECS, KeyOffer, UnixMapping, UserSummary};
 
