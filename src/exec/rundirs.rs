@@ -247,7 +247,7 @@ impl RunDirs {
         let me = std::process::id();
         let own = root.join(format!(
             "{me}-{}",
-            crate::sys::process_start_time(me).unwrap_or(0)
+            crate::sys::procfs::process_start_time(me).unwrap_or(0)
         ));
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -310,7 +310,8 @@ fn remove_orphans(root: &Path, own: &Path) {
             .to_str()
             .and_then(|n| n.split_once('-'))
             .and_then(|(pid, start)| Some((pid.parse().ok()?, start.parse().ok()?)));
-        let alive = owner.is_some_and(|(pid, start)| crate::sys::process_running(pid, start));
+        let alive =
+            owner.is_some_and(|(pid, start)| crate::sys::procfs::process_running(pid, start));
         if path != own && !alive {
             let _ = remove_all(&path);
         }
@@ -479,7 +480,7 @@ mod tests {
             .spawn()
             .expect("sleep");
         let pid = other.id();
-        let started = crate::sys::process_start_time(pid).expect("start time");
+        let started = crate::sys::procfs::process_start_time(pid).expect("start time");
         let spares = experiments.join(SPARES_DIR);
         let running = spares.join(format!("{pid}-{started}"));
         let gone = spares.join(format!("{pid}-{}", started + 1));
@@ -504,7 +505,7 @@ mod tests {
     /// The metrics file of a spare is handed to the command's user.
     #[test]
     fn the_metrics_file_goes_to_the_commands_user() {
-        if !crate::sys::is_root() {
+        if !crate::sys::process::is_root() {
             eprintln!("skipped: needs root to hand files to another user");
             return;
         }

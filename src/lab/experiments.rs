@@ -895,7 +895,7 @@ impl Lab {
         if self.store.is_writable() {
             return false;
         }
-        let room = crate::sys::free_bytes(self.data_dir())
+        let room = crate::sys::fs::free_bytes(self.data_dir())
             .is_some_and(|free| free > self.queue.disk_reserve_bytes.max(1 << 20));
         if !room {
             return false;
@@ -919,7 +919,7 @@ impl Lab {
         if reserve == 0 {
             return None;
         }
-        let free = crate::sys::free_bytes(self.data_dir())?;
+        let free = crate::sys::fs::free_bytes(self.data_dir())?;
         (free < reserve).then_some((free, reserve))
     }
 
@@ -1342,7 +1342,7 @@ fn check_workdir(
         in_flight.clone(),
     );
     let checked = accounts::within(WORKDIR_CHECK_TIMEOUT, move || {
-        let may = crate::sys::may_enter_as(&path, uid, gid, &groups);
+        let may = crate::sys::fs::may_enter_as(&path, uid, gid, &groups);
         checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())

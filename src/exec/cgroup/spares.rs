@@ -38,7 +38,7 @@ fn max_leftover_bytes() -> u64 {
         // SAFETY: sysconf only reads a configuration value.
         #[allow(unsafe_code)]
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as u64;
-        (2 << 20) + cpus * 64 * crate::sys::page_size()
+        (2 << 20) + cpus * 64 * crate::sys::procfs::page_size()
     })
 }
 
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn an_ended_experiments_cgroup_serves_the_next_one_reset() {
-        if !crate::sys::is_root() || super::super::hierarchy() != Some(Hierarchy::V1) {
+        if !crate::sys::process::is_root() || super::super::hierarchy() != Some(Hierarchy::V1) {
             eprintln!("needs root and cgroup v1");
             return;
         }
