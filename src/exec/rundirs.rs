@@ -18,7 +18,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -97,18 +96,8 @@ fn journal_with_header(path: &Path, truncate: bool) -> Result<File, String> {
 
 /// Gives the metrics file `file` (at `path`) to `who`.
 fn hand_to(file: &File, path: &Path, who: &Identity) -> Result<(), String> {
-    // SAFETY: fchown on a descriptor `file` keeps open for the call.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::fchown(file.as_raw_fd(), who.uid, who.gid) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(format!(
-            "cannot hand {} to {}: {err}",
-            path.display(),
-            who.name
-        ));
-    }
-    Ok(())
+    crate::sys::fs::change_owner(file, who.uid, who.gid)
+        .map_err(|err| format!("cannot hand {} to {}: {err}", path.display(), who.name))
 }
 
 /// A run directory made ahead, with its files open.

@@ -35,7 +35,7 @@
 //! one whose supervisor was never told go is queued again.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -209,15 +209,9 @@ pub async fn run(
     let (exits, mut exited) = mpsc::unbounded_channel::<()>();
     let launcher = settings.launch.launcher.clone();
     // Reusable supervisors report each experiment's end here.
-    let reports = launcher.take_ends().and_then(|fd| {
-        // SAFETY: an OwnedFd stays open and is the same descriptor for as
-        // long as the AsyncFd owns it.
-        #[allow(unsafe_code)]
-        let registered = unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-        };
-        registered.ok()
-    });
+    let reports = launcher
+        .take_ends()
+        .and_then(|fd| crate::sys::fd::async_readable(fd).ok());
     tokio::task::spawn_blocking(move || {
         if let Err(e) = launcher.prepare() {
             tracing::warn!("{e} (tried again at the first start)");
@@ -353,21 +347,18 @@ fn read_reports(pipe: &OwnedFd) -> Vec<(u32, u64)> {
     let mut reports = Vec::new();
     let mut buf = [0u8; END_REPORT_LEN * 64];
     loop {
-        // SAFETY: read writes at most buf.len() bytes into `buf`.
-        #[allow(unsafe_code)]
-        let n = unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            let err = std::io::Error::last_os_error();
-            if n < 0 && err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            if n < 0 && err.kind() != std::io::ErrorKind::WouldBlock {
+        let n = match rustix::io::read(pipe, &mut buf) {
+            Ok(0) | Err(rustix::io::Errno::AGAIN) => return reports,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                let err = std::io::Error::from(e);
                 tracing::warn!("cannot read end reports: {err} (journals are read instead)");
+                return reports;
             }
-            return reports;
-        }
+        };
         reports.extend(
-            buf[..n as usize]
+            buf[..n]
                 .chunks_exact(END_REPORT_LEN)
                 .filter_map(|r| r.try_into().ok().map(parse_end_report)),
         );
@@ -388,13 +379,7 @@ fn wake_on_exit(pid: u32, start_time: u64, exits: &mpsc::UnboundedSender<()>) ->
     if !crate::sys::procfs::process_running(pid, start_time) {
         return Some(Arc::new(AtomicU8::new(EXITED)));
     }
-    // SAFETY: an OwnedFd stays open and is the same descriptor for as long
-    // as the AsyncFd owns it.
-    #[allow(unsafe_code)]
-    let registered = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
-    };
-    let Ok(pidfd) = registered else {
+    let Ok(pidfd) = crate::sys::fd::async_readable(pidfd) else {
         return None;
     };
     let watch = ExitWatch::default();

@@ -1,5 +1,6 @@
-//! Descriptors: pipes, waiting for one to be readable, and the descriptors
-//! a forked child keeps or a process inherited.
+//! Descriptors: pipes, waiting for one to be readable (blocking or through
+//! the async runtime), and the descriptors a forked child keeps or a
+//! process inherited.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -28,6 +29,17 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> 
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// `fd` registered with the Tokio runtime (which must be running), to be
+/// awaited until readable.
+pub fn async_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use tokio::io::{Interest, unix::AsyncFd};
+    // SAFETY: an OwnedFd is open, stays the same descriptor for as long as
+    // the AsyncFd owns it, and is closed only when dropped with it.
+    #[allow(unsafe_code)]
+    let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+    Ok(registered?)
 }
 
 /// Takes ownership of descriptors `fds`, which this process inherited

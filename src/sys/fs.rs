@@ -1,6 +1,7 @@
-//! Files and file systems: free space, whether an identity may enter a
-//! directory, and the kernel's random bytes.
+//! Files and file systems: free space, handing a file to a user, whether
+//! an identity may enter a directory, and the kernel's random bytes.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use rustix::fs::{Gid, Uid};
@@ -26,6 +27,12 @@ pub fn space(path: &Path) -> Option<Space> {
 /// Bytes an unprivileged user could still write on the file system of `path`.
 pub fn free_bytes(path: &Path) -> Option<u64> {
     space(path).map(|space| space.free)
+}
+
+/// Gives the open file `file` to user `uid` and group `gid`.
+pub fn change_owner(file: impl AsFd, uid: u32, gid: u32) -> std::io::Result<()> {
+    rustix::fs::fchown(file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    Ok(())
 }
 
 /// Whether the Unix identity `uid`, `gid`, `groups` may enter and list
@@ -95,5 +102,14 @@ mod tests {
         assert_eq!(super::free_bytes(&dir.path().join("missing")), None);
         let space = super::space(dir.path()).expect("space");
         assert!(space.total >= space.free && space.total > 0);
+    }
+
+    #[test]
+    fn a_file_can_be_given_to_its_owner() {
+        let file = tempfile::tempfile().expect("file");
+        let meta = file.metadata().expect("metadata");
+        use std::os::unix::fs::MetadataExt;
+        super::change_owner(&file, meta.uid(), meta.gid()).expect("fchown");
+        assert_eq!(super::random_hex(4).expect("random").len(), 8);
     }
 }

@@ -1,7 +1,7 @@
 //! The kernel's files about processes and the host, each read and parsed
 //! here alone: `/proc/PID/stat` ([`read_stat`], [`parse_stat`]), the
-//! processes of a session (the `/proc` listing), and the units these files
-//! count in.
+//! processes of a session (the `/proc` listing), the CPUs the host may have
+//! (`/sys/devices/system/cpu/possible`), and the units these files count in.
 
 /// Kernel clock ticks per second (the unit of CPU times in `/proc`).
 pub fn clock_ticks_per_second() -> f64 {
@@ -17,6 +17,29 @@ pub fn page_size() -> u64 {
         .ok()
         .filter(|s| *s > 0)
         .unwrap_or(4096)
+}
+
+/// CPUs the host may have, online or not (what the C library reports as
+/// `_SC_NPROCESSORS_CONF`): the kernel keeps some per-CPU state for each.
+pub fn possible_cpus() -> u64 {
+    std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .ok()
+        .and_then(|list| count_cpu_list(&list))
+        .or_else(|| {
+            let online = std::thread::available_parallelism().ok()?;
+            u64::try_from(online.get()).ok()
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The number of CPUs in a kernel CPU list such as `0-3,8-11` or `0`.
+fn count_cpu_list(list: &str) -> Option<u64> {
+    list.trim().split(',').try_fold(0, |count, range| {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        let (first, last): (u64, u64) = (first.parse().ok()?, last.parse().ok()?);
+        Some(count + last.checked_sub(first)? + 1)
+    })
 }
 
 /// The fields of `/proc/PID/stat` labbench uses.
@@ -152,6 +175,17 @@ mod tests {
     fn values_are_plausible() {
         assert!(clock_ticks_per_second() >= 1.0);
         assert!(page_size() >= 4096);
+        assert!(possible_cpus() >= 1);
+    }
+
+    #[test]
+    fn cpu_lists_are_counted() {
+        assert_eq!(count_cpu_list("0\n"), Some(1));
+        assert_eq!(count_cpu_list("0-7\n"), Some(8));
+        assert_eq!(count_cpu_list("0-3,8-11"), Some(8));
+        assert_eq!(count_cpu_list("0,2,4-5"), Some(4));
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list(""), None);
     }
 
     #[test]

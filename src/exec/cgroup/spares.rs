@@ -35,9 +35,7 @@ const MAX_SPARES: usize = 8;
 fn max_leftover_bytes() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
-        // SAFETY: sysconf only reads a configuration value.
-        #[allow(unsafe_code)]
-        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as u64;
+        let cpus = crate::sys::procfs::possible_cpus();
         (2 << 20) + cpus * 64 * crate::sys::procfs::page_size()
     })
 }
