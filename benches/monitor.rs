@@ -113,7 +113,7 @@ fn own_cpu_seconds() -> f64 {
         .get(11..13)
         .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
         .unwrap_or(0.0);
-    ticks / labbench::sys::clock_ticks_per_second()
+    ticks / labbench::sys::procfs::clock_ticks_per_second()
 }
 
 fn measure(extra: usize) {

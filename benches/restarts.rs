@@ -535,7 +535,7 @@ async fn torture() {
     // subreaper: the bench plays init, which reaps them (this host's pid 1
     // does not).
     assert!(
-        labbench::sys::become_subreaper(),
+        labbench::sys::process::become_subreaper(),
         "cannot become a subreaper"
     );
     let mut bench = Bench::new();
@@ -607,7 +607,7 @@ async fn torture() {
         tokio::time::sleep_until(kill_at).await;
         let running_at_kill = running_commands(&bench);
         let pid = server.pid();
-        labbench::sys::kill(pid as i32, libc::SIGKILL);
+        labbench::sys::process::kill(pid as i32, libc::SIGKILL);
         // Reaps it before the orphans below (it is the bench's own child).
         drop(server);
         let submissions = submitter.await.expect("submitter");

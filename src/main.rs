@@ -156,7 +156,7 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     // Supervisors that ended meanwhile were reparented to the daemon (a
     // subreaper) once the launcher had gone with the runner: reaped here,
     // since the runner no longer does.
-    labbench::sys::reap_orphans();
+    labbench::sys::process::reap_orphans();
     if let Err(e) = flushed {
         eprintln!("labbench: final flush failed: {e}");
         return ExitCode::FAILURE;

@@ -126,7 +126,7 @@ pub async fn start(
         // one is named (never as root by default); otherwise they run as
         // the daemon's own user anyway.
         let unix_user = match config.bootstrap.initial_admin_unix_user.as_str() {
-            "" if crate::sys::is_root() => None,
+            "" if crate::sys::process::is_root() => None,
             "" => Some(invoking),
             named => Some(named.to_string()),
         };
@@ -167,7 +167,7 @@ pub async fn start(
                 && crate::exec::cgroup::hierarchy() == Some(crate::exec::cgroup::Hierarchy::V1),
             launcher,
             cgroups,
-            as_root: crate::sys::is_root(),
+            as_root: crate::sys::process::is_root(),
             max_processes: shared.config.queue.max_processes,
         },
         grace: Duration::from_secs(shared.config.queue.kill_grace_secs),
@@ -420,10 +420,10 @@ pub fn queue_settings(config: &Config) -> QueueSettings {
         default_memory_bytes: q.default_memory.0,
         default_time_secs: q.default_time.0,
         disk_reserve_bytes: q.disk_reserve.0,
-        run_refusal: run_refusal(crate::sys::is_root(), q.run_as_daemon_user),
+        run_refusal: run_refusal(crate::sys::process::is_root(), q.run_as_daemon_user),
         max_output_bytes: q.max_output.0,
         max_queued_per_user: q.max_queued_per_user,
-        single_user: (!crate::sys::is_root() && q.run_as_daemon_user).then(invoking_user),
+        single_user: (!crate::sys::process::is_root() && q.run_as_daemon_user).then(invoking_user),
     }
 }
 

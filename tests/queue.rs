@@ -974,7 +974,7 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
     let after = submit(&handle, &format!("--after {gate} -- echo after-the-gate")).await;
 
     // Fill the data disk to 8 MiB free, below the 24 MiB reserve.
-    let free = labbench::sys::free_bytes(&data).expect("statvfs");
+    let free = labbench::sys::fs::free_bytes(&data).expect("statvfs");
     let filler = data.join("filler");
     let mut file = std::fs::File::create(&filler).expect("filler");
     let chunk = vec![0u8; 1 << 20];
@@ -982,7 +982,7 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
         std::io::Write::write_all(&mut file, &chunk).expect("fill");
     }
     drop(file);
-    assert!(labbench::sys::free_bytes(&data).expect("statvfs") < 24 << 20);
+    assert!(labbench::sys::fs::free_bytes(&data).expect("statvfs") < 24 << 20);
 
     // A submission is refused clearly, with the retry status, and nothing is queued.
     let out = exec(&handle, "submit --workdir /tmp -- echo refused", None).await;

@@ -2,16 +2,22 @@
 //! (`SCM_RIGHTS`): the launcher hands a kept supervisor the log and
 //! journal files of its next experiment this way.
 
-use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+
+use rustix::io::Errno;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 
 /// Most descriptors one message carries.
 pub const MAX_FDS: usize = 4;
 
-/// Room for a control message holding [`MAX_FDS`] descriptors (in u64s,
-/// so that it is aligned as `cmsghdr` needs).
-const CMSG_WORDS: usize = 16;
+/// Room for a control message holding [`MAX_FDS`] descriptors.
+const CONTROL_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS));
 
 /// Writes all of `bytes` to `stream`, the descriptors `fds` attached to the
 /// first byte (the receiver gets them with its first read of this message).
@@ -21,49 +27,21 @@ pub fn send_with_fds(
     fds: &[BorrowedFd<'_>],
 ) -> std::io::Result<()> {
     assert!(fds.len() <= MAX_FDS && !bytes.is_empty());
-    let raw: Vec<libc::c_int> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
-    let mut control = [0u64; CMSG_WORDS];
-    let payload = std::mem::size_of_val(raw.as_slice()) as u32;
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr() as *mut libc::c_void,
-        iov_len: bytes.len(),
-    };
-    // SAFETY: msghdr is plain data; every pointer set below points into
-    // `iov`, `control` and `raw`, which outlive the sendmsg call, and the
-    // control buffer is large and aligned enough for CMSG_SPACE(payload)
-    // (checked by the assertion).
-    #[allow(unsafe_code)]
-    let sent = unsafe {
-        let space = libc::CMSG_SPACE(payload) as usize;
-        assert!(space <= std::mem::size_of_val(&control));
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if !raw.is_empty() {
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = space as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as _;
-            std::ptr::copy_nonoverlapping(
-                raw.as_ptr(),
-                libc::CMSG_DATA(cmsg).cast::<libc::c_int>(),
-                raw.len(),
-            );
-        }
-        loop {
-            let n = libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
-            if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                break n;
-            }
-        }
-    };
-    if sent < 0 {
-        return Err(std::io::Error::last_os_error());
+    let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    // There is room for MAX_FDS (checked above): not refused.
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(std::io::Error::other("no room for the descriptors"));
     }
+    let sent = loop {
+        let iov = [IoSlice::new(bytes)];
+        match rustix::net::sendmsg(&*stream, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Err(Errno::INTR) => {}
+            sent => break sent?,
+        }
+    };
     // The descriptors went with the first part; the rest is plain bytes.
-    stream.write_all(&bytes[sent as usize..])
+    stream.write_all(&bytes[sent..])
 }
 
 /// Reads up to `buf.len()` bytes from `stream`, and the descriptors sent
@@ -72,50 +50,27 @@ pub fn recv_with_fds(
     stream: &UnixStream,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, Vec<OwnedFd>)> {
-    let mut control = [0u64; CMSG_WORDS];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
+    let mut space = [MaybeUninit::uninit(); CONTROL_SPACE];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match rustix::net::recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Err(Errno::INTR) => {}
+            received => break received?,
+        }
     };
-    // SAFETY: as in `send_with_fds`; the kernel writes at most
-    // msg_controllen bytes of control data into `control` and at most
-    // `buf.len()` bytes into `buf`. Each descriptor found in an SCM_RIGHTS
-    // message is new to this process and owned by nothing else.
-    #[allow(unsafe_code)]
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = loop {
-            let n = libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
-            if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                break n;
-            }
-        };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
         }
-        let mut fds = Vec::new();
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
-                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-        if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-            return Err(std::io::Error::other(
-                "more descriptors were sent than one message may carry",
-            ));
-        }
-        Ok((n as usize, fds))
     }
+    if received.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(std::io::Error::other(
+            "more descriptors were sent than one message may carry",
+        ));
+    }
+    Ok((received.bytes, fds))
 }
 
 #[cfg(test)]

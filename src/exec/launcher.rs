@@ -115,7 +115,7 @@ impl Launcher {
     pub fn new(program: PathBuf) -> Launcher {
         // Non-blocking: a shim never waits to report; a full pipe loses the
         // report, and the daemon finds the end in the journal instead.
-        let (ends_reader, ends_writer) = match crate::sys::nonblocking_pipe() {
+        let (ends_reader, ends_writer) = match crate::sys::fd::nonblocking_pipe() {
             Ok((reader, writer)) => (Some(reader), Some(writer)),
             Err(e) => {
                 tracing::warn!("no ends pipe ({e}): supervisors are not reused");
@@ -332,9 +332,12 @@ struct HeldShim {
 
 fn serve(mut connection: UnixStream) -> i32 {
     // Shims are reaped by the kernel (each shim resets this for its command).
-    crate::sys::set_signal_ignored(libc::SIGCHLD, true);
+    crate::sys::process::set_signal_ignored(libc::SIGCHLD, true);
     // The daemon's ends pipe (or /dev/null), handed to every shim.
-    let ends = crate::sys::take_inherited_fd(1);
+    // SAFETY: the launcher writes nothing to its stdout: the descriptor is
+    // `ends`' alone.
+    #[allow(unsafe_code)]
+    let [ends] = unsafe { crate::sys::fd::take_inherited([1]) };
     // Every command's stdin.
     let null = match std::fs::File::open("/dev/null") {
         Ok(null) => null,
@@ -363,7 +366,7 @@ fn serve_requests(
         // Not while a supervisor waits for go: that comes next.
         while dirs.wants_spare()
             && !shims.values().any(|shim| shim.waiting)
-            && crate::sys::wait_readable(connection.as_fd(), std::time::Duration::ZERO)
+            && crate::sys::fd::wait_readable(connection.as_fd(), std::time::Duration::ZERO)
                 .is_ok_and(|waiting| !waiting)
         {
             dirs.make_spare();
@@ -469,14 +472,18 @@ fn fork_shim(
     // hold up the launcher, and every start with it: sends to it time out.
     ours.set_write_timeout(Some(SEND_TIMEOUT))
         .map_err(|e| format!("cannot set up a control socket: {e}"))?;
-    match crate::sys::fork_single_threaded() {
+    // SAFETY: the launcher (`labbench __launcher`, which serves from the
+    // start of `main`) starts no thread: it has one.
+    #[allow(unsafe_code)]
+    let forked = unsafe { crate::sys::process::fork_single_threaded() };
+    match forked {
         Err(e) => Err(format!("cannot fork the supervisor: {e}")),
         Ok(Some(pid)) => Ok((pid, ours)),
         Ok(None) => {
             // The child: keep only stdin (control), stdout and stderr (the
             // logs) and the `fds`.
             let code = std::panic::catch_unwind(|| {
-                crate::sys::set_signal_ignored(libc::SIGCHLD, false);
+                crate::sys::process::set_signal_ignored(libc::SIGCHLD, false);
                 let mut placed = vec![
                     (theirs.as_fd(), 0),
                     (stdout.as_fd(), 1),
@@ -485,30 +492,20 @@ fn fork_shim(
                     (null.as_fd(), fds::NULL),
                 ];
                 placed.extend(ends.map(|fd| (fd.as_fd(), fds::ENDS)));
-                // Lifted above the targets first, so that placing one never
-                // overwrites a source still to be placed.
-                let Ok(lifted) = placed
-                    .iter()
-                    .map(|(fd, target)| Ok((crate::sys::dup_above(*fd, fds::ENDS + 1)?, *target)))
-                    .collect::<std::io::Result<Vec<_>>>()
-                else {
-                    return 125;
-                };
-                for (fd, target) in &lifted {
-                    if crate::sys::dup_onto(fd.as_fd(), *target).is_err() {
-                        return 125;
-                    }
-                }
-                drop(lifted);
                 // A shim that kept its siblings' control sockets could keep
                 // them waiting forever: better not to run at all.
-                if !crate::sys::close_descriptors_from(fds::ENDS as u32 + 1) {
+                // SAFETY: this child uses no other descriptor than the
+                // placed ones, whose owners here are never dropped: it
+                // ends with exit_now.
+                #[allow(unsafe_code)]
+                let kept = unsafe { crate::sys::fd::place_descriptors(&placed, fds::ENDS + 1) };
+                if kept.is_err() {
                     return 125;
                 }
                 run_shim(args)
             })
             .unwrap_or(125);
-            crate::sys::exit_now(code)
+            crate::sys::process::exit_now(code)
         }
     }
 }

@@ -156,13 +156,13 @@ pub fn launch(
         && let Err(err) = cg.add_process(pid)
     {
         // Killed while it surely waits for go, before its pid can be reused.
-        crate::sys::kill(pid as i32, libc::SIGKILL);
+        crate::sys::process::kill(pid as i32, libc::SIGKILL);
         ctx.launcher.abort(pid);
         return Err(remove_cgroup(format!(
             "cannot confine the experiment: {err}"
         )));
     }
-    let start_time = crate::sys::process_start_time(pid).unwrap_or(0);
+    let start_time = crate::sys::procfs::process_start_time(pid).unwrap_or(0);
     Ok(Launched {
         pid,
         start_time,

@@ -74,7 +74,7 @@ impl IdleShim {
             .watch
             .as_ref()
             .is_some_and(|w| w.load(Ordering::Acquire) == EXITED);
-        !exited && crate::sys::process_running(self.pid, self.start_time)
+        !exited && crate::sys::procfs::process_running(self.pid, self.start_time)
     }
 }
 
@@ -128,7 +128,7 @@ pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
     if let Some(launcher) = launcher {
         launcher.retire(shim.pid);
     }
-    crate::sys::kill_if_same(shim.pid, shim.start_time);
+    crate::sys::process::kill_if_same(shim.pid, shim.start_time);
     shim.cgroup.release_when_empty();
 }
 

@@ -18,7 +18,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -97,18 +96,8 @@ fn journal_with_header(path: &Path, truncate: bool) -> Result<File, String> {
 
 /// Gives the metrics file `file` (at `path`) to `who`.
 fn hand_to(file: &File, path: &Path, who: &Identity) -> Result<(), String> {
-    // SAFETY: fchown on a descriptor `file` keeps open for the call.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::fchown(file.as_raw_fd(), who.uid, who.gid) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(format!(
-            "cannot hand {} to {}: {err}",
-            path.display(),
-            who.name
-        ));
-    }
-    Ok(())
+    crate::sys::fs::change_owner(file, who.uid, who.gid)
+        .map_err(|err| format!("cannot hand {} to {}: {err}", path.display(), who.name))
 }
 
 /// A run directory made ahead, with its files open.
@@ -247,7 +236,7 @@ impl RunDirs {
         let me = std::process::id();
         let own = root.join(format!(
             "{me}-{}",
-            crate::sys::process_start_time(me).unwrap_or(0)
+            crate::sys::procfs::process_start_time(me).unwrap_or(0)
         ));
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -310,7 +299,8 @@ fn remove_orphans(root: &Path, own: &Path) {
             .to_str()
             .and_then(|n| n.split_once('-'))
             .and_then(|(pid, start)| Some((pid.parse().ok()?, start.parse().ok()?)));
-        let alive = owner.is_some_and(|(pid, start)| crate::sys::process_running(pid, start));
+        let alive =
+            owner.is_some_and(|(pid, start)| crate::sys::procfs::process_running(pid, start));
         if path != own && !alive {
             let _ = remove_all(&path);
         }
@@ -479,7 +469,7 @@ mod tests {
             .spawn()
             .expect("sleep");
         let pid = other.id();
-        let started = crate::sys::process_start_time(pid).expect("start time");
+        let started = crate::sys::procfs::process_start_time(pid).expect("start time");
         let spares = experiments.join(SPARES_DIR);
         let running = spares.join(format!("{pid}-{started}"));
         let gone = spares.join(format!("{pid}-{}", started + 1));
@@ -504,7 +494,7 @@ mod tests {
     /// The metrics file of a spare is handed to the command's user.
     #[test]
     fn the_metrics_file_goes_to_the_commands_user() {
-        if !crate::sys::is_root() {
+        if !crate::sys::process::is_root() {
             eprintln!("skipped: needs root to hand files to another user");
             return;
         }

@@ -35,7 +35,7 @@
 //! one whose supervisor was never told go is queued again.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -163,7 +163,7 @@ impl Tracked {
         {
             Some(EXITED) => true,
             Some(RUNNING) if !ticked => false,
-            _ => !crate::sys::process_running(self.pid, self.start_time),
+            _ => !crate::sys::procfs::process_running(self.pid, self.start_time),
         }
     }
 }
@@ -200,7 +200,7 @@ pub async fn run(
     mut commands: mpsc::UnboundedReceiver<RunnerCommand>,
 ) {
     if settings.launch.as_root || cgroup::available() {
-        crate::sys::become_subreaper();
+        crate::sys::process::become_subreaper();
     }
     if let Err(e) = prepare_experiments_dir(&settings.launch.data_dir) {
         tracing::warn!("cannot prepare the experiments directory: {e}");
@@ -210,15 +210,9 @@ pub async fn run(
     let (exits, mut exited) = mpsc::unbounded_channel::<()>();
     let launcher = settings.launch.launcher.clone();
     // Reusable supervisors report each experiment's end here.
-    let reports = launcher.take_ends().and_then(|fd| {
-        // SAFETY: an OwnedFd stays open and is the same descriptor for as
-        // long as the AsyncFd owns it.
-        #[allow(unsafe_code)]
-        let registered = unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-        };
-        registered.ok()
-    });
+    let reports = launcher
+        .take_ends()
+        .and_then(|fd| crate::sys::fd::async_readable(fd).ok());
     tokio::task::spawn_blocking(move || {
         if let Err(e) = launcher.prepare() {
             tracing::warn!("{e} (tried again at the first start)");
@@ -270,7 +264,7 @@ pub async fn run(
         while exited.try_recv().is_ok() {}
         let seen = *changes.borrow_and_update();
         if ticked {
-            crate::sys::reap_orphans();
+            crate::sys::process::reap_orphans();
             // Reports already written count before the journal backstop.
             if let Some(pipe) = &reports {
                 note_reports(read_reports(pipe.get_ref()), &mut tracked, &settings);
@@ -354,21 +348,18 @@ fn read_reports(pipe: &OwnedFd) -> Vec<(u32, u64)> {
     let mut reports = Vec::new();
     let mut buf = [0u8; END_REPORT_LEN * 64];
     loop {
-        // SAFETY: read writes at most buf.len() bytes into `buf`.
-        #[allow(unsafe_code)]
-        let n = unsafe { libc::read(pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            let err = std::io::Error::last_os_error();
-            if n < 0 && err.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            if n < 0 && err.kind() != std::io::ErrorKind::WouldBlock {
+        let n = match rustix::io::read(pipe, &mut buf) {
+            Ok(0) | Err(rustix::io::Errno::AGAIN) => return reports,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                let err = std::io::Error::from(e);
                 tracing::warn!("cannot read end reports: {err} (journals are read instead)");
+                return reports;
             }
-            return reports;
-        }
+        };
         reports.extend(
-            buf[..n as usize]
+            buf[..n]
                 .chunks_exact(END_REPORT_LEN)
                 .filter_map(|r| r.try_into().ok().map(parse_end_report)),
         );
@@ -380,22 +371,16 @@ fn read_reports(pipe: &OwnedFd) -> Vec<(u32, u64)> {
 /// (Linux < 5.3) nothing is sent, `None` is returned and the tick notices
 /// the end instead.
 fn wake_on_exit(pid: u32, start_time: u64, exits: &mpsc::UnboundedSender<()>) -> Option<ExitWatch> {
-    let Ok(pidfd) = crate::sys::pidfd_open(pid) else {
+    let Ok(pidfd) = crate::sys::process::pidfd_open(pid) else {
         return None;
     };
     // Checked after opening: if the process is still the one started at
     // `start_time`, the pidfd refers to it and not to a later holder of
     // its pid. If not, it has ended already.
-    if !crate::sys::process_running(pid, start_time) {
+    if !crate::sys::procfs::process_running(pid, start_time) {
         return Some(Arc::new(AtomicU8::new(EXITED)));
     }
-    // SAFETY: an OwnedFd stays open and is the same descriptor for as long
-    // as the AsyncFd owns it.
-    #[allow(unsafe_code)]
-    let registered = unsafe {
-        tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
-    };
-    let Ok(pidfd) = registered else {
+    let Ok(pidfd) = crate::sys::fd::async_readable(pidfd) else {
         return None;
     };
     let watch = ExitWatch::default();
@@ -442,7 +427,7 @@ fn reattach(
                     cgroup.as_deref().and_then(ExperimentCgroup::open),
                     gpus.len(),
                 );
-                if crate::sys::process_running(*pid, *pid_start_time) {
+                if crate::sys::procfs::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
                     t.ended = wake_on_exit(*pid, *pid_start_time, exits);
                     t.reattached = true;
@@ -527,10 +512,12 @@ fn gpu_memory_now(lab: &Lab, tracked: &HashMap<u64, Tracked>) -> HashMap<u64, u6
         .filter(|(_, t)| t.cgroup.is_none())
         .map(|(id, t)| (t.pid, *id))
         .collect();
-    gpu_memory_by_experiment(&processes, &cgroup_pids, &sessions, |pid| {
-        let stat = crate::sys::proc_stat(pid)?;
-        crate::monitor::parse_stat(&stat).map(|f| f.session)
-    })
+    gpu_memory_by_experiment(
+        &processes,
+        &cgroup_pids,
+        &sessions,
+        crate::sys::procfs::session_of,
+    )
 }
 
 /// Sends SIGTERM to experiment `t`'s processes, and SIGKILL after `grace`
@@ -557,7 +544,7 @@ fn signal_command(t: &Tracked, signal: i32) {
         Some(cg) => cg.signal_all_but(signal, Some(t.pid as i32)),
         // Without cgroups: the experiment's session (processes that started a
         // session of their own escape; the README says so).
-        None => crate::sys::signal_session(t.pid, signal, Some(t.pid)),
+        None => crate::sys::process::signal_session(t.pid, signal, Some(t.pid)),
     }
 }
 
@@ -565,7 +552,7 @@ fn signal_command(t: &Tracked, signal: i32) {
 fn signal_all(t: &Tracked, signal: i32) {
     match &t.cgroup {
         Some(cg) => cg.signal_all(signal),
-        None => crate::sys::signal_session(t.pid, signal, None),
+        None => crate::sys::process::signal_session(t.pid, signal, None),
     }
 }
 
@@ -578,7 +565,7 @@ fn guard_output(tracked: &mut HashMap<u64, Tracked>, settings: &RunnerSettings) 
         check_output(*id, t, settings, true);
     }
     let reserve = settings.disk_reserve;
-    let Some(free) = crate::sys::free_bytes(&settings.launch.data_dir) else {
+    let Some(free) = crate::sys::fs::free_bytes(&settings.launch.data_dir) else {
         return;
     };
     if reserve == 0 || free >= reserve {
@@ -754,7 +741,7 @@ fn watch(
         // or a burst between ticks, escapes it: the weaker guarantee).
         if t.stopping.is_none()
             && t.cgroup.is_none()
-            && crate::sys::session_rss(t.pid) > t.memory_bytes
+            && crate::sys::procfs::session_rss(t.pid) > t.memory_bytes
         {
             let reason = format!(
                 "memory limit {} exceeded (watchdog)",
@@ -839,7 +826,7 @@ fn finish(id: u64, t: &Tracked, settings: &RunnerSettings, after_restart: bool) 
         usage.peak_memory_bytes = cg.peak_memory();
         oom = cg.oom_kills() > 0;
     } else {
-        crate::sys::signal_session(t.pid, libc::SIGKILL, None);
+        crate::sys::process::signal_session(t.pid, libc::SIGKILL, None);
     }
     if let Some(s) = &t.stopping
         && let Some(keep) = s.trim_to
@@ -1134,7 +1121,7 @@ fn release_started(
             // it surely waits for go, before its pid can be reused.
             tracing::warn!("experiment {}: not started: {err}", e.id);
             all_recorded = false;
-            crate::sys::kill_if_same(l.pid, l.start_time);
+            crate::sys::process::kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
             if let Some(cg) = l.cgroup
                 && !cg.remove()
@@ -1161,7 +1148,7 @@ fn release_started(
         if let Err(err) = released {
             // Its supervisor ends without running the command; tracking it
             // records that end and frees its reservation.
-            crate::sys::kill_if_same(l.pid, l.start_time);
+            crate::sys::process::kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
             t.stopping = Some(Stopping {
                 outcome: Outcome::Failed,
@@ -1191,7 +1178,7 @@ mod tests {
             .spawn()
             .expect("sleep");
         let pid = child.id();
-        let started = crate::sys::process_start_time(pid).expect("start time");
+        let started = crate::sys::procfs::process_start_time(pid).expect("start time");
 
         let other = wake_on_exit(pid, started + 1, &exits).expect("pidfd");
         assert_eq!(other.load(Ordering::Acquire), EXITED, "another start");

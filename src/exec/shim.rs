@@ -104,22 +104,27 @@ pub fn parse_end_report(report: &[u8; END_REPORT_LEN]) -> (u32, u64) {
 /// Runs the shim (stdin: the control socket; stdout and stderr: the logs;
 /// and the descriptors in [`fds`]). Returns the process exit code.
 pub fn run_shim(first: &ShimArgs) -> i32 {
-    let Some(mut control) = crate::sys::take_inherited_fd(0).map(UnixStream::from) else {
+    // SAFETY: the launcher placed these for the shim, which uses them
+    // through what it takes here alone (its stdin is never read as such).
+    #[allow(unsafe_code)]
+    let [control, journal, null, ends] =
+        unsafe { crate::sys::fd::take_inherited([0, fds::JOURNAL, fds::NULL, fds::ENDS]) };
+    let Some(mut control) = control.map(UnixStream::from) else {
         return 125;
     };
     if !told_go(&mut control) {
         // The daemon never said go (it stopped first): nothing ran.
         return 125;
     }
-    let Some(journal) = crate::sys::take_inherited_fd(fds::JOURNAL) else {
+    let Some(journal) = journal else {
         eprintln!("labbench: the run journal was not handed over");
         return 125;
     };
-    let null = crate::sys::take_inherited_fd(fds::NULL).map(File::from);
-    let ends = crate::sys::take_inherited_fd(fds::ENDS).map(File::from);
+    let null = null.map(File::from);
+    let ends = ends.map(File::from);
     // Stop signals are for the command, which starts with none blocked or
     // ignored; the shim stays to record how it ended.
-    crate::sys::reset_signals_for_commands();
+    crate::sys::process::reset_signals_for_commands();
     let (mut code, mut usable) = run_job(first, File::from(journal), null.as_ref(), None);
     let mut last = first.id;
     while first.reusable && usable {
@@ -164,9 +169,8 @@ fn next_job(control: &mut UnixStream) -> Option<(ShimArgs, File)> {
     control.read_exact(&mut body).ok()?;
     let args: ShimArgs = serde_json::from_slice(&body).ok()?;
     let [stdout, stderr, journal]: [std::os::fd::OwnedFd; 3] = fds.try_into().ok()?;
-    use std::os::fd::AsFd;
-    crate::sys::dup_onto(stdout.as_fd(), 1).ok()?;
-    crate::sys::dup_onto(stderr.as_fd(), 2).ok()?;
+    rustix::stdio::dup2_stdout(stdout).ok()?;
+    rustix::stdio::dup2_stderr(stderr).ok()?;
     Some((args, File::from(journal)))
 }
 
@@ -204,11 +208,11 @@ fn run_job(
     match settled {
         None => {
             if let Some(id) = &args.identity
-                && let Err(e) = crate::sys::become_identity(id.uid, id.gid, &id.groups)
+                && let Err(e) = crate::sys::process::become_identity(id.uid, id.gid, &id.groups)
             {
                 return setup_failed(format!("cannot become {}: {e}", id.name), false);
             }
-            if let Err(e) = crate::sys::new_session() {
+            if let Err(e) = crate::sys::process::new_session() {
                 return setup_failed(format!("cannot start a session: {e}"), false);
             }
         }
@@ -286,9 +290,9 @@ fn wait_with_checkpoints(
 ) -> std::io::Result<std::process::ExitStatus> {
     use std::os::fd::AsFd;
     let every = journal::CHECKPOINT_EVERY;
-    match crate::sys::pidfd_open(child.id()) {
+    match crate::sys::process::pidfd_open(child.id()) {
         Ok(pidfd) => {
-            while !crate::sys::wait_readable(pidfd.as_fd(), every)? {
+            while !crate::sys::fd::wait_readable(pidfd.as_fd(), every)? {
                 journal.checkpoint(journal::now_ms());
             }
         }

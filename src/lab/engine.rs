@@ -246,7 +246,7 @@ impl Lab {
         if self.store.is_writable() {
             return false;
         }
-        let room = crate::sys::free_bytes(self.data_dir())
+        let room = crate::sys::fs::free_bytes(self.data_dir())
             .is_some_and(|free| free > self.queue.disk_reserve_bytes.max(1 << 20));
         if !room {
             return false;
@@ -270,7 +270,7 @@ impl Lab {
         if reserve == 0 {
             return None;
         }
-        let free = crate::sys::free_bytes(self.data_dir())?;
+        let free = crate::sys::fs::free_bytes(self.data_dir())?;
         (free < reserve).then_some((free, reserve))
     }
 

@@ -524,7 +524,7 @@ pub(super) fn check_workdir(
         in_flight.clone(),
     );
     let checked = accounts::within(WORKDIR_CHECK_TIMEOUT, move || {
-        let may = crate::sys::may_enter_as(&path, uid, gid, &groups);
+        let may = crate::sys::fs::may_enter_as(&path, uid, gid, &groups);
         checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -315,7 +315,7 @@ impl Lab {
     /// [`CHALLENGE_VALID_SECS`] and once.
     pub fn key_challenge(&self, p: &Principal) -> LabResult<String> {
         let p = self.current(p)?;
-        let nonce = crate::sys::random_hex(16)
+        let nonce = crate::sys::fs::random_hex(16)
             .map_err(|e| LabError::Unavailable(format!("cannot make a challenge: {e}")))?;
         let expires = now() + CHALLENGE_VALID_SECS;
         let message = format!("labbench: {} holds this key ({nonce})", p.user);

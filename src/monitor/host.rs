@@ -97,13 +97,9 @@ impl HostSampler {
             snapshot.swap_used = system.used_swap();
             snapshot.cpu_per_core = system.cpus().iter().map(|c| c.usage()).collect();
         }
-        if let Some((free, total)) = self
-            .disk_path
-            .as_deref()
-            .and_then(crate::sys::filesystem_space)
-        {
-            snapshot.disk_free = free;
-            snapshot.disk_total = total;
+        if let Some(space) = self.disk_path.as_deref().and_then(crate::sys::fs::space) {
+            snapshot.disk_free = space.free;
+            snapshot.disk_total = space.total;
         }
         snapshot
     }

@@ -53,6 +53,6 @@ pub use gpu::{
     GpuDevice, GpuProcess, GpuReading, GpuSample, GpuSource, GpuSourceSpec, NoGpu, ReplaySource,
 };
 pub use host::{HostSampler, HostSnapshot};
-pub use procfs::{ProcSampler, ProcSweep, ProcessUse, StatFields, UidUse, parse_stat};
+pub use procfs::{ProcSampler, ProcSweep, ProcessUse, UidUse};
 pub use series::{Bucket, ClosedBucket, METRICS, Metric, Series, Usage, Window, WindowStats};
 pub use uids::UidNames;

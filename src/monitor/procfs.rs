@@ -1,11 +1,11 @@
 //! A lean per-process sweep of `/proc`: CPU time and resident memory per Unix uid.
 //!
-//! For every pid it reads only `/proc/PID/stat` (into one reused buffer) and
-//! takes the uid from the `/proc/PID` directory's owner; `status` is never
-//! parsed. Memory is RSS (resident set, shared pages counted in every process
-//! that maps them, so a uid's sum can overstate what it really holds). Kernel
-//! threads are left out; a process that starts and ends between two sweeps is
-//! not seen.
+//! For every pid it reads only `/proc/PID/stat` (into one reused buffer,
+//! parsed by [`crate::sys::procfs::parse_stat`]) and takes the uid from the
+//! `/proc/PID` directory's owner; `status` is never parsed. Memory is RSS
+//! (resident set, shared pages counted in every process that maps them, so
+//! a uid's sum can overstate what it really holds). Kernel threads are left
+//! out; a process that starts and ends between two sweeps is not seen.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -13,6 +13,8 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Instant;
+
+use crate::sys::procfs::parse_stat;
 
 /// Kernel threads carry this flag in `stat`; they are not anyone's work.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -85,49 +87,6 @@ struct Seen {
     owner_age: u32,
 }
 
-/// The fields of `/proc/PID/stat` labbench uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatFields<'a> {
-    /// `comm`, raw.
-    pub command: &'a [u8],
-    /// Session id.
-    pub session: u32,
-    /// Kernel flags.
-    pub flags: u64,
-    /// User plus system CPU time, clock ticks.
-    pub cpu_ticks: u64,
-    /// Start time after boot, clock ticks (identifies a pid's incarnation).
-    pub start_time: u64,
-    /// Resident set, pages.
-    pub rss_pages: u64,
-}
-
-/// Parses `/proc/PID/stat`; the command may contain spaces and parentheses.
-pub fn parse_stat(stat: &[u8]) -> Option<StatFields<'_>> {
-    let open = stat.iter().position(|&b| b == b'(')?;
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let command = stat.get(open + 1..close)?;
-    // After ")": state(0) ppid pgrp session(3) tty tpgid flags(6) minflt cminflt
-    // majflt cmajflt utime(11) stime(12) cutime cstime priority nice threads
-    // itreal starttime(19) vsize rss(21).
-    let mut numbers = [0u64; 22];
-    let mut fields = stat.get(close + 2..)?.split(|&b| b == b' ');
-    for (i, slot) in numbers.iter_mut().enumerate() {
-        let raw = fields.next()?;
-        if matches!(i, 3 | 6 | 11 | 12 | 19 | 21) {
-            *slot = std::str::from_utf8(raw).ok()?.trim().parse().ok()?;
-        }
-    }
-    Some(StatFields {
-        command,
-        session: numbers[3] as u32,
-        flags: numbers[6],
-        cpu_ticks: numbers[11] + numbers[12],
-        start_time: numbers[19],
-        rss_pages: numbers[21],
-    })
-}
-
 impl Default for ProcSampler {
     fn default() -> Self {
         ProcSampler::new(PathBuf::from("/proc"))
@@ -146,12 +105,12 @@ impl ProcSampler {
             // of the daemon: SSH connections, logs, and each experiment's
             // cgroup control files (about 17 on v1).
             max_open_files: {
-                let limit = crate::sys::raise_open_file_limit();
+                let limit = crate::sys::process::raise_open_file_limit();
                 limit.saturating_sub((limit / 4).max(256))
             },
             last_sweep: None,
-            ticks_per_second: crate::sys::clock_ticks_per_second(),
-            page_size: crate::sys::page_size(),
+            ticks_per_second: crate::sys::procfs::clock_ticks_per_second(),
+            page_size: crate::sys::procfs::page_size(),
         }
     }
 
@@ -299,25 +258,6 @@ fn sanitize_command(raw: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_stat_with_awkward_command() {
-        let stat = b"4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 9876 123456789 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        let f = parse_stat(stat).expect("parses");
-        assert_eq!(f.command, b"my (odd) prog");
-        assert_eq!(f.cpu_ticks, 300);
-        assert_eq!(f.start_time, 9876);
-        assert_eq!(f.rss_pages, 2048);
-        assert_eq!(f.flags, 4194560);
-        assert_eq!(f.session, 4242);
-    }
-
-    #[test]
-    fn garbage_stat_is_rejected() {
-        assert!(parse_stat(b"").is_none());
-        assert!(parse_stat(b"12 (x").is_none());
-        assert!(parse_stat(b"12 (x) S 1 2").is_none());
-    }
 
     #[test]
     fn sweep_sees_this_process_under_our_uid() {

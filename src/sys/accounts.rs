@@ -247,58 +247,54 @@ fn lookup_name(name: &str) -> Result<Option<Account>, String> {
     let Ok(c_name) = CString::new(name) else {
         return Ok(None);
     };
-    lookup_passwd(|entry, buffer, result| {
-        // SAFETY: `c_name` is NUL-terminated; `entry`, `buffer` (with its
-        // length) and `result` are valid for writes for the whole call.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::getpwnam_r(
-                c_name.as_ptr(),
-                entry,
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                result,
-            )
-        }
-    })
+    lookup_passwd(Key::Name(&c_name))
 }
 
 fn lookup_uid(uid: u32) -> Result<Option<Account>, String> {
-    lookup_passwd(|entry, buffer, result| {
-        // SAFETY: `entry`, `buffer` (with its length) and `result` are
-        // valid for writes for the whole call.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::getpwuid_r(
-                uid as libc::uid_t,
-                entry,
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                result,
-            )
-        }
-    })
+    lookup_passwd(Key::Uid(uid))
 }
 
-/// Calls a `getpw*_r` function with a buffer that grows while it is too
-/// small (ERANGE); reads the entry it filled in.
-fn lookup_passwd(
-    call: impl Fn(*mut libc::passwd, &mut [u8], *mut *mut libc::passwd) -> libc::c_int,
-) -> Result<Option<Account>, String> {
+/// What a passwd lookup asks for.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Name(&'a CStr),
+    Uid(u32),
+}
+
+/// Calls `getpwnam_r` or `getpwuid_r` with a buffer that grows while it is
+/// too small (ERANGE); reads the entry it filled in. Only on the lookup
+/// thread (see the module's text).
+fn lookup_passwd(key: Key<'_>) -> Result<Option<Account>, String> {
     let mut buffer = vec![0u8; 1024];
     loop {
-        // SAFETY: an all-zero passwd is a valid value (null pointers, zero
-        // ids); it is only read after the call filled it in.
-        #[allow(unsafe_code)]
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut entry = std::mem::MaybeUninit::<libc::passwd>::uninit();
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = call(&mut entry, &mut buffer, &mut result);
+        // SAFETY: a name asked for is NUL-terminated; `entry`, `buffer`
+        // (with its length) and `result` are valid for writes for the whole
+        // call. A result that is not null points to `entry`, filled in,
+        // whose strings point into `buffer`, NUL-terminated, and are copied
+        // before `buffer` changes.
+        #[allow(unsafe_code)]
+        let (rc, found) = unsafe {
+            let (out, buf, len) = (entry.as_mut_ptr(), buffer.as_mut_ptr().cast(), buffer.len());
+            let rc = match key {
+                Key::Name(name) => libc::getpwnam_r(name.as_ptr(), out, buf, len, &mut result),
+                Key::Uid(uid) => libc::getpwuid_r(uid, out, buf, len, &mut result),
+            };
+            let found = result.as_ref().map(|entry| Account {
+                name: CStr::from_ptr(entry.pw_name).to_string_lossy().into_owned(),
+                uid: entry.pw_uid,
+                gid: entry.pw_gid,
+                home: PathBuf::from(CStr::from_ptr(entry.pw_dir).to_string_lossy().into_owned()),
+            });
+            (rc, found)
+        };
         if rc == libc::ERANGE && buffer.len() < 1 << 20 {
             let larger = buffer.len() * 4;
             buffer.resize(larger, 0);
             continue;
         }
-        if result.is_null() {
+        if found.is_none() {
             // Not found is a null result with 0, ENOENT, ESRCH, EBADF or
             // EPERM, depending on the C library and the service.
             return match rc {
@@ -306,25 +302,12 @@ fn lookup_passwd(
                 other => Err(std::io::Error::from_raw_os_error(other).to_string()),
             };
         }
-        // SAFETY: the call succeeded: the entry's strings point into
-        // `buffer`, NUL-terminated, and stay valid while it lives (here).
-        #[allow(unsafe_code)]
-        let (name, home) = unsafe {
-            (
-                CStr::from_ptr(entry.pw_name).to_string_lossy().into_owned(),
-                CStr::from_ptr(entry.pw_dir).to_string_lossy().into_owned(),
-            )
-        };
-        return Ok(Some(Account {
-            name,
-            uid: entry.pw_uid,
-            gid: entry.pw_gid,
-            home: PathBuf::from(home),
-        }));
+        return Ok(found);
     }
 }
 
-/// All groups of `name` (primary `gid` included) from the C library's lookup.
+/// All groups of `name` (primary `gid` included) from the C library's
+/// lookup. Only on the lookup thread (see the module's text).
 fn group_list(name: &str, gid: u32) -> Option<Vec<u32>> {
     let name = CString::new(name).ok()?;
     let mut groups: Vec<libc::gid_t> = vec![0; 64];

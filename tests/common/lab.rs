@@ -11,7 +11,7 @@ use super::{Client, TestKey, TestServer, exec, session};
 pub const QUEUE_USER: &str = "lbqueue";
 
 pub fn is_root() -> bool {
-    labbench::sys::is_root()
+    labbench::sys::process::is_root()
 }
 
 /// Fails a test marked `#[ignore]` for what this host lacks (`need`) when

@@ -731,7 +731,7 @@ impl ExperimentCgroup {
         };
         let _ = self.set(freezer.0, freezer.1, frozen);
         for pid in self.pids().into_iter().filter(|pid| Some(*pid) != spared) {
-            crate::sys::kill(pid, signal);
+            crate::sys::process::kill(pid, signal);
         }
         let _ = self.set(freezer.0, freezer.1, thawed);
     }
@@ -877,7 +877,7 @@ mod tests {
             std::fs::write(dir.path().join(name), "").expect("file");
         }
         assert!(gpu_device_minors(dir.path()).is_empty());
-        if crate::sys::is_root() {
+        if crate::sys::process::is_root() {
             let node = dir.path().join("nvidia7");
             let made = std::process::Command::new("mknod")
                 .arg(&node)
@@ -905,7 +905,7 @@ mod tests {
         let mount = [PathBuf::from(ROOT), Path::new(ROOT).join("unified")]
             .into_iter()
             .find(|m| m.join("cgroup.controllers").exists());
-        let (true, Some(mount)) = (crate::sys::is_root(), mount) else {
+        let (true, Some(mount)) = (crate::sys::process::is_root(), mount) else {
             eprintln!("needs root and a cgroup v2 mount");
             return;
         };
@@ -977,7 +977,7 @@ mod tests {
                 std::fs::read_to_string(m.join("cgroup.controllers"))
                     .is_ok_and(|c| has_v2_controllers(&c))
             });
-        if !crate::sys::is_root() {
+        if !crate::sys::process::is_root() {
             return;
         }
         match hierarchy() {

@@ -35,10 +35,8 @@ const MAX_SPARES: usize = 8;
 fn max_leftover_bytes() -> u64 {
     static MAX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *MAX.get_or_init(|| {
-        // SAFETY: sysconf only reads a configuration value.
-        #[allow(unsafe_code)]
-        let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as u64;
-        (2 << 20) + cpus * 64 * crate::sys::page_size()
+        let cpus = crate::sys::procfs::possible_cpus();
+        (2 << 20) + cpus * 64 * crate::sys::procfs::page_size()
     })
 }
 
@@ -243,7 +241,7 @@ mod tests {
 
     #[test]
     fn an_ended_experiments_cgroup_serves_the_next_one_reset() {
-        if !crate::sys::is_root() || super::super::hierarchy() != Some(Hierarchy::V1) {
+        if !crate::sys::process::is_root() || super::super::hierarchy() != Some(Hierarchy::V1) {
             eprintln!("needs root and cgroup v1");
             return;
         }
