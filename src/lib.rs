@@ -24,6 +24,7 @@ pub mod lab;
 pub mod model;
 pub mod monitor;
 pub mod output;
+pub mod runner;
 pub mod sched;
 pub mod server;
 pub mod ssh;

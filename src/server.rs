@@ -10,9 +10,10 @@ use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
-use crate::exec::{LaunchContext, RunnerSettings};
+use crate::exec::LaunchContext;
 use crate::lab::{AdminBootstrap, BootstrapReport, Lab, LabError, QueueSettings, RunnerHandle};
 use crate::monitor::{GpuSourceSpec, MonitorSettings, spawn_monitor};
+use crate::runner::RunnerSettings;
 use crate::ssh::{
     ConnectionHandler, ConnectionLimits, HostKey, LimitSettings, ServerShared, generate_ed25519,
     load_or_create_host_key, write_private_key,
@@ -197,8 +198,8 @@ pub async fn start(
             }
         }
     );
-    let runner = tokio::spawn(crate::exec::run(
-        lab.clone(),
+    let runner = tokio::spawn(crate::runner::run(
+        lab.engine(),
         runner_settings,
         runner_commands,
     ));

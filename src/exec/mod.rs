@@ -31,10 +31,8 @@ pub mod launcher;
 pub mod local;
 pub mod pool;
 pub mod rundirs;
-pub mod runner;
 pub mod shim;
 
 pub use launcher::Launcher;
 pub use local::LaunchContext;
-pub use runner::{RunnerSettings, run};
 pub use shim::ShimArgs;

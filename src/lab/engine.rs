@@ -349,3 +349,77 @@ impl Lab {
         Ok(())
     }
 }
+
+/// The runner's handle on the service: what it may ask (the plan, the
+/// unfinished experiments, the host's GPUs, news of the queue) and tell
+/// (state changes, live use), and nothing else: no store, no front-end API.
+#[derive(Clone)]
+pub struct Engine {
+    lab: Lab,
+}
+
+impl Lab {
+    /// The runner's handle on this service.
+    pub fn engine(&self) -> Engine {
+        Engine { lab: self.clone() }
+    }
+}
+
+impl Engine {
+    /// The scheduler's decisions now and the room its starts leave.
+    pub fn plan(&self) -> LabResult<(Vec<Decision>, Room)> {
+        self.lab.plan_with_room()
+    }
+
+    /// Experiment `id` as stored (`None` if there is none).
+    pub fn experiment(&self, id: u64) -> LabResult<Option<crate::model::Experiment>> {
+        Ok(self.lab.store.experiment(id)?)
+    }
+
+    /// Every unfinished experiment (queued, starting, running), oldest first.
+    pub fn unfinished_experiments(&self) -> LabResult<Vec<crate::model::Experiment>> {
+        Ok(self.lab.store.active_experiments()?)
+    }
+
+    /// See [`Lab::host_gpus`].
+    pub fn host_gpus(&self) -> Vec<crate::model::HostGpu> {
+        self.lab.host_gpus()
+    }
+
+    /// See [`Lab::stage_transitions`].
+    pub fn stage(&self, changes: Vec<StateChange>) -> Vec<LabResult<()>> {
+        self.lab.stage_transitions(changes)
+    }
+
+    /// See [`Lab::commit_transitions`].
+    pub fn commit(&self) -> LabResult<()> {
+        self.lab.commit_transitions()
+    }
+
+    /// See [`Lab::heal_store`].
+    pub fn heal_store(&self) -> bool {
+        self.lab.heal_store()
+    }
+
+    /// See [`Lab::publish_live_use`].
+    pub fn publish_live_use(&self, live: HashMap<u64, LiveUse>) {
+        self.lab.publish_live_use(live)
+    }
+
+    /// See [`Lab::take_queue_news`].
+    pub fn take_queue_news(&self) -> super::QueueNews {
+        self.lab.take_queue_news()
+    }
+
+    /// See [`Lab::queue_changes`].
+    pub fn queue_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.lab.queue_changes()
+    }
+
+    /// See [`Lab::usage_updates`].
+    pub fn usage_updates(
+        &self,
+    ) -> tokio::sync::watch::Receiver<std::sync::Arc<crate::monitor::UsageSnapshot>> {
+        self.lab.usage_updates()
+    }
+}

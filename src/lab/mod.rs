@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
-pub use engine::{LiveUse, StateChange};
+pub use engine::{Engine, LiveUse, StateChange};
 pub use experiments::HIDDEN;
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
