@@ -4,6 +4,7 @@
 //! rendering the result as aligned text or stable JSON with an exit status.
 //! Must not check permissions itself: the service does.
 
+mod accounts;
 mod commands;
 pub mod logs;
 pub mod output;

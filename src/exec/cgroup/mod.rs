@@ -54,9 +54,15 @@
 //! the next ones that reuse it): opening a cgroup file costs a path walk
 //! through the cgroup file system each time.
 
+mod devices;
+mod hierarchy;
 mod spares;
 
+pub use devices::{GpuAccess, NVIDIA_MAJOR, gpu_device_minors};
+pub use hierarchy::{Hierarchy, available, gpu_devices_enforced, has_v2_controllers, hierarchy};
 pub use spares::sweep_leftovers;
+
+use hierarchy::{V2_CONTROLLERS, v1_controllers};
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -64,29 +70,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::model::HostGpu;
-
 /// Where cgroups are mounted.
 const ROOT: &str = "/sys/fs/cgroup";
-/// v1 controllers an experiment is placed in (and must all be writable).
-const V1_CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
-/// [`V1_CONTROLLERS`] and `devices`, where that one is mounted and writable.
-const V1_WITH_DEVICES: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
-/// Character device major of the NVIDIA GPU files (`/dev/nvidiaN`).
-pub const NVIDIA_MAJOR: u32 = 195;
-/// v2 controllers an experiment needs.
-const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 /// CFS period used for CPU quotas, microseconds.
 const CFS_PERIOD_US: u64 = 100_000;
-
-/// Which cgroup interface this host offers labbench.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hierarchy {
-    /// Unified hierarchy mounted at this path.
-    V2(PathBuf),
-    /// One hierarchy per controller under [`ROOT`].
-    V1,
-}
 
 /// A short, stable name for the daemon owning `data_dir` (FNV-1a of its path).
 pub fn instance_name(data_dir: &Path) -> String {
@@ -96,96 +83,6 @@ pub fn instance_name(data_dir: &Path) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
-}
-
-/// The hierarchy labbench can use here, if any (checked once; v2 first).
-pub fn hierarchy() -> Option<Hierarchy> {
-    static FOUND: std::sync::OnceLock<Option<Hierarchy>> = std::sync::OnceLock::new();
-    FOUND.get_or_init(detect).clone()
-}
-
-/// The v1 controllers experiments are placed in here: `devices` too where
-/// it can be used (checked once).
-fn v1_controllers() -> &'static [&'static str] {
-    static DEVICES: OnceLock<bool> = OnceLock::new();
-    let devices = *DEVICES.get_or_init(|| {
-        // Only under a parent that allows every device: where it denies by
-        // default (a container's), a deny rule is taken and does nothing.
-        let dir = Path::new(ROOT).join("devices").join("labbench");
-        std::fs::create_dir_all(&dir).is_ok()
-            && std::fs::read_to_string(dir.join("devices.list"))
-                .is_ok_and(|list| list.lines().any(|l| l.trim() == "a *:* rwm"))
-            && can_make_cgroups_in(&dir)
-    });
-    if devices {
-        &V1_WITH_DEVICES
-    } else {
-        &V1_CONTROLLERS
-    }
-}
-
-/// Whether experiments are kept from the GPUs they were not given (v1 with
-/// the `devices` controller), else only told which to use.
-pub fn gpu_devices_enforced() -> bool {
-    hierarchy() == Some(Hierarchy::V1) && v1_controllers().contains(&"devices")
-}
-
-/// Whether this host lets labbench create cgroups.
-pub fn available() -> bool {
-    hierarchy().is_some()
-}
-
-fn detect() -> Option<Hierarchy> {
-    for mount in [PathBuf::from(ROOT), Path::new(ROOT).join("unified")] {
-        if prepare_v2(&mount).is_ok() {
-            return Some(Hierarchy::V2(mount));
-        }
-    }
-    let v1 = V1_CONTROLLERS.iter().all(|c| {
-        let dir = Path::new(ROOT).join(c).join("labbench");
-        std::fs::create_dir_all(&dir).is_ok()
-            && dir.join("cgroup.procs").exists()
-            && can_make_cgroups_in(&dir)
-    });
-    v1.then_some(Hierarchy::V1)
-}
-
-/// Whether this process may make cgroups in `dir` (one made there by a
-/// daemon running as root earlier may not be this one's to use).
-fn can_make_cgroups_in(dir: &Path) -> bool {
-    let probe = dir.join(format!(".probe-{}", std::process::id()));
-    let made = std::fs::create_dir(&probe).is_ok();
-    made && std::fs::remove_dir(&probe).is_ok()
-}
-
-/// Whether the words of a `cgroup.controllers` file include every needed one.
-pub fn has_v2_controllers(controllers: &str) -> bool {
-    let present: Vec<&str> = controllers.split_whitespace().collect();
-    V2_CONTROLLERS.iter().all(|c| present.contains(c))
-}
-
-/// Makes `mount/labbench` able to hand the v2 controllers to its children.
-fn prepare_v2(mount: &Path) -> std::io::Result<()> {
-    let unavailable = || std::io::Error::other("v2 controllers unavailable");
-    let controllers = std::fs::read_to_string(mount.join("cgroup.controllers"))?;
-    if !has_v2_controllers(&controllers) {
-        return Err(unavailable());
-    }
-    let enable = V2_CONTROLLERS
-        .iter()
-        .map(|c| format!("+{c}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    // The root may already delegate them (systemd does); writing is harmless.
-    let _ = std::fs::write(mount.join("cgroup.subtree_control"), &enable);
-    let base = mount.join("labbench");
-    std::fs::create_dir_all(&base)?;
-    if !has_v2_controllers(&std::fs::read_to_string(base.join("cgroup.controllers"))?)
-        || !can_make_cgroups_in(&base)
-    {
-        return Err(unavailable());
-    }
-    write(&base.join("cgroup.subtree_control"), &enable)
 }
 
 /// An experiment's cgroup(s).
@@ -263,86 +160,6 @@ pub struct Limits {
     pub pids: u32,
     /// Which GPU device files it may open.
     pub gpus: GpuAccess,
-}
-
-/// Which GPU device files (`/dev/nvidiaN`, by minor number N) an
-/// experiment may open: bit N of `present` for each GPU device the host has,
-/// of `allowed` for each it was given. Minors 254 and 255 (`nvidia-modeset`,
-/// `nvidiactl`) are the driver's own, open to all.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GpuAccess {
-    /// The host's GPU device files.
-    pub present: [u64; 4],
-    /// The experiment's.
-    pub allowed: [u64; 4],
-}
-
-/// Minors of GPU device files (below the driver's own, 254 and 255).
-const GPU_MINORS: std::ops::Range<u32> = 0..254;
-
-fn has(bits: &[u64; 4], minor: u32) -> bool {
-    bits[(minor / 64) as usize] & (1 << (minor % 64)) != 0
-}
-
-fn set(bits: &mut [u64; 4], minor: u32) {
-    bits[(minor / 64) as usize] |= 1 << (minor % 64);
-}
-
-impl GpuAccess {
-    /// Access to the `given` GPUs (indices) of `host`, the others' device
-    /// files denied, and so are those of `also_present` (device files found
-    /// on the host whether or not the GPU source lists them: a GPU NVML
-    /// cannot read any more is still fenced).
-    pub fn new(host: &[HostGpu], also_present: &[u32], given: &[u32]) -> GpuAccess {
-        let mut access = GpuAccess::default();
-        let listed = host.iter().map(|g| g.minor);
-        for minor in listed.chain(also_present.iter().copied()) {
-            if GPU_MINORS.contains(&minor) {
-                set(&mut access.present, minor);
-            }
-        }
-        for gpu in host.iter().filter(|g| given.contains(&g.index)) {
-            if GPU_MINORS.contains(&gpu.minor) {
-                set(&mut access.allowed, gpu.minor);
-            }
-        }
-        access
-    }
-
-    /// The v1 `devices` rules that grant exactly this access: (file, rule).
-    fn v1_rules(self) -> impl Iterator<Item = (&'static str, String)> {
-        GPU_MINORS
-            .filter(move |minor| has(&self.present, *minor))
-            .map(move |minor| {
-                let file = if has(&self.allowed, minor) {
-                    "devices.allow"
-                } else {
-                    "devices.deny"
-                };
-                (file, format!("c {NVIDIA_MAJOR}:{minor} rwm"))
-            })
-    }
-}
-
-/// Minors of the GPU device files in `dev` (`nvidia0`, `nvidia1`, …).
-pub fn gpu_device_minors(dev: &Path) -> Vec<u32> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let Ok(entries) = std::fs::read_dir(dev) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.strip_prefix("nvidia")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|e| std::fs::metadata(e.path()).ok())
-        .filter(|m| m.file_type().is_char_device())
-        .filter(|m| libc::major(m.rdev()) == NVIDIA_MAJOR)
-        .map(|m| libc::minor(m.rdev()))
-        .collect()
 }
 
 /// The v1 directory of `name` (`INSTANCE` or `INSTANCE/…`) under `controller`.
@@ -824,6 +641,7 @@ fn parse_keyed(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::HostGpu;
 
     #[test]
     fn v2_needs_memory_cpu_and_pids() {

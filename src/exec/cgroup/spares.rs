@@ -19,7 +19,8 @@
 
 use std::sync::Mutex;
 
-use super::{ExperimentCgroup, Hierarchy, v1_controllers, v1_dir};
+use super::hierarchy::v1_controllers;
+use super::{ExperimentCgroup, Hierarchy, v1_dir};
 
 /// Spares kept at most (across instances).
 const MAX_SPARES: usize = 8;
