@@ -14,6 +14,61 @@ use crate::sched::{
     schedule_with_room,
 };
 
+/// What changed in the queue since the runner last took the news: lets it
+/// skip planning when nothing new could start.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct QueueNews {
+    /// Requests of the experiments submitted since.
+    pub submitted: Vec<crate::model::Resources>,
+    /// Whether anything else changed that can change decisions (a queued
+    /// experiment cancelled, a priority or a quota changed, or too many
+    /// submissions to list).
+    pub other: bool,
+}
+
+/// Submissions listed in [`QueueNews`] before it just says "other".
+const MAX_NEWS: usize = 1024;
+
+/// Recent usage by owner, with the time it was computed.
+type FairShareCache = Option<(std::time::Instant, HashMap<String, f64>)>;
+
+/// What the service keeps for the runner's side between calls: caches of
+/// what the scheduler is given, what the runner published, the news.
+#[derive(Default)]
+pub(super) struct EngineState {
+    /// Fair-share usage by owner and when it was computed.
+    fair_share: std::sync::Mutex<FairShareCache>,
+    /// What running experiments use now, published by the runner.
+    live: std::sync::RwLock<HashMap<u64, LiveUse>>,
+    /// What changed in the queue since the runner last looked.
+    news: std::sync::Mutex<QueueNews>,
+    /// How finished experiments that queued ones wait for (`--after`)
+    /// ended: it never changes, and the queue is planned at every start.
+    finished_dependencies: std::sync::Mutex<HashMap<u64, Dependency>>,
+}
+
+impl EngineState {
+    /// Notes a change that can alter scheduling decisions.
+    pub(super) fn note_other_change(&self) {
+        self.news.lock().unwrap_or_else(|e| e.into_inner()).other = true;
+    }
+
+    /// Notes a new submission asking for `resources`.
+    pub(super) fn note_submission(&self, resources: crate::model::Resources) {
+        let mut news = self.news.lock().unwrap_or_else(|e| e.into_inner());
+        if news.submitted.len() < MAX_NEWS {
+            news.submitted.push(resources);
+        } else {
+            news.other = true;
+        }
+    }
+
+    /// What changed since the last call.
+    pub(super) fn take_news(&self) -> QueueNews {
+        std::mem::take(&mut *self.news.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// One experiment's state change by the runner, for [`Lab::stage_transitions`]:
 /// the states it passes through in order (each with its reason) and,
 /// at its end, what it used.
@@ -71,12 +126,16 @@ impl Lab {
 
     /// Publishes what running experiments use now (the runner does, each tick).
     pub fn publish_live_use(&self, live: HashMap<u64, LiveUse>) {
-        *self.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+        *self.engine.live.write().unwrap_or_else(|e| e.into_inner()) = live;
     }
 
     /// What running experiments use now.
     pub fn live_use(&self) -> HashMap<u64, LiveUse> {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.engine
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Runs the scheduler over the current queue.
@@ -109,13 +168,15 @@ impl Lab {
                         continue;
                     }
                 };
-                self.finished_dependencies
+                self.engine
+                    .finished_dependencies
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(id, status);
             }
             let planned = self.store.with_active(|active| {
                 let finished = self
+                    .engine
                     .finished_dependencies
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
@@ -277,7 +338,11 @@ impl Lab {
     /// CPU-hours per owner over the last 7 days of experiments (fair share),
     /// recomputed at most once a minute: it only orders owners.
     pub(super) fn recent_usage(&self) -> LabResult<HashMap<String, f64>> {
-        let mut cache = self.fair_share.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .engine
+            .fair_share
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some((at, usage)) = cache.as_ref()
             && at.elapsed() < std::time::Duration::from_secs(60)
         {

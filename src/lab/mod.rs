@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
-pub use engine::{Engine, LiveUse, StateChange};
+pub use engine::{Engine, LiveUse, QueueNews, StateChange};
 pub use experiments::HIDDEN;
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
@@ -115,48 +115,14 @@ pub struct Lab {
     queue: Arc<QueueSettings>,
     runner: Option<RunnerHandle>,
     queue_changes: Arc<watch::Sender<u64>>,
-    /// Serialises changes to users and keys, so checks and writes cannot interleave.
-    identity: Arc<std::sync::Mutex<()>>,
-    /// Accounts whose `--workdir` check has not returned (see `check_workdir`).
-    workdir_checks: Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
-    /// Open key challenges by user: (message to sign, valid until).
-    challenges: Arc<std::sync::Mutex<Challenges>>,
-    /// Bumped when a user or a key is removed: connections then check that
-    /// their user and key still exist, and close if not.
-    revocations: Arc<watch::Sender<u64>>,
     data_dir: Arc<std::path::PathBuf>,
-    /// Fair-share usage by owner and when it was computed.
-    fair_share: Arc<std::sync::Mutex<FairShareCache>>,
-    /// What running experiments use now, published by the runner.
-    live: Arc<std::sync::RwLock<std::collections::HashMap<u64, LiveUse>>>,
-    /// What changed in the queue since the runner last looked.
-    news: Arc<std::sync::Mutex<QueueNews>>,
-    /// How finished experiments that queued ones wait for (`--after`)
-    /// ended: it never changes, and the queue is planned at every start.
-    finished_dependencies:
-        Arc<std::sync::Mutex<std::collections::HashMap<u64, crate::sched::Dependency>>>,
+    /// What the accounts' side keeps (users.rs).
+    accounts: Arc<users::AccountsState>,
+    /// Accounts whose `--workdir` check has not returned (submit.rs).
+    workdir_checks: Arc<submit::WorkdirChecks>,
+    /// What the runner's side keeps (engine.rs).
+    engine: Arc<engine::EngineState>,
 }
-
-/// What changed in the queue since the runner last took the news: lets it
-/// skip planning when nothing new could start.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct QueueNews {
-    /// Requests of the experiments submitted since.
-    pub submitted: Vec<crate::model::Resources>,
-    /// Whether anything else changed that can change decisions (a queued
-    /// experiment cancelled, a priority or a quota changed, or too many
-    /// submissions to list).
-    pub other: bool,
-}
-
-/// Open key challenges by user: (message to sign, valid until).
-type Challenges = std::collections::HashMap<String, Vec<(String, i64)>>;
-
-/// Submissions listed in [`QueueNews`] before it just says "other".
-const MAX_NEWS: usize = 1024;
-
-/// Recent usage by owner, with the time it was computed.
-type FairShareCache = Option<(std::time::Instant, std::collections::HashMap<String, f64>)>;
 
 /// How the service asks the experiment runner to act.
 #[derive(Debug, Clone)]
@@ -212,15 +178,10 @@ impl Lab {
             queue: Arc::new(QueueSettings::default()),
             runner: None,
             queue_changes: Arc::new(watch::Sender::new(0)),
-            identity: Arc::new(std::sync::Mutex::new(())),
-            revocations: Arc::new(watch::Sender::new(0)),
-            challenges: Arc::default(),
-            workdir_checks: Arc::default(),
             data_dir: Arc::new(std::path::PathBuf::from(".")),
-            fair_share: Arc::new(std::sync::Mutex::new(None)),
-            live: Arc::new(std::sync::RwLock::new(std::collections::HashMap::new())),
-            news: Arc::default(),
-            finished_dependencies: Arc::default(),
+            accounts: Arc::default(),
+            workdir_checks: Arc::default(),
+            engine: Arc::default(),
         }
     }
 
@@ -267,36 +228,19 @@ impl Lab {
 
     /// Notes a change that can alter scheduling decisions, and notifies.
     fn queue_changed(&self) {
-        self.news.lock().unwrap_or_else(|e| e.into_inner()).other = true;
+        self.engine.note_other_change();
         self.notify_queue();
     }
 
     /// Notes a new submission asking for `resources`, and notifies.
     fn queue_grew(&self, resources: crate::model::Resources) {
-        {
-            let mut news = self.news.lock().unwrap_or_else(|e| e.into_inner());
-            if news.submitted.len() < MAX_NEWS {
-                news.submitted.push(resources);
-            } else {
-                news.other = true;
-            }
-        }
+        self.engine.note_submission(resources);
         self.notify_queue();
     }
 
     /// What changed since the last call (the runner's).
     pub fn take_queue_news(&self) -> QueueNews {
-        std::mem::take(&mut *self.news.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// A receiver that changes whenever a user or a key is removed.
-    pub fn revocations(&self) -> watch::Receiver<u64> {
-        self.revocations.subscribe()
-    }
-
-    /// Tells connections that a user or a key was removed.
-    fn revoked(&self) {
-        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
+        self.engine.take_news()
     }
 
     /// The connected-sessions registry.
@@ -307,10 +251,6 @@ impl Lab {
     /// The store (for the bootstrap and tests; front ends use the methods).
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    fn identity_lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.identity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a change in the audit trail.

@@ -282,7 +282,7 @@ impl Lab {
             }
         }
         let workdir = r.workdir.unwrap_or_else(|| account.home.clone());
-        check_workdir(&workdir, account, &self.workdir_checks)?;
+        check_workdir(&workdir, account, &self.workdir_checks.0)?;
         Ok(ExperimentSpec {
             name: r.name,
             project: r.project,
@@ -436,6 +436,12 @@ pub fn reserved_env_message(name: &str) -> String {
          variables); it cannot be overridden"
     )
 }
+
+/// Accounts whose `--workdir` check has not returned (see [`check_workdir`]).
+#[derive(Default)]
+pub(super) struct WorkdirChecks(
+    pub(super) std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+);
 
 /// Longest a `--workdir` check may take.
 pub(super) const WORKDIR_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -50,6 +50,51 @@ pub struct KeyOffer {
 
 /// Seconds a key challenge holds.
 pub const CHALLENGE_VALID_SECS: i64 = 600;
+/// Open key challenges by user: (message to sign, valid until).
+type Challenges = std::collections::HashMap<String, Vec<(String, i64)>>;
+
+/// What the service keeps for the accounts' side between calls.
+pub(super) struct AccountsState {
+    /// Serialises changes to users and keys, so checks and writes cannot interleave.
+    identity: std::sync::Mutex<()>,
+    /// Open key challenges by user.
+    challenges: std::sync::Mutex<Challenges>,
+    /// Bumped when a user or a key is removed: connections then check that
+    /// their user and key still exist, and close if not.
+    revocations: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for AccountsState {
+    fn default() -> Self {
+        AccountsState {
+            identity: std::sync::Mutex::new(()),
+            challenges: std::sync::Mutex::default(),
+            revocations: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl Lab {
+    /// A receiver that changes whenever a user or a key is removed.
+    pub fn revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.accounts.revocations.subscribe()
+    }
+
+    /// Tells connections that a user or a key was removed.
+    fn revoked(&self) {
+        self.accounts
+            .revocations
+            .send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn identity_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.accounts
+            .identity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Most open challenges one user has (older ones are dropped).
 const MAX_CHALLENGES: usize = 8;
 
@@ -319,7 +364,11 @@ impl Lab {
             .map_err(|e| LabError::Unavailable(format!("cannot make a challenge: {e}")))?;
         let expires = now() + CHALLENGE_VALID_SECS;
         let message = format!("labbench: {} holds this key ({nonce})", p.user);
-        let mut challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+        let mut challenges = self
+            .accounts
+            .challenges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mine = challenges.entry(p.user.clone()).or_default();
         mine.retain(|(_, until)| *until > now());
         if mine.len() >= MAX_CHALLENGES {
@@ -370,7 +419,11 @@ impl Lab {
             keys.push(key);
         }
         if !used.is_empty() {
-            let mut challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+            let mut challenges = self
+                .accounts
+                .challenges
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some(mine) = challenges.get_mut(&p.user) {
                 mine.retain(|(message, _)| !used.contains(message));
             }
@@ -406,7 +459,11 @@ impl Lab {
                  (cat KEY.pub KEY.sig | ssh lab@host key add {user}); or ask an admin to add it"
             )));
         };
-        let challenges = self.challenges.lock().unwrap_or_else(|e| e.into_inner());
+        let challenges = self
+            .accounts
+            .challenges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let open: Vec<&String> = challenges
             .get(user)
             .into_iter()
