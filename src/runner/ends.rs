@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::limits::{check_output, guard_output, signal_all, signal_command, stop, trim_output};
-use super::tracked::{Stopping, Tracked};
+use super::tracked::{EndSeen, Stopping, Supervisor, Tracked};
 use super::{RunnerSettings, SUPERVISOR_GRACE};
 use crate::exec::cgroup::ExperimentCgroup;
 use crate::exec::pool::{self, IdleShim};
@@ -37,14 +37,18 @@ pub(super) fn watch(
         // an earlier daemon, which may be) whose report never came (a full
         // pipe, an earlier daemon's pipe): its journal tells, two ticks in
         // a row (the first may just precede the report).
-        if ticked && (t.reusable || t.reattached) {
+        if ticked && matches!(t.supervisor, Supervisor::Kept { .. } | Supervisor::Earlier) {
             let journal = ExperimentFiles::new(&settings.launch.data_dir, *id).journal();
             let journaled = read_exit(&journal).is_some();
-            if journaled && t.journaled {
+            if journaled && t.end == EndSeen::InJournal {
                 ended.push(*id);
                 continue;
             }
-            t.journaled = journaled;
+            t.end = if journaled {
+                EndSeen::InJournal
+            } else {
+                EndSeen::No
+            };
         }
         if !ticked {
             continue;
@@ -114,24 +118,22 @@ pub(super) fn watch(
 /// cgroup to release, if any.
 pub(super) fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<ExperimentCgroup> {
     let launcher = &settings.launch.launcher;
+    let Supervisor::Kept { identity } = t.supervisor else {
+        return t.cgroup;
+    };
     let Some(cgroup) = t.cgroup else {
         // Never so (only v1 slots keep supervisors), but never kept bare.
-        if t.reusable {
-            launcher.retire(t.pid);
-        }
+        launcher.retire(t.pid);
         return None;
     };
-    if !t.reusable {
-        return Some(cgroup);
-    }
     let shim = IdleShim {
         pid: t.pid,
         start_time: t.start_time,
-        identity: t.identity,
+        identity,
         cgroup,
-        watch: t.ended,
+        watch: t.exit_watch,
     };
-    if t.reported.is_some() && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
+    if t.end.reported().is_some() && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
         pool::put(shim, launcher);
     } else {
         pool::retire(shim, Some(launcher));
@@ -151,7 +153,7 @@ pub(super) fn finish(
     if let Some(cg) = &t.cgroup {
         // The experiment ends with its leader: stop anything it left running
         // (but a supervisor that reported the end, and stays).
-        let staying = t.reported.and(Some(t.pid as i32));
+        let staying = t.end.reported().and(Some(t.pid as i32));
         if cg
             .pid_list()
             .is_none_or(|pids| pids.iter().any(|pid| Some(*pid) != staying))
@@ -178,12 +180,12 @@ pub(super) fn finish(
     usage.gpu_seconds = elapsed * t.gpus as f64;
     usage.peak_gpu_memory_bytes = t.peak_gpu_memory;
     let journal = ExperimentFiles::new(&settings.launch.data_dir, id).journal();
-    let status = t.reported.or_else(|| read_exit(&journal));
+    let status = t.end.reported().or_else(|| read_exit(&journal));
     // A supervisor of an earlier daemon that was never told go: its command
     // never started (found at re-attachment, or when it exits after it).
     if status.is_none()
         && t.stopping.is_none()
-        && (after_restart || t.reattached)
+        && (after_restart || matches!(t.supervisor, Supervisor::Earlier))
         && never_started(&journal)
     {
         return queued_again(id);

@@ -63,7 +63,7 @@ use crate::sched::Room;
 use ends::watch;
 use limits::stop;
 use start::start_allowed;
-use tracked::{Tracked, measure, reattach};
+use tracked::{EndSeen, Supervisor, Tracked, measure, reattach};
 
 /// How often running experiments are checked.
 const TICK: Duration = Duration::from_millis(250);
@@ -220,8 +220,12 @@ fn note_reports(
 ) {
     for (pid, id) in reports {
         let journal = || ExperimentFiles::new(&settings.launch.data_dir, id).journal();
-        if let Some(t) = tracked.get_mut(&id).filter(|t| t.pid == pid && t.reusable) {
-            t.reported = read_exit(&journal());
+        if let Some(t) = tracked
+            .get_mut(&id)
+            .filter(|t| t.pid == pid && matches!(t.supervisor, Supervisor::Kept { .. }))
+            && let Some(status) = read_exit(&journal())
+        {
+            t.end = EndSeen::Reported(status);
         }
     }
 }

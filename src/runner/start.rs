@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::RunnerSettings;
 use super::ends::{commit, never_ran, stage_ends};
-use super::tracked::{Stopping, Tracked, wake_on_exit};
+use super::tracked::{Stopping, Supervisor, Tracked, wake_on_exit};
 use crate::exec::local::{Launched, go, launch};
 use crate::lab::{Engine, StateChange};
 use crate::model::{Experiment, Outcome, State};
@@ -174,9 +174,14 @@ pub(super) fn release_started(
             Err(why) => Err(why),
         };
         let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
-        t.ended = ended;
-        t.reusable = l.reusable;
-        t.identity = l.identity;
+        t.exit_watch = ended;
+        t.supervisor = if l.reusable {
+            Supervisor::Kept {
+                identity: l.identity,
+            }
+        } else {
+            Supervisor::Own
+        };
         if let Err(err) = released {
             // Its supervisor ends without running the command; tracking it
             // records that end and frees its reservation.

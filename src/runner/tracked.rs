@@ -57,19 +57,49 @@ pub(super) struct Tracked {
     pub(super) peak_gpu_memory: u64,
     /// What its supervisor's pidfd said (see [`ExitWatch`]); without one,
     /// `/proc` is read at every wake-up instead.
-    pub(super) ended: Option<ExitWatch>,
-    /// Whether its supervisor stays for another experiment (then the
-    /// supervisor's end is not the experiment's: it reports that instead).
-    pub(super) reusable: bool,
-    /// Whom that supervisor runs commands as.
-    pub(super) identity: Option<Identity>,
-    /// How the experiment ended, as its supervisor reported (and the
-    /// journal confirmed).
-    pub(super) reported: Option<ExitStatus>,
-    /// Re-attached after a restart (its supervisor may have been reusable).
-    pub(super) reattached: bool,
-    /// Whether the last tick found its exit status in the journal.
-    pub(super) journaled: bool,
+    pub(super) exit_watch: Option<ExitWatch>,
+    /// Whose supervisor runs it: says how its end is learnt.
+    pub(super) supervisor: Supervisor,
+    /// What the runner has seen of its end so far.
+    pub(super) end: EndSeen,
+}
+
+/// Whose supervisor runs an experiment.
+#[derive(Debug)]
+pub(super) enum Supervisor {
+    /// Forked for it: it exits when the experiment ends.
+    Own,
+    /// Kept for further experiments, running commands as `identity`: it
+    /// reports each end on the ends pipe and stays.
+    Kept {
+        /// Whom it runs commands as.
+        identity: Option<Identity>,
+    },
+    /// Started by an earlier daemon (re-attached after a restart): it may
+    /// have been kept, so its journal is read for the end as well.
+    Earlier,
+}
+
+/// What the runner has seen of an experiment's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EndSeen {
+    /// Nothing yet.
+    No,
+    /// The last tick found its exit status in its journal (of a supervisor
+    /// that stays, whose report did not come): a second tick in a row ends it.
+    InJournal,
+    /// Its supervisor reported the end, as the journal confirmed.
+    Reported(ExitStatus),
+}
+
+impl EndSeen {
+    /// How it ended, when its supervisor reported it.
+    pub(super) fn reported(self) -> Option<ExitStatus> {
+        match self {
+            EndSeen::Reported(status) => Some(status),
+            EndSeen::No | EndSeen::InJournal => None,
+        }
+    }
 }
 
 impl Tracked {
@@ -97,23 +127,20 @@ impl Tracked {
             stopping: None,
             last_cpu: None,
             peak_gpu_memory: 0,
-            ended: None,
-            reusable: false,
-            identity: None,
-            reported: None,
-            reattached: false,
-            journaled: false,
+            exit_watch: None,
+            supervisor: Supervisor::Own,
+            end: EndSeen::No,
         }
     }
 
     /// Whether its supervisor has ended. At a tick `/proc` is read even
     /// when the pidfd says it runs (a backstop that costs a read a tick).
     pub(super) fn has_ended(&self, ticked: bool) -> bool {
-        if self.reported.is_some() {
+        if self.end.reported().is_some() {
             return true;
         }
         match self
-            .ended
+            .exit_watch
             .as_ref()
             .map(|watch| watch.load(Ordering::Acquire))
         {
@@ -191,8 +218,8 @@ pub(super) fn reattach(
                 );
                 if crate::sys::procfs::process_running(*pid, *pid_start_time) {
                     tracing::info!("re-attached to experiment {} (pid {pid})", e.id);
-                    t.ended = wake_on_exit(*pid, *pid_start_time, exits);
-                    t.reattached = true;
+                    t.exit_watch = wake_on_exit(*pid, *pid_start_time, exits);
+                    t.supervisor = Supervisor::Earlier;
                     tracked.insert(e.id, t);
                 } else {
                     // Ended while the daemon was down: the shim's journal
