@@ -24,43 +24,16 @@
 //! in order, the others none.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-
+use super::protocol::{Reply, Request, ShimArgs, encode_frame, fds, read_frame, write_frame};
 use super::rundirs::{RunDirs, RunFiles};
-use super::shim::{ShimArgs, fds, run_shim};
-
-/// Largest frame either side accepts (commands and environments are far smaller).
-pub(super) const MAX_FRAME: u32 = 16 << 20;
-
-/// What the daemon asks of the launcher.
-#[derive(Debug, Serialize, Deserialize)]
-enum Request {
-    /// Fork a shim that waits for go.
-    Spawn(ShimArgs),
-    /// Hand reusable shim `pid`, idle, its next experiment (it waits for go).
-    Reuse { pid: u32, args: ShimArgs },
-    /// Reusable shim `pid` gets no more experiments: close its socket (it exits).
-    Retire { pid: u32 },
-    /// Let shim `pid` run its command.
-    Go { pid: u32 },
-    /// Shim `pid` will not be told go: close its pipe (it exits).
-    Abort { pid: u32 },
-}
-
-/// The launcher's answer to a spawn.
-#[derive(Debug, Serialize, Deserialize)]
-enum Reply {
-    Spawned { pid: u32 },
-    Failed { error: String },
-}
+use super::shim::run_shim;
 
 /// The daemon's side: starts the launcher on first use and again if it died.
 #[derive(Debug)]
@@ -131,7 +104,7 @@ impl Launcher {
     }
 
     /// The read end of the ends pipe, on which reusable shims report each
-    /// experiment's end ([`super::shim::end_report`]); `None` once taken,
+    /// experiment's end ([`super::protocol::end_report`]); `None` once taken,
     /// or if there is none (then no shim may be reusable).
     pub fn take_ends(&self) -> Option<OwnedFd> {
         self.ends_reader
@@ -508,45 +481,4 @@ fn fork_shim(
             crate::sys::process::exit_now(code)
         }
     }
-}
-
-fn write_frame<T: Serialize>(stream: &mut UnixStream, value: &T) -> std::io::Result<()> {
-    stream.write_all(&encode_frame(value)?)
-}
-
-/// A frame: the body's length (u32, little-endian) and the JSON body.
-fn encode_frame<T: Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
-    let body = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|len| *len <= MAX_FRAME)
-        .ok_or_else(|| {
-            std::io::Error::other(format!(
-                "the command and its environment are too large to start ({} bytes)",
-                body.len()
-            ))
-        })?;
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&body);
-    Ok(frame)
-}
-
-/// Reads one frame; `None` at a clean end of stream.
-fn read_frame<T: DeserializeOwned>(stream: &mut UnixStream) -> std::io::Result<Option<T>> {
-    let mut len = [0u8; 4];
-    match stream.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_le_bytes(len);
-    if len > MAX_FRAME {
-        return Err(std::io::Error::other(format!("frame of {len} bytes")));
-    }
-    let mut body = vec![0; len as usize];
-    stream.read_exact(&mut body)?;
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(std::io::Error::other)
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::cgroup::{ExperimentCgroup, GpuAccess, Limits};
 use super::launcher::Launcher;
 use super::pool::{self, ExitWatch, IdleShim};
-use super::shim::{Identity, ShimArgs};
+use super::protocol::{Identity, ShimArgs};
 use crate::model::{CommandLine, Experiment, HostGpu, cuda_visible};
 use crate::output::ExperimentFiles;
 

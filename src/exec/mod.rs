@@ -30,9 +30,10 @@ pub mod gpu_use;
 pub mod launcher;
 pub mod local;
 pub mod pool;
+pub mod protocol;
 pub mod rundirs;
 pub mod shim;
 
 pub use launcher::Launcher;
 pub use local::LaunchContext;
-pub use shim::ShimArgs;
+pub use protocol::ShimArgs;

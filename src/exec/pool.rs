@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 
 use super::cgroup::ExperimentCgroup;
 use super::launcher::Launcher;
-use super::shim::Identity;
+use super::protocol::Identity;
 
 /// A supervisor's state as its pidfd tells it: [`RUNNING`], [`EXITED`], or
 /// anything else when the pidfd failed (then `/proc` tells).

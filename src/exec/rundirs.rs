@@ -21,7 +21,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::shim::Identity;
+use super::protocol::Identity;
 use crate::output::ExperimentFiles;
 use crate::output::journal::journal_header;
 

@@ -30,76 +30,10 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use serde::{Deserialize, Serialize};
+use super::protocol::{Identity, MAX_FRAME, ShimArgs, end_report, fds};
 
 use crate::output::Stream;
 use crate::output::journal::{self, ExitStatus, JournalWriter};
-
-/// What the shim runs, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShimArgs {
-    /// The experiment's id (in the end report of a reusable shim).
-    pub id: u64,
-    /// The experiment's directory (logs, journal).
-    pub dir: PathBuf,
-    /// Where the command runs.
-    pub workdir: PathBuf,
-    /// The Unix identity to take on (when the daemon runs as root).
-    pub identity: Option<Identity>,
-    /// The command.
-    pub argv: Vec<String>,
-    /// The command's whole environment.
-    pub env: Vec<(String, String)>,
-    /// Whether the shim stays for further experiments of the same identity
-    /// (only in a cgroup slot of its own; see the module's text).
-    pub reusable: bool,
-}
-
-/// A Unix user, looked up by the daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    /// The account's name (for messages).
-    pub name: String,
-    /// User id.
-    pub uid: u32,
-    /// Primary group id.
-    pub gid: u32,
-    /// All its groups.
-    pub groups: Vec<u32>,
-}
-
-/// Descriptors the launcher hands every shim besides stdin (the control
-/// socket), stdout and stderr (the logs).
-pub mod fds {
-    /// The run journal, created by the launcher (with its header line) and
-    /// open for writing after it.
-    pub const JOURNAL: i32 = 3;
-    /// `/dev/null`, the command's stdin.
-    pub const NULL: i32 = 4;
-    /// The write end of the daemon's ends pipe (see [`super::END_REPORT_LEN`]).
-    pub const ENDS: i32 = 5;
-}
-
-/// Length of an end report: the shim's pid (u32) and the experiment's id
-/// (u64), little-endian. Shorter than `PIPE_BUF`, so written at once.
-pub const END_REPORT_LEN: usize = 12;
-
-/// An end report of shim `pid` for experiment `id`.
-pub fn end_report(pid: u32, id: u64) -> [u8; END_REPORT_LEN] {
-    let mut report = [0u8; END_REPORT_LEN];
-    report[..4].copy_from_slice(&pid.to_le_bytes());
-    report[4..].copy_from_slice(&id.to_le_bytes());
-    report
-}
-
-/// The shim's pid and the experiment's id in an end report.
-pub fn parse_end_report(report: &[u8; END_REPORT_LEN]) -> (u32, u64) {
-    let mut pid = [0u8; 4];
-    let mut id = [0u8; 8];
-    pid.copy_from_slice(&report[..4]);
-    id.copy_from_slice(&report[4..]);
-    (u32::from_le_bytes(pid), u64::from_le_bytes(id))
-}
 
 /// Runs the shim (stdin: the control socket; stdout and stderr: the logs;
 /// and the descriptors in [`fds`]). Returns the process exit code.
@@ -162,7 +96,7 @@ fn next_job(control: &mut UnixStream) -> Option<(ShimArgs, File)> {
     }
     control.read_exact(&mut len[n..]).ok()?;
     let len = u32::from_le_bytes(len);
-    if len > super::launcher::MAX_FRAME {
+    if len > MAX_FRAME {
         return None;
     }
     let mut body = vec![0; len as usize];

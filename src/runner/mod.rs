@@ -54,7 +54,7 @@ use tokio::sync::mpsc;
 
 use crate::exec::cgroup::{self, ExperimentCgroup};
 use crate::exec::local::{LaunchContext, prepare_experiments_dir};
-use crate::exec::shim::{END_REPORT_LEN, parse_end_report};
+use crate::exec::protocol::{END_REPORT_LEN, parse_end_report};
 use crate::lab::{Engine, RunnerCommand};
 use crate::model::Outcome;
 use crate::output::ExperimentFiles;
@@ -230,7 +230,7 @@ fn note_reports(
     }
 }
 
-/// The end reports waiting on the ends pipe (see [`super::shim::end_report`]):
+/// The end reports waiting on the ends pipe (see [`crate::exec::protocol::end_report`]):
 /// (supervisor pid, experiment id) each. Waits for one; never returns
 /// without a pipe.
 async fn end_reports(pipe: Option<&tokio::io::unix::AsyncFd<OwnedFd>>) -> Vec<(u32, u64)> {

@@ -11,7 +11,7 @@ use super::ends::{commit, finish, queued_again, stage_ends};
 use crate::exec::cgroup::ExperimentCgroup;
 use crate::exec::gpu_use::gpu_memory_by_experiment;
 use crate::exec::pool::{EXITED, ExitWatch, RUNNING, UNKNOWN};
-use crate::exec::shim::Identity;
+use crate::exec::protocol::Identity;
 use crate::lab::{Engine, LiveUse};
 use crate::model::{Experiment, Outcome, State};
 use crate::output::journal::ExitStatus;
