@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use super::error::{LaunchError, SpawnError};
 use super::protocol::{Reply, Request, ShimArgs, encode_frame, fds, read_frame, write_frame};
 use super::rundirs::{RunDirs, RunFiles};
 use super::shim::run_shim;
@@ -55,7 +56,7 @@ struct Connection {
     /// the order they were sent (see [`Launcher::hand_over`]).
     unanswered: std::collections::VecDeque<u32>,
     /// Answers read ahead of their turn (before a spawn's, say).
-    answers: HashMap<u32, Result<(), String>>,
+    answers: HashMap<u32, Result<(), LaunchError>>,
 }
 
 impl Connection {
@@ -67,7 +68,7 @@ impl Connection {
                     self.waiting.insert(pid);
                     Ok(())
                 }
-                Some(Reply::Failed { error }) => Err(error),
+                Some(Reply::Failed { error }) => Err(LaunchError::Refused(error)),
                 None => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             };
             self.unanswered.pop_front();
@@ -142,7 +143,7 @@ impl Launcher {
 
     /// Starts the launcher now if none runs, so that the first experiment
     /// does not wait for it to load.
-    pub fn prepare(&self) -> Result<(), String> {
+    pub fn prepare(&self) -> Result<(), LaunchError> {
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         if connection.is_none() {
             *connection = Some(self.connect()?);
@@ -150,10 +151,10 @@ impl Launcher {
         Ok(())
     }
 
-    fn connect(&self) -> Result<Connection, String> {
+    fn connect(&self) -> Result<Connection, LaunchError> {
         let stream = self
             .start()
-            .map_err(|e| format!("cannot start the launcher: {e}"))?;
+            .map_err(|e| LaunchError::Start(e.to_string()))?;
         Ok(Connection {
             stream,
             waiting: Default::default(),
@@ -163,12 +164,13 @@ impl Launcher {
     }
 
     /// Forks a shim for `args`, waiting for go; returns its pid.
-    pub fn spawn(&self, args: ShimArgs) -> Result<u32, String> {
+    pub fn spawn(&self, args: ShimArgs) -> Result<u32, LaunchError> {
         // Encoded first: a request too large to send is refused without
         // touching the connection (the shims it has forked stay usable).
-        let frame = encode_frame(&Request::Spawn(args)).map_err(|e| e.to_string())?;
+        let frame =
+            encode_frame(&Request::Spawn(args)).map_err(|e| LaunchError::Request(e.to_string()))?;
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last_error = String::new();
+        let mut last_error = LaunchError::Exited;
         // A launcher that died or stopped answering is replaced once.
         for _ in 0..2 {
             let current = match connection.as_mut() {
@@ -185,9 +187,9 @@ impl Launcher {
                     current.waiting.insert(pid);
                     return Ok(pid);
                 }
-                Ok(Some(Reply::Failed { error })) => return Err(error),
-                Ok(None) => last_error = "the launcher exited".into(),
-                Err(e) => last_error = format!("the launcher failed: {e}"),
+                Ok(Some(Reply::Failed { error })) => return Err(LaunchError::Refused(error)),
+                Ok(None) => last_error = LaunchError::Exited,
+                Err(e) => last_error = LaunchError::Broken(e.to_string()),
             }
             *connection = None;
         }
@@ -199,16 +201,14 @@ impl Launcher {
     /// Returns once asked, without waiting for the answer, so the daemon
     /// can record the start meanwhile; [`handed_over`](Self::handed_over)
     /// tells how it went, and must be asked once for each hand-over.
-    pub fn hand_over(&self, pid: u32, args: &ShimArgs) -> Result<(), String> {
+    pub fn hand_over(&self, pid: u32, args: &ShimArgs) -> Result<(), LaunchError> {
         let frame = encode_frame(&Request::Reuse {
             pid,
             args: args.clone(),
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| LaunchError::Request(e.to_string()))?;
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let current = connection
-            .as_mut()
-            .ok_or_else(|| "no launcher runs".to_string())?;
+        let current = connection.as_mut().ok_or(LaunchError::NotRunning)?;
         match current.stream.write_all(&frame) {
             Ok(()) => {
                 current.unanswered.push_back(pid);
@@ -216,7 +216,7 @@ impl Launcher {
             }
             Err(e) => {
                 *connection = None;
-                Err(format!("the launcher failed: {e}"))
+                Err(LaunchError::Broken(e.to_string()))
             }
         }
     }
@@ -225,21 +225,19 @@ impl Launcher {
     /// to it (then it waits for go). Fails if the launcher could not create
     /// the experiment's files, or does not hold that shim (it died, or the
     /// launcher was replaced).
-    pub fn handed_over(&self, pid: u32) -> Result<(), String> {
+    pub fn handed_over(&self, pid: u32) -> Result<(), LaunchError> {
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let current = connection
-            .as_mut()
-            .ok_or_else(|| "its launcher is gone".to_string())?;
+        let current = connection.as_mut().ok_or(LaunchError::Gone)?;
         if !current.answers.contains_key(&pid)
             && let Err(e) = current.read_answers()
         {
             *connection = None;
-            return Err(format!("the launcher failed: {e}"));
+            return Err(LaunchError::Broken(e.to_string()));
         }
         current
             .answers
             .remove(&pid)
-            .unwrap_or_else(|| Err("it was never handed over".to_string()))
+            .unwrap_or(Err(LaunchError::NotHandedOver))
     }
 
     /// Reusable shim `pid` gets no more experiments (it exits when idle).
@@ -257,7 +255,7 @@ impl Launcher {
 
     /// Lets shim `pid` run its command. Fails if the launcher that forked
     /// it is gone (the shim then exits without running anything).
-    pub fn go(&self, pid: u32) -> Result<(), String> {
+    pub fn go(&self, pid: u32) -> Result<(), LaunchError> {
         self.send(pid, Request::Go { pid })
     }
 
@@ -266,17 +264,17 @@ impl Launcher {
         let _ = self.send(pid, Request::Abort { pid });
     }
 
-    fn send(&self, pid: u32, request: Request) -> Result<(), String> {
+    fn send(&self, pid: u32, request: Request) -> Result<(), LaunchError> {
         let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         let current = connection
             .as_mut()
             .filter(|c| c.waiting.contains(&pid))
-            .ok_or_else(|| "its launcher is gone".to_string())?;
+            .ok_or(LaunchError::Gone)?;
         current.waiting.remove(&pid);
         let sent = encode_frame(&request).and_then(|frame| current.stream.write_all(&frame));
         sent.map_err(|e| {
             *connection = None;
-            format!("the launcher failed: {e}")
+            LaunchError::Broken(e.to_string())
         })
     }
 }
@@ -366,7 +364,9 @@ fn serve_requests(
                         shims.insert(pid, shim);
                         Reply::Spawned { pid }
                     }
-                    Err(error) => Reply::Failed { error },
+                    Err(error) => Reply::Failed {
+                        error: error.to_string(),
+                    },
                 };
                 if let Err(e) = write_frame(connection, &reply) {
                     eprintln!("labbench launcher: {e}");
@@ -378,7 +378,9 @@ fn serve_requests(
                     Ok(()) => Reply::Spawned { pid },
                     Err(error) => {
                         shims.remove(&pid);
-                        Reply::Failed { error }
+                        Reply::Failed {
+                            error: error.to_string(),
+                        }
                     }
                 };
                 if let Err(e) = write_frame(connection, &reply) {
@@ -407,19 +409,19 @@ fn hand_over(
     shim: Option<&mut HeldShim>,
     args: &ShimArgs,
     dirs: &mut RunDirs,
-) -> Result<(), String> {
+) -> Result<(), SpawnError> {
     let shim = shim
         .filter(|s| s.reusable && !s.waiting)
-        .ok_or_else(|| "no such idle supervisor".to_string())?;
+        .ok_or(SpawnError::NoIdleSupervisor)?;
     let files = dirs.take(&args.dir, args.identity.as_ref())?;
-    let frame = encode_frame(args).map_err(|e| e.to_string())?;
+    let frame = encode_frame(args).map_err(SpawnError::Encode)?;
     let attached = [
         files.stdout.as_fd(),
         files.stderr.as_fd(),
         files.journal.as_fd(),
     ];
     super::fdpass::send_with_fds(&mut shim.control, &frame, &attached)
-        .map_err(|e| format!("the supervisor is gone: {e}"))?;
+        .map_err(SpawnError::SupervisorGone)?;
     shim.waiting = true;
     Ok(())
 }
@@ -433,24 +435,23 @@ fn fork_shim(
     dirs: &mut RunDirs,
     null: &std::fs::File,
     ends: Option<&OwnedFd>,
-) -> Result<(u32, UnixStream), String> {
+) -> Result<(u32, UnixStream), SpawnError> {
     let RunFiles {
         stdout,
         stderr,
         journal,
     } = dirs.take(&args.dir, args.identity.as_ref())?;
-    let (ours, theirs) =
-        UnixStream::pair().map_err(|e| format!("cannot make a control socket: {e}"))?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| SpawnError::ControlSocket("make", e))?;
     // A supervisor that stopped reading (stopped by its user, say) must not
     // hold up the launcher, and every start with it: sends to it time out.
     ours.set_write_timeout(Some(SEND_TIMEOUT))
-        .map_err(|e| format!("cannot set up a control socket: {e}"))?;
+        .map_err(|e| SpawnError::ControlSocket("set up", e))?;
     // SAFETY: the launcher (`labbench __launcher`, which serves from the
     // start of `main`) starts no thread: it has one.
     #[allow(unsafe_code)]
     let forked = unsafe { crate::sys::process::fork_single_threaded() };
     match forked {
-        Err(e) => Err(format!("cannot fork the supervisor: {e}")),
+        Err(e) => Err(SpawnError::Fork(e)),
         Ok(Some(pid)) => Ok((pid, ours)),
         Ok(None) => {
             // The child: keep only stdin (control), stdout and stderr (the

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::cgroup::{ExperimentCgroup, GpuAccess, Limits};
+use super::error::{ExecError, LaunchError};
 use super::launcher::Launcher;
 use super::pool::{self, ExitWatch, IdleShim};
 use super::protocol::{Identity, ShimArgs};
@@ -88,12 +89,15 @@ pub fn launch(
     e: &Experiment,
     gpus: &[u32],
     host_gpus: &[HostGpu],
-) -> Result<Launched, String> {
+) -> Result<Launched, ExecError> {
     let files = ExperimentFiles::new(&ctx.data_dir, e.id);
     let account = if ctx.as_root {
         let unknown = || format!("unix user {} does not exist on this host", e.unix_user);
-        let entry = crate::sys::accounts::by_name(&e.unix_user)?.ok_or_else(unknown)?;
-        let groups = crate::sys::accounts::groups_of(&e.unix_user, entry.gid)?;
+        let entry = crate::sys::accounts::by_name(&e.unix_user)
+            .and_then(|entry| entry.ok_or_else(unknown))
+            .map_err(ExecError::Account)?;
+        let groups =
+            crate::sys::accounts::groups_of(&e.unix_user, entry.gid).map_err(ExecError::Account)?;
         Some((entry, groups))
     } else {
         None
@@ -137,30 +141,28 @@ pub fn launch(
     }
 
     let cgroup = if ctx.cgroups {
-        Some(
-            ExperimentCgroup::create(&instance, e.id, limits)
-                .map_err(|err| format!("cannot create the experiment's cgroup: {err}"))?,
-        )
+        Some(ExperimentCgroup::create(&instance, e.id, limits).map_err(ExecError::Cgroup)?)
     } else {
         None
     };
-    let remove_cgroup = |why: String| {
+    let remove_cgroup = |why: ExecError| {
         if let Some(cg) = &cgroup {
             let _ = cg.remove();
         }
         why
     };
 
-    let pid = ctx.launcher.spawn(args).map_err(remove_cgroup)?;
+    let pid = ctx
+        .launcher
+        .spawn(args)
+        .map_err(|e| remove_cgroup(e.into()))?;
     if let Some(cg) = &cgroup
         && let Err(err) = cg.add_process(pid)
     {
         // Killed while it surely waits for go, before its pid can be reused.
         crate::sys::process::kill(pid as i32, libc::SIGKILL);
         ctx.launcher.abort(pid);
-        return Err(remove_cgroup(format!(
-            "cannot confine the experiment: {err}"
-        )));
+        return Err(remove_cgroup(ExecError::Confine(err)));
     }
     let start_time = crate::sys::procfs::process_start_time(pid).unwrap_or(0);
     Ok(Launched {
@@ -181,19 +183,19 @@ fn hand_to_kept(
     idle: IdleShim,
     args: &ShimArgs,
     limits: Limits,
-) -> Result<Launched, String> {
+) -> Result<Launched, ExecError> {
     let cgroup = match idle.cgroup.renew(limits) {
         Ok(cgroup) => cgroup,
         Err(e) => {
             // Some limits may have been written: the slot's are unknown now.
             let cgroup = idle.cgroup.with_unknown_limits();
             pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
-            return Err(format!("its cgroup could not be renewed: {e}"));
+            return Err(ExecError::Renew(e));
         }
     };
     if let Err(why) = ctx.launcher.hand_over(idle.pid, args) {
         pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
-        return Err(why);
+        return Err(why.into());
     }
     Ok(Launched {
         pid: idle.pid,
@@ -207,7 +209,7 @@ fn hand_to_kept(
 }
 
 /// Lets a launched experiment's command run (after its start is recorded).
-pub fn go(ctx: &LaunchContext, launched: &Launched) -> Result<(), String> {
+pub fn go(ctx: &LaunchContext, launched: &Launched) -> Result<(), LaunchError> {
     ctx.launcher.go(launched.pid)
 }
 

@@ -25,6 +25,7 @@
 //! `cargo bench --bench restarts` checks this under 50 `kill -9`.
 
 pub mod cgroup;
+pub mod error;
 pub mod fdpass;
 pub mod gpu_use;
 pub mod launcher;
@@ -34,6 +35,7 @@ pub mod protocol;
 pub mod rundirs;
 pub mod shim;
 
+pub use error::{ExecError, LaunchError};
 pub use launcher::Launcher;
 pub use local::LaunchContext;
 pub use protocol::ShimArgs;

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::error::SpawnError;
 use super::protocol::Identity;
 use crate::output::ExperimentFiles;
 use crate::output::journal::journal_header;
@@ -48,7 +49,7 @@ impl RunFiles {
     /// Creates the experiment directory `dir` and its files in place: the
     /// logs and the journal (held open for the shim) and the metrics file
     /// the command appends to, which belongs to the command's user (`who`).
-    pub fn create(dir: &Path, who: Option<&Identity>) -> Result<RunFiles, String> {
+    pub fn create(dir: &Path, who: Option<&Identity>) -> Result<RunFiles, SpawnError> {
         let files = ExperimentFiles::new_in(dir);
         // Traversable (not listable) by the experiment's user, who writes
         // its metrics file.
@@ -56,7 +57,7 @@ impl RunFiles {
             .recursive(true)
             .mode(0o711)
             .create(&files.dir)
-            .map_err(|err| format!("cannot create {}: {err}", files.dir.display()))?;
+            .map_err(SpawnError::file("create", &files.dir))?;
         let metrics = create_file(
             &files.metrics(),
             OpenOptions::new().write(true).truncate(true),
@@ -72,12 +73,12 @@ impl RunFiles {
     }
 }
 
-fn create_file(path: &Path, options: &mut OpenOptions) -> Result<File, String> {
+fn create_file(path: &Path, options: &mut OpenOptions) -> Result<File, SpawnError> {
     options
         .create(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))
+        .map_err(SpawnError::file("create", path))
 }
 
 /// Creates the run journal at `path` (emptied first if `truncate`) with
@@ -86,18 +87,21 @@ fn create_file(path: &Path, options: &mut OpenOptions) -> Result<File, String> {
 /// supervisor's lines, which usually fit in that page, then leave nothing
 /// in the slot's memory when the experiment ends, and the slot stays fit
 /// for the next one (see `cgroup::spares`).
-fn journal_with_header(path: &Path, truncate: bool) -> Result<File, String> {
+fn journal_with_header(path: &Path, truncate: bool) -> Result<File, SpawnError> {
     let mut journal = create_file(path, OpenOptions::new().write(true).truncate(truncate))?;
     journal
         .write_all(journal_header().as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(SpawnError::file("write", path))?;
     Ok(journal)
 }
 
 /// Gives the metrics file `file` (at `path`) to `who`.
-fn hand_to(file: &File, path: &Path, who: &Identity) -> Result<(), String> {
-    crate::sys::fs::change_owner(file, who.uid, who.gid)
-        .map_err(|err| format!("cannot hand {} to {}: {err}", path.display(), who.name))
+fn hand_to(file: &File, path: &Path, who: &Identity) -> Result<(), SpawnError> {
+    crate::sys::fs::change_owner(file, who.uid, who.gid).map_err(|source| SpawnError::Owner {
+        path: path.to_path_buf(),
+        user: who.name.clone(),
+        source,
+    })
 }
 
 /// A run directory made ahead, with its files open.
@@ -109,11 +113,11 @@ struct Spare {
 }
 
 impl Spare {
-    fn make(dir: PathBuf) -> Result<Spare, String> {
+    fn make(dir: PathBuf) -> Result<Spare, SpawnError> {
         std::fs::DirBuilder::new()
             .mode(0o711)
             .create(&dir)
-            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+            .map_err(SpawnError::file("create", &dir))?;
         let files = ExperimentFiles { dir };
         let metrics = create_file(&files.metrics(), OpenOptions::new().write(true))?;
         let stdout = create_file(&files.stdout(), OpenOptions::new().append(true))?;
@@ -162,7 +166,7 @@ const RETRY_AFTER_STARTS: u64 = 64;
 impl RunDirs {
     /// The files of the experiment whose directory is `dir`, for the
     /// command's user `who`: a spare moved there, or else made in place.
-    pub fn take(&mut self, dir: &Path, who: Option<&Identity>) -> Result<RunFiles, String> {
+    pub fn take(&mut self, dir: &Path, who: Option<&Identity>) -> Result<RunFiles, SpawnError> {
         self.starts += 1;
         if self.spares_root.is_none()
             && let Some(parent) = dir.parent()
@@ -225,14 +229,14 @@ impl RunDirs {
 
     /// This launcher's spares directory, made if need be (the first time,
     /// with those of launchers that are gone removed).
-    fn own_dir(&mut self) -> Result<PathBuf, String> {
+    fn own_dir(&mut self) -> Result<PathBuf, SpawnError> {
         if let Some(own) = &self.own {
             return Ok(own.clone());
         }
         let root = self
             .spares_root
             .clone()
-            .ok_or("no experiments directory yet")?;
+            .ok_or(SpawnError::NoExperimentsDir)?;
         let me = std::process::id();
         let own = root.join(format!(
             "{me}-{}",
@@ -242,7 +246,7 @@ impl RunDirs {
             .recursive(true)
             .mode(0o700)
             .create(&own)
-            .map_err(|err| format!("cannot create {}: {err}", own.display()))?;
+            .map_err(SpawnError::file("create", &own))?;
         if !self.swept {
             self.swept = true;
             remove_orphans(&root, &own);
@@ -252,7 +256,7 @@ impl RunDirs {
     }
 
     /// Drops the spares after a failure and makes none for a while.
-    fn pause(&mut self, why: &str) {
+    fn pause(&mut self, why: &dyn std::fmt::Display) {
         eprintln!(
             "labbench launcher: spare run directories paused for {RETRY_AFTER_STARTS} starts: {why}"
         );
@@ -307,10 +311,10 @@ fn remove_orphans(root: &Path, own: &Path) {
     }
 }
 
-fn remove_all(path: &Path) -> Result<(), String> {
+fn remove_all(path: &Path) -> Result<(), SpawnError> {
     match std::fs::remove_dir_all(path) {
         Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("cannot remove {}: {err}", path.display()))
+            Err(SpawnError::file("remove", path)(err))
         }
         _ => Ok(()),
     }
@@ -422,7 +426,8 @@ mod tests {
         std::fs::write(&blocked, b"in the way").expect("file");
         let err = dirs.take(&blocked, None).expect_err("a file is in the way");
         assert!(
-            err.starts_with(&format!("cannot create {}", blocked.display())),
+            err.to_string()
+                .starts_with(&format!("cannot create {}", blocked.display())),
             "{err}"
         );
         assert_eq!(std::fs::read(&blocked).expect("file"), b"in the way");

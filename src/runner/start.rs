@@ -52,7 +52,7 @@ pub(super) fn start_allowed(
                     Ok(l) => launched.push(Start { e, gpus, l }),
                     Err(reason) => {
                         room = None;
-                        ends.push(could_not_start(id, reason));
+                        ends.push(could_not_start(id, reason.to_string()));
                     }
                 }
             }
@@ -168,10 +168,10 @@ pub(super) fn release_started(
             None => wake_on_exit(l.pid, l.start_time, exits),
         };
         let released = match handed {
-            Ok(()) if durable => go(&settings.launch, &l),
+            Ok(()) if durable => go(&settings.launch, &l).map_err(|e| e.to_string()),
             Ok(()) => Err("its start could not be recorded durably".to_string()),
             // The launcher has let that supervisor go (it exits).
-            Err(why) => Err(why),
+            Err(why) => Err(why.to_string()),
         };
         let mut t = Tracked::new(&e, l.pid, l.start_time, started_at, l.cgroup, gpus.len());
         t.exit_watch = ended;
