@@ -129,6 +129,7 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
         task,
         runner,
         data_dir,
+        supervisors,
         ..
     } = server;
     let result = tokio::select! {
@@ -151,7 +152,7 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     let flushed = lab.store().flush();
     // Experiments still running keep their cgroups (a restart re-attaches);
     // idle supervisors end, and their slots go (even if the flush failed).
-    labbench::exec::pool::retire_all(&labbench::exec::cgroup::instance_name(&data_dir));
+    supervisors.retire_all();
     labbench::exec::cgroup::remove_instance(&data_dir);
     // Supervisors that ended meanwhile were reparented to the daemon (a
     // subreaper) once the launcher had gone with the runner: reaped here,

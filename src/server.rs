@@ -71,6 +71,8 @@ pub struct RunningServer {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The experiment runner (it ends after [`Lab::stop_runner`]).
     pub runner: tokio::task::JoinHandle<()>,
+    /// The runner's idle supervisors (ended at shutdown).
+    pub supervisors: Arc<crate::exec::pool::Pool>,
 }
 
 /// Opens everything and starts accepting SSH connections.
@@ -167,6 +169,7 @@ pub async fn start(
                 && launcher.can_reuse()
                 && crate::exec::cgroup::hierarchy() == Some(crate::exec::cgroup::Hierarchy::V1),
             launcher,
+            pool: Arc::default(),
             cgroups,
             as_root: crate::sys::process::is_root(),
             max_processes: shared.config.queue.max_processes,
@@ -198,6 +201,7 @@ pub async fn start(
             }
         }
     );
+    let supervisors = runner_settings.launch.pool.clone();
     let runner = tokio::spawn(crate::runner::run(
         lab.engine(),
         runner_settings,
@@ -212,6 +216,7 @@ pub async fn start(
         data_dir,
         task,
         runner,
+        supervisors,
     })
 }
 

@@ -55,6 +55,8 @@ pub struct LaunchContext {
     pub data_dir: PathBuf,
     /// Forks the supervisors.
     pub launcher: Arc<Launcher>,
+    /// Supervisors kept idle for further experiments.
+    pub pool: Arc<pool::Pool>,
     /// Whether cgroups (v2 or v1) can be used.
     pub cgroups: bool,
     /// Whether the daemon runs as root (then experiments run as their owner's Unix user).
@@ -132,7 +134,7 @@ pub fn launch(
         gpus: GpuAccess::new(host_gpus, &gpu_device_files(), gpus),
     };
     if ctx.reuse_supervisors
-        && let Some(idle) = pool::take(&instance, &identity, &ctx.launcher)
+        && let Some(idle) = ctx.pool.take(&identity, &ctx.launcher)
     {
         match hand_to_kept(ctx, idle, &args, limits) {
             Ok(launched) => return Ok(launched),

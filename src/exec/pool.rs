@@ -78,47 +78,52 @@ impl IdleShim {
     }
 }
 
-static IDLE: Mutex<Vec<(String, IdleShim)>> = Mutex::new(Vec::new());
-
-fn instance_of(cg: &ExperimentCgroup) -> &str {
-    let name = cg.name();
-    name.split_once('/').map_or(name, |(instance, _)| instance)
+/// One daemon's idle supervisors, oldest first (its runner and its
+/// shutdown share it).
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<Vec<IdleShim>>,
 }
 
-/// The idle supervisor of `identity` used last (its caches are warm), if
-/// one is alive; dead ones met on the way are retired.
-pub fn take(instance: &str, identity: &Option<Identity>, launcher: &Launcher) -> Option<IdleShim> {
-    loop {
-        let shim = {
-            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-            let at = idle
-                .iter()
-                .rposition(|(i, s)| i == instance && s.identity == *identity)?;
-            idle.remove(at).1
-        };
-        if shim.alive() {
-            return Some(shim);
+impl Pool {
+    /// The idle supervisor of `identity` used last (its caches are warm),
+    /// if one is alive; dead ones met on the way are retired.
+    pub fn take(&self, identity: &Option<Identity>, launcher: &Launcher) -> Option<IdleShim> {
+        loop {
+            let shim = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let at = idle.iter().rposition(|s| s.identity == *identity)?;
+                idle.remove(at)
+            };
+            if shim.alive() {
+                return Some(shim);
+            }
+            retire(shim, Some(launcher));
         }
-        retire(shim, Some(launcher));
     }
-}
 
-/// Keeps `shim` for the next experiment; the oldest idle one of its
-/// instance is retired if that makes too many.
-pub fn put(shim: IdleShim, launcher: &Launcher) {
-    let oldest = {
-        let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-        let instance = instance_of(&shim.cgroup).to_string();
-        let kept = idle.iter().filter(|(i, _)| *i == instance).count();
-        let oldest = (kept >= MAX_IDLE)
-            .then(|| idle.iter().position(|(i, _)| *i == instance))
-            .flatten()
-            .map(|at| idle.remove(at).1);
-        idle.push((instance, shim));
-        oldest
-    };
-    if let Some(oldest) = oldest {
-        retire(oldest, Some(launcher));
+    /// Keeps `shim` for the next experiment; the oldest idle one is retired
+    /// if that makes too many.
+    pub fn put(&self, shim: IdleShim, launcher: &Launcher) {
+        let oldest = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let oldest = (idle.len() >= MAX_IDLE).then(|| idle.remove(0));
+            idle.push(shim);
+            oldest
+        };
+        if let Some(oldest) = oldest {
+            retire(oldest, Some(launcher));
+        }
+    }
+
+    /// Ends every idle supervisor (when the daemon stops; their slots then
+    /// go with the instance's other cgroups).
+    pub fn retire_all(&self) {
+        let ending: Vec<IdleShim> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        for shim in ending {
+            retire(shim, None);
+        }
     }
 }
 
@@ -130,18 +135,4 @@ pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
     }
     crate::sys::process::kill_if_same(shim.pid, shim.start_time);
     shim.cgroup.release_when_empty();
-}
-
-/// Ends the idle supervisors of `instance` (when its daemon stops; their
-/// slots then go with the instance's other cgroups).
-pub fn retire_all(instance: &str) {
-    let ending: Vec<IdleShim> = {
-        let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-        let (ours, others) = idle.drain(..).partition(|(i, _)| i == instance);
-        *idle = others;
-        ours.into_iter().map(|(_, s)| s).collect()
-    };
-    for shim in ending {
-        retire(shim, None);
-    }
 }

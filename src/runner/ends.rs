@@ -134,7 +134,7 @@ pub(super) fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<E
         watch: t.exit_watch,
     };
     if t.end.reported().is_some() && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
-        pool::put(shim, launcher);
+        settings.launch.pool.put(shim, launcher);
     } else {
         pool::retire(shim, Some(launcher));
     }
