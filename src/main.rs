@@ -128,8 +128,8 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
         lab,
         task,
         runner,
-        data_dir,
         supervisors,
+        slots,
         ..
     } = server;
     let result = tokio::select! {
@@ -153,7 +153,7 @@ async fn serve(config: Config, admin_keys: Vec<PathBuf>) -> ExitCode {
     // Experiments still running keep their cgroups (a restart re-attaches);
     // idle supervisors end, and their slots go (even if the flush failed).
     supervisors.retire_all();
-    labbench::exec::cgroup::remove_instance(&data_dir);
+    slots.remove_all();
     // Supervisors that ended meanwhile were reparented to the daemon (a
     // subreaper) once the launcher had gone with the runner: reaped here,
     // since the runner no longer does.

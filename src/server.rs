@@ -73,6 +73,8 @@ pub struct RunningServer {
     pub runner: tokio::task::JoinHandle<()>,
     /// The runner's idle supervisors (ended at shutdown).
     pub supervisors: Arc<crate::exec::pool::Pool>,
+    /// The daemon's cgroups (its kept slots removed at shutdown).
+    pub slots: Arc<crate::exec::cgroup::Slots>,
 }
 
 /// Opens everything and starts accepting SSH connections.
@@ -161,6 +163,7 @@ pub async fn start(
             .map_err(|e| ServeError::Start(format!("cannot locate the labbench binary: {e}")))?,
     ));
     let cgroups = shared.config.queue.cgroups && crate::exec::cgroup::available();
+    let slots = Arc::new(crate::exec::cgroup::Slots::new(&data_dir));
     let runner_settings = RunnerSettings {
         launch: LaunchContext {
             data_dir: data_dir.clone(),
@@ -169,7 +172,8 @@ pub async fn start(
                 && launcher.can_reuse()
                 && crate::exec::cgroup::hierarchy() == Some(crate::exec::cgroup::Hierarchy::V1),
             launcher,
-            pool: Arc::default(),
+            pool: Arc::new(crate::exec::pool::Pool::new(slots.clone())),
+            slots: slots.clone(),
             cgroups,
             as_root: crate::sys::process::is_root(),
             max_processes: shared.config.queue.max_processes,
@@ -217,6 +221,7 @@ pub async fn start(
         task,
         runner,
         supervisors,
+        slots,
     })
 }
 

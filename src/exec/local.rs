@@ -57,6 +57,8 @@ pub struct LaunchContext {
     pub launcher: Arc<Launcher>,
     /// Supervisors kept idle for further experiments.
     pub pool: Arc<pool::Pool>,
+    /// This daemon's cgroups (kept slots, those left to empty).
+    pub slots: Arc<super::cgroup::Slots>,
     /// Whether cgroups (v2 or v1) can be used.
     pub cgroups: bool,
     /// Whether the daemon runs as root (then experiments run as their owner's Unix user).
@@ -126,7 +128,6 @@ pub fn launch(
         env: environment(ctx, e, gpus, host_gpus, account.as_ref().map(|(a, _)| a)),
         reusable: ctx.reuse_supervisors,
     };
-    let instance = super::cgroup::instance_name(&ctx.data_dir);
     let limits = Limits {
         memory_bytes: e.spec.resources.memory_bytes,
         cpus: e.spec.resources.cpus,
@@ -143,7 +144,7 @@ pub fn launch(
     }
 
     let cgroup = if ctx.cgroups {
-        Some(ExperimentCgroup::create(&instance, e.id, limits).map_err(ExecError::Cgroup)?)
+        Some(ctx.slots.create(e.id, limits).map_err(ExecError::Cgroup)?)
     } else {
         None
     };
@@ -191,12 +192,14 @@ fn hand_to_kept(
         Err(e) => {
             // Some limits may have been written: the slot's are unknown now.
             let cgroup = idle.cgroup.with_unknown_limits();
-            pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
+            ctx.pool
+                .retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
             return Err(ExecError::Renew(e));
         }
     };
     if let Err(why) = ctx.launcher.hand_over(idle.pid, args) {
-        pool::retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
+        ctx.pool
+            .retire(IdleShim { cgroup, ..idle }, Some(&ctx.launcher));
         return Err(why.into());
     }
     Ok(Launched {

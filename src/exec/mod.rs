@@ -4,7 +4,13 @@
 //! experiment processes, and their log files. Must not decide who may do
 //! what or in which order: the service and the scheduler do.
 //!
-//! How an experiment runs: the [`runner`] prepares its cgroup ([`cgroup`]),
+//! It knows nothing of the service: the [`runner`](crate::runner) drives it.
+//! What the daemon, the launcher and the supervisors say to each other is in
+//! [`protocol`], the failures in [`error`]; a daemon's kept supervisors
+//! ([`pool::Pool`]) and cgroups ([`cgroup::Slots`]) are values it owns and
+//! hands over in the [`LaunchContext`], not process-wide state.
+//!
+//! How an experiment runs: the runner prepares its cgroup ([`cgroup`]),
 //! then asks the [`launcher`] (`labbench __launcher`, a small helper process
 //! the daemon starts once) to create the experiment's directory and files
 //! ([`rundirs`]) and fork its supervisor ([`shim`]), with stdout and stderr
@@ -12,8 +18,8 @@
 //! v1 a supervisor kept idle in its slot runs it instead ([`pool`]). The
 //! supervisor waits until the daemon has moved it into the cgroup and durably
 //! recorded the start, then becomes the owner's Unix user and runs the
-//! command, noting in the experiment's [`journal`](crate::output::journal) how far each log has grown
-//! and, at the end, the exit status. No process sits between the experiment
+//! command, noting in the experiment's [`journal`](crate::output::journal)
+//! how far each log has grown and, at the end, the exit status. No process sits between the experiment
 //! and its log files.
 //!
 //! Output, write times and status so survive a restart of the daemon: after

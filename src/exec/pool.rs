@@ -35,7 +35,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::cgroup::ExperimentCgroup;
+use super::cgroup::{ExperimentCgroup, Slots};
 use super::launcher::Launcher;
 use super::protocol::Identity;
 
@@ -80,12 +80,22 @@ impl IdleShim {
 
 /// One daemon's idle supervisors, oldest first (its runner and its
 /// shutdown share it).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pool {
     idle: Mutex<Vec<IdleShim>>,
+    /// Where a retired supervisor's slot is released.
+    slots: Arc<Slots>,
 }
 
 impl Pool {
+    /// An empty pool whose retired supervisors' slots go back to `slots`.
+    pub fn new(slots: Arc<Slots>) -> Pool {
+        Pool {
+            idle: Mutex::default(),
+            slots,
+        }
+    }
+
     /// The idle supervisor of `identity` used last (its caches are warm),
     /// if one is alive; dead ones met on the way are retired.
     pub fn take(&self, identity: &Option<Identity>, launcher: &Launcher) -> Option<IdleShim> {
@@ -98,7 +108,7 @@ impl Pool {
             if shim.alive() {
                 return Some(shim);
             }
-            retire(shim, Some(launcher));
+            self.retire(shim, Some(launcher));
         }
     }
 
@@ -112,7 +122,7 @@ impl Pool {
             oldest
         };
         if let Some(oldest) = oldest {
-            retire(oldest, Some(launcher));
+            self.retire(oldest, Some(launcher));
         }
     }
 
@@ -122,17 +132,17 @@ impl Pool {
         let ending: Vec<IdleShim> =
             std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
         for shim in ending {
-            retire(shim, None);
+            self.retire(shim, None);
         }
     }
-}
 
-/// Ends `shim` (told by its launcher, and killed: it is idle); its slot is
-/// released once it has gone.
-pub fn retire(shim: IdleShim, launcher: Option<&Launcher>) {
-    if let Some(launcher) = launcher {
-        launcher.retire(shim.pid);
+    /// Ends `shim` (told by its launcher, and killed: it is idle); its slot
+    /// is released once it has gone.
+    pub fn retire(&self, shim: IdleShim, launcher: Option<&Launcher>) {
+        if let Some(launcher) = launcher {
+            launcher.retire(shim.pid);
+        }
+        crate::sys::process::kill_if_same(shim.pid, shim.start_time);
+        self.slots.release_when_empty(shim.cgroup);
     }
-    crate::sys::process::kill_if_same(shim.pid, shim.start_time);
-    shim.cgroup.release_when_empty();
 }

@@ -8,7 +8,7 @@ use super::limits::{check_output, guard_output, signal_all, signal_command, stop
 use super::tracked::{EndSeen, Stopping, Supervisor, Tracked};
 use super::{RunnerSettings, SUPERVISOR_GRACE};
 use crate::exec::cgroup::ExperimentCgroup;
-use crate::exec::pool::{self, IdleShim};
+use crate::exec::pool::IdleShim;
 use crate::lab::{Engine, StateChange};
 use crate::model::{Outcome, ResourceUse, State, Stop};
 use crate::output::ExperimentFiles;
@@ -136,7 +136,7 @@ pub(super) fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<E
     if t.end.reported().is_some() && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
         settings.launch.pool.put(shim, launcher);
     } else {
-        pool::retire(shim, Some(launcher));
+        settings.launch.pool.retire(shim, Some(launcher));
     }
     None
 }

@@ -173,7 +173,7 @@ pub async fn run(
             if let Some(pipe) = &reports {
                 note_reports(read_reports(pipe.get_ref()), &mut tracked, &settings);
             }
-            cgroup::release_emptied();
+            settings.launch.slots.release_emptied();
             // The database stopped writing (the disk filled) and space is
             // back: it was reopened, and what the runner could not record
             // meanwhile is found again as after a restart.
@@ -205,7 +205,7 @@ pub async fn run(
             changes.borrow_and_update();
         }
         for cg in freed {
-            cg.release_when_empty();
+            settings.launch.slots.release_when_empty(cg);
         }
     }
 }

@@ -159,7 +159,7 @@ pub(super) fn release_started(
                 && !cg.remove()
             {
                 // A kept supervisor's slot: released once it has died.
-                cg.release_when_empty();
+                settings.launch.slots.release_when_empty(cg);
             }
             continue;
         }

@@ -10,7 +10,7 @@
 //! them, reused by later experiments (see "Kept slots"; this development
 //! host is v1, with an empty v2 mount beside it). With neither, or with
 //! `queue.cgroups = false`, experiments run with the session fallback of
-//! [`super::runner`]. Either way the name an experiment's cgroup got is
+//! [`crate::runner`]. Either way the name an experiment's cgroup got is
 //! recorded with its start (`show ID --json` names it while it runs).
 //!
 //! The v2 path is written to the kernel documentation. Its parts that need no
@@ -60,7 +60,7 @@ mod spares;
 
 pub use devices::{GpuAccess, NVIDIA_MAJOR, gpu_device_minors};
 pub use hierarchy::{Hierarchy, available, gpu_devices_enforced, has_v2_controllers, hierarchy};
-pub use spares::sweep_leftovers;
+pub use spares::{Slots, sweep_leftovers};
 
 use hierarchy::{V2_CONTROLLERS, v1_controllers};
 
@@ -185,34 +185,28 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Creates v2's `labbench/INSTANCE` with the controllers delegated to its
-/// children, once per instance and process.
-fn prepare_v2_instance(mount: &Path, instance: &str) -> std::io::Result<()> {
-    static PREPARED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let mut prepared = PREPARED.lock().unwrap_or_else(|e| e.into_inner());
-    let parent = mount.join("labbench").join(instance);
-    let known = prepared.iter().any(|i| i == instance);
-    // Checked again if it was removed meanwhile.
-    if known && parent.exists() {
+/// children, once per instance (again if it was removed meanwhile).
+fn prepare_v2_instance(mount: &Path, slots: &Slots) -> std::io::Result<()> {
+    let parent = mount.join("labbench").join(slots.instance());
+    if slots.v2_prepared.load(Ordering::Acquire) && parent.exists() {
         return Ok(());
     }
     std::fs::create_dir_all(&parent)?;
     let enable = V2_CONTROLLERS.map(|c| format!("+{c}")).join(" ");
     write(&parent.join("cgroup.subtree_control"), &enable)?;
-    if !known {
-        prepared.push(instance.to_string());
-    }
+    slots.v2_prepared.store(true, Ordering::Release);
     Ok(())
 }
 
 /// Makes a new v1 cgroup `INSTANCE/slot-N` in every hierarchy. A number
 /// whose memory directory exists (left by an earlier daemon, perhaps with
 /// an experiment still in it) is skipped.
-fn new_v1_slot(instance: &str) -> std::io::Result<ExperimentCgroup> {
-    static NEXT_SLOT: AtomicU64 = AtomicU64::new(0);
+fn new_v1_slot(slots: &Slots) -> std::io::Result<ExperimentCgroup> {
+    let instance = slots.instance();
     for _ in 0..10_000 {
         let name = format!(
             "{instance}/slot-{}",
-            NEXT_SLOT.fetch_add(1, Ordering::Relaxed)
+            slots.next_slot.fetch_add(1, Ordering::Relaxed)
         );
         match make_dir(&v1_dir("memory", &name)) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -245,16 +239,17 @@ fn quota_us(cpus: f64) -> u64 {
 }
 
 impl ExperimentCgroup {
-    /// Creates a cgroup for experiment `id` with `limits`: on v2
+    /// Creates a cgroup of `slots` for experiment `id` with `limits`: on v2
     /// `labbench/INSTANCE/exp-ID`, on v1 a kept `slot-N` of INSTANCE or a new
-    /// one; INSTANCE keeps daemons on different data directories apart.
-    pub fn create(instance: &str, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
+    /// one.
+    fn create(slots: &Slots, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
         let hierarchy =
             hierarchy().ok_or_else(|| std::io::Error::other("no usable cgroup hierarchy"))?;
+        let instance = slots.instance();
         match &hierarchy {
             Hierarchy::V2(mount) => {
                 let cg = ExperimentCgroup::named(format!("{instance}/exp-{id}"), hierarchy.clone());
-                prepare_v2_instance(mount, instance)?;
+                prepare_v2_instance(mount, slots)?;
                 create_dir(&cg.dir("memory"))?;
                 let memory = limits.memory_bytes.to_string();
                 cg.set("", "memory.max", &memory)?;
@@ -275,9 +270,9 @@ impl ExperimentCgroup {
                 // A kept slot if there is one (its CPU time and peak memory
                 // reset), else a new one; either way only limits it does not
                 // have yet are written.
-                let (cg, adopted) = match spares::adopt(instance) {
+                let (cg, adopted) = match slots.adopt() {
                     Some(spare) => (spare, true),
-                    None => (new_v1_slot(instance)?, false),
+                    None => (new_v1_slot(slots)?, false),
                 };
                 cg.set_v1_limits(limits, adopted).inspect_err(|_| {
                     cg.remove();
@@ -580,20 +575,6 @@ impl ExperimentCgroup {
         })
     }
 
-    /// Like [`release`](Self::release), but a cgroup that still holds
-    /// processes is released later, once they are gone (see
-    /// [`release_emptied`]).
-    pub fn release_when_empty(self) {
-        spares::release_when_empty(self);
-    }
-
-    /// Ends its use once its experiment ended: kept for the next
-    /// experiment where that pays (v1, see `spares`), else removed; false
-    /// while processes remain.
-    pub fn release(&self) -> bool {
-        spares::keep(self) || self.remove()
-    }
-
     /// Removes the cgroups; false while processes remain (the kernel refuses).
     pub fn remove(&self) -> bool {
         let mut gone = true;
@@ -607,22 +588,23 @@ impl ExperimentCgroup {
     }
 }
 
-/// Kills what is left in cgroups released while processes remained, and
-/// releases those that emptied (at the runner's ticks).
-pub fn release_emptied() {
-    spares::release_emptied();
+impl Slots {
+    /// Removes what the daemon keeps in the cgroup hierarchies (spares,
+    /// and its instance directory unless experiments still run there).
+    pub fn remove_all(&self) {
+        self.remove_spares();
+        remove_instance_dirs(self.instance());
+    }
 }
 
-/// Removes what the daemon of `data_dir` keeps in the cgroup hierarchies
-/// (spares, and its instance directory unless experiments still run there).
-pub fn remove_instance(data_dir: &Path) {
-    let instance = instance_name(data_dir);
-    spares::remove_spares(&instance);
+/// Removes the instance directories of `instance` (those still holding
+/// experiments stay: the kernel refuses).
+fn remove_instance_dirs(instance: &str) {
     let dirs: Vec<PathBuf> = match hierarchy() {
-        Some(Hierarchy::V2(mount)) => vec![mount.join("labbench").join(&instance)],
+        Some(Hierarchy::V2(mount)) => vec![mount.join("labbench").join(instance)],
         Some(Hierarchy::V1) => v1_controllers()
             .iter()
-            .map(|c| v1_dir(c, &instance))
+            .map(|c| v1_dir(c, instance))
             .collect(),
         None => Vec::new(),
     };

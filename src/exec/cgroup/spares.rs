@@ -17,12 +17,32 @@
 //! most 8 are kept; the cgroups of experiments re-attached after a restart
 //! are never kept.
 
+use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::hierarchy::v1_controllers;
-use super::{ExperimentCgroup, Hierarchy, v1_dir};
+use super::{ExperimentCgroup, Hierarchy, Limits, instance_name, v1_dir};
 
-/// Spares kept at most (across instances).
+/// One daemon's cgroups: its instance (which keeps daemons on different
+/// data directories apart), the v1 slots kept for the next experiment,
+/// those released while processes remained, and the next slot number.
+/// The runner, the launching code and the daemon's shutdown share it.
+#[derive(Debug)]
+pub struct Slots {
+    instance: String,
+    /// Emptied v1 cgroups kept for the next experiment.
+    spares: Mutex<Vec<ExperimentCgroup>>,
+    /// Cgroups that still held processes when released (an experiment's
+    /// dying leftovers, a retired supervisor): released once empty.
+    emptying: Mutex<Vec<ExperimentCgroup>>,
+    /// The number tried for the next new v1 slot.
+    pub(super) next_slot: AtomicU64,
+    /// Whether v2's instance directory was made (with its controllers).
+    pub(super) v2_prepared: AtomicBool,
+}
+
+/// Spares kept at most.
 const MAX_SPARES: usize = 8;
 /// Memory a cgroup may still be charged for and be kept: 2 MiB, plus what
 /// the kernel may have charged ahead per CPU (up to 64 pages on each CPU of
@@ -41,28 +61,122 @@ fn max_leftover_bytes() -> u64 {
     })
 }
 
-static SPARES: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
+impl Slots {
+    /// The cgroups of the daemon whose data directory is `data_dir`.
+    pub fn new(data_dir: &Path) -> Slots {
+        Slots::named(instance_name(data_dir))
+    }
 
-fn instance_of(name: &str) -> &str {
-    name.split_once('/').map_or(name, |(instance, _)| instance)
-}
-
-/// A kept cgroup of `instance` for a new experiment, with its CPU time and
-/// peak memory reset (its limits are still the last experiment's).
-pub(super) fn adopt(instance: &str) -> Option<ExperimentCgroup> {
-    loop {
-        let spare = {
-            let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
-            let at = spares
-                .iter()
-                .position(|s| instance_of(&s.name) == instance)?;
-            spares.swap_remove(at)
-        };
-        if reset(&spare).is_ok() {
-            return Some(spare);
+    /// The cgroups of instance `instance`.
+    pub fn named(instance: String) -> Slots {
+        Slots {
+            instance,
+            spares: Mutex::default(),
+            emptying: Mutex::default(),
+            next_slot: AtomicU64::new(0),
+            v2_prepared: AtomicBool::new(false),
         }
-        // Removed behind our back, or broken: not reused.
-        spare.remove();
+    }
+
+    /// The instance's name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// A cgroup for experiment `id` with `limits`: on v2
+    /// `labbench/INSTANCE/exp-ID`, on v1 a kept `slot-N` of the instance or
+    /// a new one.
+    pub fn create(&self, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
+        ExperimentCgroup::create(self, id, limits)
+    }
+
+    /// A kept cgroup for a new experiment, with its CPU time and peak
+    /// memory reset (its limits are still the last experiment's).
+    pub(super) fn adopt(&self) -> Option<ExperimentCgroup> {
+        loop {
+            let spare = self
+                .spares
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop()?;
+            if reset(&spare).is_ok() {
+                return Some(spare);
+            }
+            // Removed behind our back, or broken: not reused.
+            spare.remove();
+        }
+    }
+
+    /// Ends the use of `cg` once its experiment ended: kept for the next
+    /// experiment where that pays (v1, `clean`), else removed; false while
+    /// processes remain.
+    pub fn release(&self, cg: &ExperimentCgroup) -> bool {
+        self.keep(cg) || cg.remove()
+    }
+
+    /// Keeps `cg`, whose experiment ended, for the next one if it is empty
+    /// and [clean]; whether it was kept.
+    fn keep(&self, cg: &ExperimentCgroup) -> bool {
+        if !clean(cg, &[]) {
+            return false;
+        }
+        let mut spares = self.spares.lock().unwrap_or_else(|e| e.into_inner());
+        if spares.len() >= MAX_SPARES {
+            return false;
+        }
+        spares.push(cg.clone());
+        true
+    }
+
+    /// Releases `cg` now if nothing runs in it, else once it has emptied
+    /// (see [`Slots::release_emptied`]).
+    pub fn release_when_empty(&self, cg: ExperimentCgroup) {
+        if !self.release(&cg) {
+            self.emptying
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(cg);
+        }
+    }
+
+    /// Kills what is left in the cgroups released while processes remained
+    /// and releases those that emptied (at the runner's ticks).
+    pub fn release_emptied(&self) {
+        let mut emptying = self.emptying.lock().unwrap_or_else(|e| e.into_inner());
+        emptying.retain(|cg| {
+            if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
+                cg.signal_all(libc::SIGKILL);
+            }
+            !self.release(cg)
+        });
+    }
+
+    /// Removes the emptying cgroups, killing what is left in them (when the
+    /// daemon stops; waits up to 2 s for their processes to go).
+    fn remove_emptying(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let left = {
+                let mut emptying = self.emptying.lock().unwrap_or_else(|e| e.into_inner());
+                emptying.retain(|cg| {
+                    cg.signal_all(libc::SIGKILL);
+                    !cg.remove()
+                });
+                !emptying.is_empty()
+            };
+            if !left || std::time::Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Removes the kept and the emptying cgroups (when the daemon stops).
+    pub(super) fn remove_spares(&self) {
+        self.remove_emptying();
+        for spare in std::mem::take(&mut *self.spares.lock().unwrap_or_else(|e| e.into_inner())) {
+            spare.remove();
+        }
     }
 }
 
@@ -87,79 +201,6 @@ pub(super) fn clean(cg: &ExperimentCgroup, staying: &[i32]) -> bool {
         && cg.oom_kills() == 0
         && cg.memory_now() <= max_leftover_bytes()
         && cg.thawed()
-}
-
-/// Keeps `cg`, whose experiment ended, for the next one if it is empty and
-/// [clean]; whether it was kept.
-pub(super) fn keep(cg: &ExperimentCgroup) -> bool {
-    if !clean(cg, &[]) {
-        return false;
-    }
-    let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
-    if spares.len() >= MAX_SPARES {
-        return false;
-    }
-    spares.push(cg.clone());
-    true
-}
-
-/// Cgroups that still held processes when released (an experiment's
-/// dying leftovers, a retired supervisor): released once empty.
-static EMPTYING: Mutex<Vec<ExperimentCgroup>> = Mutex::new(Vec::new());
-
-/// Releases `cg` now if nothing runs in it, else once it has emptied.
-pub(super) fn release_when_empty(cg: ExperimentCgroup) {
-    if !cg.release() {
-        EMPTYING.lock().unwrap_or_else(|e| e.into_inner()).push(cg);
-    }
-}
-
-/// Kills what is left in the emptying cgroups and releases those that
-/// emptied.
-pub(super) fn release_emptied() {
-    let mut emptying = EMPTYING.lock().unwrap_or_else(|e| e.into_inner());
-    emptying.retain(|cg| {
-        if cg.pid_list().is_none_or(|pids| !pids.is_empty()) {
-            cg.signal_all(libc::SIGKILL);
-        }
-        !cg.release()
-    });
-}
-
-/// Removes the emptying cgroups of `instance`, killing what is left in
-/// them (when its daemon stops; waits up to 2 s for their processes to go).
-fn remove_emptying(instance: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        let left = {
-            let mut emptying = EMPTYING.lock().unwrap_or_else(|e| e.into_inner());
-            emptying.retain(|cg| {
-                if instance_of(&cg.name) != instance {
-                    return true;
-                }
-                cg.signal_all(libc::SIGKILL);
-                !cg.remove()
-            });
-            emptying.iter().any(|cg| instance_of(&cg.name) == instance)
-        };
-        if !left || std::time::Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// Removes the kept and the emptying cgroups of `instance` (when its daemon stops).
-pub(super) fn remove_spares(instance: &str) {
-    remove_emptying(instance);
-    let mut spares = SPARES.lock().unwrap_or_else(|e| e.into_inner());
-    spares.retain(|s| {
-        let ours = instance_of(&s.name) == instance;
-        if ours {
-            s.remove();
-        }
-        !ours
-    });
 }
 
 /// Removes the empty cgroups an earlier daemon of `instance` left behind
@@ -246,27 +287,28 @@ mod tests {
             eprintln!("needs root and cgroup v1");
             return;
         }
-        let instance = format!("spares-test-{}", std::process::id());
-        let first = ExperimentCgroup::create(&instance, 1, limits(64, 1.0)).expect("first");
+        let slots = Slots::named(format!("spares-test-{}", std::process::id()));
+        let instance = slots.instance().to_string();
+        let first = slots.create(1, limits(64, 1.0)).expect("first");
         busy_in(&first);
         assert!(first.cpu_seconds() > 0.0);
-        assert!(first.release(), "empty and clean: kept");
+        assert!(slots.release(&first), "empty and clean: kept");
         assert!(first.dir("memory").exists(), "kept under its name");
 
-        let second = ExperimentCgroup::create(&instance, 2, limits(128, 0.5)).expect("second");
+        let second = slots.create(2, limits(128, 0.5)).expect("second");
         assert_eq!(
             second.name(),
             first.name(),
             "the kept one serves experiment 2"
         );
-        let slots = || {
+        let slot_count = || {
             std::fs::read_dir(v1_dir("memory", &instance))
                 .expect("instance")
                 .flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with("slot-"))
                 .count()
         };
-        assert_eq!(slots(), 1);
+        assert_eq!(slot_count(), 1);
         assert_eq!(second.cpu_seconds(), 0.0, "CPU time starts from zero");
         let read = |controller, file| {
             std::fs::read_to_string(second.file(controller, file)).expect("read")
@@ -285,7 +327,7 @@ mod tests {
             .spawn()
             .expect("sleep");
         second.add_process(sleeper.id()).expect("join");
-        assert!(!second.release(), "busy: neither kept nor removed");
+        assert!(!slots.release(&second), "busy: neither kept nor removed");
         assert!(second.dir("memory").exists());
         sleeper.kill().expect("kill");
         sleeper.wait().expect("reap");
@@ -294,22 +336,22 @@ mod tests {
 
         // One re-opened after a restart (its limits unknown) is not kept:
         // it is removed once empty.
-        let before = ExperimentCgroup::create(&instance, 6, limits(64, 1.0)).expect("sixth");
+        let before = slots.create(6, limits(64, 1.0)).expect("sixth");
         let reopened = ExperimentCgroup::open(before.name()).expect("reopened");
-        assert!(reopened.release(), "empty: done with");
+        assert!(slots.release(&reopened), "empty: done with");
         assert!(!reopened.dir("memory").exists(), "removed, not kept");
 
         // One left by an earlier daemon is swept unless in use; one that
         // still holds a process stays whatever it is called.
-        let third = ExperimentCgroup::create(&instance, 3, limits(64, 1.0)).expect("third");
-        let fourth = ExperimentCgroup::create(&instance, 4, limits(64, 1.0)).expect("fourth");
+        let third = slots.create(3, limits(64, 1.0)).expect("third");
+        let fourth = slots.create(4, limits(64, 1.0)).expect("fourth");
         let mut sleeper = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .expect("sleep");
         fourth.add_process(sleeper.id()).expect("join");
-        let fifth = ExperimentCgroup::create(&instance, 5, limits(64, 1.0)).expect("fifth");
-        assert_eq!(slots(), 3);
+        let fifth = slots.create(5, limits(64, 1.0)).expect("fifth");
+        assert_eq!(slot_count(), 3);
         // A removal cut short: left in the pids hierarchy only.
         let partial = v1_dir("pids", &format!("{instance}/slot-90"));
         std::fs::create_dir(&partial).expect("partial leftover");
@@ -322,13 +364,6 @@ mod tests {
         sleeper.wait().expect("reap");
         wait_empty(&fourth);
         assert!(fourth.remove() && fifth.remove());
-        remove_instance_dirs(&instance);
-    }
-
-    fn remove_instance_dirs(instance: &str) {
-        remove_spares(instance);
-        for controller in v1_controllers() {
-            let _ = std::fs::remove_dir(v1_dir(controller, instance));
-        }
+        slots.remove_all();
     }
 }
