@@ -1,15 +1,25 @@
 //! labbench: a workbench for a shared compute host, reached with `ssh lab@host`.
 //!
-//! Layers, outermost first: [`ssh`] (the embedded russh server) serves [`tui`]
-//! (the interactive interface) and [`cli`] (commands); both call the one
-//! service, [`lab`], which checks every action (authorization and
-//! validation) and acts through [`store`] (sled); [`sched`] decides, as a pure
-//! function, which queued experiments start; [`exec`] runs them (the runner,
-//! launcher, supervisors, cgroups and logs); [`monitor`] samples `/proc`,
-//! sysinfo and GPUs and publishes host snapshots and peak series. [`model`]
-//! holds the plain domain types, [`config`] the configuration, [`units`]
-//! formats quantities for people, [`sys`] wraps the few libc calls, and
-//! [`server`] wires `labbench serve` together.
+//! Layers, outermost first; each calls only the ones below it:
+//!
+//! - Front ends: [`ssh`] (the embedded russh server) serves [`tui`] (the
+//!   interactive interface, one component per tab) and [`cli`] (commands).
+//!   Both call the one service and nothing under it.
+//! - [`runner`]: starts what the scheduler allows, watches and stops
+//!   experiments, and records their ends; it holds the service only as a
+//!   [`lab::Engine`] and runs processes through [`exec`].
+//! - [`lab`], the service: checks every action (authorization with the
+//!   caller's current role, validation) and acts through [`store`] (sled),
+//!   [`sched`] (which queued experiments start, a pure function), [`output`]
+//!   (experiment logs, journals and their readers) and [`monitor`] (samples
+//!   of `/proc`, sysinfo and GPUs; host snapshots and peak series).
+//! - [`exec`]: confines and runs processes (launcher, supervisors, cgroups,
+//!   the pool of kept supervisors); it knows nothing of the service.
+//! - Used by all: [`model`] (the plain domain types, every type the store
+//!   keeps), [`sys`] (the few system calls rustix does not wrap safely, by
+//!   topic), [`units`] and [`describe`] (quantities and experiments for
+//!   people), [`exit`] (commands' exit statuses), [`config`]; [`server`]
+//!   wires `labbench serve` together.
 //!
 //! `vendor/sled/` is sled 0.34.7 with one patch (a flush writes on the
 //! thread that flushes); `vendor/README.md` says why and how to check it
