@@ -135,6 +135,10 @@ async fn the_read_rule_decides_who_reads_output_per_role() {
                     assert!(out.stdout.is_empty(), "{out:?}");
                 }
             }
+            // Metrics are output too.
+            let out = exec(handle, &format!("metrics {id} --json"), None).await;
+            let status = if may { 0 } else { 77 };
+            assert_eq!(out.status, Some(status), "{who} metrics {id}: {out:?}");
             let e = json(
                 &exec(handle, &format!("show {id} --json"), None)
                     .await

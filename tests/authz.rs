@@ -61,6 +61,7 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("project private", [Done, Denied, Denied, Denied]),
     ("project public", [Done, Denied, Denied, Denied]),
     ("logs", [Done, Done, Done, Done]),
+    ("metrics", [Done, Done, Done, Done]),
     ("wait", [Done, Done, Done, Done]),
     ("top", [Done, Done, Done, Done]),
     ("usage", [Done, Done, Done, Done]),
@@ -206,6 +207,7 @@ impl Fixture {
             "project private" => format!("project private p{tag}"),
             "project public" => format!("project public p{tag}"),
             "logs" => format!("logs {}", self.finished),
+            "metrics" => format!("metrics {}", self.finished),
             "wait" => format!("wait {}", self.finished),
             other => panic!("no line in the authorization matrix for the command {other:?}"),
         };

@@ -1263,3 +1263,78 @@ async fn an_experiment_opens_only_its_own_gpus_device_files() {
     assert_eq!(out, "0 EPERM\n1 EPERM\n", "no GPU, no GPU file");
     server.stop();
 }
+
+/// Metrics come from `@metric` lines among the rest of the output and from
+/// JSON lines in `$LABBENCH_METRICS`, in either form; a malformed line is
+/// counted and the run goes on.
+#[tokio::test]
+async fn metrics_are_read_from_output_lines_and_the_metrics_file() {
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let script = r#"
+for step in 1 2 3; do
+  printf 'epoch %s \033[32mdone\033[0m\n' $step
+  printf '@metric loss=0.%s acc=0.%s step=%s\n' $((9 - step)) $((5 + step)) $step
+done
+echo '@metric loss=oops'
+printf '{"name":"val/auc","value":0.75,"step":3}\n' >> "$LABBENCH_METRICS"
+printf '{"lr":0.001,"step":3}\n' >> "$LABBENCH_METRICS"
+printf 'not json\n' >> "$LABBENCH_METRICS"
+echo finished
+"#;
+    let id = submit(&admin, &format!("--sh '{}'", script.replace('\'', "'\\''"))).await;
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let out = exec(&admin, &format!("metrics {id} --json"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let metric = |name: &str| {
+        report["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+            .clone()
+    };
+    let loss = metric("loss");
+    assert_eq!(loss["count"], 3, "{loss}");
+    assert_eq!(loss["last"], 0.6);
+    assert_eq!(loss["min"], 0.6);
+    assert_eq!(loss["max"], 0.8);
+    let steps: Vec<u64> = loss["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["step"].as_u64().expect("step"))
+        .collect();
+    assert_eq!(steps, [1, 2, 3]);
+    assert_eq!(metric("acc")["max"], 0.8);
+    assert_eq!(metric("val/auc")["last"], 0.75);
+    assert_eq!(metric("lr")["points"][0]["step"], 3);
+    assert_eq!(report["malformed"], 2, "{report}");
+    // The output itself is untouched.
+    let logs = exec(&admin, &format!("logs {id}"), None).await;
+    assert!(
+        logs.stdout.contains("@metric loss=0.8 acc=0.6 step=1\n"),
+        "{logs:?}"
+    );
+    assert!(logs.stdout.ends_with("finished\n"), "{logs:?}");
+    // CSV, one metric, text.
+    let csv = exec(&admin, &format!("metrics {id} --name loss --csv"), None).await;
+    let rows: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(rows[0], "name,step,value,time", "{csv:?}");
+    assert!(rows[1].starts_with("loss,1,0.8,"), "{csv:?}");
+    assert_eq!(rows.len(), 4, "{csv:?}");
+    let text = exec(&admin, &format!("metrics {id}"), None).await;
+    assert!(text.stdout.contains("val/auc"), "{text:?}");
+    assert!(
+        text.stdout.contains("2 line(s) could not be read"),
+        "{text:?}"
+    );
+    let missing = exec(&admin, &format!("metrics {id} --name nope"), None).await;
+    assert_eq!(missing.status, Some(1), "{missing:?}");
+    assert!(missing.stderr.contains("no metric nope"), "{missing:?}");
+    let unknown = exec(&admin, "metrics 999999", None).await;
+    assert_ne!(unknown.status, Some(0), "{unknown:?}");
+}

@@ -83,6 +83,22 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An experiment's metrics: `@metric name=value` lines of its output and
+    /// JSON lines of `$LABBENCH_METRICS`, with last, min and max.
+    Metrics {
+        /// Experiment id.
+        id: u64,
+        /// Only this metric.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON: {"id","metrics":[{"name","count","last","min","max",
+        /// "points":[{"step","value","time"}]}],"malformed","last_malformed"}.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, a row a value: name,step,value,time.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Cancel experiments (your own; any as admin).
     Cancel {
         /// Experiment ids.
@@ -324,6 +340,7 @@ impl LabCommand {
         let name = name.split(' ').next().unwrap_or(name);
         match self {
             LabCommand::Show { id, .. }
+            | LabCommand::Metrics { id, .. }
             | LabCommand::Rerun { id, .. }
             | LabCommand::Priority { id, .. } => format!("{name} {id}"),
             LabCommand::Logs(args) => format!("logs {}", args.id),
@@ -404,6 +421,7 @@ impl LabCommand {
             LabCommand::Submit(_) => "submit …",
             LabCommand::Ls { .. } => "ls",
             LabCommand::Show { .. } => "show ID",
+            LabCommand::Metrics { .. } => "metrics ID",
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
             LabCommand::Quota(_) => "quota …",
@@ -578,6 +596,12 @@ pub async fn run_command(
             out
         }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
+        LabCommand::Metrics {
+            id,
+            name,
+            json,
+            csv,
+        } => super::metrics::metrics(lab, &caller, id, name.as_deref(), json, csv),
         LabCommand::Rerun {
             id,
             name,

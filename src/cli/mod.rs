@@ -7,6 +7,7 @@
 mod accounts;
 mod commands;
 pub mod logs;
+mod metrics;
 pub mod output;
 pub mod queue;
 mod stdin;

@@ -420,7 +420,7 @@ impl Lab {
 /// (state changes, live use), and nothing else: no store, no front-end API.
 #[derive(Clone)]
 pub struct Engine {
-    lab: Lab,
+    pub(super) lab: Lab,
 }
 
 impl Lab {

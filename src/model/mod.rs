@@ -7,6 +7,7 @@ mod audit;
 mod experiment;
 mod gpu;
 mod key;
+mod metric;
 mod quota;
 mod usage;
 mod user;
@@ -19,6 +20,7 @@ pub use experiment::{
 };
 pub use gpu::{HostGpu, cuda_visible};
 pub use key::{KeyError, KeyRecord, PROOF_NAMESPACE, PublicKeyInfo};
+pub use metric::{MetricSample, MetricSource, MetricsRead};
 pub use quota::Quota;
 pub use usage::{Bucket, ClosedBucket, METRICS, Metric, Usage};
 pub use user::{NameError, Role, User, validate_user_name};

@@ -9,6 +9,7 @@
 pub mod clean;
 pub mod files;
 pub mod journal;
+pub mod metrics;
 pub mod reader;
 
 pub use clean::LogCleaner;

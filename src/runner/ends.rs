@@ -103,6 +103,7 @@ pub(super) fn watch(
     let mut changes = Vec::new();
     for id in ended {
         if let Some(mut t) = tracked.remove(&id) {
+            super::metrics::ingest_rest(lab, &settings.launch.data_dir, id);
             // One that wrote past its limit and ended before a tick saw it.
             check_output(id, &mut t, settings, false);
             changes.push(finish(id, &t, settings, false));

@@ -44,6 +44,7 @@
 
 mod ends;
 mod limits;
+mod metrics;
 mod start;
 mod tracked;
 
@@ -186,6 +187,9 @@ pub async fn run(
         let running = tracked.len();
         let (freed, staged) = watch(&lab, &mut tracked, &settings, ticked);
         if ticked {
+            for id in tracked.keys() {
+                metrics::ingest(&lab, &settings.launch.data_dir, *id);
+            }
             lab.publish_live_use(measure(&lab, &mut tracked));
         }
         // Planning looks at the whole queue: skipped when only submissions

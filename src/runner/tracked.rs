@@ -225,6 +225,7 @@ pub(super) fn reattach(
                     // Ended while the daemon was down: the shim's journal
                     // tells how, or that it never started (the daemon
                     // stopped between recording its start and letting it go).
+                    super::metrics::ingest_rest(lab, &settings.launch.data_dir, e.id);
                     let change = finish(e.id, &t, settings, true);
                     if let Some((state, why)) = change.steps.last() {
                         tracing::info!("experiment {}: {}: {why}", e.id, state.name());

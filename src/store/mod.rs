@@ -13,6 +13,7 @@ mod accounts;
 mod audit;
 mod codec;
 mod experiments;
+mod metrics;
 mod usage;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -35,6 +36,8 @@ const EXPERIMENTS_TREE: &str = "experiments";
 const ACTIVE_TREE: &str = "experiments_active";
 const QUOTAS_TREE: &str = "quotas";
 const PROJECTS_TREE: &str = "projects";
+const METRICS_TREE: &str = "metrics";
+const METRICS_READ_TREE: &str = "metrics_read";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -123,6 +126,8 @@ struct Trees {
     active: sled::Tree,
     quotas: sled::Tree,
     projects: sled::Tree,
+    metrics: sled::Tree,
+    metrics_read: sled::Tree,
 }
 
 impl Trees {
@@ -172,6 +177,8 @@ impl Trees {
             active: db.open_tree(ACTIVE_TREE)?,
             quotas: db.open_tree(QUOTAS_TREE)?,
             projects: db.open_tree(PROJECTS_TREE)?,
+            metrics: db.open_tree(METRICS_TREE)?,
+            metrics_read: db.open_tree(METRICS_READ_TREE)?,
             db,
         })
     }
