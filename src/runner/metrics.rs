@@ -53,8 +53,8 @@ fn ingest_source(
     source: MetricSource,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let len = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
-        Err(_) => return Ok(false),
+        Ok(m) if m.len() > 0 => m.len(),
+        _ => return Ok(false),
     };
     let mut read = lab.metrics_read(id, source)?;
     if len <= read.offset {
