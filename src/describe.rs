@@ -135,3 +135,46 @@ fn how_it_ended(exit_code: Option<i32>, signal: Option<i32>, stop: Option<&Stop>
         None => ended,
     }
 }
+
+/// An experiment's outcome and comments as `show` and `comments` print
+/// them: who said what and when, the text made safe to show.
+pub fn discussion_lines(d: &crate::lab::Discussion) -> String {
+    let when = |at: i64| {
+        chrono::DateTime::from_timestamp(at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    if let Some(c) = &d.outcome {
+        out.push_str(&format!(
+            "  outcome   {} (by {}, {}){}\n",
+            c.verdict.name(),
+            printable(&c.by),
+            when(c.at),
+            c.note
+                .as_deref()
+                .map(|n| format!(": {}", printable(n)))
+                .unwrap_or_default()
+        ));
+    }
+    if !d.comments.is_empty() {
+        out.push_str("  comments\n");
+    }
+    for c in &d.comments {
+        let edited = if c.edited_at.is_some() {
+            ", edited"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "    #{} {} {}{edited}\n",
+            c.id,
+            printable(&c.author),
+            when(c.at)
+        ));
+        for line in c.text.lines() {
+            out.push_str(&format!("      {}\n", printable(line)));
+        }
+    }
+    out
+}

@@ -17,9 +17,9 @@
 //!   the pool of kept supervisors); it knows nothing of the service.
 //! - Used by all: [`model`] (the plain domain types, every type the store
 //!   keeps), [`sys`] (the few system calls rustix does not wrap safely, by
-//!   topic), [`units`] and [`describe`] (quantities and experiments for
-//!   people), [`exit`] (commands' exit statuses), [`config`]; [`server`]
-//!   wires `labbench serve` together.
+//!   topic), [`units`] (quantities for people), [`exit`] (commands' exit
+//!   statuses), [`config`]; [`describe`] words experiments for both front
+//!   ends; [`server`] wires `labbench serve` together.
 //!
 //! `vendor/sled/` is sled 0.34.7 with one patch (a flush writes on the
 //! thread that flushes); `vendor/README.md` says why and how to check it

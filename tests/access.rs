@@ -257,3 +257,91 @@ async fn a_member_adds_a_key_only_with_proof_that_they_hold_it() {
     .await;
     assert_eq!(out.status, Some(0), "{out:?}");
 }
+
+/// Everyone who may read an experiment's output discusses it, viewers
+/// included; a comment is changed only by its author or an admin; the
+/// outcome is the owner's or an admin's, and only of a finished result.
+#[tokio::test]
+async fn comments_are_everyones_and_outcomes_the_owners() {
+    let cast = Cast::new().await;
+    let (admin, mike, mary, vera) = (&cast.admin, &cast.mike, &cast.mary, &cast.vera);
+    let id = submit(mike, "-- echo result").await;
+    wait_state(mike, id).await;
+    let comment = |handle, line: String, stdin: Option<&'static [u8]>| async move {
+        exec(handle, &line, stdin).await
+    };
+    // A viewer comments; the text may come on stdin, and is kept as sent.
+    let out = comment(
+        vera,
+        format!("comment {id} --json -- -looks promising"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let veras = json(&out.stdout)["id"].as_u64().expect("comment id");
+    let long: &'static [u8] = b"line one\nline two \x1b[31mred\x1b[0m\n";
+    let out = comment(mary, format!("comment {id} --json"), Some(long)).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let marys = json(&out.stdout)["id"].as_u64().expect("comment id");
+    // Others' comments are theirs.
+    let out = comment(mike, format!("comment {id} --edit {veras} rewritten"), None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let out = comment(vera, format!("comment {id} --rm {marys}"), None).await;
+    assert_eq!(out.status, Some(77), "{out:?}");
+    let out = comment(
+        vera,
+        format!("comment {id} --edit {veras} promising indeed"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let out = comment(admin, format!("comment {id} --rm {marys}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    // Bad input loses nothing.
+    for bad in [
+        format!("comment {id} '   '"),
+        format!("comment {id} --edit 999 x"),
+    ] {
+        let out = exec(vera, &bad, None).await;
+        assert_ne!(out.status, Some(0), "{bad}: {out:?}");
+    }
+    let big = vec![b'x'; 20 * 1024];
+    let out = exec(mary, &format!("comment {id}"), Some(&big)).await;
+    assert_ne!(out.status, Some(0), "{out:?}");
+    // The outcome: the owner's or an admin's.
+    for handle in [mary, vera] {
+        let out = exec(handle, &format!("outcome {id} positive"), None).await;
+        assert_eq!(out.status, Some(77), "{out:?}");
+    }
+    let out = exec(
+        mike,
+        &format!("outcome {id} negative --note 'no lift over baseline'"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let blocker = submit(mike, "-- sleep 30").await;
+    let out = exec(mike, &format!("outcome {blocker} positive"), None).await;
+    assert_ne!(out.status, Some(0), "not finished: {out:?}");
+    let _ = exec(mike, &format!("cancel {blocker}"), None).await;
+    // Everyone who may read it sees the discussion, in show too.
+    let d = json(
+        &exec(vera, &format!("comments {id} --json"), None)
+            .await
+            .stdout,
+    );
+    assert_eq!(d["outcome"]["verdict"], "negative", "{d}");
+    assert_eq!(d["outcome"]["by"], "mike");
+    let comments = d["comments"].as_array().expect("comments");
+    assert_eq!(comments.len(), 1, "{d}");
+    assert_eq!(comments[0]["text"], "promising indeed");
+    assert!(comments[0]["edited_at"].is_i64(), "{d}");
+    // Shown to people, a comment's terminal sequences are made harmless.
+    let out = exec(mary, &format!("comment {id}"), Some(long)).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let shown = exec(mary, &format!("show {id}"), None).await.stdout;
+    assert!(shown.contains("outcome   negative (by mike"), "{shown}");
+    assert!(shown.contains("promising indeed"), "{shown}");
+    assert!(shown.contains("line two"), "{shown}");
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+}

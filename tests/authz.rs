@@ -62,6 +62,10 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("project public", [Done, Denied, Denied, Denied]),
     ("logs", [Done, Done, Done, Done]),
     ("metrics", [Done, Done, Done, Done]),
+    // Stakeholders (viewers) discuss results too.
+    ("comment", [Done, Done, Done, Done]),
+    ("comments", [Done, Done, Done, Done]),
+    ("outcome", [Done, Done, Denied, Denied]),
     ("wait", [Done, Done, Done, Done]),
     ("top", [Done, Done, Done, Done]),
     ("usage", [Done, Done, Done, Done]),
@@ -208,6 +212,9 @@ impl Fixture {
             "project public" => format!("project public p{tag}"),
             "logs" => format!("logs {}", self.finished),
             "metrics" => format!("metrics {}", self.finished),
+            "comment" => format!("comment {} looks right {tag}", self.finished),
+            "comments" => format!("comments {}", self.finished),
+            "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
             other => panic!("no line in the authorization matrix for the command {other:?}"),
         };

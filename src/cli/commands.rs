@@ -8,7 +8,7 @@ use super::output::{CommandOutput, exit};
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use super::stdin::StdinSource;
 use crate::lab::{Lab, ListFilter, Principal};
-use crate::model::Role;
+use crate::model::{Role, Verdict};
 use crate::monitor::Window;
 
 /// Everything a lab user can ask for by command.
@@ -98,6 +98,50 @@ pub enum LabCommand {
         /// Print CSV, a row a value: name,step,value,time.
         #[arg(long)]
         csv: bool,
+    },
+    /// Comment on an experiment (any role that may read its output): comment
+    /// ID TEXT…, or the text on standard input; --edit CID or --rm CID
+    /// changes a comment of yours (any, as admin).
+    Comment {
+        /// Experiment id.
+        id: u64,
+        /// Replace comment CID with the text.
+        #[arg(long, value_name = "CID", conflicts_with = "rm")]
+        edit: Option<u64>,
+        /// Remove comment CID.
+        #[arg(long, value_name = "CID")]
+        rm: Option<u64>,
+        /// Print JSON: the comment {"id","experiment","author","text","at",
+        /// "edited_at"}, or {"experiment","comment","removed"}.
+        #[arg(long)]
+        json: bool,
+        /// The text (read from standard input when not given).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        text: Vec<String>,
+    },
+    /// An experiment's outcome and comments.
+    Comments {
+        /// Experiment id.
+        id: u64,
+        /// Print JSON: {"id","outcome","comments"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a finished experiment's result an outcome (its owner or an
+    /// admin): positive, negative or inconclusive, with a note; none takes
+    /// it back.
+    Outcome {
+        /// Experiment id.
+        id: u64,
+        /// positive, negative, inconclusive or none.
+        #[arg(value_enum)]
+        verdict: VerdictArg,
+        /// Why, in a few words.
+        #[arg(long)]
+        note: Option<String>,
+        /// Print JSON: {"id","outcome"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel experiments (your own; any as admin).
     Cancel {
@@ -298,6 +342,31 @@ fn parse_limit(s: &str) -> Result<usize, String> {
     Ok(limit)
 }
 
+/// An outcome as typed: a verdict, or none to take it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerdictArg {
+    /// It showed what was hoped for.
+    Positive,
+    /// It showed it does not hold.
+    Negative,
+    /// It did not tell.
+    Inconclusive,
+    /// No outcome.
+    None,
+}
+
+impl VerdictArg {
+    /// The verdict meant (`None` for none).
+    pub fn verdict(self) -> Option<Verdict> {
+        match self {
+            VerdictArg::Positive => Some(Verdict::Positive),
+            VerdictArg::Negative => Some(Verdict::Negative),
+            VerdictArg::Inconclusive => Some(Verdict::Inconclusive),
+            VerdictArg::None => None,
+        }
+    }
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
@@ -341,6 +410,9 @@ impl LabCommand {
         match self {
             LabCommand::Show { id, .. }
             | LabCommand::Metrics { id, .. }
+            | LabCommand::Comment { id, .. }
+            | LabCommand::Comments { id, .. }
+            | LabCommand::Outcome { id, .. }
             | LabCommand::Rerun { id, .. }
             | LabCommand::Priority { id, .. } => format!("{name} {id}"),
             LabCommand::Logs(args) => format!("logs {}", args.id),
@@ -422,6 +494,9 @@ impl LabCommand {
             LabCommand::Ls { .. } => "ls",
             LabCommand::Show { .. } => "show ID",
             LabCommand::Metrics { .. } => "metrics ID",
+            LabCommand::Comment { .. } => "comment ID",
+            LabCommand::Comments { .. } => "comments ID",
+            LabCommand::Outcome { .. } => "outcome ID",
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
             LabCommand::Quota(_) => "quota …",
@@ -596,6 +671,13 @@ pub async fn run_command(
             out
         }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
+        LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
+        LabCommand::Outcome {
+            id,
+            verdict,
+            note,
+            json,
+        } => super::notebook::outcome(lab, &caller, id, verdict.verdict(), note.as_deref(), json),
         LabCommand::Metrics {
             id,
             name,
@@ -681,6 +763,23 @@ pub async fn run_command(
             }
             Err(e) => e.into(),
         },
+        LabCommand::Comment {
+            id,
+            edit,
+            rm,
+            json,
+            text,
+        } => {
+            let text = if text.is_empty() && rm.is_none() {
+                match stdin.read_all(max_stdin_bytes).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => return CommandOutput::error(exit::FAILURE, format!("error: {e}")),
+                }
+            } else {
+                text.join(" ")
+            };
+            super::notebook::comment(lab, &caller, id, edit, rm, &text, json)
+        }
         LabCommand::Key {
             action: KeyAction::Add { name, key },
             json,

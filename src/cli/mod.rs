@@ -8,6 +8,7 @@ mod accounts;
 mod commands;
 pub mod logs;
 mod metrics;
+mod notebook;
 pub mod output;
 pub mod queue;
 mod stdin;

@@ -338,7 +338,11 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         .project
         .as_deref()
         .is_some_and(|project| lab.project_is_private(project).unwrap_or(false));
-    CommandOutput::ok(experiment_details(&e, private_project))
+    let mut text = experiment_details(&e, private_project);
+    if let Ok(d) = lab.discussion(p, id) {
+        text.push_str(&crate::describe::discussion_lines(&d));
+    }
+    CommandOutput::ok(text)
 }
 
 /// `cancel ID…`: every id is tried; the worst status wins.

@@ -11,6 +11,7 @@ mod experiment_tests;
 mod experiments;
 mod listing;
 mod metrics;
+mod notebook;
 mod output;
 mod sessions;
 mod submit;
@@ -32,6 +33,7 @@ pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };
 pub use metrics::{MetricPoint, MetricSeries, MetricsReport};
+pub use notebook::Discussion;
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use submit::{QueueSettings, SubmitRequest, parse_env_pair, parse_pair, reserved_env_message};
 pub use usage::{UsageReport, sizing_hint};

@@ -8,6 +8,7 @@ mod experiment;
 mod gpu;
 mod key;
 mod metric;
+mod notebook;
 mod quota;
 mod usage;
 mod user;
@@ -21,6 +22,7 @@ pub use experiment::{
 pub use gpu::{HostGpu, cuda_visible};
 pub use key::{KeyError, KeyRecord, PROOF_NAMESPACE, PublicKeyInfo};
 pub use metric::{MetricSample, MetricSource, MetricsRead};
+pub use notebook::{Comment, Conclusion, MAX_COMMENT_BYTES, Verdict};
 pub use quota::Quota;
 pub use usage::{Bucket, ClosedBucket, METRICS, Metric, Usage};
 pub use user::{NameError, Role, User, validate_user_name};

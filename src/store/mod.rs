@@ -14,6 +14,7 @@ mod audit;
 mod codec;
 mod experiments;
 mod metrics;
+mod notebook;
 mod usage;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -37,6 +38,8 @@ const ACTIVE_TREE: &str = "experiments_active";
 const QUOTAS_TREE: &str = "quotas";
 const PROJECTS_TREE: &str = "projects";
 const METRICS_TREE: &str = "metrics";
+const COMMENTS_TREE: &str = "comments";
+const CONCLUSIONS_TREE: &str = "conclusions";
 const METRICS_READ_TREE: &str = "metrics_read";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
@@ -128,6 +131,8 @@ struct Trees {
     projects: sled::Tree,
     metrics: sled::Tree,
     metrics_read: sled::Tree,
+    comments: sled::Tree,
+    conclusions: sled::Tree,
 }
 
 impl Trees {
@@ -178,6 +183,8 @@ impl Trees {
             quotas: db.open_tree(QUOTAS_TREE)?,
             projects: db.open_tree(PROJECTS_TREE)?,
             metrics: db.open_tree(METRICS_TREE)?,
+            comments: db.open_tree(COMMENTS_TREE)?,
+            conclusions: db.open_tree(CONCLUSIONS_TREE)?,
             metrics_read: db.open_tree(METRICS_READ_TREE)?,
             db,
         })

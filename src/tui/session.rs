@@ -182,7 +182,11 @@ pub async fn run_tui_session<S: FrameSink>(
                         e.spec.project.as_deref().is_some_and(|project| {
                             lab.project_is_private(project).unwrap_or(false)
                         });
-                    crate::describe::experiment_details(&e, private_project)
+                    let mut text = crate::describe::experiment_details(&e, private_project);
+                    if let Ok(d) = lab.discussion(&principal, *id) {
+                        text.push_str(&crate::describe::discussion_lines(&d));
+                    }
+                    text
                 }
                 Err(e) => e.to_string(),
             }),

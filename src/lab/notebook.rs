@@ -1,0 +1,156 @@
+//! Comments and outcomes. Anyone who may read an experiment's output
+//! comments on it (viewers included: stakeholders discuss results); the
+//! author of a comment and admins edit or remove it; the experiment's owner
+//! and admins give its finished result an outcome. Each change is audited.
+
+use super::experiments::owns_or_admin;
+use super::{Lab, LabError, LabResult, Principal, now};
+use crate::model::{Comment, Conclusion, MAX_COMMENT_BYTES, Role, Verdict};
+
+/// An experiment's comments and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Discussion {
+    /// The experiment.
+    pub id: u64,
+    /// The outcome given to it, if any.
+    pub outcome: Option<Conclusion>,
+    /// Its comments, oldest first.
+    pub comments: Vec<Comment>,
+}
+
+/// Refuses an empty or oversized text (`what`: "comment", "note").
+fn checked_text(what: &str, text: &str) -> LabResult<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(LabError::Invalid(format!("the {what} is empty")));
+    }
+    if text.len() > MAX_COMMENT_BYTES {
+        return Err(LabError::Invalid(format!(
+            "the {what} has {} bytes; at most {MAX_COMMENT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(text.to_string())
+}
+
+impl Lab {
+    /// Adds `p`'s comment `text` to experiment `id`.
+    pub fn add_comment(&self, p: &Principal, id: u64, text: &str) -> LabResult<Comment> {
+        let p = self.current(p)?;
+        self.check_output_readable(&p, id)?;
+        let comment = Comment {
+            id: self.store.next_comment_id()?,
+            experiment: id,
+            author: p.user.clone(),
+            text: checked_text("comment", text)?,
+            at: now(),
+            edited_at: None,
+        };
+        self.store.put_comment(&comment)?;
+        self.audit(
+            &p,
+            format!("commented on experiment {id} (comment {})", comment.id),
+        )?;
+        Ok(comment)
+    }
+
+    /// Replaces the text of comment `comment` on experiment `id` (its
+    /// author's, or an admin's doing).
+    pub fn edit_comment(
+        &self,
+        p: &Principal,
+        id: u64,
+        comment: u64,
+        text: &str,
+    ) -> LabResult<Comment> {
+        let p = self.current(p)?;
+        let mut found = self.own_comment(&p, id, comment)?;
+        found.text = checked_text("comment", text)?;
+        found.edited_at = Some(now());
+        self.store.put_comment(&found)?;
+        self.audit(&p, format!("edited comment {comment} on experiment {id}"))?;
+        Ok(found)
+    }
+
+    /// Removes comment `comment` on experiment `id` (its author's, or an
+    /// admin's doing).
+    pub fn remove_comment(&self, p: &Principal, id: u64, comment: u64) -> LabResult<()> {
+        let p = self.current(p)?;
+        self.own_comment(&p, id, comment)?;
+        self.store.remove_comment(id, comment)?;
+        self.audit(&p, format!("removed comment {comment} on experiment {id}"))
+    }
+
+    /// Comment `comment` on experiment `id`, if `p` wrote it (this account,
+    /// not an earlier one of the same name) or is an admin.
+    fn own_comment(&self, p: &Principal, id: u64, comment: u64) -> LabResult<Comment> {
+        self.check_output_readable(p, id)?;
+        let found = self
+            .store
+            .comments(id)?
+            .into_iter()
+            .find(|c| c.id == comment)
+            .ok_or_else(|| {
+                LabError::NotFound(format!("experiment {id} has no comment {comment}"))
+            })?;
+        let authored = found.author == p.user && found.at >= p.since;
+        if !authored && p.role != Role::Admin {
+            return Err(LabError::PermissionDenied(format!(
+                "comment {comment} is {}'s: only they and admins change it",
+                found.author
+            )));
+        }
+        Ok(found)
+    }
+
+    /// Gives finished experiment `id` the outcome `verdict` (its owner or an
+    /// admin); `None` takes it back.
+    pub fn set_outcome(
+        &self,
+        p: &Principal,
+        id: u64,
+        verdict: Option<Verdict>,
+        note: Option<&str>,
+    ) -> LabResult<Option<Conclusion>> {
+        let p = self.current(p)?;
+        let e = self.check_output_readable(&p, id)?;
+        let stored = self.stored_experiment(id)?;
+        if !owns_or_admin(&p, &stored) {
+            return Err(LabError::PermissionDenied(format!(
+                "experiment {id} is {}'s: only they and admins give it an outcome",
+                e.owner
+            )));
+        }
+        if !stored.state.is_finished() {
+            return Err(LabError::Invalid(format!(
+                "experiment {id} has not finished: an outcome is given to a result"
+            )));
+        }
+        let conclusion = match verdict {
+            Some(verdict) => Some(Conclusion {
+                verdict,
+                note: note.map(|n| checked_text("note", n)).transpose()?,
+                by: p.user.clone(),
+                at: now(),
+            }),
+            None => None,
+        };
+        self.store.put_conclusion(id, conclusion.as_ref())?;
+        let said = conclusion
+            .as_ref()
+            .map_or("no outcome".to_string(), |c| c.verdict.name().to_string());
+        self.audit(&p, format!("experiment {id}: outcome {said}"))?;
+        Ok(conclusion)
+    }
+
+    /// Experiment `id`'s outcome and comments, for a caller who may read its
+    /// output.
+    pub fn discussion(&self, p: &Principal, id: u64) -> LabResult<Discussion> {
+        self.check_output_readable(p, id)?;
+        Ok(Discussion {
+            id,
+            outcome: self.store.conclusion(id)?,
+            comments: self.store.comments(id)?,
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! Comments and outcomes: `comments` maps `experiment (u64 BE) comment id
+//! (u64 BE)` to a comment (ids from sled's id generator);
+//! `conclusions` maps an experiment id to the outcome given to it.
+
+use super::codec::{decode, encode};
+use super::{COMMENTS_TREE, CONCLUSIONS_TREE, Store, StoreResult};
+use crate::model::{Comment, Conclusion};
+
+fn comment_key(experiment: u64, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&experiment.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
+impl Store {
+    /// A new comment id (unique, growing).
+    pub fn next_comment_id(&self) -> StoreResult<u64> {
+        Ok(self.t()?.db.generate_id()? + 1)
+    }
+
+    /// Writes `comment` (new or edited), durably.
+    pub fn put_comment(&self, comment: &Comment) -> StoreResult<()> {
+        self.t()?.comments.insert(
+            comment_key(comment.experiment, comment.id),
+            encode(COMMENTS_TREE, comment)?,
+        )?;
+        self.flush()
+    }
+
+    /// Removes comment `id` of `experiment`, durably.
+    pub fn remove_comment(&self, experiment: u64, id: u64) -> StoreResult<()> {
+        self.t()?.comments.remove(comment_key(experiment, id))?;
+        self.flush()
+    }
+
+    /// The comments on `experiment`, oldest first.
+    pub fn comments(&self, experiment: u64) -> StoreResult<Vec<Comment>> {
+        self.t()?
+            .comments
+            .scan_prefix(experiment.to_be_bytes())
+            .map(|entry| decode(COMMENTS_TREE, &entry?.1))
+            .collect()
+    }
+
+    /// Sets (or with `None` clears) the outcome of `experiment`, durably.
+    pub fn put_conclusion(
+        &self,
+        experiment: u64,
+        conclusion: Option<&Conclusion>,
+    ) -> StoreResult<()> {
+        let key = experiment.to_be_bytes();
+        match conclusion {
+            Some(c) => {
+                self.t()?
+                    .conclusions
+                    .insert(key, encode(CONCLUSIONS_TREE, c)?)?;
+            }
+            None => {
+                self.t()?.conclusions.remove(key)?;
+            }
+        }
+        self.flush()
+    }
+
+    /// The outcome given to `experiment`, if any.
+    pub fn conclusion(&self, experiment: u64) -> StoreResult<Option<Conclusion>> {
+        self.t()?
+            .conclusions
+            .get(experiment.to_be_bytes())?
+            .map(|bytes| decode(CONCLUSIONS_TREE, &bytes))
+            .transpose()
+    }
+}
