@@ -1007,6 +1007,10 @@ async fn a_full_data_disk_refuses_submissions_holds_starts_and_loses_nothing() {
     );
     let all = json(&exec(&handle, "ls --all --json", None).await.stdout);
     assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    // So is a comment: the records of running experiments come first.
+    let out = exec(&handle, &format!("comment {gate} still waiting"), None).await;
+    assert_eq!(out.status, Some(75), "{out:?}");
+    assert!(out.stderr.contains("data disk is full"), "{out:?}");
 
     // The running experiment's end is still recorded; the next one is held.
     std::fs::write(&open, b"").expect("open the gate");

@@ -77,6 +77,13 @@ fn as_text(report: &MetricsReport) -> String {
             ));
         }
     }
+    if report.dropped > 0 {
+        out.push_str(&format!(
+            "{} value(s) were not kept: past the most kept of a source ({})\n",
+            report.dropped,
+            crate::model::MAX_METRIC_VALUES
+        ));
+    }
     if report.malformed > 0 {
         out.push_str(&format!(
             "{} line(s) could not be read as metrics; the last: {}\n",

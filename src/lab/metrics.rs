@@ -49,6 +49,8 @@ pub struct MetricsReport {
     pub malformed: u64,
     /// Why the last of them could not.
     pub last_malformed: Option<String>,
+    /// Values not kept, past the most kept of a source.
+    pub dropped: u64,
 }
 
 impl Lab {
@@ -81,10 +83,11 @@ impl Lab {
                 }
             })
             .collect();
-        let (mut malformed, mut last_malformed) = (0, None);
+        let (mut malformed, mut last_malformed, mut dropped) = (0, None, 0);
         for source in MetricSource::ALL {
             let read = self.store.metrics_read(id, source)?;
             malformed += read.malformed;
+            dropped += read.dropped;
             last_malformed = read.last_malformed.or(last_malformed);
         }
         Ok(MetricsReport {
@@ -92,6 +95,7 @@ impl Lab {
             metrics,
             malformed,
             last_malformed,
+            dropped,
         })
     }
 }
@@ -100,6 +104,11 @@ impl Engine {
     /// How far the runner read `source` of experiment `id`.
     pub fn metrics_read(&self, id: u64, source: MetricSource) -> LabResult<MetricsRead> {
         Ok(self.lab.store.metrics_read(id, source)?)
+    }
+
+    /// `(free, reserve)` when the data disk has less free than the reserve.
+    pub fn disk_short(&self) -> Option<(u64, u64)> {
+        self.lab.disk_short()
     }
 
     /// Keeps `samples` the runner read from `source` of experiment `id`, and

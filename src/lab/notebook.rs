@@ -7,6 +7,9 @@ use super::experiments::owns_or_admin;
 use super::{Lab, LabError, LabResult, Principal, now};
 use crate::model::{Comment, Conclusion, MAX_COMMENT_BYTES, Role, Verdict};
 
+/// Most comments on one experiment.
+pub const MAX_COMMENTS: usize = 1000;
+
 /// An experiment's comments and outcome.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Discussion {
@@ -38,11 +41,23 @@ impl Lab {
     pub fn add_comment(&self, p: &Principal, id: u64, text: &str) -> LabResult<Comment> {
         let p = self.current(p)?;
         self.check_output_readable(&p, id)?;
+        let text = checked_text("comment", text)?;
+        if self.store.comments(id)?.len() >= MAX_COMMENTS {
+            return Err(LabError::Invalid(format!(
+                "experiment {id} has {MAX_COMMENTS} comments, the most it may have"
+            )));
+        }
+        if let Some((free, _)) = self.disk_short() {
+            return Err(LabError::Unavailable(format!(
+                "the data disk is full ({} free): nothing was written; try again when space is freed",
+                crate::units::short_bytes(free as f64)
+            )));
+        }
         let comment = Comment {
             id: self.store.next_comment_id()?,
             experiment: id,
             author: p.user.clone(),
-            text: checked_text("comment", text)?,
+            text,
             at: now(),
             edited_at: None,
         };

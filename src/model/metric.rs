@@ -56,4 +56,13 @@ pub struct MetricsRead {
     pub malformed: u64,
     /// Why the last of them could not.
     pub last_malformed: Option<String>,
+    /// Values kept from this source.
+    pub kept: u64,
+    /// Values not kept: the source reported more than
+    /// [`MAX_METRIC_VALUES`] (so that a run cannot fill the data disk
+    /// through its metrics).
+    pub dropped: u64,
 }
+
+/// Most values kept of one source of one experiment.
+pub const MAX_METRIC_VALUES: u64 = 1_000_000;

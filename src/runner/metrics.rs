@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::lab::Engine;
-use crate::model::{MetricSample, MetricSource};
+use crate::model::{MAX_METRIC_VALUES, MetricSample, MetricSource};
 use crate::output::ExperimentFiles;
 use crate::output::clean::clean;
 use crate::output::metrics::{parse_json_line, parse_output_line};
@@ -38,7 +38,7 @@ pub(super) fn ingest(lab: &Engine, data_dir: &Path, id: u64) -> bool {
             MetricSource::Stdout => files.stdout(),
             MetricSource::File => files.metrics(),
         };
-        match ingest_source(lab, &path, id, source) {
+        match ingest_source(lab, &path, id, source, MAX_METRIC_VALUES) {
             Ok(read) => any |= read,
             Err(e) => tracing::warn!("experiment {id}: cannot read its metrics: {e}"),
         }
@@ -51,13 +51,16 @@ fn ingest_source(
     path: &Path,
     id: u64,
     source: MetricSource,
+    most: u64,
 ) -> Result<bool, Box<dyn std::error::Error>> {
     let len = match std::fs::metadata(path) {
         Ok(m) if m.len() > 0 => m.len(),
         _ => return Ok(false),
     };
     let mut read = lab.metrics_read(id, source)?;
-    if len <= read.offset {
+    // A full data disk is the records' first: metrics wait (where to read
+    // from is kept).
+    if len <= read.offset || lab.disk_short().is_some() {
         return Ok(false);
     }
     let mut file = std::fs::File::open(path)?;
@@ -83,6 +86,9 @@ fn ingest_source(
         };
         match parsed {
             None => {}
+            Some(Ok(points)) if read.kept + (samples.len() + points.len()) as u64 > most => {
+                read.dropped += points.len() as u64;
+            }
             Some(Ok(points)) => {
                 samples.extend(
                     points
@@ -106,6 +112,60 @@ fn ingest_source(
         }
     }
     read.offset += whole as u64;
+    read.kept += samples.len() as u64;
     lab.record_metrics(id, source, &samples, &read)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::testing::lab_with_admin;
+
+    /// Lines are read whole, once, from where the last read ended; past the
+    /// most kept, values are counted as dropped, not stored.
+    #[test]
+    fn sources_are_read_once_whole_lines_at_a_time_and_capped() {
+        let (dir, lab) = lab_with_admin();
+        let engine = lab.engine();
+        let path = dir.path().join("stdout.log");
+        std::fs::write(
+            &path,
+            "epoch 1\n@metric loss=0.5 step=1\n@metric loss=0.4 st",
+        )
+        .expect("log");
+        let read =
+            |most| ingest_source(&engine, &path, 9, MetricSource::Stdout, most).expect("read");
+        assert!(read(3));
+        assert!(!read(3), "nothing new: nothing read");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("log");
+        use std::io::Write;
+        file.write_all(
+            b"ep=2\n@metric loss=x\n@metric loss=0.3 acc=0.1 step=3\n@metric loss=0.2\n",
+        )
+        .expect("more");
+        assert!(read(3));
+        let state = engine.metrics_read(9, MetricSource::Stdout).expect("state");
+        assert_eq!(
+            (state.kept, state.dropped, state.malformed),
+            (3, 2, 1),
+            "{state:?}"
+        );
+        let stored = lab.store().metrics(9).expect("metrics");
+        let values: Vec<(String, f64, Option<u64>)> = stored
+            .iter()
+            .map(|s| (s.name.clone(), s.value, s.step))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("loss".to_string(), 0.5, Some(1)),
+                ("loss".to_string(), 0.4, Some(2)),
+                ("loss".to_string(), 0.2, None),
+            ]
+        );
+    }
 }

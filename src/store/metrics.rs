@@ -144,6 +144,7 @@ mod tests {
             offset: 40,
             malformed: 1,
             last_malformed: Some("loss: not a finite number".into()),
+            ..MetricsRead::default()
         };
         store
             .put_metrics(7, MetricSource::Stdout, &samples, &read)
