@@ -43,6 +43,9 @@ pub fn experiment_details(e: &Experiment, private_project: bool) -> String {
             u.gpu_seconds,
             short_bytes(u.peak_gpu_memory_bytes as f64),
         ));
+        if let Some(hint) = sizing_line(e) {
+            out.push_str(&format!("  sizing    {hint}\n"));
+        }
     }
     out.push_str("  history\n");
     for t in &e.transitions {
@@ -177,4 +180,128 @@ pub fn discussion_lines(d: &crate::lab::Discussion) -> String {
         }
     }
     out
+}
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+/// What a finished run says of its request: memory asked against its peak
+/// (with the peak plus 15 % headroom, in whole GiB, as what would have
+/// fit), and the CPU cores it used on average against those asked. `None`
+/// when nothing was measured or the request fit it well.
+pub fn sizing_line(e: &Experiment) -> Option<String> {
+    let State::Finished {
+        started_at: Some(started),
+        ended_at,
+        ..
+    } = e.state
+    else {
+        return None;
+    };
+    let r = &e.spec.resources;
+    let peak = e.usage.peak_memory_bytes as f64;
+    if peak <= 0.0 {
+        return None;
+    }
+    let asked = r.memory_bytes as f64;
+    let fits = ((peak * 1.15) / GIB).ceil().max(1.0);
+    let mut said = Vec::new();
+    if peak >= 0.9 * asked {
+        said.push(format!(
+            "peaked at {} of the {} asked: close to the limit, --mem {fits:.0}G leaves room",
+            short_bytes(peak),
+            short_bytes(asked)
+        ));
+    } else if fits * GIB < 0.5 * asked {
+        said.push(format!(
+            "asked {}, peaked at {}: --mem {fits:.0}G would have fit",
+            short_bytes(asked),
+            short_bytes(peak)
+        ));
+    }
+    let secs = (ended_at - started).max(0) as f64;
+    if secs >= 10.0 && r.cpus >= 2.0 {
+        let mean = e.usage.cpu_seconds / secs;
+        if mean < r.cpus / 2.0 {
+            said.push(format!(
+                "used {mean:.1} of {} CPUs on average: --cpus {:.0} would do",
+                r.cpus,
+                mean.ceil().max(1.0)
+            ));
+        }
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CommandLine, ExperimentSpec, Outcome, ResourceUse, Resources};
+
+    fn run(memory_gib: u64, cpus: f64, peak_bytes: u64, cpu_seconds: f64, secs: i64) -> Experiment {
+        Experiment {
+            id: 1,
+            owner: "ana".into(),
+            unix_user: "ana".into(),
+            spec: ExperimentSpec {
+                name: None,
+                project: None,
+                tags: Vec::new(),
+                command: CommandLine::Argv(vec!["true".into()]),
+                workdir: "/tmp".into(),
+                env: Vec::new(),
+                inputs: Vec::new(),
+                outputs: Vec::new(),
+                params: Vec::new(),
+                after: Vec::new(),
+                resources: Resources {
+                    cpus,
+                    memory_bytes: memory_gib << 30,
+                    gpus: 0,
+                    time_limit_secs: 3600,
+                },
+                priority: 0,
+                private: false,
+                max_output_bytes: None,
+            },
+            submitted_at: 0,
+            state: State::Finished {
+                outcome: Outcome::Succeeded,
+                exit_code: Some(0),
+                signal: None,
+                stop: None,
+                started_at: Some(100),
+                ended_at: 100 + secs,
+            },
+            transitions: Vec::new(),
+            host: "h".into(),
+            backend: "local".into(),
+            usage: ResourceUse {
+                cpu_seconds,
+                peak_memory_bytes: peak_bytes,
+                ..ResourceUse::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_finished_run_says_what_would_have_fit() {
+        let gib = 1u64 << 30;
+        let oversized = run(64, 8.0, 9 * gib + gib / 10, 800.0, 1000);
+        assert_eq!(
+            sizing_line(&oversized).as_deref(),
+            Some(
+                "asked 64G, peaked at 9.1G: --mem 11G would have fit; \
+                 used 0.8 of 8 CPUs on average: --cpus 1 would do"
+            )
+        );
+        let tight = run(8, 1.0, 7 * gib + gib / 2, 10.0, 100);
+        assert_eq!(
+            sizing_line(&tight).as_deref(),
+            Some("peaked at 7.5G of the 8.0G asked: close to the limit, --mem 9G leaves room")
+        );
+        let fitting = run(8, 2.0, 5 * gib, 150.0, 100);
+        assert_eq!(sizing_line(&fitting), None);
+        let unmeasured = run(8, 2.0, 0, 150.0, 100);
+        assert_eq!(sizing_line(&unmeasured), None);
+    }
 }
