@@ -139,9 +139,14 @@ fn how_it_ended(exit_code: Option<i32>, signal: Option<i32>, stop: Option<&Stop>
     }
 }
 
+/// Comments `show` and the details pane list (the last ones; `comments ID`
+/// lists all).
+pub const COMMENTS_SHOWN: usize = 5;
+
 /// An experiment's outcome and comments as `show` and `comments` print
-/// them: who said what and when, the text made safe to show.
-pub fn discussion_lines(d: &crate::lab::Discussion) -> String {
+/// them: who said what and when, the text made safe to show; only the last
+/// `most` comments, and of each its first lines, when `most` is given.
+pub fn discussion_lines(d: &crate::lab::Discussion, most: Option<usize>) -> String {
     let when = |at: i64| {
         chrono::DateTime::from_timestamp(at, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
@@ -163,7 +168,11 @@ pub fn discussion_lines(d: &crate::lab::Discussion) -> String {
     if !d.comments.is_empty() {
         out.push_str("  comments\n");
     }
-    for c in &d.comments {
+    let skip = most.map_or(0, |most| d.comments.len().saturating_sub(most));
+    if skip > 0 {
+        out.push_str(&format!("    ({skip} earlier: comments {})\n", d.id));
+    }
+    for c in &d.comments[skip..] {
         let edited = if c.edited_at.is_some() {
             ", edited"
         } else {
@@ -175,8 +184,17 @@ pub fn discussion_lines(d: &crate::lab::Discussion) -> String {
             printable(&c.author),
             when(c.at)
         ));
-        for line in c.text.lines() {
-            out.push_str(&format!("      {}\n", printable(line)));
+        let lines = most.map_or(usize::MAX, |_| 4);
+        for line in c.text.lines().take(lines) {
+            let line = printable(line);
+            let shown: String = match most {
+                Some(_) => line.chars().take(300).collect(),
+                None => line,
+            };
+            out.push_str(&format!("      {shown}\n"));
+        }
+        if c.text.lines().count() > lines {
+            out.push_str("      …\n");
         }
     }
     out

@@ -77,10 +77,10 @@ fn as_text(report: &MetricsReport) -> String {
             ));
         }
     }
-    if report.dropped > 0 {
+    if report.skipped_bytes > 0 {
         out.push_str(&format!(
-            "{} value(s) were not kept: past the most kept of a source ({})\n",
-            report.dropped,
+            "{} of its output and metrics file were not read for metrics (past {} values a source, lines over 1 MiB, or left when it ended)\n",
+            crate::units::short_bytes(report.skipped_bytes as f64),
             crate::model::MAX_METRIC_VALUES
         ));
     }

@@ -45,7 +45,7 @@ pub fn comments(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput 
         Ok(d) if d.outcome.is_none() && d.comments.is_empty() => CommandOutput::ok(format!(
             "experiment {id} has no outcome and no comments yet\n"
         )),
-        Ok(d) => CommandOutput::ok(discussion_lines(&d)),
+        Ok(d) => CommandOutput::ok(discussion_lines(&d, None)),
         Err(e) => e.into(),
     }
 }

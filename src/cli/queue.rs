@@ -340,7 +340,10 @@ pub fn show(lab: &Lab, p: &Principal, id: u64, json: bool) -> CommandOutput {
         .is_some_and(|project| lab.project_is_private(project).unwrap_or(false));
     let mut text = experiment_details(&e, private_project);
     if let Ok(d) = lab.discussion(p, id) {
-        text.push_str(&crate::describe::discussion_lines(&d));
+        text.push_str(&crate::describe::discussion_lines(
+            &d,
+            Some(crate::describe::COMMENTS_SHOWN),
+        ));
     }
     CommandOutput::ok(text)
 }

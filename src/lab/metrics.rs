@@ -49,8 +49,9 @@ pub struct MetricsReport {
     pub malformed: u64,
     /// Why the last of them could not.
     pub last_malformed: Option<String>,
-    /// Values not kept, past the most kept of a source.
-    pub dropped: u64,
+    /// Bytes of its sources not read (past the most values kept, lines too
+    /// long, what was left when it ended).
+    pub skipped_bytes: u64,
 }
 
 impl Lab {
@@ -83,11 +84,11 @@ impl Lab {
                 }
             })
             .collect();
-        let (mut malformed, mut last_malformed, mut dropped) = (0, None, 0);
+        let (mut malformed, mut last_malformed, mut skipped_bytes) = (0, None, 0);
         for source in MetricSource::ALL {
             let read = self.store.metrics_read(id, source)?;
             malformed += read.malformed;
-            dropped += read.dropped;
+            skipped_bytes += read.skipped;
             last_malformed = read.last_malformed.or(last_malformed);
         }
         Ok(MetricsReport {
@@ -95,7 +96,7 @@ impl Lab {
             metrics,
             malformed,
             last_malformed,
-            dropped,
+            skipped_bytes,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! Comments and outcomes. Anyone who may read an experiment's output
 //! comments on it (viewers included: stakeholders discuss results); the
 //! author of a comment and admins edit or remove it; the experiment's owner
-//! and admins give its finished result an outcome. Each change is audited.
+//! (while not a viewer) and admins give its finished result an outcome.
+//! Each change is audited; none is written while the data disk is below
+//! its reserve.
 
 use super::experiments::owns_or_admin;
 use super::{Lab, LabError, LabResult, Principal, now};
@@ -47,12 +49,7 @@ impl Lab {
                 "experiment {id} has {MAX_COMMENTS} comments, the most it may have"
             )));
         }
-        if let Some((free, _)) = self.disk_short() {
-            return Err(LabError::Unavailable(format!(
-                "the data disk is full ({} free): nothing was written; try again when space is freed",
-                crate::units::short_bytes(free as f64)
-            )));
-        }
+        self.check_disk_room()?;
         let comment = Comment {
             id: self.store.next_comment_id()?,
             experiment: id,
@@ -81,6 +78,7 @@ impl Lab {
         let p = self.current(p)?;
         let mut found = self.own_comment(&p, id, comment)?;
         found.text = checked_text("comment", text)?;
+        self.check_disk_room()?;
         found.edited_at = Some(now());
         self.store.put_comment(&found)?;
         self.audit(&p, format!("edited comment {comment} on experiment {id}"))?;
@@ -94,6 +92,18 @@ impl Lab {
         self.own_comment(&p, id, comment)?;
         self.store.remove_comment(id, comment)?;
         self.audit(&p, format!("removed comment {comment} on experiment {id}"))
+    }
+
+    /// Refuses a write while the data disk is below its reserve: the
+    /// records of running experiments come first.
+    fn check_disk_room(&self) -> LabResult<()> {
+        match self.disk_short() {
+            Some((free, _)) => Err(LabError::Unavailable(format!(
+                "the data disk is full ({} free): nothing was written; try again when space is freed",
+                crate::units::short_bytes(free as f64)
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Comment `comment` on experiment `id`, if `p` wrote it (this account,
@@ -130,7 +140,7 @@ impl Lab {
         let p = self.current(p)?;
         let e = self.check_output_readable(&p, id)?;
         let stored = self.stored_experiment(id)?;
-        if !owns_or_admin(&p, &stored) {
+        if !owns_or_admin(&p, &stored) || p.role == Role::Viewer {
             return Err(LabError::PermissionDenied(format!(
                 "experiment {id} is {}'s: only they and admins give it an outcome",
                 e.owner
@@ -141,6 +151,7 @@ impl Lab {
                 "experiment {id} has not finished: an outcome is given to a result"
             )));
         }
+        self.check_disk_room()?;
         let conclusion = match verdict {
             Some(verdict) => Some(Conclusion {
                 verdict,

@@ -58,11 +58,14 @@ pub struct MetricsRead {
     pub last_malformed: Option<String>,
     /// Values kept from this source.
     pub kept: u64,
-    /// Values not kept: the source reported more than
-    /// [`MAX_METRIC_VALUES`] (so that a run cannot fill the data disk
-    /// through its metrics).
-    pub dropped: u64,
+    /// Bytes not read: past [`MAX_METRIC_VALUES`] values (so that a run
+    /// cannot fill the data disk or the daemon's memory through its
+    /// metrics), the rest of lines longer than a read, what was left when
+    /// the run ended.
+    pub skipped: u64,
+    /// The last read ended inside a line longer than a read.
+    pub in_long_line: bool,
 }
 
 /// Most values kept of one source of one experiment.
-pub const MAX_METRIC_VALUES: u64 = 1_000_000;
+pub const MAX_METRIC_VALUES: u64 = 100_000;

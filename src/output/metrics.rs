@@ -13,7 +13,7 @@ pub const MAX_NAME: usize = 128;
 /// One reported value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricPoint {
-    /// The metric's name (letters, digits, `_`, `-`, `.`, `/`).
+    /// The metric's name (ASCII letters, digits, `_`, `-`, `.`, `/`).
     pub name: String,
     /// Its value (finite).
     pub value: f64,
@@ -48,9 +48,9 @@ pub fn parse_output_line(line: &str) -> Option<Result<Vec<MetricPoint>, Malforme
             return Some(Err(Malformed(format!("{word:?}: expected name=value"))));
         };
         if name == "step" {
-            match value.parse() {
-                Ok(n) => step = Some(n),
-                Err(_) => {
+            match value.parse::<u64>() {
+                Ok(n) if n < u64::MAX => step = Some(n),
+                _ => {
                     return Some(Err(Malformed(format!("step={value}: not a whole number"))));
                 }
             }
@@ -76,6 +76,7 @@ pub fn parse_json_line(line: &str) -> Result<Vec<MetricPoint>, Malformed> {
         None | Some(serde_json::Value::Null) => None,
         Some(step) => Some(
             step.as_u64()
+                .filter(|n| *n < u64::MAX)
                 .ok_or_else(|| Malformed(format!("step {step}: not a whole number")))?,
         ),
     };
@@ -121,12 +122,13 @@ fn points(pairs: Vec<(String, f64)>, step: Option<u64>) -> Result<Vec<MetricPoin
 }
 
 /// Refuses a name that is empty, too long, or has other characters than
-/// letters, digits, `_`, `-`, `.` and `/`.
+/// ASCII letters and digits, `_`, `-`, `.` and `/` (no letter that a
+/// terminal would reorder or stack).
 pub fn valid_name(name: &str) -> Result<(), Malformed> {
-    let fine = |c: char| c.is_alphanumeric() || "_-./".contains(c);
+    let fine = |c: char| c.is_ascii_alphanumeric() || "_-./".contains(c);
     if name.is_empty() || name.chars().count() > MAX_NAME || !name.chars().all(fine) {
         return Err(Malformed(format!(
-            "{name:?}: a metric name is 1 to {MAX_NAME} letters, digits, _ - . or /"
+            "{name:?}: a metric name is 1 to {MAX_NAME} ASCII letters, digits, _ - . or /"
         )));
     }
     Ok(())
@@ -171,6 +173,8 @@ mod tests {
             "@metric loss=abc",
             "@metric loss=NaN",
             "@metric loss=1 step=-1",
+            "@metric loss=1 step=18446744073709551615",
+            "@metric é=1",
             "@metric l$ss=1",
         ] {
             assert!(matches!(parse_output_line(bad), Some(Err(_))), "{bad}");

@@ -184,7 +184,10 @@ pub async fn run_tui_session<S: FrameSink>(
                         });
                     let mut text = crate::describe::experiment_details(&e, private_project);
                     if let Ok(d) = lab.discussion(&principal, *id) {
-                        text.push_str(&crate::describe::discussion_lines(&d));
+                        text.push_str(&crate::describe::discussion_lines(
+                            &d,
+                            Some(crate::describe::COMMENTS_SHOWN),
+                        ));
                     }
                     text
                 }
