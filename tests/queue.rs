@@ -47,6 +47,19 @@ async fn an_experiment_runs_as_its_owner_and_its_logs_are_kept() {
         .map(|t| t["to"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(names, vec!["queued", "starting", "running", "succeeded"]);
+    if is_root() {
+        // Its metrics file was its user's while it ran; now it is the
+        // daemon's: the user cannot grow it past the run.
+        use std::os::unix::fs::MetadataExt;
+        let metrics = lab
+            .dir
+            .path()
+            .join("data/experiments")
+            .join(id.to_string())
+            .join("metrics.jsonl");
+        let owner = std::fs::metadata(&metrics).expect("metrics file").uid();
+        assert_eq!(owner, 0, "{}", metrics.display());
+    }
 }
 
 #[tokio::test]

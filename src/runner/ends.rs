@@ -104,6 +104,7 @@ pub(super) fn watch(
     for id in ended {
         if let Some(mut t) = tracked.remove(&id) {
             super::metrics::ingest_rest(lab, &settings.launch.data_dir, id);
+            take_back_metrics_file(id, settings);
             // One that wrote past its limit and ended before a tick saw it.
             check_output(id, &mut t, settings, false);
             changes.push(finish(id, &t, settings, false));
@@ -112,6 +113,25 @@ pub(super) fn watch(
     }
     let staged = stage_ends(lab, changes);
     (freed, staged)
+}
+
+/// Gives experiment `id`'s metrics file, which its user wrote while it ran,
+/// back to the daemon once it has ended (as root): its user can no longer
+/// grow it on the data disk, past the run and outside its output limit.
+pub(super) fn take_back_metrics_file(id: u64, settings: &RunnerSettings) {
+    if !settings.launch.as_root {
+        return;
+    }
+    let path = ExperimentFiles::new(&settings.launch.data_dir, id).metrics();
+    // Not followed if it is a link (its directory is the daemon's: it is not).
+    let taken = std::fs::symlink_metadata(&path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .and_then(|_| std::fs::File::open(&path).ok())
+        .map(|file| crate::sys::fs::change_owner(&file, 0, 0));
+    if let Some(Err(e)) = taken {
+        tracing::warn!("experiment {id}: cannot take back its metrics file: {e}");
+    }
 }
 
 /// After experiment `t` ended: its reusable supervisor is kept, with its

@@ -226,6 +226,7 @@ pub(super) fn reattach(
                     // tells how, or that it never started (the daemon
                     // stopped between recording its start and letting it go).
                     super::metrics::ingest_rest(lab, &settings.launch.data_dir, e.id);
+                    super::ends::take_back_metrics_file(e.id, settings);
                     let change = finish(e.id, &t, settings, true);
                     if let Some((state, why)) = change.steps.last() {
                         tracing::info!("experiment {}: {}: {why}", e.id, state.name());
