@@ -1,7 +1,9 @@
-//! `metrics ID [--name N] [--json|--csv]`: an experiment's metrics.
+//! `metrics ID [--name N] [--json|--csv]`: an experiment's metrics, in
+//! brief (count, last, min, max of each, from what is kept with the reads)
+//! or every value.
 
 use super::output::{CommandOutput, exit};
-use crate::lab::{Lab, MetricsReport, Principal};
+use crate::lab::{Lab, MetricsBrief, MetricsReport, Principal};
 use crate::units::printable;
 
 /// `metrics`: a line a metric (count, last, min, max), or every value as
@@ -14,6 +16,26 @@ pub fn metrics(
     json: bool,
     csv: bool,
 ) -> CommandOutput {
+    let missing = |name: &str| {
+        CommandOutput::error(
+            exit::FAILURE,
+            format!("error: experiment {id} has no metric {}", printable(name)),
+        )
+    };
+    if !json && !csv {
+        // In brief: as fast however many values were kept.
+        let mut brief = match lab.metrics_brief(p, id) {
+            Ok(brief) => brief,
+            Err(e) => return e.into(),
+        };
+        if let Some(name) = name {
+            brief.metrics.retain(|m, _| m == name);
+            if brief.metrics.is_empty() {
+                return missing(name);
+            }
+        }
+        return CommandOutput::ok(as_text(&brief));
+    }
     let mut report = match lab.metrics(p, id) {
         Ok(report) => report,
         Err(e) => return e.into(),
@@ -21,19 +43,13 @@ pub fn metrics(
     if let Some(name) = name {
         report.metrics.retain(|m| m.name == name);
         if report.metrics.is_empty() {
-            return CommandOutput::error(
-                exit::FAILURE,
-                format!("error: experiment {id} has no metric {}", printable(name)),
-            );
+            return missing(name);
         }
     }
     if json {
         return CommandOutput::json(&report);
     }
-    if csv {
-        return CommandOutput::ok(as_csv(&report));
-    }
-    CommandOutput::ok(as_text(&report))
+    CommandOutput::ok(as_csv(&report))
 }
 
 fn as_csv(report: &MetricsReport) -> String {
@@ -47,18 +63,18 @@ fn as_csv(report: &MetricsReport) -> String {
     out
 }
 
-fn as_text(report: &MetricsReport) -> String {
+fn as_text(brief: &MetricsBrief) -> String {
     let mut out = String::new();
-    if report.metrics.is_empty() {
+    if brief.metrics.is_empty() {
         out.push_str(&format!(
             "experiment {} reported no metrics (print `@metric name=value` lines, or append JSON lines to $LABBENCH_METRICS)\n",
-            report.id
+            brief.id
         ));
     } else {
-        let width = report
+        let width = brief
             .metrics
-            .iter()
-            .map(|m| m.name.len())
+            .keys()
+            .map(|name| name.chars().count())
             .max()
             .unwrap_or(4)
             .max(6);
@@ -66,10 +82,10 @@ fn as_text(report: &MetricsReport) -> String {
             "{:<width$}  {:>7}  {:>12}  {:>12}  {:>12}\n",
             "METRIC", "VALUES", "LAST", "MIN", "MAX"
         ));
-        for m in &report.metrics {
+        for (name, m) in &brief.metrics {
             out.push_str(&format!(
                 "{:<width$}  {:>7}  {:>12}  {:>12}  {:>12}\n",
-                m.name,
+                name,
                 m.count,
                 short(m.last),
                 short(m.min),
@@ -77,18 +93,18 @@ fn as_text(report: &MetricsReport) -> String {
             ));
         }
     }
-    if report.skipped_bytes > 0 {
+    if brief.skipped_bytes > 0 {
         out.push_str(&format!(
             "{} of its output and metrics file were not read for metrics (past {} values a source, lines over 1 MiB, or left when it ended)\n",
-            crate::units::short_bytes(report.skipped_bytes as f64),
+            crate::units::short_bytes(brief.skipped_bytes as f64),
             crate::model::MAX_METRIC_VALUES
         ));
     }
-    if report.malformed > 0 {
+    if brief.malformed > 0 {
         out.push_str(&format!(
             "{} line(s) could not be read as metrics; the last: {}\n",
-            report.malformed,
-            printable(report.last_malformed.as_deref().unwrap_or(""))
+            brief.malformed,
+            printable(brief.last_malformed.as_deref().unwrap_or(""))
         ));
     }
     out

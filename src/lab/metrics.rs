@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Engine, Lab, LabResult, Principal};
-use crate::model::{MetricSample, MetricSource, MetricsRead};
+use crate::model::{MetricSample, MetricSource, MetricSummary, MetricsRead};
 
 /// One value of a metric, for a reader.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,6 +98,51 @@ impl Lab {
             last_malformed,
             skipped_bytes,
         })
+    }
+}
+
+/// An experiment's metrics in brief: each one's count, last, smallest and
+/// largest value, read without its values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsBrief {
+    /// The experiment.
+    pub id: u64,
+    /// Each metric, by name.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// Lines meant as metrics that could not be read.
+    pub malformed: u64,
+    /// Why the last of them could not.
+    pub last_malformed: Option<String>,
+    /// Bytes of its sources not read.
+    pub skipped_bytes: u64,
+}
+
+impl Lab {
+    /// Experiment `id`'s metrics in brief (see [`MetricsBrief`]), for a
+    /// caller who may read its output: as fast however many values it has.
+    pub fn metrics_brief(&self, p: &Principal, id: u64) -> LabResult<MetricsBrief> {
+        self.check_output_readable(p, id)?;
+        let mut brief = MetricsBrief {
+            id,
+            metrics: BTreeMap::new(),
+            malformed: 0,
+            last_malformed: None,
+            skipped_bytes: 0,
+        };
+        for source in MetricSource::ALL {
+            let read = self.store.metrics_read(id, source)?;
+            brief.malformed += read.malformed;
+            brief.skipped_bytes += read.skipped;
+            brief.last_malformed = read.last_malformed.or(brief.last_malformed);
+            for (name, summary) in read.summary {
+                brief
+                    .metrics
+                    .entry(name)
+                    .and_modify(|s| s.merge(&summary))
+                    .or_insert(summary);
+            }
+        }
+        Ok(brief)
     }
 }
 

@@ -32,7 +32,7 @@ pub use experiments::HIDDEN;
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };
-pub use metrics::{MetricPoint, MetricSeries, MetricsReport};
+pub use metrics::{MetricPoint, MetricSeries, MetricsBrief, MetricsReport};
 pub use notebook::Discussion;
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use submit::{QueueSettings, SubmitRequest, parse_env_pair, parse_pair, reserved_env_message};

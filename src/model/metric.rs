@@ -48,7 +48,7 @@ pub struct MetricSample {
 }
 
 /// How far a source of an experiment's metrics was read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetricsRead {
     /// Bytes read (up to the end of the last whole line).
     pub offset: u64,
@@ -65,7 +65,61 @@ pub struct MetricsRead {
     pub skipped: u64,
     /// The last read ended inside a line longer than a read.
     pub in_long_line: bool,
+    /// Count, last, smallest and largest value of each metric read from
+    /// this source, kept with where the read ended (so listings need not
+    /// read every value).
+    #[serde(default)]
+    pub summary: std::collections::BTreeMap<String, MetricSummary>,
 }
+
+/// What is known of one metric without reading its values.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    /// Values read.
+    pub count: u64,
+    /// The last value.
+    pub last: f64,
+    /// When the last value was read (Unix milliseconds).
+    pub last_at: i64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+}
+
+impl MetricSummary {
+    /// A summary of the one value `value`, read at `at`.
+    pub fn of(value: f64, at: i64) -> MetricSummary {
+        MetricSummary {
+            count: 1,
+            last: value,
+            last_at: at,
+            min: value,
+            max: value,
+        }
+    }
+
+    /// Adds `value`, read at `at` (the last if none was read later).
+    pub fn add(&mut self, value: f64, at: i64) {
+        self.merge(&MetricSummary::of(value, at));
+    }
+
+    /// Folds `other` in.
+    pub fn merge(&mut self, other: &MetricSummary) {
+        self.count += other.count;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if other.last_at >= self.last_at {
+            self.last = other.last;
+            self.last_at = other.last_at;
+        }
+    }
+}
+
+/// Most metric names one source of one experiment may have: values of
+/// further names are refused as malformed lines (a summary is rewritten at
+/// each read).
+pub const MAX_METRIC_NAMES: usize = 1000;
 
 /// Most values kept of one source of one experiment.
 pub const MAX_METRIC_VALUES: u64 = 100_000;

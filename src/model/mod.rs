@@ -21,7 +21,9 @@ pub use experiment::{
 };
 pub use gpu::{HostGpu, cuda_visible};
 pub use key::{KeyError, KeyRecord, PROOF_NAMESPACE, PublicKeyInfo};
-pub use metric::{MAX_METRIC_VALUES, MetricSample, MetricSource, MetricsRead};
+pub use metric::{
+    MAX_METRIC_NAMES, MAX_METRIC_VALUES, MetricSample, MetricSource, MetricSummary, MetricsRead,
+};
 pub use notebook::{Comment, Conclusion, MAX_COMMENT_BYTES, Verdict};
 pub use quota::Quota;
 pub use usage::{Bucket, ClosedBucket, METRICS, Metric, Usage};

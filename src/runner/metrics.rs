@@ -12,7 +12,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::lab::Engine;
-use crate::model::{MAX_METRIC_VALUES, MetricSample, MetricSource};
+use crate::model::{
+    MAX_METRIC_NAMES, MAX_METRIC_VALUES, MetricSample, MetricSource, MetricSummary,
+};
 use crate::output::ExperimentFiles;
 use crate::output::clean::clean;
 use crate::output::metrics::{parse_json_line, parse_output_line};
@@ -160,7 +162,23 @@ fn ingest_source(
         };
         match parsed {
             None => {}
+            Some(Ok(points))
+                if points.iter().any(|p| {
+                    !read.summary.contains_key(&p.name) && read.summary.len() >= MAX_METRIC_NAMES
+                }) =>
+            {
+                read.malformed += 1;
+                read.last_malformed = Some(format!(
+                    "more than {MAX_METRIC_NAMES} metric names: further names are not kept"
+                ));
+            }
             Some(Ok(points)) => {
+                for p in &points {
+                    read.summary
+                        .entry(p.name.clone())
+                        .and_modify(|s| s.add(p.value, at))
+                        .or_insert_with(|| MetricSummary::of(p.value, at));
+                }
                 samples.extend(
                     points
                         .into_iter()
@@ -251,6 +269,35 @@ mod tests {
                 ("loss".to_string(), 0.5)
             ]
         );
+        // The summary kept with the reads says the same.
+        let loss = state.summary["loss"];
+        assert_eq!(
+            (loss.count, loss.last, loss.min, loss.max),
+            (3, 0.3, 0.3, 0.5)
+        );
+        assert_eq!(state.summary["acc"].count, 1);
+    }
+
+    /// Past the most metric names a source may have, lines with new names
+    /// are refused as malformed; known names go on.
+    #[test]
+    fn metric_names_are_capped() {
+        let (dir, lab) = lab_with_admin();
+        let engine = lab.engine();
+        let path = dir.path().join("metrics.jsonl");
+        let mut lines = String::new();
+        for n in 0..=MAX_METRIC_NAMES {
+            lines.push_str(&format!("{{\"m{n}\":1}}\n"));
+        }
+        lines.push_str("{\"m0\":2}\n");
+        append(&path, lines.as_bytes());
+        while ingest_source(&engine, &path, 5, MetricSource::File, 1_000_000, End::No)
+            .expect("read")
+        {}
+        let state = engine.metrics_read(5, MetricSource::File).expect("state");
+        assert_eq!(state.summary.len(), MAX_METRIC_NAMES);
+        assert_eq!(state.malformed, 1, "{:?}", state.last_malformed);
+        assert_eq!(state.summary["m0"].count, 2);
     }
 
     /// A source rewritten from its start is read again; the rest of a line
