@@ -54,6 +54,7 @@ impl Lab {
             id: self.store.next_comment_id()?,
             experiment: id,
             author: p.user.clone(),
+            author_since: p.since,
             text,
             at: now(),
             edited_at: None,
@@ -118,7 +119,7 @@ impl Lab {
             .ok_or_else(|| {
                 LabError::NotFound(format!("experiment {id} has no comment {comment}"))
             })?;
-        let authored = found.author == p.user && found.at >= p.since;
+        let authored = found.author == p.user && found.author_since == p.since;
         if !authored && p.role != Role::Admin {
             return Err(LabError::PermissionDenied(format!(
                 "comment {comment} is {}'s: only they and admins change it",

@@ -15,6 +15,10 @@ pub struct Comment {
     pub experiment: u64,
     /// Lab user who wrote it.
     pub author: String,
+    /// When that user's account was made: a later account of the same
+    /// name is someone else.
+    #[serde(default)]
+    pub author_since: i64,
     /// What they wrote.
     pub text: String,
     /// When (seconds since the epoch).
