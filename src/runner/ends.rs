@@ -134,6 +134,24 @@ pub(super) fn take_back_metrics_file(id: u64, settings: &RunnerSettings) {
     }
 }
 
+/// Whether `shim`'s slot is fit for another experiment now or within
+/// 15 ms: the memory of a command that just ended is uncharged a moment
+/// later, and its last processes leave the slot's list a moment after they
+/// died. A slot the OOM killer acted in is never fit (v1 cannot reset that
+/// count), so it is not waited for.
+fn fit_soon(shim: &IdleShim) -> bool {
+    for attempt in 0..4 {
+        if shim.cgroup.fit_for_another(shim.pid) {
+            return true;
+        }
+        if attempt == 3 || shim.cgroup.oom_kills() > 0 {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    false
+}
+
 /// After experiment `t` ended: its reusable supervisor is kept, with its
 /// slot, if both are fit for another experiment, else retired. Returns the
 /// cgroup to release, if any.
@@ -154,7 +172,7 @@ pub(super) fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<E
         cgroup,
         watch: t.exit_watch,
     };
-    if t.end.reported().is_some() && shim.alive() && shim.cgroup.fit_for_another(shim.pid) {
+    if t.end.reported().is_some() && shim.alive() && fit_soon(&shim) {
         settings.launch.pool.put(shim, launcher);
     } else {
         settings.launch.pool.retire(shim, Some(launcher));
