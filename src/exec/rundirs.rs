@@ -208,7 +208,7 @@ impl RunDirs {
     }
 
     /// Makes one spare. A failure is reported, and spares are tried again
-    /// only after [`RETRY_AFTER_STARTS`] starts (which make their
+    /// only after `RETRY_AFTER_STARTS` starts (which make their
     /// directories in place meanwhile).
     pub fn make_spare(&mut self) {
         if !self.wants_spare() {

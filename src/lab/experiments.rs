@@ -9,7 +9,7 @@ use crate::model::{CommandLine, Experiment, MAX_DURATION_SECS, Outcome, Role, St
 use crate::sched::Quota;
 
 impl Lab {
-    /// One experiment as the caller may see it (any role; see [`seen_by`]).
+    /// One experiment as the caller may see it (any role; see `seen_by`).
     pub fn experiment(&self, p: &Principal, id: u64) -> LabResult<Experiment> {
         let p = self.current(p)?;
         let e = self.stored_experiment(id)?;

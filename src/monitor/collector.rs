@@ -396,7 +396,7 @@ impl MonitorHandle {
     }
 
     /// Stores the buckets still open, so that a restart keeps their peaks
-    /// (the daemon does at stop; the sampler every [`SAVE_OPEN_EVERY`]).
+    /// (the daemon does at stop; the sampler every `SAVE_OPEN_EVERY`).
     pub fn save_open(&self, store: &Store) {
         let open = self
             .state

@@ -41,7 +41,7 @@ pub struct UidUse {
     pub rss_bytes: u64,
     /// Number of processes.
     pub processes: u32,
-    /// Its processes, busiest first (at most [`TOP_PROCESSES`]).
+    /// Its processes, busiest first (at most `TOP_PROCESSES`).
     pub top: Vec<ProcessUse>,
 }
 

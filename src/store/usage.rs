@@ -4,7 +4,7 @@ use super::{Store, StoreError, StoreResult, Trees, USAGE_1M_TREE, codec};
 use crate::model::{Bucket, ClosedBucket};
 
 /// Usage buckets: keys are `subject 0x00 start(u64 BE)`, values a compact
-/// binary record (see [`super::codec::encode_bucket`]), since they are the bulk of the
+/// binary record (see `codec::encode_bucket`), since they are the bulk of the
 /// data (a minute per subject per minute).
 impl Store {
     fn usage_tree(trees: &Trees, resolution: i64) -> StoreResult<&sled::Tree> {

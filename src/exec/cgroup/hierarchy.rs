@@ -21,7 +21,7 @@ pub(super) const V2_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 pub enum Hierarchy {
     /// Unified hierarchy mounted at this path.
     V2(PathBuf),
-    /// One hierarchy per controller under [`ROOT`].
+    /// One hierarchy per controller under `/sys/fs/cgroup`.
     V1,
 }
 
