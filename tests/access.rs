@@ -345,3 +345,79 @@ async fn comments_are_everyones_and_outcomes_the_owners() {
     assert!(shown.contains("line two"), "{shown}");
     assert!(!shown.contains('\x1b'), "{shown:?}");
 }
+
+/// The feed gives each reader what happened on the experiments whose output
+/// they may read, newest first: results, comments, outcomes.
+#[tokio::test]
+async fn the_feed_shows_each_reader_what_they_may_read() {
+    let cast = Cast::new().await;
+    let (admin, mike, mary, vera) = (&cast.admin, &cast.mike, &cast.mary, &cast.vera);
+    let open = submit(mike, "--name churn-a --project churn -- echo open").await;
+    let private = submit(mike, "--private --name secret -- echo private").await;
+    for id in [open, private] {
+        wait_state(mike, id).await;
+    }
+    assert_eq!(
+        exec(vera, &format!("comment {open} promising"), None)
+            .await
+            .status,
+        Some(0)
+    );
+    assert_eq!(
+        exec(mike, &format!("comment {private} hidden"), None)
+            .await
+            .status,
+        Some(0)
+    );
+    let out = exec(mike, &format!("outcome {open} positive"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let feed = |handle, args: &'static str| async move {
+        let out = exec(handle, &format!("feed --json {args}"), None).await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+        json(&out.stdout)
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| {
+                (
+                    i["experiment"].as_u64().unwrap_or(0),
+                    i["kind"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let kinds = |items: &[(u64, String)], id: u64| {
+        let mut kinds: Vec<String> = items
+            .iter()
+            .filter(|i| i.0 == id)
+            .map(|i| i.1.clone())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    for (who, handle, sees_private) in [
+        ("mike", mike, true),
+        ("admin", admin, true),
+        ("mary", mary, false),
+        ("vera", vera, false),
+    ] {
+        let items = feed(handle, "").await;
+        assert_eq!(
+            kinds(&items, open),
+            ["comment", "outcome", "result"],
+            "{who}: {items:?}"
+        );
+        let private_kinds = kinds(&items, private);
+        assert_eq!(!private_kinds.is_empty(), sees_private, "{who}: {items:?}");
+    }
+    // By project, and newest first.
+    let items = feed(vera, "--project churn").await;
+    assert!(items.iter().all(|i| i.0 == open), "{items:?}");
+    assert_eq!(items[0].1, "outcome", "newest first: {items:?}");
+    let text = exec(vera, "feed", None).await.stdout;
+    assert!(text.contains("vera commented: promising"), "{text}");
+    assert!(text.contains("gave it the outcome positive"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+    let bad = exec(vera, "feed --since yesterdayish", None).await;
+    assert_eq!(bad.status, Some(2), "{bad:?}");
+}

@@ -65,6 +65,7 @@ const ROWS: &[(&str, [Want; 4])] = &[
     // Stakeholders (viewers) discuss results too.
     ("comment", [Done, Done, Done, Done]),
     ("comments", [Done, Done, Done, Done]),
+    ("feed", [Done, Done, Done, Done]),
     ("outcome", [Done, Done, Denied, Denied]),
     ("wait", [Done, Done, Done, Done]),
     ("top", [Done, Done, Done, Done]),
@@ -214,6 +215,7 @@ impl Fixture {
             "metrics" => format!("metrics {}", self.finished),
             "comment" => format!("comment {} looks right {tag}", self.finished),
             "comments" => format!("comments {}", self.finished),
+            "feed" => "feed --since 1h".into(),
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
             other => panic!("no line in the authorization matrix for the command {other:?}"),

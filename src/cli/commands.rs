@@ -119,6 +119,25 @@ pub enum LabCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         text: Vec<String>,
     },
+    /// What happened lately: results, comments and outcomes, newest first,
+    /// of the experiments whose output you may read.
+    Feed {
+        /// Since T: an age (10m, 2h, 7d), an RFC 3339 time, a local
+        /// 'YYYY-MM-DD HH:MM' or Unix seconds (default: 7d).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// At most N items (default 100, at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON: [{"at","experiment","name","project","kind",…}], kind
+        /// result {"state"}, comment {"author","text"} or outcome
+        /// {"verdict","by","note"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// An experiment's outcome and comments.
     Comments {
         /// Experiment id.
@@ -496,6 +515,7 @@ impl LabCommand {
             LabCommand::Metrics { .. } => "metrics ID",
             LabCommand::Comment { .. } => "comment ID",
             LabCommand::Comments { .. } => "comments ID",
+            LabCommand::Feed { .. } => "feed",
             LabCommand::Outcome { .. } => "outcome ID",
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
@@ -672,6 +692,19 @@ pub async fn run_command(
         }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
         LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
+        LabCommand::Feed {
+            since,
+            project,
+            limit,
+            json,
+        } => super::notebook::feed(
+            lab,
+            &caller,
+            since.as_deref(),
+            project.as_deref(),
+            limit,
+            json,
+        ),
         LabCommand::Outcome {
             id,
             verdict,

@@ -1,9 +1,11 @@
-//! `comment`, `comments` and `outcome`: what people say of an experiment.
+//! `comment`, `comments`, `outcome` and `feed`: what people say of
+//! experiments, and what happened lately.
 
-use super::output::CommandOutput;
+use super::output::{CommandOutput, exit};
 use crate::describe::discussion_lines;
-use crate::lab::{Lab, Principal};
+use crate::lab::{FeedEvent, Lab, Principal};
 use crate::model::Verdict;
+use crate::units::printable;
 
 /// `comment ID TEXT`, `comment ID --edit CID TEXT`, `comment ID --rm CID`.
 pub fn comment(
@@ -67,4 +69,65 @@ pub fn outcome(
         Ok(None) => CommandOutput::ok(format!("experiment {id}: no outcome\n")),
         Err(e) => e.into(),
     }
+}
+
+/// `feed [--since T] [--project P] [--limit N]`: what happened lately.
+pub fn feed(
+    lab: &Lab,
+    p: &Principal,
+    since: Option<&str>,
+    project: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> CommandOutput {
+    use crate::output::journal::{now_ms, parse_since};
+    let since_ms = match parse_since(since.unwrap_or("7d"), now_ms()) {
+        Ok(ms) => ms,
+        Err(e) => {
+            return CommandOutput::error(exit::USAGE, format!("error: --since: {e}"));
+        }
+    };
+    let items = match lab.feed(p, since_ms.div_euclid(1000), project, limit) {
+        Ok(items) => items,
+        Err(e) => return e.into(),
+    };
+    if json {
+        return CommandOutput::json(&items);
+    }
+    if items.is_empty() {
+        return CommandOutput::ok("nothing happened in that time\n".to_string());
+    }
+    let mut out = String::new();
+    for item in &items {
+        let when = chrono::DateTime::from_timestamp(item.at, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        let what = match &item.event {
+            FeedEvent::Result { state } => format!("ended: {state}"),
+            FeedEvent::Comment { author, text } => {
+                format!("{} commented: {}", printable(author), printable(text))
+            }
+            FeedEvent::Outcome { verdict, by, note } => format!(
+                "{} gave it the outcome {}{}",
+                printable(by),
+                verdict.name(),
+                note.as_deref()
+                    .map(|n| format!(": {}", printable(n)))
+                    .unwrap_or_default()
+            ),
+        };
+        out.push_str(&format!(
+            "{when}  experiment {}{}{}  {what}\n",
+            item.experiment,
+            item.name
+                .as_deref()
+                .map(|n| format!(" {}", printable(n)))
+                .unwrap_or_default(),
+            item.project
+                .as_deref()
+                .map(|p| format!(" [{}]", printable(p)))
+                .unwrap_or_default(),
+        ));
+    }
+    CommandOutput::ok(out)
 }

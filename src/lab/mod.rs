@@ -9,6 +9,7 @@ mod engine;
 #[cfg(test)]
 mod experiment_tests;
 mod experiments;
+mod feed;
 mod listing;
 mod metrics;
 mod notebook;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use engine::{Engine, LiveUse, QueueNews, StateChange};
 pub use experiments::HIDDEN;
+pub use feed::{FeedEvent, FeedItem, MAX_FEED};
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };

@@ -72,3 +72,32 @@ impl Store {
             .transpose()
     }
 }
+
+impl Store {
+    /// Comments written at or after `since`, on any experiment.
+    pub fn comments_since(&self, since: i64) -> StoreResult<Vec<Comment>> {
+        let mut found = Vec::new();
+        for entry in self.t()?.comments.iter() {
+            let comment: Comment = decode(COMMENTS_TREE, &entry?.1)?;
+            if comment.at >= since {
+                found.push(comment);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Outcomes given at or after `since`, with their experiments' ids.
+    pub fn conclusions_since(&self, since: i64) -> StoreResult<Vec<(u64, Conclusion)>> {
+        let mut found = Vec::new();
+        for entry in self.t()?.conclusions.iter() {
+            let (key, value) = entry?;
+            let conclusion: Conclusion = decode(CONCLUSIONS_TREE, &value)?;
+            let mut id = [0u8; 8];
+            if key.len() == 8 && conclusion.at >= since {
+                id.copy_from_slice(&key);
+                found.push((u64::from_be_bytes(id), conclusion));
+            }
+        }
+        Ok(found)
+    }
+}
