@@ -420,4 +420,33 @@ async fn the_feed_shows_each_reader_what_they_may_read() {
     assert!(!text.contains("secret"), "{text}");
     let bad = exec(vera, "feed --since yesterdayish", None).await;
     assert_eq!(bad.status, Some(2), "{bad:?}");
+    // Projects count what each reader may read.
+    let counts = |handle| async move {
+        let out = exec(handle, "projects --json", None).await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+        json(&out.stdout)
+            .as_array()
+            .expect("projects")
+            .iter()
+            .map(|p| {
+                let n = |k: &str| p[k].as_u64().unwrap_or(0);
+                (
+                    p["project"].as_str().unwrap_or("").to_string(),
+                    [n("submitted"), n("finished"), n("succeeded"), n("positive")],
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        counts(vera).await,
+        [("churn".to_string(), [1, 1, 1, 1])],
+        "the private one is not counted for vera"
+    );
+    assert_eq!(
+        counts(mike).await,
+        [
+            ("-".to_string(), [1, 1, 1, 0]),
+            ("churn".to_string(), [1, 1, 1, 1])
+        ]
+    );
 }

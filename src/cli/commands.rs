@@ -138,6 +138,15 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Projects at a glance: experiments submitted, finished, succeeded,
+    /// given a positive or negative outcome; last activity; CPU- and
+    /// GPU-hours (of the experiments whose output you may read).
+    Projects {
+        /// Print JSON: [{"project","submitted","finished","succeeded",
+        /// "positive","negative","last_activity","cpu_hours","gpu_hours"}].
+        #[arg(long)]
+        json: bool,
+    },
     /// An experiment's outcome and comments.
     Comments {
         /// Experiment id.
@@ -516,6 +525,7 @@ impl LabCommand {
             LabCommand::Comment { .. } => "comment ID",
             LabCommand::Comments { .. } => "comments ID",
             LabCommand::Feed { .. } => "feed",
+            LabCommand::Projects { .. } => "projects",
             LabCommand::Outcome { .. } => "outcome ID",
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
@@ -692,6 +702,7 @@ pub async fn run_command(
         }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
         LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
+        LabCommand::Projects { json } => super::notebook::projects(lab, &caller, json),
         LabCommand::Feed {
             since,
             project,

@@ -1,5 +1,5 @@
-//! `comment`, `comments`, `outcome` and `feed`: what people say of
-//! experiments, and what happened lately.
+//! `comment`, `comments`, `outcome`, `feed` and `projects`: what people say
+//! of experiments, what happened lately, and how each project goes.
 
 use super::output::{CommandOutput, exit};
 use crate::describe::discussion_lines;
@@ -127,6 +127,56 @@ pub fn feed(
                 .as_deref()
                 .map(|p| format!(" [{}]", printable(p)))
                 .unwrap_or_default(),
+        ));
+    }
+    CommandOutput::ok(out)
+}
+
+/// `projects`: a line a project.
+pub fn projects(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
+    let projects = match lab.projects(p) {
+        Ok(projects) => projects,
+        Err(e) => return e.into(),
+    };
+    if json {
+        return CommandOutput::json(&projects);
+    }
+    if projects.is_empty() {
+        return CommandOutput::ok("no experiments yet\n".to_string());
+    }
+    let width = projects
+        .iter()
+        .map(|s| printable(&s.project).chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let mut out = format!(
+        "{:<width$}  {:>9}  {:>8}  {:>9}  {:>8}  {:>8}  {:<16}  {:>8}  {:>8}\n",
+        "PROJECT",
+        "SUBMITTED",
+        "FINISHED",
+        "SUCCEEDED",
+        "POSITIVE",
+        "NEGATIVE",
+        "LAST",
+        "CPU-H",
+        "GPU-H"
+    );
+    for s in &projects {
+        let last = chrono::DateTime::from_timestamp(s.last_activity, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{:<width$}  {:>9}  {:>8}  {:>9}  {:>8}  {:>8}  {:<16}  {:>8.1}  {:>8.1}\n",
+            printable(&s.project),
+            s.submitted,
+            s.finished,
+            s.succeeded,
+            s.positive,
+            s.negative,
+            last,
+            s.cpu_hours,
+            s.gpu_hours
         ));
     }
     CommandOutput::ok(out)

@@ -266,6 +266,14 @@ impl Store {
         })
     }
 
+    /// Visits every experiment, newest first, one at a time (none is kept).
+    pub fn for_each_experiment(&self, mut visit: impl FnMut(&Experiment)) -> StoreResult<()> {
+        self.walk_newest(None, |e| {
+            visit(&e);
+            true
+        })
+    }
+
     /// Whether `project` was marked private.
     pub fn project_is_private(&self, project: &str) -> StoreResult<bool> {
         Ok(self

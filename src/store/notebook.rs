@@ -101,3 +101,10 @@ impl Store {
         Ok(found)
     }
 }
+
+impl Store {
+    /// Every outcome given, by experiment id.
+    pub fn conclusions(&self) -> StoreResult<std::collections::HashMap<u64, Conclusion>> {
+        Ok(self.conclusions_since(i64::MIN)?.into_iter().collect())
+    }
+}
