@@ -450,3 +450,38 @@ async fn the_feed_shows_each_reader_what_they_may_read() {
         ]
     );
 }
+
+/// A project's best run by a metric its runs reported, largest or smallest.
+#[tokio::test]
+async fn projects_name_their_best_run_by_a_metric() {
+    let cast = Cast::new().await;
+    let (mike, vera) = (&cast.mike, &cast.vera);
+    let mut ids = Vec::new();
+    for (auc, loss) in [("0.7", "0.2"), ("0.9", "0.4"), ("0.8", "0.1")] {
+        let id = submit(
+            mike,
+            &format!("--project sweep -- echo @metric auc={auc} loss={loss}"),
+        )
+        .await;
+        ids.push(id);
+    }
+    for id in &ids {
+        wait_state(mike, *id).await;
+    }
+    let best = |args: &'static str| async move {
+        let out = exec(vera, &format!("projects --json {args}"), None).await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+        json(&out.stdout)[0]["best"].clone()
+    };
+    assert_eq!(best("--best auc").await, serde_json::json!([ids[1], 0.9]));
+    assert_eq!(
+        best("--best loss --lowest").await,
+        serde_json::json!([ids[2], 0.1])
+    );
+    assert_eq!(best("--best nothing").await, serde_json::Value::Null);
+    let text = exec(vera, "projects --best auc", None).await.stdout;
+    assert!(
+        text.contains(&format!("best of sweep: experiment {} (auc 0.9)", ids[1])),
+        "{text}"
+    );
+}

@@ -142,8 +142,15 @@ pub enum LabCommand {
     /// given a positive or negative outcome; last activity; CPU- and
     /// GPU-hours (of the experiments whose output you may read).
     Projects {
+        /// Name each project's best run by this metric (its largest value).
+        #[arg(long, value_name = "NAME")]
+        best: Option<String>,
+        /// Best is the smallest value (a loss).
+        #[arg(long, requires = "best")]
+        lowest: bool,
         /// Print JSON: [{"project","submitted","finished","succeeded",
-        /// "positive","negative","last_activity","cpu_hours","gpu_hours"}].
+        /// "positive","negative","last_activity","cpu_hours","gpu_hours",
+        /// "best":[ID,VALUE]|null}].
         #[arg(long)]
         json: bool,
     },
@@ -702,7 +709,10 @@ pub async fn run_command(
         }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
         LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
-        LabCommand::Projects { json } => super::notebook::projects(lab, &caller, json),
+        LabCommand::Projects { best, lowest, json } => {
+            let best = best.map(|metric| crate::lab::BestBy { metric, lowest });
+            super::notebook::projects(lab, &caller, best.as_ref(), json)
+        }
         LabCommand::Feed {
             since,
             project,

@@ -3,7 +3,7 @@
 
 use super::output::{CommandOutput, exit};
 use crate::describe::discussion_lines;
-use crate::lab::{FeedEvent, Lab, Principal};
+use crate::lab::{BestBy, FeedEvent, Lab, Principal};
 use crate::model::Verdict;
 use crate::units::printable;
 
@@ -133,8 +133,8 @@ pub fn feed(
 }
 
 /// `projects`: a line a project.
-pub fn projects(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
-    let projects = match lab.projects(p) {
+pub fn projects(lab: &Lab, p: &Principal, best: Option<&BestBy>, json: bool) -> CommandOutput {
+    let projects = match lab.projects(p, best) {
         Ok(projects) => projects,
         Err(e) => return e.into(),
     };
@@ -178,6 +178,15 @@ pub fn projects(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
             s.cpu_hours,
             s.gpu_hours
         ));
+    }
+    if let Some(by) = best {
+        for s in &projects {
+            let best = match s.best {
+                Some((id, value)) => format!("experiment {id} ({} {value})", printable(&by.metric)),
+                None => format!("no run reported {}", printable(&by.metric)),
+            };
+            out.push_str(&format!("best of {}: {best}\n", printable(&s.project)));
+        }
     }
     CommandOutput::ok(out)
 }

@@ -37,7 +37,7 @@ pub use listing::{
 };
 pub use metrics::{MetricPoint, MetricSeries, MetricsBrief, MetricsReport};
 pub use notebook::Discussion;
-pub use projects::ProjectSummary;
+pub use projects::{BestBy, ProjectSummary};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use submit::{QueueSettings, SubmitRequest, parse_env_pair, parse_pair, reserved_env_message};
 pub use usage::{UsageReport, sizing_hint};
