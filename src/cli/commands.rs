@@ -1,12 +1,10 @@
-//! The command set: clap definitions and their execution against the service.
+//! The command set: clap definitions, their names and their log lines;
+//! parsing a command line is in `parse.rs`, running one in `run.rs`.
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 
-use super::accounts::{add_keys, keys, user_action, users, whoami};
 use super::logs::LogsArgs;
-use super::output::{CommandOutput, exit};
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
-use super::stdin::StdinSource;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::model::{Role, Verdict};
 use crate::monitor::Window;
@@ -150,7 +148,7 @@ pub enum LabCommand {
         lowest: bool,
         /// Print JSON: [{"project","submitted","finished","succeeded",
         /// "positive","negative","last_activity","cpu_hours","gpu_hours",
-        /// "best":[ID,VALUE]|null}].
+        /// "best": null or [id, value]}].
         #[arg(long)]
         json: bool,
     },
@@ -547,313 +545,12 @@ impl LabCommand {
     }
 }
 
-/// The parser for commands sent over SSH.
-#[derive(Debug, Parser)]
-#[command(
-    name = "labbench",
-    bin_name = "ssh lab@host",
-    disable_version_flag = true,
-    about = "labbench: a shared compute host's workbench. Commands:"
-)]
-struct ExecLine {
-    #[command(subcommand)]
-    command: LabCommand,
-}
-
-/// Every command a user can run, as typed after `ssh lab@host` (`"user add"`,
-/// `"ls"`; `help` left out), with its parser: for checks over all commands
-/// (the authorization matrix, `--json` everywhere).
-pub fn command_leaves() -> Vec<(String, clap::Command)> {
-    use clap::CommandFactory;
-    fn walk(c: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
-        let subs: Vec<_> = c
-            .get_subcommands()
-            .filter(|s| s.get_name() != "help")
-            .collect();
-        if subs.is_empty() {
-            out.push((path.to_string(), c.clone()));
-        }
-        for sub in subs {
-            let path = format!("{path} {}", sub.get_name());
-            walk(sub, path.trim(), out);
-        }
-    }
-    let mut parser = ExecLine::command();
-    parser.build();
-    let mut leaves = Vec::new();
-    walk(&parser, "", &mut leaves);
-    leaves
-}
-
-/// Parses an exec command line. `Err` carries the output to send instead
-/// (help text with status 0, or a usage error with status 2).
-pub fn parse_exec_line(line: &str) -> Result<LabCommand, CommandOutput> {
-    let argv = shell_words::split(line).map_err(|e| {
-        CommandOutput::error(
-            exit::USAGE,
-            format!("error: cannot split command line: {e}\nhint: check quotes; run 'help' to list commands"),
-        )
-    })?;
-    if argv.is_empty() {
-        return Err(CommandOutput::error(
-            exit::USAGE,
-            "error: empty command\nhint: run 'help' to list commands, or 'ssh -t lab@host' for the interactive interface",
-        ));
-    }
-    parse_exec_argv(argv)
-}
-
-/// Parses an already split command (`["submit", "--mem", "8G", …]`), as
-/// `parse_exec_line` does after splitting: the interface's forms use it so
-/// they accept and refuse exactly what the commands do.
-pub fn parse_exec_argv(argv: Vec<String>) -> Result<LabCommand, CommandOutput> {
-    use clap::{CommandFactory, FromArgMatches};
-    // Building the parser (every command, flag and help text) cost more than
-    // parsing a submission with it: it is built once and reused.
-    static PARSER: std::sync::OnceLock<std::sync::Mutex<clap::Command>> =
-        std::sync::OnceLock::new();
-    let parser = PARSER.get_or_init(|| std::sync::Mutex::new(ExecLine::command()));
-    // The lock is held only while parsing; errors are rendered after.
-    let name = argv.first().cloned().unwrap_or_default();
-    let (parsed, usage) = {
-        let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
-        let argv = std::iter::once("labbench".to_string()).chain(argv);
-        let matches = parser.try_get_matches_from_mut(argv);
-        let parsed = matches.and_then(|mut m| {
-            ExecLine::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut parser))
-        });
-        // A usage error about one command shows how that command is used.
-        let usage = match &parsed {
-            Err(_) => parser
-                .find_subcommand_mut(&name)
-                .map(|c| c.render_usage().to_string()),
-            Ok(_) => None,
-        };
-        (parsed, usage)
-    };
-    parsed
-        .map(|line| line.command)
-        .map_err(|e| usage_error_output(&e, usage.as_deref()))
-}
-
-/// Turns a clap error into output: help on stdout (0), or a short usage
-/// error (2), with `usage` (the command's synopsis) when given.
-fn usage_error_output(e: &clap::Error, usage: Option<&str>) -> CommandOutput {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let mut out = CommandOutput::ok(e.render().to_string());
-            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                out.stderr = std::mem::take(&mut out.stdout);
-                out.status = exit::USAGE;
-            }
-            out
-        }
-        _ => {
-            let rendered = e.render().to_string();
-            let mut lines = rendered.lines();
-            let first = lines.next().unwrap_or("error: invalid command line");
-            let tip = lines
-                .map(str::trim)
-                .find(|l| l.starts_with("tip:"))
-                .map(|t| format!("\n{t}"))
-                .unwrap_or_default();
-            let usage = usage
-                .map(|u| format!("\n{}", u.trim_end()))
-                .unwrap_or_default();
-            CommandOutput::error(
-                exit::USAGE,
-                format!(
-                    "{first}{tip}{usage}\nhint: run 'help' to list commands, 'help COMMAND' for one"
-                ),
-            )
-        }
-    }
-}
-
-/// Runs one command for `caller` through the service.
-pub async fn run_command(
-    lab: &Lab,
-    caller: &Principal,
-    command: LabCommand,
-    stdin: &mut StdinSource,
-    max_stdin_bytes: usize,
-) -> CommandOutput {
-    // Re-read the caller so a role change or removal takes effect at once.
-    let caller = match lab.whoami(caller) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    match command {
-        LabCommand::Version { json: true } => {
-            CommandOutput::json(&serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
-        }
-        LabCommand::Version { json: false } => {
-            CommandOutput::ok(format!("labbench {}\n", env!("CARGO_PKG_VERSION")))
-        }
-        LabCommand::Whoami { json } => whoami(&caller, json),
-        LabCommand::Users { json } => users(lab, &caller, json),
-        LabCommand::User { action, json } => user_action(lab, &caller, action, json),
-        LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
-        LabCommand::Top { json: false } => super::usage::top(lab, &caller),
-        LabCommand::Top { json: true } => super::usage::usage(lab, &caller, None, None, true),
-        LabCommand::Submit(args) => super::queue::submit(lab, &caller, *args),
-        LabCommand::Ls { .. } => {
-            let mut sink = super::output::CollectSink::default();
-            let status = command.stream(lab, &caller, &mut sink).await;
-            let mut out = sink.0;
-            out.status = status.unwrap_or(exit::OK);
-            out
-        }
-        LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
-        LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
-        LabCommand::Projects { best, lowest, json } => {
-            let best = best.map(|metric| crate::lab::BestBy { metric, lowest });
-            super::notebook::projects(lab, &caller, best.as_ref(), json)
-        }
-        LabCommand::Feed {
-            since,
-            project,
-            limit,
-            json,
-        } => super::notebook::feed(
-            lab,
-            &caller,
-            since.as_deref(),
-            project.as_deref(),
-            limit,
-            json,
-        ),
-        LabCommand::Outcome {
-            id,
-            verdict,
-            note,
-            json,
-        } => super::notebook::outcome(lab, &caller, id, verdict.verdict(), note.as_deref(), json),
-        LabCommand::Metrics {
-            id,
-            name,
-            json,
-            csv,
-        } => super::metrics::metrics(lab, &caller, id, name.as_deref(), json, csv),
-        LabCommand::Rerun {
-            id,
-            name,
-            cpus,
-            mem,
-            gpus,
-            time,
-            priority,
-            json,
-        } => {
-            let changes = crate::lab::SubmitRequest {
-                name,
-                cpus,
-                memory_bytes: mem,
-                gpus,
-                time_limit_secs: time,
-                priority: priority.unwrap_or(0),
-                ..Default::default()
-            };
-            match lab.rerun(&caller, id, changes) {
-                Ok(new) if json => CommandOutput::json(&serde_json::json!({ "id": new })),
-                Ok(new) => {
-                    CommandOutput::ok(format!("submitted experiment {new} (a rerun of {id})\n"))
-                }
-                Err(e) => e.into(),
-            }
-        }
-        LabCommand::Cancel { ids, json } => super::queue::cancel(lab, &caller, &ids, json),
-        LabCommand::Priority { id, priority, json } => {
-            super::queue::priority(lab, &caller, id, priority, json)
-        }
-        LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
-        LabCommand::Project { action, json } => super::queue::project(lab, &caller, action, json),
-        LabCommand::Wait { ids, json } => super::queue::wait(lab, &caller, &ids, json).await,
-        LabCommand::Logs(_) => {
-            let mut sink = super::output::CollectSink::default();
-            let status = command.stream(lab, &caller, &mut sink).await;
-            let mut out = sink.0;
-            out.status = status.unwrap_or(exit::OK);
-            out
-        }
-        LabCommand::Usage { user, window, json } => {
-            super::usage::usage(lab, &caller, user.as_deref(), window, json)
-        }
-        LabCommand::Host { json } => super::usage::host(lab, &caller, json),
-        LabCommand::Key {
-            action: KeyAction::Rm { name, fingerprint },
-            json,
-        } => match lab.remove_key(&caller, &name, &fingerprint) {
-            Ok(()) if json => CommandOutput::json(&serde_json::json!({
-                "user": name, "fingerprint": fingerprint, "removed": true
-            })),
-            Ok(()) => CommandOutput::ok(format!("removed key {fingerprint} from {name}\n")),
-            Err(e) => e.into(),
-        },
-        LabCommand::Key {
-            action: KeyAction::Challenge,
-            json,
-        } => match lab.key_challenge(&caller) {
-            Ok(challenge) if json => CommandOutput::json(&serde_json::json!({
-                "challenge": challenge,
-                "valid_secs": crate::lab::CHALLENGE_VALID_SECS,
-                "namespace": crate::model::PROOF_NAMESPACE,
-            })),
-            Ok(challenge) => {
-                let mut out = CommandOutput::ok(format!("{challenge}\n"));
-                out.stderr = format!(
-                    "sign it with the key to add, within {} minutes, and send both:\n  \
-                     printf '%s' \"$CHALLENGE\" | ssh-keygen -Y sign -f KEY -n {} > KEY.sig\n  \
-                     cat KEY.pub KEY.sig | ssh lab@host key add {}\n",
-                    crate::lab::CHALLENGE_VALID_SECS / 60,
-                    crate::model::PROOF_NAMESPACE,
-                    caller.user
-                )
-                .into_bytes();
-                out
-            }
-            Err(e) => e.into(),
-        },
-        LabCommand::Comment {
-            id,
-            edit,
-            rm,
-            json,
-            text,
-        } => {
-            let text = if text.is_empty() && rm.is_none() {
-                match stdin.read_all(max_stdin_bytes).await {
-                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(e) => return CommandOutput::error(exit::FAILURE, format!("error: {e}")),
-                }
-            } else {
-                text.join(" ")
-            };
-            super::notebook::comment(lab, &caller, id, edit, rm, &text, json)
-        }
-        LabCommand::Key {
-            action: KeyAction::Add { name, key },
-            json,
-        } => {
-            let text = if key.is_empty() {
-                match stdin.read_all(max_stdin_bytes).await {
-                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Err(e) => return CommandOutput::error(exit::FAILURE, format!("error: {e}")),
-                }
-            } else {
-                key.join(" ")
-            };
-            add_keys(lab, &caller, &name, &text, json)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{
+        CommandOutput, StdinSource, command_leaves, exit, parse_exec_line, run_command,
+    };
     use crate::lab::testing::{KEY_B, lab_with_admin};
 
     fn run(lab: &Lab, p: &Principal, line: &str, stdin: &[u8]) -> CommandOutput {
@@ -1155,6 +852,7 @@ mod tests {
 #[cfg(test)]
 mod queue_command_tests {
     use super::*;
+    use crate::cli::{exit, parse_exec_line};
 
     #[test]
     fn submit_flags_parse_and_bad_sizes_are_usage_errors() {

@@ -10,13 +10,14 @@ pub mod logs;
 mod metrics;
 mod notebook;
 pub mod output;
+mod parse;
 pub mod queue;
+mod run;
 mod stdin;
 mod usage;
 
-pub use commands::{
-    KeyAction, LabCommand, UserAction, command_leaves, parse_exec_argv, parse_exec_line,
-    run_command,
-};
+pub use commands::{KeyAction, LabCommand, UserAction};
 pub use output::{CollectSink, CommandOutput, StreamSink, exit};
+pub use parse::{command_leaves, parse_exec_argv, parse_exec_line};
+pub use run::run_command;
 pub use stdin::StdinSource;

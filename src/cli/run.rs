@@ -1,0 +1,185 @@
+//! Running a parsed command for a caller against the service.
+
+use super::accounts::{add_keys, keys, user_action, users, whoami};
+use super::commands::{KeyAction, LabCommand};
+use super::output::{CommandOutput, exit};
+use super::stdin::StdinSource;
+use crate::lab::{Lab, Principal};
+
+/// Runs one command for `caller` through the service.
+pub async fn run_command(
+    lab: &Lab,
+    caller: &Principal,
+    command: LabCommand,
+    stdin: &mut StdinSource,
+    max_stdin_bytes: usize,
+) -> CommandOutput {
+    // Re-read the caller so a role change or removal takes effect at once.
+    let caller = match lab.whoami(caller) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    match command {
+        LabCommand::Version { json: true } => {
+            CommandOutput::json(&serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
+        }
+        LabCommand::Version { json: false } => {
+            CommandOutput::ok(format!("labbench {}\n", env!("CARGO_PKG_VERSION")))
+        }
+        LabCommand::Whoami { json } => whoami(&caller, json),
+        LabCommand::Users { json } => users(lab, &caller, json),
+        LabCommand::User { action, json } => user_action(lab, &caller, action, json),
+        LabCommand::Keys { name, json } => keys(lab, &caller, name.as_deref(), json),
+        LabCommand::Top { json: false } => super::usage::top(lab, &caller),
+        LabCommand::Top { json: true } => super::usage::usage(lab, &caller, None, None, true),
+        LabCommand::Submit(args) => super::queue::submit(lab, &caller, *args),
+        LabCommand::Ls { .. } => {
+            let mut sink = super::output::CollectSink::default();
+            let status = command.stream(lab, &caller, &mut sink).await;
+            let mut out = sink.0;
+            out.status = status.unwrap_or(exit::OK);
+            out
+        }
+        LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
+        LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
+        LabCommand::Projects { best, lowest, json } => {
+            let best = best.map(|metric| crate::lab::BestBy { metric, lowest });
+            super::notebook::projects(lab, &caller, best.as_ref(), json)
+        }
+        LabCommand::Feed {
+            since,
+            project,
+            limit,
+            json,
+        } => super::notebook::feed(
+            lab,
+            &caller,
+            since.as_deref(),
+            project.as_deref(),
+            limit,
+            json,
+        ),
+        LabCommand::Outcome {
+            id,
+            verdict,
+            note,
+            json,
+        } => super::notebook::outcome(lab, &caller, id, verdict.verdict(), note.as_deref(), json),
+        LabCommand::Metrics {
+            id,
+            name,
+            json,
+            csv,
+        } => super::metrics::metrics(lab, &caller, id, name.as_deref(), json, csv),
+        LabCommand::Rerun {
+            id,
+            name,
+            cpus,
+            mem,
+            gpus,
+            time,
+            priority,
+            json,
+        } => {
+            let changes = crate::lab::SubmitRequest {
+                name,
+                cpus,
+                memory_bytes: mem,
+                gpus,
+                time_limit_secs: time,
+                priority: priority.unwrap_or(0),
+                ..Default::default()
+            };
+            match lab.rerun(&caller, id, changes) {
+                Ok(new) if json => CommandOutput::json(&serde_json::json!({ "id": new })),
+                Ok(new) => {
+                    CommandOutput::ok(format!("submitted experiment {new} (a rerun of {id})\n"))
+                }
+                Err(e) => e.into(),
+            }
+        }
+        LabCommand::Cancel { ids, json } => super::queue::cancel(lab, &caller, &ids, json),
+        LabCommand::Priority { id, priority, json } => {
+            super::queue::priority(lab, &caller, id, priority, json)
+        }
+        LabCommand::Quota(action) => super::queue::quota(lab, &caller, action),
+        LabCommand::Project { action, json } => super::queue::project(lab, &caller, action, json),
+        LabCommand::Wait { ids, json } => super::queue::wait(lab, &caller, &ids, json).await,
+        LabCommand::Logs(_) => {
+            let mut sink = super::output::CollectSink::default();
+            let status = command.stream(lab, &caller, &mut sink).await;
+            let mut out = sink.0;
+            out.status = status.unwrap_or(exit::OK);
+            out
+        }
+        LabCommand::Usage { user, window, json } => {
+            super::usage::usage(lab, &caller, user.as_deref(), window, json)
+        }
+        LabCommand::Host { json } => super::usage::host(lab, &caller, json),
+        LabCommand::Key {
+            action: KeyAction::Rm { name, fingerprint },
+            json,
+        } => match lab.remove_key(&caller, &name, &fingerprint) {
+            Ok(()) if json => CommandOutput::json(&serde_json::json!({
+                "user": name, "fingerprint": fingerprint, "removed": true
+            })),
+            Ok(()) => CommandOutput::ok(format!("removed key {fingerprint} from {name}\n")),
+            Err(e) => e.into(),
+        },
+        LabCommand::Key {
+            action: KeyAction::Challenge,
+            json,
+        } => match lab.key_challenge(&caller) {
+            Ok(challenge) if json => CommandOutput::json(&serde_json::json!({
+                "challenge": challenge,
+                "valid_secs": crate::lab::CHALLENGE_VALID_SECS,
+                "namespace": crate::model::PROOF_NAMESPACE,
+            })),
+            Ok(challenge) => {
+                let mut out = CommandOutput::ok(format!("{challenge}\n"));
+                out.stderr = format!(
+                    "sign it with the key to add, within {} minutes, and send both:\n  \
+                     printf '%s' \"$CHALLENGE\" | ssh-keygen -Y sign -f KEY -n {} > KEY.sig\n  \
+                     cat KEY.pub KEY.sig | ssh lab@host key add {}\n",
+                    crate::lab::CHALLENGE_VALID_SECS / 60,
+                    crate::model::PROOF_NAMESPACE,
+                    caller.user
+                )
+                .into_bytes();
+                out
+            }
+            Err(e) => e.into(),
+        },
+        LabCommand::Comment {
+            id,
+            edit,
+            rm,
+            json,
+            text,
+        } => {
+            let text = if text.is_empty() && rm.is_none() {
+                match stdin.read_all(max_stdin_bytes).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => return CommandOutput::error(exit::FAILURE, format!("error: {e}")),
+                }
+            } else {
+                text.join(" ")
+            };
+            super::notebook::comment(lab, &caller, id, edit, rm, &text, json)
+        }
+        LabCommand::Key {
+            action: KeyAction::Add { name, key },
+            json,
+        } => {
+            let text = if key.is_empty() {
+                match stdin.read_all(max_stdin_bytes).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Err(e) => return CommandOutput::error(exit::FAILURE, format!("error: {e}")),
+                }
+            } else {
+                key.join(" ")
+            };
+            add_keys(lab, &caller, &name, &text, json)
+        }
+    }
+}
