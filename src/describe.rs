@@ -147,11 +147,7 @@ pub const COMMENTS_SHOWN: usize = 5;
 /// them: who said what and when, the text made safe to show; only the last
 /// `most` comments, and of each its first lines, when `most` is given.
 pub fn discussion_lines(d: &crate::lab::Discussion, most: Option<usize>) -> String {
-    let when = |at: i64| {
-        chrono::DateTime::from_timestamp(at, 0)
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default()
-    };
+    let when = crate::units::minute_time;
     let mut out = String::new();
     if let Some(c) = &d.outcome {
         out.push_str(&format!(

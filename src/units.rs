@@ -19,6 +19,13 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM` (UTC), `-` if out of range.
+pub fn minute_time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
 /// Seconds as `3d 04:05` or `04:05:06`.
 pub fn human_duration(secs: u64) -> String {
     let days = secs / 86_400;

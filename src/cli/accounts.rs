@@ -6,6 +6,7 @@ use super::commands::UserAction;
 use super::output::{CommandOutput, exit, table};
 use crate::lab::{KeyOffer, Lab, Principal, UnixMapping};
 use crate::model::{KeyRecord, Role, User};
+use crate::units::minute_time;
 
 #[derive(Serialize)]
 struct WhoamiJson<'a> {
@@ -53,7 +54,7 @@ pub(super) fn users(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
                 u.role.to_string(),
                 u.unix_user.clone().unwrap_or_else(|| "-".into()),
                 u.keys.to_string(),
-                date(u.created_at),
+                minute_time(u.created_at),
             ]
         })
         .collect();
@@ -257,7 +258,7 @@ pub(super) fn keys(lab: &Lab, p: &Principal, name: Option<&str>, json: bool) -> 
                 r.key.fingerprint.clone(),
                 r.key.algorithm.clone(),
                 r.key.comment.clone(),
-                date(r.added_at),
+                minute_time(r.added_at),
             ]
         })
         .collect();
@@ -265,10 +266,4 @@ pub(super) fn keys(lab: &Lab, p: &Principal, name: Option<&str>, json: bool) -> 
         &["USER", "FINGERPRINT", "TYPE", "COMMENT", "ADDED"],
         &rows,
     ))
-}
-
-fn date(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".into())
 }

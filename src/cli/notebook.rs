@@ -5,7 +5,7 @@ use super::output::{CommandOutput, exit};
 use crate::describe::discussion_lines;
 use crate::lab::{BestBy, FeedEvent, Lab, Principal};
 use crate::model::Verdict;
-use crate::units::printable;
+use crate::units::{minute_time, printable};
 
 /// `comment ID TEXT`, `comment ID --edit CID TEXT`, `comment ID --rm CID`.
 pub fn comment(
@@ -99,9 +99,7 @@ pub fn feed(
     }
     let mut out = String::new();
     for item in &items {
-        let when = chrono::DateTime::from_timestamp(item.at, 0)
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
+        let when = minute_time(item.at);
         let what = match &item.event {
             FeedEvent::Result { state } => format!("ended: {state}"),
             FeedEvent::Comment { author, text } => {
@@ -163,9 +161,7 @@ pub fn projects(lab: &Lab, p: &Principal, best: Option<&BestBy>, json: bool) -> 
         "GPU-H"
     );
     for s in &projects {
-        let last = chrono::DateTime::from_timestamp(s.last_activity, 0)
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
+        let last = minute_time(s.last_activity);
         out.push_str(&format!(
             "{:<width$}  {:>9}  {:>8}  {:>9}  {:>8}  {:>8}  {:<16}  {:>8.1}  {:>8.1}\n",
             printable(&s.project),

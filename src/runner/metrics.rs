@@ -50,12 +50,20 @@ pub(super) fn ingest_rest(lab: &Engine, data_dir: &Path, id: u64) {
 }
 
 /// Reads what experiment `id` added to its metric sources since the last
-/// read, and keeps it. Errors are logged: metrics never stop a run.
-pub(super) fn ingest(lab: &Engine, data_dir: &Path, id: u64) {
+/// read, and keeps it. `seen`: each source's size when a read last found
+/// nothing more (a source that has not grown since is not looked up in the
+/// store). Errors are logged: metrics never stop a run.
+pub(super) fn ingest(lab: &Engine, data_dir: &Path, id: u64, seen: &mut [u64; 2]) {
     let files = ExperimentFiles::new(data_dir, id);
-    for (source, path) in sources(&files) {
-        if let Err(e) = ingest_source(lab, &path, id, source, MAX_METRIC_VALUES, End::No) {
-            tracing::warn!("experiment {id}: cannot read its metrics: {e}");
+    for ((source, path), seen) in sources(&files).into_iter().zip(seen.iter_mut()) {
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if len == *seen {
+            continue;
+        }
+        match ingest_source(lab, &path, id, source, MAX_METRIC_VALUES, End::No) {
+            Ok(true) => {}
+            Ok(false) => *seen = len,
+            Err(e) => tracing::warn!("experiment {id}: cannot read its metrics: {e}"),
         }
     }
 }

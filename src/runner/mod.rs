@@ -187,8 +187,8 @@ pub async fn run(
         let running = tracked.len();
         let (freed, staged) = watch(&lab, &mut tracked, &settings, ticked);
         if ticked {
-            for id in tracked.keys() {
-                metrics::ingest(&lab, &settings.launch.data_dir, *id);
+            for (id, t) in tracked.iter_mut() {
+                metrics::ingest(&lab, &settings.launch.data_dir, *id, &mut t.metrics_seen);
             }
             lab.publish_live_use(measure(&lab, &mut tracked));
         }

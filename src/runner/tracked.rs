@@ -62,6 +62,9 @@ pub(super) struct Tracked {
     pub(super) supervisor: Supervisor,
     /// What the runner has seen of its end so far.
     pub(super) end: EndSeen,
+    /// Size of each metric source (stdout, metrics file) when its last read
+    /// found nothing more: not read again until it grows.
+    pub(super) metrics_seen: [u64; 2],
 }
 
 /// Whose supervisor runs an experiment.
@@ -130,6 +133,7 @@ impl Tracked {
             exit_watch: None,
             supervisor: Supervisor::Own,
             end: EndSeen::No,
+            metrics_seen: [0; 2],
         }
     }
 
