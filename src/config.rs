@@ -30,6 +30,23 @@ pub struct Config {
     pub monitor: MonitorConfig,
     /// Experiment queue defaults and limits.
     pub queue: QueueConfig,
+    /// What the lab notebook captures of each experiment.
+    pub notebook: NotebookConfig,
+}
+
+/// What the lab notebook captures of each experiment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotebookConfig {
+    /// Capture provenance (git state, input and output hashes,
+    /// interpreters, dependencies, data sources) as the owner's user.
+    pub provenance: bool,
+    /// Longest one capture may take (`10m`): hashing large inputs dominates.
+    pub provenance_timeout: Secs,
+    /// Most bytes of an experiment's `git diff HEAD` kept (`1M`).
+    pub max_diff: Size,
+    /// Most files hashed under one declared directory.
+    pub max_hashed_files: u32,
 }
 
 /// A size as a configuration file writes it (`4G`, `256M`, `0`), in bytes;
@@ -269,7 +286,19 @@ impl Default for Config {
                 max_output: Size(10 << 30),
                 max_queued_per_user: 1000,
             },
+            notebook: NotebookConfig {
+                provenance: true,
+                provenance_timeout: Secs(600),
+                max_diff: Size(1 << 20),
+                max_hashed_files: 100_000,
+            },
         }
+    }
+}
+
+impl Default for NotebookConfig {
+    fn default() -> Self {
+        Config::default().notebook
     }
 }
 

@@ -7,7 +7,9 @@
 //!   Both call the one service and nothing under it.
 //! - [`runner`]: starts what the scheduler allows, watches and stops
 //!   experiments, and records their ends; it holds the service only as a
-//!   [`lab::Engine`] and runs processes through [`exec`].
+//!   [`lab::Engine`] and runs processes through [`exec`], and captures
+//!   experiments' provenance through [`provenance`] (a helper process that
+//!   reads as the experiment's owner, never as root).
 //! - [`lab`], the service: checks every action (authorization with the
 //!   caller's current role, validation) and acts through [`store`] (sled),
 //!   [`sched`] (which queued experiments start, a pure function), [`output`]
@@ -34,6 +36,7 @@ pub mod lab;
 pub mod model;
 pub mod monitor;
 pub mod output;
+pub mod provenance;
 pub mod runner;
 pub mod sched;
 pub mod server;

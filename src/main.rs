@@ -59,6 +59,11 @@ fn main() -> ExitCode {
         let code = labbench::exec::launcher::serve_stdin();
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    // The provenance helper, run as an experiment's owner: `labbench __provenance`.
+    if std::env::args().nth(1).as_deref() == Some("__provenance") {
+        let code = labbench::provenance::helper::serve_stdin();
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LABBENCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -158,10 +158,9 @@ pub async fn start(
         limits: ConnectionLimits::new(limit_settings(&config)),
         config: Arc::new(config),
     });
-    let launcher = Arc::new(crate::exec::Launcher::new(
-        std::env::current_exe()
-            .map_err(|e| ServeError::Start(format!("cannot locate the labbench binary: {e}")))?,
-    ));
+    let program = std::env::current_exe()
+        .map_err(|e| ServeError::Start(format!("cannot locate the labbench binary: {e}")))?;
+    let launcher = Arc::new(crate::exec::Launcher::new(program.clone()));
     let cgroups = shared.config.queue.cgroups && crate::exec::cgroup::available();
     let slots = Arc::new(crate::exec::cgroup::Slots::new(&data_dir));
     let runner_settings = RunnerSettings {
@@ -181,6 +180,7 @@ pub async fn start(
         grace: Duration::from_secs(shared.config.queue.kill_grace_secs),
         output_limit: lab.default_output_limit(),
         disk_reserve: shared.config.queue.disk_reserve.0,
+        provenance: provenance_settings(&shared.config.notebook, program.clone()),
     };
     tracing::info!(
         "experiments run {} and {}",
@@ -498,4 +498,24 @@ pub fn invoking_user() -> String {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// How the runner captures provenance, from the `[notebook]` settings;
+/// `program` is the labbench binary (its `__provenance` helper).
+fn provenance_settings(
+    notebook: &crate::config::NotebookConfig,
+    program: std::path::PathBuf,
+) -> crate::runner::ProvenanceSettings {
+    crate::runner::ProvenanceSettings {
+        program: notebook.provenance.then_some(program),
+        limits: crate::provenance::Limits {
+            diff_bytes: notebook.max_diff.0,
+            files: notebook.max_hashed_files as usize,
+            ..crate::provenance::Limits::default()
+        },
+        timeout: Duration::from_secs(notebook.provenance_timeout.0),
+        running: Arc::new(tokio::sync::Semaphore::new(2)),
+        as_owner: crate::sys::process::is_root(),
+        interpreters: Arc::default(),
+    }
 }

@@ -65,6 +65,10 @@ const ROWS: &[(&str, [Want; 4])] = &[
     // Stakeholders (viewers) discuss results too.
     ("comment", [Done, Done, Done, Done]),
     ("comments", [Done, Done, Done, Done]),
+    // Provenance is read under the read rule of the output (its diff is code).
+    ("provenance", [Done, Done, Done, Done]),
+    // Everyone searches the history; what each sees is tests/notebook.rs'.
+    ("history", [Done, Done, Done, Done]),
     ("feed", [Done, Done, Done, Done]),
     ("projects", [Done, Done, Done, Done]),
     ("outcome", [Done, Done, Denied, Denied]),
@@ -216,6 +220,8 @@ impl Fixture {
             "metrics" => format!("metrics {}", self.finished),
             "comment" => format!("comment {} looks right {tag}", self.finished),
             "comments" => format!("comments {}", self.finished),
+            "provenance" => format!("provenance {}", self.finished),
+            "history" => "history state:finished".into(),
             "feed" => "feed --since 1h".into(),
             "projects" => "projects".into(),
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),

@@ -152,6 +152,49 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Every experiment you may see, newest first, that the filter selects:
+    /// project:P user:U state:S (or active, finished) tag:T outcome:O
+    /// name:TEXT metric:NAME>V param:K=V since:7d until:2026-12-01; -TERM
+    /// negates (after `--`, or inside a quoted filter: `history --json --
+    /// -tag:wip`); other words search names, projects, owners, commands, tags.
+    History {
+        /// The filter's terms (all must hold).
+        filter: Vec<String>,
+        /// Show this metric's last value as a column (repeatable; default:
+        /// the metrics the filter names).
+        #[arg(long = "metric", value_name = "NAME")]
+        metrics: Vec<String>,
+        /// At most this many (default 100, at most 10000).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Only experiments older than this id (the next page).
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
+        /// Print JSON: {"rows":[{"id","name","owner","project","tags","state",
+        /// "outcome","submitted_at","duration_secs","peak_memory_bytes",
+        /// "memory_request_bytes","gpu_hours","metrics","commit","dirty"}],
+        /// "next","examined"}.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, a row per experiment.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Where an experiment came from: git state (commit, branch, remote,
+    /// dirty, diff), hashes of its inputs and outputs, interpreters,
+    /// packages and data sources, as captured at its start and end.
+    Provenance {
+        /// Experiment id.
+        id: u64,
+        /// Print its git diff against its commit instead.
+        #[arg(long, conflicts_with = "json")]
+        diff: bool,
+        /// Print JSON: {"id","provenance":{"captured_at","git","inputs",
+        /// "outputs","interpreters","packages","dependency_files","sources",
+        /// "skipped","cache_hits","hashed_bytes"}}.
+        #[arg(long)]
+        json: bool,
+    },
     /// An experiment's outcome and comments.
     Comments {
         /// Experiment id.
@@ -445,6 +488,7 @@ impl LabCommand {
             | LabCommand::Metrics { id, .. }
             | LabCommand::Comment { id, .. }
             | LabCommand::Comments { id, .. }
+            | LabCommand::Provenance { id, .. }
             | LabCommand::Outcome { id, .. }
             | LabCommand::Rerun { id, .. }
             | LabCommand::Priority { id, .. } => format!("{name} {id}"),
@@ -529,6 +573,8 @@ impl LabCommand {
             LabCommand::Metrics { .. } => "metrics ID",
             LabCommand::Comment { .. } => "comment ID",
             LabCommand::Comments { .. } => "comments ID",
+            LabCommand::Provenance { .. } => "provenance ID",
+            LabCommand::History { .. } => "history",
             LabCommand::Feed { .. } => "feed",
             LabCommand::Projects { .. } => "projects",
             LabCommand::Outcome { .. } => "outcome ID",

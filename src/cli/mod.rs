@@ -6,11 +6,13 @@
 
 mod accounts;
 mod commands;
+mod history;
 pub mod logs;
 mod metrics;
 mod notebook;
 pub mod output;
 mod parse;
+mod provenance;
 pub mod queue;
 mod run;
 mod stdin;

@@ -42,6 +42,25 @@ pub async fn run_command(
         }
         LabCommand::Show { id, json } => super::queue::show(lab, &caller, id, json),
         LabCommand::Comments { id, json } => super::notebook::comments(lab, &caller, id, json),
+        LabCommand::History {
+            filter,
+            metrics,
+            limit,
+            before,
+            json,
+            csv,
+        } => {
+            use super::history::{HistoryFormat, history};
+            let format = match (json, csv) {
+                (true, _) => HistoryFormat::Json,
+                (_, true) => HistoryFormat::Csv,
+                _ => HistoryFormat::Text,
+            };
+            history(lab, &caller, &filter, &metrics, before, limit, format)
+        }
+        LabCommand::Provenance { id, json, diff } => {
+            super::provenance::provenance(lab, &caller, id, json, diff)
+        }
         LabCommand::Projects { best, lowest, json } => {
             let best = best.map(|metric| crate::lab::BestBy { metric, lowest });
             super::notebook::projects(lab, &caller, best.as_ref(), json)

@@ -213,6 +213,9 @@ fn hand_to_kept(
     })
 }
 
+/// The `PATH` an experiment gets unless its `--env` sets one.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
 /// Lets a launched experiment's command run (after its start is recorded).
 pub fn go(ctx: &LaunchContext, launched: &Launched) -> Result<(), LaunchError> {
     ctx.launcher.go(launched.pid)
@@ -257,10 +260,7 @@ fn environment(
         host => host,
     };
     let mut env: Vec<(String, String)> = [
-        (
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin".to_string(),
-        ),
+        ("PATH", DEFAULT_PATH.to_string()),
         ("HOME", home),
         ("USER", e.unix_user.clone()),
         ("LOGNAME", e.unix_user.clone()),

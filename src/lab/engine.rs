@@ -45,6 +45,9 @@ pub(super) struct EngineState {
     /// How finished experiments that queued ones wait for (`--after`)
     /// ended: it never changes, and the queue is planned at every start.
     finished_dependencies: std::sync::Mutex<HashMap<u64, Dependency>>,
+    /// Serialises the read-modify-write of provenance records (a start's
+    /// capture may still be hashing when the end's begins).
+    pub(super) provenance_writes: std::sync::Mutex<()>,
 }
 
 impl EngineState {

@@ -10,11 +10,14 @@ mod engine;
 mod experiment_tests;
 mod experiments;
 mod feed;
+pub mod filter;
+mod history;
 mod listing;
 mod metrics;
 mod notebook;
 mod output;
 mod projects;
+mod provenance;
 mod sessions;
 mod submit;
 mod usage;
@@ -32,6 +35,9 @@ pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use engine::{Engine, LiveUse, QueueNews, StateChange};
 pub use experiments::HIDDEN;
 pub use feed::{FeedEvent, FeedItem, MAX_FEED};
+pub use history::{
+    DEFAULT_HISTORY_LIMIT, HistoryPage, HistoryRow, MAX_EXAMINED, MAX_HISTORY_LIMIT,
+};
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };

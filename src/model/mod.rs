@@ -9,6 +9,7 @@ mod gpu;
 mod key;
 mod metric;
 mod notebook;
+mod provenance;
 mod quota;
 mod usage;
 mod user;
@@ -25,6 +26,10 @@ pub use metric::{
     MAX_METRIC_NAMES, MAX_METRIC_VALUES, MetricSample, MetricSource, MetricSummary, MetricsRead,
 };
 pub use notebook::{Comment, Conclusion, MAX_COMMENT_BYTES, Verdict};
+pub use provenance::{
+    CachedHash, FileDigest, GitState, Interpreter, Package, Provenance, Skipped,
+    normalize_package_name,
+};
 pub use quota::Quota;
 pub use usage::{Bucket, ClosedBucket, METRICS, Metric, Usage};
 pub use user::{NameError, Role, User, validate_user_name};

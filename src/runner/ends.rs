@@ -13,6 +13,7 @@ use crate::lab::{Engine, StateChange};
 use crate::model::{Outcome, ResourceUse, State, Stop};
 use crate::output::ExperimentFiles;
 use crate::output::journal::{ExitStatus, never_started, read_exit};
+use crate::provenance::Phase;
 
 /// Checks running experiments (limits and kills only when `ticked`);
 /// stages the ends of those that ended. Returns their cgroups and whether
@@ -108,6 +109,11 @@ pub(super) fn watch(
             // One that wrote past its limit and ended before a tick saw it.
             check_output(id, &mut t, settings, false);
             changes.push(finish(id, &t, settings, false));
+            if t.declares_outputs
+                && let Ok(Some(e)) = lab.experiment(id)
+            {
+                super::provenance::capture(lab, &settings.provenance, &e, Phase::End);
+            }
             freed.extend(keep_supervisor(t, settings));
         }
     }

@@ -45,6 +45,7 @@
 mod ends;
 mod limits;
 mod metrics;
+mod provenance;
 mod start;
 mod tracked;
 
@@ -63,6 +64,7 @@ use crate::output::journal::read_exit;
 use crate::sched::Room;
 use ends::watch;
 use limits::stop;
+pub use provenance::ProvenanceSettings;
 use start::start_allowed;
 use tracked::{EndSeen, Supervisor, Tracked, measure, reattach};
 
@@ -85,6 +87,8 @@ pub struct RunnerSettings {
     /// Bytes kept free on the data disk: below, the experiment writing
     /// most is stopped.
     pub disk_reserve: u64,
+    /// How provenance is captured.
+    pub provenance: ProvenanceSettings,
 }
 
 impl RunnerSettings {

@@ -11,6 +11,7 @@ use super::tracked::{Stopping, Supervisor, Tracked, wake_on_exit};
 use crate::exec::local::{Launched, go, launch};
 use crate::lab::{Engine, StateChange};
 use crate::model::{Experiment, Outcome, State};
+use crate::provenance::Phase;
 use crate::sched::{Decision, Room};
 
 /// Starts what the scheduler allows: launches each supervisor (waiting),
@@ -64,11 +65,22 @@ pub(super) fn start_allowed(
     staged |= recorded.iter().any(Result::is_ok);
     let durable = !staged || commit(lab);
     let committed = staged && durable;
+    // Provenance is captured of each that runs (not of one stopped at once).
+    let capturing: Vec<Experiment> = if settings.provenance.program.is_some() {
+        launched.iter().map(|s| s.e.clone()).collect()
+    } else {
+        Vec::new()
+    };
     if !release_started(
         launched, recorded, started_at, durable, tracked, settings, exits,
     ) {
         // One not started leaves more room than the plan counted.
         room = None;
+    }
+    for e in capturing {
+        if tracked.get(&e.id).is_some_and(|t| t.stopping.is_none()) {
+            super::provenance::capture(lab, &settings.provenance, &e, Phase::Start);
+        }
     }
     (room, committed)
 }

@@ -35,6 +35,8 @@ pub(super) struct Stopping {
 /// A running experiment as the runner tracks it.
 #[derive(Debug)]
 pub(super) struct Tracked {
+    /// Whether its spec declares outputs (hashed at its end).
+    pub(super) declares_outputs: bool,
     pub(super) pid: u32,
     pub(super) start_time: u64,
     pub(super) started_at: i64,
@@ -117,6 +119,7 @@ impl Tracked {
         gpus: usize,
     ) -> Tracked {
         Tracked {
+            declares_outputs: !e.spec.outputs.is_empty(),
             pid,
             start_time,
             started_at,

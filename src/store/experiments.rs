@@ -198,7 +198,7 @@ impl Store {
     /// Walks experiments newest first from below `before` (exclusive) with
     /// point lookups (ids are dense; sled's reverse iteration is slow on large
     /// trees) until `visit` says stop.
-    fn walk_newest(
+    pub fn walk_newest(
         &self,
         before: Option<u64>,
         mut visit: impl FnMut(Experiment) -> bool,

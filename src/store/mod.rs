@@ -15,6 +15,7 @@ mod codec;
 mod experiments;
 mod metrics;
 mod notebook;
+mod provenance;
 mod usage;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -41,6 +42,9 @@ const METRICS_TREE: &str = "metrics";
 const COMMENTS_TREE: &str = "comments";
 const CONCLUSIONS_TREE: &str = "conclusions";
 const METRICS_READ_TREE: &str = "metrics_read";
+const PROVENANCE_TREE: &str = "provenance";
+const DIFFS_TREE: &str = "diffs";
+const HASH_CACHE_TREE: &str = "hash_cache";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -133,6 +137,9 @@ struct Trees {
     metrics_read: sled::Tree,
     comments: sled::Tree,
     conclusions: sled::Tree,
+    provenance: sled::Tree,
+    diffs: sled::Tree,
+    hash_cache: sled::Tree,
 }
 
 impl Trees {
@@ -186,6 +193,9 @@ impl Trees {
             comments: db.open_tree(COMMENTS_TREE)?,
             conclusions: db.open_tree(CONCLUSIONS_TREE)?,
             metrics_read: db.open_tree(METRICS_READ_TREE)?,
+            provenance: db.open_tree(PROVENANCE_TREE)?,
+            diffs: db.open_tree(DIFFS_TREE)?,
+            hash_cache: db.open_tree(HASH_CACHE_TREE)?,
             db,
         })
     }
