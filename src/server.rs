@@ -506,16 +506,14 @@ fn provenance_settings(
     notebook: &crate::config::NotebookConfig,
     program: std::path::PathBuf,
 ) -> crate::runner::ProvenanceSettings {
-    crate::runner::ProvenanceSettings {
-        program: notebook.provenance.then_some(program),
-        limits: crate::provenance::Limits {
+    crate::runner::ProvenanceSettings::new(
+        notebook.provenance.then_some(program),
+        crate::provenance::Limits {
             diff_bytes: notebook.max_diff.0,
             files: notebook.max_hashed_files as usize,
             ..crate::provenance::Limits::default()
         },
-        timeout: Duration::from_secs(notebook.provenance_timeout.0),
-        running: Arc::new(tokio::sync::Semaphore::new(2)),
-        as_owner: crate::sys::process::is_root(),
-        interpreters: Arc::default(),
-    }
+        Duration::from_secs(notebook.provenance_timeout.0),
+        crate::sys::process::is_root(),
+    )
 }

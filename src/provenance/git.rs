@@ -71,6 +71,13 @@ pub fn capture(
     diff_cap: u64,
     untracked_cap: usize,
 ) -> Result<Option<(GitState, String)>, GitError> {
+    // Most runs outside a repository cost a look up the tree, not a git.
+    if !workdir
+        .ancestors()
+        .any(|d| d.join(".git").symlink_metadata().is_ok())
+    {
+        return Ok(None);
+    }
     let path = "/usr/local/bin:/usr/bin:/bin";
     let program = find_git(path).ok_or(GitError::Missing)?;
     let git = Git {

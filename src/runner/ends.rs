@@ -112,7 +112,7 @@ pub(super) fn watch(
             if t.declares_outputs
                 && let Ok(Some(e)) = lab.experiment(id)
             {
-                super::provenance::capture(lab, &settings.provenance, &e, Phase::End);
+                super::provenance::capture(&settings.provenance, &e, Phase::End);
             }
             freed.extend(keep_supervisor(t, settings));
         }

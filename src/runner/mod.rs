@@ -111,6 +111,7 @@ pub async fn run(
     if settings.launch.as_root || cgroup::available() {
         crate::sys::process::become_subreaper();
     }
+    provenance::start_workers(&lab, &settings.provenance);
     if let Err(e) = prepare_experiments_dir(&settings.launch.data_dir) {
         tracing::warn!("cannot prepare the experiments directory: {e}");
     }

@@ -1,18 +1,39 @@
 //! Capturing experiments' provenance in the background: at a start (code,
-//! environment, inputs) and at an end (outputs), a few at a time, never in
-//! the way of the runner's loop or the run itself.
+//! environment, inputs) and at an end (outputs), never in the way of the
+//! runner's loop or the run itself.
+//!
+//! Captures wait in one queue that [`WORKERS`] workers drain. A worker
+//! lets them gather for [`GATHER`], takes all that waits (up to
+//! [`MOST_AT_ONCE`]) and runs the helper once
+//! for each distinct request: the experiments of a sweep, submitted from
+//! one working directory with the same inputs, share one capture made for
+//! all of them. So a burst of starts costs a few helper processes, not one
+//! each (measured in `cargo bench --bench queue`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use crate::lab::Engine;
 use crate::model::Experiment;
-use std::collections::HashMap;
-
 use crate::provenance::{
     Limits, Owner, Part, Phase, ProbedInterpreter, Request, capture::run_helper,
 };
+
+/// Workers running captures at once.
+const WORKERS: usize = 2;
+/// Captures a worker takes at once at most.
+const MOST_AT_ONCE: usize = 1024;
+/// How long a worker lets captures gather after the first before it takes
+/// them (a burst of starts then costs a helper per distinct capture, not
+/// one per start; each captures what its experiment began with, this
+/// much later at most, besides the wait for a worker).
+const GATHER: Duration = Duration::from_millis(250);
+/// Working directories whose interpreters are remembered at most.
+const REMEMBERED_WORKDIRS: usize = 1024;
 
 /// How provenance is captured.
 #[derive(Debug, Clone)]
@@ -24,38 +45,121 @@ pub struct ProvenanceSettings {
     pub limits: Limits,
     /// Longest one capture may take (hashing large inputs dominates).
     pub timeout: Duration,
-    /// Captures running at once at most.
-    pub running: Arc<tokio::sync::Semaphore>,
     /// Whether the helper takes on the owner's identity (the daemon runs
     /// as root).
     pub as_owner: bool,
     /// Interpreter versions found, by working directory (a version may
-    /// depend on it, as pyenv's does), so that each run does not start
+    /// depend on it, as pyenv's does), so that each capture does not start
     /// every interpreter again.
     pub interpreters: Arc<std::sync::Mutex<HashMap<PathBuf, Vec<ProbedInterpreter>>>>,
+    /// The queue of captures, once the runner has started its workers.
+    pub queue: Arc<OnceLock<mpsc::UnboundedSender<Job>>>,
 }
 
-/// Working directories whose interpreters are remembered at most.
-const REMEMBERED_WORKDIRS: usize = 1024;
-
 impl ProvenanceSettings {
-    /// No capture (tests of the runner that do not run the labbench binary).
-    pub fn off() -> ProvenanceSettings {
+    /// Captures as `notebook` settings say, with the labbench binary
+    /// `program`; `as_owner` when the daemon runs as root.
+    pub fn new(
+        program: Option<PathBuf>,
+        limits: Limits,
+        timeout: Duration,
+        as_owner: bool,
+    ) -> Self {
         ProvenanceSettings {
-            program: None,
-            limits: Limits::default(),
-            timeout: Duration::from_secs(600),
-            running: Arc::new(tokio::sync::Semaphore::new(2)),
-            as_owner: false,
+            program,
+            limits,
+            timeout,
+            as_owner,
             interpreters: Arc::default(),
+            queue: Arc::default(),
         }
     }
 }
 
-/// Starts capturing experiment `e`'s provenance at `phase` in the
-/// background (at the end only when it declared outputs).
-pub(super) fn capture(lab: &Engine, settings: &ProvenanceSettings, e: &Experiment, phase: Phase) {
+/// One capture asked for.
+#[derive(Debug)]
+pub struct Job {
+    id: u64,
+    unix_user: String,
+    phase: Phase,
+    workdir: PathBuf,
+    env: Vec<(String, String)>,
+    files: Vec<PathBuf>,
+}
+
+impl Job {
+    /// Whether `other` is the same capture (of another experiment).
+    fn same_capture(&self, other: &Job) -> bool {
+        self.unix_user == other.unix_user
+            && self.phase == other.phase
+            && self.workdir == other.workdir
+            && self.env == other.env
+            && self.files == other.files
+    }
+}
+
+/// Starts the workers that make captures (once; not without a helper).
+pub(super) fn start_workers(lab: &Engine, settings: &ProvenanceSettings) {
     let Some(program) = settings.program.clone() else {
+        return;
+    };
+    let (sender, receiver) = mpsc::unbounded_channel();
+    if settings.queue.set(sender).is_err() {
+        return;
+    }
+    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
+    for _ in 0..WORKERS {
+        let (lab, settings, program, receiver) = (
+            lab.clone(),
+            settings.clone(),
+            program.clone(),
+            receiver.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let jobs = {
+                    let mut receiver = receiver.lock().await;
+                    let Some(first) = receiver.recv().await else {
+                        return;
+                    };
+                    tokio::time::sleep(GATHER).await;
+                    let mut jobs = vec![first];
+                    while jobs.len() < MOST_AT_ONCE {
+                        match receiver.try_recv() {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    jobs
+                };
+                let (lab, settings, program) = (lab.clone(), settings.clone(), program.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    for same in coalesce(jobs) {
+                        capture_for(&lab, &settings, &program, &same);
+                    }
+                })
+                .await;
+            }
+        });
+    }
+}
+
+/// `jobs` grouped into identical captures, in the order they came.
+fn coalesce(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        match groups.iter_mut().find(|g| g[0].same_capture(&job)) {
+            Some(group) => group.push(job),
+            None => groups.push(vec![job]),
+        }
+    }
+    groups
+}
+
+/// Asks for experiment `e`'s provenance at `phase` (at the end only when
+/// it declared outputs).
+pub(super) fn capture(settings: &ProvenanceSettings, e: &Experiment, phase: Phase) {
+    let Some(queue) = settings.queue.get() else {
         return;
     };
     let files = match phase {
@@ -63,42 +167,57 @@ pub(super) fn capture(lab: &Engine, settings: &ProvenanceSettings, e: &Experimen
         Phase::End if e.spec.outputs.is_empty() => return,
         Phase::End => e.spec.outputs.clone(),
     };
-    let (lab, settings, e) = (lab.clone(), settings.clone(), e.clone());
-    tokio::spawn(async move {
-        let Ok(_permit) = settings.running.clone().acquire_owned().await else {
-            return;
-        };
-        let id = e.id;
-        let recorder = lab.clone();
-        let blocking = tokio::task::spawn_blocking(move || {
-            let request = request(&lab, &settings, &e, phase, files)?;
-            run_helper(&program, &request, settings.timeout, |part| {
-                if let Part::Code(code) = &part {
-                    remember(&settings, &e.spec.workdir, code.probed.clone());
-                }
-                if let Err(err) = lab.record_provenance(id, phase, part) {
-                    tracing::warn!("experiment {id}: cannot record its provenance: {err}");
-                }
-            })
-        });
-        if let Ok(Err(why)) = blocking.await {
-            recorder.provenance_failed(id, phase, why);
-        }
+    let _ = queue.send(Job {
+        id: e.id,
+        unix_user: e.unix_user.clone(),
+        phase,
+        workdir: e.spec.workdir.clone(),
+        env: e.spec.env.clone(),
+        files,
     });
 }
 
-/// The helper's request for `e` at `phase`, hashing `files`.
-fn request(
+/// Runs the helper once for `same` (identical captures) and records what
+/// it found for each of them.
+fn capture_for(
     lab: &Engine,
     settings: &ProvenanceSettings,
-    e: &Experiment,
-    phase: Phase,
-    files: Vec<PathBuf>,
-) -> Result<Request, String> {
+    program: &std::path::Path,
+    same: &[Job],
+) {
+    let job = &same[0];
+    let ran = request(lab, settings, job).and_then(|request| {
+        run_helper(program, &request, settings.timeout, |part| {
+            if let Part::Code(code) = &part {
+                remember(settings, &job.workdir, code.probed.clone());
+            }
+            for (i, j) in same.iter().enumerate() {
+                let mut part = part.clone();
+                if let Part::Files { hashed, .. } = &mut part
+                    && i > 0
+                {
+                    // The cache needs them once.
+                    hashed.clear();
+                }
+                if let Err(err) = lab.record_provenance(j.id, job.phase, part) {
+                    tracing::warn!("experiment {}: cannot record its provenance: {err}", j.id);
+                }
+            }
+        })
+    });
+    if let Err(why) = ran {
+        for j in same {
+            lab.provenance_failed(j.id, job.phase, why.clone());
+        }
+    }
+}
+
+/// The helper's request for `job`.
+fn request(lab: &Engine, settings: &ProvenanceSettings, job: &Job) -> Result<Request, String> {
     let owner = if settings.as_owner {
-        let account = crate::sys::accounts::by_name(&e.unix_user)?
-            .ok_or_else(|| format!("unix user {} does not exist", e.unix_user))?;
-        let groups = crate::sys::accounts::groups_of(&e.unix_user, account.gid)?;
+        let account = crate::sys::accounts::by_name(&job.unix_user)?
+            .ok_or_else(|| format!("unix user {} does not exist", job.unix_user))?;
+        let groups = crate::sys::accounts::groups_of(&job.unix_user, account.gid)?;
         Some(Owner {
             uid: account.uid,
             gid: account.gid,
@@ -108,12 +227,12 @@ fn request(
     } else {
         None
     };
-    let cache = files
+    let cache = job
+        .files
         .iter()
-        .flat_map(|f| lab.cached_hashes(&crate::provenance::resolve(&e.spec.workdir, f)))
+        .flat_map(|f| lab.cached_hashes(&crate::provenance::resolve(&job.workdir, f)))
         .collect();
-    let path = e
-        .spec
+    let path = job
         .env
         .iter()
         .find(|(name, _)| name == "PATH")
@@ -124,17 +243,17 @@ fn request(
         .interpreters
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&e.spec.workdir)
+        .get(&job.workdir)
         .cloned()
         .unwrap_or_default();
     Ok(Request {
         known_interpreters,
-        phase,
+        phase: job.phase,
         owner,
-        workdir: e.spec.workdir.clone(),
+        workdir: job.workdir.clone(),
         path,
-        env: e.spec.env.clone(),
-        files,
+        env: job.env.clone(),
+        files: job.files.clone(),
         cache,
         limits: settings.limits,
     })
@@ -154,4 +273,35 @@ fn remember(
         known.clear();
     }
     known.insert(workdir.to_path_buf(), probed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, workdir: &str, files: &[&str]) -> Job {
+        Job {
+            id,
+            unix_user: "ana".into(),
+            phase: Phase::Start,
+            workdir: workdir.into(),
+            env: Vec::new(),
+            files: files.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    #[test]
+    fn identical_captures_are_made_once_for_all() {
+        let groups = coalesce(vec![
+            job(1, "/a", &["x"]),
+            job(2, "/b", &["x"]),
+            job(3, "/a", &["x"]),
+            job(4, "/a", &["y"]),
+        ]);
+        let ids: Vec<Vec<u64>> = groups
+            .iter()
+            .map(|g| g.iter().map(|j| j.id).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 3], vec![2], vec![4]]);
+    }
 }

@@ -66,7 +66,7 @@ pub(super) fn start_allowed(
     let durable = !staged || commit(lab);
     let committed = staged && durable;
     // Provenance is captured of each that runs (not of one stopped at once).
-    let capturing: Vec<Experiment> = if settings.provenance.program.is_some() {
+    let capturing: Vec<Experiment> = if settings.provenance.queue.get().is_some() {
         launched.iter().map(|s| s.e.clone()).collect()
     } else {
         Vec::new()
@@ -79,7 +79,7 @@ pub(super) fn start_allowed(
     }
     for e in capturing {
         if tracked.get(&e.id).is_some_and(|t| t.stopping.is_none()) {
-            super::provenance::capture(lab, &settings.provenance, &e, Phase::Start);
+            super::provenance::capture(&settings.provenance, &e, Phase::Start);
         }
     }
     (room, committed)

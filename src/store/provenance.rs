@@ -11,8 +11,9 @@ use super::{HASH_CACHE_TREE, PROVENANCE_TREE, Store, StoreResult};
 use crate::model::{CachedHash, Provenance};
 
 impl Store {
-    /// Writes the provenance of experiment `id` (and its diff, when given),
-    /// durably.
+    /// Writes the provenance of experiment `id` (and its diff, when given);
+    /// not flushed (sled writes it out within half a second; one lost to a
+    /// crash is only missing, as one never captured is).
     pub fn put_provenance(&self, id: u64, p: &Provenance, diff: Option<&str>) -> StoreResult<()> {
         let trees = self.t()?;
         trees
@@ -21,7 +22,7 @@ impl Store {
         if let Some(diff) = diff {
             trees.diffs.insert(id.to_be_bytes(), diff.as_bytes())?;
         }
-        self.flush()
+        Ok(())
     }
 
     /// The provenance of experiment `id`, if any was captured.
