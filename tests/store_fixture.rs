@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use labbench::model::{CommandLine, Outcome, Role, State};
-use labbench::store::Store;
+use labbench::store::{IndexedBy, Store};
 
 /// A copy of the fixture's data directory (sled writes to what it opens).
 fn fixture_copy() -> tempfile::TempDir {
@@ -105,6 +105,26 @@ fn a_store_written_on_2026_12_06_reads_back_whole() {
     assert!(!subjects.is_empty(), "usage buckets were saved at stop");
     let buckets = store.usage_buckets(60, &subjects[0], 0).expect("buckets");
     assert!(!buckets.is_empty(), "{subjects:?}");
+
+    // History's index is built on opening; provenance is empty, not an error.
+    let mut by_owner = Vec::new();
+    store
+        .walk_indexed_newest(IndexedBy::Owner, "root", None, |e| {
+            by_owner.push(e.id);
+            true
+        })
+        .expect("index");
+    assert_eq!(by_owner, [3, 2, 1]);
+    let mut in_vision = Vec::new();
+    store
+        .walk_indexed_newest(IndexedBy::Project, "vision", None, |e| {
+            in_vision.push(e.id);
+            true
+        })
+        .expect("index");
+    assert_eq!(in_vision, [1]);
+    assert_eq!(store.provenance(1).expect("provenance"), None);
+    assert_eq!(store.diff(1).expect("diff"), None);
 
     let audit = store.recent_audit(100).expect("audit");
     let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();

@@ -3,7 +3,8 @@
 //! and the History tab), one page at a time.
 //!
 //! Rows are read newest first and stop at the first experiment submitted
-//! before the filter's `since:` (ids grow with time). What the filter
+//! before the filter's `since:` (ids grow with time); a filter that names
+//! a project or an owner reads only theirs, through the store's index. What the filter
 //! matches is what the caller may see: a private experiment's command and
 //! params are hidden from others before the filter reads them, and its
 //! outcome and metrics (its results) too, so a search never reveals what
@@ -18,6 +19,7 @@ use super::experiments::{owns_or_admin, seen_by};
 use super::filter::{Filter, Row};
 use super::{Lab, LabError, LabResult, Principal};
 use crate::model::{Experiment, MetricSource, MetricSummary, State, Verdict};
+use crate::store::IndexedBy;
 
 /// Rows a page has unless asked otherwise.
 pub const DEFAULT_HISTORY_LIMIT: usize = 100;
@@ -104,7 +106,7 @@ impl Lab {
         let mut examined = 0usize;
         let mut last_examined = None;
         let mut failure = None;
-        self.store.walk_newest(before, |e| {
+        let visit = |e: Experiment| {
             if since.is_some_and(|s| e.submitted_at < s) {
                 return false;
             }
@@ -129,7 +131,19 @@ impl Lab {
                 }
             }
             rows.len() < limit && examined < MAX_EXAMINED
-        })?;
+        };
+        // An owner or a project named reads only theirs, by its index.
+        match (parsed.required_project(), parsed.required_owner()) {
+            (Some(project), _) => {
+                self.store
+                    .walk_indexed_newest(IndexedBy::Project, project, before, visit)?
+            }
+            (None, Some(owner)) => {
+                self.store
+                    .walk_indexed_newest(IndexedBy::Owner, owner, before, visit)?
+            }
+            (None, None) => self.store.walk_newest(before, visit)?,
+        }
         if let Some(err) = failure {
             return Err(err);
         }

@@ -77,6 +77,11 @@ impl Store {
     fn write_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         let key = experiment.id.to_be_bytes();
         let value = encode(EXPERIMENTS_TREE, experiment)?;
+        if !self.t()?.experiments.contains_key(key)? {
+            for entry in super::indexes::entries(experiment) {
+                self.t()?.index.insert(entry, &[])?;
+            }
+        }
         if experiment.state.is_finished() {
             self.t()?.experiments.insert(key, value)?;
             self.t()?.active.remove(key)?;
@@ -132,8 +137,12 @@ impl Store {
         let mut records = sled::Batch::default();
         let mut entries = sled::Batch::default();
         let mut removals = sled::Batch::default();
+        let mut indexed = sled::Batch::default();
         let mut highest = 0;
         for e in experiments {
+            for entry in super::indexes::entries(e) {
+                indexed.insert(entry, &[]);
+            }
             let key = e.id.to_be_bytes();
             records.insert(&key, encode(EXPERIMENTS_TREE, e)?);
             if e.state.is_finished() {
@@ -148,6 +157,7 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         self.t()?.active.apply_batch(entries)?;
+        self.t()?.index.apply_batch(indexed)?;
         self.t()?.experiments.apply_batch(records)?;
         self.t()?.active.apply_batch(removals)?;
         self.t()?

@@ -13,6 +13,7 @@ mod accounts;
 mod audit;
 mod codec;
 mod experiments;
+mod indexes;
 mod metrics;
 mod notebook;
 mod provenance;
@@ -20,6 +21,8 @@ mod usage;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+pub use indexes::IndexedBy;
 
 use crate::model::Experiment;
 
@@ -45,6 +48,7 @@ const METRICS_READ_TREE: &str = "metrics_read";
 const PROVENANCE_TREE: &str = "provenance";
 const DIFFS_TREE: &str = "diffs";
 const HASH_CACHE_TREE: &str = "hash_cache";
+const INDEX_TREE: &str = "experiments_by";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -140,6 +144,7 @@ struct Trees {
     provenance: sled::Tree,
     diffs: sled::Tree,
     hash_cache: sled::Tree,
+    index: sled::Tree,
 }
 
 impl Trees {
@@ -196,6 +201,7 @@ impl Trees {
             provenance: db.open_tree(PROVENANCE_TREE)?,
             diffs: db.open_tree(DIFFS_TREE)?,
             hash_cache: db.open_tree(HASH_CACHE_TREE)?,
+            index: db.open_tree(INDEX_TREE)?,
             db,
         })
     }
@@ -252,6 +258,7 @@ impl Store {
                 }
             }
         }
+        indexes::build_if_missing(&trees)?;
         let cache = experiments::load_active(&trees.experiments, &trees.active)?;
         Ok(Store {
             open: std::sync::Arc::new(std::sync::RwLock::new(Some(std::sync::Arc::new(trees)))),
