@@ -69,6 +69,8 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("provenance", [Done, Done, Done, Done]),
     // Everyone searches the history; what each sees is tests/notebook.rs'.
     ("history", [Done, Done, Done, Done]),
+    ("compare", [Done, Done, Done, Done]),
+    ("deps", [Done, Done, Done, Done]),
     ("feed", [Done, Done, Done, Done]),
     ("projects", [Done, Done, Done, Done]),
     ("outcome", [Done, Done, Denied, Denied]),
@@ -222,6 +224,8 @@ impl Fixture {
             "comments" => format!("comments {}", self.finished),
             "provenance" => format!("provenance {}", self.finished),
             "history" => "history state:finished".into(),
+            "compare" => format!("compare {} {}", self.finished, self.blocker),
+            "deps" => "deps --package pandas".into(),
             "feed" => "feed --since 1h".into(),
             "projects" => "projects".into(),
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),

@@ -166,6 +166,46 @@ async fn provenance_records_code_data_environment_and_sources_as_the_owner() {
     );
     assert!(unchanged["cache_hits"].as_u64() >= Some(1), "{unchanged}");
 
+    // Dependencies across experiments, from their provenance.
+    let ids_of = |out: &common::ExecResult| -> Vec<u64> {
+        json(&out.stdout)
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|u| u["id"].as_u64().expect("id"))
+            .collect()
+    };
+    let old_pandas = exec(&alice, "deps --package 'pandas<2' --json", None).await;
+    assert_eq!(
+        ids_of(&old_pandas),
+        [third, second, first],
+        "{old_pandas:?}"
+    );
+    let new_pandas = exec(&alice, "deps --package 'pandas>=2' --json", None).await;
+    assert!(ids_of(&new_pandas).is_empty(), "{new_pandas:?}");
+    let readers = exec(&alice, "deps --source mysql://warehouse --json", None).await;
+    assert_eq!(ids_of(&readers), [third, second, first], "{readers:?}");
+    let summary = json(&exec(&alice, "deps --json", None).await.stdout);
+    let pandas = summary
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|s| s["package"] == "python:pandas")
+        .unwrap_or_else(|| panic!("{summary}"))
+        .clone();
+    assert_eq!(pandas["experiments"], 3, "{pandas}");
+    assert_eq!(pandas["versions"], serde_json::json!(["1.5.3"]));
+    let unused = exec(&alice, "deps --unused-since 1d", None).await;
+    assert_eq!(unused.stdout, "no package matches\n", "{unused:?}");
+    let text = exec(&alice, "deps --package pandas", None).await;
+    assert!(
+        text.stdout
+            .contains("python:pandas 1.5.3 (requirements.txt)"),
+        "{text:?}"
+    );
+    let bad = exec(&alice, "deps --package '<2'", None).await;
+    assert_eq!(bad.status, Some(2), "{bad:?}");
+
     // A repository its owner cannot read is said so, not read as root.
     let closed = base.path().join("closed");
     std::fs::create_dir(&closed).expect("mkdir");
@@ -316,4 +356,35 @@ async fn history_selects_with_the_filter_language_and_hides_what_a_listing_hides
             .contains(&private)
     );
     assert_eq!(history_ids(&vera, "user:mike").await, [private]);
+
+    // Compare: what differs is named and starred; curves on request.
+    let c = json(
+        &exec(
+            &admin,
+            &format!("compare {a} {b} --json --metric auc"),
+            None,
+        )
+        .await
+        .stdout,
+    );
+    let differs: Vec<&str> = c["differs"]
+        .as_array()
+        .expect("differs")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    assert!(differs.contains(&"param:lr"), "{c}");
+    assert!(differs.contains(&"metric:auc"), "{c}");
+    assert!(differs.contains(&"command"), "{c}");
+    assert!(!differs.contains(&"resources"), "{c}");
+    assert_eq!(c["runs"][0]["metrics"]["auc"]["last"], 0.85, "{c}");
+    assert_eq!(c["runs"][1]["curve"][0]["value"], 0.7, "{c}");
+    let text = exec(&admin, &format!("compare {a} {b}"), None).await;
+    assert_eq!(text.status, Some(0), "{text:?}");
+    assert!(text.stdout.contains("* param lr"), "{text:?}");
+    assert!(text.stdout.contains("  owner"), "{text:?}");
+    let one = exec(&admin, &format!("compare {a}"), None).await;
+    assert_eq!(one.status, Some(2), "{one:?}");
+    let hidden = exec(&vera, &format!("compare {a} {private}"), None).await;
+    assert_eq!(hidden.status, Some(77), "{hidden:?}");
 }

@@ -180,6 +180,44 @@ pub enum LabCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Experiments side by side: params, metrics, resources, commits,
+    /// packages and inputs, a `*` before each row that differs.
+    Compare {
+        /// Two to twenty experiment ids.
+        #[arg(required = true, num_args = 2..)]
+        ids: Vec<u64>,
+        /// Also give each one's values of this metric (--json), to overlay.
+        #[arg(long, value_name = "NAME")]
+        metric: Option<String>,
+        /// Print JSON: {"runs":[{"id","name","owner","project","state",
+        /// "command","params","metrics","resources","usage","commit","dirty",
+        /// "packages","inputs","curve"}],"differs":["param:lr",…]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dependencies across experiments: which used a package (`--package
+    /// 'pandas<2'`), which read a source (`--source mysql://warehouse`),
+    /// which packages nobody used lately (`--unused-since 90d`); without
+    /// them, every package with how many experiments used it.
+    Deps {
+        /// `[ECOSYSTEM:]NAME[OP VERSION]`, OP one of < <= > >= == !=.
+        #[arg(long, value_name = "PACKAGE")]
+        package: Option<String>,
+        /// Text a source must contain.
+        #[arg(long, value_name = "PATTERN")]
+        source: Option<String>,
+        /// Only this project's experiments.
+        #[arg(long)]
+        project: Option<String>,
+        /// Packages no experiment submitted within this age used.
+        #[arg(long, value_name = "AGE")]
+        unused_since: Option<String>,
+        /// Print JSON: [{"id","project","owner","submitted_at","package",
+        /// "sources"}], or [{"package","versions","experiments","projects",
+        /// "last_used"}].
+        #[arg(long)]
+        json: bool,
+    },
     /// Where an experiment came from: git state (commit, branch, remote,
     /// dirty, diff), hashes of its inputs and outputs, interpreters,
     /// packages and data sources, as captured at its start and end.
@@ -493,7 +531,9 @@ impl LabCommand {
             | LabCommand::Rerun { id, .. }
             | LabCommand::Priority { id, .. } => format!("{name} {id}"),
             LabCommand::Logs(args) => format!("logs {}", args.id),
-            LabCommand::Cancel { ids: list, .. } | LabCommand::Wait { ids: list, .. } => {
+            LabCommand::Cancel { ids: list, .. }
+            | LabCommand::Wait { ids: list, .. }
+            | LabCommand::Compare { ids: list, .. } => {
                 format!("{name} {}", ids(list))
             }
             LabCommand::User { action, .. } => match action {
@@ -575,6 +615,8 @@ impl LabCommand {
             LabCommand::Comments { .. } => "comments ID",
             LabCommand::Provenance { .. } => "provenance ID",
             LabCommand::History { .. } => "history",
+            LabCommand::Compare { .. } => "compare ID ID…",
+            LabCommand::Deps { .. } => "deps",
             LabCommand::Feed { .. } => "feed",
             LabCommand::Projects { .. } => "projects",
             LabCommand::Outcome { .. } => "outcome ID",

@@ -6,6 +6,8 @@
 
 mod accounts;
 mod commands;
+mod compare;
+mod deps;
 mod history;
 pub mod logs;
 mod metrics;

@@ -58,6 +58,24 @@ pub async fn run_command(
             };
             history(lab, &caller, &filter, &metrics, before, limit, format)
         }
+        LabCommand::Deps {
+            package,
+            source,
+            project,
+            unused_since,
+            json,
+        } => super::deps::deps(
+            lab,
+            &caller,
+            package.as_deref(),
+            source.as_deref(),
+            project.as_deref(),
+            unused_since.as_deref(),
+            json,
+        ),
+        LabCommand::Compare { ids, metric, json } => {
+            super::compare::compare(lab, &caller, &ids, metric.as_deref(), json)
+        }
         LabCommand::Provenance { id, json, diff } => {
             super::provenance::provenance(lab, &caller, id, json, diff)
         }

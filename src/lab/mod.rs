@@ -5,6 +5,8 @@
 //! terminals or output formats.
 
 mod bootstrap;
+mod compare;
+mod deps;
 mod engine;
 #[cfg(test)]
 mod experiment_tests;
@@ -32,6 +34,8 @@ use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
+pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences};
+pub use deps::{DepsAnswer, DepsQuery, DepsUse, PackageQuery, PackageSummary, compare_versions};
 pub use engine::{Engine, LiveUse, QueueNews, StateChange};
 pub use experiments::HIDDEN;
 pub use feed::{FeedEvent, FeedItem, MAX_FEED};

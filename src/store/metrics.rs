@@ -74,8 +74,21 @@ impl Store {
     /// Every stored value of experiment `id`, by name, then source and
     /// place in it.
     pub fn metrics(&self, id: u64) -> StoreResult<Vec<MetricSample>> {
+        self.metrics_under(&id.to_be_bytes())
+    }
+
+    /// Every stored value of metric `name` of experiment `id`, by source
+    /// and place.
+    pub fn metric(&self, id: u64, name: &str) -> StoreResult<Vec<MetricSample>> {
+        let mut prefix = id.to_be_bytes().to_vec();
+        prefix.extend_from_slice(name.as_bytes());
+        prefix.push(0);
+        self.metrics_under(&prefix)
+    }
+
+    fn metrics_under(&self, prefix: &[u8]) -> StoreResult<Vec<MetricSample>> {
         let mut samples = Vec::new();
-        for entry in self.t()?.metrics.scan_prefix(id.to_be_bytes()) {
+        for entry in self.t()?.metrics.scan_prefix(prefix) {
             let (key, value) = entry?;
             let rest = &key[8..];
             let zero = rest
