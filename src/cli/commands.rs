@@ -186,7 +186,8 @@ pub enum LabCommand {
         /// Two to twenty experiment ids.
         #[arg(required = true, num_args = 2..)]
         ids: Vec<u64>,
-        /// Also give each one's values of this metric (--json), to overlay.
+        /// Also give each one's values of this metric (--json), to overlay
+        /// (at most 1000 each: a longer curve keeps each stretch's extremes).
         #[arg(long, value_name = "NAME")]
         metric: Option<String>,
         /// Print JSON: {"runs":[{"id","name","owner","project","state",

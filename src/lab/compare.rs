@@ -12,6 +12,10 @@ use crate::model::{MetricSummary, ResourceUse, Resources};
 
 /// Most experiments compared at once.
 pub const MAX_COMPARED: usize = 20;
+/// Points of each curve given (a terminal or a page shows no more): a
+/// longer curve keeps the smallest and largest value of each of half as
+/// many stretches, so no spike is lost.
+pub const CURVE_POINTS: usize = 1000;
 
 /// One experiment as compared.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,17 +84,19 @@ impl Lab {
             let provenance = self.store.provenance(id)?.unwrap_or_default();
             let git = provenance.git.as_ref();
             let curve = match curve {
-                Some(name) => Some(
-                    self.store
-                        .metric(id, name)?
+                Some(name) => {
+                    let mut samples = self.store.metric(id, name)?;
+                    samples.sort_by_key(|s| (s.at, s.source, s.offset, s.index));
+                    let points = samples
                         .iter()
                         .map(|s| MetricPoint {
                             step: s.step,
                             value: s.value,
                             time: s.at as f64 / 1000.0,
                         })
-                        .collect(),
-                ),
+                        .collect();
+                    Some(downsample(points, CURVE_POINTS))
+                }
                 None => None,
             };
             runs.push(ComparedRun {
@@ -133,6 +139,42 @@ impl Lab {
         let differs = differences(&runs);
         Ok(Comparison { runs, differs })
     }
+}
+
+/// `points` cut to at most `most`: of each of `most / 2` stretches, its
+/// smallest and largest value, in their order.
+pub fn downsample(points: Vec<MetricPoint>, most: usize) -> Vec<MetricPoint> {
+    let stretches = most / 2;
+    if points.len() <= most || stretches == 0 {
+        return points;
+    }
+    let mut kept = Vec::with_capacity(most);
+    for i in 0..stretches {
+        let stretch = &points[i * points.len() / stretches..(i + 1) * points.len() / stretches];
+        let by_value = |a: &&MetricPoint, b: &&MetricPoint| a.value.total_cmp(&b.value);
+        let (Some(low), Some(high)) = (
+            stretch
+                .iter()
+                .enumerate()
+                .min_by(|a, b| by_value(&a.1, &b.1)),
+            stretch
+                .iter()
+                .enumerate()
+                .max_by(|a, b| by_value(&a.1, &b.1)),
+        ) else {
+            continue;
+        };
+        let (first, second) = if low.0 <= high.0 {
+            (low, high)
+        } else {
+            (high, low)
+        };
+        kept.push(first.1.clone());
+        if second.0 != first.0 {
+            kept.push(second.1.clone());
+        }
+    }
+    kept
 }
 
 /// What differs between `runs`, in a stable order.
@@ -178,4 +220,35 @@ pub fn differences(runs: &[ComparedRun]) -> Vec<String> {
         differs.push("resources".into());
     }
     differs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[f64]) -> Vec<MetricPoint> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| MetricPoint {
+                step: Some(i as u64),
+                value: *v,
+                time: i as f64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_curve_keeps_each_stretchs_extremes_in_order() {
+        let mut values = vec![1.0; 10_000];
+        values[4321] = 50.0;
+        values[7000] = -3.0;
+        let kept = downsample(points(&values), 100);
+        assert!(kept.len() <= 100, "{}", kept.len());
+        assert!(kept.iter().any(|p| p.value == 50.0 && p.step == Some(4321)));
+        assert!(kept.iter().any(|p| p.value == -3.0 && p.step == Some(7000)));
+        assert!(kept.windows(2).all(|w| w[0].step < w[1].step));
+        let short = points(&[1.0, 2.0, 3.0]);
+        assert_eq!(downsample(short.clone(), 100), short);
+    }
 }

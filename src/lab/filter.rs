@@ -345,6 +345,12 @@ impl Filter {
         })
     }
 
+    /// Whether every match has been given an outcome (a term requires
+    /// positive, negative or inconclusive).
+    pub fn requires_outcome(&self) -> bool {
+        self.positive().any(|t| matches!(t, Test::Outcome(Some(_))))
+    }
+
     /// The project every match has, when a term requires one.
     pub fn required_project(&self) -> Option<&str> {
         self.positive().find_map(|t| match t {
@@ -1134,6 +1140,14 @@ mod tests {
         assert_eq!(f.since_secs(NOW), Some(1_749_859_200));
         assert_eq!(f.until_secs(NOW), Some(NOW - DAY));
         assert_eq!(f.metric_names(), vec!["auc", "loss"]);
+        assert!(!f.requires_outcome());
+        assert!(parse("outcome:negative").expect("parse").requires_outcome());
+        assert!(
+            !parse("-outcome:negative")
+                .expect("parse")
+                .requires_outcome()
+        );
+        assert!(!parse("outcome:none").expect("parse").requires_outcome());
 
         let f = parse("-user:ana -project:churn -state:failed -since:1d name:x").expect("parse");
         assert_eq!(f.required_owner(), None);

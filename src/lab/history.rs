@@ -4,7 +4,8 @@
 //!
 //! Rows are read newest first and stop at the first experiment submitted
 //! before the filter's `since:` (ids grow with time); a filter that names
-//! a project or an owner reads only theirs, through the store's index. What the filter
+//! a project or an owner reads only theirs, through the store's index, and
+//! one that asks for an outcome only the experiments given one. What the filter
 //! matches is what the caller may see: a private experiment's command and
 //! params are hidden from others before the filter reads them, and its
 //! outcome and metrics (its results) too, so a search never reveals what
@@ -132,8 +133,10 @@ impl Lab {
             }
             rows.len() < limit && examined < MAX_EXAMINED
         };
-        // An owner or a project named reads only theirs, by its index.
+        // An owner or a project named reads only theirs, by its index; an
+        // outcome asked for, only the experiments given one.
         match (parsed.required_project(), parsed.required_owner()) {
+            _ if parsed.requires_outcome() => self.store.walk_concluded_newest(before, visit)?,
             (Some(project), _) => {
                 self.store
                     .walk_indexed_newest(IndexedBy::Project, project, before, visit)?

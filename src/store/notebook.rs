@@ -63,6 +63,16 @@ impl Store {
         self.flush()
     }
 
+    /// Writes many outcomes with one flush (imports, benchmarks).
+    pub fn import_conclusions(&self, conclusions: &[(u64, Conclusion)]) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for (id, c) in conclusions {
+            batch.insert(&id.to_be_bytes(), encode(CONCLUSIONS_TREE, c)?);
+        }
+        self.t()?.conclusions.apply_batch(batch)?;
+        self.flush()
+    }
+
     /// The outcome given to `experiment`, if any.
     pub fn conclusion(&self, experiment: u64) -> StoreResult<Option<Conclusion>> {
         self.t()?
@@ -103,6 +113,29 @@ impl Store {
 }
 
 impl Store {
+    /// Walks the experiments given an outcome, newest first from below
+    /// `before` (exclusive), until `visit` says stop: the outcomes are
+    /// their own index.
+    pub fn walk_concluded_newest(
+        &self,
+        before: Option<u64>,
+        mut visit: impl FnMut(crate::model::Experiment) -> bool,
+    ) -> StoreResult<()> {
+        let end = before.unwrap_or(u64::MAX).to_be_bytes();
+        for entry in self.t()?.conclusions.range(..end).rev() {
+            let (key, _) = entry?;
+            let Ok(id) = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes) else {
+                continue;
+            };
+            if let Some(e) = self.experiment(id)?
+                && !visit(e)
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Every outcome given, by experiment id.
     pub fn conclusions(&self) -> StoreResult<std::collections::HashMap<u64, Conclusion>> {
         Ok(self.conclusions_since(i64::MIN)?.into_iter().collect())
