@@ -47,6 +47,9 @@ pub struct NotebookConfig {
     pub max_diff: Size,
     /// Most files hashed under one declared directory.
     pub max_hashed_files: u32,
+    /// The project of an experiment that names none with `--project` and
+    /// does not run in a git repository (empty: none).
+    pub default_project: String,
 }
 
 /// A size as a configuration file writes it (`4G`, `256M`, `0`), in bytes;
@@ -291,6 +294,7 @@ impl Default for Config {
                 provenance_timeout: Secs(600),
                 max_diff: Size(1 << 20),
                 max_hashed_files: 100_000,
+                default_project: String::new(),
             },
         }
     }

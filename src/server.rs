@@ -435,6 +435,8 @@ pub fn queue_settings(config: &Config) -> QueueSettings {
         max_output_bytes: q.max_output.0,
         max_queued_per_user: q.max_queued_per_user,
         single_user: (!crate::sys::process::is_root() && q.run_as_daemon_user).then(invoking_user),
+        default_project: Some(config.notebook.default_project.trim().to_string())
+            .filter(|p| !p.is_empty()),
     }
 }
 

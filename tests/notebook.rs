@@ -94,6 +94,8 @@ async fn provenance_records_code_data_environment_and_sources_as_the_owner() {
     assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
     let p = provenance(&alice, first, true).await;
 
+    // No --project: the repository's name is its project.
+    assert_eq!(e["spec"]["project"], "churn-model", "{e}");
     let git = &p["git"];
     assert_eq!(git["repository"], "churn-model", "{p}");
     assert_eq!(git["branch"], "main");

@@ -42,6 +42,9 @@ pub struct QueueSettings {
     /// experiments as itself), the daemon's account: only the lab user
     /// mapped to it runs experiments (they can read the daemon's data).
     pub single_user: Option<String>,
+    /// The project of an experiment that names none and is not in a git
+    /// repository.
+    pub default_project: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -55,6 +58,7 @@ impl Default for QueueSettings {
             max_output_bytes: 10 << 30,
             max_queued_per_user: 1000,
             single_user: None,
+            default_project: None,
         }
     }
 }
@@ -282,10 +286,15 @@ impl Lab {
             }
         }
         let workdir = r.workdir.unwrap_or_else(|| account.home.clone());
-        check_workdir(&workdir, account, &self.workdir_checks.0)?;
+        let repository = check_workdir(&workdir, account, &self.workdir_checks.0)?;
         Ok(ExperimentSpec {
             name: r.name,
-            project: r.project,
+            // Its project: as given, else its git repository's name, else
+            // the configured default.
+            project: r
+                .project
+                .or(repository)
+                .or_else(|| self.queue.default_project.clone()),
             tags: r.tags,
             command,
             workdir,
@@ -497,19 +506,19 @@ pub(super) fn check_workdir(
     dir: &Path,
     account: &Account,
     in_flight: &std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
-) -> LabResult<()> {
+) -> LabResult<Option<String>> {
     if !dir.is_absolute() {
         return Err(LabError::Invalid(format!(
             "--workdir {}: use an absolute path",
             dir.display()
         )));
     }
-    static PASSED: std::sync::OnceLock<accounts::Kept<(u32, PathBuf), ()>> =
+    static PASSED: std::sync::OnceLock<accounts::Kept<(u32, PathBuf), Option<String>>> =
         std::sync::OnceLock::new();
     let passed = PASSED.get_or_init(accounts::Kept::new);
     let key = (account.uid, dir.to_path_buf());
-    if passed.get(&key).is_some() {
-        return Ok(());
+    if let Some(repository) = passed.get(&key) {
+        return Ok(repository);
     }
     let groups = accounts::groups_of(&account.name, account.gid).map_err(LabError::Unavailable)?;
     if !in_flight
@@ -531,19 +540,33 @@ pub(super) fn check_workdir(
     );
     let checked = accounts::within(WORKDIR_CHECK_TIMEOUT, move || {
         let may = crate::sys::fs::may_enter_as(&path, uid, gid, &groups);
+        // Its owner may enter it, so every directory above it: whether one
+        // holds `.git` tells nothing the owner could not see.
+        let repository = may.then(|| repository_name(&path)).flatten();
         checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&uid);
-        may
+        (may, repository)
     });
-    if checked == Ok(true) {
-        passed.put(key, (), WORKDIR_PASSED_FOR);
-        return Ok(());
+    if let Ok((true, repository)) = checked {
+        passed.put(key, repository.clone(), WORKDIR_PASSED_FOR);
+        return Ok(repository);
     }
     Err(LabError::Invalid(format!(
         "--workdir {}: no such directory, or unix user {} cannot enter and list it",
         dir.display(),
         account.name
     )))
+}
+
+/// The name of the git repository `dir` is in (the directory that holds
+/// `.git`), when it is a valid project name.
+fn repository_name(dir: &Path) -> Option<String> {
+    let root = dir
+        .ancestors()
+        .find(|d| d.join(".git").symlink_metadata().is_ok())?;
+    let name = root.file_name()?.to_str()?;
+    (!name.is_empty() && name.chars().count() <= MAX_LABEL && !name.chars().any(char::is_control))
+        .then(|| name.to_string())
 }

@@ -4,6 +4,7 @@ use terminput::{Event, KeyCode, KeyEvent, KeyModifiers};
 
 use super::component::Handled;
 use super::dashboard::{self, DashboardState};
+use super::history::{self, HistoryState};
 use super::input::{key_name, key_press};
 use super::queue::{self, PASTE_IGNORED, QueueState};
 use crate::model::Role;
@@ -57,6 +58,8 @@ pub enum Request {
     Dashboard(dashboard::Request),
     /// A Queue request.
     Queue(queue::Request),
+    /// A History request.
+    History(history::Request),
 }
 
 /// Everything about the session's screen that is not shared data.
@@ -74,6 +77,10 @@ pub struct ViewState {
     pub dashboard: DashboardState,
     /// The Queue tab's own state.
     pub queue: QueueState,
+    /// The History tab's own state.
+    pub history: HistoryState,
+    /// Rows History's page shows (set by the session).
+    pub history_rows: usize,
     /// A request for the session to complete with shared data.
     pub request: Option<Request>,
 }
@@ -88,6 +95,8 @@ impl ViewState {
             notice: None,
             dashboard: DashboardState::default(),
             queue: QueueState::default(),
+            history: HistoryState::default(),
+            history_rows: 0,
             request: None,
         }
     }
@@ -121,6 +130,7 @@ impl ViewState {
     pub fn handle_paste(&mut self, text: &str) {
         self.notice = match self.tab {
             Tab::Queue => self.queue.handle_paste(text),
+            Tab::History if self.history.takes_text() => self.history.handle_paste(text),
             _ => Some(PASTE_IGNORED.into()),
         };
     }
@@ -132,7 +142,9 @@ impl ViewState {
         match key.code {
             KeyCode::Char('c') if ctrl => return Flow::Quit,
             // While text is typed (form, prompt, search), every key is text.
-            _ if self.tab == Tab::Queue && self.queue.takes_text() => {
+            _ if (self.tab == Tab::Queue && self.queue.takes_text())
+                || (self.tab == Tab::History && self.history.takes_text()) =>
+            {
                 self.tab_key(key);
             }
             KeyCode::Char('q') if key.modifiers.is_empty() => return Flow::Quit,
@@ -156,7 +168,11 @@ impl ViewState {
         let handled = match self.tab {
             Tab::Dashboard => wrap(self.dashboard.handle_key(key), Request::Dashboard),
             Tab::Queue => wrap(self.queue.handle_key(key, self.role), Request::Queue),
-            Tab::History | Tab::Admin => Handled::No,
+            Tab::History => wrap(
+                self.history.handle_key(key, self.history_rows),
+                Request::History,
+            ),
+            Tab::Admin => Handled::No,
         };
         match handled {
             Handled::No => return false,

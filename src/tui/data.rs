@@ -32,6 +32,12 @@ pub struct Snapshot {
     pub queue_total: usize,
     /// Text of an open Queue details pane.
     pub queue_pane_text: Option<String>,
+    /// The History tab's page, newest first.
+    pub history: Vec<crate::lab::HistoryRow>,
+    /// Where History's next page starts, when there is one.
+    pub history_next: Option<u64>,
+    /// Text of an open History pane (the experiment page, a comparison).
+    pub history_pane_text: Option<String>,
     /// Lines of the log in an open log pane.
     pub log: Arc<LogLines>,
     /// Users with live sessions.

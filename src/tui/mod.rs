@@ -13,8 +13,8 @@
 //! `widgets.rs` has what every screen draws with.
 //!
 //! For the people who use it: tabs Dashboard, Queue, History and Admin
-//! (admins only; History and Admin say what they will show until their
-//! issues land) and a status line (user, role, host, clock, sessions). `?`
+//! (admins only; Admin says what it will show until its issue lands) and a
+//! status line (user, role, host, clock, sessions). `?`
 //! shows the keys of the current screen. Pasted text (bracketed paste) goes
 //! into the open form field, prompt or search and never acts as keys or
 //! submits; elsewhere it is ignored. In the form's command its lines become
@@ -28,6 +28,7 @@ mod backend;
 mod component;
 mod dashboard;
 mod data;
+mod history;
 mod input;
 mod queue;
 mod requests;

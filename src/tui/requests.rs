@@ -6,6 +6,8 @@ use super::app::{Request, ViewState};
 use super::dashboard::draw::sorted_rows;
 use super::dashboard::{self, DrillDown};
 use super::data::Snapshot;
+use super::history::draw::sorted_rows as history_rows;
+use super::history::{self, HistoryPane};
 use super::queue::draw::visible_rows;
 use super::queue::logpane::LogPaneState;
 use super::queue::{self, QueuePane};
@@ -22,6 +24,7 @@ pub fn carry_out(
     request: Request,
 ) {
     match request {
+        Request::History(request) => history_request(view, snapshot, request),
         Request::Dashboard(dashboard::Request::OpenSelected) => {
             let rows = sorted_rows(snapshot, &view.dashboard);
             let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
@@ -132,6 +135,46 @@ pub fn carry_out(
     }
 }
 
+/// Carries out a History request: it acts on the rows shown (what they
+/// open is read through the service when drawn).
+fn history_request(view: &mut ViewState, snapshot: &Snapshot, request: history::Request) {
+    let rows = history_rows(snapshot, &view.history);
+    let selected = rows
+        .get(view.history.selected.min(rows.len().saturating_sub(1)))
+        .map(|r| r.id);
+    match (request, selected) {
+        (history::Request::OpenSelected, Some(id)) => {
+            view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+        }
+        (history::Request::MarkSelected, Some(id)) => {
+            if !view.history.marked.remove(&id) {
+                if view.history.marked.len() >= crate::lab::MAX_COMPARED {
+                    view.notice = Some(format!(
+                        "at most {} experiments are compared at once",
+                        crate::lab::MAX_COMPARED
+                    ));
+                    return;
+                }
+                view.history.marked.insert(id);
+            }
+        }
+        (history::Request::CompareMarked, _) => {
+            view.history.pane = Some(HistoryPane::Compare {
+                ids: view.history.marked.iter().copied().collect(),
+                scroll: 0,
+            });
+        }
+        (history::Request::NextPage, _) => match snapshot.history_next {
+            Some(before) => {
+                view.history.pages.push(Some(before));
+                view.history.selected = 0;
+            }
+            None => view.notice = Some("this is the oldest page".into()),
+        },
+        (_, None) => view.notice = Some("no experiment selected".into()),
+    }
+}
+
 /// The interface's side of the authorization matrix (tests/authz.rs has the
 /// commands'): every request × admin, owner, other member, viewer.
 #[cfg(test)]
@@ -168,6 +211,9 @@ mod tests {
             Request::Queue(queue::Request::RerunSelected) => [Done, Done, Denied, Denied],
             Request::Queue(queue::Request::Submit(_)) => [Done, Done, Done, Denied],
             Request::Queue(queue::Request::SetPriority(..)) => [Done, Denied, Denied, Denied],
+            // They open panes; what a pane shows is read through the
+            // service as it is drawn (tui/session.rs tests it).
+            Request::History(_) => [Done; 4],
         }
     }
 
@@ -239,6 +285,10 @@ mod tests {
                 Request::Queue(queue::Request::RerunSelected),
                 Request::Queue(queue::Request::Submit(Box::new(form.clone()))),
                 Request::Queue(queue::Request::ConfirmCancel(target)),
+                Request::History(history::Request::OpenSelected),
+                Request::History(history::Request::MarkSelected),
+                Request::History(history::Request::CompareMarked),
+                Request::History(history::Request::NextPage),
             ];
             for request in requests {
                 let want = row(&request)[n];

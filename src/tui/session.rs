@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::app::{Flow, Tab, ViewState};
 use super::backend::ScreenWriter;
 use super::data::Snapshot;
+use super::history::HistoryPane;
 use super::input::{InputParser, key_press};
 use super::queue::logpane::{INITIAL_TAIL, LogFollower};
 use super::queue::{QueuePane, QueueState, StateFilter};
@@ -69,6 +70,8 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut lab_names = lab.lab_names().unwrap_or_default();
     let mut frames: u64 = 0;
     let mut follower: Option<LogFollower> = None;
+    // History's page, with what it was read for and when.
+    let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -130,6 +133,9 @@ pub async fn run_tui_session<S: FrameSink>(
             queue_offset: 0,
             queue_total: 0,
             queue_pane_text: None,
+            history: Vec::new(),
+            history_next: None,
+            history_pane_text: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
@@ -172,9 +178,39 @@ pub async fn run_tui_session<S: FrameSink>(
                 snapshot.queue_offset = start;
             }
         }
+        if view.tab == Tab::History {
+            view.history.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
+            let key = (view.history.filter.clone(), view.history.before());
+            let stale = history
+                .as_ref()
+                .is_none_or(|(k, at, _)| *k != key || at.elapsed() >= HISTORY_REFRESH);
+            if stale {
+                match lab.history(&principal, &key.0, key.1, HISTORY_PAGE) {
+                    Ok(page) => history = Some((key, std::time::Instant::now(), page)),
+                    Err(e) => {
+                        view.notice = Some(e.to_string());
+                        history = None;
+                    }
+                }
+            }
+            if let Some((_, _, page)) = &history {
+                snapshot.history = page.rows.clone();
+                snapshot.history_next = page.next;
+            }
+            view.history_rows = snapshot.history.len();
+            view.history.selected = view
+                .history
+                .selected
+                .min(snapshot.history.len().saturating_sub(1));
+        }
         if let Some(request) = view.request.take() {
             carry_out(&lab, &principal, &mut view, &snapshot, request);
         }
+        snapshot.history_pane_text = view
+            .history
+            .pane
+            .as_ref()
+            .map(|pane| history_pane_text(&lab, &principal, pane));
         snapshot.queue_pane_text = match &view.queue.pane {
             Some(QueuePane::Details(id)) => Some(match lab.experiment(&principal, *id) {
                 Ok(e) => {
@@ -266,6 +302,58 @@ impl<T: FrameSink> FrameSink for &mut T {
 }
 
 /// What the Queue tab lists, as its state asks.
+/// What History's page was read for: its filter and where it starts.
+type HistoryKey = (String, Option<u64>);
+
+/// Rows of a History page.
+const HISTORY_PAGE: usize = 100;
+/// How long a History page is shown before it is read again.
+const HISTORY_REFRESH: Duration = Duration::from_secs(5);
+
+/// The text of History's open pane: the experiment page (spec and state,
+/// provenance, metrics, outcome and comments), or a comparison; each part
+/// as the service allows it to the caller, as the commands would.
+fn history_pane_text(lab: &Lab, principal: &Principal, pane: &HistoryPane) -> String {
+    match pane {
+        HistoryPane::Page { id, .. } => {
+            let id = *id;
+            let mut text = match lab.experiment(principal, id) {
+                Ok(e) => {
+                    let private_project =
+                        e.spec.project.as_deref().is_some_and(|project| {
+                            lab.project_is_private(project).unwrap_or(false)
+                        });
+                    crate::describe::experiment_details(&e, private_project)
+                }
+                Err(e) => return e.to_string(),
+            };
+            text.push_str("\nPROVENANCE\n");
+            match lab.provenance(principal, id) {
+                Ok(p) => text.push_str(&crate::describe::provenance_lines(id, &p)),
+                Err(e) => text.push_str(&format!("{e}\n")),
+            }
+            text.push_str("\nMETRICS\n");
+            match lab.metrics_brief(principal, id) {
+                Ok(brief) => text.push_str(&crate::describe::metrics_lines(&brief)),
+                Err(e) => text.push_str(&format!("{e}\n")),
+            }
+            text.push_str("\nOUTCOME AND COMMENTS\n");
+            match lab.discussion(principal, id) {
+                Ok(d) if d.outcome.is_none() && d.comments.is_empty() => {
+                    text.push_str("no outcome and no comments yet (outcome ID …, comment ID …)\n")
+                }
+                Ok(d) => text.push_str(&crate::describe::discussion_lines(&d, None)),
+                Err(e) => text.push_str(&format!("{e}\n")),
+            }
+            text
+        }
+        HistoryPane::Compare { ids, .. } => match lab.compare(principal, ids, None) {
+            Ok(c) => crate::describe::comparison_lines(&c),
+            Err(e) => e.to_string(),
+        },
+    }
+}
+
 fn queue_filter(state: &QueueState, me: &str) -> ListFilter {
     ListFilter {
         user: state.mine_only.then(|| me.to_string()),
@@ -310,5 +398,42 @@ mod tests {
             (filter.user, filter.state, filter.order),
             (None, None, ListOrder::Newest)
         );
+    }
+
+    #[test]
+    fn the_experiment_page_shows_each_part_as_the_service_allows_it() {
+        use crate::lab::SubmitRequest;
+        use crate::lab::testing::{lab_with_admin, principal};
+        use crate::model::{CommandLine, Role};
+        let (_d, lab) = lab_with_admin();
+        let mike = principal(&lab, "mike", Role::Member);
+        let vera = principal(&lab, "vera", Role::Viewer);
+        let id = lab
+            .submit(
+                &mike,
+                SubmitRequest {
+                    command: Some(CommandLine::Shell("echo secret-plan".into())),
+                    workdir: Some("/tmp".into()),
+                    private: true,
+                    ..SubmitRequest::default()
+                },
+            )
+            .expect("submit");
+        let page = HistoryPane::Page { id, scroll: 0 };
+        let own = history_pane_text(&lab, &mike, &page);
+        assert!(own.contains("secret-plan"), "{own}");
+        assert!(
+            own.contains("PROVENANCE") && own.contains("no provenance captured"),
+            "{own}"
+        );
+        let other = history_pane_text(&lab, &vera, &page);
+        assert!(!other.contains("secret-plan"), "{other}");
+        assert!(other.contains("is private"), "{other}");
+        let compare = HistoryPane::Compare {
+            ids: vec![id, id],
+            scroll: 0,
+        };
+        let refused = history_pane_text(&lab, &vera, &compare);
+        assert!(refused.starts_with("permission denied"), "{refused}");
     }
 }

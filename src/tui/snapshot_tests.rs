@@ -177,6 +177,9 @@ fn snapshot(role: Role) -> Snapshot {
         queue_offset: 0,
         queue_total: 0,
         queue_pane_text: None,
+        history: Vec::new(),
+        history_next: None,
+        history_pane_text: None,
         log: Arc::default(),
         connected: vec![
             ConnectedUser {
@@ -551,4 +554,138 @@ fn submit_form_and_priority_prompt() {
         prompt.contains("Priority of experiment 13") && prompt.contains("New priority: -5"),
         "{prompt}"
     );
+}
+
+fn history_row(id: u64, name: &str, state: &str, auc: f64) -> crate::lab::HistoryRow {
+    let mut metrics = std::collections::BTreeMap::new();
+    metrics.insert(
+        "auc".to_string(),
+        crate::model::MetricSummary {
+            count: 10,
+            last: auc,
+            last_at: 0,
+            min: auc / 2.0,
+            max: auc,
+        },
+    );
+    crate::lab::HistoryRow {
+        id,
+        name: Some(name.into()),
+        owner: if id % 2 == 0 { "ana" } else { "bob" }.into(),
+        project: Some("churn".into()),
+        tags: vec!["baseline".into()],
+        state: state.into(),
+        outcome: (id == 41).then_some(crate::model::Verdict::Negative),
+        submitted_at: 1_796_000_000 + id as i64,
+        duration_secs: Some(3600 + id * 60),
+        peak_memory_bytes: Some(9 << 30),
+        memory_request_bytes: 64 << 30,
+        gpu_hours: 1.5,
+        metrics,
+        commit: Some(format!("{id:02}3f2a1b9c0d4e5f60718293a4b5c6d7e8f9a0b1c2")),
+        dirty: id == 42,
+    }
+}
+
+fn history_view() -> (ViewState, Snapshot) {
+    let mut v = view(Role::Member, Tab::History);
+    v.history.filter = "project:churn metric:auc>0.8".into();
+    v.history.marked.insert(41);
+    v.history.selected = 1;
+    let mut snap = snapshot(Role::Member);
+    snap.history = vec![
+        history_row(42, "xgb-depth-8", "succeeded", 0.91),
+        history_row(41, "xgb-depth-6", "succeeded", 0.87),
+        history_row(40, "logreg", "failed", 0.81),
+    ];
+    snap.history_next = Some(40);
+    (v, snap)
+}
+
+#[test]
+fn history_lists_filtered_experiments_with_their_metrics() {
+    let (v, snap) = history_view();
+    insta::assert_snapshot!("history_rows_80x24", draw(&v, &snap, 80, 24));
+    insta::assert_snapshot!("history_rows_120x40", draw(&v, &snap, 120, 40));
+}
+
+#[test]
+fn history_filter_bar_points_at_a_mistake() {
+    let (mut v, snap) = history_view();
+    v.history.filter.clear();
+    for c in "/project:churn metric:auc>>1".chars() {
+        v.handle_key(KeyEvent::new(KeyCode::Char(c)));
+    }
+    v.handle_key(KeyEvent::new(KeyCode::Enter));
+    insta::assert_snapshot!("history_filter_error_120x40", draw(&v, &snap, 120, 40));
+}
+
+#[test]
+fn history_experiment_page_and_comparison() {
+    let (mut v, mut snap) = history_view();
+    v.history.pane = Some(super::history::HistoryPane::Page { id: 42, scroll: 0 });
+    let provenance = crate::model::Provenance {
+        captured_at: 1_796_000_100,
+        git: Some(crate::model::GitState {
+            repository: "churn-model".into(),
+            root: "/home/ana/churn-model".into(),
+            remote: Some("https://git.example/lab/churn.git".into()),
+            branch: Some("main".into()),
+            commit: Some("423f2a1b9c0d4e5f60718293a4b5c6d7e8f9a0b1".into()),
+            dirty: true,
+            diff_bytes: 1200,
+            diff_truncated: false,
+            untracked: vec!["notes.txt".into()],
+            untracked_truncated: false,
+        }),
+        packages: vec![crate::model::Package {
+            ecosystem: "python".into(),
+            name: "pandas".into(),
+            version: Some("1.5.3".into()),
+            constraint: None,
+            from: "requirements.txt".into(),
+        }],
+        dependency_files: vec!["requirements.txt".into()],
+        sources: vec!["mysql://warehouse/sales".into()],
+        ..crate::model::Provenance::default()
+    };
+    snap.history_pane_text = Some(format!(
+        "Experiment 42 \"xgb-depth-8\" (ana), project churn\n\nPROVENANCE\n{}",
+        crate::describe::provenance_lines(42, &provenance)
+    ));
+    insta::assert_snapshot!("history_page_120x40", draw(&v, &snap, 120, 40));
+
+    let run = |id: u64, lr: &str, auc: f64| crate::lab::ComparedRun {
+        id,
+        name: Some(format!("run-{id}")),
+        owner: "ana".into(),
+        project: Some("churn".into()),
+        state: "succeeded".into(),
+        command: "python train.py".into(),
+        params: [("lr".to_string(), lr.to_string())].into_iter().collect(),
+        metrics: history_row(id, "x", "succeeded", auc).metrics,
+        resources: crate::model::Resources {
+            cpus: 4.0,
+            memory_bytes: 16 << 30,
+            gpus: 1,
+            time_limit_secs: 7200,
+        },
+        usage: crate::model::ResourceUse::default(),
+        commit: Some("423f2a1b9c".into()),
+        dirty: false,
+        packages: Default::default(),
+        inputs: Default::default(),
+        curve: None,
+    };
+    let runs = vec![run(41, "0.01", 0.87), run(42, "0.001", 0.91)];
+    let differs = crate::lab::differences(&runs);
+    v.history.pane = Some(super::history::HistoryPane::Compare {
+        ids: vec![41, 42],
+        scroll: 0,
+    });
+    snap.history_pane_text = Some(crate::describe::comparison_lines(&crate::lab::Comparison {
+        runs,
+        differs,
+    }));
+    insta::assert_snapshot!("history_compare_120x40", draw(&v, &snap, 120, 40));
 }

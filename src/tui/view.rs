@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Tabs, Wrap};
 use super::app::{Tab, ViewState};
 use super::dashboard::draw::render_dashboard;
 use super::data::Snapshot;
+use super::history::draw::render_history;
 use super::queue::draw::render_queue;
 use super::widgets::{ACCENT, Canvas, DIM, clear_centered};
 
@@ -37,6 +38,7 @@ pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     match view.tab {
         Tab::Dashboard => render_dashboard(frame, body, snap, &view.dashboard),
         Tab::Queue => render_queue(frame, body, snap, &view.queue),
+        Tab::History => render_history(frame, body, snap, &view.history),
         other => render_placeholder(frame, body, other),
     }
     render_status(frame, status, view, snap);
@@ -132,10 +134,7 @@ fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapsh
 fn render_placeholder(frame: &mut Canvas, area: Rect, tab: Tab) {
     let (what, keys) = match tab {
         Tab::Queue => ("", ""),
-        Tab::History => (
-            "The lab notebook: finished experiments with command, owner, code version (git commit and diff), input hashes, environment, logs, metrics, results, comments and outcome notes.",
-            "Coming keys: / search, Enter details, c comment, o outcome, d compare.",
-        ),
+        Tab::History => ("", ""),
         Tab::Admin => (
             "Administration: users and keys, roles, per-user quotas and limits, enforcement, cost attribution (CPU-hours, GPU-hours, money) and idle detection.",
             "Until this screen lands, use the commands: users, user add|set-role|rm, key add|rm, keys.",
@@ -191,6 +190,25 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
             ("c", "cancel (yours; any as admin), asks first"),
             ("r", "rerun: submit a copy (members and admins)"),
             ("p", "priority of a queued experiment (admins)"),
+        ]);
+    }
+    if tab == Tab::History {
+        lines.extend([
+            ("↑↓ j k", "select an experiment; PgUp PgDn Home End"),
+            ("/", "filter: project:P user:U state:S tag:T outcome:O"),
+            (
+                "",
+                "metric:auc>0.8 param:lr<0.01 since:7d, words; -TERM not",
+            ),
+            ("Esc", "clear the filter (or close the pane)"),
+            ("n p", "older page / newer page"),
+            ("s r", "sort this page by the next column / reverse"),
+            (
+                "Enter",
+                "experiment page: spec, provenance, metrics, comments",
+            ),
+            ("space", "mark for comparison; u: clear the marks"),
+            ("d", "compare the marked experiments side by side"),
         ]);
     }
     if tab == Tab::Dashboard {

@@ -1,5 +1,16 @@
 //! Experiments described in text for people: what `show` prints and the
-//! Queue tab's details pane shows, from one function, so both say the same.
+//! Queue tab's details pane shows, from one function, so both say the same;
+//! likewise provenance (`provenance`, the experiment page), comparisons
+//! (`compare`, History's `d`) and aligned tables.
+
+mod compare;
+mod metrics;
+mod provenance;
+pub mod table;
+
+pub use compare::comparison_lines;
+pub use metrics::metrics_lines;
+pub use provenance::provenance_lines;
 
 use crate::model::{Experiment, ExperimentSpec, State, Stop, signal_name};
 use crate::units::{printable, short_bytes};

@@ -1,0 +1,260 @@
+//! The History tab: every experiment the caller may see, newest first,
+//! filtered (`/`), a page at a time (`n`, `p`), sorted on the page (`s`,
+//! `r`); the experiment page (Enter) and the marked ones compared (space,
+//! `d`). The keys are in [`crate::tui::help_lines`].
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+
+use super::{HistoryPane, HistoryState, SortBy};
+use crate::lab::HistoryRow;
+use crate::tui::data::Snapshot;
+use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered, header_style, panel};
+use crate::units::{printable, short_bytes, short_duration};
+
+/// Metric columns shown at most (the ones the filter names).
+const METRIC_COLUMNS: usize = 3;
+
+/// The page's rows in the order shown.
+pub fn sorted_rows<'a>(snap: &'a Snapshot, state: &HistoryState) -> Vec<&'a HistoryRow> {
+    let mut rows: Vec<&HistoryRow> = snap.history.iter().collect();
+    let (by, reversed) = state.sort;
+    match by {
+        SortBy::Id => rows.sort_by_key(|r| std::cmp::Reverse(r.id)),
+        SortBy::Name => rows.sort_by(|a, b| a.name.cmp(&b.name)),
+        SortBy::Owner => rows.sort_by(|a, b| a.owner.cmp(&b.owner)),
+        SortBy::Project => rows.sort_by(|a, b| a.project.cmp(&b.project)),
+        SortBy::State => rows.sort_by(|a, b| a.state.cmp(&b.state)),
+        SortBy::Outcome => rows.sort_by_key(|r| r.outcome.map(|o| o.name())),
+        SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.duration_secs)),
+        SortBy::PeakMemory => rows.sort_by_key(|r| std::cmp::Reverse(r.peak_memory_bytes)),
+        SortBy::GpuHours => rows.sort_by(|a, b| b.gpu_hours.total_cmp(&a.gpu_hours)),
+    }
+    if reversed {
+        rows.reverse();
+    }
+    rows
+}
+
+/// The metrics the filter names, shown as columns.
+fn metric_columns(state: &HistoryState) -> Vec<String> {
+    crate::lab::filter::parse(&state.filter)
+        .map(|f| {
+            f.metric_names()
+                .into_iter()
+                .take(METRIC_COLUMNS)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Draws the History tab.
+pub(in crate::tui) fn render_history(
+    frame: &mut Canvas,
+    area: Rect,
+    snap: &Snapshot,
+    state: &HistoryState,
+) {
+    let bar_height = match (&state.typing, &state.error) {
+        (Some(_), Some(error)) => 2 + error.lines().count() as u16 + 1,
+        (Some(_), None) => 3,
+        _ => 0,
+    };
+    let [bar, body] =
+        Layout::vertical([Constraint::Length(bar_height), Constraint::Min(1)]).areas(area);
+    if let Some(typed) = &state.typing {
+        let mut text = vec![Line::from(vec![
+            Span::raw(printable(typed)),
+            Span::styled("▏", Style::default().fg(ACCENT)),
+        ])];
+        if let Some(error) = &state.error {
+            text.extend(
+                error.lines().skip(1).map(|l| {
+                    Line::from(Span::styled(printable(l), Style::default().fg(Color::Red)))
+                }),
+            );
+        }
+        frame.render_widget(
+            Paragraph::new(text).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(Style::default().fg(ACCENT))
+                    .title(" Filter (? lists the terms) · Enter apply · Esc cancel "),
+            ),
+            bar,
+        );
+    }
+    render_table(frame, body, snap, state);
+    if let Some(pane) = &state.pane {
+        render_pane(frame, body, snap, pane);
+    }
+}
+
+fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
+    let rows = sorted_rows(snap, state);
+    let metrics = metric_columns(state);
+    let wide = area.width >= 110;
+    let mut header = vec![
+        " ", "ID", "NAME", "OWNER", "PROJECT", "STATE", "OUTCOME", "RAN",
+    ];
+    if wide {
+        header.extend(["PEAK/ASKED", "GPU-H"]);
+    }
+    header.push("COMMIT");
+    header.extend(metrics.iter().map(String::as_str));
+    let body = rows.iter().map(|r| {
+        let state_style = match r.state.as_str() {
+            "succeeded" => Style::default().fg(Color::Green),
+            "failed" | "killed_by_limit" | "lost" | "timed_out" => Style::default().fg(Color::Red),
+            "running" | "starting" => Style::default().fg(Color::Yellow),
+            _ => Style::default(),
+        };
+        let outcome_style = match r.outcome.map(|o| o.name()) {
+            Some("positive") => Style::default().fg(Color::Green),
+            Some("negative") => Style::default().fg(Color::Magenta),
+            _ => Style::default(),
+        };
+        let mut cells = vec![
+            Cell::from(if state.marked.contains(&r.id) {
+                "●"
+            } else {
+                " "
+            })
+            .style(Style::default().fg(ACCENT)),
+            Cell::from(r.id.to_string()),
+            Cell::from(printable(r.name.as_deref().unwrap_or("-"))),
+            Cell::from(printable(&r.owner)),
+            Cell::from(printable(r.project.as_deref().unwrap_or("-"))),
+            Cell::from(r.state.clone()).style(state_style),
+            Cell::from(r.outcome.map_or("-", |o| o.name())).style(outcome_style),
+            Cell::from(r.duration_secs.map_or("-".into(), short_duration)),
+        ];
+        if wide {
+            cells.push(Cell::from(format!(
+                "{}/{}",
+                r.peak_memory_bytes
+                    .map_or("-".into(), |b| short_bytes(b as f64)),
+                short_bytes(r.memory_request_bytes as f64)
+            )));
+            cells.push(Cell::from(format!("{:.2}", r.gpu_hours)));
+        }
+        cells.push(Cell::from(match &r.commit {
+            Some(c) => format!("{}{}", &c[..c.len().min(8)], if r.dirty { "+" } else { "" }),
+            None => "-".into(),
+        }));
+        for m in &metrics {
+            cells.push(Cell::from(
+                r.metrics
+                    .get(m)
+                    .map_or("-".into(), |s| format!("{:.4}", s.last)),
+            ));
+        }
+        Row::new(cells)
+    });
+    let mut widths = vec![1, 6, 16, 9, 10, 10, 8, 7];
+    if wide {
+        widths.extend([12, 6]);
+    }
+    widths.push(9);
+    widths.extend(metrics.iter().map(|m| m.chars().count().max(7) as u16));
+    let filter = if state.filter.is_empty() {
+        "none (/)".to_string()
+    } else {
+        printable(&state.filter)
+    };
+    let page = state.pages.len() + 1;
+    let more = if snap.history_next.is_some() {
+        " · n: older"
+    } else {
+        ""
+    };
+    let title = if wide {
+        format!(
+            " History · filter {filter} · by {}{} · page {page}{more} · {} marked (space, d compare) ",
+            state.sort.0.label(),
+            if state.sort.1 { ", reversed" } else { "" },
+            state.marked.len(),
+        )
+    } else {
+        format!(
+            " History · filter {filter} · page {page}{more} · {} marked ",
+            state.marked.len()
+        )
+    };
+    let table = Table::new(body, widths.into_iter().map(Constraint::Length))
+        .header(Row::new(header).style(header_style()))
+        .block(panel(title))
+        .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+        .column_spacing(1);
+    if rows.is_empty() {
+        let [top, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+        frame.render_widget(table, top);
+        let hint = if state.filter.is_empty() {
+            "No experiment yet. Submit with: ssh lab@host submit -- python train.py"
+        } else {
+            "No experiment matches the filter: / to change it, Esc to clear it."
+        };
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(hint, Style::default().fg(DIM))))
+                .wrap(Wrap { trim: true }),
+            rest,
+        );
+        return;
+    }
+    let mut table_state = TableState::default();
+    table_state.select(Some(state.selected.min(rows.len() - 1)));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPane) {
+    let wrap = matches!(pane, HistoryPane::Page { .. });
+    let (title, scroll) = match pane {
+        HistoryPane::Page { id, scroll } => (
+            format!(" Experiment {id} — ↑↓ PgUp PgDn scroll · Esc close "),
+            *scroll,
+        ),
+        HistoryPane::Compare { ids, scroll } => (
+            format!(
+                " Compare {} — * differs · ↑↓ PgUp PgDn scroll · Esc close ",
+                ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+            ),
+            *scroll,
+        ),
+    };
+    let rect = clear_centered(frame, area, area.width, area.height);
+    let text: Vec<Line> = snap
+        .history_pane_text
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .map(|l| {
+            let style = if l.starts_with('*') {
+                Style::default()
+                    .fg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD)
+            } else {
+                Style::default()
+            };
+            Line::from(Span::styled(printable(l), style))
+        })
+        .collect();
+    let paragraph = Paragraph::new(text);
+    // A page's long lines wrap; a comparison's columns stay aligned.
+    let paragraph = if wrap {
+        paragraph.wrap(Wrap { trim: false })
+    } else {
+        paragraph
+    };
+    frame.render_widget(
+        paragraph.scroll((scroll, 0)).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(Style::default().fg(ACCENT))
+                .title(title),
+        ),
+        rect,
+    );
+}

@@ -1,0 +1,341 @@
+//! The History tab as a component: every experiment the caller may see,
+//! newest first, selected by the filter language (`/`), a page at a time;
+//! the experiment page (Enter) and a comparison of marked ones (space,
+//! `d`). Its state and keys here; its drawing in [`draw`]. The rows, the
+//! page and the comparison come from the service (`Lab::history`,
+//! `Lab::compare`), as the commands of the same names do.
+
+pub mod draw;
+
+use std::collections::BTreeSet;
+
+use terminput::{KeyCode, KeyEvent};
+
+use super::component::Handled;
+
+/// Most characters a filter typed in the bar may have.
+const MAX_FILTER_CHARS: usize = 400;
+
+/// What a History key asks of the session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Open the page of the selected experiment.
+    OpenSelected,
+    /// Mark or unmark the selected experiment for comparison.
+    MarkSelected,
+    /// Compare the marked experiments.
+    CompareMarked,
+    /// Go to the next page (older experiments).
+    NextPage,
+}
+
+/// A column the page can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    /// Newest first, as read.
+    #[default]
+    Id,
+    /// Name.
+    Name,
+    /// Owner.
+    Owner,
+    /// Project.
+    Project,
+    /// State.
+    State,
+    /// Outcome.
+    Outcome,
+    /// Time it ran.
+    Duration,
+    /// Peak memory.
+    PeakMemory,
+    /// GPU-hours.
+    GpuHours,
+}
+
+impl SortBy {
+    /// The next column.
+    fn next(self) -> SortBy {
+        use SortBy::*;
+        match self {
+            Id => Name,
+            Name => Owner,
+            Owner => Project,
+            Project => State,
+            State => Outcome,
+            Outcome => Duration,
+            Duration => PeakMemory,
+            PeakMemory => GpuHours,
+            GpuHours => Id,
+        }
+    }
+
+    /// Its name in the title.
+    pub fn label(self) -> &'static str {
+        use SortBy::*;
+        match self {
+            Id => "id",
+            Name => "name",
+            Owner => "owner",
+            Project => "project",
+            State => "state",
+            Outcome => "outcome",
+            Duration => "time run",
+            PeakMemory => "peak memory",
+            GpuHours => "GPU-hours",
+        }
+    }
+}
+
+/// A pane over the History table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryPane {
+    /// The experiment page, scrolled down this many lines.
+    Page {
+        /// The experiment.
+        id: u64,
+        /// Lines scrolled.
+        scroll: u16,
+    },
+    /// The marked experiments side by side, scrolled.
+    Compare {
+        /// The experiments.
+        ids: Vec<u64>,
+        /// Lines scrolled.
+        scroll: u16,
+    },
+}
+
+/// The History tab's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryState {
+    /// The filter applied.
+    pub filter: String,
+    /// The filter bar, open, with what is typed so far.
+    pub typing: Option<String>,
+    /// Why the filter typed was not applied (with a caret under the mistake).
+    pub error: Option<String>,
+    /// The selected row of the page.
+    pub selected: usize,
+    /// Where each page from the first starts (`None`: the newest).
+    pub pages: Vec<Option<u64>>,
+    /// Experiments marked for comparison.
+    pub marked: BTreeSet<u64>,
+    /// The column the page is sorted by, and whether reversed.
+    pub sort: (SortBy, bool),
+    /// An open pane.
+    pub pane: Option<HistoryPane>,
+    /// Rows a screen shows (set by the session).
+    pub page_rows: usize,
+}
+
+impl HistoryState {
+    /// Where the page shown starts (`None`: the newest).
+    pub fn before(&self) -> Option<u64> {
+        self.pages.last().copied().flatten()
+    }
+
+    /// Whether keys are text (the filter bar is open).
+    pub fn takes_text(&self) -> bool {
+        self.typing.is_some()
+    }
+
+    /// Pasted text goes into an open filter bar.
+    pub fn handle_paste(&mut self, text: &str) -> Option<String> {
+        let typed = self.typing.as_mut()?;
+        for c in text.chars().filter(|c| !c.is_control()) {
+            if typed.chars().count() >= MAX_FILTER_CHARS {
+                break;
+            }
+            typed.push(c);
+        }
+        None
+    }
+
+    /// Applies one key; `rows`: how many rows the page shows.
+    pub fn handle_key(&mut self, key: KeyEvent, rows: usize) -> Handled<Request> {
+        if let Some(typed) = self.typing.as_mut() {
+            match key.code {
+                KeyCode::Esc => {
+                    self.typing = None;
+                    self.error = None;
+                }
+                KeyCode::Enter => {
+                    let text = typed.trim().to_string();
+                    match crate::lab::filter::parse(&text) {
+                        Ok(_) => {
+                            self.filter = text;
+                            self.typing = None;
+                            self.error = None;
+                            self.pages.clear();
+                            self.selected = 0;
+                        }
+                        Err(e) => self.error = Some(e.render(&text)),
+                    }
+                }
+                KeyCode::Backspace => {
+                    typed.pop();
+                }
+                KeyCode::Char(c) if !c.is_control() && typed.chars().count() < MAX_FILTER_CHARS => {
+                    typed.push(c)
+                }
+                _ => {}
+            }
+            return Handled::Yes;
+        }
+        if let Some(pane) = self.pane.as_mut() {
+            let (HistoryPane::Page { scroll, .. } | HistoryPane::Compare { scroll, .. }) = pane;
+            let page = self.page_rows.max(1) as u16;
+            match key.code {
+                KeyCode::Esc | KeyCode::Backspace => self.pane = None,
+                KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+                KeyCode::Down | KeyCode::Char('j') => *scroll = scroll.saturating_add(1),
+                KeyCode::PageUp => *scroll = scroll.saturating_sub(page),
+                KeyCode::PageDown | KeyCode::Char(' ') => *scroll = scroll.saturating_add(page),
+                KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+                _ => return Handled::No,
+            }
+            return Handled::Yes;
+        }
+        let last = rows.saturating_sub(1);
+        let screen = self.page_rows.max(1);
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(last),
+            KeyCode::PageUp => self.selected = self.selected.saturating_sub(screen),
+            KeyCode::PageDown => self.selected = (self.selected + screen).min(last),
+            KeyCode::Home => self.selected = 0,
+            KeyCode::End => self.selected = last,
+            KeyCode::Char('/') => {
+                self.typing = Some(self.filter.clone());
+                self.error = None;
+            }
+            KeyCode::Esc if !self.filter.is_empty() => {
+                self.filter.clear();
+                self.pages.clear();
+                self.selected = 0;
+                return Handled::Notice("filter cleared".into());
+            }
+            KeyCode::Enter => return Handled::Ask(Request::OpenSelected),
+            KeyCode::Char(' ') => return Handled::Ask(Request::MarkSelected),
+            KeyCode::Char('d') => {
+                return if self.marked.len() < 2 {
+                    Handled::Notice("mark two or more experiments with space, then d".into())
+                } else {
+                    Handled::Ask(Request::CompareMarked)
+                };
+            }
+            KeyCode::Char('u') => {
+                self.marked.clear();
+                return Handled::Notice("marks cleared".into());
+            }
+            KeyCode::Char('n') => return Handled::Ask(Request::NextPage),
+            KeyCode::Char('p') => {
+                if self.pages.pop().is_none() {
+                    return Handled::Notice("this is the newest page".into());
+                }
+                self.selected = 0;
+            }
+            KeyCode::Char('s') => {
+                self.sort.0 = self.sort.0.next();
+                return Handled::Notice(format!("sorted by {} (this page)", self.sort.0.label()));
+            }
+            KeyCode::Char('r') => self.sort.1 = !self.sort.1,
+            _ => return Handled::No,
+        }
+        Handled::Yes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use terminput::KeyModifiers;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code).modifiers(KeyModifiers::empty())
+    }
+
+    fn typed(state: &mut HistoryState, text: &str) {
+        for c in text.chars() {
+            state.handle_key(key(KeyCode::Char(c)), 10);
+        }
+    }
+
+    #[test]
+    fn a_filter_is_applied_only_when_it_parses() {
+        let mut s = HistoryState::default();
+        s.handle_key(key(KeyCode::Char('/')), 10);
+        assert!(s.takes_text());
+        typed(&mut s, "metric:auc>>1");
+        s.handle_key(key(KeyCode::Enter), 10);
+        assert!(s.takes_text(), "the bar stays open on a mistake");
+        assert_eq!(s.filter, "");
+        assert!(
+            s.error
+                .as_deref()
+                .is_some_and(|e| e.contains("           ^")),
+            "{:?}",
+            s.error
+        );
+        for _ in 0.."metric:auc>>1".len() {
+            s.handle_key(key(KeyCode::Backspace), 10);
+        }
+        typed(&mut s, "project:churn");
+        s.pages.push(Some(50));
+        s.handle_key(key(KeyCode::Enter), 10);
+        assert_eq!(s.filter, "project:churn");
+        assert!(!s.takes_text() && s.error.is_none());
+        assert!(s.pages.is_empty(), "a new filter starts at the newest");
+        assert_eq!(
+            s.handle_key(key(KeyCode::Esc), 10),
+            Handled::Notice("filter cleared".into())
+        );
+        assert_eq!(s.filter, "");
+    }
+
+    #[test]
+    fn keys_move_mark_compare_and_page() {
+        let mut s = HistoryState {
+            page_rows: 5,
+            ..HistoryState::default()
+        };
+        s.handle_key(key(KeyCode::Down), 3);
+        s.handle_key(key(KeyCode::Down), 3);
+        s.handle_key(key(KeyCode::Down), 3);
+        assert_eq!(s.selected, 2, "stops at the last row");
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 3),
+            Handled::Ask(Request::OpenSelected)
+        );
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char(' ')), 3),
+            Handled::Ask(Request::MarkSelected)
+        );
+        assert!(matches!(
+            s.handle_key(key(KeyCode::Char('d')), 3),
+            Handled::Notice(_)
+        ));
+        s.marked.extend([1, 2]);
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char('d')), 3),
+            Handled::Ask(Request::CompareMarked)
+        );
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char('n')), 3),
+            Handled::Ask(Request::NextPage)
+        );
+        assert!(matches!(
+            s.handle_key(key(KeyCode::Char('p')), 3),
+            Handled::Notice(_)
+        ));
+        s.pages.push(Some(9));
+        s.handle_key(key(KeyCode::Char('p')), 3);
+        assert_eq!(s.before(), None);
+        s.pane = Some(HistoryPane::Page { id: 1, scroll: 0 });
+        s.handle_key(key(KeyCode::PageDown), 3);
+        assert_eq!(s.pane, Some(HistoryPane::Page { id: 1, scroll: 5 }));
+        s.handle_key(key(KeyCode::Esc), 3);
+        assert_eq!(s.pane, None);
+    }
+}
