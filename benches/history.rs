@@ -36,7 +36,7 @@ use common::{TestKey, TestServer, env_count, exec, session, submit_id};
 use labbench::model::{
     CommandLine, Conclusion, Experiment, ExperimentSpec, FileDigest, GitState, Interpreter,
     MetricSample, MetricSource, MetricSummary, MetricsRead, Outcome, Package, Provenance,
-    ResourceUse, Resources, State, Transition, Verdict,
+    ResourceUse, Resources, Spread, State, Transition, UseProfile, Verdict,
 };
 use labbench::store::Store;
 
@@ -160,6 +160,24 @@ fn experiment(id: u64, n: u64, now: i64) -> Experiment {
             peak_memory_bytes: 9 << 30,
             gpu_seconds: 1200.0,
             peak_gpu_memory_bytes: 20 << 30,
+            profile: Some(UseProfile {
+                cpu_cores: Spread {
+                    peak: 3.9,
+                    p95: 3.5,
+                    mean: 2.1,
+                },
+                memory_bytes: Spread {
+                    peak: 9.1e9,
+                    p95: 8.7e9,
+                    mean: 6.0e9,
+                },
+                gpu_memory_bytes: Spread {
+                    peak: 2.0e10,
+                    p95: 1.9e10,
+                    mean: 1.5e10,
+                },
+                seconds: 3600,
+            }),
         },
     }
 }

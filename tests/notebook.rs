@@ -390,3 +390,52 @@ async fn history_selects_with_the_filter_language_and_hides_what_a_listing_hides
     let hidden = exec(&vera, &format!("compare {a} {private}"), None).await;
     assert_eq!(hidden.status, Some(77), "{hidden:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs root and cgroups: tools/test runs it as root with --include-ignored"]
+async fn a_runs_use_is_kept_each_second_with_its_peak_p95_and_mean() {
+    require(labbench::exec::cgroup::available(), "writable cgroups");
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    // Two seconds at 300 MiB, then four at almost nothing: a burst.
+    let burst =
+        "python3 -c 'import time; x = bytearray(300 << 20); time.sleep(2); del x; time.sleep(4)'";
+    let id = submit_id(&admin, &format!("--workdir /tmp --mem 1G --sh \"{burst}\"")).await;
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let profile = &e["usage"]["profile"];
+    let memory = &profile["memory_bytes"];
+    let (peak, p95, mean) = (
+        memory["peak"].as_f64().expect("peak"),
+        memory["p95"].as_f64().expect("p95"),
+        memory["mean"].as_f64().expect("mean"),
+    );
+    assert!(peak >= 300.0 * 1024.0 * 1024.0, "{profile}");
+    assert!(mean < peak / 2.0, "mostly idle: {profile}");
+    assert!(p95 <= peak && mean <= p95, "{profile}");
+    assert!(profile["seconds"].as_u64() >= Some(5), "{profile}");
+    let series = json(
+        &exec(&admin, &format!("resources {id} --json"), None)
+            .await
+            .stdout,
+    );
+    let samples = series["samples"].as_array().expect("samples");
+    assert!(samples.len() >= 5, "{series}");
+    assert!(
+        samples.iter().all(|s| s["secs"] == 1),
+        "a second each in the first hour"
+    );
+    assert_eq!(series["request"]["memory_bytes"], 1u64 << 30);
+    let text = exec(&admin, &format!("resources {id}"), None).await;
+    assert!(
+        text.stdout.contains("profile   peak / p95 / mean"),
+        "{text:?}"
+    );
+    let show = exec(&admin, &format!("show {id}"), None).await;
+    assert!(
+        show.stdout.contains("profile   peak / p95 / mean"),
+        "{show:?}"
+    );
+    let csv = exec(&admin, &format!("resources {id} --csv"), None).await;
+    assert_eq!(csv.stdout.lines().count(), samples.len() + 1, "{csv:?}");
+}

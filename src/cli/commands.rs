@@ -219,6 +219,21 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An experiment's use over its run: CPU, memory and GPU memory each
+    /// second (a longer run in longer stretches, each its maximum), with
+    /// peak, p95 and mean against what it asked for.
+    Resources {
+        /// Experiment id.
+        id: u64,
+        /// Print JSON: {"id","request","profile":{"cpu_cores","memory_bytes",
+        /// "gpu_memory_bytes": {"peak","p95","mean"},"seconds"},"samples":
+        /// [{"at","secs","cpu_cores","memory_bytes","gpu_memory_bytes"}]}.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, a row a stretch.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Where an experiment came from: git state (commit, branch, remote,
     /// dirty, diff), hashes of its inputs and outputs, interpreters,
     /// packages and data sources, as captured at its start and end.
@@ -528,6 +543,7 @@ impl LabCommand {
             | LabCommand::Comment { id, .. }
             | LabCommand::Comments { id, .. }
             | LabCommand::Provenance { id, .. }
+            | LabCommand::Resources { id, .. }
             | LabCommand::Outcome { id, .. }
             | LabCommand::Rerun { id, .. }
             | LabCommand::Priority { id, .. } => format!("{name} {id}"),
@@ -618,6 +634,7 @@ impl LabCommand {
             LabCommand::History { .. } => "history",
             LabCommand::Compare { .. } => "compare ID ID…",
             LabCommand::Deps { .. } => "deps",
+            LabCommand::Resources { .. } => "resources ID",
             LabCommand::Feed { .. } => "feed",
             LabCommand::Projects { .. } => "projects",
             LabCommand::Outcome { .. } => "outcome ID",

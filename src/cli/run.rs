@@ -73,6 +73,9 @@ pub async fn run_command(
             unused_since.as_deref(),
             json,
         ),
+        LabCommand::Resources { id, json, csv } => {
+            super::resources::resources(lab, &caller, id, json, csv)
+        }
         LabCommand::Compare { ids, metric, json } => {
             super::compare::compare(lab, &caller, &ids, metric.as_deref(), json)
         }

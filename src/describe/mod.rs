@@ -54,6 +54,9 @@ pub fn experiment_details(e: &Experiment, private_project: bool) -> String {
             u.gpu_seconds,
             short_bytes(u.peak_gpu_memory_bytes as f64),
         ));
+        if let Some(p) = &u.profile {
+            out.push_str(&profile_line(p, &e.spec.resources));
+        }
         if let Some(hint) = sizing_line(e) {
             out.push_str(&format!("  sizing    {hint}\n"));
         }
@@ -255,6 +258,33 @@ pub fn sizing_line(e: &Experiment) -> Option<String> {
         }
     }
     (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// Peak, p95 and mean of CPU, memory and GPU memory against the request.
+pub fn profile_line(p: &crate::model::UseProfile, asked: &crate::model::Resources) -> String {
+    let bytes = |s: &crate::model::Spread| {
+        format!(
+            "{} / {} / {}",
+            short_bytes(s.peak),
+            short_bytes(s.p95),
+            short_bytes(s.mean)
+        )
+    };
+    let mut line = format!(
+        "  profile   peak / p95 / mean over {}: CPU {:.1} / {:.1} / {:.1} of {} cores, memory {} of {}",
+        crate::units::human_duration(p.seconds),
+        p.cpu_cores.peak,
+        p.cpu_cores.p95,
+        p.cpu_cores.mean,
+        asked.cpus,
+        bytes(&p.memory_bytes),
+        short_bytes(asked.memory_bytes as f64)
+    );
+    if p.gpu_memory_bytes.peak > 0.0 {
+        line.push_str(&format!(", GPU memory {}", bytes(&p.gpu_memory_bytes)));
+    }
+    line.push('\n');
+    line
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod listing;
 mod metrics;
 mod notebook;
 mod output;
+mod profile;
 mod projects;
 mod provenance;
 mod sessions;
@@ -47,6 +48,7 @@ pub use listing::{
 };
 pub use metrics::{MetricPoint, MetricSeries, MetricsBrief, MetricsReport};
 pub use notebook::Discussion;
+pub use profile::ResourceSeries;
 pub use projects::{BestBy, ProjectSummary};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use submit::{QueueSettings, SubmitRequest, parse_env_pair, parse_pair, reserved_env_message};

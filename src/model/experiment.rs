@@ -310,6 +310,9 @@ pub struct ResourceUse {
     pub gpu_seconds: f64,
     /// Peak GPU memory, bytes.
     pub peak_gpu_memory_bytes: u64,
+    /// Peak, p95 and mean over the run, where it was measured.
+    #[serde(default)]
+    pub profile: Option<super::UseProfile>,
 }
 
 /// An experiment: its spec, owner, state and history.

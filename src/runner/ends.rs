@@ -108,7 +108,7 @@ pub(super) fn watch(
             take_back_metrics_file(id, settings);
             // One that wrote past its limit and ended before a tick saw it.
             check_output(id, &mut t, settings, false);
-            changes.push(finish(id, &t, settings, false));
+            changes.push(finish(lab, id, &mut t, settings, false));
             if t.declares_outputs
                 && let Ok(Some(e)) = lab.experiment(id)
             {
@@ -188,8 +188,9 @@ pub(super) fn keep_supervisor(t: Tracked, settings: &RunnerSettings) -> Option<E
 
 /// How an experiment ended (to record); ends what it left behind.
 pub(super) fn finish(
+    lab: &Engine,
     id: u64,
-    t: &Tracked,
+    t: &mut Tracked,
     settings: &RunnerSettings,
     after_restart: bool,
 ) -> StateChange {
@@ -224,6 +225,7 @@ pub(super) fn finish(
     // GPUs are reserved whole: GPU-seconds are the reservation's.
     usage.gpu_seconds = elapsed * t.gpus as f64;
     usage.peak_gpu_memory_bytes = t.peak_gpu_memory;
+    usage.profile = t.use_profile(lab, id);
     let journal = ExperimentFiles::new(&settings.launch.data_dir, id).journal();
     let status = t.end.reported().or_else(|| read_exit(&journal));
     // A supervisor of an earlier daemon that was never told go: its command

@@ -35,6 +35,8 @@ pub(super) struct Stopping {
 /// A running experiment as the runner tracks it.
 #[derive(Debug)]
 pub(super) struct Tracked {
+    /// The stretch of its use being measured (kept once it is over).
+    pub(super) stretch: Option<crate::model::UseSample>,
     /// Whether its spec declares outputs (hashed at its end).
     pub(super) declares_outputs: bool,
     pub(super) pid: u32,
@@ -119,6 +121,7 @@ impl Tracked {
         gpus: usize,
     ) -> Tracked {
         Tracked {
+            stretch: None,
             declares_outputs: !e.spec.outputs.is_empty(),
             pid,
             start_time,
@@ -234,7 +237,7 @@ pub(super) fn reattach(
                     // stopped between recording its start and letting it go).
                     super::metrics::ingest_rest(lab, &settings.launch.data_dir, e.id);
                     super::ends::take_back_metrics_file(e.id, settings);
-                    let change = finish(e.id, &t, settings, true);
+                    let change = finish(lab, e.id, &mut t, settings, true);
                     if let Some((state, why)) = change.steps.last() {
                         tracing::info!("experiment {}: {}: {why}", e.id, state.name());
                     }
@@ -251,6 +254,44 @@ pub(super) fn reattach(
         commit(lab);
     }
     tracked
+}
+
+impl Tracked {
+    /// Adds what it uses `now` (seconds) to the stretch measured; a
+    /// stretch that is over is kept and a new one begun.
+    pub(super) fn note_use(&mut self, lab: &Engine, id: u64, now: i64, use_now: &LiveUse) {
+        if let Some(s) = &mut self.stretch
+            && now < s.at + i64::from(s.secs)
+        {
+            s.cpu_cores = s.cpu_cores.max(use_now.cpu_cores as f32);
+            s.memory_bytes = s.memory_bytes.max(use_now.memory_bytes);
+            s.gpu_memory_bytes = s.gpu_memory_bytes.max(use_now.gpu_memory_bytes);
+            return;
+        }
+        if let Some(done) = self.stretch.take() {
+            lab.record_use(id, &done);
+        }
+        self.stretch = Some(crate::model::UseSample {
+            at: now,
+            secs: crate::model::UseSample::stretch_for(now - self.started_at),
+            cpu_cores: use_now.cpu_cores as f32,
+            memory_bytes: use_now.memory_bytes,
+            gpu_memory_bytes: use_now.gpu_memory_bytes,
+        });
+    }
+
+    /// Keeps the stretch being measured (the run ended) and gives the
+    /// peak, p95 and mean of the whole run.
+    pub(super) fn use_profile(
+        &mut self,
+        lab: &Engine,
+        id: u64,
+    ) -> Option<crate::model::UseProfile> {
+        if let Some(done) = self.stretch.take() {
+            lab.record_use(id, &done);
+        }
+        lab.use_profile(id)
+    }
 }
 
 /// What each running experiment uses now: CPU and memory from its cgroup,
@@ -281,6 +322,7 @@ pub(super) fn measure(lab: &Engine, tracked: &mut HashMap<u64, Tracked>) -> Hash
         } else if t.gpus == 0 {
             continue;
         }
+        t.note_use(lab, *id, crate::lab::now(), &use_now);
         live.insert(*id, use_now);
     }
     live

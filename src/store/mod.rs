@@ -16,6 +16,7 @@ mod experiments;
 mod indexes;
 mod metrics;
 mod notebook;
+mod profile;
 mod provenance;
 mod usage;
 
@@ -49,6 +50,7 @@ const PROVENANCE_TREE: &str = "provenance";
 const DIFFS_TREE: &str = "diffs";
 const HASH_CACHE_TREE: &str = "hash_cache";
 const INDEX_TREE: &str = "experiments_by";
+const EXPERIMENT_USE_TREE: &str = "experiment_use";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -145,6 +147,7 @@ struct Trees {
     diffs: sled::Tree,
     hash_cache: sled::Tree,
     index: sled::Tree,
+    experiment_use: sled::Tree,
 }
 
 impl Trees {
@@ -202,6 +205,7 @@ impl Trees {
             diffs: db.open_tree(DIFFS_TREE)?,
             hash_cache: db.open_tree(HASH_CACHE_TREE)?,
             index: db.open_tree(INDEX_TREE)?,
+            experiment_use: db.open_tree(EXPERIMENT_USE_TREE)?,
             db,
         })
     }
