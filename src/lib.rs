@@ -37,6 +37,7 @@ pub mod model;
 pub mod monitor;
 pub mod output;
 pub mod provenance;
+pub mod report;
 pub mod runner;
 pub mod sched;
 pub mod server;

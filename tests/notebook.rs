@@ -439,3 +439,128 @@ async fn a_runs_use_is_kept_each_second_with_its_peak_p95_and_mean() {
     let csv = exec(&admin, &format!("resources {id} --csv"), None).await;
     assert_eq!(csv.stdout.lines().count(), samples.len() + 1, "{csv:?}");
 }
+
+/// The DOM headless Chromium renders from `html` (written to `dir`).
+fn rendered_dom(dir: &Path, name: &str, html: &str) -> String {
+    let file = dir.join(name);
+    std::fs::write(&file, html).expect("write report");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            &format!("file://{}", file.display()),
+        ])
+        .output()
+        .expect("chromium runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn chromium_installed() -> bool {
+    Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+#[ignore = "needs headless Chromium: tools/test installs it and runs this with --include-ignored"]
+async fn reports_are_self_contained_html_that_a_browser_renders() {
+    require(chromium_installed(), "chromium (apt install chromium)");
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let id = submit_id(
+        &admin,
+        "--workdir /tmp --name 'churn <v2>' --project churn --param lr=0.01 \
+         --sh 'for i in 1 2 3 4; do echo @metric loss=0.$((9 - i)) auc=0.$((6 + i)) step=$i; done'",
+    )
+    .await;
+    let e = wait_state(&admin, id).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    for (line, status) in [
+        (
+            format!("comment {id} '<script>alert(1)</script> looks right'"),
+            0,
+        ),
+        (
+            format!("outcome {id} positive --note 'beats the baseline'"),
+            0,
+        ),
+    ] {
+        assert_eq!(
+            exec(&admin, &line, None).await.status,
+            Some(status),
+            "{line}"
+        );
+    }
+    let page = exec(&admin, &format!("report {id} --html"), None).await;
+    assert_eq!(page.status, Some(0), "{page:?}");
+    let html = page.stdout;
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(
+        !html.contains("<script"),
+        "no script, and none from a comment"
+    );
+    assert!(
+        !html.contains("http://") || !html.contains("src=\"http"),
+        "nothing fetched"
+    );
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dom = rendered_dom(dir.path(), "one.html", &html);
+    for text in [
+        "Experiment",
+        "churn &lt;v2&gt;",
+        "positive",
+        "beats the baseline",
+        "Metrics",
+        "Resources",
+        "Provenance",
+        "&lt;script&gt;alert(1)&lt;/script&gt; looks right",
+    ] {
+        assert!(dom.contains(text), "{text} not in the rendered page: {dom}");
+    }
+    assert!(
+        dom.matches("<svg").count() >= 2,
+        "a chart per metric: {dom}"
+    );
+    assert!(dom.contains("<polyline"), "{dom}");
+    assert!(!dom.contains("<script"), "{dom}");
+
+    let project = exec(&admin, "report --project churn --html", None).await;
+    assert_eq!(project.status, Some(0), "{project:?}");
+    let dom = rendered_dom(dir.path(), "project.html", &project.stdout);
+    assert!(
+        dom.contains("Project churn") && dom.contains("<svg"),
+        "{dom}"
+    );
+    assert!(dom.contains(&format!("<td>{id}</td>")), "{dom}");
+    let filtered = exec(
+        &admin,
+        "report state:succeeded 'metric:loss<0.9' --html",
+        None,
+    )
+    .await;
+    assert_eq!(filtered.status, Some(0), "{filtered:?}");
+    assert!(filtered.stdout.contains(&format!("<td>{id}</td>")));
+
+    let no_format = exec(&admin, &format!("report {id}"), None).await;
+    assert_eq!(no_format.status, Some(2), "{no_format:?}");
+    let bad = exec(&admin, "report 'metric:auc>>1' --html", None).await;
+    assert_eq!(bad.status, Some(2), "{bad:?}");
+    // What a viewer may not read stays out of the report.
+    let mike = common::lab::add_member(&lab.server, &admin, lab.dir.path(), "mike", "member").await;
+    let vera = common::lab::add_member(&lab.server, &admin, lab.dir.path(), "vera", "viewer").await;
+    let private = submit_id(
+        &mike,
+        "--workdir /tmp --private --sh 'echo @metric auc=0.99'",
+    )
+    .await;
+    wait_state(&mike, private).await;
+    let hidden = exec(&vera, &format!("report {private} --html"), None).await;
+    assert_eq!(hidden.status, Some(0), "{hidden:?}");
+    assert!(hidden.stdout.contains("is private"), "{}", hidden.stdout);
+    assert!(!hidden.stdout.contains("0.99"), "{}", hidden.stdout);
+}

@@ -234,6 +234,22 @@ pub enum LabCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// A self-contained HTML page for people without a terminal: report ID
+    /// --html (provenance, metrics, resources, outcome, comments with
+    /// charts), report --project P --html, or report FILTER… --html.
+    Report {
+        /// An experiment id, or filter terms (as history takes them).
+        target: Vec<String>,
+        /// A project's experiments.
+        #[arg(long)]
+        project: Option<String>,
+        /// Most experiments a report of many lists (default 500).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Write HTML (the one format there is).
+        #[arg(long)]
+        html: bool,
+    },
     /// Where an experiment came from: git state (commit, branch, remote,
     /// dirty, diff), hashes of its inputs and outputs, interpreters,
     /// packages and data sources, as captured at its start and end.
@@ -635,6 +651,7 @@ impl LabCommand {
             LabCommand::Compare { .. } => "compare ID ID…",
             LabCommand::Deps { .. } => "deps",
             LabCommand::Resources { .. } => "resources ID",
+            LabCommand::Report { .. } => "report",
             LabCommand::Feed { .. } => "feed",
             LabCommand::Projects { .. } => "projects",
             LabCommand::Outcome { .. } => "outcome ID",

@@ -16,6 +16,7 @@ pub mod output;
 mod parse;
 mod provenance;
 pub mod queue;
+mod report;
 mod resources;
 mod run;
 mod stdin;

@@ -73,6 +73,12 @@ pub async fn run_command(
             unused_since.as_deref(),
             json,
         ),
+        LabCommand::Report {
+            target,
+            project,
+            limit,
+            html,
+        } => super::report::report(lab, &caller, &target, project.as_deref(), limit, html),
         LabCommand::Resources { id, json, csv } => {
             super::resources::resources(lab, &caller, id, json, csv)
         }

@@ -35,7 +35,7 @@ use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
-pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences};
+pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences, downsample};
 pub use deps::{DepsAnswer, DepsQuery, DepsUse, PackageQuery, PackageSummary, compare_versions};
 pub use engine::{Engine, LiveUse, QueueNews, StateChange};
 pub use experiments::HIDDEN;
