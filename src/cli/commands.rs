@@ -246,9 +246,14 @@ pub enum LabCommand {
         /// Most experiments a report of many lists (default 500).
         #[arg(long, default_value_t = 0)]
         limit: usize,
-        /// Write HTML (the one format there is).
-        #[arg(long)]
+        /// Write HTML.
+        #[arg(long, conflicts_with = "json")]
         html: bool,
+        /// Print what the page shows as JSON instead: {"experiment",
+        /// "provenance","metrics","resources","discussion"} (null where you
+        /// may not read it), or {"title","filter","rows","next","examined"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Where an experiment came from: git state (commit, branch, remote,
     /// dirty, diff), hashes of its inputs and outputs, interpreters,

@@ -9,6 +9,15 @@ use crate::report::{ExperimentReport, experiment_html, many_html};
 /// Experiments a report of many lists unless asked otherwise.
 const DEFAULT_ROWS: usize = 500;
 
+/// What `report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// The page.
+    Html,
+    /// What the page shows, as JSON.
+    Json,
+}
+
 /// `report`: the page for one experiment, a project or a filter.
 pub fn report(
     lab: &Lab,
@@ -16,19 +25,19 @@ pub fn report(
     target: &[String],
     project: Option<&str>,
     limit: usize,
-    html: bool,
+    format: Option<ReportFormat>,
 ) -> CommandOutput {
-    if !html {
+    let Some(format) = format else {
         return CommandOutput::error(
             exit::USAGE,
-            "error: report writes HTML: add --html (report ID --html > report.html)\n",
+            "error: report writes HTML: add --html (report ID --html > report.html), or --json\n",
         );
-    }
+    };
     if project.is_none()
         && let [one] = target
         && let Ok(id) = one.parse::<u64>()
     {
-        return experiment(lab, p, id);
+        return experiment(lab, p, id, format);
     }
     let mut filter = String::new();
     if let Some(project) = project {
@@ -54,13 +63,22 @@ pub fn report(
                 None if filter.is_empty() => "All experiments".to_string(),
                 None => format!("Experiments: {filter}"),
             };
+            if format == ReportFormat::Json {
+                return CommandOutput::json(&serde_json::json!({
+                    "title": title,
+                    "filter": filter,
+                    "rows": page.rows,
+                    "next": page.next,
+                    "examined": page.examined,
+                }));
+            }
             CommandOutput::ok(many_html(&title, &filter, &page.rows, page.next.is_some()))
         }
         Err(e) => e.into(),
     }
 }
 
-fn experiment(lab: &Lab, p: &Principal, id: u64) -> CommandOutput {
+fn experiment(lab: &Lab, p: &Principal, id: u64, format: ReportFormat) -> CommandOutput {
     let experiment = match lab.experiment(p, id) {
         Ok(e) => e,
         Err(e) => return e.into(),
@@ -73,5 +91,14 @@ fn experiment(lab: &Lab, p: &Principal, id: u64) -> CommandOutput {
         resources: lab.resource_series(p, id).ok(),
         discussion: lab.discussion(p, id).map_err(|e| e.to_string()),
     };
+    if format == ReportFormat::Json {
+        return CommandOutput::json(&serde_json::json!({
+            "experiment": report.experiment,
+            "provenance": report.provenance.ok(),
+            "metrics": report.metrics.ok(),
+            "resources": report.resources,
+            "discussion": report.discussion.ok(),
+        }));
+    }
     CommandOutput::ok(experiment_html(&report))
 }

@@ -78,7 +78,16 @@ pub async fn run_command(
             project,
             limit,
             html,
-        } => super::report::report(lab, &caller, &target, project.as_deref(), limit, html),
+            json,
+        } => {
+            use super::report::{ReportFormat, report};
+            let format = match (html, json) {
+                (true, _) => Some(ReportFormat::Html),
+                (_, true) => Some(ReportFormat::Json),
+                _ => None,
+            };
+            report(lab, &caller, &target, project.as_deref(), limit, format)
+        }
         LabCommand::Resources { id, json, csv } => {
             super::resources::resources(lab, &caller, id, json, csv)
         }
