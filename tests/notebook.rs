@@ -546,9 +546,16 @@ async fn reports_are_self_contained_html_that_a_browser_renders() {
     assert_eq!(filtered.status, Some(0), "{filtered:?}");
     assert!(filtered.stdout.contains(&format!("<td>{id}</td>")));
 
-    let data = json(&exec(&admin, &format!("report {id} --json"), None).await.stdout);
+    let data = json(
+        &exec(&admin, &format!("report {id} --json"), None)
+            .await
+            .stdout,
+    );
     assert_eq!(data["experiment"]["id"], id, "{data}");
-    assert_eq!(data["discussion"]["outcome"]["verdict"], "positive", "{data}");
+    assert_eq!(
+        data["discussion"]["outcome"]["verdict"], "positive",
+        "{data}"
+    );
     let no_format = exec(&admin, &format!("report {id}"), None).await;
     assert_eq!(no_format.status, Some(2), "{no_format:?}");
     let bad = exec(&admin, "report 'metric:auc>>1' --html", None).await;
