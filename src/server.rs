@@ -180,7 +180,11 @@ pub async fn start(
         grace: Duration::from_secs(shared.config.queue.kill_grace_secs),
         output_limit: lab.default_output_limit(),
         disk_reserve: shared.config.queue.disk_reserve.0,
-        provenance: provenance_settings(&shared.config.notebook, program.clone()),
+        provenance: provenance_settings(
+            &shared.config.notebook,
+            program.clone(),
+            cgroups.then(|| slots.clone()),
+        ),
     };
     tracing::info!(
         "experiments run {} and {}",
@@ -507,6 +511,7 @@ fn absolute(path: &Path) -> PathBuf {
 fn provenance_settings(
     notebook: &crate::config::NotebookConfig,
     program: std::path::PathBuf,
+    slots: Option<Arc<crate::exec::cgroup::Slots>>,
 ) -> crate::runner::ProvenanceSettings {
     crate::runner::ProvenanceSettings::new(
         notebook.provenance.then_some(program),
@@ -517,5 +522,6 @@ fn provenance_settings(
         },
         Duration::from_secs(notebook.provenance_timeout.0),
         crate::sys::process::is_root(),
+        slots,
     )
 }

@@ -56,7 +56,8 @@ pub async fn run_command(
                 (_, true) => HistoryFormat::Csv,
                 _ => HistoryFormat::Text,
             };
-            history(lab, &caller, &filter, &metrics, before, limit, format)
+            let lab = lab.clone();
+            blocking(move || history(&lab, &caller, &filter, &metrics, before, limit, format)).await
         }
         LabCommand::Deps {
             package,
@@ -64,15 +65,21 @@ pub async fn run_command(
             project,
             unused_since,
             json,
-        } => super::deps::deps(
-            lab,
-            &caller,
-            package.as_deref(),
-            source.as_deref(),
-            project.as_deref(),
-            unused_since.as_deref(),
-            json,
-        ),
+        } => {
+            let lab = lab.clone();
+            blocking(move || {
+                super::deps::deps(
+                    &lab,
+                    &caller,
+                    package.as_deref(),
+                    source.as_deref(),
+                    project.as_deref(),
+                    unused_since.as_deref(),
+                    json,
+                )
+            })
+            .await
+        }
         LabCommand::Report {
             target,
             project,
@@ -86,13 +93,17 @@ pub async fn run_command(
                 (_, true) => Some(ReportFormat::Json),
                 _ => None,
             };
-            report(lab, &caller, &target, project.as_deref(), limit, format)
+            let lab = lab.clone();
+            blocking(move || report(&lab, &caller, &target, project.as_deref(), limit, format))
+                .await
         }
         LabCommand::Resources { id, json, csv } => {
             super::resources::resources(lab, &caller, id, json, csv)
         }
         LabCommand::Compare { ids, metric, json } => {
-            super::compare::compare(lab, &caller, &ids, metric.as_deref(), json)
+            let lab = lab.clone();
+            blocking(move || super::compare::compare(&lab, &caller, &ids, metric.as_deref(), json))
+                .await
         }
         LabCommand::Provenance { id, json, diff } => {
             super::provenance::provenance(lab, &caller, id, json, diff)
@@ -237,4 +248,13 @@ pub async fn run_command(
             add_keys(lab, &caller, &name, &text, json)
         }
     }
+}
+
+/// Runs a command that may read much of the history (a whole scan when
+/// no index narrows it) on a blocking thread, so that it holds up no
+/// other session, nor the runner.
+async fn blocking(command: impl FnOnce() -> CommandOutput + Send + 'static) -> CommandOutput {
+    tokio::task::spawn_blocking(command)
+        .await
+        .unwrap_or_else(|e| CommandOutput::error(exit::FAILURE, format!("error: {e}\n")))
 }

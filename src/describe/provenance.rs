@@ -51,7 +51,7 @@ pub fn provenance_lines(id: u64, p: &Provenance) -> String {
             "{:<9} {} ({})\n",
             i.name,
             printable(&i.version),
-            i.path.display()
+            printable(&i.path.display().to_string())
         ));
     }
     if !p.packages.is_empty() {

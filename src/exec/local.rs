@@ -224,6 +224,18 @@ pub fn go(ctx: &LaunchContext, launched: &Launched) -> Result<(), LaunchError> {
 /// The command's whole environment.
 /// Minors of the host's GPU device files (`/dev/nvidiaN`), looked for at
 /// most once a minute, where device files are fenced.
+/// Limits of a helper the daemon starts as a user (the provenance
+/// helper, which runs the user's git and interpreters): 2 GiB, one core,
+/// 256 processes, no GPU.
+pub fn helper_limits(host_gpus: &[HostGpu]) -> Limits {
+    Limits {
+        memory_bytes: 2 << 30,
+        cpus: 1.0,
+        pids: 256,
+        gpus: GpuAccess::new(host_gpus, &gpu_device_files(), &[]),
+    }
+}
+
 fn gpu_device_files() -> Vec<u32> {
     static FOUND: Mutex<Option<(Instant, Vec<u32>)>> = Mutex::new(None);
     if !super::cgroup::gpu_devices_enforced() {

@@ -72,7 +72,8 @@ pub struct HistoryPage {
     pub rows: Vec<HistoryRow>,
     /// Where the next page starts (`--before`); `None` after the last.
     pub next: Option<u64>,
-    /// Experiments examined for this page.
+    /// Experiments examined for this page (of those whose results the
+    /// caller may read).
     pub examined: usize,
 }
 
@@ -104,6 +105,10 @@ impl Lab {
         let since = parsed.since_secs(now);
         let private_projects = self.store.private_projects()?;
         let mut rows = Vec::new();
+        // Every experiment walked (the bound), and those whose results the
+        // caller may read (what is said: an outcome walk must not tell
+        // which private experiments were given one).
+        let mut walked = 0usize;
         let mut examined = 0usize;
         let mut last_examined = None;
         let mut failure = None;
@@ -111,17 +116,20 @@ impl Lab {
             if since.is_some_and(|s| e.submitted_at < s) {
                 return false;
             }
-            examined += 1;
-            last_examined = Some(e.id);
-            if narrowed_out(&parsed, &e) {
-                return examined < MAX_EXAMINED;
-            }
+            walked += 1;
             let private = e.spec.private
                 || e.spec
                     .project
                     .as_ref()
                     .is_some_and(|pr| private_projects.contains(pr));
             let readable = !private || owns_or_admin(&p, &e);
+            if readable {
+                examined += 1;
+                last_examined = Some(e.id);
+            }
+            if narrowed_out(&parsed, &e) {
+                return walked < MAX_EXAMINED;
+            }
             let e = seen_by(&p, e, private);
             match self.row_if_matching(&parsed, e, readable, now) {
                 Ok(Some(row)) => rows.push(row),
@@ -131,7 +139,7 @@ impl Lab {
                     return false;
                 }
             }
-            rows.len() < limit && examined < MAX_EXAMINED
+            rows.len() < limit && walked < MAX_EXAMINED
         };
         // An owner or a project named reads only theirs, by its index; an
         // outcome asked for, only the experiments given one.
@@ -152,7 +160,7 @@ impl Lab {
         }
         let next = if rows.len() >= limit {
             rows.last().map(|r| r.id)
-        } else if examined >= MAX_EXAMINED {
+        } else if walked >= MAX_EXAMINED {
             last_examined
         } else {
             None

@@ -291,9 +291,11 @@ impl Lab {
             name: r.name,
             // Its project: as given, else its git repository's name, else
             // the configured default.
+            // Not a private one's repository: its name would say what the
+            // experiment hides (its working directory).
             project: r
                 .project
-                .or(repository)
+                .or(repository.filter(|_| !r.private))
                 .or_else(|| self.queue.default_project.clone()),
             tags: r.tags,
             command,

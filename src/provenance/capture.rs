@@ -1,6 +1,7 @@
 //! The daemon's side: runs the helper as a child and reads its parts.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -12,13 +13,39 @@ use super::{Part, Request};
 /// directories dominate).
 const LINE_SLACK: u64 = 64 << 20;
 
-/// Runs `program __provenance` on `request`, handing each part to
-/// `on_part` as it arrives; past `timeout` the helper is killed and an
-/// error says what was missing.
+/// Where the helper runs. It runs programs of the user's (git with the
+/// repository's configuration, the interpreters on the experiment's
+/// `PATH`): they must be held to limits, and nothing they start may
+/// outlive the capture.
+pub trait Confinement {
+    /// Takes in the helper `pid`, which has not read its request yet (so
+    /// has done nothing).
+    fn enter(&mut self, pid: u32) -> Result<(), String>;
+    /// Ends every process the helper left.
+    fn end(&mut self);
+}
+
+/// No confinement but the helper's own process group, killed at the end
+/// (a process that starts a session of its own escapes it).
+pub struct ProcessGroup;
+
+impl Confinement for ProcessGroup {
+    fn enter(&mut self, _pid: u32) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn end(&mut self) {}
+}
+
+/// Runs `program __provenance` on `request` in `confinement`, handing
+/// each part to `on_part` as it arrives; past `timeout` the helper is
+/// killed and an error says what was missing. Whatever the helper started
+/// is killed when it is done.
 pub fn run_helper(
     program: &Path,
     request: &Request,
     timeout: Duration,
+    confinement: &mut dyn Confinement,
     mut on_part: impl FnMut(Part),
 ) -> Result<(), String> {
     let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
@@ -29,12 +56,21 @@ pub fn run_helper(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot start the provenance helper: {e}"))?;
+    let pid = child.id();
     let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
         let _ = child.kill();
+        let _ = child.wait();
         return Err("the provenance helper has no pipes".into());
     };
+    // It waits for its whole request before it does anything.
+    if let Err(why) = confinement.enter(pid) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("cannot confine the provenance helper: {why}"));
+    }
     std::thread::spawn(move || {
         let _ = stdin.write_all(&body);
     });
@@ -80,5 +116,8 @@ pub fn run_helper(
     // The runner may have reaped it already (it reaps orphans): an error
     // here says nothing.
     let _ = child.wait();
+    // What it started, and what they started, ends with it.
+    crate::sys::process::kill_group(pid, libc::SIGKILL);
+    confinement.end();
     outcome
 }

@@ -96,7 +96,7 @@ fn parser_for(name: &str) -> Option<Parser> {
 
 fn read_small(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file = super::open_regular(path).map_err(|e| e.to_string())?;
     let mut text = String::new();
     file.take(MAX_FILE)
         .read_to_string(&mut text)
@@ -129,6 +129,15 @@ fn package(
 /// its name and constraint; `==X` alone is a pinned version.
 fn requirement(line: &str, from: &str) -> Option<Package> {
     let line = line.split(';').next()?.trim();
+    // A URL is recorded without its credentials; one without a name
+    // (`git+https://…`) names no package.
+    if line.contains("://") {
+        let (name, url) = line.split_once(" @ ")?;
+        let name = name.trim().split('[').next().unwrap_or("").trim();
+        let url = super::sources::strip_credentials(url);
+        return (!name.is_empty())
+            .then(|| package("python", name, None, Some(format!("@{url}")), from));
+    }
     let end = line
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         .unwrap_or(line.len());
@@ -265,6 +274,7 @@ fn conda_environment(text: &str, from: &str) -> Result<Vec<Package>, String> {
         }
         match pip_indent {
             Some(pip) if indent > pip => packages.extend(requirement(item, from)),
+            _ if item.contains("://") => pip_indent = None,
             _ => {
                 pip_indent = None;
                 let spec = item.rsplit("::").next().unwrap_or(item);
@@ -419,6 +429,11 @@ mod tests {
     fn requirement_files_give_pins_and_constraints() {
         let text = "# data\npandas==1.5.3\nScikit_Learn>=1.2, <2  # ml\nnumpy\n-r other.txt\n\
                     torch[cuda]==2.1.*\nrequests ; python_version > \"3.8\"\n--index-url https://x\n";
+        let with_urls = "pkg @ https://u:tok@host/x.whl\ngit+https://tok@github.com/o/r.git\n";
+        assert_eq!(
+            brief(&requirements(with_urls, "requirements.txt").expect("parses")),
+            vec!["python:pkg - @https://host/x.whl"]
+        );
         assert_eq!(
             brief(&requirements(text, "requirements.txt").expect("parses")),
             vec![

@@ -162,9 +162,21 @@ pub fn capture(
         }
     }
     let diff = if commit.is_some() {
-        git.run(&["diff", "HEAD", "--no-color", "--no-ext-diff"], diff_cap)?
+        git.run(
+            &[
+                "diff",
+                "HEAD",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-textconv",
+            ],
+            diff_cap,
+        )?
     } else {
-        git.run(&["diff", "--no-color", "--no-ext-diff"], diff_cap)?
+        git.run(
+            &["diff", "--no-color", "--no-ext-diff", "--no-textconv"],
+            diff_cap,
+        )?
     };
     let mut text = String::from_utf8_lossy(&diff.stdout).into_owned();
     if diff.truncated {

@@ -97,25 +97,30 @@ struct Plan {
     directory: bool,
     first: usize,
     count: usize,
-    left_out: usize,
+    /// More files than the most hashed: none was.
+    too_many: bool,
 }
 
 fn plan(full: &Path, max_files: usize) -> Result<(Plan, Vec<PathBuf>), String> {
     let meta = std::fs::metadata(full).map_err(|e| e.to_string())?;
+    if !meta.is_dir() && !meta.is_file() {
+        return Err("not a regular file or a directory".into());
+    }
     if !meta.is_dir() {
         let plan = Plan {
             root: full.to_path_buf(),
             directory: false,
             first: 0,
             count: 1,
-            left_out: 0,
+            too_many: false,
         };
         return Ok((plan, vec![full.to_path_buf()]));
     }
     let mut files = Vec::new();
-    let mut seen = 0usize;
     let mut dirs = vec![full.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
+    // The walk stops past the most files hashed: a directory of millions
+    // (or `/`) is not listed whole.
+    'walk: while let Some(dir) = dirs.pop() {
         let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         for entry in entries {
             let entry = entry.map_err(|e| e.to_string())?;
@@ -123,20 +128,26 @@ fn plan(full: &Path, max_files: usize) -> Result<(Plan, Vec<PathBuf>), String> {
             if kind.is_dir() {
                 dirs.push(entry.path());
             } else if kind.is_file() || (kind.is_symlink() && entry.path().is_file()) {
-                seen += 1;
                 files.push(entry.path());
+                if files.len() > max_files {
+                    break 'walk;
+                }
             }
         }
     }
+    let too_many = files.len() > max_files;
+    if too_many {
+        // Which files the walk met first is the file system's order: no
+        // hash of a part of it would mean anything.
+        files.clear();
+    }
     files.sort();
-    let left_out = seen.saturating_sub(max_files);
-    files.truncate(max_files);
     let plan = Plan {
         root: full.to_path_buf(),
         directory: true,
         first: 0,
         count: files.len(),
-        left_out,
+        too_many,
     };
     Ok((plan, files))
 }
@@ -148,7 +159,7 @@ fn hash_file(
     path: &Path,
     cache: &HashMap<&Path, &CachedHash>,
 ) -> Result<(CachedHash, bool), String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+    let file: File = super::open_regular(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     let mtime_ns = super::mtime_ns(&meta);
     let mut entry = CachedHash {
@@ -219,11 +230,11 @@ fn digest_of(declared: &Path, plan: &Plan, jobs: &[Job], hashed: &mut Hashed) ->
     } else {
         single
     };
-    if plan.left_out > 0 {
-        digest.error = Some(format!(
-            "only the first {} files hashed; {} left out",
-            plan.count, plan.left_out
-        ));
+    if plan.too_many {
+        digest.blake3 = None;
+        digest.error = Some(
+            "more files than notebook.max_hashed_files: not hashed (declare a smaller directory, or raise the limit)".into(),
+        );
     }
     digest
 }
@@ -295,10 +306,38 @@ mod tests {
                 .as_deref()
                 .is_some_and(|e| e.contains("No such file"))
         );
-        assert_eq!(hashed.digests[1].files, 3);
-        assert_eq!(
-            hashed.digests[1].error.as_deref(),
-            Some("only the first 3 files hashed; 2 left out")
+        assert!(hashed.digests[1].blake3.is_none());
+        assert!(
+            hashed.digests[1]
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("more files than notebook.max_hashed_files")),
+            "{:?}",
+            hashed.digests[1]
         );
+        assert_eq!(hashed.hashed_bytes, 0, "nothing of it was read");
+    }
+
+    #[test]
+    fn devices_and_fifos_are_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zeros")).expect("symlink");
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .expect("mkfifo")
+                .success()
+        );
+        let paths = vec![PathBuf::from("zeros"), PathBuf::from("fifo")];
+        let hashed = hash_all(dir.path(), &paths, &[], 10, 2);
+        for d in &hashed.digests {
+            assert!(d.blake3.is_none(), "{d:?}");
+            assert_eq!(
+                d.error.as_deref(),
+                Some("not a regular file or a directory")
+            );
+        }
     }
 }

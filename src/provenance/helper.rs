@@ -173,7 +173,7 @@ fn data_sources(request: &Request, dirs: &[PathBuf], skipped: &mut Vec<Skipped>)
 
 fn read_project_file(file: &Path) -> Result<Vec<String>, String> {
     let mut text = String::new();
-    std::fs::File::open(file)
+    super::open_regular(file)
         .and_then(|f| f.take(1 << 20).read_to_string(&mut text))
         .map_err(|e| e.to_string())?;
     sources::from_project_file(&text)

@@ -190,3 +190,19 @@ pub(crate) fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(meta.mtime_nsec())
 }
+
+/// Opens `path` for reading only if it is a regular file: a FIFO, a
+/// device or a socket (a symbolic link to `/dev/zero`, or to the helper's
+/// own output) would block or never end. Opened without blocking and
+/// without taking a terminal, then checked.
+pub(crate) fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}

@@ -2,6 +2,7 @@
 //! output and time.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -41,8 +42,11 @@ pub(crate) fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own: on a timeout, what it started goes too.
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let pid = child.id();
     let (Some(mut stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         let _ = child.kill();
         let _ = child.wait();
@@ -87,7 +91,10 @@ pub(crate) fn run(
     }
     // The daemon reaps orphans as a subreaper, but the helper is not the
     // daemon: its children are its own to wait for.
-    let status = child.wait().map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string());
+    // Nothing it left behind (a daemonised child) outlives it.
+    crate::sys::process::kill_group(pid, libc::SIGKILL);
+    let status = status?;
     let (stdout, truncated) = out
         .unwrap_or_else(|| Ok((Vec::new(), false)))
         .map_err(|e| e.to_string())?;

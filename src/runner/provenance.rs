@@ -17,11 +17,14 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::exec::cgroup::{ExperimentCgroup, Slots};
 use crate::lab::Engine;
 use crate::model::Experiment;
-use crate::provenance::{
-    Limits, Owner, Part, Phase, ProbedInterpreter, Request, capture::run_helper,
-};
+use crate::provenance::capture::{Confinement, ProcessGroup, run_helper};
+use crate::provenance::{Limits, Owner, Part, Phase, ProbedInterpreter, Request};
+
+/// What interpreter versions found are remembered for.
+type InterpreterKey = (String, PathBuf, String);
 
 /// Workers running captures at once.
 const WORKERS: usize = 2;
@@ -48,12 +51,14 @@ pub struct ProvenanceSettings {
     /// Whether the helper takes on the owner's identity (the daemon runs
     /// as root).
     pub as_owner: bool,
-    /// Interpreter versions found, by working directory (a version may
-    /// depend on it, as pyenv's does), so that each capture does not start
-    /// every interpreter again.
-    pub interpreters: Arc<std::sync::Mutex<HashMap<PathBuf, Vec<ProbedInterpreter>>>>,
+    /// Interpreter versions found, by Unix user, working directory and
+    /// `PATH` (a version may depend on each, as pyenv's does), so that each
+    /// capture does not start every interpreter again.
+    pub interpreters: Arc<std::sync::Mutex<HashMap<InterpreterKey, Vec<ProbedInterpreter>>>>,
     /// The queue of captures, once the runner has started its workers.
     pub queue: Arc<OnceLock<mpsc::UnboundedSender<Job>>>,
+    /// Where helpers get a cgroup of their own (when experiments do).
+    pub slots: Option<Arc<crate::exec::cgroup::Slots>>,
 }
 
 impl ProvenanceSettings {
@@ -64,6 +69,7 @@ impl ProvenanceSettings {
         limits: Limits,
         timeout: Duration,
         as_owner: bool,
+        slots: Option<Arc<crate::exec::cgroup::Slots>>,
     ) -> Self {
         ProvenanceSettings {
             program,
@@ -72,6 +78,7 @@ impl ProvenanceSettings {
             as_owner,
             interpreters: Arc::default(),
             queue: Arc::default(),
+            slots,
         }
     }
 }
@@ -186,10 +193,27 @@ fn capture_for(
     same: &[Job],
 ) {
     let job = &same[0];
+    let mut cgroup;
+    let mut group = ProcessGroup;
+    let confinement: &mut dyn Confinement = match &settings.slots {
+        Some(slots) => {
+            cgroup = HelperCgroup {
+                slots,
+                limits: crate::exec::local::helper_limits(&lab.host_gpus()),
+                cgroup: None,
+            };
+            &mut cgroup
+        }
+        None => &mut group,
+    };
     let ran = request(lab, settings, job).and_then(|request| {
-        run_helper(program, &request, settings.timeout, |part| {
+        run_helper(program, &request, settings.timeout, confinement, |part| {
             if let Part::Code(code) = &part {
-                remember(settings, &job.workdir, code.probed.clone());
+                remember(
+                    settings,
+                    interpreter_key(job, &request.path),
+                    code.probed.clone(),
+                );
             }
             for (i, j) in same.iter().enumerate() {
                 let mut part = part.clone();
@@ -209,6 +233,45 @@ fn capture_for(
         for j in same {
             lab.provenance_failed(j.id, job.phase, why.clone());
         }
+    }
+}
+
+/// A helper's cgroup: made before the helper reads its request, held to
+/// [`crate::exec::local::helper_limits`], and emptied and given back when
+/// it is done (what it started dies with it, `setsid` or not).
+struct HelperCgroup<'a> {
+    slots: &'a Slots,
+    limits: crate::exec::cgroup::Limits,
+    cgroup: Option<ExperimentCgroup>,
+}
+
+impl Confinement for HelperCgroup<'_> {
+    fn enter(&mut self, pid: u32) -> Result<(), String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cgroup = self
+            .slots
+            .create_for_helper(n, self.limits)
+            .map_err(|e| e.to_string())?;
+        let added = cgroup.add_process(pid).map_err(|e| e.to_string());
+        self.cgroup = Some(cgroup);
+        added
+    }
+
+    fn end(&mut self) {
+        let Some(cgroup) = self.cgroup.take() else {
+            return;
+        };
+        cgroup.signal_all_but(libc::SIGKILL, None);
+        // Removed rather than kept for an experiment: the page cache its
+        // reads were charged for would count against the next one.
+        for _ in 0..50 {
+            if cgroup.pid_list().is_some_and(|pids| pids.is_empty()) && cgroup.remove() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.slots.release_when_empty(cgroup);
     }
 }
 
@@ -243,7 +306,7 @@ fn request(lab: &Engine, settings: &ProvenanceSettings, job: &Job) -> Result<Req
         .interpreters
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&job.workdir)
+        .get(&interpreter_key(job, &path))
         .cloned()
         .unwrap_or_default();
     Ok(Request {
@@ -259,20 +322,21 @@ fn request(lab: &Engine, settings: &ProvenanceSettings, job: &Job) -> Result<Req
     })
 }
 
-/// Remembers the interpreters found for `workdir`.
-fn remember(
-    settings: &ProvenanceSettings,
-    workdir: &std::path::Path,
-    probed: Vec<ProbedInterpreter>,
-) {
+/// What the interpreters found for `job` with `PATH` `path` are kept by.
+fn interpreter_key(job: &Job, path: &str) -> InterpreterKey {
+    (job.unix_user.clone(), job.workdir.clone(), path.to_string())
+}
+
+/// Remembers the interpreters found for `key`.
+fn remember(settings: &ProvenanceSettings, key: InterpreterKey, probed: Vec<ProbedInterpreter>) {
     let mut known = settings
         .interpreters
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if known.len() >= REMEMBERED_WORKDIRS && !known.contains_key(workdir) {
+    if known.len() >= REMEMBERED_WORKDIRS && !known.contains_key(&key) {
         known.clear();
     }
-    known.insert(workdir.to_path_buf(), probed);
+    known.insert(key, probed);
 }
 
 #[cfg(test)]

@@ -287,7 +287,10 @@ impl Tracked {
         lab: &Engine,
         id: u64,
     ) -> Option<crate::model::UseProfile> {
-        if let Some(done) = self.stretch.take() {
+        if let Some(mut done) = self.stretch.take() {
+            // The last stretch lasted until now, not its full length.
+            let lasted = (crate::lab::now() - done.at).clamp(1, i64::from(done.secs));
+            done.secs = lasted as u32;
             lab.record_use(id, &done);
         }
         lab.use_profile(id)

@@ -19,6 +19,18 @@ pub fn kill(pid: i32, signal: i32) {
     }
 }
 
+/// Sends `signal` to every process of process group `pgid` (a group that
+/// is gone is ignored).
+pub fn kill_group(pgid: u32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    if let (Some(pgid), Some(signal)) = (Pid::from_raw(pgid as i32), Signal::from_named_raw(signal))
+    {
+        let _ = rustix::process::kill_process_group(pgid, signal);
+    }
+}
+
 /// Kills process `pid` if it is still the one started at `start_time` (see
 /// [`procfs::process_running`]): one that exited may have given its pid to
 /// another.

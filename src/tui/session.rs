@@ -70,6 +70,8 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut lab_names = lab.lab_names().unwrap_or_default();
     let mut frames: u64 = 0;
     let mut follower: Option<LogFollower> = None;
+    // History's open pane's text, with what it was read for and when.
+    let mut pane_text: Option<(PaneKey, std::time::Instant, String)> = None;
     // History's page, with what it was read for and when.
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
@@ -206,11 +208,25 @@ pub async fn run_tui_session<S: FrameSink>(
         if let Some(request) = view.request.take() {
             carry_out(&lab, &principal, &mut view, &snapshot, request);
         }
-        snapshot.history_pane_text = view
-            .history
-            .pane
-            .as_ref()
-            .map(|pane| history_pane_text(&lab, &principal, pane));
+        // Read again when another pane opens, the role changed, or after
+        // a while; not at every key (a comparison reads 20 experiments).
+        snapshot.history_pane_text = match &view.history.pane {
+            None => {
+                pane_text = None;
+                None
+            }
+            Some(pane) => {
+                let key = (pane_key(pane), view.role);
+                let fresh = pane_text
+                    .as_ref()
+                    .is_some_and(|(k, at, _)| *k == key && at.elapsed() < HISTORY_REFRESH);
+                if !fresh {
+                    let text = history_pane_text(&lab, &principal, pane);
+                    pane_text = Some((key, std::time::Instant::now(), text));
+                }
+                pane_text.as_ref().map(|(_, _, text)| text.clone())
+            }
+        };
         snapshot.queue_pane_text = match &view.queue.pane {
             Some(QueuePane::Details(id)) => Some(match lab.experiment(&principal, *id) {
                 Ok(e) => {
@@ -302,6 +318,18 @@ impl<T: FrameSink> FrameSink for &mut T {
 }
 
 /// What the Queue tab lists, as its state asks.
+/// What a History pane shows, whatever its scroll: the experiments, and
+/// whether it is a comparison.
+fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
+    match pane {
+        HistoryPane::Page { id, .. } => (vec![*id], false),
+        HistoryPane::Compare { ids, .. } => (ids.clone(), true),
+    }
+}
+
+/// What a History pane's text was read for: the pane, and the role.
+type PaneKey = ((Vec<u64>, bool), crate::model::Role);
+
 /// What History's page was read for: its filter and where it starts.
 type HistoryKey = (String, Option<u64>);
 

@@ -239,16 +239,16 @@ fn quota_us(cpus: f64) -> u64 {
 }
 
 impl ExperimentCgroup {
-    /// Creates a cgroup of `slots` for experiment `id` with `limits`: on v2
-    /// `labbench/INSTANCE/exp-ID`, on v1 a kept `slot-N` of INSTANCE or a new
-    /// one.
-    fn create(slots: &Slots, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
+    /// Creates a cgroup of `slots` with `limits`: on v2
+    /// `labbench/INSTANCE/LEAF` (`exp-ID` for an experiment), on v1 a kept
+    /// `slot-N` of INSTANCE or a new one.
+    fn create(slots: &Slots, leaf: &str, limits: Limits) -> std::io::Result<ExperimentCgroup> {
         let hierarchy =
             hierarchy().ok_or_else(|| std::io::Error::other("no usable cgroup hierarchy"))?;
         let instance = slots.instance();
         match &hierarchy {
             Hierarchy::V2(mount) => {
-                let cg = ExperimentCgroup::named(format!("{instance}/exp-{id}"), hierarchy.clone());
+                let cg = ExperimentCgroup::named(format!("{instance}/{leaf}"), hierarchy.clone());
                 prepare_v2_instance(mount, slots)?;
                 create_dir(&cg.dir("memory"))?;
                 let memory = limits.memory_bytes.to_string();

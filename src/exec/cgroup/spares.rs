@@ -87,7 +87,13 @@ impl Slots {
     /// `labbench/INSTANCE/exp-ID`, on v1 a kept `slot-N` of the instance or
     /// a new one.
     pub fn create(&self, id: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
-        ExperimentCgroup::create(self, id, limits)
+        ExperimentCgroup::create(self, &format!("exp-{id}"), limits)
+    }
+
+    /// A cgroup for helper process `n` (the provenance helper, which runs
+    /// programs of the user's) with `limits`.
+    pub fn create_for_helper(&self, n: u64, limits: Limits) -> std::io::Result<ExperimentCgroup> {
+        ExperimentCgroup::create(self, &format!("helper-{n}"), limits)
     }
 
     /// A kept cgroup for a new experiment, with its CPU time and peak
@@ -228,7 +234,7 @@ pub fn sweep_leftovers(instance: &str, in_use: &[&str]) {
         .collect();
     for leaf in leaves {
         let name = format!("{instance}/{leaf}");
-        let ours = ["slot-", "exp-", "spare-"]
+        let ours = ["slot-", "exp-", "spare-", "helper-"]
             .iter()
             .any(|prefix| leaf.starts_with(prefix));
         if ours && !in_use.contains(&name.as_str()) {
