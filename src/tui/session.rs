@@ -187,7 +187,15 @@ pub async fn run_tui_session<S: FrameSink>(
                 .as_ref()
                 .is_none_or(|(k, at, _)| *k != key || at.elapsed() >= HISTORY_REFRESH);
             if stale {
-                match lab.history(&principal, &key.0, key.1, HISTORY_PAGE) {
+                // A filter no index narrows reads the whole history: on a
+                // blocking thread, so that it holds up no other session.
+                let (reader, who, query) = (lab.clone(), principal.clone(), key.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    reader.history(&who, &query.0, query.1, HISTORY_PAGE)
+                })
+                .await
+                .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
+                match read {
                     Ok(page) => history = Some((key, std::time::Instant::now(), page)),
                     Err(e) => {
                         view.notice = Some(e.to_string());
