@@ -24,7 +24,7 @@ pub fn carry_out(
     request: Request,
 ) {
     match request {
-        Request::History(request) => history_request(view, snapshot, request),
+        Request::History(request) => history_request(lab, principal, view, snapshot, request),
         Request::Dashboard(dashboard::Request::OpenSelected) => {
             let rows = sorted_rows(snapshot, &view.dashboard);
             let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
@@ -137,7 +137,13 @@ pub fn carry_out(
 
 /// Carries out a History request: it acts on the rows shown (what they
 /// open is read through the service when drawn).
-fn history_request(view: &mut ViewState, snapshot: &Snapshot, request: history::Request) {
+fn history_request(
+    lab: &Lab,
+    principal: &Principal,
+    view: &mut ViewState,
+    snapshot: &Snapshot,
+    request: history::Request,
+) {
     let rows = history_rows(snapshot, &view.history);
     let selected = rows
         .get(view.history.selected.min(rows.len().saturating_sub(1)))
@@ -171,6 +177,27 @@ fn history_request(view: &mut ViewState, snapshot: &Snapshot, request: history::
             }
             None => view.notice = Some("this is the oldest page".into()),
         },
+        // Decided by the service with the current role, as `comment` is.
+        (history::Request::Comment(id, text), _) => match lab.add_comment(principal, id, &text) {
+            Ok(c) => {
+                view.notice = Some(format!("comment {} on experiment {id}", c.id));
+                view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+            }
+            Err(e) => view.notice = Some(e.to_string()),
+        },
+        (history::Request::Outcome(id, verdict, note), _) => {
+            let note = Some(note.trim()).filter(|n| !n.is_empty());
+            match lab.set_outcome(principal, id, verdict, note) {
+                Ok(c) => {
+                    view.notice = Some(format!(
+                        "experiment {id}: outcome {}",
+                        c.map_or("none", |c| c.verdict.name())
+                    ));
+                    view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+                }
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+        }
         (_, None) => view.notice = Some("no experiment selected".into()),
     }
 }
@@ -211,6 +238,9 @@ mod tests {
             Request::Queue(queue::Request::RerunSelected) => [Done, Done, Denied, Denied],
             Request::Queue(queue::Request::Submit(_)) => [Done, Done, Done, Denied],
             Request::Queue(queue::Request::SetPriority(..)) => [Done, Denied, Denied, Denied],
+            // Of a private experiment, as `comment` and `outcome` are.
+            Request::History(history::Request::Comment(..)) => [Done, Done, Denied, Denied],
+            Request::History(history::Request::Outcome(..)) => [Done, Done, Denied, Denied],
             // They open panes; what a pane shows is read through the
             // service as it is drawn (tui/session.rs tests it).
             Request::History(_) => [Done; 4],
@@ -289,6 +319,12 @@ mod tests {
                 Request::History(history::Request::MarkSelected),
                 Request::History(history::Request::CompareMarked),
                 Request::History(history::Request::NextPage),
+                Request::History(history::Request::Comment(target, "looks right".into())),
+                Request::History(history::Request::Outcome(
+                    target,
+                    Some(crate::model::Verdict::Negative),
+                    "no lift".into(),
+                )),
             ];
             for request in requests {
                 let want = row(&request)[n];

@@ -330,7 +330,9 @@ impl<T: FrameSink> FrameSink for &mut T {
 /// whether it is a comparison.
 fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
     match pane {
-        HistoryPane::Page { id, .. } => (vec![*id], false),
+        HistoryPane::Page { id, .. }
+        | HistoryPane::Comment { id, .. }
+        | HistoryPane::Outcome { id, .. } => (vec![*id], false),
         HistoryPane::Compare { ids, .. } => (ids.clone(), true),
     }
 }
@@ -351,7 +353,9 @@ const HISTORY_REFRESH: Duration = Duration::from_secs(5);
 /// as the service allows it to the caller, as the commands would.
 fn history_pane_text(lab: &Lab, principal: &Principal, pane: &HistoryPane) -> String {
     match pane {
-        HistoryPane::Page { id, .. } => {
+        HistoryPane::Page { id, .. }
+        | HistoryPane::Comment { id, .. }
+        | HistoryPane::Outcome { id, .. } => {
             let id = *id;
             let mut text = match lab.experiment(principal, id) {
                 Ok(e) => {

@@ -689,3 +689,19 @@ fn history_experiment_page_and_comparison() {
     }));
     insta::assert_snapshot!("history_compare_120x40", draw(&v, &snap, 120, 40));
 }
+
+#[test]
+fn history_comment_editor_and_outcome_prompt() {
+    let (mut v, snap) = history_view();
+    v.history.pane = Some(super::history::HistoryPane::Comment {
+        id: 42,
+        text: "Lift holds on the Q3 holdout.\nSee the auc curve".into(),
+    });
+    insta::assert_snapshot!("history_comment_100x30", draw(&v, &snap, 100, 30));
+    v.history.pane = Some(super::history::HistoryPane::Outcome {
+        id: 42,
+        verdict: Some(Some(crate::model::Verdict::Positive)),
+        note: "beats the baseline".into(),
+    });
+    insta::assert_snapshot!("history_outcome_100x30", draw(&v, &snap, 100, 30));
+}

@@ -210,12 +210,20 @@ fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &History
 }
 
 fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPane) {
+    match pane {
+        HistoryPane::Comment { id, text } => return render_comment(frame, area, *id, text),
+        HistoryPane::Outcome { id, verdict, note } => {
+            return render_outcome(frame, area, *id, *verdict, note);
+        }
+        _ => {}
+    }
     let wrap = matches!(pane, HistoryPane::Page { .. });
     let (title, scroll) = match pane {
         HistoryPane::Page { id, scroll } => (
             format!(" Experiment {id} — ↑↓ PgUp PgDn scroll · Esc close "),
             *scroll,
         ),
+        HistoryPane::Comment { .. } | HistoryPane::Outcome { .. } => return,
         HistoryPane::Compare { ids, scroll } => (
             format!(
                 " Compare {} — * differs · ↑↓ PgUp PgDn scroll · Esc close ",
@@ -254,6 +262,75 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
                 .borders(Borders::ALL)
                 .border_style(Style::default().fg(ACCENT))
                 .title(title),
+        ),
+        rect,
+    );
+}
+
+/// The comment editor: several lines, saved with Ctrl-S.
+fn render_comment(frame: &mut Canvas, area: Rect, id: u64, text: &str) {
+    let rect = clear_centered(frame, area, area.width.min(90), area.height.min(14));
+    let mut lines: Vec<Line> = text.split('\n').map(|l| Line::from(printable(l))).collect();
+    if let Some(last) = lines.last_mut() {
+        last.push_span(Span::styled("▏", Style::default().fg(ACCENT)));
+    }
+    // The end of a long comment stays in sight.
+    let inner = rect.height.saturating_sub(2) as usize;
+    let skip = lines.len().saturating_sub(inner);
+    frame.render_widget(
+        Paragraph::new(lines.split_off(skip))
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(Style::default().fg(ACCENT))
+                    .title(format!(
+                        " Comment on experiment {id} — Enter: new line · Ctrl-S: save · Esc: cancel "
+                    )),
+            ),
+        rect,
+    );
+}
+
+/// The outcome prompt: a verdict key, then a note.
+fn render_outcome(
+    frame: &mut Canvas,
+    area: Rect,
+    id: u64,
+    verdict: Option<Option<crate::model::Verdict>>,
+    note: &str,
+) {
+    let rect = clear_centered(frame, area, area.width.min(70), 6);
+    let text = match verdict {
+        None => vec![
+            Line::from(Span::styled(
+                "p positive · n negative · i inconclusive · x none",
+                Style::default().add_modifier(Modifier::BOLD),
+            )),
+            Line::from(Span::styled(
+                "(owners and admins; a negative result counts as much)",
+                Style::default().fg(DIM),
+            )),
+        ],
+        Some(chosen) => vec![
+            Line::from(format!("Outcome: {}", chosen.map_or("none", |v| v.name()))),
+            Line::from(vec![
+                Span::styled("Note: ", Style::default().fg(ACCENT)),
+                Span::raw(printable(note)),
+                Span::styled("▏", Style::default().fg(ACCENT)),
+            ]),
+            Line::from(Span::styled(
+                "Enter: save · Esc: cancel",
+                Style::default().fg(DIM),
+            )),
+        ],
+    };
+    frame.render_widget(
+        Paragraph::new(text).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(Style::default().fg(ACCENT))
+                .title(format!(" Outcome of experiment {id} ")),
         ),
         rect,
     );

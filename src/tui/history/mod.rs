@@ -27,6 +27,10 @@ pub enum Request {
     CompareMarked,
     /// Go to the next page (older experiments).
     NextPage,
+    /// Add this comment to this experiment.
+    Comment(u64, String),
+    /// Give this experiment this outcome (`None`: take it back), with a note.
+    Outcome(u64, Option<crate::model::Verdict>, String),
 }
 
 /// A column the page can be sorted by.
@@ -104,7 +108,27 @@ pub enum HistoryPane {
         /// Lines scrolled.
         scroll: u16,
     },
+    /// A comment being written on an experiment (several lines).
+    Comment {
+        /// The experiment.
+        id: u64,
+        /// What is written so far.
+        text: String,
+    },
+    /// An outcome being given: the verdict chosen (`None` until a key
+    /// chose one), and a note.
+    Outcome {
+        /// The experiment.
+        id: u64,
+        /// `Some(None)`: take the outcome back.
+        verdict: Option<Option<crate::model::Verdict>>,
+        /// The note typed so far.
+        note: String,
+    },
 }
+
+/// Most characters of a comment typed here (the service allows 16 KiB).
+const MAX_COMMENT_CHARS: usize = 4000;
 
 /// The History tab's own state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,13 +159,32 @@ impl HistoryState {
         self.pages.last().copied().flatten()
     }
 
-    /// Whether keys are text (the filter bar is open).
+    /// Whether keys are text (the filter bar, a comment, a note).
     pub fn takes_text(&self) -> bool {
         self.typing.is_some()
+            || matches!(
+                self.pane,
+                Some(
+                    HistoryPane::Comment { .. }
+                        | HistoryPane::Outcome {
+                            verdict: Some(_),
+                            ..
+                        }
+                )
+            )
     }
 
-    /// Pasted text goes into an open filter bar.
+    /// Pasted text goes into an open filter bar, comment or note.
     pub fn handle_paste(&mut self, text: &str) -> Option<String> {
+        if let Some(HistoryPane::Comment { text: typed, .. }) = self.pane.as_mut() {
+            for c in text.chars().filter(|c| *c == '\n' || !c.is_control()) {
+                if typed.chars().count() >= MAX_COMMENT_CHARS {
+                    break;
+                }
+                typed.push(c);
+            }
+            return None;
+        }
         let typed = self.typing.as_mut()?;
         for c in text.chars().filter(|c| !c.is_control()) {
             if typed.chars().count() >= MAX_FILTER_CHARS {
@@ -184,7 +227,85 @@ impl HistoryState {
             return Handled::Yes;
         }
         if let Some(pane) = self.pane.as_mut() {
-            let (HistoryPane::Page { scroll, .. } | HistoryPane::Compare { scroll, .. }) = pane;
+            let ctrl = key.modifiers.contains(terminput::KeyModifiers::CTRL);
+            match pane {
+                HistoryPane::Comment { id, text } => {
+                    match key.code {
+                        KeyCode::Esc => self.pane = None,
+                        KeyCode::Char('s' | 'd') if ctrl => {
+                            return Handled::Ask(Request::Comment(*id, text.clone()));
+                        }
+                        KeyCode::Enter => text.push('\n'),
+                        KeyCode::Backspace => {
+                            text.pop();
+                        }
+                        KeyCode::Char(c)
+                            if !c.is_control() && text.chars().count() < MAX_COMMENT_CHARS =>
+                        {
+                            text.push(c)
+                        }
+                        _ => {}
+                    }
+                    return Handled::Yes;
+                }
+                HistoryPane::Outcome { id, verdict, note } => {
+                    use crate::model::Verdict;
+                    match (verdict.as_ref(), key.code) {
+                        (_, KeyCode::Esc) => self.pane = None,
+                        (None, KeyCode::Char(c)) => {
+                            *verdict = Some(match c {
+                                'p' => Some(Verdict::Positive),
+                                'n' => Some(Verdict::Negative),
+                                'i' => Some(Verdict::Inconclusive),
+                                'x' => None,
+                                _ => {
+                                    return Handled::Notice(
+                                        "p positive, n negative, i inconclusive, x none".into(),
+                                    );
+                                }
+                            });
+                        }
+                        (Some(chosen), KeyCode::Enter) => {
+                            return Handled::Ask(Request::Outcome(*id, *chosen, note.clone()));
+                        }
+                        (Some(_), KeyCode::Backspace) => {
+                            note.pop();
+                        }
+                        (Some(_), KeyCode::Char(c))
+                            if !c.is_control() && note.chars().count() < MAX_FILTER_CHARS =>
+                        {
+                            note.push(c)
+                        }
+                        _ => {}
+                    }
+                    return Handled::Yes;
+                }
+                HistoryPane::Page { id, .. } if !ctrl => match key.code {
+                    KeyCode::Char('c') => {
+                        let id = *id;
+                        self.pane = Some(HistoryPane::Comment {
+                            id,
+                            text: String::new(),
+                        });
+                        return Handled::Yes;
+                    }
+                    KeyCode::Char('o') => {
+                        let id = *id;
+                        self.pane = Some(HistoryPane::Outcome {
+                            id,
+                            verdict: None,
+                            note: String::new(),
+                        });
+                        return Handled::Yes;
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            let (HistoryPane::Page { scroll, .. } | HistoryPane::Compare { scroll, .. }) = pane
+            else {
+                return Handled::No;
+            };
             let page = self.page_rows.max(1) as u16;
             match key.code {
                 KeyCode::Esc | KeyCode::Backspace => self.pane = None,
@@ -336,6 +457,40 @@ mod tests {
         s.handle_key(key(KeyCode::PageDown), 3);
         assert_eq!(s.pane, Some(HistoryPane::Page { id: 1, scroll: 5 }));
         s.handle_key(key(KeyCode::Esc), 3);
+        assert_eq!(s.pane, None);
+    }
+
+    #[test]
+    fn the_page_takes_a_comment_and_an_outcome() {
+        let mut s = HistoryState {
+            pane: Some(HistoryPane::Page { id: 7, scroll: 0 }),
+            ..HistoryState::default()
+        };
+        s.handle_key(key(KeyCode::Char('c')), 1);
+        assert!(s.takes_text());
+        typed(&mut s, "lift holds");
+        s.handle_key(key(KeyCode::Enter), 1);
+        typed(&mut s, "on q3");
+        let save = KeyEvent::new(KeyCode::Char('s')).modifiers(KeyModifiers::CTRL);
+        assert_eq!(
+            s.handle_key(save, 1),
+            Handled::Ask(Request::Comment(7, "lift holds\non q3".into()))
+        );
+        s.pane = Some(HistoryPane::Page { id: 7, scroll: 0 });
+        s.handle_key(key(KeyCode::Char('o')), 1);
+        assert!(!s.takes_text(), "a verdict key first");
+        s.handle_key(key(KeyCode::Char('n')), 1);
+        assert!(s.takes_text());
+        typed(&mut s, "no lift");
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 1),
+            Handled::Ask(Request::Outcome(
+                7,
+                Some(crate::model::Verdict::Negative),
+                "no lift".into()
+            ))
+        );
+        s.handle_key(key(KeyCode::Esc), 1);
         assert_eq!(s.pane, None);
     }
 }
