@@ -88,14 +88,19 @@ pub struct ViewState {
 impl ViewState {
     /// The initial state for a user of `role`.
     pub fn new(role: Role) -> ViewState {
+        // A stakeholder looks first at what happened lately.
+        let viewer = role == Role::Viewer;
         ViewState {
             role,
-            tab: Tab::Dashboard,
+            tab: if viewer { Tab::History } else { Tab::Dashboard },
             help_open: false,
             notice: None,
             dashboard: DashboardState::default(),
             queue: QueueState::default(),
-            history: HistoryState::default(),
+            history: HistoryState {
+                feed: viewer,
+                ..HistoryState::default()
+            },
             history_rows: 0,
             request: None,
         }

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub history: Vec<crate::lab::HistoryRow>,
     /// Where History's next page starts, when there is one.
     pub history_next: Option<u64>,
+    /// The activity feed, newest first (History's `f`).
+    pub feed: Vec<crate::lab::FeedItem>,
     /// Text of an open History pane (the experiment page, a comparison).
     pub history_pane_text: Option<String>,
     /// Lines of the log in an open log pane.

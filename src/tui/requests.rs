@@ -144,10 +144,17 @@ fn history_request(
     snapshot: &Snapshot,
     request: history::Request,
 ) {
-    let rows = history_rows(snapshot, &view.history);
-    let selected = rows
-        .get(view.history.selected.min(rows.len().saturating_sub(1)))
-        .map(|r| r.id);
+    let selected = if view.history.feed {
+        let at = view
+            .history
+            .selected
+            .min(snapshot.feed.len().saturating_sub(1));
+        snapshot.feed.get(at).map(|item| item.experiment)
+    } else {
+        let rows = history_rows(snapshot, &view.history);
+        rows.get(view.history.selected.min(rows.len().saturating_sub(1)))
+            .map(|r| r.id)
+    };
     match (request, selected) {
         (history::Request::OpenSelected, Some(id)) => {
             view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });

@@ -72,6 +72,8 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut follower: Option<LogFollower> = None;
     // History's open pane's text, with what it was read for and when.
     let mut pane_text: Option<(PaneKey, std::time::Instant, String)> = None;
+    // The activity feed, with when it was read.
+    let mut feed: Option<(std::time::Instant, Vec<crate::lab::FeedItem>)> = None;
     // History's page, with what it was read for and when.
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
@@ -137,6 +139,7 @@ pub async fn run_tui_session<S: FrameSink>(
             queue_pane_text: None,
             history: Vec::new(),
             history_next: None,
+            feed: Vec::new(),
             history_pane_text: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
@@ -180,7 +183,36 @@ pub async fn run_tui_session<S: FrameSink>(
                 snapshot.queue_offset = start;
             }
         }
-        if view.tab == Tab::History {
+        if view.tab == Tab::History && view.history.feed {
+            let stale = feed
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= HISTORY_REFRESH);
+            if stale {
+                let (reader, who) = (lab.clone(), principal.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    reader.feed(
+                        &who,
+                        crate::lab::now() - FEED_DAYS * 86_400,
+                        None,
+                        FEED_ITEMS,
+                    )
+                })
+                .await
+                .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
+                match read {
+                    Ok(items) => feed = Some((std::time::Instant::now(), items)),
+                    Err(e) => view.notice = Some(e.to_string()),
+                }
+            }
+            snapshot.feed = feed
+                .as_ref()
+                .map(|(_, items)| items.clone())
+                .unwrap_or_default();
+            view.history_rows = snapshot.feed.len();
+        } else {
+            feed = None;
+        }
+        if view.tab == Tab::History && !view.history.feed {
             view.history.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
             let key = (view.history.filter.clone(), view.history.before());
             let stale = history
@@ -342,6 +374,11 @@ type PaneKey = ((Vec<u64>, bool), crate::model::Role);
 
 /// What History's page was read for: its filter and where it starts.
 type HistoryKey = (String, Option<u64>);
+
+/// Days of activity the feed shows.
+const FEED_DAYS: i64 = 7;
+/// Most items of the feed shown.
+const FEED_ITEMS: usize = 200;
 
 /// Rows of a History page.
 const HISTORY_PAGE: usize = 100;

@@ -179,6 +179,7 @@ fn snapshot(role: Role) -> Snapshot {
         queue_pane_text: None,
         history: Vec::new(),
         history_next: None,
+        feed: Vec::new(),
         history_pane_text: None,
         log: Arc::default(),
         connected: vec![
@@ -704,4 +705,45 @@ fn history_comment_editor_and_outcome_prompt() {
         note: "beats the baseline".into(),
     });
     insta::assert_snapshot!("history_outcome_100x30", draw(&v, &snap, 100, 30));
+}
+
+#[test]
+fn a_viewer_starts_on_the_activity_feed() {
+    let v = ViewState::new(Role::Viewer);
+    assert_eq!(v.tab, Tab::History);
+    let mut snap = snapshot(Role::Viewer);
+    let item = |at: i64, experiment: u64, event: crate::lab::FeedEvent| crate::lab::FeedItem {
+        at,
+        experiment,
+        name: Some("xgb-depth-8".into()),
+        project: Some("churn".into()),
+        event,
+    };
+    snap.feed = vec![
+        item(
+            1_796_003_600,
+            42,
+            crate::lab::FeedEvent::Outcome {
+                verdict: crate::model::Verdict::Positive,
+                by: "ana".into(),
+                note: Some("beats the baseline".into()),
+            },
+        ),
+        item(
+            1_796_003_000,
+            42,
+            crate::lab::FeedEvent::Comment {
+                author: "vera".into(),
+                text: "Can we ship this in Q3?".into(),
+            },
+        ),
+        item(
+            1_796_000_000,
+            42,
+            crate::lab::FeedEvent::Result {
+                state: "succeeded".into(),
+            },
+        ),
+    ];
+    insta::assert_snapshot!("history_feed_100x30", draw(&v, &snap, 100, 30));
 }

@@ -87,7 +87,11 @@ pub(in crate::tui) fn render_history(
             bar,
         );
     }
-    render_table(frame, body, snap, state);
+    if state.feed {
+        render_feed(frame, body, snap, state);
+    } else {
+        render_table(frame, body, snap, state);
+    }
     if let Some(pane) = &state.pane {
         render_pane(frame, body, snap, pane);
     }
@@ -206,6 +210,77 @@ fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &History
     }
     let mut table_state = TableState::default();
     table_state.select(Some(state.selected.min(rows.len() - 1)));
+    frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+/// The activity feed: results, comments and outcomes of the last days,
+/// newest first (what a viewer sees first).
+fn render_feed(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
+    use crate::lab::FeedEvent;
+    let rows = snap.feed.iter().map(|item| {
+        let (what, style) = match &item.event {
+            FeedEvent::Result { state } => (
+                format!("ended: {state}"),
+                match state.as_str() {
+                    "succeeded" => Style::default().fg(Color::Green),
+                    "failed" | "killed_by_limit" | "lost" | "timed_out" => {
+                        Style::default().fg(Color::Red)
+                    }
+                    _ => Style::default(),
+                },
+            ),
+            FeedEvent::Comment { author, text } => (format!("{author}: {text}"), Style::default()),
+            FeedEvent::Outcome { verdict, by, note } => (
+                format!(
+                    "outcome {} by {by}{}",
+                    verdict.name(),
+                    note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                ),
+                match verdict.name() {
+                    "positive" => Style::default().fg(Color::Green),
+                    "negative" => Style::default().fg(Color::Magenta),
+                    _ => Style::default(),
+                },
+            ),
+        };
+        Row::new(vec![
+            Cell::from(crate::units::minute_time(item.at)),
+            Cell::from(item.experiment.to_string()),
+            Cell::from(printable(item.name.as_deref().unwrap_or("-"))),
+            Cell::from(printable(item.project.as_deref().unwrap_or("-"))),
+            Cell::from(printable(&what)).style(style),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(16),
+            Constraint::Length(6),
+            Constraint::Length(16),
+            Constraint::Length(12),
+            Constraint::Min(10),
+        ],
+    )
+    .header(Row::new(vec!["WHEN", "ID", "NAME", "PROJECT", "WHAT"]).style(header_style()))
+    .block(panel(
+        " Activity of the last 7 days, newest first · Enter: its page · f: the experiments ".into(),
+    ))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    if snap.feed.is_empty() {
+        let [top, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+        frame.render_widget(table, top);
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                "Nothing happened in the last 7 days that you may read. f: the experiments.",
+                Style::default().fg(DIM),
+            ))),
+            rest,
+        );
+        return;
+    }
+    let mut table_state = TableState::default();
+    table_state.select(Some(state.selected.min(snap.feed.len() - 1)));
     frame.render_stateful_widget(table, area, &mut table_state);
 }
 

@@ -151,6 +151,9 @@ pub struct HistoryState {
     pub pane: Option<HistoryPane>,
     /// Rows a screen shows (set by the session).
     pub page_rows: usize,
+    /// Whether the activity feed is shown instead of the experiments (what
+    /// a viewer sees first).
+    pub feed: bool,
 }
 
 impl HistoryState {
@@ -338,6 +341,18 @@ impl HistoryState {
                 return Handled::Notice("filter cleared".into());
             }
             KeyCode::Enter => return Handled::Ask(Request::OpenSelected),
+            KeyCode::Char('f') => {
+                self.feed = !self.feed;
+                self.selected = 0;
+            }
+            _ if self.feed
+                && matches!(
+                    key.code,
+                    KeyCode::Char(' ' | 'd' | 'u' | 'n' | 'p' | 's' | 'r' | '/')
+                ) =>
+            {
+                return Handled::Notice("f: back to the experiments, for that key".into());
+            }
             KeyCode::Char(' ') => return Handled::Ask(Request::MarkSelected),
             KeyCode::Char('d') => {
                 return if self.marked.len() < 2 {
