@@ -111,24 +111,67 @@ impl PackageQuery {
     }
 }
 
-/// Compares versions part by part (`1.10.0` > `1.9`): numbers as numbers,
-/// other parts as text; a missing part counts as 0.
+/// Compares versions as PEP 440 orders the common forms (and other
+/// ecosystems' versions well enough): the release numbers part by part
+/// (`1.10` > `1.9`, a missing part is 0), then a pre-release before its
+/// release (`2.0.0rc1` < `2`: dev < a < b < rc), a post-release after it;
+/// a local part (`+cu121`) is ignored.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let parts =
-        |v: &str| -> Vec<String> { v.split(['.', '-', '+', '_']).map(str::to_string).collect() };
-    let (a, b) = (parts(a), parts(b));
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).map_or("0", String::as_str);
-        let y = b.get(i).map_or("0", String::as_str);
-        let order = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => x.cmp(y),
-        };
+    let (ra, sa) = split_version(a);
+    let (rb, sb) = split_version(b);
+    for i in 0..ra.len().max(rb.len()) {
+        let order = ra.get(i).unwrap_or(&0).cmp(rb.get(i).unwrap_or(&0));
         if order != Ordering::Equal {
             return order;
         }
     }
-    Ordering::Equal
+    sa.cmp(&sb)
+}
+
+/// The release numbers of `version`, and where its suffix puts it among
+/// versions of the same release: a rank (dev 0, a 10, b 20, rc 25, the
+/// release 30, post 40), its number, and the suffix itself.
+fn split_version(version: &str) -> (Vec<u64>, (u8, u64, String)) {
+    let version = version.trim().trim_start_matches(['v', 'V']);
+    let version = version.split('+').next().unwrap_or(version);
+    let mut release = Vec::new();
+    let mut rest = version;
+    loop {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            break;
+        }
+        release.push(rest[..digits].parse().unwrap_or(u64::MAX));
+        rest = &rest[digits..];
+        match rest.strip_prefix('.') {
+            Some(more) if more.starts_with(|c: char| c.is_ascii_digit()) => rest = more,
+            _ => break,
+        }
+    }
+    let suffix = rest
+        .trim_start_matches(['.', '-', '_'])
+        .to_ascii_lowercase();
+    let letters: String = suffix
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    let number: u64 = suffix[letters.len()..]
+        .trim_start_matches(['.', '-', '_'])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0);
+    let rank = match letters.as_str() {
+        "dev" => 0,
+        "a" | "alpha" => 10,
+        "b" | "beta" => 20,
+        "rc" | "c" | "pre" | "preview" => 25,
+        "post" | "r" | "rev" => 40,
+        // The release itself, or a suffix PEP 440 does not know.
+        _ => 30,
+    };
+    (release, (rank, number, suffix))
 }
 
 /// An experiment that used a package or read a source.
@@ -287,7 +330,13 @@ mod tests {
         assert_eq!(compare_versions("1.10.0", "1.9"), Ordering::Greater);
         assert_eq!(compare_versions("2", "2.0.0"), Ordering::Equal);
         assert_eq!(compare_versions("1.5.3", "2"), Ordering::Less);
-        assert_eq!(compare_versions("1.0rc1", "1.0"), Ordering::Greater);
+        assert_eq!(compare_versions("2.0.0rc1", "2"), Ordering::Less);
+        assert_eq!(compare_versions("1.0rc1", "1.0rc2"), Ordering::Less);
+        assert_eq!(compare_versions("1.0b2", "1.0rc1"), Ordering::Less);
+        assert_eq!(compare_versions("1.0.dev1", "1.0a1"), Ordering::Less);
+        assert_eq!(compare_versions("1.0.post1", "1.0"), Ordering::Greater);
+        assert_eq!(compare_versions("2.1.0+cu121", "2.1.0"), Ordering::Equal);
+        assert_eq!(compare_versions("1.10", "1.9a"), Ordering::Greater);
     }
 
     #[test]
