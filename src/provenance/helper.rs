@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use super::{Code, Part, Phase, Request, deps, git, hashing, interpreters, sources};
 use crate::model::Skipped;
 
+/// Files read now whose hashes are handed back for the cache at most.
+const MOST_FRESH_CACHED: usize = 250_000;
+
 /// Most bytes of a request (its cache entries dominate).
 const MAX_REQUEST: u64 = 256 << 20;
 
@@ -51,9 +54,13 @@ pub fn serve_stdin() -> i32 {
         request.limits.files,
         request.limits.workers,
     );
+    let mut fresh = hashed.fresh;
+    // The answer is one line, which the daemon bounds: the rest of the
+    // files read now are not cached (they are read again next time).
+    fresh.truncate(MOST_FRESH_CACHED);
     answer(&Part::Files {
         digests: hashed.digests,
-        hashed: hashed.fresh,
+        hashed: fresh,
         cache_hits: hashed.cache_hits,
         hashed_bytes: hashed.hashed_bytes,
     })

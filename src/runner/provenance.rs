@@ -35,6 +35,8 @@ const MOST_AT_ONCE: usize = 1024;
 /// one per start; each captures what its experiment began with, this
 /// much later at most, besides the wait for a worker).
 const GATHER: Duration = Duration::from_millis(250);
+/// Cached hashes sent with one request at most (about 40 MB of JSON).
+const MOST_CACHED_SENT: usize = 250_000;
 /// Working directories whose interpreters are remembered at most.
 const REMEMBERED_WORKDIRS: usize = 1024;
 
@@ -290,11 +292,13 @@ fn request(lab: &Engine, settings: &ProvenanceSettings, job: &Job) -> Result<Req
     } else {
         None
     };
-    let cache = job
-        .files
-        .iter()
-        .flat_map(|f| lab.cached_hashes(&crate::provenance::resolve(&job.workdir, f)))
-        .collect();
+    // Bounded: a directory past the most files hashed is not hashed at
+    // all, so more entries than that for one path are of no use.
+    let mut cache = Vec::new();
+    for f in &job.files {
+        let room = MOST_CACHED_SENT.saturating_sub(cache.len()).min(settings.limits.files);
+        cache.extend(lab.cached_hashes(&crate::provenance::resolve(&job.workdir, f), room));
+    }
     let path = job
         .env
         .iter()

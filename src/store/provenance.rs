@@ -54,8 +54,9 @@ impl Store {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    /// The cached hashes of `path` and of the files under it.
-    pub fn cached_hashes(&self, path: &Path) -> StoreResult<Vec<CachedHash>> {
+    /// The cached hashes of `path` and of the files under it, at most
+    /// `most`.
+    pub fn cached_hashes(&self, path: &Path, most: usize) -> StoreResult<Vec<CachedHash>> {
         let trees = self.t()?;
         let key = path.as_os_str().as_bytes();
         let mut found = Vec::new();
@@ -65,6 +66,9 @@ impl Store {
         let mut under = key.to_vec();
         under.push(b'/');
         for entry in trees.hash_cache.scan_prefix(&under) {
+            if found.len() >= most {
+                break;
+            }
             found.push(decode(HASH_CACHE_TREE, &entry?.1)?);
         }
         Ok(found)
