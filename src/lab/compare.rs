@@ -84,19 +84,7 @@ impl Lab {
             let provenance = self.store.provenance(id)?.unwrap_or_default();
             let git = provenance.git.as_ref();
             let curve = match curve {
-                Some(name) => {
-                    let mut samples = self.store.metric(id, name)?;
-                    samples.sort_by_key(|s| (s.at, s.source, s.offset, s.index));
-                    let points = samples
-                        .iter()
-                        .map(|s| MetricPoint {
-                            step: s.step,
-                            value: s.value,
-                            time: s.at as f64 / 1000.0,
-                        })
-                        .collect();
-                    Some(downsample(points, CURVE_POINTS))
-                }
+                Some(name) => Some(downsample(self.metric_curve(p, id, name)?, CURVE_POINTS)),
                 None => None,
             };
             runs.push(ComparedRun {

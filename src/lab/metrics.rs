@@ -146,6 +146,24 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The values of metric `name` of experiment `id` in the order they
+    /// were read, for a caller who may read its output.
+    pub fn metric_curve(&self, p: &Principal, id: u64, name: &str) -> LabResult<Vec<MetricPoint>> {
+        self.check_output_readable(p, id)?;
+        let mut samples = self.store.metric(id, name)?;
+        samples.sort_by_key(|s| (s.at, s.source, s.offset, s.index));
+        Ok(samples
+            .iter()
+            .map(|s| MetricPoint {
+                step: s.step,
+                value: s.value,
+                time: s.at as f64 / 1000.0,
+            })
+            .collect())
+    }
+}
+
 impl Engine {
     /// How far the runner read `source` of experiment `id`.
     pub fn metrics_read(&self, id: u64, source: MetricSource) -> LabResult<MetricsRead> {

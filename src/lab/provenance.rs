@@ -29,10 +29,13 @@ impl Lab {
 impl Engine {
     /// Cached hashes of `path` and the files under it, at most `most`.
     pub fn cached_hashes(&self, path: &Path, most: usize) -> Vec<CachedHash> {
-        self.lab.store.cached_hashes(path, most).unwrap_or_else(|e| {
-            tracing::warn!("cannot read the hash cache: {e}");
-            Vec::new()
-        })
+        self.lab
+            .store
+            .cached_hashes(path, most)
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot read the hash cache: {e}");
+                Vec::new()
+            })
     }
 
     /// Keeps a part of experiment `id`'s provenance captured at `phase`.

@@ -296,7 +296,9 @@ fn request(lab: &Engine, settings: &ProvenanceSettings, job: &Job) -> Result<Req
     // all, so more entries than that for one path are of no use.
     let mut cache = Vec::new();
     for f in &job.files {
-        let room = MOST_CACHED_SENT.saturating_sub(cache.len()).min(settings.limits.files);
+        let room = MOST_CACHED_SENT
+            .saturating_sub(cache.len())
+            .min(settings.limits.files);
         cache.extend(lab.cached_hashes(&crate::provenance::resolve(&job.workdir, f), room));
     }
     let path = job

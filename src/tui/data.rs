@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub history_next: Option<u64>,
     /// The activity feed, newest first (History's `f`).
     pub feed: Vec<crate::lab::FeedItem>,
+    /// The charts of an open experiment page.
+    pub page_charts: Option<PageCharts>,
     /// Text of an open History pane (the experiment page, a comparison).
     pub history_pane_text: Option<String>,
     /// Lines of the log in an open log pane.
@@ -48,4 +50,30 @@ pub struct Snapshot {
     pub sessions: usize,
     /// Wall clock, already formatted.
     pub clock: String,
+}
+
+/// The charts of History's experiment page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageCharts {
+    /// The metric charted.
+    pub metric: Option<MetricChart>,
+    /// Memory in use over the run: (seconds from its start, bytes).
+    pub memory: Vec<(f64, f64)>,
+    /// The memory asked for, bytes.
+    pub memory_asked: f64,
+    /// The metric's values on a log scale.
+    pub log: bool,
+}
+
+/// The metric an experiment page charts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricChart {
+    /// Its name.
+    pub name: String,
+    /// Its place among the experiment's metrics (by name).
+    pub at: usize,
+    /// How many metrics the experiment has.
+    pub count: usize,
+    /// Its (step, value) points.
+    pub points: Vec<(f64, f64)>,
 }

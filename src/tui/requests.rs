@@ -158,6 +158,7 @@ fn history_request(
     match (request, selected) {
         (history::Request::OpenSelected, Some(id)) => {
             view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+            view.history.chart_metric = 0;
         }
         (history::Request::MarkSelected, Some(id)) => {
             if !view.history.marked.remove(&id) {

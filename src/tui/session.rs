@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::app::{Flow, Tab, ViewState};
 use super::backend::ScreenWriter;
-use super::data::Snapshot;
+use super::data::{PageCharts, Snapshot};
 use super::history::HistoryPane;
 use super::input::{InputParser, key_press};
 use super::queue::logpane::{INITIAL_TAIL, LogFollower};
@@ -71,7 +71,7 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut frames: u64 = 0;
     let mut follower: Option<LogFollower> = None;
     // History's open pane's text, with what it was read for and when.
-    let mut pane_text: Option<(PaneKey, std::time::Instant, String)> = None;
+    let mut pane_text: Option<(PaneKey, std::time::Instant, String, Option<PageCharts>)> = None;
     // The activity feed, with when it was read.
     let mut feed: Option<(std::time::Instant, Vec<crate::lab::FeedItem>)> = None;
     // History's page, with what it was read for and when.
@@ -140,6 +140,7 @@ pub async fn run_tui_session<S: FrameSink>(
             history: Vec::new(),
             history_next: None,
             feed: Vec::new(),
+            page_charts: None,
             history_pane_text: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
@@ -256,15 +257,30 @@ pub async fn run_tui_session<S: FrameSink>(
                 None
             }
             Some(pane) => {
-                let key = (pane_key(pane), view.role);
+                let key = (
+                    pane_key(pane),
+                    view.role,
+                    (view.history.chart_metric, view.history.chart_log),
+                );
                 let fresh = pane_text
                     .as_ref()
-                    .is_some_and(|(k, at, _)| *k == key && at.elapsed() < HISTORY_REFRESH);
+                    .is_some_and(|(k, at, _, _)| *k == key && at.elapsed() < HISTORY_REFRESH);
                 if !fresh {
                     let text = history_pane_text(&lab, &principal, pane);
-                    pane_text = Some((key, std::time::Instant::now(), text));
+                    let charts = match pane {
+                        HistoryPane::Page { id, .. } => Some(page_charts(
+                            &lab,
+                            &principal,
+                            *id,
+                            view.history.chart_metric,
+                            view.history.chart_log,
+                        )),
+                        _ => None,
+                    };
+                    pane_text = Some((key, std::time::Instant::now(), text, charts));
                 }
-                pane_text.as_ref().map(|(_, _, text)| text.clone())
+                snapshot.page_charts = pane_text.as_ref().and_then(|(_, _, _, c)| c.clone());
+                pane_text.as_ref().map(|(_, _, text, _)| text.clone())
             }
         };
         snapshot.queue_pane_text = match &view.queue.pane {
@@ -369,8 +385,53 @@ fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
     }
 }
 
-/// What a History pane's text was read for: the pane, and the role.
-type PaneKey = ((Vec<u64>, bool), crate::model::Role);
+/// What a History pane's text was read for: the pane, the role, and the
+/// page's chart (which metric, log scale).
+type PaneKey = ((Vec<u64>, bool), crate::model::Role, (usize, bool));
+
+/// Points of a chart at most (a terminal shows fewer).
+const CHART_POINTS: usize = 400;
+
+/// The experiment page's charts: its `nth` metric (of those it reported,
+/// by name) and its memory over the run, each as the service allows it.
+fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool) -> PageCharts {
+    let mut charts = PageCharts {
+        log,
+        ..PageCharts::default()
+    };
+    if let Ok(brief) = lab.metrics_brief(principal, id)
+        && !brief.metrics.is_empty()
+    {
+        let count = brief.metrics.len();
+        let at = nth % count;
+        if let Some(name) = brief.metrics.keys().nth(at)
+            && let Ok(curve) = lab.metric_curve(principal, id, name)
+        {
+            let points = crate::lab::downsample(curve, CHART_POINTS)
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.step.map_or(i as f64, |s| s as f64), p.value))
+                .collect();
+            charts.metric = Some(super::data::MetricChart {
+                name: name.clone(),
+                at,
+                count,
+                points,
+            });
+        }
+    }
+    if let Ok(series) = lab.resource_series(principal, id)
+        && let Some(first) = series.samples.first()
+    {
+        charts.memory_asked = series.request.memory_bytes as f64;
+        charts.memory = series
+            .samples
+            .iter()
+            .map(|s| ((s.at - first.at) as f64, s.memory_bytes as f64))
+            .collect();
+    }
+    charts
+}
 
 /// What History's page was read for: its filter and where it starts.
 type HistoryKey = (String, Option<u64>);

@@ -180,6 +180,7 @@ fn snapshot(role: Role) -> Snapshot {
         history: Vec::new(),
         history_next: None,
         feed: Vec::new(),
+        page_charts: None,
         history_pane_text: None,
         log: Arc::default(),
         connected: vec![
@@ -654,6 +655,21 @@ fn history_experiment_page_and_comparison() {
         "Experiment 42 \"xgb-depth-8\" (ana), project churn\n\nPROVENANCE\n{}",
         crate::describe::provenance_lines(42, &provenance)
     ));
+    snap.page_charts = Some(super::data::PageCharts {
+        metric: Some(super::data::MetricChart {
+            name: "auc".into(),
+            at: 0,
+            count: 2,
+            points: (0..50)
+                .map(|i| (f64::from(i), 0.5 + f64::from(i) / 120.0))
+                .collect(),
+        }),
+        memory: (0..60)
+            .map(|i| (f64::from(i), if i < 20 { 9.0e9 } else { 2.0e9 }))
+            .collect(),
+        memory_asked: 16.0e9,
+        log: false,
+    });
     insta::assert_snapshot!("history_page_120x40", draw(&v, &snap, 120, 40));
 
     let run = |id: u64, lr: &str, auc: f64| crate::lab::ComparedRun {

@@ -308,6 +308,16 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
         ),
     };
     let rect = clear_centered(frame, area, area.width, area.height);
+    // The page's charts above its text, where there is room.
+    let rect = match (&snap.page_charts, pane) {
+        (Some(charts), HistoryPane::Page { .. }) if rect.height >= 22 => {
+            let [top, rest] =
+                Layout::vertical([Constraint::Length(11), Constraint::Min(5)]).areas(rect);
+            render_page_charts(frame, top, charts);
+            rest
+        }
+        _ => rect,
+    };
     let text: Vec<Line> = snap
         .history_pane_text
         .as_deref()
@@ -409,4 +419,120 @@ fn render_outcome(
         ),
         rect,
     );
+}
+
+/// Axis bounds around `values`, never empty.
+fn bounds(values: impl Iterator<Item = f64>) -> [f64; 2] {
+    let (mut low, mut high) = (f64::MAX, f64::MIN);
+    for v in values.filter(|v| v.is_finite()) {
+        low = low.min(v);
+        high = high.max(v);
+    }
+    if low > high {
+        return [0.0, 1.0];
+    }
+    if high <= low {
+        let pad = if low == 0.0 { 1.0 } else { low.abs() * 0.1 };
+        return [low - pad, high + pad];
+    }
+    [low, high]
+}
+
+/// The metric chosen (`m`, log scale `L`) and memory over the run, side
+/// by side, with axes and labels.
+fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data::PageCharts) {
+    use ratatui::symbols::Marker;
+    use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    let plain = crate::report::svg::plain;
+    match &charts.metric {
+        Some(crate::tui::data::MetricChart {
+            name,
+            at,
+            count,
+            points,
+        }) => {
+            // A log scale charts log10 of the positive values.
+            let shown: Vec<(f64, f64)> = if charts.log {
+                points
+                    .iter()
+                    .filter(|(_, y)| *y > 0.0)
+                    .map(|(x, y)| (*x, y.log10()))
+                    .collect()
+            } else {
+                points.clone()
+            };
+            let x = bounds(shown.iter().map(|p| p.0));
+            let y = bounds(shown.iter().map(|p| p.1));
+            let label = |v: f64| {
+                if charts.log {
+                    format!("1e{v:.1}")
+                } else {
+                    plain(v)
+                }
+            };
+            let dataset = Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(ACCENT))
+                .data(&shown);
+            let chart = Chart::new(vec![dataset])
+                .block(panel(format!(
+                    " {} ({}/{count}) · m: next{} · L: log scale ",
+                    printable(name),
+                    at + 1,
+                    if charts.log { " · log" } else { "" }
+                )))
+                .x_axis(
+                    Axis::default()
+                        .title("step")
+                        .bounds(x)
+                        .labels([plain(x[0]), plain(x[1])]),
+                )
+                .y_axis(Axis::default().bounds(y).labels([label(y[0]), label(y[1])]));
+            frame.render_widget(chart, left);
+        }
+        None => frame.render_widget(
+            Paragraph::new(Span::styled(
+                "No metrics reported (or none you may read).",
+                Style::default().fg(DIM),
+            ))
+            .block(panel(" Metrics ".into())),
+            left,
+        ),
+    }
+    if charts.memory.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled("No use measured.", Style::default().fg(DIM)))
+                .block(panel(" Memory ".into())),
+            right,
+        );
+        return;
+    }
+    let x = bounds(charts.memory.iter().map(|p| p.0));
+    let top = charts.memory.iter().map(|p| p.1).fold(0.0, f64::max);
+    let y = [0.0, top.max(1.0)];
+    let dataset = Dataset::default()
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(Style::default().fg(Color::Green))
+        .data(&charts.memory);
+    let chart = Chart::new(vec![dataset])
+        .block(panel(format!(
+            " Memory in use (asked {}) ",
+            short_bytes(charts.memory_asked)
+        )))
+        .x_axis(
+            Axis::default()
+                .title("seconds")
+                .bounds(x)
+                .labels([plain(x[0]), plain(x[1])]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds(y)
+                .labels(["0".to_string(), short_bytes(y[1])]),
+        );
+    frame.render_widget(chart, right);
 }

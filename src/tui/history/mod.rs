@@ -154,6 +154,10 @@ pub struct HistoryState {
     /// Whether the activity feed is shown instead of the experiments (what
     /// a viewer sees first).
     pub feed: bool,
+    /// Which of the experiment's metrics its page charts (`m`).
+    pub chart_metric: usize,
+    /// Whether the page's metric chart has a log scale (`L`).
+    pub chart_log: bool,
 }
 
 impl HistoryState {
@@ -299,6 +303,14 @@ impl HistoryState {
                             verdict: None,
                             note: String::new(),
                         });
+                        return Handled::Yes;
+                    }
+                    KeyCode::Char('m') => {
+                        self.chart_metric = self.chart_metric.wrapping_add(1);
+                        return Handled::Yes;
+                    }
+                    KeyCode::Char('L') => {
+                        self.chart_log = !self.chart_log;
                         return Handled::Yes;
                     }
                     _ => {}
