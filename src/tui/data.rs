@@ -52,7 +52,7 @@ pub struct Snapshot {
     pub clock: String,
 }
 
-/// The charts of History's experiment page.
+/// The charts of History's experiment page, or of a comparison.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageCharts {
     /// The metric charted.
@@ -74,6 +74,7 @@ pub struct MetricChart {
     pub at: usize,
     /// How many metrics the experiment has.
     pub count: usize,
-    /// Its (step, value) points.
-    pub points: Vec<(f64, f64)>,
+    /// Its lines: a label and (step, value) points each (one on a page,
+    /// one per experiment in a comparison).
+    pub lines: Vec<(String, Vec<(f64, f64)>)>,
 }

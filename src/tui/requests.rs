@@ -173,6 +173,7 @@ fn history_request(
             }
         }
         (history::Request::CompareMarked, _) => {
+            view.history.chart_metric = 0;
             view.history.pane = Some(HistoryPane::Compare {
                 ids: view.history.marked.iter().copied().collect(),
                 scroll: 0,

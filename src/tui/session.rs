@@ -267,14 +267,14 @@ pub async fn run_tui_session<S: FrameSink>(
                     .is_some_and(|(k, at, _, _)| *k == key && at.elapsed() < HISTORY_REFRESH);
                 if !fresh {
                     let text = history_pane_text(&lab, &principal, pane);
+                    let (nth, log) = (view.history.chart_metric, view.history.chart_log);
                     let charts = match pane {
-                        HistoryPane::Page { id, .. } => Some(page_charts(
-                            &lab,
-                            &principal,
-                            *id,
-                            view.history.chart_metric,
-                            view.history.chart_log,
-                        )),
+                        HistoryPane::Page { id, .. } => {
+                            Some(page_charts(&lab, &principal, *id, nth, log))
+                        }
+                        HistoryPane::Compare { ids, .. } => {
+                            Some(compare_charts(&lab, &principal, ids, nth, log))
+                        }
                         _ => None,
                     };
                     pane_text = Some((key, std::time::Instant::now(), text, charts));
@@ -392,6 +392,55 @@ type PaneKey = ((Vec<u64>, bool), crate::model::Role, (usize, bool));
 /// Points of a chart at most (a terminal shows fewer).
 const CHART_POINTS: usize = 400;
 
+/// A comparison's chart: the `nth` of the metrics any of `ids` reported
+/// (by name), each experiment's values a line.
+fn compare_charts(
+    lab: &Lab,
+    principal: &Principal,
+    ids: &[u64],
+    nth: usize,
+    log: bool,
+) -> PageCharts {
+    let mut charts = PageCharts {
+        log,
+        ..PageCharts::default()
+    };
+    let Ok(plain) = lab.compare(principal, ids, None) else {
+        return charts;
+    };
+    let names: std::collections::BTreeSet<&String> =
+        plain.runs.iter().flat_map(|r| r.metrics.keys()).collect();
+    if names.is_empty() {
+        return charts;
+    }
+    let at = nth % names.len();
+    let Some(name) = names.iter().nth(at) else {
+        return charts;
+    };
+    if let Ok(curves) = lab.compare(principal, ids, Some(name)) {
+        let lines = curves
+            .runs
+            .iter()
+            .map(|r| {
+                let points =
+                    crate::lab::downsample(r.curve.clone().unwrap_or_default(), CHART_POINTS)
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (p.step.map_or(i as f64, |s| s as f64), p.value))
+                        .collect();
+                (format!("{}", r.id), points)
+            })
+            .collect();
+        charts.metric = Some(super::data::MetricChart {
+            name: (*name).clone(),
+            at,
+            count: names.len(),
+            lines,
+        });
+    }
+    charts
+}
+
 /// The experiment page's charts: its `nth` metric (of those it reported,
 /// by name) and its memory over the run, each as the service allows it.
 fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool) -> PageCharts {
@@ -416,7 +465,7 @@ fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool)
                 name: name.clone(),
                 at,
                 count,
-                points,
+                lines: vec![(name.clone(), points)],
             });
         }
     }

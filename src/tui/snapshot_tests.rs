@@ -660,9 +660,12 @@ fn history_experiment_page_and_comparison() {
             name: "auc".into(),
             at: 0,
             count: 2,
-            points: (0..50)
-                .map(|i| (f64::from(i), 0.5 + f64::from(i) / 120.0))
-                .collect(),
+            lines: vec![(
+                "auc".into(),
+                (0..50)
+                    .map(|i| (f64::from(i), 0.5 + f64::from(i) / 120.0))
+                    .collect(),
+            )],
         }),
         memory: (0..60)
             .map(|i| (f64::from(i), if i < 20 { 9.0e9 } else { 2.0e9 }))
@@ -704,6 +707,20 @@ fn history_experiment_page_and_comparison() {
         runs,
         differs,
     }));
+    let curve = |rate: f64| -> Vec<(f64, f64)> {
+        (0..40)
+            .map(|i| (f64::from(i), 1.0 - (-rate * f64::from(i)).exp()))
+            .collect()
+    };
+    snap.page_charts = Some(super::data::PageCharts {
+        metric: Some(super::data::MetricChart {
+            name: "auc".into(),
+            at: 0,
+            count: 1,
+            lines: vec![("41".into(), curve(0.05)), ("42".into(), curve(0.1))],
+        }),
+        ..super::data::PageCharts::default()
+    });
     insta::assert_snapshot!("history_compare_120x40", draw(&v, &snap, 120, 40));
 }
 

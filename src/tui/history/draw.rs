@@ -308,9 +308,11 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
         ),
     };
     let rect = clear_centered(frame, area, area.width, area.height);
-    // The page's charts above its text, where there is room.
+    // The page's (a comparison's) charts above its text, where there is room.
     let rect = match (&snap.page_charts, pane) {
-        (Some(charts), HistoryPane::Page { .. }) if rect.height >= 22 => {
+        (Some(charts), HistoryPane::Page { .. } | HistoryPane::Compare { .. })
+            if rect.height >= 22 =>
+        {
             let [top, rest] =
                 Layout::vertical([Constraint::Length(11), Constraint::Min(5)]).areas(rect);
             render_page_charts(frame, top, charts);
@@ -443,41 +445,72 @@ fn bounds(values: impl Iterator<Item = f64>) -> [f64; 2] {
 fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data::PageCharts) {
     use ratatui::symbols::Marker;
     use ratatui::widgets::{Axis, Chart, Dataset, GraphType};
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
+    // A comparison has no memory chart: its metric takes the width.
+    let [left, right] = if charts.memory.is_empty() && charts.metric.is_some() {
+        [area, Rect::default()]
+    } else {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
+    };
     let plain = crate::report::svg::plain;
     match &charts.metric {
         Some(crate::tui::data::MetricChart {
             name,
             at,
             count,
-            points,
+            lines,
         }) => {
             // A log scale charts log10 of the positive values.
-            let shown: Vec<(f64, f64)> = if charts.log {
-                points
-                    .iter()
-                    .filter(|(_, y)| *y > 0.0)
-                    .map(|(x, y)| (*x, y.log10()))
-                    .collect()
-            } else {
-                points.clone()
-            };
-            let x = bounds(shown.iter().map(|p| p.0));
-            let y = bounds(shown.iter().map(|p| p.1));
+            let shown: Vec<(String, Vec<(f64, f64)>)> = lines
+                .iter()
+                .map(|(label, points)| {
+                    let points = if charts.log {
+                        points
+                            .iter()
+                            .filter(|(_, y)| *y > 0.0)
+                            .map(|(x, y)| (*x, y.log10()))
+                            .collect()
+                    } else {
+                        points.clone()
+                    };
+                    (label.clone(), points)
+                })
+                .collect();
+            let all = || shown.iter().flat_map(|(_, p)| p.iter());
+            let x = bounds(all().map(|p| p.0));
+            let y = bounds(all().map(|p| p.1));
             let label = |v: f64| {
                 if charts.log {
-                    format!("1e{v:.1}")
+                    plain(10f64.powf(v))
                 } else {
                     plain(v)
                 }
             };
-            let dataset = Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(Style::default().fg(ACCENT))
-                .data(&shown);
-            let chart = Chart::new(vec![dataset])
+            const COLOURS: [Color; 6] = [
+                Color::Cyan,
+                Color::Yellow,
+                Color::Green,
+                Color::Magenta,
+                Color::Red,
+                Color::Blue,
+            ];
+            let several = shown.len() > 1;
+            let datasets = shown
+                .iter()
+                .enumerate()
+                .map(|(i, (label, points))| {
+                    let dataset = Dataset::default()
+                        .marker(Marker::Braille)
+                        .graph_type(GraphType::Line)
+                        .style(Style::default().fg(COLOURS[i % COLOURS.len()]))
+                        .data(points);
+                    if several {
+                        dataset.name(printable(label))
+                    } else {
+                        dataset
+                    }
+                })
+                .collect();
+            let chart = Chart::new(datasets)
                 .block(panel(format!(
                     " {} ({}/{count}) · m: next{} · L: log scale ",
                     printable(name),
@@ -490,8 +523,14 @@ fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data:
                         .bounds(x)
                         .labels([plain(x[0]), plain(x[1])]),
                 )
-                .y_axis(Axis::default().bounds(y).labels([label(y[0]), label(y[1])]));
+                .y_axis(Axis::default().bounds(y).labels([label(y[0]), label(y[1])]))
+                // The legend (which line is which experiment) even in a
+                // short chart.
+                .hidden_legend_constraints((Constraint::Ratio(1, 3), Constraint::Ratio(1, 1)));
             frame.render_widget(chart, left);
+            if charts.memory.is_empty() {
+                return;
+            }
         }
         None => frame.render_widget(
             Paragraph::new(Span::styled(

@@ -305,16 +305,20 @@ impl HistoryState {
                         });
                         return Handled::Yes;
                     }
-                    KeyCode::Char('m') => {
-                        self.chart_metric = self.chart_metric.wrapping_add(1);
-                        return Handled::Yes;
-                    }
-                    KeyCode::Char('L') => {
-                        self.chart_log = !self.chart_log;
-                        return Handled::Yes;
-                    }
                     _ => {}
                 },
+                _ => {}
+            }
+            // Both a page and a comparison chart a metric.
+            match key.code {
+                KeyCode::Char('m') if !ctrl => {
+                    self.chart_metric = self.chart_metric.wrapping_add(1);
+                    return Handled::Yes;
+                }
+                KeyCode::Char('L') => {
+                    self.chart_log = !self.chart_log;
+                    return Handled::Yes;
+                }
                 _ => {}
             }
             let (HistoryPane::Page { scroll, .. } | HistoryPane::Compare { scroll, .. }) = pane
