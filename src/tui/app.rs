@@ -98,7 +98,11 @@ impl ViewState {
             dashboard: DashboardState::default(),
             queue: QueueState::default(),
             history: HistoryState {
-                feed: viewer,
+                shown: if viewer {
+                    super::history::Shown::Feed
+                } else {
+                    super::history::Shown::Experiments
+                },
                 ..HistoryState::default()
             },
             history_rows: 0,

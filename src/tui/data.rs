@@ -38,6 +38,10 @@ pub struct Snapshot {
     pub history_next: Option<u64>,
     /// The activity feed, newest first (History's `f`).
     pub feed: Vec<crate::lab::FeedItem>,
+    /// Each project's figures (History's `P`).
+    pub projects: Vec<crate::lab::ProjectSummary>,
+    /// Every package with the experiments that used it (History's `D`).
+    pub packages: Vec<crate::lab::PackageSummary>,
     /// The charts of an open experiment page.
     pub page_charts: Option<PageCharts>,
     /// Text of an open History pane (the experiment page, a comparison).

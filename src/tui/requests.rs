@@ -144,12 +144,39 @@ fn history_request(
     snapshot: &Snapshot,
     request: history::Request,
 ) {
-    let selected = if view.history.feed {
-        let at = view
-            .history
-            .selected
-            .min(snapshot.feed.len().saturating_sub(1));
-        snapshot.feed.get(at).map(|item| item.experiment)
+    let selected_at = view.history.selected;
+    let at = |len: usize| selected_at.min(len.saturating_sub(1));
+    match (&request, view.history.shown) {
+        // A project opens its experiments.
+        (history::Request::OpenSelected, history::Shown::Projects) => {
+            if let Some(p) = snapshot.projects.get(at(snapshot.projects.len())) {
+                if p.project == "-" {
+                    view.notice = Some("these experiments have no project".into());
+                    return;
+                }
+                view.history.filter = format!("project:{}", crate::lab::filter::quote(&p.project));
+                view.history.shown = history::Shown::Experiments;
+                view.history.pages.clear();
+                view.history.selected = 0;
+            }
+            return;
+        }
+        (history::Request::OpenSelected, history::Shown::Dependencies) => {
+            if let Some(p) = snapshot.packages.get(at(snapshot.packages.len())) {
+                view.notice = Some(format!(
+                    "deps --package {} lists the experiments that used it",
+                    p.package
+                ));
+            }
+            return;
+        }
+        _ => {}
+    }
+    let selected = if view.history.shown == history::Shown::Feed {
+        snapshot
+            .feed
+            .get(at(snapshot.feed.len()))
+            .map(|item| item.experiment)
     } else {
         let rows = history_rows(snapshot, &view.history);
         rows.get(view.history.selected.min(rows.len().saturating_sub(1)))

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use super::app::{Flow, Tab, ViewState};
 use super::backend::ScreenWriter;
 use super::data::{PageCharts, Snapshot};
-use super::history::HistoryPane;
+use super::history::{HistoryPane, Shown};
 use super::input::{InputParser, key_press};
 use super::queue::logpane::{INITIAL_TAIL, LogFollower};
 use super::queue::{QueuePane, QueueState, StateFilter};
@@ -72,6 +72,8 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut follower: Option<LogFollower> = None;
     // History's open pane's text, with what it was read for and when.
     let mut pane_text: Option<(PaneKey, std::time::Instant, String, Option<PageCharts>)> = None;
+    // History's projects or dependencies, with which and when they were read.
+    let mut listing: Option<ListingRead> = None;
     // The activity feed, with when it was read.
     let mut feed: Option<(std::time::Instant, Vec<crate::lab::FeedItem>)> = None;
     // History's page, with what it was read for and when.
@@ -140,6 +142,8 @@ pub async fn run_tui_session<S: FrameSink>(
             history: Vec::new(),
             history_next: None,
             feed: Vec::new(),
+            projects: Vec::new(),
+            packages: Vec::new(),
             page_charts: None,
             history_pane_text: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
@@ -184,7 +188,43 @@ pub async fn run_tui_session<S: FrameSink>(
                 snapshot.queue_offset = start;
             }
         }
-        if view.tab == Tab::History && view.history.feed {
+        let shown = view.history.shown;
+        if view.tab == Tab::History && matches!(shown, Shown::Projects | Shown::Dependencies) {
+            let stale = listing
+                .as_ref()
+                .is_none_or(|(was, at, _, _)| *was != shown || at.elapsed() >= HISTORY_REFRESH);
+            if stale {
+                let (reader, who) = (lab.clone(), principal.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    if shown == Shown::Projects {
+                        reader.projects(&who, None).map(|p| (p, Vec::new()))
+                    } else {
+                        reader
+                            .deps(&who, &crate::lab::DepsQuery::default())
+                            .map(|answer| match answer {
+                                crate::lab::DepsAnswer::Packages(p) => (Vec::new(), p),
+                                crate::lab::DepsAnswer::Uses(_) => (Vec::new(), Vec::new()),
+                            })
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
+                match read {
+                    Ok((projects, packages)) => {
+                        listing = Some((shown, std::time::Instant::now(), projects, packages));
+                    }
+                    Err(e) => view.notice = Some(e.to_string()),
+                }
+            }
+            if let Some((_, _, projects, packages)) = &listing {
+                snapshot.projects = projects.clone();
+                snapshot.packages = packages.clone();
+            }
+            view.history_rows = snapshot.projects.len().max(snapshot.packages.len());
+        } else {
+            listing = None;
+        }
+        if view.tab == Tab::History && shown == Shown::Feed {
             let stale = feed
                 .as_ref()
                 .is_none_or(|(at, _)| at.elapsed() >= HISTORY_REFRESH);
@@ -213,7 +253,7 @@ pub async fn run_tui_session<S: FrameSink>(
         } else {
             feed = None;
         }
-        if view.tab == Tab::History && !view.history.feed {
+        if view.tab == Tab::History && shown == Shown::Experiments {
             view.history.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
             let key = (view.history.filter.clone(), view.history.before());
             let stale = history
@@ -484,6 +524,14 @@ fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool)
 
 /// What History's page was read for: its filter and where it starts.
 type HistoryKey = (String, Option<u64>);
+
+/// What History's projects or dependencies view read, and when.
+type ListingRead = (
+    Shown,
+    std::time::Instant,
+    Vec<crate::lab::ProjectSummary>,
+    Vec<crate::lab::PackageSummary>,
+);
 
 /// Days of activity the feed shows.
 const FEED_DAYS: i64 = 7;

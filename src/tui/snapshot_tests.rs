@@ -180,6 +180,8 @@ fn snapshot(role: Role) -> Snapshot {
         history: Vec::new(),
         history_next: None,
         feed: Vec::new(),
+        projects: Vec::new(),
+        packages: Vec::new(),
         page_charts: None,
         history_pane_text: None,
         log: Arc::default(),
@@ -779,4 +781,36 @@ fn a_viewer_starts_on_the_activity_feed() {
         ),
     ];
     insta::assert_snapshot!("history_feed_100x30", draw(&v, &snap, 100, 30));
+}
+
+#[test]
+fn history_projects_and_dependencies_views() {
+    let (mut v, mut snap) = history_view();
+    v.history.shown = super::history::Shown::Projects;
+    snap.projects = vec![crate::lab::ProjectSummary {
+        project: "churn".into(),
+        submitted: 40,
+        finished: 38,
+        succeeded: 30,
+        positive: 4,
+        negative: 6,
+        last_activity: 1_796_003_600,
+        cpu_hours: 120.5,
+        gpu_hours: 33.25,
+        best: None,
+    }];
+    insta::assert_snapshot!("history_projects_120x40", draw(&v, &snap, 120, 40));
+    v.history.shown = super::history::Shown::Dependencies;
+    snap.packages = vec![crate::lab::PackageSummary {
+        package: "python:pandas".into(),
+        versions: ["1.5.3".to_string(), "2.1.0".to_string()]
+            .into_iter()
+            .collect(),
+        experiments: 38,
+        projects: ["churn".to_string(), "fraud".to_string()]
+            .into_iter()
+            .collect(),
+        last_used: 1_796_003_600,
+    }];
+    insta::assert_snapshot!("history_dependencies_120x40", draw(&v, &snap, 120, 40));
 }

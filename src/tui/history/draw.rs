@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::{HistoryPane, HistoryState, SortBy};
+use super::{HistoryPane, HistoryState, Shown, SortBy};
 use crate::lab::HistoryRow;
 use crate::tui::data::Snapshot;
 use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered, header_style, panel};
@@ -87,10 +87,11 @@ pub(in crate::tui) fn render_history(
             bar,
         );
     }
-    if state.feed {
-        render_feed(frame, body, snap, state);
-    } else {
-        render_table(frame, body, snap, state);
+    match state.shown {
+        Shown::Experiments => render_table(frame, body, snap, state),
+        Shown::Feed => render_feed(frame, body, snap, state),
+        Shown::Projects => render_projects(frame, body, snap, state),
+        Shown::Dependencies => render_packages(frame, body, snap, state),
     }
     if let Some(pane) = &state.pane {
         render_pane(frame, body, snap, pane);
@@ -211,6 +212,125 @@ fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &History
     let mut table_state = TableState::default();
     table_state.select(Some(state.selected.min(rows.len() - 1)));
     frame.render_stateful_widget(table, area, &mut table_state);
+}
+
+/// How a list is drawn: its title, column titles and widths (the last
+/// takes the rest), and what it says when empty.
+struct List<'a> {
+    title: &'a str,
+    header: &'a [&'a str],
+    widths: &'a [u16],
+    empty: &'a str,
+}
+
+/// `list` of `rows`, `selected` highlighted.
+fn render_list(frame: &mut Canvas, area: Rect, list: &List, rows: Vec<Row>, selected: usize) {
+    let List {
+        title,
+        header,
+        widths,
+        empty,
+    } = *list;
+    let count = rows.len();
+    let table = Table::new(
+        rows,
+        widths
+            .iter()
+            .map(|w| Constraint::Length(*w))
+            .chain([Constraint::Min(8)]),
+    )
+    .header(Row::new(header.to_vec()).style(header_style()))
+    .block(panel(title.to_string()))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    if count == 0 {
+        let [top, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+        frame.render_widget(table, top);
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                empty.to_string(),
+                Style::default().fg(DIM),
+            ))),
+            rest,
+        );
+        return;
+    }
+    let mut state = TableState::default();
+    state.select(Some(selected.min(count - 1)));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Each project's figures (of the experiments the caller may read):
+/// submitted → finished → succeeded → positive, last activity, hours.
+fn render_projects(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
+    let rows = snap
+        .projects
+        .iter()
+        .map(|p| {
+            Row::new(vec![
+                Cell::from(printable(&p.project)),
+                Cell::from(p.submitted.to_string()),
+                Cell::from(p.finished.to_string()),
+                Cell::from(p.succeeded.to_string()),
+                Cell::from(p.positive.to_string()).style(Style::default().fg(Color::Green)),
+                Cell::from(p.negative.to_string()).style(Style::default().fg(Color::Magenta)),
+                Cell::from(format!("{:.1}", p.cpu_hours)),
+                Cell::from(format!("{:.1}", p.gpu_hours)),
+                Cell::from(crate::units::minute_time(p.last_activity)),
+            ])
+        })
+        .collect();
+    let list = List {
+        title: " Projects: submitted → finished → succeeded → positive · Enter: its experiments · P: back ",
+        header: &[
+            "PROJECT",
+            "SUBMITTED",
+            "FINISHED",
+            "SUCCEEDED",
+            "POSITIVE",
+            "NEGATIVE",
+            "CPU-H",
+            "GPU-H",
+            "LAST ACTIVITY",
+        ],
+        widths: &[16, 9, 8, 9, 8, 8, 7, 7],
+        empty: "No project yet (an experiment's project: --project, else its git repository's name).",
+    };
+    render_list(frame, area, &list, rows, state.selected);
+}
+
+/// Every package the captured provenance names, most used first.
+fn render_packages(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
+    let rows = snap
+        .packages
+        .iter()
+        .map(|p| {
+            Row::new(vec![
+                Cell::from(printable(&p.package)),
+                Cell::from(p.experiments.to_string()),
+                Cell::from(crate::units::minute_time(p.last_used)),
+                Cell::from(printable(
+                    &p.projects.iter().cloned().collect::<Vec<_>>().join(" "),
+                )),
+                Cell::from(printable(
+                    &p.versions.iter().cloned().collect::<Vec<_>>().join(" "),
+                )),
+            ])
+        })
+        .collect();
+    let list = List {
+        title: " Dependencies: packages the experiments' projects declare, most used first · D: back ",
+        header: &[
+            "PACKAGE",
+            "EXPERIMENTS",
+            "LAST USED",
+            "PROJECTS",
+            "VERSIONS",
+        ],
+        widths: &[28, 11, 16, 20],
+        empty: "No dependency recorded yet (requirements*.txt, pyproject.toml, renv.lock, … of started experiments).",
+    };
+    render_list(frame, area, &list, rows, state.selected);
 }
 
 /// The activity feed: results, comments and outcomes of the last days,

@@ -91,6 +91,20 @@ impl SortBy {
     }
 }
 
+/// What the History tab lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shown {
+    /// Experiments, by the filter.
+    #[default]
+    Experiments,
+    /// What happened lately (`f`).
+    Feed,
+    /// Each project's figures (`P`).
+    Projects,
+    /// Every package with the experiments that used it (`D`).
+    Dependencies,
+}
+
 /// A pane over the History table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryPane {
@@ -151,9 +165,9 @@ pub struct HistoryState {
     pub pane: Option<HistoryPane>,
     /// Rows a screen shows (set by the session).
     pub page_rows: usize,
-    /// Whether the activity feed is shown instead of the experiments (what
-    /// a viewer sees first).
-    pub feed: bool,
+    /// What the tab shows: the experiments, or the activity feed (what a
+    /// viewer sees first), the projects or the dependencies.
+    pub shown: Shown,
     /// Which of the experiment's metrics its page charts (`m`).
     pub chart_metric: usize,
     /// Whether the page's metric chart has a log scale (`L`).
@@ -357,11 +371,21 @@ impl HistoryState {
                 return Handled::Notice("filter cleared".into());
             }
             KeyCode::Enter => return Handled::Ask(Request::OpenSelected),
-            KeyCode::Char('f') => {
-                self.feed = !self.feed;
+            KeyCode::Char(c @ ('f' | 'P' | 'D')) => {
+                let view = match c {
+                    'f' => Shown::Feed,
+                    'P' => Shown::Projects,
+                    _ => Shown::Dependencies,
+                };
+                // The same key again goes back to the experiments.
+                self.shown = if self.shown == view {
+                    Shown::Experiments
+                } else {
+                    view
+                };
                 self.selected = 0;
             }
-            _ if self.feed
+            _ if self.shown != Shown::Experiments
                 && matches!(
                     key.code,
                     KeyCode::Char(' ' | 'd' | 'u' | 'n' | 'p' | 's' | 'r' | '/')
