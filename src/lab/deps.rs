@@ -25,6 +25,39 @@ pub struct DepsQuery {
     pub unused_since: Option<i64>,
 }
 
+/// Parses the Dependencies view's query: words `package:NAME[OP VERSION]`,
+/// `source:TEXT`, `project:NAME` and `unused:AGE` (an empty text asks for
+/// every package). `now`: seconds since the epoch, for `unused:`.
+pub fn parse_deps_query(text: &str, now: i64) -> Result<DepsQuery, String> {
+    let mut q = DepsQuery::default();
+    for word in text.split_whitespace() {
+        let (key, value) = word
+            .split_once(':')
+            .filter(|(_, v)| !v.is_empty())
+            .ok_or_else(|| {
+                format!("{word:?}: expected package:, source:, project: or unused: with a value")
+            })?;
+        match key {
+            "package" => q.package = Some(PackageQuery::parse(value)?),
+            "source" => q.source = Some(value.to_string()),
+            "project" => q.project = Some(value.to_string()),
+            "unused" => {
+                let age = crate::model::parse_duration(value)?;
+                q.unused_since = Some(now - age as i64);
+            }
+            _ => {
+                return Err(format!(
+                    "{key:?}: not a key; use package:, source:, project: or unused:"
+                ));
+            }
+        }
+    }
+    if q.package.is_some() && q.unused_since.is_some() {
+        return Err("unused: lists packages: give it without package:".into());
+    }
+    Ok(q)
+}
+
 /// A package and, optionally, a version comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackageQuery {
@@ -323,6 +356,25 @@ mod tests {
             constraint: None,
             from: "requirements.txt".into(),
         }
+    }
+
+    #[test]
+    fn the_views_query_reads_its_words() {
+        let q = parse_deps_query("package:pandas<2 project:churn", 1000).expect("parses");
+        assert_eq!(q.package.map(|p| p.name), Some("pandas".into()));
+        assert_eq!(q.project.as_deref(), Some("churn"));
+        let q = parse_deps_query("unused:10s source:mysql", 1000).expect("parses");
+        assert_eq!(
+            (q.unused_since, q.source.as_deref()),
+            (Some(990), Some("mysql"))
+        );
+        assert_eq!(
+            parse_deps_query("", 0).expect("parses"),
+            DepsQuery::default()
+        );
+        assert!(parse_deps_query("bogus:1", 0).is_err());
+        assert!(parse_deps_query("package:", 0).is_err());
+        assert!(parse_deps_query("package:x unused:1d", 0).is_err());
     }
 
     #[test]

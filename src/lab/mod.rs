@@ -36,7 +36,10 @@ use tokio::sync::watch;
 
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences, downsample};
-pub use deps::{DepsAnswer, DepsQuery, DepsUse, PackageQuery, PackageSummary, compare_versions};
+pub use deps::{
+    DepsAnswer, DepsQuery, DepsUse, PackageQuery, PackageSummary, compare_versions,
+    parse_deps_query,
+};
 pub use engine::{Engine, LiveUse, QueueNews, StateChange};
 pub use experiments::HIDDEN;
 pub use feed::{FeedEvent, FeedItem, MAX_FEED};

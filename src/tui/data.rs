@@ -42,6 +42,9 @@ pub struct Snapshot {
     pub projects: Vec<crate::lab::ProjectSummary>,
     /// Every package with the experiments that used it (History's `D`).
     pub packages: Vec<crate::lab::PackageSummary>,
+    /// The experiments that used a package or read a source (History's
+    /// `D` with a query).
+    pub deps_uses: Vec<crate::lab::DepsUse>,
     /// The charts of an open experiment page.
     pub page_charts: Option<PageCharts>,
     /// Text of an open History pane (the experiment page, a comparison).

@@ -161,12 +161,23 @@ fn history_request(
             }
             return;
         }
+        (history::Request::OpenSelected, history::Shown::Dependencies)
+            if !snapshot.deps_uses.is_empty() =>
+        {
+            if let Some(u) = snapshot.deps_uses.get(at(snapshot.deps_uses.len())) {
+                view.history.pane = Some(HistoryPane::Page {
+                    id: u.id,
+                    scroll: 0,
+                });
+                view.history.chart_metric = 0;
+            }
+            return;
+        }
         (history::Request::OpenSelected, history::Shown::Dependencies) => {
             if let Some(p) = snapshot.packages.get(at(snapshot.packages.len())) {
-                view.notice = Some(format!(
-                    "deps --package {} lists the experiments that used it",
-                    p.package
-                ));
+                // Its experiments: the same view, asked for that package.
+                view.history.deps_query = format!("package:{}", p.package);
+                view.history.selected = 0;
             }
             return;
         }

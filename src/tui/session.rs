@@ -144,6 +144,7 @@ pub async fn run_tui_session<S: FrameSink>(
             feed: Vec::new(),
             projects: Vec::new(),
             packages: Vec::new(),
+            deps_uses: Vec::new(),
             page_charts: None,
             history_pane_text: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
@@ -190,37 +191,41 @@ pub async fn run_tui_session<S: FrameSink>(
         }
         let shown = view.history.shown;
         if view.tab == Tab::History && matches!(shown, Shown::Projects | Shown::Dependencies) {
+            let asked = (shown, view.history.deps_query.clone());
             let stale = listing
                 .as_ref()
-                .is_none_or(|(was, at, _, _)| *was != shown || at.elapsed() >= HISTORY_REFRESH);
+                .is_none_or(|(was, at, _)| *was != asked || at.elapsed() >= HISTORY_REFRESH);
             if stale {
-                let (reader, who) = (lab.clone(), principal.clone());
+                let (reader, who, query) = (lab.clone(), principal.clone(), asked.1.clone());
                 let read = tokio::task::spawn_blocking(move || {
                     if shown == Shown::Projects {
-                        reader.projects(&who, None).map(|p| (p, Vec::new()))
-                    } else {
-                        reader
-                            .deps(&who, &crate::lab::DepsQuery::default())
-                            .map(|answer| match answer {
-                                crate::lab::DepsAnswer::Packages(p) => (Vec::new(), p),
-                                crate::lab::DepsAnswer::Uses(_) => (Vec::new(), Vec::new()),
-                            })
+                        return reader.projects(&who, None).map(Listing::Projects);
                     }
+                    let query = crate::lab::parse_deps_query(&query, crate::lab::now())
+                        .map_err(crate::lab::LabError::Invalid)?;
+                    reader.deps(&who, &query).map(|answer| match answer {
+                        crate::lab::DepsAnswer::Packages(p) => Listing::Packages(p),
+                        crate::lab::DepsAnswer::Uses(u) => Listing::Uses(u),
+                    })
                 })
                 .await
                 .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
                 match read {
-                    Ok((projects, packages)) => {
-                        listing = Some((shown, std::time::Instant::now(), projects, packages));
-                    }
+                    Ok(read) => listing = Some((asked, std::time::Instant::now(), read)),
                     Err(e) => view.notice = Some(e.to_string()),
                 }
             }
-            if let Some((_, _, projects, packages)) = &listing {
-                snapshot.projects = projects.clone();
-                snapshot.packages = packages.clone();
+            match listing.as_ref().map(|(_, _, read)| read) {
+                Some(Listing::Projects(p)) => snapshot.projects = p.clone(),
+                Some(Listing::Packages(p)) => snapshot.packages = p.clone(),
+                Some(Listing::Uses(u)) => snapshot.deps_uses = u.clone(),
+                None => {}
             }
-            view.history_rows = snapshot.projects.len().max(snapshot.packages.len());
+            view.history_rows = snapshot
+                .projects
+                .len()
+                .max(snapshot.packages.len())
+                .max(snapshot.deps_uses.len());
         } else {
             listing = None;
         }
@@ -525,13 +530,19 @@ fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool)
 /// What History's page was read for: its filter and where it starts.
 type HistoryKey = (String, Option<u64>);
 
-/// What History's projects or dependencies view read, and when.
-type ListingRead = (
-    Shown,
-    std::time::Instant,
-    Vec<crate::lab::ProjectSummary>,
-    Vec<crate::lab::PackageSummary>,
-);
+/// What History's projects or dependencies view read, for which view and
+/// query, and when.
+type ListingRead = ((Shown, String), std::time::Instant, Listing);
+
+/// What History's projects or dependencies view shows.
+enum Listing {
+    /// Each project's figures.
+    Projects(Vec<crate::lab::ProjectSummary>),
+    /// Every package.
+    Packages(Vec<crate::lab::PackageSummary>),
+    /// The experiments a dependency query found.
+    Uses(Vec<crate::lab::DepsUse>),
+}
 
 /// Days of activity the feed shows.
 const FEED_DAYS: i64 = 7;

@@ -182,6 +182,7 @@ fn snapshot(role: Role) -> Snapshot {
         feed: Vec::new(),
         projects: Vec::new(),
         packages: Vec::new(),
+        deps_uses: Vec::new(),
         page_charts: None,
         history_pane_text: None,
         log: Arc::default(),
@@ -813,4 +814,20 @@ fn history_projects_and_dependencies_views() {
         last_used: 1_796_003_600,
     }];
     insta::assert_snapshot!("history_dependencies_120x40", draw(&v, &snap, 120, 40));
+    v.history.deps_query = "package:pandas<2".into();
+    snap.deps_uses = vec![crate::lab::DepsUse {
+        id: 42,
+        project: Some("churn".into()),
+        owner: "ana".into(),
+        submitted_at: 1_796_000_000,
+        package: Some(crate::model::Package {
+            ecosystem: "python".into(),
+            name: "pandas".into(),
+            version: Some("1.5.3".into()),
+            constraint: None,
+            from: "requirements.txt".into(),
+        }),
+        sources: Vec::new(),
+    }];
+    insta::assert_snapshot!("history_dependency_uses_120x40", draw(&v, &snap, 120, 40));
 }

@@ -299,8 +299,53 @@ fn render_projects(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Hist
     render_list(frame, area, &list, rows, state.selected);
 }
 
-/// Every package the captured provenance names, most used first.
+/// The experiments a dependency query found (`package:`, `source:`).
+fn render_uses(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
+    let rows = snap
+        .deps_uses
+        .iter()
+        .map(|u| {
+            let what = match &u.package {
+                Some(p) => format!(
+                    "{}:{} {} ({})",
+                    p.ecosystem,
+                    p.name,
+                    p.version
+                        .as_deref()
+                        .or(p.constraint.as_deref())
+                        .unwrap_or("any"),
+                    p.from
+                ),
+                None => u.sources.join(", "),
+            };
+            Row::new(vec![
+                Cell::from(u.id.to_string()),
+                Cell::from(printable(u.project.as_deref().unwrap_or("-"))),
+                Cell::from(printable(&u.owner)),
+                Cell::from(crate::units::minute_time(u.submitted_at)),
+                Cell::from(printable(&what)),
+            ])
+        })
+        .collect();
+    let title = format!(
+        " Dependencies · {} (/ to change, Esc to clear) · Enter: its page · D: back ",
+        printable(&state.deps_query)
+    );
+    let list = List {
+        title: &title,
+        header: &["ID", "PROJECT", "OWNER", "SUBMITTED", "USES"],
+        widths: &[6, 14, 10, 16],
+        empty: "No experiment you may read matches the query.",
+    };
+    render_list(frame, area, &list, rows, state.selected);
+}
+
+/// Every package the captured provenance names, most used first; with a
+/// query, what it found.
 fn render_packages(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
+    if state.deps_query.contains("package:") || state.deps_query.contains("source:") {
+        return render_uses(frame, area, snap, state);
+    }
     let rows = snap
         .packages
         .iter()
@@ -319,7 +364,7 @@ fn render_packages(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Hist
         })
         .collect();
     let list = List {
-        title: " Dependencies: packages the experiments' projects declare, most used first · D: back ",
+        title: " Dependencies: packages the experiments' projects declare, most used first · Enter: its experiments · / query (package:pandas<2 source:mysql project:P unused:90d) · D: back ",
         header: &[
             "PACKAGE",
             "EXPERIMENTS",

@@ -168,6 +168,9 @@ pub struct HistoryState {
     /// What the tab shows: the experiments, or the activity feed (what a
     /// viewer sees first), the projects or the dependencies.
     pub shown: Shown,
+    /// The Dependencies view's query (`package:pandas<2 source:mysql
+    /// project:P unused:90d`).
+    pub deps_query: String,
     /// Which of the experiment's metrics its page charts (`m`).
     pub chart_metric: usize,
     /// Whether the page's metric chart has a log scale (`L`).
@@ -223,6 +226,18 @@ impl HistoryState {
                 KeyCode::Esc => {
                     self.typing = None;
                     self.error = None;
+                }
+                KeyCode::Enter if self.shown == Shown::Dependencies => {
+                    let text = typed.trim().to_string();
+                    match crate::lab::parse_deps_query(&text, 0) {
+                        Ok(_) => {
+                            self.deps_query = text;
+                            self.typing = None;
+                            self.error = None;
+                            self.selected = 0;
+                        }
+                        Err(why) => self.error = Some(format!("{text}\n{why}")),
+                    }
                 }
                 KeyCode::Enter => {
                     let text = typed.trim().to_string();
@@ -360,7 +375,16 @@ impl HistoryState {
             KeyCode::PageDown => self.selected = (self.selected + screen).min(last),
             KeyCode::Home => self.selected = 0,
             KeyCode::End => self.selected = last,
-            KeyCode::Char('/') => {
+            KeyCode::Char('/') if self.shown == Shown::Dependencies => {
+                self.typing = Some(self.deps_query.clone());
+                self.error = None;
+            }
+            KeyCode::Esc if self.shown == Shown::Dependencies && !self.deps_query.is_empty() => {
+                self.deps_query.clear();
+                self.selected = 0;
+                return Handled::Notice("query cleared".into());
+            }
+            KeyCode::Char('/') if self.shown == Shown::Experiments => {
                 self.typing = Some(self.filter.clone());
                 self.error = None;
             }
@@ -391,7 +415,9 @@ impl HistoryState {
                     KeyCode::Char(' ' | 'd' | 'u' | 'n' | 'p' | 's' | 'r' | '/')
                 ) =>
             {
-                return Handled::Notice("f: back to the experiments, for that key".into());
+                return Handled::Notice(
+                    "that key is the experiments list's (the view's key again goes back)".into(),
+                );
             }
             KeyCode::Char(' ') => return Handled::Ask(Request::MarkSelected),
             KeyCode::Char('d') => {
@@ -513,6 +539,32 @@ mod tests {
         assert_eq!(s.pane, Some(HistoryPane::Page { id: 1, scroll: 5 }));
         s.handle_key(key(KeyCode::Esc), 3);
         assert_eq!(s.pane, None);
+    }
+
+    #[test]
+    fn the_dependencies_view_takes_its_own_query() {
+        let mut s = HistoryState {
+            shown: Shown::Dependencies,
+            ..HistoryState::default()
+        };
+        s.handle_key(key(KeyCode::Char('/')), 1);
+        typed(&mut s, "package:");
+        s.handle_key(key(KeyCode::Enter), 1);
+        assert!(s.takes_text() && s.error.is_some(), "a value is needed");
+        typed(&mut s, "pandas<2");
+        s.handle_key(key(KeyCode::Enter), 1);
+        assert_eq!(s.deps_query, "package:pandas<2");
+        assert_eq!(s.filter, "", "the experiments' filter is not touched");
+        assert_eq!(
+            s.handle_key(key(KeyCode::Esc), 1),
+            Handled::Notice("query cleared".into())
+        );
+        assert!(matches!(
+            s.handle_key(key(KeyCode::Char(' ')), 1),
+            Handled::Notice(_)
+        ));
+        s.handle_key(key(KeyCode::Char('D')), 1);
+        assert_eq!(s.shown, Shown::Experiments);
     }
 
     #[test]
