@@ -427,6 +427,8 @@ fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
         | HistoryPane::Comment { id, .. }
         | HistoryPane::Outcome { id, .. } => (vec![*id], false),
         HistoryPane::Compare { ids, .. } => (ids.clone(), true),
+        // Read apart from the page's text (a diff is long).
+        HistoryPane::Diff { id, .. } => (vec![*id, u64::MAX], false),
     }
 }
 
@@ -593,6 +595,13 @@ fn history_pane_text(lab: &Lab, principal: &Principal, pane: &HistoryPane) -> St
             }
             text
         }
+        HistoryPane::Diff { id, .. } => match lab.diff(principal, *id) {
+            Ok(Some(diff)) if !diff.is_empty() => diff,
+            Ok(_) => {
+                format!("experiment {id}: no git diff recorded (clean, or not in a repository)")
+            }
+            Err(e) => e.to_string(),
+        },
         HistoryPane::Compare { ids, .. } => match lab.compare(principal, ids, None) {
             Ok(c) => crate::describe::comparison_lines(&c),
             Err(e) => e.to_string(),

@@ -831,3 +831,14 @@ fn history_projects_and_dependencies_views() {
     }];
     insta::assert_snapshot!("history_dependency_uses_120x40", draw(&v, &snap, 120, 40));
 }
+
+#[test]
+fn history_diff_viewer() {
+    let (mut v, mut snap) = history_view();
+    v.history.pane = Some(super::history::HistoryPane::Diff { id: 42, scroll: 0 });
+    snap.history_pane_text = Some(
+        "diff --git a/train.py b/train.py\n--- a/train.py\n+++ b/train.py\n@@ -1,2 +1,2 @@\n-lr = 0.1\n+lr = 0.01\n epochs = 10\n"
+            .into(),
+    );
+    insta::assert_snapshot!("history_diff_100x24", draw(&v, &snap, 100, 24));
+}

@@ -464,6 +464,12 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
             *scroll,
         ),
         HistoryPane::Comment { .. } | HistoryPane::Outcome { .. } => return,
+        HistoryPane::Diff { id, scroll } => (
+            format!(
+                " Diff of experiment {id} against its commit — ↑↓ PgUp PgDn scroll · Esc: its page "
+            ),
+            *scroll,
+        ),
         HistoryPane::Compare { ids, scroll } => (
             format!(
                 " Compare {} — * differs · ↑↓ PgUp PgDn scroll · Esc close ",

@@ -122,6 +122,13 @@ pub enum HistoryPane {
         /// Lines scrolled.
         scroll: u16,
     },
+    /// The experiment's git diff, scrolled.
+    Diff {
+        /// The experiment.
+        id: u64,
+        /// Lines scrolled.
+        scroll: u16,
+    },
     /// A comment being written on an experiment (several lines).
     Comment {
         /// The experiment.
@@ -325,6 +332,11 @@ impl HistoryState {
                         });
                         return Handled::Yes;
                     }
+                    KeyCode::Char('v') => {
+                        let id = *id;
+                        self.pane = Some(HistoryPane::Diff { id, scroll: 0 });
+                        return Handled::Yes;
+                    }
                     KeyCode::Char('o') => {
                         let id = *id;
                         self.pane = Some(HistoryPane::Outcome {
@@ -350,7 +362,16 @@ impl HistoryState {
                 }
                 _ => {}
             }
-            let (HistoryPane::Page { scroll, .. } | HistoryPane::Compare { scroll, .. }) = pane
+            if let HistoryPane::Diff { id, .. } = pane
+                && matches!(key.code, KeyCode::Esc | KeyCode::Backspace)
+            {
+                // Back to the page it was opened from.
+                self.pane = Some(HistoryPane::Page { id: *id, scroll: 0 });
+                return Handled::Yes;
+            }
+            let (HistoryPane::Page { scroll, .. }
+            | HistoryPane::Compare { scroll, .. }
+            | HistoryPane::Diff { scroll, .. }) = pane
             else {
                 return Handled::No;
             };
@@ -599,5 +620,16 @@ mod tests {
         );
         s.handle_key(key(KeyCode::Esc), 1);
         assert_eq!(s.pane, None);
+        s.pane = Some(HistoryPane::Page { id: 7, scroll: 3 });
+        s.handle_key(key(KeyCode::Char('v')), 1);
+        assert_eq!(s.pane, Some(HistoryPane::Diff { id: 7, scroll: 0 }));
+        s.handle_key(key(KeyCode::Down), 1);
+        assert_eq!(s.pane, Some(HistoryPane::Diff { id: 7, scroll: 1 }));
+        s.handle_key(key(KeyCode::Esc), 1);
+        assert_eq!(
+            s.pane,
+            Some(HistoryPane::Page { id: 7, scroll: 0 }),
+            "back to its page"
+        );
     }
 }
