@@ -351,6 +351,14 @@ impl Filter {
         self.positive().any(|t| matches!(t, Test::Outcome(Some(_))))
     }
 
+    /// The outcome every match was given, when a term requires one.
+    pub fn required_outcome(&self) -> Option<&'static str> {
+        self.positive().find_map(|t| match t {
+            Test::Outcome(outcome) => *outcome,
+            _ => None,
+        })
+    }
+
     /// The project every match has, when a term requires one.
     pub fn required_project(&self) -> Option<&str> {
         self.positive().find_map(|t| match t {
@@ -1142,6 +1150,10 @@ mod tests {
         assert_eq!(f.metric_names(), vec!["auc", "loss"]);
         assert!(!f.requires_outcome());
         assert!(parse("outcome:negative").expect("parse").requires_outcome());
+        assert_eq!(
+            parse("outcome:negative").expect("parse").required_outcome(),
+            Some("negative")
+        );
         assert!(
             !parse("-outcome:negative")
                 .expect("parse")

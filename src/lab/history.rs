@@ -144,7 +144,10 @@ impl Lab {
         // An owner or a project named reads only theirs, by its index; an
         // outcome asked for, only the experiments given one.
         match (parsed.required_project(), parsed.required_owner()) {
-            _ if parsed.requires_outcome() => self.store.walk_concluded_newest(before, visit)?,
+            _ if parsed.requires_outcome() => {
+                self.store
+                    .walk_concluded_newest(before, parsed.required_outcome(), visit)?
+            }
             (Some(project), _) => {
                 self.store
                     .walk_indexed_newest(IndexedBy::Project, project, before, visit)?

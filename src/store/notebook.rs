@@ -113,20 +113,28 @@ impl Store {
 }
 
 impl Store {
-    /// Walks the experiments given an outcome, newest first from below
-    /// `before` (exclusive), until `visit` says stop: the outcomes are
-    /// their own index.
+    /// Walks the experiments given an outcome (`verdict`, when given),
+    /// newest first from below `before` (exclusive), until `visit` says
+    /// stop: the outcomes are their own index.
     pub fn walk_concluded_newest(
         &self,
         before: Option<u64>,
+        verdict: Option<&str>,
         mut visit: impl FnMut(crate::model::Experiment) -> bool,
     ) -> StoreResult<()> {
         let end = before.unwrap_or(u64::MAX).to_be_bytes();
         for entry in self.t()?.conclusions.range(..end).rev() {
-            let (key, _) = entry?;
+            let (key, value) = entry?;
             let Ok(id) = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes) else {
                 continue;
             };
+            // Another verdict than the one asked: its record is not read.
+            if let Some(wanted) = verdict {
+                let c: Conclusion = decode(CONCLUSIONS_TREE, &value)?;
+                if c.verdict.name() != wanted {
+                    continue;
+                }
+            }
             if let Some(e) = self.experiment(id)?
                 && !visit(e)
             {
