@@ -635,3 +635,47 @@ async fn what_a_users_interpreter_starts_during_a_capture_does_not_outlive_it() 
     }
     assert!(!left, "{marker} outlived the capture");
 }
+
+#[tokio::test]
+#[ignore = "needs root (two users' experiments): tools/test runs it as root with --include-ignored"]
+async fn one_users_slow_capture_holds_up_nobody_elses() {
+    require(is_root(), "root");
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let (alice, _) = experiment_user(&lab, &admin).await;
+    let mike = common::lab::add_member(&lab.server, &admin, lab.dir.path(), "mike", "member").await;
+    // Alice's "python3" takes 6 seconds to say its version.
+    let base = tempfile::tempdir().expect("tempdir");
+    let bin = base.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    std::fs::write(
+        bin.join("python3"),
+        "#!/bin/sh\nsleep 6\necho 'Python 3.0.1'\n",
+    )
+    .expect("write");
+    for path in [base.path(), bin.as_path(), &bin.join("python3")] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    }
+    let slow = submit_id(
+        &alice,
+        &format!(
+            "--workdir /tmp --input /etc/hostname --env PATH={}:/usr/bin:/bin -- true",
+            bin.display()
+        ),
+    )
+    .await;
+    let quick = submit_id(&mike, "--workdir /tmp --input /etc/hostname -- true").await;
+    wait_state(&mike, quick).await;
+    // Mike's is captured while Alice's still waits for her interpreter.
+    let p = provenance(&mike, quick, false).await;
+    assert!(p["captured_at"].as_i64() > Some(0), "{p}");
+    let hers = exec(&alice, &format!("provenance {slow} --json"), None).await;
+    assert_eq!(
+        json(&hers.stdout)["provenance"]["captured_at"],
+        0,
+        "Alice's capture was not done yet: {hers:?}"
+    );
+    let hers = provenance(&alice, slow, false).await;
+    assert!(hers.to_string().contains("Python 3.0.1"), "{hers}");
+}

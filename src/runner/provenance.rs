@@ -2,13 +2,14 @@
 //! environment, inputs) and at an end (outputs), never in the way of the
 //! runner's loop or the run itself.
 //!
-//! Captures wait in one queue that [`WORKERS`] workers drain. A worker
-//! lets them gather for [`GATHER`], takes all that waits (up to
-//! [`MOST_AT_ONCE`]) and runs the helper once
-//! for each distinct request: the experiments of a sweep, submitted from
-//! one working directory with the same inputs, share one capture made for
-//! all of them. So a burst of starts costs a few helper processes, not one
-//! each (measured in `cargo bench --bench queue`).
+//! Captures wait in one queue. Its reader lets them gather for
+//! [`GATHER`], takes all that waits (up to [`MOST_AT_ONCE`]) and runs the
+//! helper once for each distinct request: the experiments of a sweep,
+//! submitted from one working directory with the same inputs, share one
+//! capture made for all of them. So a burst of starts costs a few helper
+//! processes, not one each (measured in `cargo bench --bench queue`).
+//! At most [`HELPERS_AT_ONCE`] helpers run, one per Unix user at a time:
+//! one user's long hashing holds up nobody else's captures.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ use crate::provenance::{Limits, Owner, Part, Phase, ProbedInterpreter, Request};
 /// What interpreter versions found are remembered for.
 type InterpreterKey = (String, PathBuf, String);
 
-/// Workers running captures at once.
-const WORKERS: usize = 2;
+/// Helpers running at once at most (each in its own cgroup, at nice 19).
+const HELPERS_AT_ONCE: usize = 3;
 /// Captures a worker takes at once at most.
 const MOST_AT_ONCE: usize = 1024;
 /// How long a worker lets captures gather after the first before it takes
@@ -107,7 +108,7 @@ impl Job {
     }
 }
 
-/// Starts the workers that make captures (once; not without a helper).
+/// Starts the reader of the capture queue (once; not without a helper).
 pub(super) fn start_workers(lab: &Engine, settings: &ProvenanceSettings) {
     let Some(program) = settings.program.clone() else {
         return;
@@ -116,40 +117,54 @@ pub(super) fn start_workers(lab: &Engine, settings: &ProvenanceSettings) {
     if settings.queue.set(sender).is_err() {
         return;
     }
-    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
-    for _ in 0..WORKERS {
-        let (lab, settings, program, receiver) = (
-            lab.clone(),
-            settings.clone(),
-            program.clone(),
-            receiver.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let jobs = {
-                    let mut receiver = receiver.lock().await;
-                    let Some(first) = receiver.recv().await else {
-                        return;
-                    };
-                    tokio::time::sleep(GATHER).await;
-                    let mut jobs = vec![first];
-                    while jobs.len() < MOST_AT_ONCE {
-                        match receiver.try_recv() {
-                            Ok(job) => jobs.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    jobs
+    tokio::spawn(gather(lab.clone(), settings.clone(), program, receiver));
+}
+
+/// Takes the captures that wait, a batch at a time, and starts each
+/// distinct one: at most [`HELPERS_AT_ONCE`] helpers run, and one at a
+/// time per Unix user, so that one user's long hashing (a large dataset)
+/// holds up neither the others' captures nor the queue.
+async fn gather(
+    lab: Engine,
+    settings: ProvenanceSettings,
+    program: PathBuf,
+    mut receiver: mpsc::UnboundedReceiver<Job>,
+) {
+    let running = Arc::new(tokio::sync::Semaphore::new(HELPERS_AT_ONCE));
+    let mut per_user: HashMap<String, Arc<tokio::sync::Semaphore>> = HashMap::new();
+    while let Some(first) = receiver.recv().await {
+        tokio::time::sleep(GATHER).await;
+        let mut jobs = vec![first];
+        while jobs.len() < MOST_AT_ONCE {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        for same in coalesce(jobs) {
+            let users_turn = per_user
+                .entry(same[0].unix_user.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1)))
+                .clone();
+            let (lab, settings, program, running) = (
+                lab.clone(),
+                settings.clone(),
+                program.clone(),
+                running.clone(),
+            );
+            tokio::spawn(async move {
+                let (Ok(_users_turn), Ok(_slot)) = (
+                    users_turn.acquire_owned().await,
+                    running.acquire_owned().await,
+                ) else {
+                    return;
                 };
-                let (lab, settings, program) = (lab.clone(), settings.clone(), program.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    for same in coalesce(jobs) {
-                        capture_for(&lab, &settings, &program, &same);
-                    }
+                    capture_for(&lab, &settings, &program, &same);
                 })
                 .await;
-            }
-        });
+            });
+        }
     }
 }
 
