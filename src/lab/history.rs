@@ -101,6 +101,9 @@ impl Lab {
         } else {
             limit
         };
+        // One search at a time per user: a search no index narrows reads
+        // the whole history, and many at once would hold every thread.
+        let _one = Searching::begin(self, &p.user)?;
         let now = super::now();
         let since = parsed.since_secs(now);
         let private_projects = self.store.private_projects()?;
@@ -277,6 +280,38 @@ impl Lab {
     }
 }
 
+/// A user's search in progress; it ends when dropped.
+struct Searching<'a> {
+    lab: &'a Lab,
+    user: String,
+}
+
+impl<'a> Searching<'a> {
+    /// Marks `user`'s search as running, unless one already is.
+    fn begin(lab: &'a Lab, user: &str) -> LabResult<Searching<'a>> {
+        let mut running = lab.searching.lock().unwrap_or_else(|e| e.into_inner());
+        if !running.insert(user.to_string()) {
+            return Err(LabError::Unavailable(
+                "a search of yours is still reading the history; try again when it is done".into(),
+            ));
+        }
+        Ok(Searching {
+            lab,
+            user: user.to_string(),
+        })
+    }
+}
+
+impl Drop for Searching<'_> {
+    fn drop(&mut self) {
+        self.lab
+            .searching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.user);
+    }
+}
+
 /// Whether what the filter requires of owner, project and state rules `e`
 /// out before anything else is read.
 fn narrowed_out(filter: &Filter, e: &Experiment) -> bool {
@@ -299,5 +334,33 @@ fn duration(state: &State, now: i64) -> Option<u64> {
             ..
         } => Some(ended_at.saturating_sub(*start).max(0) as u64),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::testing::{lab_with_admin, principal};
+    use crate::model::Role;
+
+    #[test]
+    fn a_user_runs_one_search_at_a_time() {
+        let (_d, lab) = lab_with_admin();
+        let mike = principal(&lab, "mike", Role::Member);
+        let mary = principal(&lab, "mary", Role::Member);
+        let running = Searching::begin(&lab, "mike").expect("the first");
+        match lab.history(&mike, "", None, 10) {
+            Err(LabError::Unavailable(why)) => assert!(why.contains("still reading"), "{why}"),
+            other => panic!("a second search of mike's ran: {other:?}"),
+        }
+        assert!(
+            lab.history(&mary, "", None, 10).is_ok(),
+            "another user's runs"
+        );
+        drop(running);
+        assert!(
+            lab.history(&mike, "", None, 10).is_ok(),
+            "once the first is done"
+        );
     }
 }

@@ -143,6 +143,8 @@ pub struct Lab {
     accounts: Arc<users::AccountsState>,
     /// Accounts whose `--workdir` check has not returned (submit.rs).
     workdir_checks: Arc<submit::WorkdirChecks>,
+    /// Users with a search of the whole history running (history.rs).
+    searching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// What the runner's side keeps (engine.rs).
     engine: Arc<engine::EngineState>,
 }
@@ -204,6 +206,7 @@ impl Lab {
             data_dir: Arc::new(std::path::PathBuf::from(".")),
             accounts: Arc::default(),
             workdir_checks: Arc::default(),
+            searching: Arc::default(),
             engine: Arc::default(),
         }
     }
