@@ -75,7 +75,7 @@ pub async fn run_tui_session<S: FrameSink>(
     // History's projects or dependencies, with which and when they were read.
     let mut listing: Option<ListingRead> = None;
     // The activity feed, with when it was read.
-    let mut feed: Option<(std::time::Instant, Vec<crate::lab::FeedItem>)> = None;
+    let mut feed: Option<(String, std::time::Instant, Vec<crate::lab::FeedItem>)> = None;
     // History's page, with what it was read for and when.
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
@@ -230,29 +230,31 @@ pub async fn run_tui_session<S: FrameSink>(
             listing = None;
         }
         if view.tab == Tab::History && shown == Shown::Feed {
+            let project = view.history.feed_project.clone();
             let stale = feed
                 .as_ref()
-                .is_none_or(|(at, _)| at.elapsed() >= HISTORY_REFRESH);
+                .is_none_or(|(was, at, _)| *was != project || at.elapsed() >= HISTORY_REFRESH);
             if stale {
-                let (reader, who) = (lab.clone(), principal.clone());
+                let (reader, who, asked) = (lab.clone(), principal.clone(), project.clone());
                 let read = tokio::task::spawn_blocking(move || {
+                    let project = Some(asked.as_str()).filter(|p| !p.is_empty());
                     reader.feed(
                         &who,
                         crate::lab::now() - FEED_DAYS * 86_400,
-                        None,
+                        project,
                         FEED_ITEMS,
                     )
                 })
                 .await
                 .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
                 match read {
-                    Ok(items) => feed = Some((std::time::Instant::now(), items)),
+                    Ok(items) => feed = Some((project, std::time::Instant::now(), items)),
                     Err(e) => view.notice = Some(e.to_string()),
                 }
             }
             snapshot.feed = feed
                 .as_ref()
-                .map(|(_, items)| items.clone())
+                .map(|(_, _, items)| items.clone())
                 .unwrap_or_default();
             view.history_rows = snapshot.feed.len();
         } else {

@@ -427,9 +427,15 @@ fn render_feed(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryS
         ],
     )
     .header(Row::new(vec!["WHEN", "ID", "NAME", "PROJECT", "WHAT"]).style(header_style()))
-    .block(panel(
-        " Activity of the last 7 days, newest first · Enter: its page · f: the experiments ".into(),
-    ))
+    .block(panel(if state.feed_project.is_empty() {
+        " Activity of the last 7 days, newest first · Enter: its page · / one project · f: the experiments "
+            .to_string()
+    } else {
+        format!(
+            " Activity in project {} of the last 7 days · Enter: its page · / another · Esc: all · f: the experiments ",
+            printable(&state.feed_project)
+        )
+    }))
     .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
     if snap.feed.is_empty() {

@@ -178,6 +178,8 @@ pub struct HistoryState {
     /// The Dependencies view's query (`package:pandas<2 source:mysql
     /// project:P unused:90d`).
     pub deps_query: String,
+    /// The project whose activity the feed shows (empty: all).
+    pub feed_project: String,
     /// Which of the experiment's metrics its page charts (`m`).
     pub chart_metric: usize,
     /// Whether the page's metric chart has a log scale (`L`).
@@ -233,6 +235,12 @@ impl HistoryState {
                 KeyCode::Esc => {
                     self.typing = None;
                     self.error = None;
+                }
+                KeyCode::Enter if self.shown == Shown::Feed => {
+                    self.feed_project = typed.trim().to_string();
+                    self.typing = None;
+                    self.error = None;
+                    self.selected = 0;
                 }
                 KeyCode::Enter if self.shown == Shown::Dependencies => {
                     let text = typed.trim().to_string();
@@ -396,6 +404,15 @@ impl HistoryState {
             KeyCode::PageDown => self.selected = (self.selected + screen).min(last),
             KeyCode::Home => self.selected = 0,
             KeyCode::End => self.selected = last,
+            KeyCode::Char('/') if self.shown == Shown::Feed => {
+                self.typing = Some(self.feed_project.clone());
+                self.error = None;
+            }
+            KeyCode::Esc if self.shown == Shown::Feed && !self.feed_project.is_empty() => {
+                self.feed_project.clear();
+                self.selected = 0;
+                return Handled::Notice("all projects".into());
+            }
             KeyCode::Char('/') if self.shown == Shown::Dependencies => {
                 self.typing = Some(self.deps_query.clone());
                 self.error = None;
@@ -560,6 +577,24 @@ mod tests {
         assert_eq!(s.pane, Some(HistoryPane::Page { id: 1, scroll: 5 }));
         s.handle_key(key(KeyCode::Esc), 3);
         assert_eq!(s.pane, None);
+    }
+
+    #[test]
+    fn the_feed_narrows_to_one_project() {
+        let mut s = HistoryState {
+            shown: Shown::Feed,
+            ..HistoryState::default()
+        };
+        s.handle_key(key(KeyCode::Char('/')), 1);
+        typed(&mut s, "churn");
+        s.handle_key(key(KeyCode::Enter), 1);
+        assert_eq!(s.feed_project, "churn");
+        assert_eq!(s.filter, "", "the experiments' filter is not touched");
+        assert_eq!(
+            s.handle_key(key(KeyCode::Esc), 1),
+            Handled::Notice("all projects".into())
+        );
+        assert_eq!(s.feed_project, "");
     }
 
     #[test]
