@@ -137,6 +137,11 @@ pub struct CachedHash {
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
     pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch: unlike the mtime,
+    /// nobody can set it back after changing the file (0 in entries of
+    /// builds before it, which therefore never match).
+    #[serde(default)]
+    pub ctime_ns: i64,
     /// blake3, hex.
     pub blake3: String,
 }

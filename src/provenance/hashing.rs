@@ -1,6 +1,6 @@
 //! blake3 hashes of declared files and directories, parallel over files,
 //! with a cache keyed by what identifies a file's content (size, mtime,
-//! inode, device) so an unchanged dataset is not read again.
+//! ctime, inode, device) so an unchanged dataset is not read again.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -162,17 +162,33 @@ fn hash_file(
     let file: File = super::open_regular(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     let mtime_ns = super::mtime_ns(&meta);
+    let ctime_ns = meta
+        .ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.ctime_nsec());
     let mut entry = CachedHash {
         path: path.to_path_buf(),
         dev: meta.dev(),
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns,
+        ctime_ns,
         blake3: String::new(),
     };
     if let Some(known) = cache.get(path)
-        && (known.dev, known.ino, known.size, known.mtime_ns)
-            == (entry.dev, entry.ino, entry.size, entry.mtime_ns)
+        && (
+            known.dev,
+            known.ino,
+            known.size,
+            known.mtime_ns,
+            known.ctime_ns,
+        ) == (
+            entry.dev,
+            entry.ino,
+            entry.size,
+            entry.mtime_ns,
+            entry.ctime_ns,
+        )
     {
         entry.blake3 = known.blake3.clone();
         return Ok((entry, false));
