@@ -68,6 +68,12 @@ pub struct PageCharts {
     pub memory: Vec<(f64, f64)>,
     /// The memory asked for, bytes.
     pub memory_asked: f64,
+    /// CPU cores busy over the run: (seconds from its start, cores).
+    pub cpu: Vec<(f64, f64)>,
+    /// The CPU cores asked for.
+    pub cpu_asked: f64,
+    /// CPU is charted instead of memory (`u`).
+    pub show_cpu: bool,
     /// The metric's values on a log scale.
     pub log: bool,
 }

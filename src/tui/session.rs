@@ -307,7 +307,11 @@ pub async fn run_tui_session<S: FrameSink>(
                 let key = (
                     pane_key(pane),
                     view.role,
-                    (view.history.chart_metric, view.history.chart_log),
+                    (
+                        view.history.chart_metric,
+                        view.history.chart_log,
+                        view.history.chart_cpu,
+                    ),
                 );
                 let fresh = pane_text
                     .as_ref()
@@ -317,7 +321,9 @@ pub async fn run_tui_session<S: FrameSink>(
                     let (nth, log) = (view.history.chart_metric, view.history.chart_log);
                     let charts = match pane {
                         HistoryPane::Page { id, .. } => {
-                            Some(page_charts(&lab, &principal, *id, nth, log))
+                            let mut charts = page_charts(&lab, &principal, *id, nth, log);
+                            charts.show_cpu = view.history.chart_cpu;
+                            Some(charts)
                         }
                         HistoryPane::Compare { ids, .. } => {
                             Some(compare_charts(&lab, &principal, ids, nth, log))
@@ -436,7 +442,7 @@ fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
 
 /// What a History pane's text was read for: the pane, the role, and the
 /// page's chart (which metric, log scale).
-type PaneKey = ((Vec<u64>, bool), crate::model::Role, (usize, bool));
+type PaneKey = ((Vec<u64>, bool), crate::model::Role, (usize, bool, bool));
 
 /// Points of a chart at most (a terminal shows fewer).
 const CHART_POINTS: usize = 400;
@@ -522,6 +528,12 @@ fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool)
         && let Some(first) = series.samples.first()
     {
         charts.memory_asked = series.request.memory_bytes as f64;
+        charts.cpu_asked = series.request.cpus;
+        charts.cpu = series
+            .samples
+            .iter()
+            .map(|s| ((s.at - first.at) as f64, f64::from(s.cpu_cores)))
+            .collect();
         charts.memory = series
             .samples
             .iter()

@@ -675,6 +675,7 @@ fn history_experiment_page_and_comparison() {
             .collect(),
         memory_asked: 16.0e9,
         log: false,
+        ..super::data::PageCharts::default()
     });
     insta::assert_snapshot!("history_page_120x40", draw(&v, &snap, 120, 40));
 

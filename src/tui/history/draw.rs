@@ -726,19 +726,59 @@ fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data:
         );
         return;
     }
-    let x = bounds(charts.memory.iter().map(|p| p.0));
-    let top = charts.memory.iter().map(|p| p.1).fold(0.0, f64::max);
-    let y = [0.0, top.max(1.0)];
-    let dataset = Dataset::default()
-        .marker(Marker::Braille)
-        .graph_type(GraphType::Line)
-        .style(Style::default().fg(Color::Green))
-        .data(&charts.memory);
-    let chart = Chart::new(vec![dataset])
-        .block(panel(format!(
-            " Memory in use (asked {}) ",
-            short_bytes(charts.memory_asked)
-        )))
+    // Memory, or CPU (`u`), against what was asked for.
+    let y_label: fn(f64) -> String = if charts.show_cpu { plain } else { short_bytes };
+    let (points, asked, title): (&[(f64, f64)], f64, String) = if charts.show_cpu {
+        (
+            &charts.cpu,
+            charts.cpu_asked,
+            format!(
+                " CPU cores busy (asked {}) · u: memory ",
+                plain(charts.cpu_asked)
+            ),
+        )
+    } else {
+        (
+            &charts.memory,
+            charts.memory_asked,
+            format!(
+                " Memory in use (asked {}) · u: CPU ",
+                short_bytes(charts.memory_asked)
+            ),
+        )
+    };
+    let x = bounds(points.iter().map(|p| p.0));
+    let top = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    // The request shows as a line when use comes near it.
+    let y = [
+        0.0,
+        top.max(f64::MIN_POSITIVE)
+            .max(if top > asked * 0.5 { asked } else { 0.0 }),
+    ];
+    let y = [y[0], if y[1] > 0.0 { y[1] } else { 1.0 }];
+    let request: Vec<(f64, f64)> = if top > asked * 0.5 {
+        vec![(x[0], asked), (x[1], asked)]
+    } else {
+        Vec::new()
+    };
+    let mut datasets = vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Green))
+            .data(points),
+    ];
+    if !request.is_empty() {
+        datasets.push(
+            Dataset::default()
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(Style::default().fg(DIM))
+                .data(&request),
+        );
+    }
+    let chart = Chart::new(datasets)
+        .block(panel(title))
         .x_axis(
             Axis::default()
                 .title("seconds")
@@ -748,7 +788,7 @@ fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data:
         .y_axis(
             Axis::default()
                 .bounds(y)
-                .labels(["0".to_string(), short_bytes(y[1])]),
+                .labels(["0".to_string(), y_label(y[1])]),
         );
     frame.render_widget(chart, right);
 }

@@ -184,6 +184,8 @@ pub struct HistoryState {
     pub chart_metric: usize,
     /// Whether the page's metric chart has a log scale (`L`).
     pub chart_log: bool,
+    /// Whether the page charts CPU instead of memory (`u`).
+    pub chart_cpu: bool,
 }
 
 impl HistoryState {
@@ -338,6 +340,10 @@ impl HistoryState {
                             id,
                             text: String::new(),
                         });
+                        return Handled::Yes;
+                    }
+                    KeyCode::Char('u') => {
+                        self.chart_cpu = !self.chart_cpu;
                         return Handled::Yes;
                     }
                     KeyCode::Char('v') => {
