@@ -61,17 +61,6 @@ fn main() {
     });
 }
 
-fn bench_dir() -> tempfile::TempDir {
-    let parent = std::env::var_os("LABBENCH_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    let _ = std::fs::create_dir_all(&parent);
-    tempfile::Builder::new()
-        .prefix("history-bench")
-        .tempdir_in(parent)
-        .expect("bench directory")
-}
-
 /// A cheap deterministic number in 0..1 for `id` and `salt`.
 fn unit(id: u64, salt: u64) -> f64 {
     let mut x = id
@@ -311,7 +300,7 @@ async fn median_ms(handle: &russh::client::Handle<common::Client>, line: &str) -
 
 async fn history(only: &str) {
     let n = env_count("LABBENCH_BENCH_HISTORY_RUNS", 1_000_000) as u64;
-    let dir = bench_dir();
+    let dir = common::bench_dir("history-bench");
     let admin = TestKey::generate(dir.path(), "admin_key");
     let data = dir.path().join("data");
     {
@@ -473,7 +462,7 @@ async fn timed_run(
 
 async fn metric_ingest() {
     let lines = env_count("LABBENCH_BENCH_METRIC_LINES", 1_000_000) as u64;
-    let dir = bench_dir();
+    let dir = common::bench_dir("history-bench");
     let admin = TestKey::generate(dir.path(), "admin_key");
     let config = dir.path().join("bench.toml");
     std::fs::write(&config, "[queue]\nmax_output = \"2G\"\n").expect("config");

@@ -63,22 +63,6 @@ fn main() {
     });
 }
 
-/// A scratch directory for a data dir, outside `/tmp` by default: after a
-/// test run has created and deleted thousands of temporary directories there,
-/// ext4 spends ~0.8 ms per new inode in /tmp's block group (checking recently
-/// deleted inodes) against ~0.01 ms elsewhere on the same disk, which measured
-/// the test suite's churn rather than labbench. `LABBENCH_BENCH_DIR` overrides.
-fn bench_dir() -> tempfile::TempDir {
-    let parent = std::env::var_os("LABBENCH_BENCH_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
-    let _ = std::fs::create_dir_all(&parent);
-    tempfile::Builder::new()
-        .prefix("queue-bench")
-        .tempdir_in(parent)
-        .expect("bench directory")
-}
-
 /// A server on a data directory in `dir`; `LABBENCH_BENCH_CONFIG` names a
 /// configuration file to serve with (to compare settings, e.g. cgroups off).
 fn start_server(dir: &tempfile::TempDir, admin: &TestKey) -> TestServer {
@@ -94,7 +78,7 @@ fn start_server(dir: &tempfile::TempDir, admin: &TestKey) -> TestServer {
 
 async fn submissions() {
     let n = env_count("LABBENCH_BENCH_SUBMITS", 10_000);
-    let dir = bench_dir();
+    let dir = common::bench_dir("queue-bench");
     let admin = TestKey::generate(dir.path(), "admin_key");
     let server = start_server(&dir, &admin);
     let handle = session(&server, &admin).await;
@@ -228,7 +212,7 @@ async fn submit_and_run(
 async fn end_to_end() {
     let n = env_count("LABBENCH_BENCH_RUNS", 1000);
     let rounds = env_count("LABBENCH_BENCH_ROUNDS", 3).max(1);
-    let dir = bench_dir();
+    let dir = common::bench_dir("queue-bench");
     let admin = TestKey::generate(dir.path(), "admin_key");
     let server = start_server(&dir, &admin);
     let handle = session(&server, &admin).await;
@@ -455,7 +439,7 @@ fn file_creation_cost(parent: &std::path::Path, n: usize) -> Duration {
 async fn log_ingest() {
     let bytes = env_count("LABBENCH_BENCH_LOG_BYTES", 200_000_000);
     let pipeline = format!("head -c {bytes} /dev/zero | tr '\\0' 'x' | fold -w 99");
-    let dir = bench_dir();
+    let dir = common::bench_dir("queue-bench");
     let file = dir.path().join("floor.log");
     let start = Instant::now();
     let status = Command::new("sh")
@@ -500,7 +484,7 @@ async fn listing() {
         CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, State,
     };
     let n = env_count("LABBENCH_BENCH_HISTORY", 100_000) as u64;
-    let dir = bench_dir();
+    let dir = common::bench_dir("queue-bench");
     let admin = TestKey::generate(dir.path(), "admin_key");
     let data = dir.path().join("data");
     {

@@ -11,8 +11,9 @@
 pub mod html;
 pub mod svg;
 
+use crate::units::plain_number as plain;
 use html::{escape, facts, page, table};
-use svg::{Chart, Series, line_chart, plain};
+use svg::{Chart, Series, line_chart};
 
 use crate::lab::{Discussion, HistoryRow, MetricsReport, ResourceSeries};
 use crate::model::{Experiment, Provenance};

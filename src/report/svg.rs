@@ -2,6 +2,7 @@
 //! series, a legend. No script, no external resource; every text escaped.
 
 use super::html::escape;
+use crate::units::plain_number as plain;
 
 /// Colours of successive series (readable on white and in print).
 const COLOURS: [&str; 6] = [
@@ -191,18 +192,6 @@ pub fn line_chart(chart: &Chart, series: &[Series]) -> Option<String> {
     }
     svg.push_str("</svg>\n");
     Some(svg)
-}
-
-/// A plain number, short.
-pub fn plain(value: f64) -> String {
-    if value.abs() >= 1e6 || (value != 0.0 && value.abs() < 1e-3) {
-        format!("{value:.2e}")
-    } else if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        let text = format!("{value:.4}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
 }
 
 #[cfg(test)]

@@ -416,18 +416,7 @@ fn render_feed(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryS
             Cell::from(printable(&what)).style(style),
         ])
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(16),
-            Constraint::Length(6),
-            Constraint::Length(16),
-            Constraint::Length(12),
-            Constraint::Min(10),
-        ],
-    )
-    .header(Row::new(vec!["WHEN", "ID", "NAME", "PROJECT", "WHAT"]).style(header_style()))
-    .block(panel(if state.feed_project.is_empty() {
+    let title = if state.feed_project.is_empty() {
         " Activity of the last 7 days, newest first · Enter: its page · / one project · f: the experiments "
             .to_string()
     } else {
@@ -435,24 +424,14 @@ fn render_feed(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryS
             " Activity in project {} of the last 7 days · Enter: its page · / another · Esc: all · f: the experiments ",
             printable(&state.feed_project)
         )
-    }))
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
-    .column_spacing(1);
-    if snap.feed.is_empty() {
-        let [top, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
-        frame.render_widget(table, top);
-        frame.render_widget(
-            Paragraph::new(Line::from(Span::styled(
-                "Nothing happened in the last 7 days that you may read. f: the experiments.",
-                Style::default().fg(DIM),
-            ))),
-            rest,
-        );
-        return;
-    }
-    let mut table_state = TableState::default();
-    table_state.select(Some(state.selected.min(snap.feed.len() - 1)));
-    frame.render_stateful_widget(table, area, &mut table_state);
+    };
+    let list = List {
+        title: &title,
+        header: &["WHEN", "ID", "NAME", "PROJECT", "WHAT"],
+        widths: &[16, 6, 16, 12],
+        empty: "Nothing happened in the last 7 days that you may read. f: the experiments.",
+    };
+    render_list(frame, area, &list, rows.collect(), state.selected);
 }
 
 fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPane) {
@@ -628,7 +607,7 @@ fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data:
     } else {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
     };
-    let plain = crate::report::svg::plain;
+    let plain = crate::units::plain_number;
     match &charts.metric {
         Some(crate::tui::data::MetricChart {
             name,
