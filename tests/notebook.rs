@@ -360,6 +360,38 @@ async fn history_selects_with_the_filter_language_and_hides_what_a_listing_hides
     );
     assert_eq!(history_ids(&vera, "user:mike").await, [private]);
 
+    // Sorted over all that matches, not one page: by a metric, largest
+    // first, a page at a time; a private run's hidden metric ranks it
+    // nowhere for a viewer (no value: last), first for its owner's admin.
+    assert_eq!(
+        history_ids(&admin, "--sort metric:auc --desc").await,
+        [private, c, a, b]
+    );
+    assert_eq!(
+        history_ids(&vera, "--sort metric:auc --desc").await,
+        [c, a, b, private]
+    );
+    let first = json(
+        &exec(&admin, "history --json --sort metric:auc --limit 2", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(first["rows"][0]["id"], b, "{first}");
+    assert_eq!(first["next_offset"], 2, "{first}");
+    assert_eq!(
+        history_ids(&admin, "--sort metric:auc --limit 2 --offset 2").await,
+        [c, private]
+    );
+    assert_eq!(
+        history_ids(&admin, "project:churn --sort name --desc").await,
+        [b, a]
+    );
+    let wrong = exec(&admin, "history --sort colour", None).await;
+    assert_eq!(wrong.status, Some(2), "{wrong:?}");
+    assert!(wrong.stderr.contains("metric:NAME"), "{wrong:?}");
+    let both = exec(&admin, "history --sort id --before 3", None).await;
+    assert_eq!(both.status, Some(2), "{both:?}");
+
     // Compare: what differs is named and starred; curves on request.
     let c = json(
         &exec(

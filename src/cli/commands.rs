@@ -168,12 +168,24 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 0)]
         limit: usize,
         /// Only experiments older than this id (the next page).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", conflicts_with = "sort")]
         before: Option<u64>,
+        /// Sort everything the filter matches by a column: id, name, owner,
+        /// project, state, outcome, ran, peak, gpu-hours or metric:NAME
+        /// (smallest first; those without a value last). Reads all of
+        /// what the filter selects.
+        #[arg(long, value_name = "COLUMN")]
+        sort: Option<String>,
+        /// Sort largest first.
+        #[arg(long, requires = "sort")]
+        desc: bool,
+        /// Skip this many sorted rows (the next sorted page; at most 10000).
+        #[arg(long, default_value_t = 0, requires = "sort")]
+        offset: usize,
         /// Print JSON: {"rows":[{"id","name","owner","project","tags","state",
         /// "outcome","submitted_at","duration_secs","peak_memory_bytes",
         /// "memory_request_bytes","gpu_hours","metrics","commit","dirty"}],
-        /// "next","examined"}.
+        /// "next","next_offset","examined"}.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Print CSV, a row per experiment.

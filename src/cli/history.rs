@@ -1,9 +1,9 @@
-//! `history [FILTER…] [--metric NAME]… [--limit N] [--before ID]
-//! [--json|--csv]`: every experiment you may see, newest first, that the
-//! filter selects.
+//! `history [FILTER…] [--metric NAME]… [--limit N] [--before ID | --sort
+//! COLUMN [--desc] [--offset N]] [--json|--csv]`: every experiment you may
+//! see, newest first or sorted, that the filter selects.
 
 use super::output::{CommandOutput, table};
-use crate::lab::{HistoryPage, HistoryRow, Lab, Principal};
+use crate::lab::{HistoryPage, HistoryRow, HistorySort, Lab, Principal};
 use crate::units::{human_bytes, printable, short_duration};
 
 /// What `history` prints.
@@ -17,13 +17,22 @@ pub enum HistoryFormat {
     Csv,
 }
 
+/// Which page of a search.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Paging {
+    /// Newest first, below this id.
+    Before(Option<u64>),
+    /// Sorted, after skipping this many.
+    Sorted(HistorySort, usize),
+}
+
 /// `history`: a page of experiments matching `filter` (its words joined).
 pub fn history(
     lab: &Lab,
     p: &Principal,
     filter: &[String],
     metrics: &[String],
-    before: Option<u64>,
+    paging: Paging,
     limit: usize,
     format: HistoryFormat,
 ) -> CommandOutput {
@@ -34,7 +43,11 @@ pub fn history(
             format!("error: bad filter:\n{}\n", e.render(&filter)),
         );
     }
-    let page = match lab.history(p, &filter, before, limit) {
+    let page = match &paging {
+        Paging::Before(before) => lab.history(p, &filter, *before, limit),
+        Paging::Sorted(sort, offset) => lab.history_sorted(p, &filter, sort, *offset, limit),
+    };
+    let page = match page {
         Ok(page) => page,
         Err(e) => return e.into(),
     };
@@ -110,6 +123,9 @@ fn as_text(page: &HistoryPage, shown: &[String]) -> String {
     let mut out = table(&header, &rows);
     if let Some(next) = page.next {
         out.push_str(&format!("more: --before {next}\n"));
+    }
+    if let Some(next) = page.next_offset {
+        out.push_str(&format!("more: --offset {next}\n"));
     }
     out
 }

@@ -47,17 +47,35 @@ pub async fn run_command(
             metrics,
             limit,
             before,
+            sort,
+            desc,
+            offset,
             json,
             csv,
         } => {
-            use super::history::{HistoryFormat, history};
+            use super::history::{HistoryFormat, Paging, history};
             let format = match (json, csv) {
                 (true, _) => HistoryFormat::Json,
                 (_, true) => HistoryFormat::Csv,
                 _ => HistoryFormat::Text,
             };
+            let paging = match sort {
+                None => Paging::Before(before),
+                Some(column) => match column.parse() {
+                    Ok(column) => Paging::Sorted(
+                        crate::lab::HistorySort {
+                            column,
+                            descending: desc,
+                        },
+                        offset,
+                    ),
+                    Err(why) => {
+                        return CommandOutput::error(exit::USAGE, format!("error: {why}\n"));
+                    }
+                },
+            };
             let lab = lab.clone();
-            blocking(move || history(&lab, &caller, &filter, &metrics, before, limit, format)).await
+            blocking(move || history(&lab, &caller, &filter, &metrics, paging, limit, format)).await
         }
         LabCommand::Deps {
             package,

@@ -12,12 +12,13 @@
 //! a listing would not.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
 use super::experiments::{owns_or_admin, seen_by};
 use super::filter::{Filter, Row};
+use super::history_sort::{HistorySort, MAX_SORTED_OFFSET, Ranking, SortColumn, SortValue};
 use super::{Lab, LabError, LabResult, Principal};
 use crate::model::{Experiment, MetricSource, MetricSummary, State, Verdict};
 use crate::store::IndexedBy;
@@ -72,9 +73,51 @@ pub struct HistoryPage {
     pub rows: Vec<HistoryRow>,
     /// Where the next page starts (`--before`); `None` after the last.
     pub next: Option<u64>,
+    /// Where the next sorted page starts (`--offset`); `None` after the
+    /// last, and when not sorted.
+    pub next_offset: Option<usize>,
     /// Experiments examined for this page (of those whose results the
     /// caller may read).
     pub examined: usize,
+}
+
+/// One experiment a filter matched, with what was read to match it.
+struct Matched {
+    /// As the caller may see it.
+    e: Experiment,
+    /// Whether its results may be shown to the caller.
+    readable: bool,
+    outcome: Option<Verdict>,
+    /// Its metric summaries, when matching read them.
+    metrics: Option<BTreeMap<String, MetricSummary>>,
+}
+
+/// What a walk of the history went through.
+struct Walked {
+    /// Experiments walked (bounded by [`MAX_EXAMINED`]).
+    walked: usize,
+    /// Of those, the ones whose results the caller may read (what is
+    /// said: an outcome walk must not tell which private experiments were
+    /// given one).
+    examined: usize,
+    last_examined: Option<u64>,
+}
+
+/// A checked search: the parsed filter and the rows a page has.
+fn checked(filter: &str, limit: usize) -> LabResult<(Filter, usize)> {
+    let parsed = super::filter::parse(filter)
+        .map_err(|e| LabError::Invalid(format!("bad filter:\n{}", e.render(filter))))?;
+    if limit > MAX_HISTORY_LIMIT {
+        return Err(LabError::Invalid(format!(
+            "--limit {limit}: at most {MAX_HISTORY_LIMIT} at once"
+        )));
+    }
+    let limit = if limit == 0 {
+        DEFAULT_HISTORY_LIMIT
+    } else {
+        limit
+    };
+    Ok((parsed, limit))
 }
 
 impl Lab {
@@ -89,104 +132,180 @@ impl Lab {
         limit: usize,
     ) -> LabResult<HistoryPage> {
         let p = self.current(p)?;
-        let parsed = super::filter::parse(filter)
-            .map_err(|e| LabError::Invalid(format!("bad filter:\n{}", e.render(filter))))?;
-        if limit > MAX_HISTORY_LIMIT {
-            return Err(LabError::Invalid(format!(
-                "--limit {limit}: at most {MAX_HISTORY_LIMIT} at once"
-            )));
-        }
-        let limit = if limit == 0 {
-            DEFAULT_HISTORY_LIMIT
-        } else {
-            limit
-        };
+        let (parsed, limit) = checked(filter, limit)?;
         // One search at a time per user: a search no index narrows reads
         // the whole history, and many at once would hold every thread.
         let _one = Searching::begin(self, &p.user)?;
         let now = super::now();
-        let since = parsed.since_secs(now);
-        let private_projects = self.store.private_projects()?;
         let mut rows = Vec::new();
-        // Every experiment walked (the bound), and those whose results the
-        // caller may read (what is said: an outcome walk must not tell
-        // which private experiments were given one).
-        let mut walked = 0usize;
-        let mut examined = 0usize;
-        let mut last_examined = None;
-        let mut failure = None;
-        let visit = |e: Experiment| {
-            if since.is_some_and(|s| e.submitted_at < s) {
-                return false;
-            }
-            walked += 1;
-            let private = e.spec.private
-                || e.spec
-                    .project
-                    .as_ref()
-                    .is_some_and(|pr| private_projects.contains(pr));
-            let readable = !private || owns_or_admin(&p, &e);
-            if readable {
-                examined += 1;
-                last_examined = Some(e.id);
-            }
-            if narrowed_out(&parsed, &e) {
-                return walked < MAX_EXAMINED;
-            }
-            let e = seen_by(&p, e, private);
-            match self.row_if_matching(&parsed, e, readable, now) {
-                Ok(Some(row)) => rows.push(row),
-                Ok(None) => {}
-                Err(err) => {
-                    failure = Some(err);
-                    return false;
-                }
-            }
-            rows.len() < limit && walked < MAX_EXAMINED
-        };
-        // An owner or a project named reads only theirs, by its index; an
-        // outcome asked for, only the experiments given one.
-        match (parsed.required_project(), parsed.required_owner()) {
-            _ if parsed.requires_outcome() => {
-                self.store
-                    .walk_concluded_newest(before, parsed.required_outcome(), visit)?
-            }
-            (Some(project), _) => {
-                self.store
-                    .walk_indexed_newest(IndexedBy::Project, project, before, visit)?
-            }
-            (None, Some(owner)) => {
-                self.store
-                    .walk_indexed_newest(IndexedBy::Owner, owner, before, visit)?
-            }
-            (None, None) => self.store.walk_newest(before, visit)?,
-        }
-        if let Some(err) = failure {
-            return Err(err);
-        }
+        let walked = self.walk_matching(&p, &parsed, before, now, |m| {
+            rows.push(self.row(m, now)?);
+            Ok(rows.len() < limit)
+        })?;
         let next = if rows.len() >= limit {
             rows.last().map(|r| r.id)
-        } else if walked >= MAX_EXAMINED {
-            last_examined
+        } else if walked.walked >= MAX_EXAMINED {
+            walked.last_examined
         } else {
             None
         };
         Ok(HistoryPage {
             rows,
             next,
-            examined,
+            next_offset: None,
+            examined: walked.examined,
         })
     }
 
-    /// `e`'s row if `filter` matches it (`readable`: its results may be
-    /// shown to the caller).
-    fn row_if_matching(
+    /// Up to `limit` experiments matching `filter`, sorted by `sort` over
+    /// everything the filter matches (up to [`MAX_EXAMINED`] walked), after
+    /// skipping `offset` of them. Reads the whole of what the filter
+    /// selects: slow on a large history with a filter no index narrows.
+    pub fn history_sorted(
+        &self,
+        p: &Principal,
+        filter: &str,
+        sort: &HistorySort,
+        offset: usize,
+        limit: usize,
+    ) -> LabResult<HistoryPage> {
+        let p = self.current(p)?;
+        let (parsed, limit) = checked(filter, limit)?;
+        if offset > MAX_SORTED_OFFSET {
+            return Err(LabError::Invalid(format!(
+                "--offset {offset}: at most {MAX_SORTED_OFFSET} when sorting; narrow the filter"
+            )));
+        }
+        let _one = Searching::begin(self, &p.user)?;
+        let now = super::now();
+        let mut ranking = Ranking::new(sort.descending, offset + limit);
+        let walked = self.walk_matching(&p, &parsed, None, now, |mut m| {
+            let value = self.sort_value(&sort.column, &mut m, now)?;
+            ranking.offer(m.e.id, value);
+            Ok(true)
+        })?;
+        let matched = ranking.offered;
+        let private_projects = self.store.private_projects()?;
+        let mut rows = Vec::new();
+        for id in ranking.into_ids().into_iter().skip(offset) {
+            let Some(e) = self.store.experiment(id)? else {
+                continue;
+            };
+            if let Some(m) = self.consider(&p, &parsed, &private_projects, e, now)? {
+                rows.push(self.row(m, now)?);
+            }
+        }
+        Ok(HistoryPage {
+            rows,
+            next: None,
+            next_offset: (matched > offset + limit).then_some(offset + limit),
+            examined: walked.examined,
+        })
+    }
+
+    /// Walks the experiments `parsed` may match, newest first from below
+    /// `before`, and calls `visit` with each match until it returns false
+    /// or an error, or [`MAX_EXAMINED`] were walked.
+    fn walk_matching(
+        &self,
+        p: &Principal,
+        parsed: &Filter,
+        before: Option<u64>,
+        now: i64,
+        mut visit: impl FnMut(Matched) -> LabResult<bool>,
+    ) -> LabResult<Walked> {
+        let since = parsed.since_secs(now);
+        let private_projects = self.store.private_projects()?;
+        let mut walked = Walked {
+            walked: 0,
+            examined: 0,
+            last_examined: None,
+        };
+        let mut failure = None;
+        let step = |e: Experiment| {
+            if since.is_some_and(|s| e.submitted_at < s) {
+                return false;
+            }
+            walked.walked += 1;
+            if self.may_read_results(p, &private_projects, &e) {
+                walked.examined += 1;
+                walked.last_examined = Some(e.id);
+            }
+            let visited = match self.consider(p, parsed, &private_projects, e, now) {
+                Ok(Some(m)) => visit(m),
+                Ok(None) => Ok(true),
+                Err(err) => Err(err),
+            };
+            match visited {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(err) => {
+                    failure = Some(err);
+                    return false;
+                }
+            }
+            walked.walked < MAX_EXAMINED
+        };
+        // An owner or a project named reads only theirs, by its index; an
+        // outcome asked for, only the experiments given one.
+        match (parsed.required_project(), parsed.required_owner()) {
+            _ if parsed.requires_outcome() => {
+                self.store
+                    .walk_concluded_newest(before, parsed.required_outcome(), step)?
+            }
+            (Some(project), _) => {
+                self.store
+                    .walk_indexed_newest(IndexedBy::Project, project, before, step)?
+            }
+            (None, Some(owner)) => {
+                self.store
+                    .walk_indexed_newest(IndexedBy::Owner, owner, before, step)?
+            }
+            (None, None) => self.store.walk_newest(before, step)?,
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(walked),
+        }
+    }
+
+    /// Whether `p` may read `e`'s results.
+    fn may_read_results(
+        &self,
+        p: &Principal,
+        private_projects: &HashSet<String>,
+        e: &Experiment,
+    ) -> bool {
+        !private_among(private_projects, e) || owns_or_admin(p, e)
+    }
+
+    /// `e` as `p` sees it, if `parsed` matches it.
+    fn consider(
+        &self,
+        p: &Principal,
+        parsed: &Filter,
+        private_projects: &HashSet<String>,
+        e: Experiment,
+        now: i64,
+    ) -> LabResult<Option<Matched>> {
+        if narrowed_out(parsed, &e) {
+            return Ok(None);
+        }
+        let private = private_among(private_projects, &e);
+        let readable = !private || owns_or_admin(p, &e);
+        let e = seen_by(p, e, private);
+        self.matching(parsed, e, readable, now)
+    }
+
+    /// `e` with what matching it read, if `filter` matches it
+    /// (`readable`: its results may be shown to the caller).
+    fn matching(
         &self,
         filter: &Filter,
         e: Experiment,
         readable: bool,
         now: i64,
-    ) -> LabResult<Option<HistoryRow>> {
+    ) -> LabResult<Option<Matched>> {
         let outcome = if readable {
             self.store.conclusion(e.id)?.map(|c| c.verdict)
         } else {
@@ -194,16 +313,15 @@ impl Lab {
         };
         // Metrics are read only when the filter asks for one.
         let metrics: RefCell<Option<BTreeMap<String, MetricSummary>>> = RefCell::new(None);
-        let load = || -> LabResult<BTreeMap<String, MetricSummary>> {
-            if !readable {
-                return Ok(BTreeMap::new());
-            }
-            self.metric_summaries(e.id)
-        };
         let load_error = RefCell::new(None);
         let metric_last = |name: &str| -> Option<f64> {
             if metrics.borrow().is_none() {
-                match load() {
+                let loaded = if readable {
+                    self.metric_summaries(e.id)
+                } else {
+                    Ok(BTreeMap::new())
+                };
+                match loaded {
                     Ok(m) => *metrics.borrow_mut() = Some(m),
                     Err(err) => {
                         *load_error.borrow_mut() = Some(err);
@@ -233,37 +351,83 @@ impl Lab {
         if let Some(err) = load_error.into_inner() {
             return Err(err);
         }
-        if !matched {
-            return Ok(None);
+        let metrics = metrics.into_inner();
+        Ok(matched.then_some(Matched {
+            e,
+            readable,
+            outcome,
+            metrics,
+        }))
+    }
+
+    /// `m`'s metric summaries, read now if matching did not.
+    fn loaded_metrics(&self, m: &mut Matched) -> LabResult<()> {
+        if m.metrics.is_none() {
+            m.metrics = Some(if m.readable {
+                self.metric_summaries(m.e.id)?
+            } else {
+                BTreeMap::new()
+            });
         }
-        let metrics = match metrics.into_inner() {
-            Some(m) => m,
-            None => load()?,
-        };
-        let provenance = if readable {
-            self.store.provenance(e.id)?
+        Ok(())
+    }
+
+    /// `m`'s value in `column`.
+    fn sort_value(
+        &self,
+        column: &SortColumn,
+        m: &mut Matched,
+        now: i64,
+    ) -> LabResult<Option<SortValue>> {
+        let e = &m.e;
+        let text = |t: &str| Some(SortValue::Text(t.to_string()));
+        Ok(match column {
+            SortColumn::Id => Some(SortValue::Number(e.id as f64)),
+            SortColumn::Name => e.spec.name.as_deref().and_then(text),
+            SortColumn::Owner => text(&e.owner),
+            SortColumn::Project => e.spec.project.as_deref().and_then(text),
+            SortColumn::State => text(e.state.name()),
+            SortColumn::Outcome => m.outcome.and_then(|o| text(o.name())),
+            SortColumn::Ran => duration(&e.state, now).map(|d| SortValue::Number(d as f64)),
+            SortColumn::PeakMemory => peak_memory(e).map(|b| SortValue::Number(b as f64)),
+            SortColumn::GpuHours => Some(SortValue::Number(e.usage.gpu_seconds)),
+            SortColumn::Metric(name) => {
+                self.loaded_metrics(m)?;
+                m.metrics
+                    .as_ref()
+                    .and_then(|all| all.get(name))
+                    .map(|s| SortValue::Number(s.last))
+            }
+        })
+    }
+
+    /// The row History shows for `m`.
+    fn row(&self, mut m: Matched, now: i64) -> LabResult<HistoryRow> {
+        self.loaded_metrics(&mut m)?;
+        let provenance = if m.readable {
+            self.store.provenance(m.e.id)?
         } else {
             None
         };
         let git = provenance.and_then(|p| p.git);
-        Ok(Some(HistoryRow {
+        let e = m.e;
+        Ok(HistoryRow {
             id: e.id,
-            name: e.spec.name.clone(),
-            owner: e.owner.clone(),
-            project: e.spec.project.clone(),
-            tags: e.spec.tags.clone(),
+            peak_memory_bytes: peak_memory(&e),
+            name: e.spec.name,
+            owner: e.owner,
+            project: e.spec.project,
+            tags: e.spec.tags,
             state: e.state.name().to_string(),
-            outcome,
+            outcome: m.outcome,
             submitted_at: e.submitted_at,
             duration_secs: duration(&e.state, now),
-            peak_memory_bytes: matches!(e.state, State::Finished { .. })
-                .then_some(e.usage.peak_memory_bytes),
             memory_request_bytes: e.spec.resources.memory_bytes,
             gpu_hours: e.usage.gpu_seconds / 3600.0,
-            metrics,
+            metrics: m.metrics.unwrap_or_default(),
             commit: git.as_ref().and_then(|g| g.commit.clone()),
             dirty: git.is_some_and(|g| g.dirty),
-        }))
+        })
     }
 
     /// The count, last, min and max of each of experiment `id`'s metrics.
@@ -322,6 +486,21 @@ fn narrowed_out(filter: &Filter, e: &Experiment) -> bool {
         || filter
             .required_states()
             .is_some_and(|states| !states.contains(&e.state.name()))
+}
+
+/// Whether `e` is private to others than its owner and admins, with
+/// `private_projects` the projects marked private.
+fn private_among(private_projects: &HashSet<String>, e: &Experiment) -> bool {
+    e.spec.private
+        || e.spec
+            .project
+            .as_ref()
+            .is_some_and(|pr| private_projects.contains(pr))
+}
+
+/// An experiment's peak memory, once it finished.
+fn peak_memory(e: &Experiment) -> Option<u64> {
+    matches!(e.state, State::Finished { .. }).then_some(e.usage.peak_memory_bytes)
 }
 
 /// How long an experiment ran (running: so far).

@@ -14,6 +14,7 @@ mod experiments;
 mod feed;
 pub mod filter;
 mod history;
+mod history_sort;
 mod listing;
 mod metrics;
 mod notebook;
@@ -46,6 +47,7 @@ pub use feed::{FeedEvent, FeedItem, MAX_FEED};
 pub use history::{
     DEFAULT_HISTORY_LIMIT, HistoryPage, HistoryRow, MAX_EXAMINED, MAX_HISTORY_LIMIT,
 };
+pub use history_sort::{HistorySort, MAX_SORTED_OFFSET, SortColumn};
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };

@@ -170,6 +170,17 @@ impl Lab {
         Ok(conclusion)
     }
 
+    /// The comments on experiment `id` that `p` may edit or remove: their
+    /// own (this account's), or every one for an admin; oldest first.
+    pub fn changeable_comments(&self, p: &Principal, id: u64) -> LabResult<Vec<Comment>> {
+        let p = self.current(p)?;
+        self.check_output_readable(&p, id)?;
+        let mut comments = self.store.comments(id)?;
+        comments
+            .retain(|c| p.role == Role::Admin || (c.author == p.user && c.author_since == p.since));
+        Ok(comments)
+    }
+
     /// Experiment `id`'s outcome and comments, for a caller who may read its
     /// output.
     pub fn discussion(&self, p: &Principal, id: u64) -> LabResult<Discussion> {

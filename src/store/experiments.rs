@@ -1,6 +1,6 @@
 //! Experiments, the index of the unfinished ones, and projects.
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode, encode_packed};
 use super::{
     EXPERIMENTS_TREE, META_TREE, NEXT_EXPERIMENT_KEY, PROJECTS_TREE, Store, StoreError, StoreResult,
 };
@@ -76,7 +76,7 @@ impl Store {
     /// record, never the other way round; [`load_active`] drops those.
     fn write_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         let key = experiment.id.to_be_bytes();
-        let value = encode(EXPERIMENTS_TREE, experiment)?;
+        let value = record_bytes(experiment)?;
         if !self.t()?.experiments.contains_key(key)? {
             for entry in super::indexes::entries(experiment) {
                 self.t()?.index.insert(entry, &[])?;
@@ -144,7 +144,7 @@ impl Store {
                 indexed.insert(entry, &[]);
             }
             let key = e.id.to_be_bytes();
-            records.insert(&key, encode(EXPERIMENTS_TREE, e)?);
+            records.insert(&key, record_bytes(e)?);
             if e.state.is_finished() {
                 removals.remove(&key);
             } else {
@@ -363,6 +363,17 @@ pub(super) fn load_active(
         active.flush()?;
     }
     Ok(cache)
+}
+
+/// An experiment's stored bytes: packed once it is finished and written for
+/// the last time, plain JSON while it still changes (cheaper to write at
+/// each of its transitions).
+fn record_bytes(experiment: &Experiment) -> StoreResult<Vec<u8>> {
+    if experiment.state.is_finished() {
+        encode_packed(EXPERIMENTS_TREE, experiment)
+    } else {
+        encode(EXPERIMENTS_TREE, experiment)
+    }
 }
 
 #[cfg(test)]

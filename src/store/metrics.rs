@@ -4,7 +4,7 @@
 //! maps `id source` to how far that source was read. Keys made from where
 //! a value was read make reading a source again idempotent.
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode_packed};
 use super::{METRICS_READ_TREE, Store, StoreError, StoreResult};
 use crate::model::{MetricSample, MetricSource, MetricsRead};
 
@@ -57,9 +57,10 @@ impl Store {
             batch.insert(sample_key(id, s), value);
         }
         trees.metrics.apply_batch(batch)?;
-        trees
-            .metrics_read
-            .insert(read_key(id, source), encode(METRICS_READ_TREE, read)?)?;
+        trees.metrics_read.insert(
+            read_key(id, source),
+            encode_packed(METRICS_READ_TREE, read)?,
+        )?;
         Ok(())
     }
 

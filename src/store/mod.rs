@@ -48,6 +48,7 @@ const CONCLUSIONS_TREE: &str = "conclusions";
 const METRICS_READ_TREE: &str = "metrics_read";
 const PROVENANCE_TREE: &str = "provenance";
 const DIFFS_TREE: &str = "diffs";
+const DIFF_BLOBS_TREE: &str = "diff_blobs";
 const HASH_CACHE_TREE: &str = "hash_cache";
 const INDEX_TREE: &str = "experiments_by";
 const EXPERIMENT_USE_TREE: &str = "experiment_use";
@@ -145,6 +146,7 @@ struct Trees {
     conclusions: sled::Tree,
     provenance: sled::Tree,
     diffs: sled::Tree,
+    diff_blobs: sled::Tree,
     hash_cache: sled::Tree,
     index: sled::Tree,
     experiment_use: sled::Tree,
@@ -203,6 +205,7 @@ impl Trees {
             metrics_read: db.open_tree(METRICS_READ_TREE)?,
             provenance: db.open_tree(PROVENANCE_TREE)?,
             diffs: db.open_tree(DIFFS_TREE)?,
+            diff_blobs: db.open_tree(DIFF_BLOBS_TREE)?,
             hash_cache: db.open_tree(HASH_CACHE_TREE)?,
             index: db.open_tree(INDEX_TREE)?,
             experiment_use: db.open_tree(EXPERIMENT_USE_TREE)?,

@@ -49,6 +49,9 @@ pub struct Snapshot {
     pub page_charts: Option<PageCharts>,
     /// Text of an open History pane (the experiment page, a comparison).
     pub history_pane_text: Option<String>,
+    /// The comments the caller may change, listed to choose one (`e`, `x`
+    /// on an experiment page).
+    pub history_comments: Vec<crate::model::Comment>,
     /// Lines of the log in an open log pane.
     pub log: Arc<LogLines>,
     /// Users with live sessions.

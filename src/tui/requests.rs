@@ -6,7 +6,6 @@ use super::app::{Request, ViewState};
 use super::dashboard::draw::sorted_rows;
 use super::dashboard::{self, DrillDown};
 use super::data::Snapshot;
-use super::history::draw::sorted_rows as history_rows;
 use super::history::{self, HistoryPane};
 use super::queue::draw::visible_rows;
 use super::queue::logpane::LogPaneState;
@@ -189,7 +188,7 @@ fn history_request(
             .get(at(snapshot.feed.len()))
             .map(|item| item.experiment)
     } else {
-        let rows = history_rows(snapshot, &view.history);
+        let rows = &snapshot.history;
         rows.get(view.history.selected.min(rows.len().saturating_sub(1)))
             .map(|r| r.id)
     };
@@ -224,6 +223,47 @@ fn history_request(
             }
             None => view.notice = Some("this is the oldest page".into()),
         },
+        // Reading output is checked by the service like `logs`; the log
+        // pane is the Queue tab's (History keeps its page for `3`).
+        (history::Request::Log(id), _) => match lab.check_output_readable(principal, id) {
+            Ok(_) => {
+                view.queue.pane = Some(QueuePane::Log(LogPaneState::new(id)));
+                view.tab = super::app::Tab::Queue;
+                view.notice = Some(format!(
+                    "log of experiment {id}; Esc, then 3: back to its page"
+                ));
+            }
+            Err(e) => view.notice = Some(e.to_string()),
+        },
+        (history::Request::EditComment(id, comment, text), _) => {
+            match lab.edit_comment(principal, id, comment, &text) {
+                Ok(c) => {
+                    view.notice = Some(format!("comment {} edited", c.id));
+                    view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+                }
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+        }
+        // The comment as the list on screen showed it; the service decides.
+        (history::Request::PickComment(id, nth, remove), _) => {
+            match snapshot.history_comments.get(nth) {
+                None => view.notice = Some("no comment of yours here to change".into()),
+                Some(c) if remove => match lab.remove_comment(principal, id, c.id) {
+                    Ok(()) => {
+                        view.notice = Some(format!("comment {} removed", c.id));
+                        view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+                    }
+                    Err(e) => view.notice = Some(e.to_string()),
+                },
+                Some(c) => {
+                    view.history.pane = Some(HistoryPane::Comment {
+                        id,
+                        text: c.text.clone(),
+                        editing: Some(c.id),
+                    });
+                }
+            }
+        }
         // Decided by the service with the current role, as `comment` is.
         (history::Request::Comment(id, text), _) => match lab.add_comment(principal, id, &text) {
             Ok(c) => {
@@ -288,9 +328,18 @@ mod tests {
             // Of a private experiment, as `comment` and `outcome` are.
             Request::History(history::Request::Comment(..)) => [Done, Done, Denied, Denied],
             Request::History(history::Request::Outcome(..)) => [Done, Done, Denied, Denied],
+            Request::History(history::Request::Log(_)) => [Done, Done, Denied, Denied],
+            // The owner's comment, as `comment --edit/--rm` are.
+            Request::History(history::Request::EditComment(..)) => [Done, Done, Denied, Denied],
+            Request::History(history::Request::PickComment(..)) => [Done, Done, Denied, Denied],
             // They open panes; what a pane shows is read through the
             // service as it is drawn (tui/session.rs tests it).
-            Request::History(_) => [Done; 4],
+            Request::History(
+                history::Request::OpenSelected
+                | history::Request::MarkSelected
+                | history::Request::CompareMarked
+                | history::Request::NextPage,
+            ) => [Done; 4],
         }
     }
 
@@ -350,6 +399,9 @@ mod tests {
         for (n, p) in people.iter().enumerate() {
             // Fresh targets, each request acting on the selected one.
             let target = private_run();
+            let comment = lab
+                .add_comment(&mike, target, "first look")
+                .expect("comment");
             let requests = [
                 Request::Dashboard(dashboard::Request::OpenSelected),
                 Request::Queue(queue::Request::ShowSelected),
@@ -372,6 +424,14 @@ mod tests {
                     Some(crate::model::Verdict::Negative),
                     "no lift".into(),
                 )),
+                Request::History(history::Request::EditComment(
+                    target,
+                    comment.id,
+                    "second look".into(),
+                )),
+                Request::History(history::Request::Log(target)),
+                // Removing the comment listed (as if a stale list showed it).
+                Request::History(history::Request::PickComment(target, 0, true)),
             ];
             for request in requests {
                 let want = row(&request)[n];
@@ -384,6 +444,7 @@ mod tests {
                         .into_iter()
                         .filter(|v| v.experiment.id == target)
                         .collect(),
+                    history_comments: vec![comment.clone()],
                     ..Snapshot::default()
                 };
                 let before = state(&lab);

@@ -78,6 +78,7 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut feed: Option<(String, std::time::Instant, Vec<crate::lab::FeedItem>)> = None;
     // History's page, with what it was read for and when.
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
+    let mut comments_listed: Vec<crate::model::Comment> = Vec::new();
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -147,6 +148,7 @@ pub async fn run_tui_session<S: FrameSink>(
             deps_uses: Vec::new(),
             page_charts: None,
             history_pane_text: None,
+            history_comments: comments_listed.clone(),
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
@@ -262,16 +264,34 @@ pub async fn run_tui_session<S: FrameSink>(
         }
         if view.tab == Tab::History && shown == Shown::Experiments {
             view.history.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
-            let key = (view.history.filter.clone(), view.history.before());
+            let sort = view.history.service_sort();
+            let key = (
+                view.history.filter.clone(),
+                view.history.before(),
+                sort.clone(),
+            );
+            // A sorted page reads all that the filter matches: less often.
+            let every = if sort.is_some() {
+                HISTORY_SORTED_REFRESH
+            } else {
+                HISTORY_REFRESH
+            };
             let stale = history
                 .as_ref()
-                .is_none_or(|(k, at, _)| *k != key || at.elapsed() >= HISTORY_REFRESH);
+                .is_none_or(|(k, at, _)| *k != key || at.elapsed() >= every);
             if stale {
                 // A filter no index narrows reads the whole history: on a
                 // blocking thread, so that it holds up no other session.
                 let (reader, who, query) = (lab.clone(), principal.clone(), key.clone());
-                let read = tokio::task::spawn_blocking(move || {
-                    reader.history(&who, &query.0, query.1, HISTORY_PAGE)
+                let read = tokio::task::spawn_blocking(move || match &query.2 {
+                    None => reader.history(&who, &query.0, query.1, HISTORY_PAGE),
+                    Some(sort) => reader.history_sorted(
+                        &who,
+                        &query.0,
+                        sort,
+                        query.1.unwrap_or(0) as usize,
+                        HISTORY_PAGE,
+                    ),
                 })
                 .await
                 .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
@@ -285,7 +305,8 @@ pub async fn run_tui_session<S: FrameSink>(
             }
             if let Some((_, _, page)) = &history {
                 snapshot.history = page.rows.clone();
-                snapshot.history_next = page.next;
+                // Sorted, the next page starts after so many rows.
+                snapshot.history_next = page.next.or(page.next_offset.map(|offset| offset as u64));
             }
             view.history_rows = snapshot.history.len();
             view.history.selected = view
@@ -296,6 +317,20 @@ pub async fn run_tui_session<S: FrameSink>(
         if let Some(request) = view.request.take() {
             carry_out(&lab, &principal, &mut view, &snapshot, request);
         }
+        // The comments to choose from, read through the service as drawn.
+        if let Some(HistoryPane::PickComment { id, selected, .. }) = view.history.pane.as_mut() {
+            match lab.changeable_comments(&principal, *id) {
+                Ok(list) => comments_listed = list,
+                Err(e) => {
+                    view.notice = Some(e.to_string());
+                    comments_listed.clear();
+                }
+            }
+            *selected = (*selected).min(comments_listed.len().saturating_sub(1));
+        } else {
+            comments_listed.clear();
+        }
+        snapshot.history_comments = comments_listed.clone();
         // Read again when another pane opens, the role changed, or after
         // a while; not at every key (a comparison reads 20 experiments).
         snapshot.history_pane_text = match &view.history.pane {
@@ -433,6 +468,7 @@ fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
     match pane {
         HistoryPane::Page { id, .. }
         | HistoryPane::Comment { id, .. }
+        | HistoryPane::PickComment { id, .. }
         | HistoryPane::Outcome { id, .. } => (vec![*id], false),
         HistoryPane::Compare { ids, .. } => (ids.clone(), true),
         // Read apart from the page's text (a diff is long).
@@ -543,8 +579,8 @@ fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool)
     charts
 }
 
-/// What History's page was read for: its filter and where it starts.
-type HistoryKey = (String, Option<u64>);
+/// What History's page was read for: its filter, where it starts, its order.
+type HistoryKey = (String, Option<u64>, Option<crate::lab::HistorySort>);
 
 /// What History's projects or dependencies view read, for which view and
 /// query, and when.
@@ -569,6 +605,9 @@ const FEED_ITEMS: usize = 200;
 const HISTORY_PAGE: usize = 100;
 /// How long a History page is shown before it is read again.
 const HISTORY_REFRESH: Duration = Duration::from_secs(5);
+/// How often a sorted History page is read again (it reads all that the
+/// filter matches).
+const HISTORY_SORTED_REFRESH: Duration = Duration::from_secs(60);
 
 /// The text of History's open pane: the experiment page (spec and state,
 /// provenance, metrics, outcome and comments), or a comparison; each part
@@ -577,6 +616,7 @@ fn history_pane_text(lab: &Lab, principal: &Principal, pane: &HistoryPane) -> St
     match pane {
         HistoryPane::Page { id, .. }
         | HistoryPane::Comment { id, .. }
+        | HistoryPane::PickComment { id, .. }
         | HistoryPane::Outcome { id, .. } => {
             let id = *id;
             let mut text = match lab.experiment(principal, id) {

@@ -185,6 +185,7 @@ fn snapshot(role: Role) -> Snapshot {
         deps_uses: Vec::new(),
         page_charts: None,
         history_pane_text: None,
+        history_comments: Vec::new(),
         log: Arc::default(),
         connected: vec![
             ConnectedUser {
@@ -734,8 +735,27 @@ fn history_comment_editor_and_outcome_prompt() {
     v.history.pane = Some(super::history::HistoryPane::Comment {
         id: 42,
         text: "Lift holds on the Q3 holdout.\nSee the auc curve".into(),
+        editing: None,
     });
     insta::assert_snapshot!("history_comment_100x30", draw(&v, &snap, 100, 30));
+    let mut listed = snap.clone();
+    listed.history_comments = (1..=3)
+        .map(|n| crate::model::Comment {
+            id: 40 + n,
+            experiment: 42,
+            author: "ana".into(),
+            author_since: 0,
+            text: format!("note {n}\nsecond line"),
+            at: 1_796_500_000,
+            edited_at: None,
+        })
+        .collect();
+    v.history.pane = Some(super::history::HistoryPane::PickComment {
+        id: 42,
+        selected: 1,
+        remove: true,
+    });
+    insta::assert_snapshot!("history_comment_choice_100x30", draw(&v, &listed, 100, 30));
     v.history.pane = Some(super::history::HistoryPane::Outcome {
         id: 42,
         verdict: Some(Some(crate::model::Verdict::Positive)),

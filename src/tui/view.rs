@@ -202,11 +202,16 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
             ),
             ("Esc", "clear the filter (or close the pane)"),
             ("n p", "older page / newer page"),
-            ("s r", "sort this page by the next column / reverse"),
+            ("s r", "sort all that matches by the next column / reverse"),
             (
                 "Enter",
                 "experiment page: spec, provenance, metrics, comments",
             ),
+            (
+                "c e x o",
+                "on the page: comment, edit / delete yours, outcome",
+            ),
+            ("l v", "on the page: its log, its git diff"),
             ("space", "mark for comparison; u: clear the marks"),
             ("d", "compare the marked experiments side by side"),
         ]);

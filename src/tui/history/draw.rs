@@ -1,6 +1,6 @@
 //! The History tab: every experiment the caller may see, newest first,
-//! filtered (`/`), a page at a time (`n`, `p`), sorted on the page (`s`,
-//! `r`); the experiment page (Enter) and the marked ones compared (space,
+//! filtered (`/`), a page at a time (`n`, `p`), sorted by the service
+//! (`s`, `r`); the experiment page (Enter) and the marked ones compared (space,
 //! `d`). The keys are in [`crate::tui::help_lines`].
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -8,48 +8,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::{HistoryPane, HistoryState, Shown, SortBy};
-use crate::lab::HistoryRow;
+use super::{HistoryPane, HistoryState, Shown, metric_columns};
 use crate::tui::data::Snapshot;
 use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered, header_style, panel};
 use crate::units::{printable, short_bytes, short_duration};
-
-/// Metric columns shown at most (the ones the filter names).
-const METRIC_COLUMNS: usize = 3;
-
-/// The page's rows in the order shown.
-pub fn sorted_rows<'a>(snap: &'a Snapshot, state: &HistoryState) -> Vec<&'a HistoryRow> {
-    let mut rows: Vec<&HistoryRow> = snap.history.iter().collect();
-    let (by, reversed) = state.sort;
-    match by {
-        SortBy::Id => rows.sort_by_key(|r| std::cmp::Reverse(r.id)),
-        SortBy::Name => rows.sort_by(|a, b| a.name.cmp(&b.name)),
-        SortBy::Owner => rows.sort_by(|a, b| a.owner.cmp(&b.owner)),
-        SortBy::Project => rows.sort_by(|a, b| a.project.cmp(&b.project)),
-        SortBy::State => rows.sort_by(|a, b| a.state.cmp(&b.state)),
-        SortBy::Outcome => rows.sort_by_key(|r| r.outcome.map(|o| o.name())),
-        SortBy::Duration => rows.sort_by_key(|r| std::cmp::Reverse(r.duration_secs)),
-        SortBy::PeakMemory => rows.sort_by_key(|r| std::cmp::Reverse(r.peak_memory_bytes)),
-        SortBy::GpuHours => rows.sort_by(|a, b| b.gpu_hours.total_cmp(&a.gpu_hours)),
-    }
-    if reversed {
-        rows.reverse();
-    }
-    rows
-}
-
-/// The metrics the filter names, shown as columns.
-fn metric_columns(state: &HistoryState) -> Vec<String> {
-    crate::lab::filter::parse(&state.filter)
-        .map(|f| {
-            f.metric_names()
-                .into_iter()
-                .take(METRIC_COLUMNS)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// Draws the History tab.
 pub(in crate::tui) fn render_history(
@@ -99,8 +61,8 @@ pub(in crate::tui) fn render_history(
 }
 
 fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryState) {
-    let rows = sorted_rows(snap, state);
-    let metrics = metric_columns(state);
+    let rows = &snap.history;
+    let metrics = metric_columns(&state.filter);
     let wide = area.width >= 110;
     let mut header = vec![
         " ", "ID", "NAME", "OWNER", "PROJECT", "STATE", "OUTCOME", "RAN",
@@ -436,9 +398,18 @@ fn render_feed(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &HistoryS
 
 fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPane) {
     match pane {
-        HistoryPane::Comment { id, text } => return render_comment(frame, area, *id, text),
+        HistoryPane::Comment { id, text, editing } => {
+            return render_comment(frame, area, *id, text, *editing);
+        }
         HistoryPane::Outcome { id, verdict, note } => {
             return render_outcome(frame, area, *id, *verdict, note);
+        }
+        HistoryPane::PickComment {
+            id,
+            selected,
+            remove,
+        } => {
+            return render_comment_choice(frame, area, snap, *id, *selected, *remove);
         }
         _ => {}
     }
@@ -448,7 +419,9 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
             format!(" Experiment {id} — ↑↓ PgUp PgDn scroll · Esc close "),
             *scroll,
         ),
-        HistoryPane::Comment { .. } | HistoryPane::Outcome { .. } => return,
+        HistoryPane::Comment { .. }
+        | HistoryPane::Outcome { .. }
+        | HistoryPane::PickComment { .. } => return,
         HistoryPane::Diff { id, scroll } => (
             format!(
                 " Diff of experiment {id} against its commit — ↑↓ PgUp PgDn scroll · Esc: its page "
@@ -510,8 +483,68 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
     );
 }
 
+/// The caller's comments on an experiment, one to choose to edit or remove.
+fn render_comment_choice(
+    frame: &mut Canvas,
+    area: Rect,
+    snap: &Snapshot,
+    id: u64,
+    selected: usize,
+    remove: bool,
+) {
+    let comments = &snap.history_comments;
+    let height = (comments.len() as u16).clamp(1, 12) + 2;
+    let rect = clear_centered(frame, area, area.width.min(90), height);
+    let width = usize::from(rect.width.saturating_sub(4));
+    let lines: Vec<Line> = if comments.is_empty() {
+        vec![Line::from(Span::styled(
+            "no comment of yours on this experiment (admins change anyone's)",
+            Style::default().fg(DIM),
+        ))]
+    } else {
+        comments
+            .iter()
+            .enumerate()
+            .map(|(n, c)| {
+                let first = c.text.lines().next().unwrap_or("");
+                let more = if c.text.lines().nth(1).is_some() {
+                    " …"
+                } else {
+                    ""
+                };
+                let mark = if n == selected { "▶" } else { " " };
+                let text = format!("{mark} #{} {}: {first}{more}", c.id, c.author);
+                let text: String = printable(&text).chars().take(width).collect();
+                let style = if n == selected {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
+                Line::from(Span::styled(text, style))
+            })
+            .collect()
+    };
+    let skip = selected.saturating_sub(usize::from(height.saturating_sub(3)));
+    let action = if remove {
+        "Enter: delete it"
+    } else {
+        "Enter: edit it"
+    };
+    frame.render_widget(
+        Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(Style::default().fg(if remove { Color::Red } else { ACCENT }))
+                .title(format!(
+                    " Which comment on experiment {id}? ↑↓ choose · {action} · Esc: back "
+                )),
+        ),
+        rect,
+    );
+}
+
 /// The comment editor: several lines, saved with Ctrl-S.
-fn render_comment(frame: &mut Canvas, area: Rect, id: u64, text: &str) {
+fn render_comment(frame: &mut Canvas, area: Rect, id: u64, text: &str, editing: Option<u64>) {
     let rect = clear_centered(frame, area, area.width.min(90), area.height.min(14));
     let mut lines: Vec<Line> = text.split('\n').map(|l| Line::from(printable(l))).collect();
     if let Some(last) = lines.last_mut() {
@@ -527,9 +560,14 @@ fn render_comment(frame: &mut Canvas, area: Rect, id: u64, text: &str) {
                 Block::default()
                     .borders(Borders::ALL)
                     .border_style(Style::default().fg(ACCENT))
-                    .title(format!(
-                        " Comment on experiment {id} — Enter: new line · Ctrl-S: save · Esc: cancel "
-                    )),
+                    .title(match editing {
+                        None => format!(
+                            " Comment on experiment {id} — Enter: new line · Ctrl-S: save · Esc: cancel "
+                        ),
+                        Some(comment) => format!(
+                            " Editing comment {comment} on experiment {id} — Ctrl-S: save · Esc: cancel "
+                        ),
+                    }),
             ),
         rect,
     );

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use terminput::{KeyCode, KeyEvent};
 
 use super::component::Handled;
+use crate::lab::{HistorySort, SortColumn};
 
 /// Most characters a filter typed in the bar may have.
 const MAX_FILTER_CHARS: usize = 400;
@@ -29,66 +30,51 @@ pub enum Request {
     NextPage,
     /// Add this comment to this experiment.
     Comment(u64, String),
+    /// Follow this experiment's log (the Queue tab's log pane).
+    Log(u64),
+    /// Replace the text of this comment on this experiment.
+    EditComment(u64, u64, String),
+    /// The n-th comment listed to choose from on this experiment: edit it
+    /// (`false`) or remove it (`true`).
+    PickComment(u64, usize, bool),
     /// Give this experiment this outcome (`None`: take it back), with a note.
     Outcome(u64, Option<crate::model::Verdict>, String),
 }
 
-/// A column the page can be sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SortBy {
-    /// Newest first, as read.
-    #[default]
-    Id,
-    /// Name.
-    Name,
-    /// Owner.
-    Owner,
-    /// Project.
-    Project,
-    /// State.
-    State,
-    /// Outcome.
-    Outcome,
-    /// Time it ran.
-    Duration,
-    /// Peak memory.
-    PeakMemory,
-    /// GPU-hours.
-    GpuHours,
+/// The column after `column` (`s`), with `metrics` the metric columns shown.
+fn next_column(column: &SortColumn, metrics: &[String]) -> SortColumn {
+    use SortColumn::*;
+    match column {
+        Id => Name,
+        Name => Owner,
+        Owner => Project,
+        Project => State,
+        State => Outcome,
+        Outcome => Ran,
+        Ran => PeakMemory,
+        PeakMemory => match metrics.first() {
+            Some(first) => Metric(first.clone()),
+            None => GpuHours,
+        },
+        Metric(name) => match metrics.iter().position(|m| m == name) {
+            Some(n) if n + 1 < metrics.len() => Metric(metrics[n + 1].clone()),
+            _ => GpuHours,
+        },
+        GpuHours => Id,
+    }
 }
 
-impl SortBy {
-    /// The next column.
-    fn next(self) -> SortBy {
-        use SortBy::*;
-        match self {
-            Id => Name,
-            Name => Owner,
-            Owner => Project,
-            Project => State,
-            State => Outcome,
-            Outcome => Duration,
-            Duration => PeakMemory,
-            PeakMemory => GpuHours,
-            GpuHours => Id,
-        }
-    }
-
-    /// Its name in the title.
-    pub fn label(self) -> &'static str {
-        use SortBy::*;
-        match self {
-            Id => "id",
-            Name => "name",
-            Owner => "owner",
-            Project => "project",
-            State => "state",
-            Outcome => "outcome",
-            Duration => "time run",
-            PeakMemory => "peak memory",
-            GpuHours => "GPU-hours",
-        }
-    }
+/// The metrics the filter names, shown as columns (at most three).
+pub fn metric_columns(filter: &str) -> Vec<String> {
+    crate::lab::filter::parse(filter)
+        .map(|f| {
+            f.metric_names()
+                .into_iter()
+                .take(3)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// What the History tab lists.
@@ -135,6 +121,18 @@ pub enum HistoryPane {
         id: u64,
         /// What is written so far.
         text: String,
+        /// The comment whose text this replaces (`None`: a new one).
+        editing: Option<u64>,
+    },
+    /// One of the caller's comments being chosen, to edit it (`e`) or
+    /// remove it (`x`); the session lists them.
+    PickComment {
+        /// The experiment.
+        id: u64,
+        /// The one chosen.
+        selected: usize,
+        /// Remove rather than edit.
+        remove: bool,
     },
     /// An outcome being given: the verdict chosen (`None` until a key
     /// chose one), and a note.
@@ -162,12 +160,13 @@ pub struct HistoryState {
     pub error: Option<String>,
     /// The selected row of the page.
     pub selected: usize,
-    /// Where each page from the first starts (`None`: the newest).
+    /// Where each page from the first starts: below this id, or when
+    /// sorted, after this many rows (`None`: the first).
     pub pages: Vec<Option<u64>>,
     /// Experiments marked for comparison.
     pub marked: BTreeSet<u64>,
-    /// The column the page is sorted by, and whether reversed.
-    pub sort: (SortBy, bool),
+    /// The column History is sorted by, and whether reversed.
+    pub sort: (SortColumn, bool),
     /// An open pane.
     pub pane: Option<HistoryPane>,
     /// Rows a screen shows (set by the session).
@@ -189,9 +188,28 @@ pub struct HistoryState {
 }
 
 impl HistoryState {
-    /// Where the page shown starts (`None`: the newest).
+    /// Where the page shown starts (`None`: the first).
     pub fn before(&self) -> Option<u64> {
         self.pages.last().copied().flatten()
+    }
+
+    /// How the service is to sort (`None`: newest first, as read). Text
+    /// columns go A to Z, figures largest first; `r` turns either round.
+    pub fn service_sort(&self) -> Option<HistorySort> {
+        let (column, reversed) = &self.sort;
+        if *column == SortColumn::Id && !reversed {
+            return None;
+        }
+        // A metric column the filter no longer names: as read.
+        if let SortColumn::Metric(name) = column
+            && !metric_columns(&self.filter).contains(name)
+        {
+            return None;
+        }
+        Some(HistorySort {
+            column: column.clone(),
+            descending: column.is_figure() != *reversed,
+        })
     }
 
     /// Whether keys are text (the filter bar, a comment, a note).
@@ -282,11 +300,14 @@ impl HistoryState {
         if let Some(pane) = self.pane.as_mut() {
             let ctrl = key.modifiers.contains(terminput::KeyModifiers::CTRL);
             match pane {
-                HistoryPane::Comment { id, text } => {
+                HistoryPane::Comment { id, text, editing } => {
                     match key.code {
                         KeyCode::Esc => self.pane = None,
                         KeyCode::Char('s' | 'd') if ctrl => {
-                            return Handled::Ask(Request::Comment(*id, text.clone()));
+                            return Handled::Ask(match editing {
+                                None => Request::Comment(*id, text.clone()),
+                                Some(comment) => Request::EditComment(*id, *comment, text.clone()),
+                            });
                         }
                         KeyCode::Enter => text.push('\n'),
                         KeyCode::Backspace => {
@@ -333,12 +354,43 @@ impl HistoryState {
                     }
                     return Handled::Yes;
                 }
+                HistoryPane::PickComment {
+                    id,
+                    selected,
+                    remove,
+                } => {
+                    match key.code {
+                        KeyCode::Esc | KeyCode::Backspace => {
+                            self.pane = Some(HistoryPane::Page { id: *id, scroll: 0 });
+                        }
+                        KeyCode::Up | KeyCode::Char('k') => *selected = selected.saturating_sub(1),
+                        KeyCode::Down | KeyCode::Char('j') => {
+                            *selected = selected.saturating_add(1)
+                        }
+                        KeyCode::Enter => {
+                            return Handled::Ask(Request::PickComment(*id, *selected, *remove));
+                        }
+                        _ => {}
+                    }
+                    return Handled::Yes;
+                }
                 HistoryPane::Page { id, .. } if !ctrl => match key.code {
                     KeyCode::Char('c') => {
                         let id = *id;
                         self.pane = Some(HistoryPane::Comment {
                             id,
                             text: String::new(),
+                            editing: None,
+                        });
+                        return Handled::Yes;
+                    }
+                    KeyCode::Char('l') => return Handled::Ask(Request::Log(*id)),
+                    KeyCode::Char(c @ ('e' | 'x')) => {
+                        let id = *id;
+                        self.pane = Some(HistoryPane::PickComment {
+                            id,
+                            selected: 0,
+                            remove: c == 'x',
                         });
                         return Handled::Yes;
                     }
@@ -482,11 +534,22 @@ impl HistoryState {
                 }
                 self.selected = 0;
             }
-            KeyCode::Char('s') => {
-                self.sort.0 = self.sort.0.next();
-                return Handled::Notice(format!("sorted by {} (this page)", self.sort.0.label()));
+            KeyCode::Char(c @ ('s' | 'r')) => {
+                let metrics = metric_columns(&self.filter);
+                if c == 's' {
+                    self.sort.0 = next_column(&self.sort.0, &metrics);
+                } else {
+                    self.sort.1 = !self.sort.1;
+                }
+                // Another order: from its first page.
+                self.pages.clear();
+                self.selected = 0;
+                return Handled::Notice(format!(
+                    "sorted by {}{} (all that the filter matches)",
+                    self.sort.0.label(),
+                    if self.sort.1 { ", reversed" } else { "" }
+                ));
             }
-            KeyCode::Char('r') => self.sort.1 = !self.sort.1,
             _ => return Handled::No,
         }
         Handled::Yes
@@ -627,6 +690,90 @@ mod tests {
         ));
         s.handle_key(key(KeyCode::Char('D')), 1);
         assert_eq!(s.shown, Shown::Experiments);
+    }
+
+    #[test]
+    fn s_goes_through_every_column_and_the_service_sorts_by_it() {
+        let mut s = HistoryState {
+            filter: "metric:auc>0.5 metric:loss<1".into(),
+            ..HistoryState::default()
+        };
+        assert_eq!(s.service_sort(), None, "newest first, as read");
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            s.handle_key(key(KeyCode::Char('s')), 10);
+            seen.push(s.sort.0.label().to_string());
+            if s.sort.0 == SortColumn::Id {
+                break;
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "name",
+                "owner",
+                "project",
+                "state",
+                "outcome",
+                "time run",
+                "peak memory",
+                "auc",
+                "loss",
+                "GPU-hours",
+                "id"
+            ]
+        );
+        s.sort = (SortColumn::Name, false);
+        let by_name = s.service_sort().expect("sorted");
+        assert!(!by_name.descending, "names A to Z");
+        s.handle_key(key(KeyCode::Char('r')), 10);
+        assert!(s.service_sort().expect("sorted").descending);
+        s.sort = (SortColumn::Metric("auc".into()), false);
+        assert!(
+            s.service_sort().expect("sorted").descending,
+            "largest first"
+        );
+        s.filter.clear();
+        assert_eq!(s.service_sort(), None, "a metric the filter dropped");
+    }
+
+    #[test]
+    fn a_comment_is_chosen_then_edited_or_removed() {
+        let mut s = HistoryState {
+            pane: Some(HistoryPane::Page { id: 7, scroll: 0 }),
+            ..HistoryState::default()
+        };
+        s.handle_key(key(KeyCode::Char('e')), 1);
+        assert!(!s.takes_text(), "keys choose a comment first");
+        s.handle_key(key(KeyCode::Down), 1);
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 1),
+            Handled::Ask(Request::PickComment(7, 1, false))
+        );
+        // The session opens the editor on the chosen comment's text.
+        s.pane = Some(HistoryPane::Comment {
+            id: 7,
+            text: "lift holds".into(),
+            editing: Some(42),
+        });
+        typed(&mut s, " on q3");
+        let save = KeyEvent::new(KeyCode::Char('s')).modifiers(KeyModifiers::CTRL);
+        assert_eq!(
+            s.handle_key(save, 1),
+            Handled::Ask(Request::EditComment(7, 42, "lift holds on q3".into()))
+        );
+        s.pane = Some(HistoryPane::Page { id: 7, scroll: 0 });
+        s.handle_key(key(KeyCode::Char('x')), 1);
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 1),
+            Handled::Ask(Request::PickComment(7, 0, true))
+        );
+        s.handle_key(key(KeyCode::Esc), 1);
+        assert_eq!(s.pane, Some(HistoryPane::Page { id: 7, scroll: 0 }));
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char('l')), 1),
+            Handled::Ask(Request::Log(7))
+        );
     }
 
     #[test]
