@@ -9,8 +9,9 @@
 //!
 //! - (a) the first page of `history --json` over SSH for five typical
 //!   filters (goal < 50 ms each; median of 5), beside an exec round trip
-//!   (`version`), and two that read the whole history (a rare value of a
-//!   field with no index), to show the worst case;
+//!   (`version`), two sorted by a metric (one project's 50 000, and the
+//!   whole history), and two that read the whole history (a rare value of
+//!   a field with no index), to show the worst case;
 //! - (b) `compare` of 10 runs with 10 000 values of each of 20 metrics,
 //!   with summaries only and with one metric's curves (goal < 100 ms);
 //! - (c) store size per experiment (the database directory over N; goal
@@ -426,6 +427,14 @@ async fn history(only: &str) {
             "'metric:auc>0.95'",
             "tag:baseline since:30d",
             "'param:lr<0.001' outcome:negative",
+        ] {
+            let (ms, rows) = median_ms(&handle, &format!("history --json {filter}")).await;
+            println!("    {filter:<36} {ms:>8.1} ms  ({rows} rows)");
+        }
+        println!("  sorted over all that matches (--sort reads every match):");
+        for filter in [
+            "project:p7 --sort metric:auc --desc",
+            "--sort metric:auc --desc",
         ] {
             let (ms, rows) = median_ms(&handle, &format!("history --json {filter}")).await;
             println!("    {filter:<36} {ms:>8.1} ms  ({rows} rows)");

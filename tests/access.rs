@@ -485,3 +485,87 @@ async fn projects_name_their_best_run_by_a_metric() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_audit_trail_says_who_changed_what_from_what_to_what_and_only_to_admins() {
+    let cast = Cast::new().await;
+    let admin = &cast.admin;
+    let ok = |out: &common::ExecResult| assert_eq!(out.status, Some(0), "{out:?}");
+    ok(&exec(admin, "user set-role mary viewer", None).await);
+    ok(&exec(admin, "quota set mary --max-running 3", None).await);
+    ok(&exec(admin, "quota set mary --max-running 5", None).await);
+    let id = submit(&cast.mike, "-- true").await;
+    wait_state(&cast.mike, id).await;
+    ok(&exec(&cast.mike, &format!("comment {id} first look"), None).await);
+
+    let roles = json(
+        &exec(admin, "audit --action user.role --json", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(roles.as_array().map(Vec::len), Some(1), "{roles}");
+    assert_eq!(roles[0]["subject"], "user mary", "{roles}");
+    assert_eq!(roles[0]["before"], "member", "{roles}");
+    assert_eq!(roles[0]["after"], "viewer", "{roles}");
+    // Newest first; from the earlier limit to the later one.
+    let quotas = json(
+        &exec(admin, "audit --action quota --json", None)
+            .await
+            .stdout,
+    );
+    assert!(
+        quotas[0]["before"]
+            .as_str()
+            .is_some_and(|b| b.contains("max_running=3")),
+        "{quotas}"
+    );
+    assert!(
+        quotas[0]["after"]
+            .as_str()
+            .is_some_and(|a| a.contains("max_running=5")),
+        "{quotas}"
+    );
+    // What mary had done to her, and what mike did.
+    let mary: Vec<String> = json(&exec(admin, "audit --user mary --json", None).await.stdout)
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        mary.starts_with(&["quota.set".into(), "quota.set".into(), "user.role".into()]),
+        "{mary:?}"
+    );
+    assert!(mary.contains(&"user.add".to_string()), "{mary:?}");
+    let mike = json(
+        &exec(admin, "audit --user mike --since 1h --json", None)
+            .await
+            .stdout,
+    );
+    let kinds: Vec<&str> = mike
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.starts_with(&["comment.add", "experiment.submit"]),
+        "{kinds:?}"
+    );
+    let text = exec(admin, "audit --limit 3", None).await;
+    ok(&text);
+    assert!(text.stdout.starts_with("WHEN"), "{text:?}");
+    assert!(text.stdout.contains("comment.add"), "{text:?}");
+    assert_eq!(text.stdout.lines().count(), 4, "{text:?}");
+
+    // Bad input: a clear error, exit 2.
+    let bad = exec(admin, "audit --since yesterday-ish", None).await;
+    assert_eq!(bad.status, Some(2), "{bad:?}");
+    assert!(bad.stderr.contains("--since"), "{bad:?}");
+    // Members and viewers are refused, whatever they ask.
+    for who in [&cast.mike, &cast.vera, &cast.mary] {
+        let out = exec(who, "audit --user mike", None).await;
+        assert_eq!(out.status, Some(77), "{out:?}");
+        assert!(!out.stdout.contains("comment"), "{out:?}");
+    }
+}

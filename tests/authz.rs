@@ -80,6 +80,8 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("top", [Done, Done, Done, Done]),
     ("usage", [Done, Done, Done, Done]),
     ("host", [Done, Done, Done, Done]),
+    // Who did what to whom: for admins (enforced in the service).
+    ("audit", [Done, Denied, Denied, Denied]),
 ];
 
 /// The cast, connected, with experiments to act on.
@@ -234,6 +236,7 @@ impl Fixture {
             "projects" => "projects".into(),
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
+            "audit" => "audit --user mike --json".into(),
             other => panic!("no line in the authorization matrix for the command {other:?}"),
         };
         (line, None)

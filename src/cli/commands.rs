@@ -170,10 +170,9 @@ pub enum LabCommand {
         /// Only experiments older than this id (the next page).
         #[arg(long, value_name = "ID", conflicts_with = "sort")]
         before: Option<u64>,
-        /// Sort everything the filter matches by a column: id, name, owner,
-        /// project, state, outcome, ran, peak, gpu-hours or metric:NAME
-        /// (smallest first; those without a value last). Reads all of
-        /// what the filter selects.
+        /// Sort what the filter matches (its newest 100000) by a column:
+        /// id, name, owner, project, state, outcome, ran, peak, gpu-hours or
+        /// metric:NAME (smallest first; those without a value last).
         #[arg(long, value_name = "COLUMN")]
         sort: Option<String>,
         /// Sort largest first.
@@ -185,7 +184,7 @@ pub enum LabCommand {
         /// Print JSON: {"rows":[{"id","name","owner","project","tags","state",
         /// "outcome","submitted_at","duration_secs","peak_memory_bytes",
         /// "memory_request_bytes","gpu_hours","metrics","commit","dirty"}],
-        /// "next","next_offset","examined"}.
+        /// "next","next_offset","sorted_among","examined"}.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Print CSV, a row per experiment.
@@ -389,6 +388,27 @@ pub enum LabCommand {
         #[arg(long, value_parser = parse_window)]
         window: Option<Window>,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail (admins): every administrative and state-changing
+    /// action, newest first, with who, when, what and from what to what.
+    Audit {
+        /// Since T: an age (10m, 2h, 7d), an RFC 3339 time, a local
+        /// 'YYYY-MM-DD HH:MM' or Unix seconds (default: all).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only what this lab user did, or what was done to them.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this kind (user.role), area (user, key, quota, experiment,
+        /// comment, project) or entries whose words contain this.
+        #[arg(long)]
+        action: Option<String>,
+        /// At most N (default 100, at most 10000).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Print JSON: [{"at","actor","action","kind","subject","before","after"}].
         #[arg(long)]
         json: bool,
     },
@@ -681,6 +701,7 @@ impl LabCommand {
             LabCommand::Rerun { .. } => "rerun ID",
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
+            LabCommand::Audit { .. } => "audit",
         }
     }
 }

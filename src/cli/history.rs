@@ -127,6 +127,12 @@ fn as_text(page: &HistoryPage, shown: &[String]) -> String {
     if let Some(next) = page.next_offset {
         out.push_str(&format!("more: --offset {next}\n"));
     }
+    if page.sorted_among == Some(crate::lab::MAX_SORTED_MATCHES) {
+        out.push_str(&format!(
+            "sorted among the newest {} matches; narrow the filter (since:, project:, user:) to sort older ones\n",
+            crate::lab::MAX_SORTED_MATCHES
+        ));
+    }
     out
 }
 

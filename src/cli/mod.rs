@@ -5,6 +5,7 @@
 //! Must not check permissions itself: the service does.
 
 mod accounts;
+mod audit;
 mod commands;
 mod compare;
 mod deps;

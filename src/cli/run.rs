@@ -200,6 +200,13 @@ pub async fn run_command(
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }
         LabCommand::Host { json } => super::usage::host(lab, &caller, json),
+        LabCommand::Audit {
+            since,
+            user,
+            action,
+            limit,
+            json,
+        } => super::audit::audit(lab, &caller, since.as_deref(), user, action, limit, json),
         LabCommand::Key {
             action: KeyAction::Rm { name, fingerprint },
             json,

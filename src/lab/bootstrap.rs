@@ -141,6 +141,10 @@ impl Lab {
                 admin.name,
                 admin.keys.len()
             ),
+            kind: "user.add".into(),
+            subject: format!("user {}", admin.name),
+            before: None,
+            after: Some("admin".into()),
         })?;
         Ok(BootstrapReport {
             admin: admin.name,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::submit::MAX_LABEL;
-use super::{Lab, LabError, LabResult, Principal, now, require_admin};
+use super::{Change, Lab, LabError, LabResult, Principal, now, require_admin};
 use crate::model::{CommandLine, Experiment, MAX_DURATION_SECS, Outcome, Role, State, Transition};
 use crate::sched::Quota;
 
@@ -80,7 +80,15 @@ impl Lab {
                     return self.cancel(p, id);
                 };
                 self.store.flush()?;
-                self.audit(p, format!("cancelled experiment {id}"))?;
+                self.audit(
+                    p,
+                    Change::new(
+                        "experiment.cancel",
+                        format!("experiment {id}"),
+                        format!("cancelled experiment {id}"),
+                    )
+                    .changing(Some("queued".into()), Some(state.name().into())),
+                )?;
                 self.queue_changed();
                 Ok(state)
             }
@@ -95,7 +103,18 @@ impl Lab {
                         "the server is stopping; experiment {id} runs on (cancel it again once the server is back)"
                     )));
                 }
-                self.audit(p, format!("cancelled experiment {id}"))?;
+                self.audit(
+                    p,
+                    Change::new(
+                        "experiment.cancel",
+                        format!("experiment {id}"),
+                        format!("cancelled experiment {id}"),
+                    )
+                    .changing(
+                        Some(experiment.state.name().into()),
+                        Some("cancelled".into()),
+                    ),
+                )?;
                 Ok(experiment.state)
             }
         }
@@ -172,7 +191,12 @@ impl Lab {
             .ok_or_else(|| LabError::NotFound(format!("no experiment {id}")))?;
         self.audit(
             p,
-            format!("changed priority of experiment {id} from {old} to {priority}"),
+            Change::new(
+                "experiment.priority",
+                format!("experiment {id}"),
+                format!("changed priority of experiment {id} from {old} to {priority}"),
+            )
+            .changing(Some(old.to_string()), Some(priority.to_string())),
         )?;
         self.queue_changed();
         Ok(())
@@ -196,9 +220,18 @@ impl Lab {
                 "invalid project {project:?}: 1–{MAX_LABEL} printable characters"
             )));
         }
+        let was = self.store.private_projects()?.contains(project);
         self.store.set_project_private(project, private)?;
-        let what = if private { "private" } else { "public" };
-        self.audit(p, format!("made project {project} {what}"))?;
+        let word = |private: bool| if private { "private" } else { "public" };
+        self.audit(
+            p,
+            Change::new(
+                "project.visibility",
+                format!("project {project}"),
+                format!("made project {project} {}", word(private)),
+            )
+            .changing(Some(word(was).into()), Some(word(private).into())),
+        )?;
         self.notify_queue();
         Ok(())
     }
@@ -213,8 +246,18 @@ impl Lab {
                 "--max-time: at most 365d (the longest wall-time limit)".into(),
             ));
         }
+        let old = self.store.quota(user)?;
         self.store.put_quota(user, &quota)?;
-        self.audit(p, format!("set quota of {user}: {quota:?}"))?;
+        let (before, after) = super::audit::changed_fields(&old, &quota);
+        self.audit(
+            p,
+            Change::new(
+                "quota.set",
+                format!("user {user}"),
+                format!("set quota of {user}"),
+            )
+            .changing(Some(before), Some(after)),
+        )?;
         self.queue_changed();
         Ok(())
     }

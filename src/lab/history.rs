@@ -18,7 +18,9 @@ use serde::Serialize;
 
 use super::experiments::{owns_or_admin, seen_by};
 use super::filter::{Filter, Row};
-use super::history_sort::{HistorySort, MAX_SORTED_OFFSET, Ranking, SortColumn, SortValue};
+use super::history_sort::{
+    HistorySort, MAX_SORTED_MATCHES, MAX_SORTED_OFFSET, Ranking, SortColumn, SortValue,
+};
 use super::{Lab, LabError, LabResult, Principal};
 use crate::model::{Experiment, MetricSource, MetricSummary, State, Verdict};
 use crate::store::IndexedBy;
@@ -76,6 +78,9 @@ pub struct HistoryPage {
     /// Where the next sorted page starts (`--offset`); `None` after the
     /// last, and when not sorted.
     pub next_offset: Option<usize>,
+    /// Sorted: how many matches were ranked (at most
+    /// [`MAX_SORTED_MATCHES`], the newest; more matched when it is that).
+    pub sorted_among: Option<usize>,
     /// Experiments examined for this page (of those whose results the
     /// caller may read).
     pub examined: usize,
@@ -153,14 +158,15 @@ impl Lab {
             rows,
             next,
             next_offset: None,
+            sorted_among: None,
             examined: walked.examined,
         })
     }
 
     /// Up to `limit` experiments matching `filter`, sorted by `sort` over
-    /// everything the filter matches (up to [`MAX_EXAMINED`] walked), after
-    /// skipping `offset` of them. Reads the whole of what the filter
-    /// selects: slow on a large history with a filter no index narrows.
+    /// everything the filter matches (its newest [`MAX_SORTED_MATCHES`]),
+    /// after skipping `offset` of them. Reads all of that: seconds on a
+    /// large history.
     pub fn history_sorted(
         &self,
         p: &Principal,
@@ -182,7 +188,7 @@ impl Lab {
         let walked = self.walk_matching(&p, &parsed, None, now, |mut m| {
             let value = self.sort_value(&sort.column, &mut m, now)?;
             ranking.offer(m.e.id, value);
-            Ok(true)
+            Ok(ranking.offered < MAX_SORTED_MATCHES)
         })?;
         let matched = ranking.offered;
         let private_projects = self.store.private_projects()?;
@@ -199,6 +205,7 @@ impl Lab {
             rows,
             next: None,
             next_offset: (matched > offset + limit).then_some(offset + limit),
+            sorted_among: Some(matched),
             examined: walked.examined,
         })
     }

@@ -12,6 +12,10 @@ use std::str::FromStr;
 /// Most rows skipped before a sorted page (`--offset`): deeper pages would
 /// keep too much while the whole history is read.
 pub const MAX_SORTED_OFFSET: usize = 10_000;
+/// Most matches a sort ranks, the newest: each costs a few reads (its
+/// record, outcome and metrics), about 30 µs, so a sort answers within
+/// seconds; a filter that matches more sorts its newest (and says so).
+pub const MAX_SORTED_MATCHES: usize = 100_000;
 
 /// A column a search can be sorted by.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -4,6 +4,7 @@
 //! action, then acts through the store. Must not know about SSH channels,
 //! terminals or output formats.
 
+mod audit;
 mod bootstrap;
 mod compare;
 mod deps;
@@ -35,6 +36,7 @@ use crate::monitor::MonitorHandle;
 use crate::store::{Store, StoreError};
 use tokio::sync::watch;
 
+pub use audit::{AuditQuery, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences, downsample};
 pub use deps::{
@@ -47,7 +49,7 @@ pub use feed::{FeedEvent, FeedItem, MAX_FEED};
 pub use history::{
     DEFAULT_HISTORY_LIMIT, HistoryPage, HistoryRow, MAX_EXAMINED, MAX_HISTORY_LIMIT,
 };
-pub use history_sort::{HistorySort, MAX_SORTED_OFFSET, SortColumn};
+pub use history_sort::{HistorySort, MAX_SORTED_MATCHES, MAX_SORTED_OFFSET, SortColumn};
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };
@@ -282,21 +284,61 @@ impl Lab {
     }
 
     /// Records a change in the audit trail.
-    fn audit(&self, actor: &Principal, action: String) -> LabResult<()> {
-        self.audit_with_next_flush(actor, action)?;
+    fn audit(&self, actor: &Principal, change: Change) -> LabResult<()> {
+        self.audit_with_next_flush(actor, change)?;
         self.store.flush()?;
         Ok(())
     }
 
     /// Audits an action whose own write follows at once and flushes both.
-    fn audit_with_next_flush(&self, actor: &Principal, action: String) -> LabResult<()> {
-        tracing::info!(actor = %actor.user, "{action}");
-        self.store.audit_with_next_flush(&AuditEvent {
-            at: now(),
-            actor: actor.user.clone(),
-            action,
-        })?;
+    fn audit_with_next_flush(&self, actor: &Principal, change: Change) -> LabResult<()> {
+        tracing::info!(actor = %actor.user, kind = change.kind, "{}", change.words);
+        self.store
+            .audit_with_next_flush(&change.event(now(), &actor.user))?;
         Ok(())
+    }
+}
+
+/// A change for the audit trail: its kind (`area.verb`), what it changed,
+/// the values before and after where there are any, and the same in words.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    kind: &'static str,
+    subject: String,
+    before: Option<String>,
+    after: Option<String>,
+    words: String,
+}
+
+impl Change {
+    /// A change of kind `kind` to `subject`, said in `words`.
+    fn new(kind: &'static str, subject: impl Into<String>, words: impl Into<String>) -> Change {
+        Change {
+            kind,
+            subject: subject.into(),
+            before: None,
+            after: None,
+            words: words.into(),
+        }
+    }
+
+    /// From `before` to `after`.
+    fn changing(mut self, before: Option<String>, after: Option<String>) -> Change {
+        self.before = before;
+        self.after = after;
+        self
+    }
+
+    fn event(self, at: i64, actor: &str) -> AuditEvent {
+        AuditEvent {
+            at,
+            actor: actor.to_string(),
+            action: self.words,
+            kind: self.kind.to_string(),
+            subject: self.subject,
+            before: self.before,
+            after: self.after,
+        }
     }
 }
 

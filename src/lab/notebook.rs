@@ -6,7 +6,7 @@
 //! its reserve.
 
 use super::experiments::owns_or_admin;
-use super::{Lab, LabError, LabResult, Principal, now};
+use super::{Change, Lab, LabError, LabResult, Principal, now};
 use crate::model::{Comment, Conclusion, MAX_COMMENT_BYTES, Role, Verdict};
 
 /// Most comments on one experiment.
@@ -62,7 +62,11 @@ impl Lab {
         self.store.put_comment(&comment)?;
         self.audit(
             &p,
-            format!("commented on experiment {id} (comment {})", comment.id),
+            Change::new(
+                "comment.add",
+                format!("experiment {id}"),
+                format!("commented on experiment {id} (comment {})", comment.id),
+            ),
         )?;
         Ok(comment)
     }
@@ -78,11 +82,19 @@ impl Lab {
     ) -> LabResult<Comment> {
         let p = self.current(p)?;
         let mut found = self.own_comment(&p, id, comment)?;
-        found.text = checked_text("comment", text)?;
+        let before = std::mem::replace(&mut found.text, checked_text("comment", text)?);
         self.check_disk_room()?;
         found.edited_at = Some(now());
         self.store.put_comment(&found)?;
-        self.audit(&p, format!("edited comment {comment} on experiment {id}"))?;
+        self.audit(
+            &p,
+            Change::new(
+                "comment.edit",
+                format!("experiment {id}"),
+                format!("edited comment {comment} on experiment {id}"),
+            )
+            .changing(Some(before), Some(found.text.clone())),
+        )?;
         Ok(found)
     }
 
@@ -90,9 +102,17 @@ impl Lab {
     /// admin's doing).
     pub fn remove_comment(&self, p: &Principal, id: u64, comment: u64) -> LabResult<()> {
         let p = self.current(p)?;
-        self.own_comment(&p, id, comment)?;
+        let found = self.own_comment(&p, id, comment)?;
         self.store.remove_comment(id, comment)?;
-        self.audit(&p, format!("removed comment {comment} on experiment {id}"))
+        self.audit(
+            &p,
+            Change::new(
+                "comment.remove",
+                format!("experiment {id}"),
+                format!("removed comment {comment} on experiment {id}"),
+            )
+            .changing(Some(found.text), None),
+        )
     }
 
     /// Refuses a write while the data disk is below its reserve: the
@@ -162,11 +182,19 @@ impl Lab {
             }),
             None => None,
         };
+        let was = self.store.conclusion(id)?;
         self.store.put_conclusion(id, conclusion.as_ref())?;
-        let said = conclusion
-            .as_ref()
-            .map_or("no outcome".to_string(), |c| c.verdict.name().to_string());
-        self.audit(&p, format!("experiment {id}: outcome {said}"))?;
+        let said =
+            |c: Option<&Conclusion>| c.map_or("none".to_string(), |c| c.verdict.name().to_string());
+        self.audit(
+            &p,
+            Change::new(
+                "experiment.outcome",
+                format!("experiment {id}"),
+                format!("experiment {id}: outcome {}", said(conclusion.as_ref())),
+            )
+            .changing(Some(said(was.as_ref())), Some(said(conclusion.as_ref()))),
+        )?;
         Ok(conclusion)
     }
 

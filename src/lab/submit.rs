@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::experiments::owns_or_admin;
-use super::{Lab, LabError, LabResult, Principal, now};
+use super::{Change, Lab, LabError, LabResult, Principal, now};
 use crate::model::{
     CommandLine, Experiment, ExperimentSpec, MAX_DURATION_SECS, ResourceUse, Resources, Role,
     State, Transition, User, is_reserved_env,
@@ -169,7 +169,14 @@ impl Lab {
         };
         // One flush makes the counter, the record and the audit entry durable.
         self.store.stage_experiment(&experiment)?;
-        self.audit_with_next_flush(p, format!("submitted experiment {id}"))?;
+        self.audit_with_next_flush(
+            p,
+            Change::new(
+                "experiment.submit",
+                format!("experiment {id}"),
+                format!("submitted experiment {id}"),
+            ),
+        )?;
         self.store.flush()?;
         // One that waits for an unfinished experiment cannot start before
         // that one ends (which makes the runner plan anyway).

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use super::{Lab, LabError, LabResult, Principal, now, require_admin, require_self_or_admin};
+use super::{
+    Change, Lab, LabError, LabResult, Principal, now, require_admin, require_self_or_admin,
+};
 use crate::model::KeyRecord;
 use crate::model::{PROOF_NAMESPACE, PublicKeyInfo, Role, User, validate_user_name};
 
@@ -232,7 +234,12 @@ impl Lab {
         self.store.put_user(&user)?;
         self.audit(
             p,
-            format!("added user {name} as {role} ({})", mapping_words(&user)),
+            Change::new(
+                "user.add",
+                format!("user {name}"),
+                format!("added user {name} as {role} ({})", mapping_words(&user)),
+            )
+            .changing(None, Some(format!("{role}, {}", mapping_words(&user)))),
         )?;
         Ok(user)
     }
@@ -243,10 +250,19 @@ impl Lab {
         let p = &self.current(p)?;
         require_admin(p, "change Unix accounts")?;
         let mut user = self.existing_user(name)?;
+        let before = mapping_words(&user);
         user.system_account_allowed = self.check_mapping(name, unix)?;
         user.unix_user = unix.account.clone();
         self.store.put_user(&user)?;
-        self.audit(p, format!("mapped {name} to {}", mapping_words(&user)))?;
+        self.audit(
+            p,
+            Change::new(
+                "user.unix",
+                format!("user {name}"),
+                format!("mapped {name} to {}", mapping_words(&user)),
+            )
+            .changing(Some(before), Some(mapping_words(&user))),
+        )?;
         Ok(user)
     }
 
@@ -315,7 +331,15 @@ impl Lab {
         let old = user.role;
         user.role = role;
         self.store.put_user(&user)?;
-        self.audit(p, format!("changed role of {name} from {old} to {role}"))?;
+        self.audit(
+            p,
+            Change::new(
+                "user.role",
+                format!("user {name}"),
+                format!("changed role of {name} from {old} to {role}"),
+            )
+            .changing(Some(old.to_string()), Some(role.to_string())),
+        )?;
         Ok(user)
     }
 
@@ -336,7 +360,18 @@ impl Lab {
             return Err(LabError::Invalid(format!("{name} is the last admin")));
         }
         self.store.remove_user(name)?;
-        self.audit(p, format!("removed user {name}"))?;
+        self.audit(
+            p,
+            Change::new(
+                "user.remove",
+                format!("user {name}"),
+                format!("removed user {name}"),
+            )
+            .changing(
+                Some(format!("{}, {}", user.role, mapping_words(&user))),
+                None,
+            ),
+        )?;
         self.revoked();
         let cancelled =
             self.cancel_queued_of(name, &format!("its owner {name} was removed by {}", p.user))?;
@@ -439,10 +474,15 @@ impl Lab {
             self.store.put_key(&record)?;
             self.audit(
                 p,
-                format!(
-                    "added key {} ({}) to {name}",
-                    record.key.fingerprint, record.key.algorithm
-                ),
+                Change::new(
+                    "key.add",
+                    format!("user {name}"),
+                    format!(
+                        "added key {} ({}) to {name}",
+                        record.key.fingerprint, record.key.algorithm
+                    ),
+                )
+                .changing(None, Some(record.key.fingerprint.clone())),
             )?;
             records.push(record);
         }
@@ -507,7 +547,15 @@ impl Lab {
             )));
         }
         self.store.remove_key(fingerprint)?;
-        self.audit(p, format!("removed key {fingerprint} from {name}"))?;
+        self.audit(
+            p,
+            Change::new(
+                "key.remove",
+                format!("user {name}"),
+                format!("removed key {fingerprint} from {name}"),
+            )
+            .changing(Some(fingerprint.to_string()), None),
+        )?;
         self.revoked();
         Ok(())
     }

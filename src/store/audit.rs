@@ -21,6 +21,16 @@ impl Store {
         Ok(())
     }
 
+    /// Calls `visit` with each entry, newest first, until it returns false.
+    pub fn walk_audit_newest(&self, mut visit: impl FnMut(AuditEvent) -> bool) -> StoreResult<()> {
+        for entry in self.t()?.audit.iter().rev() {
+            if !visit(decode(AUDIT_TREE, &entry?.1)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The most recent `limit` audit entries, oldest first.
     pub fn recent_audit(&self, limit: usize) -> StoreResult<Vec<AuditEvent>> {
         let mut events: Vec<AuditEvent> = self

@@ -2,6 +2,7 @@
 
 use terminput::{Event, KeyCode, KeyEvent, KeyModifiers};
 
+use super::admin::AdminState;
 use super::component::Handled;
 use super::dashboard::{self, DashboardState};
 use super::history::{self, HistoryState};
@@ -81,6 +82,10 @@ pub struct ViewState {
     pub history: HistoryState,
     /// Rows History's page shows (set by the session).
     pub history_rows: usize,
+    /// The Admin tab's own state.
+    pub admin: AdminState,
+    /// Entries the Admin tab lists (set by the session).
+    pub admin_rows: usize,
     /// A request for the session to complete with shared data.
     pub request: Option<Request>,
 }
@@ -106,6 +111,8 @@ impl ViewState {
                 ..HistoryState::default()
             },
             history_rows: 0,
+            admin: AdminState::default(),
+            admin_rows: 0,
             request: None,
         }
     }
@@ -140,6 +147,7 @@ impl ViewState {
         self.notice = match self.tab {
             Tab::Queue => self.queue.handle_paste(text),
             Tab::History if self.history.takes_text() => self.history.handle_paste(text),
+            Tab::Admin if self.admin.takes_text() => self.admin.handle_paste(text),
             _ => Some(PASTE_IGNORED.into()),
         };
     }
@@ -152,7 +160,8 @@ impl ViewState {
             KeyCode::Char('c') if ctrl => return Flow::Quit,
             // While text is typed (form, prompt, search), every key is text.
             _ if (self.tab == Tab::Queue && self.queue.takes_text())
-                || (self.tab == Tab::History && self.history.takes_text()) =>
+                || (self.tab == Tab::History && self.history.takes_text())
+                || (self.tab == Tab::Admin && self.admin.takes_text()) =>
             {
                 self.tab_key(key);
             }
@@ -181,7 +190,12 @@ impl ViewState {
                 self.history.handle_key(key, self.history_rows),
                 Request::History,
             ),
-            Tab::Admin => Handled::No,
+            // It asks nothing of the session yet: what it shows is read
+            // through the service as it is drawn.
+            Tab::Admin => wrap(
+                self.admin.handle_key(key, self.admin_rows),
+                |never| match never {},
+            ),
         };
         match handled {
             Handled::No => return false,

@@ -36,6 +36,8 @@ pub struct Snapshot {
     pub history: Vec<crate::lab::HistoryRow>,
     /// Where History's next page starts, when there is one.
     pub history_next: Option<u64>,
+    /// Whether History's sort ranked only the newest of what matched.
+    pub history_capped: bool,
     /// The activity feed, newest first (History's `f`).
     pub feed: Vec<crate::lab::FeedItem>,
     /// Each project's figures (History's `P`).
@@ -52,6 +54,8 @@ pub struct Snapshot {
     /// The comments the caller may change, listed to choose one (`e`, `x`
     /// on an experiment page).
     pub history_comments: Vec<crate::model::Comment>,
+    /// The audit trail as the Admin tab's filter selects it, newest first.
+    pub audit: Vec<crate::model::AuditEvent>,
     /// Lines of the log in an open log pane.
     pub log: Arc<LogLines>,
     /// Users with live sessions.

@@ -169,6 +169,23 @@ pub fn key_name(key: &KeyEvent) -> String {
     }
 }
 
+/// Applies a typing key to `text` (Backspace, or a printable character while
+/// it is under `most` characters); whether the key was one of those.
+pub fn type_into(text: &mut String, key: KeyCode, most: usize) -> bool {
+    match key {
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        KeyCode::Char(c) if !c.is_control() => {
+            if text.chars().count() < most {
+                text.push(c);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

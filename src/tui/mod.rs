@@ -23,6 +23,7 @@
 //! 16 KiB is dropped whole. Terminals smaller than 80×24 get a "terminal too
 //! small" notice; only the 16 basic colours are used.
 
+mod admin;
 mod app;
 mod backend;
 mod component;

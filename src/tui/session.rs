@@ -79,6 +79,7 @@ pub async fn run_tui_session<S: FrameSink>(
     // History's page, with what it was read for and when.
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut comments_listed: Vec<crate::model::Comment> = Vec::new();
+    let mut audit: Option<(String, std::time::Instant, Vec<crate::model::AuditEvent>)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -142,6 +143,7 @@ pub async fn run_tui_session<S: FrameSink>(
             queue_pane_text: None,
             history: Vec::new(),
             history_next: None,
+            history_capped: false,
             feed: Vec::new(),
             projects: Vec::new(),
             packages: Vec::new(),
@@ -149,6 +151,7 @@ pub async fn run_tui_session<S: FrameSink>(
             page_charts: None,
             history_pane_text: None,
             history_comments: comments_listed.clone(),
+            audit: Vec::new(),
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
@@ -307,12 +310,43 @@ pub async fn run_tui_session<S: FrameSink>(
                 snapshot.history = page.rows.clone();
                 // Sorted, the next page starts after so many rows.
                 snapshot.history_next = page.next.or(page.next_offset.map(|offset| offset as u64));
+                snapshot.history_capped = page.sorted_among == Some(crate::lab::MAX_SORTED_MATCHES);
             }
             view.history_rows = snapshot.history.len();
             view.history.selected = view
                 .history
                 .selected
                 .min(snapshot.history.len().saturating_sub(1));
+        }
+        if view.tab == Tab::Admin {
+            view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
+            let stale = audit.as_ref().is_none_or(|(k, at, _)| {
+                *k != view.admin.filter || at.elapsed() >= HISTORY_REFRESH
+            });
+            if stale {
+                // Decided by the service with the current role.
+                let now_ms = crate::output::journal::now_ms();
+                let read = crate::lab::AuditQuery::parse(&view.admin.filter, now_ms)
+                    .map_err(crate::lab::LabError::Invalid)
+                    .and_then(|query| lab.audit_log(&principal, &query));
+                audit = match read {
+                    Ok(events) => {
+                        Some((view.admin.filter.clone(), std::time::Instant::now(), events))
+                    }
+                    Err(e) => {
+                        view.notice = Some(e.to_string());
+                        None
+                    }
+                };
+            }
+            snapshot.audit = audit
+                .as_ref()
+                .map(|(_, _, e)| e.clone())
+                .unwrap_or_default();
+            view.admin_rows = snapshot.audit.len();
+            view.admin.selected = view.admin.selected.min(view.admin_rows.saturating_sub(1));
+        } else {
+            audit = None;
         }
         if let Some(request) = view.request.take() {
             carry_out(&lab, &principal, &mut view, &snapshot, request);

@@ -162,6 +162,25 @@ fn usage_snapshot(gpus: bool) -> UsageSnapshot {
     snapshot
 }
 
+fn audit_entry(
+    actor: &str,
+    kind: &str,
+    subject: &str,
+    words: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> crate::model::AuditEvent {
+    crate::model::AuditEvent {
+        at: 1_796_500_000,
+        actor: actor.into(),
+        action: words.into(),
+        kind: kind.into(),
+        subject: subject.into(),
+        before: before.map(str::to_string),
+        after: after.map(str::to_string),
+    }
+}
+
 fn snapshot(role: Role) -> Snapshot {
     let mut lab_names = HashMap::new();
     lab_names.insert("alice".to_string(), "alice".to_string());
@@ -179,6 +198,7 @@ fn snapshot(role: Role) -> Snapshot {
         queue_pane_text: None,
         history: Vec::new(),
         history_next: None,
+        history_capped: false,
         feed: Vec::new(),
         projects: Vec::new(),
         packages: Vec::new(),
@@ -186,6 +206,40 @@ fn snapshot(role: Role) -> Snapshot {
         page_charts: None,
         history_pane_text: None,
         history_comments: Vec::new(),
+        audit: vec![
+            audit_entry(
+                "root",
+                "quota.set",
+                "user ana",
+                "set quota of ana",
+                Some("max_running=2"),
+                Some("max_running=4"),
+            ),
+            audit_entry(
+                "root",
+                "user.role",
+                "user bob",
+                "changed role of bob from member to viewer",
+                Some("member"),
+                Some("viewer"),
+            ),
+            audit_entry(
+                "ana",
+                "experiment.cancel",
+                "experiment 41",
+                "cancelled experiment 41",
+                Some("running"),
+                Some("cancelled"),
+            ),
+            audit_entry(
+                "ana",
+                "experiment.submit",
+                "experiment 42",
+                "submitted experiment 42",
+                None,
+                None,
+            ),
+        ],
         log: Arc::default(),
         connected: vec![
             ConnectedUser {

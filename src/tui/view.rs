@@ -8,12 +8,13 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Tabs, Wrap};
 
+use super::admin::draw::render_admin;
 use super::app::{Tab, ViewState};
 use super::dashboard::draw::render_dashboard;
 use super::data::Snapshot;
 use super::history::draw::render_history;
 use super::queue::draw::render_queue;
-use super::widgets::{ACCENT, Canvas, DIM, clear_centered};
+use super::widgets::{ACCENT, Canvas, clear_centered};
 
 /// Smallest usable terminal.
 pub const MIN_WIDTH: u16 = 80;
@@ -39,7 +40,7 @@ pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
         Tab::Dashboard => render_dashboard(frame, body, snap, &view.dashboard),
         Tab::Queue => render_queue(frame, body, snap, &view.queue),
         Tab::History => render_history(frame, body, snap, &view.history),
-        other => render_placeholder(frame, body, other),
+        Tab::Admin => render_admin(frame, body, snap, &view.admin),
     }
     render_status(frame, status, view, snap);
     if view.help_open {
@@ -131,37 +132,6 @@ fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapsh
     frame.render_widget(Paragraph::new(right).style(notice_style), r);
 }
 
-fn render_placeholder(frame: &mut Canvas, area: Rect, tab: Tab) {
-    let (what, keys) = match tab {
-        Tab::Queue => ("", ""),
-        Tab::History => ("", ""),
-        Tab::Admin => (
-            "Administration: users and keys, roles, per-user quotas and limits, enforcement, cost attribution (CPU-hours, GPU-hours, money) and idle detection.",
-            "Until this screen lands, use the commands: users, user add|set-role|rm, key add|rm, keys.",
-        ),
-        Tab::Dashboard => ("", ""),
-    };
-    let text = vec![
-        Line::from(Span::styled(
-            format!("{} — not built yet", tab.title()),
-            Style::default().fg(ACCENT).add_modifier(Modifier::BOLD),
-        )),
-        Line::from(""),
-        Line::from(what),
-        Line::from(""),
-        Line::from(Span::styled(keys, Style::default().fg(DIM))),
-    ];
-    frame.render_widget(
-        Paragraph::new(text).wrap(Wrap { trim: true }).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(Style::default().fg(DIM))
-                .title(format!(" {} ", tab.title())),
-        ),
-        area,
-    );
-}
-
 /// The keys of the current screen, for the help overlay.
 pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     let mut lines = vec![
@@ -214,6 +184,13 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
             ("l v", "on the page: its log, its git diff"),
             ("space", "mark for comparison; u: clear the marks"),
             ("d", "compare the marked experiments side by side"),
+        ]);
+    }
+    if tab == Tab::Admin {
+        lines.extend([
+            ("↑↓ j k", "select an entry; PgUp PgDn Home End"),
+            ("/", "filter the audit trail: user:U action:A since:7d"),
+            ("Esc", "clear the filter"),
         ]);
     }
     if tab == Tab::Dashboard {

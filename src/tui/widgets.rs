@@ -5,8 +5,8 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders, Clear, StatefulWidget, Widget};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, StatefulWidget, Widget};
 
 /// Highlight colour (titles, keys).
 pub(super) const ACCENT: Color = Color::Cyan;
@@ -66,4 +66,44 @@ pub(super) fn clear_centered(frame: &mut Canvas, area: Rect, width: u16, height:
     );
     frame.render_widget(Clear, rect);
     rect
+}
+
+/// Draws a filter bar over `area` while one is open (`typed`: what is typed
+/// so far, with a cursor; then `errors` in red); the rest of `area`.
+pub fn with_filter_bar(
+    frame: &mut Canvas,
+    area: Rect,
+    typed: Option<&str>,
+    errors: &[&str],
+    title: &str,
+) -> Rect {
+    let Some(typed) = typed else {
+        return area;
+    };
+    let height = (3 + errors.len() as u16).min(area.height);
+    let [bar, rest] = ratatui::layout::Layout::vertical([
+        ratatui::layout::Constraint::Length(height),
+        ratatui::layout::Constraint::Min(1),
+    ])
+    .areas(area);
+    let mut text = vec![Line::from(vec![
+        Span::raw(crate::units::printable(typed)),
+        Span::styled("▏", Style::default().fg(ACCENT)),
+    ])];
+    text.extend(errors.iter().map(|l| {
+        Line::from(Span::styled(
+            crate::units::printable(l),
+            Style::default().fg(Color::Red),
+        ))
+    }));
+    frame.render_widget(
+        Paragraph::new(text).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(Style::default().fg(ACCENT))
+                .title(title.to_string()),
+        ),
+        bar,
+    );
+    rest
 }

@@ -10,7 +10,9 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, 
 
 use super::{HistoryPane, HistoryState, Shown, metric_columns};
 use crate::tui::data::Snapshot;
-use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered, header_style, panel};
+use crate::tui::widgets::{
+    ACCENT, Canvas, DIM, clear_centered, header_style, panel, with_filter_bar,
+};
 use crate::units::{printable, short_bytes, short_duration};
 
 /// Draws the History tab.
@@ -20,35 +22,19 @@ pub(in crate::tui) fn render_history(
     snap: &Snapshot,
     state: &HistoryState,
 ) {
-    let bar_height = match (&state.typing, &state.error) {
-        (Some(_), Some(error)) => 2 + error.lines().count() as u16 + 1,
-        (Some(_), None) => 3,
-        _ => 0,
-    };
-    let [bar, body] =
-        Layout::vertical([Constraint::Length(bar_height), Constraint::Min(1)]).areas(area);
-    if let Some(typed) = &state.typing {
-        let mut text = vec![Line::from(vec![
-            Span::raw(printable(typed)),
-            Span::styled("▏", Style::default().fg(ACCENT)),
-        ])];
-        if let Some(error) = &state.error {
-            text.extend(
-                error.lines().skip(1).map(|l| {
-                    Line::from(Span::styled(printable(l), Style::default().fg(Color::Red)))
-                }),
-            );
-        }
-        frame.render_widget(
-            Paragraph::new(text).block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .border_style(Style::default().fg(ACCENT))
-                    .title(" Filter (? lists the terms) · Enter apply · Esc cancel "),
-            ),
-            bar,
-        );
-    }
+    // An error's first line repeats the filter; the caret line follows.
+    let errors: Vec<&str> = state
+        .error
+        .as_deref()
+        .map(|e| e.lines().skip(1).collect())
+        .unwrap_or_default();
+    let body = with_filter_bar(
+        frame,
+        area,
+        state.typing.as_deref(),
+        &errors,
+        " Filter (? lists the terms) · Enter apply · Esc cancel ",
+    );
     match state.shown {
         Shown::Experiments => render_table(frame, body, snap, state),
         Shown::Feed => render_feed(frame, body, snap, state),
@@ -140,9 +126,14 @@ fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &History
     };
     let title = if wide {
         format!(
-            " History · filter {filter} · by {}{} · page {page}{more} · {} marked (space, d compare) ",
+            " History · filter {filter} · by {}{}{} · page {page}{more} · {} marked (space, d compare) ",
             state.sort.0.label(),
             if state.sort.1 { ", reversed" } else { "" },
+            if snap.history_capped {
+                " (its newest 100 000)"
+            } else {
+                ""
+            },
             state.marked.len(),
         )
     } else {

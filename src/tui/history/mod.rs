@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use terminput::{KeyCode, KeyEvent};
 
 use super::component::Handled;
+use super::input::type_into;
 use crate::lab::{HistorySort, SortColumn};
 
 /// Most characters a filter typed in the bar may have.
@@ -287,13 +288,9 @@ impl HistoryState {
                         Err(e) => self.error = Some(e.render(&text)),
                     }
                 }
-                KeyCode::Backspace => {
-                    typed.pop();
+                code => {
+                    type_into(typed, code, MAX_FILTER_CHARS);
                 }
-                KeyCode::Char(c) if !c.is_control() && typed.chars().count() < MAX_FILTER_CHARS => {
-                    typed.push(c)
-                }
-                _ => {}
             }
             return Handled::Yes;
         }

@@ -1,0 +1,136 @@
+//! The Admin tab (admins only; each read is decided by the service with
+//! the caller's current role, so a demoted admin sees nothing more): the
+//! audit trail, newest first, narrowed with `/` (`user:U action:A
+//! since:T`). Users, quotas, costs and idle detection are commands for now
+//! (`users`, `quota show`, …). The keys are in [`crate::tui::help_lines`].
+
+pub mod draw;
+
+use terminput::{KeyCode, KeyEvent};
+
+use super::component::Handled;
+use super::input::type_into;
+
+/// Most characters of a filter typed here.
+const MAX_FILTER_CHARS: usize = 200;
+
+/// The Admin tab's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminState {
+    /// The audit filter applied (`user:U action:A since:T`).
+    pub filter: String,
+    /// The filter bar, open, with what is typed so far.
+    pub typing: Option<String>,
+    /// Why the filter typed was not applied.
+    pub error: Option<String>,
+    /// The selected entry.
+    pub selected: usize,
+    /// Rows a screen shows (set by the session).
+    pub page_rows: usize,
+}
+
+impl AdminState {
+    /// Whether keys are text (the filter bar).
+    pub fn takes_text(&self) -> bool {
+        self.typing.is_some()
+    }
+
+    /// Pasted text goes into an open filter bar.
+    pub fn handle_paste(&mut self, text: &str) -> Option<String> {
+        let typed = self.typing.as_mut()?;
+        for c in text.chars().filter(|c| !c.is_control()) {
+            if typed.chars().count() >= MAX_FILTER_CHARS {
+                break;
+            }
+            typed.push(c);
+        }
+        None
+    }
+
+    /// Applies one key; `rows`: how many entries are listed.
+    pub fn handle_key(&mut self, key: KeyEvent, rows: usize) -> Handled<std::convert::Infallible> {
+        if let Some(typed) = self.typing.as_mut() {
+            match key.code {
+                KeyCode::Esc => {
+                    self.typing = None;
+                    self.error = None;
+                }
+                KeyCode::Enter => {
+                    let text = typed.trim().to_string();
+                    let now_ms = crate::output::journal::now_ms();
+                    match crate::lab::AuditQuery::parse(&text, now_ms) {
+                        Ok(_) => {
+                            self.filter = text;
+                            self.typing = None;
+                            self.error = None;
+                            self.selected = 0;
+                        }
+                        Err(why) => self.error = Some(why),
+                    }
+                }
+                code => {
+                    type_into(typed, code, MAX_FILTER_CHARS);
+                }
+            }
+            return Handled::Yes;
+        }
+        let last = rows.saturating_sub(1);
+        let screen = self.page_rows.max(1);
+        match key.code {
+            KeyCode::Up | KeyCode::Char('k') => self.selected = self.selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => self.selected = (self.selected + 1).min(last),
+            KeyCode::PageUp => self.selected = self.selected.saturating_sub(screen),
+            KeyCode::PageDown => self.selected = (self.selected + screen).min(last),
+            KeyCode::Home => self.selected = 0,
+            KeyCode::End => self.selected = last,
+            KeyCode::Char('/') => {
+                self.typing = Some(self.filter.clone());
+                self.error = None;
+            }
+            KeyCode::Esc if !self.filter.is_empty() => {
+                self.filter.clear();
+                self.selected = 0;
+                return Handled::Notice("filter cleared".into());
+            }
+            _ => return Handled::No,
+        }
+        Handled::Yes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use terminput::KeyModifiers;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code).modifiers(KeyModifiers::empty())
+    }
+
+    #[test]
+    fn a_filter_is_applied_only_when_it_parses_and_esc_clears_it() {
+        let mut s = AdminState::default();
+        s.handle_key(key(KeyCode::Char('/')), 5);
+        assert!(s.takes_text());
+        for c in "user:ana colour:red".chars() {
+            s.handle_key(key(KeyCode::Char(c)), 5);
+        }
+        s.handle_key(key(KeyCode::Enter), 5);
+        assert!(s.takes_text(), "stays open on a mistake");
+        assert!(s.error.as_deref().is_some_and(|e| e.contains("colour")));
+        for _ in 0.." colour:red".len() {
+            s.handle_key(key(KeyCode::Backspace), 5);
+        }
+        s.handle_key(key(KeyCode::Enter), 5);
+        assert_eq!(s.filter, "user:ana");
+        assert!(!s.takes_text());
+        s.handle_key(key(KeyCode::End), 5);
+        assert_eq!(s.selected, 4);
+        assert_eq!(
+            s.handle_key(key(KeyCode::Esc), 5),
+            Handled::Notice("filter cleared".into())
+        );
+        assert_eq!((s.filter.as_str(), s.selected), ("", 0));
+        assert_eq!(s.handle_key(key(KeyCode::Char('z')), 5), Handled::No);
+    }
+}
