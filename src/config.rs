@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// Largest git diff kept per experiment (`notebook.max_diff` at most).
+pub const MAX_DIFF_BYTES: u64 = 16 << 20;
+
 /// The documented default configuration, embedded in the binary.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/labbench.toml");
 
@@ -540,6 +543,16 @@ impl Config {
                 "queue",
                 "max_processes",
                 "must be at least 8".into(),
+            ));
+        }
+        if self.notebook.max_diff.0 > MAX_DIFF_BYTES {
+            return Err(invalid(
+                "notebook",
+                "max_diff",
+                format!(
+                    "at most {}",
+                    crate::units::short_bytes(MAX_DIFF_BYTES as f64)
+                ),
             ));
         }
         for (key, name) in [

@@ -184,7 +184,7 @@ pub enum LabCommand {
         /// Print JSON: {"rows":[{"id","name","owner","project","tags","state",
         /// "outcome","submitted_at","duration_secs","peak_memory_bytes",
         /// "memory_request_bytes","gpu_hours","metrics","commit","dirty"}],
-        /// "next","next_offset","sorted_among","examined"}.
+        /// "next","next_offset","sorted_among","sort_partial","examined"}.
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         /// Print CSV, a row per experiment.

@@ -76,7 +76,12 @@ fn as_text(page: &HistoryPage, shown: &[String]) -> String {
                 "no experiment matched among the {} newest examined; go on with --before {next}\n",
                 page.examined
             ),
-            None => "no experiment matches\n".into(),
+            None => match page.sorted_among {
+                Some(among) if among > 0 => {
+                    format!("no rows past those {among} sorted matches (a smaller --offset)\n")
+                }
+                _ => "no experiment matches\n".into(),
+            },
         };
     }
     let mut header = vec![
@@ -127,10 +132,10 @@ fn as_text(page: &HistoryPage, shown: &[String]) -> String {
     if let Some(next) = page.next_offset {
         out.push_str(&format!("more: --offset {next}\n"));
     }
-    if page.sorted_among == Some(crate::lab::MAX_SORTED_MATCHES) {
+    if page.sort_partial {
         out.push_str(&format!(
             "sorted among the newest {} matches; narrow the filter (since:, project:, user:) to sort older ones\n",
-            crate::lab::MAX_SORTED_MATCHES
+            page.sorted_among.unwrap_or_default()
         ));
     }
     out

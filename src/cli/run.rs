@@ -206,7 +206,14 @@ pub async fn run_command(
             action,
             limit,
             json,
-        } => super::audit::audit(lab, &caller, since.as_deref(), user, action, limit, json),
+        } => {
+            // A filter that matches little reads the whole trail.
+            let lab = lab.clone();
+            blocking(move || {
+                super::audit::audit(&lab, &caller, since.as_deref(), user, action, limit, json)
+            })
+            .await
+        }
         LabCommand::Key {
             action: KeyAction::Rm { name, fingerprint },
             json,

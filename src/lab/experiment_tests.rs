@@ -675,3 +675,23 @@ fn a_member_cannot_queue_more_than_the_queue_allows() {
         .expect("the quota allows one more");
     assert_eq!(lab.store().active_experiments().expect("active").len(), 4);
 }
+
+#[test]
+fn what_changes_who_may_read_what_moves_the_visibility_generation() {
+    let (_d, lab) = lab_with_admin();
+    let root = lab.local_operator().expect("admin");
+    principal(&lab, "mike", Role::Member);
+    let mut seen = lab.visibility_generation();
+    let mut moved = |lab: &Lab, what: &str| {
+        let now = lab.visibility_generation();
+        assert_ne!(now, seen, "{what} did not move it");
+        seen = now;
+    };
+    lab.set_role(&root, "mike", Role::Viewer).expect("role");
+    moved(&lab, "a role change");
+    lab.set_project_private(&root, "churn", true)
+        .expect("private");
+    moved(&lab, "a project made private");
+    lab.remove_user(&root, "mike").expect("remove");
+    moved(&lab, "a removal");
+}

@@ -222,6 +222,7 @@ impl Lab {
         }
         let was = self.store.private_projects()?.contains(project);
         self.store.set_project_private(project, private)?;
+        self.visibility_changed();
         let word = |private: bool| if private { "private" } else { "public" };
         self.audit(
             p,

@@ -69,7 +69,7 @@ pub struct HistoryRow {
 }
 
 /// A page of history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HistoryPage {
     /// The rows, newest first.
     pub rows: Vec<HistoryRow>,
@@ -79,8 +79,11 @@ pub struct HistoryPage {
     /// last, and when not sorted.
     pub next_offset: Option<usize>,
     /// Sorted: how many matches were ranked (at most
-    /// [`MAX_SORTED_MATCHES`], the newest; more matched when it is that).
+    /// [`MAX_SORTED_MATCHES`]).
     pub sorted_among: Option<usize>,
+    /// Sorted: more matched than were ranked (the newest were), or the
+    /// walk stopped at [`MAX_EXAMINED`]: older matches are not in the order.
+    pub sort_partial: bool,
     /// Experiments examined for this page (of those whose results the
     /// caller may read).
     pub examined: usize,
@@ -92,6 +95,7 @@ struct Matched {
     e: Experiment,
     /// Whether its results may be shown to the caller.
     readable: bool,
+    /// The outcome given to it, when the caller may read it.
     outcome: Option<Verdict>,
     /// Its metric summaries, when matching read them.
     metrics: Option<BTreeMap<String, MetricSummary>>,
@@ -105,6 +109,7 @@ struct Walked {
     /// said: an outcome walk must not tell which private experiments were
     /// given one).
     examined: usize,
+    /// The last of those.
     last_examined: Option<u64>,
 }
 
@@ -159,6 +164,7 @@ impl Lab {
             next,
             next_offset: None,
             sorted_among: None,
+            sort_partial: false,
             examined: walked.examined,
         })
     }
@@ -185,12 +191,19 @@ impl Lab {
         let _one = Searching::begin(self, &p.user)?;
         let now = super::now();
         let mut ranking = Ranking::new(sort.descending, offset + limit);
+        // Whether a match was left unranked (more than the most ranked).
+        let mut more = false;
         let walked = self.walk_matching(&p, &parsed, None, now, |mut m| {
+            if ranking.offered == MAX_SORTED_MATCHES {
+                more = true;
+                return Ok(false);
+            }
             let value = self.sort_value(&sort.column, &mut m, now)?;
             ranking.offer(m.e.id, value);
-            Ok(ranking.offered < MAX_SORTED_MATCHES)
+            Ok(true)
         })?;
         let matched = ranking.offered;
+        let next = offset + limit;
         let private_projects = self.store.private_projects()?;
         let mut rows = Vec::new();
         for id in ranking.into_ids().into_iter().skip(offset) {
@@ -204,8 +217,10 @@ impl Lab {
         Ok(HistoryPage {
             rows,
             next: None,
-            next_offset: (matched > offset + limit).then_some(offset + limit),
+            // A deeper page would be refused: narrow the filter instead.
+            next_offset: (matched > next && next <= MAX_SORTED_OFFSET).then_some(next),
             sorted_among: Some(matched),
+            sort_partial: more || walked.walked >= MAX_EXAMINED,
             examined: walked.examined,
         })
     }
@@ -397,7 +412,10 @@ impl Lab {
             SortColumn::Outcome => m.outcome.and_then(|o| text(o.name())),
             SortColumn::Ran => duration(&e.state, now).map(|d| SortValue::Number(d as f64)),
             SortColumn::PeakMemory => peak_memory(e).map(|b| SortValue::Number(b as f64)),
-            SortColumn::GpuHours => Some(SortValue::Number(e.usage.gpu_seconds)),
+            // One that never ran has no GPU-hours, rather than none used.
+            SortColumn::GpuHours => {
+                duration(&e.state, now).map(|_| SortValue::Number(e.usage.gpu_seconds))
+            }
             SortColumn::Metric(name) => {
                 self.loaded_metrics(m)?;
                 m.metrics

@@ -121,7 +121,11 @@ impl SortValue {
     fn cmp(&self, other: &SortValue) -> Ordering {
         match (self, other) {
             (SortValue::Number(a), SortValue::Number(b)) => a.total_cmp(b),
-            (SortValue::Text(a), SortValue::Text(b)) => a.cmp(b),
+            // A to Z whatever the case; the case only breaks ties.
+            (SortValue::Text(a), SortValue::Text(b)) => a
+                .to_lowercase()
+                .cmp(&b.to_lowercase())
+                .then_with(|| a.cmp(b)),
             (SortValue::Number(_), SortValue::Text(_)) => Ordering::Less,
             (SortValue::Text(_), SortValue::Number(_)) => Ordering::Greater,
         }
@@ -131,8 +135,11 @@ impl SortValue {
 /// An experiment placed in a sorted page.
 #[derive(Debug)]
 struct Ranked {
+    /// Its value in the column (`None`: it has none, and goes last).
     value: Option<SortValue>,
+    /// The experiment.
     id: u64,
+    /// Largest first.
     descending: bool,
 }
 
@@ -273,6 +280,15 @@ mod tests {
                 assert_eq!(got, want[..keep.min(want.len())], "keep {keep}");
             }
         }
+    }
+
+    #[test]
+    fn names_go_a_to_z_whatever_their_case() {
+        let mut ranking = Ranking::new(false, 10);
+        for (id, name) in [(1, "beta"), (2, "Alpha"), (3, "alpha"), (4, "Gamma")] {
+            ranking.offer(id, Some(SortValue::Text(name.into())));
+        }
+        assert_eq!(ranking.into_ids(), vec![2, 3, 1, 4]);
     }
 
     #[test]

@@ -329,6 +329,7 @@ impl Change {
         self
     }
 
+    /// The entry of the trail: this change, made by `actor` at `at`.
     fn event(self, at: i64, actor: &str) -> AuditEvent {
         AuditEvent {
             at,

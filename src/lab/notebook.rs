@@ -88,12 +88,17 @@ impl Lab {
         self.store.put_comment(&found)?;
         self.audit(
             &p,
+            // Lengths, not texts: a comment removed for what it said is
+            // gone from the trail too.
             Change::new(
                 "comment.edit",
                 format!("experiment {id}"),
                 format!("edited comment {comment} on experiment {id}"),
             )
-            .changing(Some(before), Some(found.text.clone())),
+            .changing(
+                Some(format!("{} characters", before.chars().count())),
+                Some(format!("{} characters", found.text.chars().count())),
+            ),
         )?;
         Ok(found)
     }
@@ -111,7 +116,10 @@ impl Lab {
                 format!("experiment {id}"),
                 format!("removed comment {comment} on experiment {id}"),
             )
-            .changing(Some(found.text), None),
+            .changing(
+                Some(format!("{} characters", found.text.chars().count())),
+                None,
+            ),
         )
     }
 

@@ -64,6 +64,9 @@ pub(super) struct AccountsState {
     /// Bumped when a user or a key is removed: connections then check that
     /// their user and key still exist, and close if not.
     revocations: tokio::sync::watch::Sender<u64>,
+    /// Bumped when who may read what changed (a role, a removal, a project
+    /// made private or public): what a session keeps is read again.
+    visibility: std::sync::atomic::AtomicU64,
 }
 
 impl Default for AccountsState {
@@ -72,6 +75,7 @@ impl Default for AccountsState {
             identity: std::sync::Mutex::new(()),
             challenges: std::sync::Mutex::default(),
             revocations: tokio::sync::watch::Sender::new(0),
+            visibility: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -87,6 +91,22 @@ impl Lab {
         self.accounts
             .revocations
             .send_modify(|n| *n = n.wrapping_add(1));
+        self.visibility_changed();
+    }
+
+    /// A number that changes whenever who may read what changed: a session
+    /// that keeps what it read reads it again when this moves.
+    pub fn visibility_generation(&self) -> u64 {
+        self.accounts
+            .visibility
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Moves [`Lab::visibility_generation`].
+    pub(super) fn visibility_changed(&self) {
+        self.accounts
+            .visibility
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn identity_lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -331,6 +351,7 @@ impl Lab {
         let old = user.role;
         user.role = role;
         self.store.put_user(&user)?;
+        self.visibility_changed();
         self.audit(
             p,
             Change::new(

@@ -70,6 +70,12 @@ pub(super) fn encode_packed<T: Serialize>(tree: &'static str, value: &T) -> Stor
 /// dictionary's number.
 pub(super) fn pack(tree: &'static str, json: &[u8]) -> StoreResult<Vec<u8>> {
     let failed = |reason: String| StoreError::Corrupt { tree, reason };
+    if json.len() > MAX_UNPACKED {
+        return Err(failed(format!(
+            "a record of {} bytes is larger than the {MAX_UNPACKED} a packed one may be",
+            json.len()
+        )));
+    }
     PACKER.with(|packer| {
         let mut packer = packer.borrow_mut();
         packer.reset();
@@ -123,7 +129,7 @@ pub(super) fn unpack(tree: &'static str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
                 return Err(corrupt("packed record unpacks past its limit".into()));
             }
             if out.len() == out.capacity() {
-                out.reserve(out.len());
+                out.reserve(out.len().min(MAX_UNPACKED + 1 - out.len()));
             } else if before == (unpacker.total_in() as usize, out.len()) {
                 // Room to write and nothing more written: the input ended.
                 return Err(corrupt("packed record ends early".into()));
@@ -141,6 +147,7 @@ pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> S
     decode_json(tree, bytes)
 }
 
+/// Reads a record from its JSON envelope.
 fn decode_json<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
     let envelope: EnvelopeIn<T> =
         serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {

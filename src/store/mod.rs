@@ -31,8 +31,11 @@ use crate::model::Experiment;
 /// long listings of history grow the daemon for good).
 const STORE_CACHE_BYTES: u64 = 16 << 20;
 
-/// Schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Schema version this build reads and writes. 2: records may be packed
+/// (`codec.rs`), which a build of version 1 cannot read; a store this
+/// build opens is marked 2, so such a build refuses it with a clear error
+/// rather than failing on its records.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const META_TREE: &str = "meta";
 const USERS_TREE: &str = "users";
@@ -263,6 +266,12 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    // Every earlier record still reads; what is written
+                    // from now on may not read in the earlier build.
+                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                    trees.db.flush()?;
+                }
             }
         }
         indexes::build_if_missing(&trees)?;
@@ -470,6 +479,27 @@ mod tests {
         let err = Store::open(dir.path()).expect_err("second open must fail");
         assert!(matches!(err, StoreError::Locked(_)), "{err}");
         assert!(err.to_string().contains("in use"), "{err}");
+    }
+
+    #[test]
+    fn an_earlier_schema_is_marked_as_this_builds_once_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::open(dir.path().join("db")).expect("sled");
+            db.open_tree(META_TREE)
+                .expect("tree")
+                .insert(SCHEMA_KEY, &1u32.to_be_bytes())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        drop(Store::open(dir.path()).expect("open"));
+        let db = sled::open(dir.path().join("db")).expect("sled");
+        let found = db
+            .open_tree(META_TREE)
+            .expect("tree")
+            .get(SCHEMA_KEY)
+            .expect("get");
+        assert_eq!(found.as_deref(), Some(&SCHEMA_VERSION.to_be_bytes()[..]));
     }
 
     #[test]

@@ -14,11 +14,11 @@ use std::path::Path;
 
 use super::codec::{decode, encode, encode_packed, pack, unpack};
 use super::{DIFFS_TREE, HASH_CACHE_TREE, PROVENANCE_TREE, Store, StoreError, StoreResult};
+use crate::model::{CachedHash, Provenance};
 
 /// First byte of a `diffs` value that names a shared blob (UTF-8 text, as
 /// the diffs of earlier builds are, never starts with it).
 const DIFF_REF: u8 = 0xFF;
-use crate::model::{CachedHash, Provenance};
 
 impl Store {
     /// Writes the provenance of experiment `id` (and its diff, when given);

@@ -235,6 +235,15 @@ fn history_request(
             }
             Err(e) => view.notice = Some(e.to_string()),
         },
+        (history::Request::RemoveComment(id, comment), _) => {
+            match lab.remove_comment(principal, id, comment) {
+                Ok(()) => {
+                    view.notice = Some(format!("comment {comment} removed"));
+                    view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
+                }
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+        }
         (history::Request::EditComment(id, comment, text), _) => {
             match lab.edit_comment(principal, id, comment, &text) {
                 Ok(c) => {
@@ -248,13 +257,14 @@ fn history_request(
         (history::Request::PickComment(id, nth, remove), _) => {
             match snapshot.history_comments.get(nth) {
                 None => view.notice = Some("no comment of yours here to change".into()),
-                Some(c) if remove => match lab.remove_comment(principal, id, c.id) {
-                    Ok(()) => {
-                        view.notice = Some(format!("comment {} removed", c.id));
-                        view.history.pane = Some(HistoryPane::Page { id, scroll: 0 });
-                    }
-                    Err(e) => view.notice = Some(e.to_string()),
-                },
+                Some(c) if remove => {
+                    let first = c.text.lines().next().unwrap_or("");
+                    view.history.pane = Some(HistoryPane::ConfirmRemove {
+                        id,
+                        comment: c.id,
+                        what: format!("{}: {first}", c.author),
+                    });
+                }
                 Some(c) => {
                     view.history.pane = Some(HistoryPane::Comment {
                         id,
@@ -331,14 +341,15 @@ mod tests {
             Request::History(history::Request::Log(_)) => [Done, Done, Denied, Denied],
             // The owner's comment, as `comment --edit/--rm` are.
             Request::History(history::Request::EditComment(..)) => [Done, Done, Denied, Denied],
-            Request::History(history::Request::PickComment(..)) => [Done, Done, Denied, Denied],
+            Request::History(history::Request::RemoveComment(..)) => [Done, Done, Denied, Denied],
             // They open panes; what a pane shows is read through the
             // service as it is drawn (tui/session.rs tests it).
             Request::History(
                 history::Request::OpenSelected
                 | history::Request::MarkSelected
                 | history::Request::CompareMarked
-                | history::Request::NextPage,
+                | history::Request::NextPage
+                | history::Request::PickComment(..),
             ) => [Done; 4],
         }
     }
@@ -430,8 +441,10 @@ mod tests {
                     "second look".into(),
                 )),
                 Request::History(history::Request::Log(target)),
-                // Removing the comment listed (as if a stale list showed it).
+                // Choosing the comment listed (a pane that asks), then
+                // removing it.
                 Request::History(history::Request::PickComment(target, 0, true)),
+                Request::History(history::Request::RemoveComment(target, comment.id)),
             ];
             for request in requests {
                 let want = row(&request)[n];

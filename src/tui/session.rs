@@ -272,6 +272,8 @@ pub async fn run_tui_session<S: FrameSink>(
                 view.history.filter.clone(),
                 view.history.before(),
                 sort.clone(),
+                // Who may read what: a change reads the page again at once.
+                (view.role, lab.visibility_generation()),
             );
             // A sorted page reads all that the filter matches: less often.
             let every = if sort.is_some() {
@@ -301,8 +303,9 @@ pub async fn run_tui_session<S: FrameSink>(
                 match read {
                     Ok(page) => history = Some((key, std::time::Instant::now(), page)),
                     Err(e) => {
+                        // Shown, and not asked again before the next refresh.
                         view.notice = Some(e.to_string());
-                        history = None;
+                        history = Some((key, std::time::Instant::now(), Default::default()));
                     }
                 }
             }
@@ -310,7 +313,7 @@ pub async fn run_tui_session<S: FrameSink>(
                 snapshot.history = page.rows.clone();
                 // Sorted, the next page starts after so many rows.
                 snapshot.history_next = page.next.or(page.next_offset.map(|offset| offset as u64));
-                snapshot.history_capped = page.sorted_among == Some(crate::lab::MAX_SORTED_MATCHES);
+                snapshot.history_capped = page.sort_partial;
             }
             view.history_rows = snapshot.history.len();
             view.history.selected = view
@@ -326,18 +329,22 @@ pub async fn run_tui_session<S: FrameSink>(
             if stale {
                 // Decided by the service with the current role.
                 let now_ms = crate::output::journal::now_ms();
-                let read = crate::lab::AuditQuery::parse(&view.admin.filter, now_ms)
-                    .map_err(crate::lab::LabError::Invalid)
-                    .and_then(|query| lab.audit_log(&principal, &query));
-                audit = match read {
-                    Ok(events) => {
-                        Some((view.admin.filter.clone(), std::time::Instant::now(), events))
-                    }
-                    Err(e) => {
-                        view.notice = Some(e.to_string());
-                        None
-                    }
-                };
+                let (reader, who, filter) =
+                    (lab.clone(), principal.clone(), view.admin.filter.clone());
+                // A filter that matches little reads the whole trail.
+                let read = tokio::task::spawn_blocking(move || {
+                    crate::lab::AuditQuery::parse(&filter, now_ms)
+                        .map_err(crate::lab::LabError::Invalid)
+                        .and_then(|query| reader.audit_log(&who, &query))
+                })
+                .await
+                .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
+                let events = read.unwrap_or_else(|e| {
+                    // Shown, and not asked again before the next refresh.
+                    view.notice = Some(e.to_string());
+                    Vec::new()
+                });
+                audit = Some((view.admin.filter.clone(), std::time::Instant::now(), events));
             }
             snapshot.audit = audit
                 .as_ref()
@@ -503,6 +510,7 @@ fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
         HistoryPane::Page { id, .. }
         | HistoryPane::Comment { id, .. }
         | HistoryPane::PickComment { id, .. }
+        | HistoryPane::ConfirmRemove { id, .. }
         | HistoryPane::Outcome { id, .. } => (vec![*id], false),
         HistoryPane::Compare { ids, .. } => (ids.clone(), true),
         // Read apart from the page's text (a diff is long).
@@ -614,7 +622,12 @@ fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool)
 }
 
 /// What History's page was read for: its filter, where it starts, its order.
-type HistoryKey = (String, Option<u64>, Option<crate::lab::HistorySort>);
+type HistoryKey = (
+    String,
+    Option<u64>,
+    Option<crate::lab::HistorySort>,
+    (crate::model::Role, u64),
+);
 
 /// What History's projects or dependencies view read, for which view and
 /// query, and when.
@@ -651,6 +664,7 @@ fn history_pane_text(lab: &Lab, principal: &Principal, pane: &HistoryPane) -> St
         HistoryPane::Page { id, .. }
         | HistoryPane::Comment { id, .. }
         | HistoryPane::PickComment { id, .. }
+        | HistoryPane::ConfirmRemove { id, .. }
         | HistoryPane::Outcome { id, .. } => {
             let id = *id;
             let mut text = match lab.experiment(principal, id) {

@@ -119,18 +119,27 @@ fn render_table(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &History
         printable(&state.filter)
     };
     let page = state.pages.len() + 1;
-    let more = if snap.history_next.is_some() {
-        " · n: older"
-    } else {
-        ""
+    let more = match (snap.history_next, state.service_sort()) {
+        (None, _) => "",
+        (Some(_), None) => " · n: older",
+        (Some(_), Some(_)) => " · n: next",
     };
     let title = if wide {
         format!(
             " History · filter {filter} · by {}{}{} · page {page}{more} · {} marked (space, d compare) ",
-            state.sort.0.label(),
-            if state.sort.1 { ", reversed" } else { "" },
+            // As the service sorts: a metric the filter dropped is not.
+            if state.service_sort().is_some() {
+                state.sort.0.label()
+            } else {
+                "id"
+            },
+            if state.sort.1 && state.service_sort().is_some() {
+                ", reversed"
+            } else {
+                ""
+            },
             if snap.history_capped {
-                " (its newest 100 000)"
+                " (the newest matches only)"
             } else {
                 ""
             },
@@ -402,6 +411,30 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
         } => {
             return render_comment_choice(frame, area, snap, *id, *selected, *remove);
         }
+        HistoryPane::ConfirmRemove { id, comment, what } => {
+            let rect = clear_centered(frame, area, area.width.min(90), 4);
+            let what: String = printable(what)
+                .chars()
+                .take(usize::from(rect.width.saturating_sub(4)))
+                .collect();
+            frame.render_widget(
+                Paragraph::new(vec![
+                    Line::from(what),
+                    Line::from(Span::styled(
+                        "y: delete it · any other key: keep it",
+                        Style::default().fg(DIM),
+                    )),
+                ])
+                .block(
+                    Block::default()
+                        .borders(Borders::ALL)
+                        .border_style(Style::default().fg(Color::Red))
+                        .title(format!(" Delete comment {comment} on experiment {id}? ")),
+                ),
+                rect,
+            );
+            return;
+        }
         _ => {}
     }
     let wrap = matches!(pane, HistoryPane::Page { .. });
@@ -412,7 +445,8 @@ fn render_pane(frame: &mut Canvas, area: Rect, snap: &Snapshot, pane: &HistoryPa
         ),
         HistoryPane::Comment { .. }
         | HistoryPane::Outcome { .. }
-        | HistoryPane::PickComment { .. } => return,
+        | HistoryPane::PickComment { .. }
+        | HistoryPane::ConfirmRemove { .. } => return,
         HistoryPane::Diff { id, scroll } => (
             format!(
                 " Diff of experiment {id} against its commit — ↑↓ PgUp PgDn scroll · Esc: its page "

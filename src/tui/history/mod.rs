@@ -36,8 +36,10 @@ pub enum Request {
     /// Replace the text of this comment on this experiment.
     EditComment(u64, u64, String),
     /// The n-th comment listed to choose from on this experiment: edit it
-    /// (`false`) or remove it (`true`).
+    /// (`false`) or ask to remove it (`true`).
     PickComment(u64, usize, bool),
+    /// Remove this comment on this experiment (asked, and said yes to).
+    RemoveComment(u64, u64),
     /// Give this experiment this outcome (`None`: take it back), with a note.
     Outcome(u64, Option<crate::model::Verdict>, String),
 }
@@ -124,6 +126,15 @@ pub enum HistoryPane {
         text: String,
         /// The comment whose text this replaces (`None`: a new one).
         editing: Option<u64>,
+    },
+    /// Whether to remove a comment: `y` removes it, any other key keeps it.
+    ConfirmRemove {
+        /// The experiment.
+        id: u64,
+        /// The comment.
+        comment: u64,
+        /// Its author and first line, to show what goes.
+        what: String,
     },
     /// One of the caller's comments being chosen, to edit it (`e`) or
     /// remove it (`x`); the session lists them.
@@ -350,6 +361,13 @@ impl HistoryState {
                         _ => {}
                     }
                     return Handled::Yes;
+                }
+                HistoryPane::ConfirmRemove { id, comment, .. } => {
+                    if key.code == KeyCode::Char('y') {
+                        return Handled::Ask(Request::RemoveComment(*id, *comment));
+                    }
+                    self.pane = Some(HistoryPane::Page { id: *id, scroll: 0 });
+                    return Handled::Notice("kept".into());
                 }
                 HistoryPane::PickComment {
                     id,
@@ -765,6 +783,25 @@ mod tests {
             s.handle_key(key(KeyCode::Enter), 1),
             Handled::Ask(Request::PickComment(7, 0, true))
         );
+        // The session asks first; only `y` removes.
+        let confirm = HistoryPane::ConfirmRemove {
+            id: 7,
+            comment: 42,
+            what: "ana: lift holds".into(),
+        };
+        s.pane = Some(confirm.clone());
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char('y')), 1),
+            Handled::Ask(Request::RemoveComment(7, 42))
+        );
+        s.pane = Some(confirm);
+        s.handle_key(key(KeyCode::Char('n')), 1);
+        assert_eq!(s.pane, Some(HistoryPane::Page { id: 7, scroll: 0 }));
+        s.pane = Some(HistoryPane::PickComment {
+            id: 7,
+            selected: 0,
+            remove: true,
+        });
         s.handle_key(key(KeyCode::Esc), 1);
         assert_eq!(s.pane, Some(HistoryPane::Page { id: 7, scroll: 0 }));
         assert_eq!(
