@@ -82,6 +82,11 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("host", [Done, Done, Done, Done]),
     // Who did what to whom: for admins (enforced in the service).
     ("audit", [Done, Denied, Denied, Denied]),
+    // Everyone reads the announcement; admins set it and notify.
+    ("motd show", [Done, Done, Done, Done]),
+    ("motd set", [Done, Denied, Denied, Denied]),
+    ("motd clear", [Done, Denied, Denied, Denied]),
+    ("notify", [Done, Denied, Denied, Denied]),
 ];
 
 /// The cast, connected, with experiments to act on.
@@ -237,6 +242,10 @@ impl Fixture {
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
             "audit" => "audit --user mike --json".into(),
+            "motd show" => "motd show --json".into(),
+            "motd set" => format!("motd set maintenance {tag}"),
+            "motd clear" => "motd clear".into(),
+            "notify" => format!("notify mike build {tag} is done"),
             other => panic!("no line in the authorization matrix for the command {other:?}"),
         };
         (line, None)

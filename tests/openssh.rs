@@ -471,3 +471,76 @@ fn the_queue_tab_counts_and_pages_through_a_long_queue() {
     assert!(rows[0].contains("waiting-59"), "{newest}");
     let _ = s.as_admin(&["cancel", &gate.to_string()]);
 }
+
+#[test]
+fn the_announcement_greets_sessions_and_notifications_reach_the_open_ones() {
+    let s = setup();
+    let ada = add_user(&s, "ada", "member");
+    let set = s.as_admin(&["motd", "set", "GPU", "3", "is", "down", "until", "Monday"]);
+    assert!(set.status.success(), "{set:?}");
+    // A script (no terminal) never sees it; `ssh -t` shows it above the
+    // output, on standard error.
+    let plain = ssh(&s.server, &ada, &s.known_hosts, &["whoami"]);
+    assert!(plain.status.success(), "{plain:?}");
+    assert!(
+        !String::from_utf8_lossy(&plain.stderr).contains("GPU 3"),
+        "{plain:?}"
+    );
+    let in_terminal = || {
+        Command::new("ssh")
+            .arg("-tt")
+            .args(ssh_args(&s.server, &ada, &s.known_hosts))
+            .args(["lab@127.0.0.1", "whoami"])
+            .output()
+            .expect("ssh -tt")
+    };
+    let tty = in_terminal();
+    assert!(tty.status.success(), "{tty:?}");
+    assert!(
+        String::from_utf8_lossy(&tty.stderr).contains("announcement: GPU 3 is down until Monday"),
+        "{tty:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&tty.stdout).contains("ada (member)"),
+        "{tty:?}"
+    );
+
+    // The interface opens with it; any key closes it.
+    let tmux = open_tui_as(&s, &ada);
+    tmux.wait_for("GPU 3 is down until Monday");
+    tmux.keys(&["x"]);
+    let start = Instant::now();
+    while tmux.capture().contains("Announcement") {
+        assert!(start.elapsed() < Duration::from_secs(20), "still open");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A notification reaches the open session.
+    let sent = s.as_admin(&["notify", "ada", "your", "run", "42", "is", "idle"]);
+    assert!(sent.status.success(), "{sent:?}");
+    assert!(
+        String::from_utf8_lossy(&sent.stdout).contains("1 open session"),
+        "{sent:?}"
+    );
+    tmux.wait_for("your run 42 is idle");
+
+    // Members neither announce nor notify; nobody notifies a user who is not.
+    for args in [
+        &["notify", "--all", "hi"][..],
+        &["motd", "set", "hi"],
+        &["motd", "clear"],
+    ] {
+        let out = ssh(&s.server, &ada, &s.known_hosts, args);
+        assert_eq!(out.status.code(), Some(77), "{args:?}: {out:?}");
+    }
+    let nobody = s.as_admin(&["notify", "nobody", "hi"]);
+    assert_eq!(nobody.status.code(), Some(1), "{nobody:?}");
+    let empty = s.as_admin(&["notify", "ada"]);
+    assert_eq!(empty.status.code(), Some(2), "{empty:?}");
+    // Cleared, it greets nobody.
+    assert!(s.as_admin(&["motd", "clear"]).status.success());
+    let tty = in_terminal();
+    assert!(
+        !String::from_utf8_lossy(&tty.stderr).contains("announcement"),
+        "{tty:?}"
+    );
+}

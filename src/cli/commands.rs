@@ -4,6 +4,7 @@
 use clap::Subcommand;
 
 use super::logs::LogsArgs;
+use super::notices::MotdAction;
 use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::model::{Role, Verdict};
@@ -412,6 +413,28 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The announcement shown on connect (in the interface, and above a
+    /// command's output with `ssh -t`).
+    Motd {
+        /// Print JSON: {"text","by","at"} or null.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: MotdAction,
+    },
+    /// Send a line to the open sessions of a user, or of everyone (admins):
+    /// `notify USER TEXT…` or `notify --all TEXT…`.
+    Notify {
+        /// Everyone's sessions.
+        #[arg(long)]
+        all: bool,
+        /// The user (unless --all), then the words of the text.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        words: Vec<String>,
+        /// Print JSON: {"to","sessions"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Host totals, peaks and GPUs.
     Host {
         /// Print JSON.
@@ -702,6 +725,8 @@ impl LabCommand {
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
             LabCommand::Audit { .. } => "audit",
+            LabCommand::Motd { .. } => "motd …",
+            LabCommand::Notify { .. } => "notify",
         }
     }
 }

@@ -13,6 +13,7 @@ mod history;
 pub mod logs;
 mod metrics;
 mod notebook;
+mod notices;
 pub mod output;
 mod parse;
 mod provenance;

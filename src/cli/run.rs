@@ -200,6 +200,10 @@ pub async fn run_command(
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }
         LabCommand::Host { json } => super::usage::host(lab, &caller, json),
+        LabCommand::Motd { json, action } => super::notices::motd(lab, &caller, action, json),
+        LabCommand::Notify { all, words, json } => {
+            super::notices::notify(lab, &caller, all, &words, json)
+        }
         LabCommand::Audit {
             since,
             user,

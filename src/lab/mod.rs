@@ -19,6 +19,7 @@ mod history_sort;
 mod listing;
 mod metrics;
 mod notebook;
+mod notices;
 mod output;
 mod profile;
 mod projects;
@@ -55,6 +56,7 @@ pub use listing::{
 };
 pub use metrics::{MetricPoint, MetricSeries, MetricsBrief, MetricsReport};
 pub use notebook::Discussion;
+pub use notices::KEPT_NOTIFICATIONS;
 pub use profile::ResourceSeries;
 pub use projects::{BestBy, ProjectSummary};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
@@ -151,6 +153,8 @@ pub struct Lab {
     searching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// What the runner's side keeps (engine.rs).
     engine: Arc<engine::EngineState>,
+    /// Notifications for the open sessions (notices.rs).
+    notices: Arc<notices::Notices>,
 }
 
 /// How the service asks the experiment runner to act.
@@ -211,6 +215,7 @@ impl Lab {
             accounts: Arc::default(),
             workdir_checks: Arc::default(),
             searching: Arc::default(),
+            notices: Arc::default(),
             engine: Arc::default(),
         }
     }

@@ -9,6 +9,7 @@ mod gpu;
 mod key;
 mod metric;
 mod notebook;
+mod notice;
 mod profile;
 mod provenance;
 mod quota;
@@ -27,6 +28,7 @@ pub use metric::{
     MAX_METRIC_NAMES, MAX_METRIC_VALUES, MetricSample, MetricSource, MetricSummary, MetricsRead,
 };
 pub use notebook::{Comment, Conclusion, MAX_COMMENT_BYTES, Verdict};
+pub use notice::{Announcement, MAX_NOTICE_CHARS, Notification};
 pub use profile::{Spread, UseProfile, UseSample};
 pub use provenance::{
     CachedHash, FileDigest, GitState, Interpreter, Package, Provenance, Skipped,

@@ -474,6 +474,7 @@ impl russh::server::Handler for ConnectionHandler {
                 let mut no_stdin = StdinSource::NotRead;
                 let result =
                     run_exec(&lab, &principal, &peer, command, &mut no_stdin, max_stdin).await;
+                let result = announced(&lab, &principal, output.pty(), result);
                 match reply_in_session(session, channel, output.pty(), result)? {
                     SessionReply::Queued => {
                         drop(done);
@@ -495,6 +496,10 @@ impl russh::server::Handler for ConnectionHandler {
                     let _registration = lab.sessions().register(&principal.user, SessionKind::Exec);
                     tracing::info!(peer = %peer, user = %principal.user, "exec {}", command.log_summary());
                     let mut output = output;
+                    let above = announced(&lab, &principal, output.pty(), CommandOutput::default());
+                    if !above.stderr.is_empty() {
+                        let _ = crate::cli::StreamSink::err(&mut output, above.stderr).await;
+                    }
                     let status = match lab.whoami(&principal) {
                         Ok(caller) => command
                             .stream(&lab, &caller, &mut output)
@@ -514,6 +519,7 @@ impl russh::server::Handler for ConnectionHandler {
                     run_exec(&lab, &principal, &peer, command, &mut stdin, max_stdin).await
                 }
             };
+            let result = announced(&lab, &principal, output.pty(), result);
             output.finish_command(result).await;
         });
         Ok(())
@@ -654,6 +660,22 @@ fn reply_in_session(
     session.eof(channel)?;
     session.close(channel)?;
     Ok(SessionReply::Queued)
+}
+
+/// `out` with the announcement above it on standard error, when the
+/// command runs in a terminal (`ssh -t`): people see it, and scripts,
+/// which run without one and read standard output, never do.
+fn announced(lab: &Lab, principal: &Principal, pty: bool, mut out: CommandOutput) -> CommandOutput {
+    if !pty {
+        return out;
+    }
+    if let Ok(Some(a)) = lab.announcement(principal) {
+        let mut above =
+            format!("announcement: {}\n", crate::units::printable(&a.text)).into_bytes();
+        above.append(&mut out.stderr);
+        out.stderr = above;
+    }
+    out
 }
 
 /// A pty size from the client, bounded to something sane.

@@ -16,6 +16,7 @@ mod experiments;
 mod indexes;
 mod metrics;
 mod notebook;
+mod notice;
 mod profile;
 mod provenance;
 mod usage;

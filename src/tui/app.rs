@@ -86,6 +86,8 @@ pub struct ViewState {
     pub admin: AdminState,
     /// Entries the Admin tab lists (set by the session).
     pub admin_rows: usize,
+    /// The announcement shown over the screen until a key is pressed.
+    pub announcement: Option<String>,
     /// A request for the session to complete with shared data.
     pub request: Option<Request>,
 }
@@ -113,6 +115,7 @@ impl ViewState {
             history_rows: 0,
             admin: AdminState::default(),
             admin_rows: 0,
+            announcement: None,
             request: None,
         }
     }
@@ -156,6 +159,10 @@ impl ViewState {
     pub fn handle_key(&mut self, key: KeyEvent) -> Flow {
         self.notice = None;
         let ctrl = key.modifiers.contains(KeyModifiers::CTRL);
+        // The announcement is closed by any key, which does nothing else.
+        if self.announcement.take().is_some() && !(ctrl && key.code == KeyCode::Char('c')) {
+            return Flow::Continue;
+        }
         match key.code {
             KeyCode::Char('c') if ctrl => return Flow::Quit,
             // While text is typed (form, prompt, search), every key is text.

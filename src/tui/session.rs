@@ -61,6 +61,16 @@ pub async fn run_tui_session<S: FrameSink>(
     settings: TuiSettings,
 ) -> u32 {
     let mut view = ViewState::new(principal.role);
+    // The announcement greets the session; notifications after now follow.
+    if let Ok(Some(a)) = lab.announcement(&principal) {
+        view.announcement = Some(format!(
+            "{} ({}, {})",
+            a.text,
+            a.by,
+            crate::units::minute_time(a.at)
+        ));
+    }
+    let mut notified = lab.notification_seq();
     let mut parser = InputParser::default();
     let initial_size = *input.size.borrow_and_update();
     let mut screen = ScreenWriter::new(initial_size);
@@ -320,6 +330,10 @@ pub async fn run_tui_session<S: FrameSink>(
                 .history
                 .selected
                 .min(snapshot.history.len().saturating_sub(1));
+        }
+        for n in lab.notifications_after(&principal, notified) {
+            notified = n.seq;
+            view.notice = Some(format!("{}: {}", n.by, n.text));
         }
         if view.tab == Tab::Admin {
             view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);

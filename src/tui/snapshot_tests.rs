@@ -917,3 +917,19 @@ fn history_diff_viewer() {
     );
     insta::assert_snapshot!("history_diff_100x24", draw(&v, &snap, 100, 24));
 }
+
+#[test]
+fn the_announcement_shows_over_the_screen_until_a_key() {
+    let mut v = view(Role::Member, Tab::Dashboard);
+    v.announcement = Some(
+        "GPU 3 is down for repairs until Monday; use --gpus 0 meanwhile (root, 2026-12-06 09:00)"
+            .into(),
+    );
+    insta::assert_snapshot!(
+        "announcement_100x30",
+        draw(&v, &snapshot(Role::Member), 100, 30)
+    );
+    v.handle_key(KeyEvent::new(KeyCode::Char('2')));
+    assert_eq!(v.announcement, None);
+    assert_eq!(v.tab, Tab::Dashboard, "the key only closed it");
+}

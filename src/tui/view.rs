@@ -46,6 +46,9 @@ pub fn render(buffer: &mut Buffer, view: &ViewState, snap: &Snapshot) {
     if view.help_open {
         render_help(frame, area, view.tab);
     }
+    if let Some(text) = &view.announcement {
+        render_announcement(frame, body, text);
+    }
 }
 
 fn render_too_small(frame: &mut Canvas, area: Rect) {
@@ -206,6 +209,25 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
         ]);
     }
     lines
+}
+
+/// The announcement, over the screen until a key is pressed.
+fn render_announcement(frame: &mut Canvas, area: Rect, text: &str) {
+    let width = area.width.min(72);
+    let lines =
+        (crate::units::printable(text).chars().count() as u16 / width.saturating_sub(4).max(1)) + 2;
+    let rect = clear_centered(frame, area, width, (lines + 2).min(area.height));
+    frame.render_widget(
+        Paragraph::new(crate::units::printable(text))
+            .wrap(Wrap { trim: true })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(Style::default().fg(ACCENT))
+                    .title(" Announcement · any key closes "),
+            ),
+        rect,
+    );
 }
 
 fn render_help(frame: &mut Canvas, area: Rect, tab: Tab) {
