@@ -18,7 +18,7 @@ pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/labbench.toml");
 pub const CONFIG_ENV: &str = "LABBENCH_CONFIG";
 
 /// The whole configuration of a labbench server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Directory of the database and host key.
@@ -35,6 +35,31 @@ pub struct Config {
     pub queue: QueueConfig,
     /// What the lab notebook captures of each experiment.
     pub notebook: NotebookConfig,
+    /// What compute costs.
+    pub costs: CostsConfig,
+}
+
+/// What compute costs: prices per hour, and the zone of months.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostsConfig {
+    /// What the prices are in (a label).
+    pub currency: String,
+    /// Price of a CPU core for an hour.
+    pub cpu_hour: f64,
+    /// Price of a GiB of memory for an hour.
+    pub gib_hour: f64,
+    /// Price of a GPU for an hour.
+    pub gpu_hour: f64,
+    /// The zone whose months costs are counted in: `local` (the host's)
+    /// or `UTC`.
+    pub time_zone: String,
+}
+
+impl Default for CostsConfig {
+    fn default() -> Self {
+        Config::default().costs
+    }
 }
 
 /// What the lab notebook captures of each experiment.
@@ -299,6 +324,13 @@ impl Default for Config {
                 max_hashed_files: 100_000,
                 default_project: String::new(),
             },
+            costs: CostsConfig {
+                currency: "USD".into(),
+                cpu_hour: 0.0,
+                gib_hour: 0.0,
+                gpu_hour: 0.0,
+                time_zone: "local".into(),
+            },
         }
     }
 }
@@ -543,6 +575,27 @@ impl Config {
                 "queue",
                 "max_processes",
                 "must be at least 8".into(),
+            ));
+        }
+        let c = &self.costs;
+        for (key, rate) in [
+            ("cpu_hour", c.cpu_hour),
+            ("gib_hour", c.gib_hour),
+            ("gpu_hour", c.gpu_hour),
+        ] {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err(invalid(
+                    "costs",
+                    key,
+                    format!("{rate} is not a price (0 or more)"),
+                ));
+            }
+        }
+        if !["local", "UTC"].contains(&c.time_zone.as_str()) {
+            return Err(invalid(
+                "costs",
+                "time_zone",
+                format!("{:?}: local (the host's zone) or UTC", c.time_zone),
             ));
         }
         if self.notebook.max_diff.0 > MAX_DIFF_BYTES {

@@ -306,7 +306,8 @@ async fn local(config: Config, command: LabCommand) -> ExitCode {
     let settings = labbench::server::queue_settings(&config);
     let lab = Lab::new(store, monitor)
         .with_data_dir(config.data_dir.clone())
-        .with_queue_settings(settings);
+        .with_queue_settings(settings)
+        .with_cost_settings(labbench::server::cost_settings(&config));
     let operator = match lab.local_operator() {
         Ok(p) => p,
         Err(e) => {

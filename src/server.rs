@@ -105,6 +105,7 @@ pub async fn start(
     let lab = Lab::new(store, monitor)
         .with_data_dir(data_dir.clone())
         .with_queue_settings(queue_settings(&config))
+        .with_cost_settings(cost_settings(&config))
         .with_runner(runner_handle);
     // Bind and load the host key before the bootstrap, so a port in use fails
     // before an admin key is generated and its `ssh -i` line could be missed.
@@ -441,6 +442,24 @@ pub fn queue_settings(config: &Config) -> QueueSettings {
         single_user: (!crate::sys::process::is_root() && q.run_as_daemon_user).then(invoking_user),
         default_project: Some(config.notebook.default_project.trim().to_string())
             .filter(|p| !p.is_empty()),
+    }
+}
+
+/// The rates and the zone of months `[costs]` sets.
+pub fn cost_settings(config: &Config) -> crate::lab::CostSettings {
+    let c = &config.costs;
+    crate::lab::CostSettings {
+        rates: crate::model::CostRates {
+            currency: c.currency.clone(),
+            cpu_hour: c.cpu_hour,
+            gib_hour: c.gib_hour,
+            gpu_hour: c.gpu_hour,
+        },
+        zone: if c.time_zone == "UTC" {
+            crate::lab::CostZone::Utc
+        } else {
+            crate::lab::CostZone::Local
+        },
     }
 }
 

@@ -82,6 +82,8 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("host", [Done, Done, Done, Done]),
     // Who did what to whom: for admins (enforced in the service).
     ("audit", [Done, Denied, Denied, Denied]),
+    // Everyone's for admins, one's own for others (tests of lab::costs).
+    ("costs", [Done, Done, Done, Done]),
     // Everyone reads the announcement; admins set it and notify.
     ("motd show", [Done, Done, Done, Done]),
     ("motd set", [Done, Denied, Denied, Denied]),
@@ -242,6 +244,7 @@ impl Fixture {
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
             "audit" => "audit --user mike --json".into(),
+            "costs" => "costs --by project --csv".into(),
             "motd show" => "motd show --json".into(),
             "motd set" => format!("motd set maintenance {tag}"),
             "motd clear" => "motd clear".into(),

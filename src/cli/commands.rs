@@ -392,6 +392,29 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What experiments reserved (asked for × time run) and used
+    /// (measured), in core-, GiB- and GPU-hours and priced at the rates in
+    /// `[costs]`: everyone's for admins, your own otherwise.
+    Costs {
+        /// Sum by user, project or month.
+        #[arg(long, value_enum, default_value = "user")]
+        by: CostBy,
+        /// From this day (2026-11-01) or month (2026-11); default: the
+        /// start of this month.
+        #[arg(long, value_name = "D")]
+        from: Option<String>,
+        /// Up to the end of this day or month; default: now.
+        #[arg(long, value_name = "D")]
+        to: Option<String>,
+        /// Print JSON: {"currency","from","to","by","rows":[{"key",
+        /// "experiments","reserved":{"cpu_hours","gib_hours","gpu_hours",
+        /// "cost"},"used":{…}}],"total"}.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, a row per key, then the total.
+        #[arg(long)]
+        csv: bool,
+    },
     /// The audit trail (admins): every administrative and state-changing
     /// action, newest first, with who, when, what and from what to what.
     Audit {
@@ -725,8 +748,30 @@ impl LabCommand {
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
             LabCommand::Audit { .. } => "audit",
+            LabCommand::Costs { .. } => "costs",
             LabCommand::Motd { .. } => "motd …",
             LabCommand::Notify { .. } => "notify",
+        }
+    }
+}
+
+/// What `costs` sums by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostBy {
+    /// The experiment's owner.
+    User,
+    /// Its project.
+    Project,
+    /// The month it ran in.
+    Month,
+}
+
+impl From<CostBy> for crate::lab::CostGrouping {
+    fn from(by: CostBy) -> Self {
+        match by {
+            CostBy::User => crate::lab::CostGrouping::User,
+            CostBy::Project => crate::lab::CostGrouping::Project,
+            CostBy::Month => crate::lab::CostGrouping::Month,
         }
     }
 }

@@ -150,7 +150,7 @@ fn commit(r: &HistoryRow) -> String {
 
 /// A CSV field: quoted when it must be, and a text that a spreadsheet
 /// would take for a formula starts with `'`.
-fn field(text: &str) -> String {
+pub(super) fn field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod commands;
 mod compare;
+mod costs;
 mod deps;
 mod history;
 pub mod logs;

@@ -200,6 +200,28 @@ pub async fn run_command(
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }
         LabCommand::Host { json } => super::usage::host(lab, &caller, json),
+        LabCommand::Costs {
+            by,
+            from,
+            to,
+            json,
+            csv,
+        } => {
+            use super::costs::{CostFormat, costs};
+            let format = match (json, csv) {
+                (true, _) => CostFormat::Json,
+                (_, true) => CostFormat::Csv,
+                _ => CostFormat::Text,
+            };
+            let query = crate::lab::CostQuery {
+                by: by.into(),
+                from,
+                to,
+            };
+            // It reads the experiments of the window and before.
+            let lab = lab.clone();
+            blocking(move || costs(&lab, &caller, &query, format)).await
+        }
         LabCommand::Motd { json, action } => super::notices::motd(lab, &caller, action, json),
         LabCommand::Notify { all, words, json } => {
             super::notices::notify(lab, &caller, all, &words, json)

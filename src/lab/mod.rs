@@ -7,6 +7,7 @@
 mod audit;
 mod bootstrap;
 mod compare;
+mod costs;
 mod deps;
 mod engine;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use tokio::sync::watch;
 pub use audit::{AuditQuery, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
 pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences, downsample};
+pub use costs::{CostGrouping, CostQuery, CostReport, CostRow, CostSettings, CostZone};
 pub use deps::{
     DepsAnswer, DepsQuery, DepsUse, PackageQuery, PackageSummary, compare_versions,
     parse_deps_query,
@@ -155,6 +157,8 @@ pub struct Lab {
     engine: Arc<engine::EngineState>,
     /// Notifications for the open sessions (notices.rs).
     notices: Arc<notices::Notices>,
+    /// Rates and the zone of months (costs.rs).
+    costs: Arc<costs::CostSettings>,
 }
 
 /// How the service asks the experiment runner to act.
@@ -216,6 +220,7 @@ impl Lab {
             workdir_checks: Arc::default(),
             searching: Arc::default(),
             notices: Arc::default(),
+            costs: Arc::default(),
             engine: Arc::default(),
         }
     }

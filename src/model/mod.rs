@@ -4,6 +4,7 @@
 //! valid names and keys; every type the store keeps is defined here. Must not touch the store, the network or the screen.
 
 mod audit;
+mod cost;
 mod experiment;
 mod gpu;
 mod key;
@@ -17,6 +18,7 @@ mod usage;
 mod user;
 
 pub use audit::AuditEvent;
+pub use cost::{CostRates, Hours};
 pub use experiment::{
     CommandLine, EXPERIMENT_COLUMNS, Experiment, ExperimentSpec, MAX_DURATION_SECS, Outcome,
     ResourceUse, Resources, State, Stop, Transition, end_status, is_reserved_env, parse_duration,

@@ -56,6 +56,8 @@ pub struct Options {
     pub log: Option<PathBuf>,
     /// Run as this Unix user (with `runuser`; the tests run as root).
     pub run_as: Option<String>,
+    /// The server's time zone (`TZ`).
+    pub tz: Option<String>,
 }
 
 /// A running `labbench serve` child process on a random loopback port.
@@ -133,6 +135,9 @@ impl TestServer {
                 .clone()
                 .unwrap_or_else(labbench::server::invoking_user);
             command.arg("--admin-unix-user").arg(unix_user);
+        }
+        if let Some(tz) = &options.tz {
+            command.env("TZ", tz);
         }
         if let Some(log) = &options.log {
             command

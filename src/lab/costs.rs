@@ -1,0 +1,289 @@
+//! Costs: what experiments reserved (what they asked for × the time they
+//! ran) and what they used (measured), in core-, GiB- and GPU-hours, priced
+//! at the admin's rates (`costs`). A run that spans months, or the edges of
+//! the window asked, counts in each part by the share of its time there
+//! (its use is taken as even over the run). Months are those of the
+//! configured zone (`costs.time_zone`: `local`, the host's, or `UTC`);
+//! times are stored in UTC. Admins see everyone's; others their own.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate, TimeZone};
+use serde::Serialize;
+
+use super::{Lab, LabError, LabResult, Principal};
+use crate::model::{CostRates, Experiment, Hours, MAX_DURATION_SECS, State};
+
+/// Bytes in a GiB.
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The zone whose months costs are counted in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CostZone {
+    /// The host's (`TZ`, else `/etc/localtime`).
+    #[default]
+    Local,
+    /// UTC.
+    Utc,
+}
+
+/// Rates and the zone of months.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CostSettings {
+    /// Prices per hour.
+    pub rates: CostRates,
+    /// The zone of months.
+    pub zone: CostZone,
+}
+
+/// What costs are summed by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CostGrouping {
+    /// The experiment's owner.
+    #[default]
+    User,
+    /// Its project.
+    Project,
+    /// The month (in the configured zone) it ran in.
+    Month,
+}
+
+impl CostGrouping {
+    fn name(self) -> &'static str {
+        match self {
+            CostGrouping::User => "user",
+            CostGrouping::Project => "project",
+            CostGrouping::Month => "month",
+        }
+    }
+}
+
+/// Which costs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CostQuery {
+    /// Summed by.
+    pub by: CostGrouping,
+    /// From this day (`YYYY-MM-DD`) or month (`YYYY-MM`), in the zone;
+    /// default: the start of this month.
+    pub from: Option<String>,
+    /// Up to the end of this day or month; default: now.
+    pub to: Option<String>,
+}
+
+/// One row: what the experiments of a user, project or month reserved and
+/// used.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CostRow {
+    /// The user, project or month (`YYYY-MM`).
+    pub key: String,
+    /// Experiments that ran in it.
+    pub experiments: usize,
+    /// Asked for × time run.
+    pub reserved: Hours,
+    /// Measured.
+    pub used: Hours,
+}
+
+/// Costs over a window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostReport {
+    /// What the costs are in.
+    pub currency: String,
+    /// The window: from (seconds since the epoch, inclusive)…
+    pub from: i64,
+    /// …to (exclusive).
+    pub to: i64,
+    /// What the rows are: `user`, `project` or `month`.
+    pub by: &'static str,
+    /// The rows, by key.
+    pub rows: Vec<CostRow>,
+    /// All of them.
+    pub total: CostRow,
+}
+
+impl CostZone {
+    /// The start of the day `date` in the zone (its earliest, across a
+    /// change of the clocks).
+    fn day_start(self, date: NaiveDate) -> i64 {
+        let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+        match self {
+            CostZone::Utc => chrono::Utc.from_utc_datetime(&midnight).timestamp(),
+            CostZone::Local => chrono::Local
+                .from_local_datetime(&midnight)
+                .earliest()
+                .map_or_else(
+                    || chrono::Utc.from_utc_datetime(&midnight).timestamp(),
+                    |t| t.timestamp(),
+                ),
+        }
+    }
+
+    /// The date at `at` in the zone.
+    fn date(self, at: i64) -> NaiveDate {
+        let utc = chrono::DateTime::from_timestamp(at, 0).unwrap_or_default();
+        match self {
+            CostZone::Utc => utc.date_naive(),
+            CostZone::Local => utc.with_timezone(&chrono::Local).date_naive(),
+        }
+    }
+
+    /// The first day of the month at `at`.
+    fn month_of(self, at: i64) -> NaiveDate {
+        self.date(at).with_day(1).unwrap_or_default()
+    }
+}
+
+/// The first day of the month after `first`.
+fn next_month(first: NaiveDate) -> NaiveDate {
+    let (y, m) = if first.month() == 12 {
+        (first.year() + 1, 1)
+    } else {
+        (first.year(), first.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(first)
+}
+
+/// Reads `YYYY-MM-DD` or `YYYY-MM`: its first day, and the first day after
+/// it.
+fn parse_day_or_month(text: &str) -> Result<(NaiveDate, NaiveDate), String> {
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok((day, day.succ_opt().unwrap_or(day)));
+    }
+    if let Ok(first) = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d") {
+        return Ok((first, next_month(first)));
+    }
+    Err(format!(
+        "{text:?}: write a day (2026-11-30) or a month (2026-11)"
+    ))
+}
+
+/// What `e` reserved and used over its whole run, and when it ran; `None`
+/// for one that never started.
+fn run_hours(e: &Experiment, rates: &CostRates, now: i64) -> Option<(i64, i64, Hours, Hours)> {
+    let (start, end) = match &e.state {
+        State::Running { started_at, .. } => (*started_at, now),
+        State::Finished {
+            started_at: Some(start),
+            ended_at,
+            ..
+        } => (*start, *ended_at),
+        _ => return None,
+    };
+    let hours = end.saturating_sub(start).max(0) as f64 / 3600.0;
+    let r = &e.spec.resources;
+    let reserved = Hours::priced(
+        r.cpus * hours,
+        r.memory_bytes as f64 / GIB * hours,
+        f64::from(r.gpus) * hours,
+        rates,
+    );
+    let u = &e.usage;
+    // Memory in use: its mean where the run's use was sampled, else its peak.
+    let gib_hours = match &u.profile {
+        Some(p) => p.memory_bytes.mean / GIB * p.seconds as f64 / 3600.0,
+        None => u.peak_memory_bytes as f64 / GIB * hours,
+    };
+    let used = Hours::priced(
+        u.cpu_seconds / 3600.0,
+        gib_hours,
+        u.gpu_seconds / 3600.0,
+        rates,
+    );
+    Some((start, end, reserved, used))
+}
+
+impl Lab {
+    /// Uses these rates and this zone for costs.
+    pub fn with_cost_settings(mut self, settings: CostSettings) -> Lab {
+        self.costs = std::sync::Arc::new(settings);
+        self
+    }
+
+    /// What experiments reserved and used in the window `query` asks for,
+    /// summed as it asks: everyone's for admins, one's own for others.
+    pub fn costs(&self, p: &Principal, query: &CostQuery) -> LabResult<CostReport> {
+        let p = self.current(p)?;
+        let settings = self.costs.as_ref();
+        let zone = settings.zone;
+        let now = super::now();
+        let from = match &query.from {
+            Some(text) => zone.day_start(parse_day_or_month(text).map_err(LabError::Invalid)?.0),
+            None => zone.day_start(zone.month_of(now)),
+        };
+        let to = match &query.to {
+            Some(text) => zone.day_start(parse_day_or_month(text).map_err(LabError::Invalid)?.1),
+            None => now,
+        };
+        if to <= from {
+            return Err(LabError::Invalid("--to must come after --from".into()));
+        }
+        let mine_only = !p.is_admin();
+        let mut rows: BTreeMap<String, CostRow> = BTreeMap::new();
+        let mut total = CostRow {
+            key: "total".into(),
+            ..CostRow::default()
+        };
+        // A run that ended in the window started at most the longest
+        // wall-time limit before it.
+        let earliest = from.saturating_sub(MAX_DURATION_SECS as i64);
+        self.store.walk_newest(None, |e| {
+            if e.submitted_at < earliest {
+                return false;
+            }
+            if mine_only && e.owner != p.user {
+                return true;
+            }
+            let Some((start, end, reserved, used)) = run_hours(&e, &settings.rates, now) else {
+                return true;
+            };
+            let (lo, hi) = (start.max(from), end.min(to));
+            if hi <= lo {
+                return true;
+            }
+            let whole = end.saturating_sub(start).max(1) as f64;
+            // The parts of the run, each with its key.
+            let mut parts: Vec<(String, i64, i64)> = Vec::new();
+            match query.by {
+                CostGrouping::User => parts.push((e.owner.clone(), lo, hi)),
+                CostGrouping::Project => {
+                    parts.push((e.spec.project.clone().unwrap_or_else(|| "-".into()), lo, hi))
+                }
+                CostGrouping::Month => {
+                    let mut month = zone.month_of(lo);
+                    loop {
+                        let starts = zone.day_start(month).max(lo);
+                        let next = next_month(month);
+                        let ends = zone.day_start(next).min(hi);
+                        parts.push((month.format("%Y-%m").to_string(), starts, ends.max(starts)));
+                        if zone.day_start(next) >= hi {
+                            break;
+                        }
+                        month = next;
+                    }
+                }
+            }
+            for (key, a, b) in parts {
+                let share = (b - a) as f64 / whole;
+                let row = rows.entry(key.clone()).or_insert_with(|| CostRow {
+                    key,
+                    ..CostRow::default()
+                });
+                row.experiments += 1;
+                row.reserved.add(reserved.scaled(share));
+                row.used.add(used.scaled(share));
+                total.reserved.add(reserved.scaled(share));
+                total.used.add(used.scaled(share));
+            }
+            total.experiments += 1;
+            true
+        })?;
+        Ok(CostReport {
+            currency: settings.rates.currency.clone(),
+            from,
+            to,
+            by: query.by.name(),
+            rows: rows.into_values().collect(),
+            total,
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! What admins see of the host's money: costs over SSH, with months in the
+//! server's configured zone.
+
+mod common;
+
+use common::lab::json;
+use common::{Options, TestKey, TestServer, exec, session};
+use labbench::model::{
+    CommandLine, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, State,
+};
+use labbench::store::Store;
+
+/// A finished run of `owner`: `cpus` cores for the hour from `start`.
+fn hour_run(id: u64, owner: &str, cpus: f64, start: &str) -> Experiment {
+    let at = chrono::DateTime::parse_from_rfc3339(start)
+        .expect("time")
+        .timestamp();
+    let mut spec = ExperimentSpec::new(
+        CommandLine::Argv(vec!["train".into()]),
+        "/tmp".into(),
+        Resources {
+            cpus,
+            memory_bytes: 1 << 30,
+            gpus: 0,
+            time_limit_secs: 7200,
+        },
+    );
+    spec.project = Some("churn".into());
+    Experiment {
+        id,
+        owner: owner.into(),
+        unix_user: owner.into(),
+        spec,
+        submitted_at: at - 10,
+        state: State::Finished {
+            outcome: Outcome::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            stop: None,
+            started_at: Some(at),
+            ended_at: at + 3600,
+        },
+        transitions: Vec::new(),
+        host: "box".into(),
+        backend: "local".into(),
+        usage: ResourceUse {
+            cpu_seconds: cpus * 1800.0,
+            peak_memory_bytes: 1 << 29,
+            gpu_seconds: 0.0,
+            peak_gpu_memory_bytes: 0,
+            profile: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn costs_count_months_in_the_servers_zone_and_members_see_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let data = dir.path().join("data");
+    TestServer::start(&data, Some(&admin_key)).stop();
+    {
+        let store = Store::open(&data).expect("store");
+        store
+            .import_experiments(&[
+                // 01:00 on 1 December in Tokyo, 16:00 on 30 November in UTC.
+                hour_run(1, "root", 2.0, "2026-11-30T16:00:00Z"),
+                hour_run(2, "mike", 1.0, "2026-12-10T08:00:00Z"),
+            ])
+            .expect("import");
+    }
+    let config = |zone: &str| {
+        let path = dir.path().join(format!("costs-{zone}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[costs]\ncurrency = \"EUR\"\ncpu_hour = 0.5\ngib_hour = 0.25\ntime_zone = \"{zone}\"\n"
+            ),
+        )
+        .expect("config");
+        path
+    };
+    let months = |csv: &str| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    let options = Options {
+        tz: Some("Asia/Tokyo".into()),
+        ..Options::default()
+    };
+    for (zone, want) in [
+        ("local", vec!["2026-12,2", "total,2"]),
+        ("UTC", vec!["2026-11,1", "2026-12,1", "total,2"]),
+    ] {
+        let path = config(zone);
+        let path = path.to_str().expect("path");
+        let server = TestServer::spawn(&data, None, &["--config", path], &options);
+        let admin = session(&server, &admin_key).await;
+        let out = exec(
+            &admin,
+            "costs --by month --from 2026-11 --to 2026-12 --csv",
+            None,
+        )
+        .await;
+        assert_eq!(out.status, Some(0), "{out:?}");
+        assert_eq!(months(&out.stdout), want, "{zone}: {}", out.stdout);
+        // Rates × hours: root's run reserved 2 core-hours and 1 GiB-hour.
+        let by_user = json(
+            &exec(&admin, "costs --from 2026-11 --to 2026-12 --json", None)
+                .await
+                .stdout,
+        );
+        assert_eq!(by_user["currency"], "EUR");
+        assert_eq!(by_user["rows"][0]["key"], "mike", "{by_user}");
+        assert_eq!(
+            by_user["rows"][1]["reserved"]["cost"],
+            2.0 * 0.5 + 0.25,
+            "{by_user}"
+        );
+        // A member sees their own only.
+        let mike = common::add_user(&admin, dir.path(), &format!("mike{zone}"), "member").await;
+        let mike = session(&server, &mike).await;
+        let theirs = json(
+            &exec(&mike, "costs --from 2026-11 --to 2026-12 --json", None)
+                .await
+                .stdout,
+        );
+        assert_eq!(theirs["total"]["experiments"], 0, "{theirs}");
+        // A window that ends before it starts is a clear error.
+        let bad = exec(&admin, "costs --from 2026-12 --to 2026-11", None).await;
+        assert_eq!(bad.status, Some(2), "{bad:?}");
+        server.stop();
+    }
+}
