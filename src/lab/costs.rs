@@ -226,7 +226,7 @@ impl Lab {
         // A run that ended in the window started at most the longest
         // wall-time limit before it.
         let earliest = from.saturating_sub(MAX_DURATION_SECS as i64);
-        self.store.walk_newest(None, |e| {
+        let visit = |e: Experiment| {
             if e.submitted_at < earliest {
                 return false;
             }
@@ -276,7 +276,14 @@ impl Lab {
             }
             total.experiments += 1;
             true
-        })?;
+        };
+        // One's own, through the owner index.
+        if mine_only {
+            self.store
+                .walk_indexed_newest(crate::store::IndexedBy::Owner, &p.user, None, visit)?;
+        } else {
+            self.store.walk_newest(None, visit)?;
+        }
         Ok(CostReport {
             currency: settings.rates.currency.clone(),
             from,

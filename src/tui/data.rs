@@ -54,6 +54,9 @@ pub struct Snapshot {
     /// The comments the caller may change, listed to choose one (`e`, `x`
     /// on an experiment page).
     pub history_comments: Vec<crate::model::Comment>,
+    /// What the user's experiments cost this month (`12.34 EUR`), when
+    /// prices are set.
+    pub month_cost: Option<String>,
     /// The audit trail as the Admin tab's filter selects it, newest first.
     pub audit: Vec<crate::model::AuditEvent>,
     /// Lines of the log in an open log pane.

@@ -90,6 +90,8 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut comments_listed: Vec<crate::model::Comment> = Vec::new();
     let mut audit: Option<(String, std::time::Instant, Vec<crate::model::AuditEvent>)> = None;
+    // What the user's experiments cost this month, and when it was read.
+    let mut month_cost: Option<(std::time::Instant, Option<String>)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -162,6 +164,7 @@ pub async fn run_tui_session<S: FrameSink>(
             history_pane_text: None,
             history_comments: comments_listed.clone(),
             audit: Vec::new(),
+            month_cost: month_cost.as_ref().and_then(|(_, c)| c.clone()),
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
@@ -330,6 +333,23 @@ pub async fn run_tui_session<S: FrameSink>(
                 .history
                 .selected
                 .min(snapshot.history.len().saturating_sub(1));
+        }
+        if month_cost
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= MONTH_COST_REFRESH)
+        {
+            let (reader, who) = (lab.clone(), principal.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let report = reader.costs(&who, &crate::lab::CostQuery::default()).ok()?;
+                let mine = report.rows.iter().find(|r| r.key == who.user)?;
+                // Without prices there is nothing to say in money.
+                (report.total.reserved.cost > 0.0 || mine.reserved.cost > 0.0)
+                    .then(|| format!("{:.2} {} reserved", mine.reserved.cost, report.currency))
+            })
+            .await
+            .unwrap_or(None);
+            month_cost = Some((std::time::Instant::now(), read));
+            snapshot.month_cost = month_cost.as_ref().and_then(|(_, c)| c.clone());
         }
         for n in lab.notifications_after(&principal, notified) {
             notified = n.seq;
@@ -666,6 +686,8 @@ const FEED_ITEMS: usize = 200;
 const HISTORY_PAGE: usize = 100;
 /// How long a History page is shown before it is read again.
 const HISTORY_REFRESH: Duration = Duration::from_secs(5);
+/// How often the status line's cost of the month is read again.
+const MONTH_COST_REFRESH: Duration = Duration::from_secs(300);
 /// How often a sorted History page is read again (it reads all that the
 /// filter matches).
 const HISTORY_SORTED_REFRESH: Duration = Duration::from_secs(60);

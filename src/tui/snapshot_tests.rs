@@ -206,6 +206,7 @@ fn snapshot(role: Role) -> Snapshot {
         page_charts: None,
         history_pane_text: None,
         history_comments: Vec::new(),
+        month_cost: None,
         audit: vec![
             audit_entry(
                 "root",
@@ -932,4 +933,14 @@ fn the_announcement_shows_over_the_screen_until_a_key() {
     v.handle_key(KeyEvent::new(KeyCode::Char('2')));
     assert_eq!(v.announcement, None);
     assert_eq!(v.tab, Tab::Dashboard, "the key only closed it");
+}
+
+#[test]
+fn the_status_line_says_what_this_month_cost() {
+    let v = view(Role::Member, Tab::Dashboard);
+    let mut snap = snapshot(Role::Member);
+    snap.month_cost = Some("12.34 EUR reserved".into());
+    let screen = draw(&v, &snap, 120, 40).to_string();
+    let status = screen.lines().last().unwrap_or_default().to_string();
+    insta::assert_snapshot!("status_month_cost_120", status);
 }

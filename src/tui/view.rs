@@ -108,7 +108,7 @@ fn render_tab_bar(frame: &mut Canvas, area: Rect, view: &ViewState) {
 
 fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapshot) {
     let role = snap.role.map(|r| r.as_str()).unwrap_or("-");
-    let left = format!(
+    let mut left = format!(
         " {} ({role}) │ {} │ {} │ {} session{}",
         snap.user,
         snap.usage.host.hostname,
@@ -116,6 +116,9 @@ fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapsh
         snap.sessions,
         if snap.sessions == 1 { "" } else { "s" }
     );
+    if let Some(month) = &snap.month_cost {
+        left.push_str(&format!(" │ this month {month}"));
+    }
     let right = match &view.notice {
         Some(notice) => format!("{notice} "),
         None => "? help  q quit ".to_string(),
