@@ -54,6 +54,8 @@ pub struct CostsConfig {
     /// The zone whose months costs are counted in: `local` (the host's)
     /// or `UTC`.
     pub time_zone: String,
+    /// What a spent budget does: `hold` new submissions, or `notify` only.
+    pub budget_action: String,
 }
 
 impl Default for CostsConfig {
@@ -330,6 +332,7 @@ impl Default for Config {
                 gib_hour: 0.0,
                 gpu_hour: 0.0,
                 time_zone: "local".into(),
+                budget_action: "hold".into(),
             },
         }
     }
@@ -590,6 +593,16 @@ impl Config {
                     format!("{rate} is not a price (0 or more)"),
                 ));
             }
+        }
+        if !["hold", "notify"].contains(&c.budget_action.as_str()) {
+            return Err(invalid(
+                "costs",
+                "budget_action",
+                format!(
+                    "{:?}: hold (new submissions wait) or notify",
+                    c.budget_action
+                ),
+            ));
         }
         if !["local", "UTC"].contains(&c.time_zone.as_str()) {
             return Err(invalid(

@@ -460,6 +460,11 @@ pub fn cost_settings(config: &Config) -> crate::lab::CostSettings {
         } else {
             crate::lab::CostZone::Local
         },
+        budget_action: if c.budget_action == "notify" {
+            crate::lab::BudgetAction::Notify
+        } else {
+            crate::lab::BudgetAction::Hold
+        },
     }
 }
 

@@ -15,6 +15,11 @@ fn hour_run(id: u64, owner: &str, cpus: f64, start: &str) -> Experiment {
     let at = chrono::DateTime::parse_from_rfc3339(start)
         .expect("time")
         .timestamp();
+    run_for(id, owner, cpus, at, 3600)
+}
+
+/// A finished run of `owner`: `cpus` cores for `secs` from `at`.
+fn run_for(id: u64, owner: &str, cpus: f64, at: i64, secs: i64) -> Experiment {
     let mut spec = ExperimentSpec::new(
         CommandLine::Argv(vec!["train".into()]),
         "/tmp".into(),
@@ -38,13 +43,13 @@ fn hour_run(id: u64, owner: &str, cpus: f64, start: &str) -> Experiment {
             signal: None,
             stop: None,
             started_at: Some(at),
-            ended_at: at + 3600,
+            ended_at: at + secs,
         },
         transitions: Vec::new(),
         host: "box".into(),
         backend: "local".into(),
         usage: ResourceUse {
-            cpu_seconds: cpus * 1800.0,
+            cpu_seconds: cpus * secs as f64 / 2.0,
             peak_memory_bytes: 1 << 29,
             gpu_seconds: 0.0,
             peak_gpu_memory_bytes: 0,
@@ -133,4 +138,81 @@ async fn costs_count_months_in_the_servers_zone_and_members_see_their_own() {
         assert_eq!(bad.status, Some(2), "{bad:?}");
         server.stop();
     }
+}
+
+#[tokio::test]
+async fn a_spent_budget_holds_new_submissions_and_says_why() {
+    use chrono::Datelike;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    let data = dir.path().join("data");
+    TestServer::start(&data, Some(&admin_key)).stop();
+    // A run of root's inside this month (UTC), ended before now.
+    let month_start = || {
+        let first = chrono::Utc::now()
+            .date_naive()
+            .with_day(1)
+            .expect("first day");
+        first
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp()
+    };
+    let since = chrono::Utc::now().timestamp() - month_start();
+    if since < 30 {
+        std::thread::sleep(std::time::Duration::from_secs(31 - since as u64));
+    }
+    let start = month_start();
+    let secs = (chrono::Utc::now().timestamp() - start - 5).min(3600);
+    // One core at 10 EUR an hour.
+    let cost = secs as f64 / 360.0;
+    {
+        let store = Store::open(&data).expect("store");
+        store
+            .import_experiments(&[run_for(1, "root", 1.0, start, secs)])
+            .expect("import");
+    }
+    let path = dir.path().join("costs.toml");
+    std::fs::write(
+        &path,
+        "[costs]\ncurrency = \"EUR\"\ncpu_hour = 10.0\ntime_zone = \"UTC\"\n",
+    )
+    .expect("config");
+    let server = TestServer::start_with(&data, None, &["--config", path.to_str().expect("path")]);
+    let admin = session(&server, &admin_key).await;
+    let set = exec(
+        &admin,
+        &format!("budget set --user root {}", cost * 1.2),
+        None,
+    )
+    .await;
+    assert_eq!(set.status, Some(0), "{set:?}");
+    let shown = json(&exec(&admin, "budget show --json", None).await.stdout);
+    assert_eq!(shown[0]["scope"], "user:root", "{shown}");
+    let spent = shown[0]["spent"].as_f64().expect("spent");
+    assert!((spent - cost).abs() < 1e-9, "{shown}");
+    // 83 % reserved: taken.
+    let taken = exec(&admin, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(taken.status, Some(0), "{taken:?}");
+    let lowered = exec(
+        &admin,
+        &format!("budget set --user root {}", cost * 0.9),
+        None,
+    )
+    .await;
+    assert_eq!(lowered.status, Some(0), "{lowered:?}");
+    let held = exec(&admin, "submit --workdir /tmp -- true", None).await;
+    assert_eq!(held.status, Some(75), "{held:?}");
+    assert!(held.stderr.contains("budget of user:root"), "{held:?}");
+    assert!(held.stderr.contains("nothing was queued"), "{held:?}");
+    let bad = exec(&admin, "budget set --user root -- -5", None).await;
+    assert_eq!(bad.status, Some(2), "{bad:?}");
+    let trail = json(
+        &exec(&admin, "audit --action budget --json", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(trail[0]["before"], format!("{} EUR", cost * 1.2), "{trail}");
+    assert_eq!(trail[0]["after"], format!("{} EUR", cost * 0.9), "{trail}");
 }

@@ -84,6 +84,9 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("audit", [Done, Denied, Denied, Denied]),
     // Everyone's for admins, one's own for others (tests of lab::costs).
     ("costs", [Done, Done, Done, Done]),
+    ("budget show", [Done, Done, Done, Done]),
+    ("budget set", [Done, Denied, Denied, Denied]),
+    ("budget rm", [Done, Denied, Denied, Denied]),
     // Everyone reads the announcement; admins set it and notify.
     ("motd show", [Done, Done, Done, Done]),
     ("motd set", [Done, Denied, Denied, Denied]),
@@ -245,6 +248,9 @@ impl Fixture {
             "wait" => format!("wait {}", self.finished),
             "audit" => "audit --user mike --json".into(),
             "costs" => "costs --by project --csv".into(),
+            "budget show" => "budget show --json".into(),
+            "budget set" => format!("budget set --project p{tag} {value}"),
+            "budget rm" => format!("budget rm --project p{tag}"),
             "motd show" => "motd show --json".into(),
             "motd set" => format!("motd set maintenance {tag}"),
             "motd clear" => "motd clear".into(),

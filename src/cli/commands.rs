@@ -415,6 +415,15 @@ pub enum LabCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// Monthly budgets per user or project: at 80 % the owner and admins
+    /// are told; once spent, new submissions are held (costs.budget_action).
+    Budget {
+        /// Print JSON: [{"scope","amount","spent","currency","month"}].
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: super::costs::BudgetCommand,
+    },
     /// The audit trail (admins): every administrative and state-changing
     /// action, newest first, with who, when, what and from what to what.
     Audit {
@@ -749,6 +758,7 @@ impl LabCommand {
             LabCommand::Host { .. } => "host",
             LabCommand::Audit { .. } => "audit",
             LabCommand::Costs { .. } => "costs",
+            LabCommand::Budget { .. } => "budget …",
             LabCommand::Motd { .. } => "motd …",
             LabCommand::Notify { .. } => "notify",
         }

@@ -222,6 +222,10 @@ pub async fn run_command(
             let lab = lab.clone();
             blocking(move || costs(&lab, &caller, &query, format)).await
         }
+        LabCommand::Budget { json, command } => {
+            let lab = lab.clone();
+            blocking(move || super::costs::budget(&lab, &caller, command, json)).await
+        }
         LabCommand::Motd { json, action } => super::notices::motd(lab, &caller, action, json),
         LabCommand::Notify { all, words, json } => {
             super::notices::notify(lab, &caller, all, &words, json)

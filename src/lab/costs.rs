@@ -27,13 +27,15 @@ pub enum CostZone {
     Utc,
 }
 
-/// Rates and the zone of months.
+/// Rates, the zone of months, and what a spent budget does.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CostSettings {
     /// Prices per hour.
     pub rates: CostRates,
     /// The zone of months.
     pub zone: CostZone,
+    /// What happens once a budget is spent.
+    pub budget_action: super::budgets::BudgetAction,
 }
 
 /// What costs are summed by.
@@ -193,6 +195,46 @@ fn run_hours(e: &Experiment, rates: &CostRates, now: i64) -> Option<(i64, i64, H
 }
 
 impl Lab {
+    /// What the experiments `by` names reserved from the start of this
+    /// month until now, priced; and the month (`YYYY-MM`).
+    pub(super) fn reserved_this_month(
+        &self,
+        by: crate::store::IndexedBy,
+        key: &str,
+    ) -> LabResult<(f64, String)> {
+        let settings = self.costs.as_ref();
+        let zone = settings.zone;
+        let now = super::now();
+        let month = zone.month_of(now);
+        let from = zone.day_start(month);
+        let earliest = from.saturating_sub(MAX_DURATION_SECS as i64);
+        let mut spent = 0.0;
+        self.store.walk_indexed_newest(by, key, None, |e| {
+            if e.submitted_at < earliest {
+                return false;
+            }
+            if let Some((start, end, reserved, _)) = run_hours(&e, &settings.rates, now) {
+                let (lo, hi) = (start.max(from), end.min(now));
+                if hi > lo {
+                    spent +=
+                        reserved.cost * (hi - lo) as f64 / end.saturating_sub(start).max(1) as f64;
+                }
+            }
+            true
+        })?;
+        Ok((spent, month.format("%Y-%m").to_string()))
+    }
+
+    /// The rates' currency.
+    pub(super) fn currency(&self) -> &str {
+        &self.costs.rates.currency
+    }
+
+    /// What a spent budget does.
+    pub(super) fn budget_action(&self) -> super::budgets::BudgetAction {
+        self.costs.budget_action
+    }
+
     /// Uses these rates and this zone for costs.
     pub fn with_cost_settings(mut self, settings: CostSettings) -> Lab {
         self.costs = std::sync::Arc::new(settings);

@@ -6,6 +6,7 @@
 
 mod audit;
 mod bootstrap;
+mod budgets;
 mod compare;
 mod costs;
 mod deps;
@@ -40,6 +41,7 @@ use tokio::sync::watch;
 
 pub use audit::{AuditQuery, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT};
 pub use bootstrap::{AdminBootstrap, BootstrapReport, BootstrapSource};
+pub use budgets::{BudgetAction, BudgetScope, BudgetStatus, WARN_AT};
 pub use compare::{ComparedRun, Comparison, MAX_COMPARED, differences, downsample};
 pub use costs::{CostGrouping, CostQuery, CostReport, CostRow, CostSettings, CostZone};
 pub use deps::{
@@ -159,6 +161,8 @@ pub struct Lab {
     notices: Arc<notices::Notices>,
     /// Rates and the zone of months (costs.rs).
     costs: Arc<costs::CostSettings>,
+    /// Budgets warned of this month (budgets.rs).
+    budget_warnings: Arc<budgets::BudgetWarnings>,
 }
 
 /// How the service asks the experiment runner to act.
@@ -221,6 +225,7 @@ impl Lab {
             searching: Arc::default(),
             notices: Arc::default(),
             costs: Arc::default(),
+            budget_warnings: Arc::default(),
             engine: Arc::default(),
         }
     }

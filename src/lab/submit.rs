@@ -141,6 +141,7 @@ impl Lab {
         let account = run_as(&owner)?;
         self.check_queue_room(&p.user)?;
         let spec = self.validate_submission(&account, &p.user, request)?;
+        self.check_budgets(&p.user, spec.project.as_deref())?;
         if let Some((free, reserve)) = self.disk_short() {
             return Err(LabError::Unavailable(format!(
                 "the data disk is full: {} free, and labbench keeps {} free for the records \

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod audit;
+mod budgets;
 mod codec;
 mod experiments;
 mod indexes;
@@ -45,6 +46,7 @@ const AUDIT_TREE: &str = "audit";
 const EXPERIMENTS_TREE: &str = "experiments";
 const ACTIVE_TREE: &str = "experiments_active";
 const QUOTAS_TREE: &str = "quotas";
+const BUDGETS_TREE: &str = "budgets";
 const PROJECTS_TREE: &str = "projects";
 const METRICS_TREE: &str = "metrics";
 const COMMENTS_TREE: &str = "comments";
@@ -142,6 +144,7 @@ struct Trees {
     meta: sled::Tree,
     experiments: sled::Tree,
     active: sled::Tree,
+    budgets: sled::Tree,
     quotas: sled::Tree,
     projects: sled::Tree,
     metrics: sled::Tree,
@@ -202,6 +205,7 @@ impl Trees {
             experiments: db.open_tree(EXPERIMENTS_TREE)?,
             active: db.open_tree(ACTIVE_TREE)?,
             quotas: db.open_tree(QUOTAS_TREE)?,
+            budgets: db.open_tree(BUDGETS_TREE)?,
             projects: db.open_tree(PROJECTS_TREE)?,
             metrics: db.open_tree(METRICS_TREE)?,
             comments: db.open_tree(COMMENTS_TREE)?,
