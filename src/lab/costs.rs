@@ -51,7 +51,8 @@ pub enum CostGrouping {
 }
 
 impl CostGrouping {
-    fn name(self) -> &'static str {
+    /// Its name: `user`, `project` or `month`.
+    pub fn name(self) -> &'static str {
         match self {
             CostGrouping::User => "user",
             CostGrouping::Project => "project",

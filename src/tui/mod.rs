@@ -29,6 +29,7 @@ mod backend;
 mod component;
 mod dashboard;
 mod data;
+mod fetch;
 mod history;
 mod input;
 mod queue;

@@ -12,13 +12,16 @@ use tokio::sync::{mpsc, watch};
 use super::app::{Flow, Tab, ViewState};
 use super::backend::ScreenWriter;
 use super::data::{PageCharts, Snapshot};
+use super::fetch::{
+    compare_charts, costs_query, history_pane_text, page_charts, pane_key, queue_filter,
+};
 use super::history::{HistoryPane, Shown};
 use super::input::{InputParser, key_press};
+use super::queue::QueuePane;
 use super::queue::logpane::{INITIAL_TAIL, LogFollower};
-use super::queue::{QueuePane, QueueState, StateFilter};
 use super::requests::carry_out;
 use super::view::render;
-use crate::lab::{Lab, ListFilter, ListFrom, ListOrder, Principal};
+use crate::lab::{Lab, ListFrom, Principal};
 use crate::output::ReadFrom;
 
 /// Enter the alternate screen, hide the cursor, have pastes marked as
@@ -90,6 +93,12 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut comments_listed: Vec<crate::model::Comment> = Vec::new();
     let mut audit: Option<(String, std::time::Instant, Vec<crate::model::AuditEvent>)> = None;
+    // The Admin tab's costs, with what they were summed by and when.
+    let mut costs: Option<(
+        crate::lab::CostGrouping,
+        std::time::Instant,
+        Option<crate::lab::CostReport>,
+    )> = None;
     // What the user's experiments cost this month, and when it was read.
     let mut month_cost: Option<(std::time::Instant, Option<String>)> = None;
     let mut tick = tokio::time::interval(settings.refresh);
@@ -165,6 +174,7 @@ pub async fn run_tui_session<S: FrameSink>(
             history_comments: comments_listed.clone(),
             audit: Vec::new(),
             month_cost: month_cost.as_ref().and_then(|(_, c)| c.clone()),
+            costs: None,
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
@@ -355,6 +365,24 @@ pub async fn run_tui_session<S: FrameSink>(
             notified = n.seq;
             view.notice = Some(format!("{}: {}", n.by, n.text));
         }
+        if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Costs {
+            let by = view.admin.costs_by;
+            let stale = costs
+                .as_ref()
+                .is_none_or(|(b, at, _)| *b != by || at.elapsed() >= HISTORY_SORTED_REFRESH);
+            if stale {
+                let (reader, who) = (lab.clone(), principal.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    reader.costs(&who, &costs_query(by, chrono::Local::now().date_naive()))
+                })
+                .await
+                .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
+                // A failure is shown, and not asked again before the next refresh.
+                let report = read.map_err(|e| view.notice = Some(e.to_string())).ok();
+                costs = Some((by, std::time::Instant::now(), report));
+            }
+            snapshot.costs = costs.as_ref().and_then(|(_, _, r)| r.clone());
+        }
         if view.tab == Tab::Admin {
             view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
             let stale = audit.as_ref().is_none_or(|(k, at, _)| {
@@ -536,124 +564,9 @@ impl<T: FrameSink> FrameSink for &mut T {
     }
 }
 
-/// What the Queue tab lists, as its state asks.
-/// What a History pane shows, whatever its scroll: the experiments, and
-/// whether it is a comparison.
-fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
-    match pane {
-        HistoryPane::Page { id, .. }
-        | HistoryPane::Comment { id, .. }
-        | HistoryPane::PickComment { id, .. }
-        | HistoryPane::ConfirmRemove { id, .. }
-        | HistoryPane::Outcome { id, .. } => (vec![*id], false),
-        HistoryPane::Compare { ids, .. } => (ids.clone(), true),
-        // Read apart from the page's text (a diff is long).
-        HistoryPane::Diff { id, .. } => (vec![*id, u64::MAX], false),
-    }
-}
-
 /// What a History pane's text was read for: the pane, the role, and the
 /// page's chart (which metric, log scale).
 type PaneKey = ((Vec<u64>, bool), crate::model::Role, (usize, bool, bool));
-
-/// Points of a chart at most (a terminal shows fewer).
-const CHART_POINTS: usize = 400;
-
-/// A comparison's chart: the `nth` of the metrics any of `ids` reported
-/// (by name), each experiment's values a line.
-fn compare_charts(
-    lab: &Lab,
-    principal: &Principal,
-    ids: &[u64],
-    nth: usize,
-    log: bool,
-) -> PageCharts {
-    let mut charts = PageCharts {
-        log,
-        ..PageCharts::default()
-    };
-    let Ok(plain) = lab.compare(principal, ids, None) else {
-        return charts;
-    };
-    let names: std::collections::BTreeSet<&String> =
-        plain.runs.iter().flat_map(|r| r.metrics.keys()).collect();
-    if names.is_empty() {
-        return charts;
-    }
-    let at = nth % names.len();
-    let Some(name) = names.iter().nth(at) else {
-        return charts;
-    };
-    if let Ok(curves) = lab.compare(principal, ids, Some(name)) {
-        let lines = curves
-            .runs
-            .iter()
-            .map(|r| {
-                let points =
-                    crate::lab::downsample(r.curve.clone().unwrap_or_default(), CHART_POINTS)
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| (p.step.map_or(i as f64, |s| s as f64), p.value))
-                        .collect();
-                (format!("{}", r.id), points)
-            })
-            .collect();
-        charts.metric = Some(super::data::MetricChart {
-            name: (*name).clone(),
-            at,
-            count: names.len(),
-            lines,
-        });
-    }
-    charts
-}
-
-/// The experiment page's charts: its `nth` metric (of those it reported,
-/// by name) and its memory over the run, each as the service allows it.
-fn page_charts(lab: &Lab, principal: &Principal, id: u64, nth: usize, log: bool) -> PageCharts {
-    let mut charts = PageCharts {
-        log,
-        ..PageCharts::default()
-    };
-    if let Ok(brief) = lab.metrics_brief(principal, id)
-        && !brief.metrics.is_empty()
-    {
-        let count = brief.metrics.len();
-        let at = nth % count;
-        if let Some(name) = brief.metrics.keys().nth(at)
-            && let Ok(curve) = lab.metric_curve(principal, id, name)
-        {
-            let points = crate::lab::downsample(curve, CHART_POINTS)
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.step.map_or(i as f64, |s| s as f64), p.value))
-                .collect();
-            charts.metric = Some(super::data::MetricChart {
-                name: name.clone(),
-                at,
-                count,
-                lines: vec![(name.clone(), points)],
-            });
-        }
-    }
-    if let Ok(series) = lab.resource_series(principal, id)
-        && let Some(first) = series.samples.first()
-    {
-        charts.memory_asked = series.request.memory_bytes as f64;
-        charts.cpu_asked = series.request.cpus;
-        charts.cpu = series
-            .samples
-            .iter()
-            .map(|s| ((s.at - first.at) as f64, f64::from(s.cpu_cores)))
-            .collect();
-        charts.memory = series
-            .samples
-            .iter()
-            .map(|s| ((s.at - first.at) as f64, s.memory_bytes as f64))
-            .collect();
-    }
-    charts
-}
 
 /// What History's page was read for: its filter, where it starts, its order.
 type HistoryKey = (
@@ -692,106 +605,9 @@ const MONTH_COST_REFRESH: Duration = Duration::from_secs(300);
 /// filter matches).
 const HISTORY_SORTED_REFRESH: Duration = Duration::from_secs(60);
 
-/// The text of History's open pane: the experiment page (spec and state,
-/// provenance, metrics, outcome and comments), or a comparison; each part
-/// as the service allows it to the caller, as the commands would.
-fn history_pane_text(lab: &Lab, principal: &Principal, pane: &HistoryPane) -> String {
-    match pane {
-        HistoryPane::Page { id, .. }
-        | HistoryPane::Comment { id, .. }
-        | HistoryPane::PickComment { id, .. }
-        | HistoryPane::ConfirmRemove { id, .. }
-        | HistoryPane::Outcome { id, .. } => {
-            let id = *id;
-            let mut text = match lab.experiment(principal, id) {
-                Ok(e) => {
-                    let private_project =
-                        e.spec.project.as_deref().is_some_and(|project| {
-                            lab.project_is_private(project).unwrap_or(false)
-                        });
-                    crate::describe::experiment_details(&e, private_project)
-                }
-                Err(e) => return e.to_string(),
-            };
-            text.push_str("\nPROVENANCE\n");
-            match lab.provenance(principal, id) {
-                Ok(p) => text.push_str(&crate::describe::provenance_lines(id, &p)),
-                Err(e) => text.push_str(&format!("{e}\n")),
-            }
-            text.push_str("\nMETRICS\n");
-            match lab.metrics_brief(principal, id) {
-                Ok(brief) => text.push_str(&crate::describe::metrics_lines(&brief)),
-                Err(e) => text.push_str(&format!("{e}\n")),
-            }
-            text.push_str("\nOUTCOME AND COMMENTS\n");
-            match lab.discussion(principal, id) {
-                Ok(d) if d.outcome.is_none() && d.comments.is_empty() => {
-                    text.push_str("no outcome and no comments yet (outcome ID …, comment ID …)\n")
-                }
-                Ok(d) => text.push_str(&crate::describe::discussion_lines(&d, None)),
-                Err(e) => text.push_str(&format!("{e}\n")),
-            }
-            text
-        }
-        HistoryPane::Diff { id, .. } => match lab.diff(principal, *id) {
-            Ok(Some(diff)) if !diff.is_empty() => diff,
-            Ok(_) => {
-                format!("experiment {id}: no git diff recorded (clean, or not in a repository)")
-            }
-            Err(e) => e.to_string(),
-        },
-        HistoryPane::Compare { ids, .. } => match lab.compare(principal, ids, None) {
-            Ok(c) => crate::describe::comparison_lines(&c),
-            Err(e) => e.to_string(),
-        },
-    }
-}
-
-fn queue_filter(state: &QueueState, me: &str) -> ListFilter {
-    ListFilter {
-        user: state.mine_only.then(|| me.to_string()),
-        state: match state.states {
-            StateFilter::All => None,
-            StateFilter::Queued => Some("queued".into()),
-            StateFilter::Running => Some("running".into()),
-        },
-        project: state.project.clone(),
-        order: if state.newest_first {
-            ListOrder::Newest
-        } else {
-            ListOrder::NextToStart
-        },
-        ..ListFilter::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_queue_tab_asks_the_service_for_what_its_filters_choose() {
-        let state = QueueState {
-            mine_only: true,
-            states: StateFilter::Running,
-            project: Some("vision".into()),
-            ..QueueState::default()
-        };
-        let filter = queue_filter(&state, "alice");
-        assert_eq!(filter.user.as_deref(), Some("alice"));
-        assert_eq!(filter.state.as_deref(), Some("running"));
-        assert_eq!(filter.project.as_deref(), Some("vision"));
-        assert_eq!(filter.order, ListOrder::NextToStart);
-        let newest = QueueState {
-            newest_first: true,
-            ..QueueState::default()
-        };
-        let filter = queue_filter(&newest, "alice");
-        assert_eq!(
-            (filter.user, filter.state, filter.order),
-            (None, None, ListOrder::Newest)
-        );
-    }
 
     #[test]
     fn the_experiment_page_shows_each_part_as_the_service_allows_it() {

@@ -207,6 +207,7 @@ fn snapshot(role: Role) -> Snapshot {
         history_pane_text: None,
         history_comments: Vec::new(),
         month_cost: None,
+        costs: None,
         audit: vec![
             audit_entry(
                 "root",
@@ -943,4 +944,42 @@ fn the_status_line_says_what_this_month_cost() {
     let screen = draw(&v, &snap, 120, 40).to_string();
     let status = screen.lines().last().unwrap_or_default().to_string();
     insta::assert_snapshot!("status_month_cost_120", status);
+}
+
+#[test]
+fn admin_costs_view_draws_a_bar_per_row() {
+    use crate::lab::{CostReport, CostRow};
+    use crate::model::Hours;
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::Costs;
+    let mut snap = snapshot(Role::Admin);
+    let row = |key: &str, runs, cost: f64| CostRow {
+        key: key.into(),
+        experiments: runs,
+        reserved: Hours {
+            cpu_hours: cost * 10.0,
+            gib_hours: cost * 40.0,
+            gpu_hours: cost / 2.0,
+            cost,
+        },
+        used: Hours {
+            cpu_hours: cost * 4.0,
+            gib_hours: cost * 9.0,
+            gpu_hours: cost / 3.0,
+            cost: cost / 2.0,
+        },
+    };
+    snap.costs = Some(CostReport {
+        currency: "EUR".into(),
+        from: 1_795_996_800,
+        to: 1_796_500_000,
+        by: "user",
+        rows: vec![
+            row("alice", 12, 310.5),
+            row("bob", 3, 42.0),
+            row("carol", 1, 0.4),
+        ],
+        total: row("total", 16, 352.9),
+    });
+    insta::assert_snapshot!("admin_costs_120x40", draw(&v, &snap, 120, 40));
 }

@@ -5,7 +5,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
-use super::AdminState;
+use super::{AdminState, AdminView};
 use crate::tui::data::Snapshot;
 use crate::tui::widgets::{ACCENT, Canvas, DIM, header_style, panel, with_filter_bar};
 use crate::units::{minute_time, printable};
@@ -17,6 +17,9 @@ pub(in crate::tui) fn render_admin(
     snap: &Snapshot,
     state: &AdminState,
 ) {
+    if state.view == AdminView::Costs {
+        return render_costs(frame, area, snap, state);
+    }
     let errors: Vec<&str> = state.error.as_deref().into_iter().collect();
     let body = with_filter_bar(
         frame,
@@ -36,7 +39,7 @@ pub(in crate::tui) fn render_admin(
         " Admin · Audit: who changed what · filter {filter} · {} shown{} ",
         snap.audit.len(),
         if wide {
-            " · users, quotas: the commands for now"
+            " · v: costs · users, quotas: the commands"
         } else {
             ""
         }
@@ -107,4 +110,93 @@ fn when(at: i64, wide: bool) -> String {
         Some(short) if !wide => short.to_string(),
         _ => full,
     }
+}
+
+/// Widest bar, in cells.
+const BAR_CELLS: usize = 30;
+
+/// What experiments reserved and used, a row and a bar per user, project
+/// or month.
+fn render_costs(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminState) {
+    let by = state.costs_by.name();
+    let Some(report) = &snap.costs else {
+        frame.render_widget(
+            Paragraph::new(" reading the costs…").block(panel(format!(" Admin · Costs by {by} "))),
+            area,
+        );
+        return;
+    };
+    let most = report
+        .rows
+        .iter()
+        .map(|r| r.reserved.cost)
+        .fold(0.0_f64, f64::max);
+    let bar = |cost: f64| {
+        let cells = if most > 0.0 {
+            ((cost / most) * BAR_CELLS as f64).round() as usize
+        } else {
+            0
+        };
+        "█".repeat(cells.max(usize::from(cost > 0.0)))
+    };
+    let cur = &report.currency;
+    let rows: Vec<Row> = report
+        .rows
+        .iter()
+        .chain([&report.total])
+        .map(|r| {
+            let total = r.key == "total";
+            let style = if total {
+                Style::default().add_modifier(Modifier::BOLD)
+            } else {
+                Style::default()
+            };
+            Row::new(vec![
+                Cell::from(printable(&r.key)),
+                Cell::from(r.experiments.to_string()),
+                Cell::from(format!("{:.2} {cur}", r.reserved.cost)),
+                Cell::from(if total {
+                    String::new()
+                } else {
+                    bar(r.reserved.cost)
+                })
+                .style(Style::default().fg(ACCENT)),
+                Cell::from(format!("{:.2} {cur}", r.used.cost)),
+                Cell::from(format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    r.reserved.cpu_hours, r.reserved.gib_hours, r.reserved.gpu_hours
+                ))
+                .style(Style::default().fg(DIM)),
+            ])
+            .style(style)
+        })
+        .collect();
+    let window = format!("{} to {}", when(report.from, true), when(report.to, true));
+    let title =
+        format!(" Admin · Costs by {by}, {window} · b: by user, project, month · v: audit ");
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(16),
+            Constraint::Length(5),
+            Constraint::Length(14),
+            Constraint::Length(BAR_CELLS as u16 + 1),
+            Constraint::Length(14),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            by.to_uppercase(),
+            "RUNS".into(),
+            "RESERVED".into(),
+            String::new(),
+            "USED".into(),
+            "CPU-H / GIB-H / GPU-H".into(),
+        ])
+        .style(header_style()),
+    )
+    .block(panel(title))
+    .column_spacing(1);
+    frame.render_widget(table, area);
 }

@@ -1,8 +1,10 @@
 //! The Admin tab (admins only; each read is decided by the service with
-//! the caller's current role, so a demoted admin sees nothing more): the
-//! audit trail, newest first, narrowed with `/` (`user:U action:A
-//! since:T`). Users, quotas, costs and idle detection are commands for now
-//! (`users`, `quota show`, …). The keys are in [`crate::tui::help_lines`].
+//! the caller's current role, so a demoted admin sees nothing more), in
+//! views that `v` goes through: the audit trail, newest first, narrowed
+//! with `/` (`user:U action:A since:T`); and costs, by user, project or
+//! month (`b`), with a bar each. Users, quotas and idle detection are
+//! commands for now (`users`, `quota show`, …). The keys are in
+//! [`crate::tui::help_lines`].
 
 pub mod draw;
 
@@ -14,9 +16,24 @@ use super::input::type_into;
 /// Most characters of a filter typed here.
 const MAX_FILTER_CHARS: usize = 200;
 
+/// What the Admin tab shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AdminView {
+    /// The audit trail.
+    #[default]
+    Audit,
+    /// What experiments cost.
+    Costs,
+}
+
 /// The Admin tab's own state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminState {
+    /// The view shown (`v`).
+    pub view: AdminView,
+    /// What the Costs view sums by (`b`): this month by user or project,
+    /// or the last six months.
+    pub costs_by: crate::lab::CostGrouping,
     /// The audit filter applied (`user:U action:A since:T`).
     pub filter: String,
     /// The filter bar, open, with what is typed so far.
@@ -83,6 +100,27 @@ impl AdminState {
             KeyCode::PageDown => self.selected = (self.selected + screen).min(last),
             KeyCode::Home => self.selected = 0,
             KeyCode::End => self.selected = last,
+            KeyCode::Char('v') => {
+                self.view = match self.view {
+                    AdminView::Audit => AdminView::Costs,
+                    AdminView::Costs => AdminView::Audit,
+                };
+                self.selected = 0;
+            }
+            KeyCode::Char('b') if self.view == AdminView::Costs => {
+                use crate::lab::CostGrouping::{Month, Project, User};
+                self.costs_by = match self.costs_by {
+                    User => Project,
+                    Project => Month,
+                    Month => User,
+                };
+                self.selected = 0;
+            }
+            KeyCode::Char('/') if self.view == AdminView::Costs => {
+                return Handled::Notice(
+                    "the costs are this month's (b: by user, project, month)".into(),
+                );
+            }
             KeyCode::Char('/') => {
                 self.typing = Some(self.filter.clone());
                 self.error = None;
@@ -132,5 +170,28 @@ mod tests {
         );
         assert_eq!((s.filter.as_str(), s.selected), ("", 0));
         assert_eq!(s.handle_key(key(KeyCode::Char('z')), 5), Handled::No);
+    }
+
+    #[test]
+    fn v_goes_through_the_views_and_b_through_what_costs_are_summed_by() {
+        use crate::lab::CostGrouping;
+        let mut s = AdminState::default();
+        assert_eq!(s.handle_key(key(KeyCode::Char('b')), 5), Handled::No);
+        s.handle_key(key(KeyCode::Char('v')), 5);
+        assert_eq!(s.view, AdminView::Costs);
+        for want in [
+            CostGrouping::Project,
+            CostGrouping::Month,
+            CostGrouping::User,
+        ] {
+            s.handle_key(key(KeyCode::Char('b')), 5);
+            assert_eq!(s.costs_by, want);
+        }
+        assert!(matches!(
+            s.handle_key(key(KeyCode::Char('/')), 5),
+            Handled::Notice(_)
+        ));
+        s.handle_key(key(KeyCode::Char('v')), 5);
+        assert_eq!(s.view, AdminView::Audit);
     }
 }

@@ -6,6 +6,7 @@
 //! `Lab::compare`), as the commands of the same names do.
 
 pub mod draw;
+mod panes;
 
 use std::collections::BTreeSet;
 
