@@ -190,6 +190,19 @@ impl Store {
             .transpose()
     }
 
+    /// Experiment `id` for a walk of many: one whose record cannot be read
+    /// is skipped, with a warning naming it, so that one damaged record
+    /// does not stop every listing and search that reaches it.
+    pub(super) fn walked_experiment(&self, id: u64) -> StoreResult<Option<Experiment>> {
+        match self.experiment(id) {
+            Err(StoreError::Corrupt { tree, reason }) => {
+                tracing::warn!(id, tree, "skipped an unreadable experiment: {reason}");
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
     /// Runs `f` over the unfinished experiments (by id) without copying them.
     pub fn with_active<R>(
         &self,
@@ -225,10 +238,19 @@ impl Store {
             .unwrap_or(newest)
             .min(newest);
         while id > 0 {
-            if let Some(value) = self.t()?.experiments.get(id.to_be_bytes())?
-                && !visit(decode(EXPERIMENTS_TREE, &value)?)
-            {
-                break;
+            if let Some(value) = self.t()?.experiments.get(id.to_be_bytes())? {
+                match decode(EXPERIMENTS_TREE, &value) {
+                    Ok(e) => {
+                        if !visit(e) {
+                            break;
+                        }
+                    }
+                    // One damaged record stops no walk (as `walked_experiment`).
+                    Err(StoreError::Corrupt { reason, .. }) => {
+                        tracing::warn!(id, "skipped an unreadable experiment: {reason}");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             id -= 1;
         }
@@ -452,6 +474,46 @@ mod tests {
         // No such experiment: nothing to change.
         let none = store.update_experiment(id + 1, |_| Ok::<_, StoreError>(()));
         assert_eq!(none.expect("update"), None);
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_by_walks_and_reported_where_asked_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let done = State::Finished {
+            outcome: Outcome::Succeeded,
+            exit_code: Some(0),
+            signal: None,
+            stop: None,
+            started_at: None,
+            ended_at: 1,
+        };
+        for _ in 0..3 {
+            let id = store.next_experiment_id().expect("id");
+            store
+                .put_experiment(&experiment(id, done.clone()))
+                .expect("put");
+        }
+        // Packed with a dictionary no build has.
+        store
+            .t()
+            .expect("trees")
+            .experiments
+            .insert(2u64.to_be_bytes(), &[0x01, 0x09, 0x00][..])
+            .expect("damage");
+        let mut seen = Vec::new();
+        store
+            .walk_newest(None, |e| {
+                seen.push(e.id);
+                true
+            })
+            .expect("walk");
+        assert_eq!(seen, vec![3, 1]);
+        assert!(matches!(
+            store.experiment(2),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(store.walked_experiment(2).expect("skipped"), None);
     }
 
     #[test]

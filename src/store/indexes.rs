@@ -109,7 +109,7 @@ impl Store {
             else {
                 continue;
             };
-            let Some(e) = self.experiment(id)? else {
+            let Some(e) = self.walked_experiment(id)? else {
                 continue;
             };
             if !visit(e) {

@@ -135,7 +135,7 @@ impl Store {
                     continue;
                 }
             }
-            if let Some(e) = self.experiment(id)?
+            if let Some(e) = self.walked_experiment(id)?
                 && !visit(e)
             {
                 break;
