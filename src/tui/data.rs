@@ -71,6 +71,29 @@ pub struct Snapshot {
     pub clock: String,
 }
 
+/// Which use an experiment page charts (`u` goes through them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UseChart {
+    /// Memory in use, against the request.
+    #[default]
+    Memory,
+    /// CPU cores busy, against the request.
+    Cpu,
+    /// GPU memory in use.
+    GpuMemory,
+}
+
+impl UseChart {
+    /// The next one.
+    pub fn next(self) -> UseChart {
+        match self {
+            UseChart::Memory => UseChart::Cpu,
+            UseChart::Cpu => UseChart::GpuMemory,
+            UseChart::GpuMemory => UseChart::Memory,
+        }
+    }
+}
+
 /// The charts of History's experiment page, or of a comparison.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageCharts {
@@ -84,8 +107,10 @@ pub struct PageCharts {
     pub cpu: Vec<(f64, f64)>,
     /// The CPU cores asked for.
     pub cpu_asked: f64,
-    /// CPU is charted instead of memory (`u`).
-    pub show_cpu: bool,
+    /// GPU memory in use over the run: (seconds from its start, bytes).
+    pub gpu_memory: Vec<(f64, f64)>,
+    /// Which use is charted (`u`).
+    pub shown: UseChart,
     /// The metric's values on a log scale.
     pub log: bool,
 }

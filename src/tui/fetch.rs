@@ -125,6 +125,14 @@ pub(super) fn page_charts(
             .iter()
             .map(|s| ((s.at - first.at) as f64, s.memory_bytes as f64))
             .collect();
+        // A run that held no GPU memory has no GPU chart.
+        if series.samples.iter().any(|s| s.gpu_memory_bytes > 0) {
+            charts.gpu_memory = series
+                .samples
+                .iter()
+                .map(|s| ((s.at - first.at) as f64, s.gpu_memory_bytes as f64))
+                .collect();
+        }
     }
     charts
 }

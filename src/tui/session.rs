@@ -448,7 +448,7 @@ pub async fn run_tui_session<S: FrameSink>(
                     (
                         view.history.chart_metric,
                         view.history.chart_log,
-                        view.history.chart_cpu,
+                        view.history.chart_use,
                     ),
                 );
                 let fresh = pane_text
@@ -460,7 +460,7 @@ pub async fn run_tui_session<S: FrameSink>(
                     let charts = match pane {
                         HistoryPane::Page { id, .. } => {
                             let mut charts = page_charts(&lab, &principal, *id, nth, log);
-                            charts.show_cpu = view.history.chart_cpu;
+                            charts.shown = view.history.chart_use;
                             Some(charts)
                         }
                         HistoryPane::Compare { ids, .. } => {
@@ -566,7 +566,11 @@ impl<T: FrameSink> FrameSink for &mut T {
 
 /// What a History pane's text was read for: the pane, the role, and the
 /// page's chart (which metric, log scale).
-type PaneKey = ((Vec<u64>, bool), crate::model::Role, (usize, bool, bool));
+type PaneKey = (
+    (Vec<u64>, bool),
+    crate::model::Role,
+    (usize, bool, super::data::UseChart),
+);
 
 /// What History's page was read for: its filter, where it starts, its order.
 type HistoryKey = (

@@ -735,6 +735,15 @@ fn history_experiment_page_and_comparison() {
         ..super::data::PageCharts::default()
     });
     insta::assert_snapshot!("history_page_120x40", draw(&v, &snap, 120, 40));
+    // `u` twice: GPU memory over the run.
+    let mut gpu = snap.clone();
+    if let Some(charts) = gpu.page_charts.as_mut() {
+        charts.gpu_memory = (0..60)
+            .map(|i| (f64::from(i), if i % 20 < 5 { 7.0e10 } else { 1.0e10 }))
+            .collect();
+        charts.shown = super::data::UseChart::GpuMemory;
+    }
+    insta::assert_snapshot!("history_page_gpu_120x40", draw(&v, &gpu, 120, 40));
 
     let run = |id: u64, lr: &str, auc: f64| crate::lab::ComparedRun {
         id,

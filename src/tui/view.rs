@@ -188,6 +188,10 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
                 "on the page: comment, edit / delete yours, outcome",
             ),
             ("l v", "on the page: its log, its git diff"),
+            (
+                "m L u",
+                "on the page: next metric, log scale, memory/CPU/GPU",
+            ),
             ("space", "mark for comparison; u: clear the marks"),
             ("d", "compare the marked experiments side by side"),
         ]);

@@ -196,8 +196,8 @@ pub struct HistoryState {
     pub chart_metric: usize,
     /// Whether the page's metric chart has a log scale (`L`).
     pub chart_log: bool,
-    /// Whether the page charts CPU instead of memory (`u`).
-    pub chart_cpu: bool,
+    /// Which use the page charts (`u`).
+    pub chart_use: crate::tui::data::UseChart,
 }
 
 impl HistoryState {
@@ -411,7 +411,7 @@ impl HistoryState {
                         return Handled::Yes;
                     }
                     KeyCode::Char('u') => {
-                        self.chart_cpu = !self.chart_cpu;
+                        self.chart_use = self.chart_use.next();
                         return Handled::Yes;
                     }
                     KeyCode::Char('v') => {

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::HistoryPane;
-use crate::tui::data::Snapshot;
+use crate::tui::data::{Snapshot, UseChart};
 use crate::tui::widgets::{ACCENT, Canvas, DIM, clear_centered, panel};
 use crate::units::{printable, short_bytes};
 
@@ -385,26 +385,46 @@ fn render_page_charts(frame: &mut Canvas, area: Rect, charts: &crate::tui::data:
         );
         return;
     }
-    // Memory, or CPU (`u`), against what was asked for.
-    let y_label: fn(f64) -> String = if charts.show_cpu { plain } else { short_bytes };
-    let (points, asked, title): (&[(f64, f64)], f64, String) = if charts.show_cpu {
-        (
+    // Memory, CPU or GPU memory (`u`), against what was asked for.
+    let y_label: fn(f64) -> String = if charts.shown == UseChart::Cpu {
+        plain
+    } else {
+        short_bytes
+    };
+    let (points, asked, title): (&[(f64, f64)], f64, String) = match charts.shown {
+        UseChart::Cpu => (
             &charts.cpu,
             charts.cpu_asked,
             format!(
-                " CPU cores busy (asked {}) · u: memory ",
+                " CPU cores busy (asked {}) · u: GPU memory ",
                 plain(charts.cpu_asked)
             ),
-        )
-    } else {
-        (
+        ),
+        UseChart::GpuMemory if charts.gpu_memory.is_empty() => {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    "No GPU memory held during the run.",
+                    Style::default().fg(DIM),
+                ))
+                .block(panel(" GPU memory · u: memory ".into())),
+                right,
+            );
+            return;
+        }
+        // A request counts GPUs, not their memory: no line for it.
+        UseChart::GpuMemory => (
+            &charts.gpu_memory,
+            f64::INFINITY,
+            " GPU memory in use · u: memory ".to_string(),
+        ),
+        UseChart::Memory => (
             &charts.memory,
             charts.memory_asked,
             format!(
                 " Memory in use (asked {}) · u: CPU ",
                 short_bytes(charts.memory_asked)
             ),
-        )
+        ),
     };
     let x = bounds(points.iter().map(|p| p.0));
     let top = points.iter().map(|p| p.1).fold(0.0, f64::max);
