@@ -581,6 +581,16 @@ impl Config {
             ));
         }
         let c = &self.costs;
+        if c.currency.is_empty()
+            || c.currency.chars().count() > 16
+            || c.currency.chars().any(|ch| ch.is_control())
+        {
+            return Err(invalid(
+                "costs",
+                "currency",
+                "1–16 printable characters (EUR, USD, credits)".into(),
+            ));
+        }
         for (key, rate) in [
             ("cpu_hour", c.cpu_hour),
             ("gib_hour", c.gib_hour),

@@ -1,9 +1,13 @@
 //! Budgets: the most a user's or a project's experiments may reserve in a
 //! month, priced at the `[costs]` rates. At 80 % the sessions of the
-//! owner and of the admins are told (once a month per budget); at 100 %
-//! new submissions are held (refused until the next month or a larger
-//! budget), or only told, as `costs.budget_action` says. Admins set them
-//! (audited); each user sees their own and the projects'.
+//! owner and of the admins are told (once a month per budget). A spent
+//! user budget holds that user's new submissions (refused until the next
+//! month or a larger budget), or only tells, as `costs.budget_action` says.
+//! A project budget only tells: anyone may name a project, so holding it
+//! would let one member stop a whole team (and be escaped by naming
+//! another). What was reserved is read at most once a minute per user or
+//! project. Admins set budgets (audited); each user sees their own and the
+//! projects'.
 
 use std::collections::HashSet;
 
@@ -96,12 +100,27 @@ impl Lab {
         if amount.is_some_and(|a| !a.is_finite() || a <= 0.0) {
             return Err(LabError::Invalid("a budget is an amount above 0".into()));
         }
-        if let BudgetScope::User(user) = scope {
-            self.existing_user_record(user)?;
+        match scope {
+            BudgetScope::User(user) => {
+                self.existing_user_record(user)?;
+            }
+            BudgetScope::Project(project) => {
+                if project.is_empty()
+                    || project.chars().count() > super::submit::MAX_LABEL
+                    || project.chars().any(char::is_control)
+                {
+                    return Err(LabError::Invalid(format!(
+                        "invalid project {project:?}: 1–{} printable characters",
+                        super::submit::MAX_LABEL
+                    )));
+                }
+            }
         }
         let key = scope.key();
         let before = self.store.budget(&key)?;
         self.store.set_budget(&key, amount)?;
+        // What was reserved is read again at the next check.
+        self.spend.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let shown = |a: Option<f64>| a.map(|a| format!("{a} {}", self.currency()));
         self.audit(
             &p,
@@ -158,7 +177,8 @@ impl Lab {
             if spent >= amount * WARN_AT {
                 self.warn_of_budget(owner, &key, &month, spent, amount);
             }
-            if spent >= amount && self.budget_action() == BudgetAction::Hold {
+            let holds = matches!(scope, BudgetScope::User(_));
+            if spent >= amount && holds && self.budget_action() == BudgetAction::Hold {
                 return Err(LabError::Unavailable(format!(
                     "the budget of {key} for {month} is spent ({spent:.2} of {amount:.2} {currency} \
                      reserved): new submissions are held until next month or a larger budget \
@@ -213,20 +233,22 @@ mod tests {
 
     /// A finished run of `owner`'s: one core from `start` for `secs`.
     fn run(id: u64, owner: &str, start: i64, secs: i64) -> Experiment {
+        let mut spec = ExperimentSpec::new(
+            CommandLine::Argv(vec!["train".into()]),
+            "/tmp".into(),
+            Resources {
+                cpus: 1.0,
+                memory_bytes: 0,
+                gpus: 0,
+                time_limit_secs: 3600,
+            },
+        );
+        spec.project = Some("churn".into());
         Experiment {
             id,
             owner: owner.into(),
             unix_user: "root".into(),
-            spec: ExperimentSpec::new(
-                CommandLine::Argv(vec!["train".into()]),
-                "/tmp".into(),
-                Resources {
-                    cpus: 1.0,
-                    memory_bytes: 0,
-                    gpus: 0,
-                    time_limit_secs: 3600,
-                },
-            ),
+            spec,
             submitted_at: start,
             state: State::Finished {
                 outcome: Outcome::Succeeded,
@@ -308,6 +330,9 @@ mod tests {
         lab.store()
             .import_experiments(&[run(1002, "mike", start, secs)])
             .expect("import");
+        // What was reserved is kept a minute; setting a budget reads it again.
+        lab.set_budget(&admin, &BudgetScope::User("mike".into()), Some(amount))
+            .expect("set again");
         match lab.submit(&mike, echo()) {
             Err(LabError::Unavailable(why)) => assert!(why.contains("user:mike"), "{why}"),
             other => panic!("not held: {other:?}"),
@@ -332,5 +357,29 @@ mod tests {
         lab.set_budget(&admin, &BudgetScope::User("mike".into()), None)
             .expect("removed");
         lab.submit(&mike, echo()).expect("no budget, no hold");
+        // A spent project budget tells, and holds nobody.
+        lab.set_budget(&admin, &BudgetScope::Project("churn".into()), Some(1.0))
+            .expect("project");
+        let before = lab.notification_seq();
+        let in_churn = SubmitRequest {
+            project: Some("churn".into()),
+            ..echo()
+        };
+        lab.submit(&mike, in_churn)
+            .expect("a project budget only tells");
+        assert!(
+            lab.notifications_after(&mike, before)
+                .iter()
+                .any(|n| n.text.contains("project:churn")),
+            "told"
+        );
+        assert!(matches!(
+            lab.set_budget(
+                &admin,
+                &BudgetScope::Project("bad\u{1b}[2J".into()),
+                Some(1.0)
+            ),
+            Err(LabError::Invalid(_))
+        ));
     }
 }

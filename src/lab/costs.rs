@@ -111,9 +111,12 @@ impl CostZone {
         let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
         match self {
             CostZone::Utc => chrono::Utc.from_utc_datetime(&midnight).timestamp(),
-            CostZone::Local => chrono::Local
-                .from_local_datetime(&midnight)
-                .earliest()
+            // A midnight the clocks skipped: the first time after it.
+            CostZone::Local => (0..=96)
+                .find_map(|quarter| {
+                    let at = midnight + chrono::Duration::minutes(15 * quarter);
+                    chrono::Local.from_local_datetime(&at).earliest()
+                })
                 .map_or_else(
                     || chrono::Utc.from_utc_datetime(&midnight).timestamp(),
                     |t| t.timestamp(),
@@ -195,10 +198,57 @@ fn run_hours(e: &Experiment, rates: &CostRates, now: i64) -> Option<(i64, i64, H
     Some((start, end, reserved, used))
 }
 
+/// How long what a user or project reserved this month is reused before it
+/// is read again (budget checks at each submission, status lines).
+const SPEND_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What users and projects reserved this month, as last read, and when.
+pub(super) type SpendCache = std::sync::Mutex<
+    std::collections::HashMap<(crate::store::IndexedBy, String), (std::time::Instant, f64, String)>,
+>;
+
 impl Lab {
     /// What the experiments `by` names reserved from the start of this
-    /// month until now, priced; and the month (`YYYY-MM`).
+    /// month until now, priced; and the month (`YYYY-MM`). Read at most once
+    /// a minute per user or project ([`SPEND_KEPT`]): a sweep of submissions
+    /// against a budget, or many sessions' status lines, read it once.
     pub(super) fn reserved_this_month(
+        &self,
+        by: crate::store::IndexedBy,
+        key: &str,
+    ) -> LabResult<(f64, String)> {
+        let cache_key = (by, key.to_string());
+        if let Some((at, spent, month)) = self
+            .spend
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cache_key)
+            && at.elapsed() < SPEND_KEPT
+        {
+            return Ok((*spent, month.clone()));
+        }
+        let read = self.read_reserved_this_month(by, key)?;
+        self.spend.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            cache_key,
+            (std::time::Instant::now(), read.0, read.1.clone()),
+        );
+        Ok(read)
+    }
+
+    /// What the caller's experiments reserved this month so far, and the
+    /// currency; `None` while nothing is priced.
+    pub fn my_month_cost(&self, p: &Principal) -> LabResult<Option<(f64, String)>> {
+        let p = self.current(p)?;
+        let rates = &self.costs.rates;
+        if rates.cpu_hour == 0.0 && rates.gib_hour == 0.0 && rates.gpu_hour == 0.0 {
+            return Ok(None);
+        }
+        let (spent, _) = self.reserved_this_month(crate::store::IndexedBy::Owner, &p.user)?;
+        Ok(Some((spent, rates.currency.clone())))
+    }
+
+    /// [`Lab::reserved_this_month`], read from the store.
+    fn read_reserved_this_month(
         &self,
         by: crate::store::IndexedBy,
         key: &str,
@@ -249,9 +299,16 @@ impl Lab {
         let settings = self.costs.as_ref();
         let zone = settings.zone;
         let now = super::now();
-        let from = match &query.from {
-            Some(text) => zone.day_start(parse_day_or_month(text).map_err(LabError::Invalid)?.0),
-            None => zone.day_start(zone.month_of(now)),
+        let from = match (&query.from, &query.to) {
+            (Some(text), _) => {
+                zone.day_start(parse_day_or_month(text).map_err(LabError::Invalid)?.0)
+            }
+            // Up to a day or month: from the start of its month.
+            (None, Some(text)) => {
+                let first = parse_day_or_month(text).map_err(LabError::Invalid)?.0;
+                zone.day_start(first.with_day(1).unwrap_or(first))
+            }
+            (None, None) => zone.day_start(zone.month_of(now)),
         };
         let to = match &query.to {
             Some(text) => zone.day_start(parse_day_or_month(text).map_err(LabError::Invalid)?.1),

@@ -163,6 +163,8 @@ pub struct Lab {
     costs: Arc<costs::CostSettings>,
     /// Budgets warned of this month (budgets.rs).
     budget_warnings: Arc<budgets::BudgetWarnings>,
+    /// What users and projects reserved this month, as last read (costs.rs).
+    spend: Arc<costs::SpendCache>,
 }
 
 /// How the service asks the experiment runner to act.
@@ -226,6 +228,7 @@ impl Lab {
             notices: Arc::default(),
             costs: Arc::default(),
             budget_warnings: Arc::default(),
+            spend: Arc::default(),
             engine: Arc::default(),
         }
     }

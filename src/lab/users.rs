@@ -381,6 +381,8 @@ impl Lab {
             return Err(LabError::Invalid(format!("{name} is the last admin")));
         }
         self.store.remove_user(name)?;
+        // A later account of the same name starts without it.
+        self.store.set_budget(&format!("user:{name}"), None)?;
         self.audit(
             p,
             Change::new(

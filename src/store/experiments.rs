@@ -195,11 +195,22 @@ impl Store {
     /// does not stop every listing and search that reaches it.
     pub(super) fn walked_experiment(&self, id: u64) -> StoreResult<Option<Experiment>> {
         match self.experiment(id) {
-            Err(StoreError::Corrupt { tree, reason }) => {
-                tracing::warn!(id, tree, "skipped an unreadable experiment: {reason}");
+            Err(StoreError::Corrupt { .. }) => {
+                self.warn_unreadable(id);
                 Ok(None)
             }
             other => other,
+        }
+    }
+
+    /// Says once per run of the daemon that experiment `id`'s record cannot
+    /// be read (not what it holds: a record's text may be a secret).
+    fn warn_unreadable(&self, id: u64) {
+        static WARNED: std::sync::Mutex<Option<std::collections::HashSet<u64>>> =
+            std::sync::Mutex::new(None);
+        let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.get_or_insert_with(Default::default).insert(id) {
+            tracing::warn!(id, "skipped experiment {id}: its record cannot be read");
         }
     }
 
@@ -246,9 +257,7 @@ impl Store {
                         }
                     }
                     // One damaged record stops no walk (as `walked_experiment`).
-                    Err(StoreError::Corrupt { reason, .. }) => {
-                        tracing::warn!(id, "skipped an unreadable experiment: {reason}");
-                    }
+                    Err(StoreError::Corrupt { .. }) => self.warn_unreadable(id),
                     Err(e) => return Err(e),
                 }
             }

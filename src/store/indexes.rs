@@ -16,7 +16,7 @@ use crate::model::Experiment;
 const INDEXED_KEY: &[u8] = b"indexed";
 
 /// What an index entry is by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IndexedBy {
     /// The owner.
     Owner,

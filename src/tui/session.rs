@@ -101,6 +101,12 @@ pub async fn run_tui_session<S: FrameSink>(
     )> = None;
     // What the user's experiments cost this month, and when it was read.
     let mut month_cost: Option<(std::time::Instant, Option<String>)> = None;
+    let mut month_cost_reading: Option<tokio::task::JoinHandle<Option<String>>> = None;
+    #[allow(clippy::type_complexity)]
+    let mut costs_reading: Option<(
+        crate::lab::CostGrouping,
+        tokio::task::JoinHandle<crate::lab::LabResult<crate::lab::CostReport>>,
+    )> = None;
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -344,22 +350,29 @@ pub async fn run_tui_session<S: FrameSink>(
                 .selected
                 .min(snapshot.history.len().saturating_sub(1));
         }
-        if month_cost
-            .as_ref()
-            .is_none_or(|(at, _)| at.elapsed() >= MONTH_COST_REFRESH)
+        // Read in the background, picked up at a later tick: the screen
+        // never waits for it.
+        if month_cost_reading.as_ref().is_some_and(|r| r.is_finished())
+            && let Some(reading) = month_cost_reading.take()
         {
-            let (reader, who) = (lab.clone(), principal.clone());
-            let read = tokio::task::spawn_blocking(move || {
-                let report = reader.costs(&who, &crate::lab::CostQuery::default()).ok()?;
-                let mine = report.rows.iter().find(|r| r.key == who.user)?;
-                // Without prices there is nothing to say in money.
-                (report.total.reserved.cost > 0.0 || mine.reserved.cost > 0.0)
-                    .then(|| format!("{:.2} {} reserved", mine.reserved.cost, report.currency))
-            })
-            .await
-            .unwrap_or(None);
+            let read = reading.await.ok().flatten();
             month_cost = Some((std::time::Instant::now(), read));
             snapshot.month_cost = month_cost.as_ref().and_then(|(_, c)| c.clone());
+        }
+        if month_cost_reading.is_none()
+            && month_cost
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= MONTH_COST_REFRESH)
+        {
+            let (reader, who) = (lab.clone(), principal.clone());
+            month_cost_reading = Some(tokio::task::spawn_blocking(move || {
+                let (spent, currency) = reader.my_month_cost(&who).ok()??;
+                Some(format!("{spent:.2} {currency} reserved"))
+            }));
+            // Asked again in 5 minutes, whatever the answer.
+            month_cost
+                .get_or_insert((std::time::Instant::now(), None))
+                .0 = std::time::Instant::now();
         }
         for n in lab.notifications_after(&principal, notified) {
             notified = n.seq;
@@ -367,21 +380,34 @@ pub async fn run_tui_session<S: FrameSink>(
         }
         if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Costs {
             let by = view.admin.costs_by;
+            // Read in the background (it reads months of history); the
+            // screen says "reading" meanwhile and never waits for it.
+            if costs_reading.as_ref().is_some_and(|(_, r)| r.is_finished())
+                && let Some((read_by, reading)) = costs_reading.take()
+            {
+                let read = reading
+                    .await
+                    .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
+                // A failure is shown, and not asked again before the next refresh.
+                let report = read.map_err(|e| view.notice = Some(e.to_string())).ok();
+                costs = Some((read_by, std::time::Instant::now(), report));
+            }
             let stale = costs
                 .as_ref()
                 .is_none_or(|(b, at, _)| *b != by || at.elapsed() >= HISTORY_SORTED_REFRESH);
-            if stale {
+            if stale && costs_reading.is_none() {
                 let (reader, who) = (lab.clone(), principal.clone());
-                let read = tokio::task::spawn_blocking(move || {
-                    reader.costs(&who, &costs_query(by, chrono::Local::now().date_naive()))
-                })
-                .await
-                .unwrap_or_else(|e| Err(crate::lab::LabError::Unavailable(e.to_string())));
-                // A failure is shown, and not asked again before the next refresh.
-                let report = read.map_err(|e| view.notice = Some(e.to_string())).ok();
-                costs = Some((by, std::time::Instant::now(), report));
+                costs_reading = Some((
+                    by,
+                    tokio::task::spawn_blocking(move || {
+                        reader.costs(&who, &costs_query(by, chrono::Local::now().date_naive()))
+                    }),
+                ));
             }
-            snapshot.costs = costs.as_ref().and_then(|(_, _, r)| r.clone());
+            snapshot.costs = costs
+                .as_ref()
+                .filter(|(b, _, _)| *b == by)
+                .and_then(|(_, _, r)| r.clone());
         }
         if view.tab == Tab::Admin {
             view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);

@@ -120,7 +120,7 @@ fn render_status(frame: &mut Canvas, area: Rect, view: &ViewState, snap: &Snapsh
         left.push_str(&format!(" │ this month {month}"));
     }
     let right = match &view.notice {
-        Some(notice) => format!("{notice} "),
+        Some(notice) => format!("{} ", crate::units::printable(notice)),
         None => "? help  q quit ".to_string(),
     };
     let style = Style::default().fg(Color::White).bg(Color::Blue);
