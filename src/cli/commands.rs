@@ -422,7 +422,7 @@ pub enum LabCommand {
         #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
-        command: super::costs::BudgetCommand,
+        command: super::budgets::BudgetCommand,
     },
     /// The audit trail (admins): every administrative and state-changing
     /// action, newest first, with who, when, what and from what to what.
@@ -460,8 +460,9 @@ pub enum LabCommand {
         /// Everyone's sessions.
         #[arg(long)]
         all: bool,
-        /// The user (unless --all), then the words of the text.
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        /// The user (unless --all), then the words of the text (after `--`
+        /// when one starts with `-`).
+        #[arg(required = true, num_args = 1..)]
         words: Vec<String>,
         /// Print JSON: {"to","sessions"}.
         #[arg(long)]

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod audit;
+mod budgets;
 mod commands;
 mod compare;
 mod costs;

@@ -14,8 +14,8 @@ pub enum MotdAction {
     Show,
     /// Set it (admin): the words are joined into one line.
     Set {
-        /// What it says.
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        /// What it says (after `--` when a word starts with `-`).
+        #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
     /// Clear it (admin).
@@ -70,5 +70,29 @@ pub(super) fn notify(
             "sent to {}: {sessions} open session(s)\n",
             to.unwrap_or("everyone")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::commands::LabCommand;
+    use crate::cli::parse_exec_line;
+
+    #[test]
+    fn flags_after_the_text_are_flags_and_hyphens_in_it_are_text() {
+        let Ok(LabCommand::Notify { words, json, all }) =
+            parse_exec_line("notify mike disk full --json")
+        else {
+            panic!("not notify");
+        };
+        assert!(!all);
+        assert!(json, "{words:?}");
+        assert_eq!(words, ["mike", "disk", "full"]);
+        let Ok(LabCommand::Notify { words, .. }) =
+            parse_exec_line("notify --all -- -5 degrees in the room")
+        else {
+            panic!("not notify");
+        };
+        assert_eq!(words, ["-5", "degrees", "in", "the", "room"]);
     }
 }

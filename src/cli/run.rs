@@ -224,7 +224,7 @@ pub async fn run_command(
         }
         LabCommand::Budget { json, command } => {
             let lab = lab.clone();
-            blocking(move || super::costs::budget(&lab, &caller, command, json)).await
+            blocking(move || super::budgets::budget(&lab, &caller, command, json)).await
         }
         LabCommand::Motd { json, action } => super::notices::motd(lab, &caller, action, json),
         LabCommand::Notify { all, words, json } => {

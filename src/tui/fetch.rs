@@ -8,7 +8,6 @@ use super::history::HistoryPane;
 use super::queue::{QueueState, StateFilter};
 use crate::lab::{Lab, ListFilter, ListOrder, Principal};
 
-/// What the Queue tab lists, as its state asks.
 /// What a History pane shows, whatever its scroll: the experiments, and
 /// whether it is a comparison.
 pub(super) fn pane_key(pane: &HistoryPane) -> (Vec<u64>, bool) {
@@ -206,6 +205,7 @@ pub(super) fn history_pane_text(lab: &Lab, principal: &Principal, pane: &History
     }
 }
 
+/// What the Queue tab lists, as its state asks.
 pub(super) fn queue_filter(state: &QueueState, me: &str) -> ListFilter {
     ListFilter {
         user: state.mine_only.then(|| me.to_string()),
