@@ -522,6 +522,13 @@ fn the_announcement_greets_sessions_and_notifications_reach_the_open_ones() {
         "{sent:?}"
     );
     tmux.wait_for("your run 42 is idle");
+    // Several in a row are each shown, in turn.
+    for text in ["first", "second"] {
+        let sent = s.as_admin(&["notify", "ada", "note", text]);
+        assert!(sent.status.success(), "{sent:?}");
+    }
+    tmux.wait_for("note first");
+    tmux.wait_for("note second");
 
     // Members neither announce nor notify; nobody notifies a user who is not.
     for args in [

@@ -74,6 +74,9 @@ pub async fn run_tui_session<S: FrameSink>(
         ));
     }
     let mut notified = lab.notification_seq();
+    // Notifications not shown yet, and when the last one was.
+    let mut to_show: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let mut shown_at: Option<std::time::Instant> = None;
     let mut parser = InputParser::default();
     let initial_size = *input.size.borrow_and_update();
     let mut screen = ScreenWriter::new(initial_size);
@@ -374,9 +377,17 @@ pub async fn run_tui_session<S: FrameSink>(
                 .get_or_insert((std::time::Instant::now(), None))
                 .0 = std::time::Instant::now();
         }
+        // Several at once are shown in turn, each for a while.
         for n in lab.notifications_after(&principal, notified) {
             notified = n.seq;
-            view.notice = Some(format!("{}: {}", n.by, n.text));
+            to_show.push_back(format!("{}: {}", n.by, n.text));
+        }
+        if !to_show.is_empty()
+            && (view.notice.is_none()
+                || shown_at.is_none_or(|at: std::time::Instant| at.elapsed() >= NOTICE_SHOWN))
+        {
+            view.notice = to_show.pop_front();
+            shown_at = Some(std::time::Instant::now());
         }
         if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Costs {
             let by = view.admin.costs_by;
@@ -629,6 +640,8 @@ const FEED_ITEMS: usize = 200;
 const HISTORY_PAGE: usize = 100;
 /// How long a History page is shown before it is read again.
 const HISTORY_REFRESH: Duration = Duration::from_secs(5);
+/// How long a notification shows before the next one waiting.
+const NOTICE_SHOWN: Duration = Duration::from_secs(5);
 /// How often the status line's cost of the month is read again.
 const MONTH_COST_REFRESH: Duration = Duration::from_secs(300);
 /// How often a sorted History page is read again (it reads all that the
