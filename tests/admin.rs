@@ -192,9 +192,13 @@ async fn a_spent_budget_holds_new_submissions_and_says_why() {
     assert_eq!(shown[0]["scope"], "user:root", "{shown}");
     let spent = shown[0]["spent"].as_f64().expect("spent");
     assert!((spent - cost).abs() < 1e-9, "{shown}");
-    // 83 % reserved: taken.
+    // 83 % reserved: taken, with a warning for whoever runs commands only.
     let taken = exec(&admin, "submit --workdir /tmp -- true", None).await;
     assert_eq!(taken.status, Some(0), "{taken:?}");
+    assert!(
+        taken.stderr.contains("warning: budget of user:root"),
+        "{taken:?}"
+    );
     let lowered = exec(
         &admin,
         &format!("budget set --user root {}", cost * 0.9),

@@ -175,11 +175,21 @@ pub fn submit(lab: &Lab, p: &Principal, args: SubmitArgs) -> CommandOutput {
         private: args.private,
         max_output_bytes: args.max_output,
     };
-    match lab.submit(p, request) {
+    let told_before = lab.notification_seq();
+    let mut out = match lab.submit(p, request) {
         Ok(id) if args.json => CommandOutput::json(&serde_json::json!({ "id": id })),
         Ok(id) => CommandOutput::ok(format!("submitted experiment {id}\n")),
-        Err(e) => e.into(),
+        Err(e) => return e.into(),
+    };
+    // What this submission told its owner (a budget nearly spent) shows
+    // here too, for those who never open the interface.
+    for n in lab.notifications_after(p, told_before) {
+        if n.to.as_deref() == Some(p.user.as_str()) && n.by == "labbench" {
+            out.stderr
+                .extend(format!("warning: {}\n", printable(&n.text)).into_bytes());
+        }
     }
+    out
 }
 
 /// Experiments read and written at once by a long `ls`: few, so that many
