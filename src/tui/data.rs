@@ -57,6 +57,8 @@ pub struct Snapshot {
     /// What the user's experiments cost this month (`12.34 EUR`), when
     /// prices are set.
     pub month_cost: Option<String>,
+    /// The users, as the Admin tab's Users view lists them.
+    pub users: Vec<crate::lab::UserSummary>,
     /// What experiments cost, as the Admin tab's Costs view sums them.
     pub costs: Option<crate::lab::CostReport>,
     /// The audit trail as the Admin tab's filter selects it, newest first.

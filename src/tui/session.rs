@@ -184,6 +184,7 @@ pub async fn run_tui_session<S: FrameSink>(
             audit: Vec::new(),
             month_cost: month_cost.as_ref().and_then(|(_, c)| c.clone()),
             costs: None,
+            users: Vec::new(),
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
@@ -420,6 +421,13 @@ pub async fn run_tui_session<S: FrameSink>(
                 .filter(|(b, _, _)| *b == by)
                 .and_then(|(_, _, r)| r.clone());
         }
+        if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Users {
+            // Read through the service (a few records), every frame.
+            match lab.list_users(&principal) {
+                Ok(users) => snapshot.users = users,
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+        }
         if view.tab == Tab::Admin {
             view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
             let stale = audit.as_ref().is_none_or(|(k, at, _)| {
@@ -449,7 +457,10 @@ pub async fn run_tui_session<S: FrameSink>(
                 .as_ref()
                 .map(|(_, _, e)| e.clone())
                 .unwrap_or_default();
-            view.admin_rows = snapshot.audit.len();
+            view.admin_rows = match view.admin.view {
+                crate::tui::admin::AdminView::Users => snapshot.users.len(),
+                _ => snapshot.audit.len(),
+            };
             view.admin.selected = view.admin.selected.min(view.admin_rows.saturating_sub(1));
         } else {
             audit = None;

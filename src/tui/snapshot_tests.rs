@@ -208,6 +208,7 @@ fn snapshot(role: Role) -> Snapshot {
         history_comments: Vec::new(),
         month_cost: None,
         costs: None,
+        users: Vec::new(),
         audit: vec![
             audit_entry(
                 "root",
@@ -991,4 +992,25 @@ fn admin_costs_view_draws_a_bar_per_row() {
         total: row("total", 16, 352.9),
     });
     insta::assert_snapshot!("admin_costs_120x40", draw(&v, &snap, 120, 40));
+}
+
+#[test]
+fn admin_users_view_lists_roles_accounts_keys_and_sessions() {
+    use crate::lab::UserSummary;
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::Users;
+    let mut snap = snapshot(Role::Admin);
+    let user = |name: &str, role, unix: Option<&str>, keys| UserSummary {
+        name: name.into(),
+        role,
+        unix_user: unix.map(str::to_string),
+        keys,
+        created_at: 1_790_000_000,
+    };
+    snap.users = vec![
+        user("alice", Role::Admin, Some("alice"), 2),
+        user("bob", Role::Member, Some("bob"), 1),
+        user("vera", Role::Viewer, None, 1),
+    ];
+    insta::assert_snapshot!("admin_users_120x40", draw(&v, &snap, 120, 40));
 }

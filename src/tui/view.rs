@@ -199,7 +199,7 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     if tab == Tab::Admin {
         lines.extend([
             ("↑↓ j k", "select an entry; PgUp PgDn Home End"),
-            ("v", "audit trail / costs"),
+            ("v", "audit trail / costs / users"),
             ("/", "filter the audit trail: user:U action:A since:7d"),
             ("Esc", "clear the filter"),
             ("b", "costs by user, project, month"),

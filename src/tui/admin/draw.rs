@@ -17,8 +17,10 @@ pub(in crate::tui) fn render_admin(
     snap: &Snapshot,
     state: &AdminState,
 ) {
-    if state.view == AdminView::Costs {
-        return render_costs(frame, area, snap, state);
+    match state.view {
+        AdminView::Costs => return render_costs(frame, area, snap, state),
+        AdminView::Users => return render_users(frame, area, snap, state),
+        AdminView::Audit => {}
     }
     let errors: Vec<&str> = state.error.as_deref().into_iter().collect();
     let body = with_filter_bar(
@@ -173,7 +175,7 @@ fn render_costs(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
         .collect();
     let window = format!("{} to {}", when(report.from, true), when(report.to, true));
     let title =
-        format!(" Admin · Costs by {by}, {window} · b: by user, project, month · v: audit ");
+        format!(" Admin · Costs by {by}, {window} · b: by user, project, month · v: users ");
     let table = Table::new(
         rows,
         [
@@ -199,4 +201,54 @@ fn render_costs(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
     .block(panel(title))
     .column_spacing(1);
     frame.render_widget(table, area);
+}
+
+/// The users: role, Unix account, keys and the sessions they have open.
+fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminState) {
+    let sessions = |name: &str| {
+        snap.connected
+            .iter()
+            .find(|c| c.user == name)
+            .map_or(0, |c| c.shells + c.commands)
+    };
+    let rows: Vec<Row> = snap
+        .users
+        .iter()
+        .map(|u| {
+            Row::new(vec![
+                Cell::from(printable(&u.name)),
+                Cell::from(u.role.to_string()),
+                Cell::from(printable(u.unix_user.as_deref().unwrap_or("-"))),
+                Cell::from(u.keys.to_string()),
+                Cell::from(sessions(&u.name).to_string()),
+                Cell::from(when(u.created_at, true)).style(Style::default().fg(DIM)),
+            ])
+        })
+        .collect();
+    let count = rows.len();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(16),
+            Constraint::Length(8),
+            Constraint::Length(16),
+            Constraint::Length(5),
+            Constraint::Length(9),
+            Constraint::Min(16),
+        ],
+    )
+    .header(
+        Row::new(vec!["USER", "ROLE", "UNIX USER", "KEYS", "SESSIONS", "SINCE"])
+            .style(header_style()),
+    )
+    .block(panel(format!(
+        " Admin · Users ({count}) · v: audit · user add|set-role|set-unix|rm, key add|rm: the commands "
+    )))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    let mut selected = TableState::default();
+    if count > 0 {
+        selected.select(Some(state.selected.min(count - 1)));
+    }
+    frame.render_stateful_widget(table, area, &mut selected);
 }

@@ -2,8 +2,9 @@
 //! the caller's current role, so a demoted admin sees nothing more), in
 //! views that `v` goes through: the audit trail, newest first, narrowed
 //! with `/` (`user:U action:A since:T`); and costs, by user, project or
-//! month (`b`), with a bar each. Users, quotas and idle detection are
-//! commands for now (`users`, `quota show`, …). The keys are in
+//! month (`b`), with a bar each; and the users, with their roles, Unix
+//! accounts, keys and open sessions. Changing users and quotas are
+//! commands for now (`user …`, `quota set`). The keys are in
 //! [`crate::tui::help_lines`].
 
 pub mod draw;
@@ -24,6 +25,8 @@ pub enum AdminView {
     Audit,
     /// What experiments cost.
     Costs,
+    /// The users, their roles, accounts, keys and open sessions.
+    Users,
 }
 
 /// The Admin tab's own state.
@@ -103,7 +106,8 @@ impl AdminState {
             KeyCode::Char('v') => {
                 self.view = match self.view {
                     AdminView::Audit => AdminView::Costs,
-                    AdminView::Costs => AdminView::Audit,
+                    AdminView::Costs => AdminView::Users,
+                    AdminView::Users => AdminView::Audit,
                 };
                 self.selected = 0;
             }
@@ -115,6 +119,9 @@ impl AdminState {
                     Month => User,
                 };
                 self.selected = 0;
+            }
+            KeyCode::Char('/') if self.view == AdminView::Users => {
+                return Handled::Notice("every user is listed".into());
             }
             KeyCode::Char('/') if self.view == AdminView::Costs => {
                 return Handled::Notice(
@@ -191,6 +198,8 @@ mod tests {
             s.handle_key(key(KeyCode::Char('/')), 5),
             Handled::Notice(_)
         ));
+        s.handle_key(key(KeyCode::Char('v')), 5);
+        assert_eq!(s.view, AdminView::Users);
         s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Audit);
     }
