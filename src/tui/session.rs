@@ -165,30 +165,15 @@ pub async fn run_tui_session<S: FrameSink>(
             role: Some(view.role),
             usage: usage.borrow().clone(),
             lab_names: lab_names.clone(),
-            drill_chart: Vec::new(),
             running: lab.running_by_unix_user(),
-            queue: Vec::new(),
-            queue_offset: 0,
-            queue_total: 0,
-            queue_pane_text: None,
-            history: Vec::new(),
-            history_next: None,
-            history_capped: false,
-            feed: Vec::new(),
-            projects: Vec::new(),
-            packages: Vec::new(),
-            deps_uses: Vec::new(),
-            page_charts: None,
-            history_pane_text: None,
             history_comments: comments_listed.clone(),
-            audit: Vec::new(),
             month_cost: month_cost.as_ref().and_then(|(_, c)| c.clone()),
-            costs: None,
-            users: Vec::new(),
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
             connected: lab.sessions().users(),
             sessions: lab.sessions().count(),
             clock: chrono::Local::now().format("%H:%M:%S").to_string(),
+            // The rest is read below for the tab shown.
+            ..Snapshot::default()
         };
         if view.tab == Tab::Queue {
             // A screenful is read, from where the selection is: the queue
@@ -427,9 +412,9 @@ pub async fn run_tui_session<S: FrameSink>(
                 Ok(users) => snapshot.users = users,
                 Err(e) => view.notice = Some(e.to_string()),
             }
+            view.admin_rows = snapshot.users.len();
         }
-        if view.tab == Tab::Admin {
-            view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
+        if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Audit {
             let stale = audit.as_ref().is_none_or(|(k, at, _)| {
                 *k != view.admin.filter || at.elapsed() >= HISTORY_REFRESH
             });
@@ -457,13 +442,13 @@ pub async fn run_tui_session<S: FrameSink>(
                 .as_ref()
                 .map(|(_, _, e)| e.clone())
                 .unwrap_or_default();
-            view.admin_rows = match view.admin.view {
-                crate::tui::admin::AdminView::Users => snapshot.users.len(),
-                _ => snapshot.audit.len(),
-            };
-            view.admin.selected = view.admin.selected.min(view.admin_rows.saturating_sub(1));
+            view.admin_rows = snapshot.audit.len();
         } else {
             audit = None;
+        }
+        if view.tab == Tab::Admin {
+            view.admin.page_rows = usize::from(screen.size().height.saturating_sub(6)).max(1);
+            view.admin.selected = view.admin.selected.min(view.admin_rows.saturating_sub(1));
         }
         if let Some(request) = view.request.take() {
             carry_out(&lab, &principal, &mut view, &snapshot, request);

@@ -190,25 +190,7 @@ fn snapshot(role: Role) -> Snapshot {
         role: Some(role),
         usage: Arc::new(usage_snapshot(false)),
         lab_names,
-        drill_chart: Vec::new(),
         running: HashMap::from([("alice".to_string(), 2)]),
-        queue: Vec::new(),
-        queue_offset: 0,
-        queue_total: 0,
-        queue_pane_text: None,
-        history: Vec::new(),
-        history_next: None,
-        history_capped: false,
-        feed: Vec::new(),
-        projects: Vec::new(),
-        packages: Vec::new(),
-        deps_uses: Vec::new(),
-        page_charts: None,
-        history_pane_text: None,
-        history_comments: Vec::new(),
-        month_cost: None,
-        costs: None,
-        users: Vec::new(),
         audit: vec![
             audit_entry(
                 "root",
@@ -258,6 +240,7 @@ fn snapshot(role: Role) -> Snapshot {
         ],
         sessions: 4,
         clock: "14:03:07".into(),
+        ..Snapshot::default()
     }
 }
 
