@@ -220,3 +220,121 @@ async fn a_spent_budget_holds_new_submissions_and_says_why() {
     assert_eq!(trail[0]["before"], format!("{} EUR", cost * 1.2), "{trail}");
     assert_eq!(trail[0]["after"], format!("{} EUR", cost * 0.9), "{trail}");
 }
+
+/// The wait reason `ls` gives experiment `id` (empty once it runs).
+async fn wait_reason(handle: &russh::client::Handle<common::Client>, id: u64) -> String {
+    let queue = json(&exec(handle, "ls --all --json", None).await.stdout);
+    queue
+        .as_array()
+        .and_then(|q| q.iter().find(|e| e["id"] == id))
+        .and_then(|e| e["wait_reason"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn quota_changes_reach_the_running_scheduler_at_once() {
+    use common::lab::{add_member, start, submit, wait_running};
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let mike = add_member(&lab.server, &admin, lab.dir.path(), "mike", "member").await;
+    let mary = add_member(&lab.server, &admin, lab.dir.path(), "mary", "member").await;
+    let ok = |out: &common::ExecResult| assert_eq!(out.status, Some(0), "{out:?}");
+    const SLEEP: &str = "--cpus 0.1 --mem 50M -- sleep 60";
+
+    // One at a time for mike: his second waits, and says why.
+    ok(&exec(&admin, "quota set mike --max-running 1", None).await);
+    let first = submit(&mike, SLEEP).await;
+    let second = submit(&mike, SLEEP).await;
+    wait_running(&mike, first).await;
+    assert_eq!(
+        wait_reason(&mike, second).await,
+        "over quota: max 1 running"
+    );
+    // The preview says what raising it does, and saves nothing.
+    let preview = exec(&admin, "quota set mike --max-running 2 --preview", None).await;
+    ok(&preview);
+    assert!(
+        preview
+            .stdout
+            .contains(&format!("would start now: {second}\n")),
+        "{preview:?}"
+    );
+    let preview = json(
+        &exec(
+            &admin,
+            "quota set mike --max-running 2 --preview --json",
+            None,
+        )
+        .await
+        .stdout,
+    );
+    assert_eq!(preview["would_start"][0], second, "{preview}");
+    assert_eq!(preview["users"][0]["user"], "mike", "{preview}");
+    assert_eq!(
+        wait_reason(&mike, second).await,
+        "over quota: max 1 running"
+    );
+    // Raised: the queued run starts at once.
+    ok(&exec(&admin, "quota set mike --max-running 2", None).await);
+    wait_running(&mike, second).await;
+
+    // Lowered: a new submission larger than the limit is refused.
+    ok(&exec(
+        &admin,
+        "quota set mike --max-running 2 --max-cpus 0.5",
+        None,
+    )
+    .await);
+    let refused = exec(&mike, "submit --workdir /tmp --cpus 1 -- true", None).await;
+    assert_eq!(refused.status, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("larger than your quota"),
+        "{refused:?}"
+    );
+    // The default fills in what mike's own quota leaves unset.
+    ok(&exec(&admin, "quota set --default --max-queued 0", None).await);
+    let full = exec(&mike, "submit --workdir /tmp --cpus 0.1 -- true", None).await;
+    assert_eq!(full.status, Some(75), "{full:?}");
+    ok(&exec(&admin, "quota rm --default", None).await);
+
+    // A project quota holds back that project's experiments only.
+    ok(&exec(&admin, "quota set --project churn --max-running 1", None).await);
+    let churn = submit(&mary, &format!("--project churn {SLEEP}")).await;
+    wait_running(&mary, churn).await;
+    let churn_too = submit(&mary, &format!("--project churn {SLEEP}")).await;
+    let vision = submit(&mary, &format!("--project vision {SLEEP}")).await;
+    wait_running(&mary, vision).await;
+    assert_eq!(
+        wait_reason(&mary, churn_too).await,
+        "over project quota: max 1 running"
+    );
+    let shown = json(
+        &exec(&mary, "quota show --project churn --json", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(shown["set"]["max_running"], 1, "{shown}");
+    // Members may not see another's quota nor change any.
+    for line in [
+        "quota show mike",
+        "quota set --project churn --max-running 9",
+        "quota rm --project churn",
+        "quota set mary --max-running 9 --preview",
+        "quota show --all",
+    ] {
+        let denied = exec(&mary, line, None).await;
+        assert_eq!(denied.status, Some(77), "{line}: {denied:?}");
+    }
+    ok(&exec(&admin, "quota rm --project churn", None).await);
+    wait_running(&mary, churn_too).await;
+    let all = exec(&admin, "quota show --all", None).await;
+    ok(&all);
+    assert!(
+        all.stdout.starts_with("default: running unlimited"),
+        "{all:?}"
+    );
+    assert!(all.stdout.contains("user mike: running 2"), "{all:?}");
+    let ids = [first, second, churn, churn_too, vision].map(|id| id.to_string());
+    ok(&exec(&admin, &format!("cancel {}", ids.join(" ")), None).await);
+}

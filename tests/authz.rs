@@ -58,6 +58,7 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("priority", [Done, Denied, Denied, Denied]),
     ("quota set", [Done, Denied, Denied, Denied]),
     ("quota show", [Done, Done, Denied, Denied]),
+    ("quota rm", [Done, Denied, Denied, Denied]),
     ("project private", [Done, Denied, Denied, Denied]),
     ("project public", [Done, Denied, Denied, Denied]),
     ("logs", [Done, Done, Done, Done]),
@@ -230,6 +231,11 @@ impl Fixture {
             "priority" => format!("priority {} {value}", self.queued),
             "quota set" => format!("quota set mike --max-running {value}"),
             "quota show" => "quota show mike".into(),
+            "quota rm" => {
+                self.admin(&format!("quota set --project p{tag} --max-gpus 1"), None)
+                    .await;
+                format!("quota rm --project p{tag}")
+            }
             "project private" => format!("project private p{tag}"),
             "project public" => format!("project public p{tag}"),
             "logs" => format!("logs {}", self.finished),
@@ -293,6 +299,7 @@ impl Fixture {
             self.admin("users --json", None).await,
             self.admin("keys mike --json", None).await,
             self.admin("quota show mike --json", None).await,
+            self.admin("quota show --all --json", None).await,
         ];
         let listed = json(&self.admin("ls --all --json --limit 10000", None).await);
         for e in listed.as_array().expect("list") {

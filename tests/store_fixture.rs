@@ -52,7 +52,9 @@ fn a_store_written_on_2026_12_06_reads_back_whole() {
     );
     assert_eq!(store.keys_of("root").expect("keys").len(), 1);
 
-    let quota = store.quota("mike").expect("quota");
+    let quota = store
+        .quota(&labbench::model::QuotaScope::User("mike".into()))
+        .expect("quota");
     assert_eq!(quota.max_running, Some(3));
     assert_eq!(quota.max_memory_bytes, Some(64 << 30));
     assert!(store.project_is_private("secret").expect("project"));

@@ -5,7 +5,8 @@ use clap::Subcommand;
 
 use super::logs::LogsArgs;
 use super::notices::MotdAction;
-use super::queue::{ProjectAction, QuotaAction, SubmitArgs};
+use super::queue::{ProjectAction, SubmitArgs};
+use super::quota::QuotaAction;
 use crate::lab::{Lab, ListFilter, Principal};
 use crate::model::{Role, Verdict};
 use crate::monitor::Window;

@@ -20,6 +20,7 @@ pub mod output;
 mod parse;
 mod provenance;
 pub mod queue;
+mod quota;
 mod report;
 mod resources;
 mod run;

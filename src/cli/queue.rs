@@ -1,4 +1,4 @@
-//! Queue commands: submit, ls, show, cancel, priority, quota, wait.
+//! Queue commands: submit, ls, show, cancel, priority, wait.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::output::{CommandOutput, StreamSink, TableLayout, exit};
@@ -16,8 +15,7 @@ use crate::lab::{
     parse_env_pair, parse_pair,
 };
 use crate::model::{CommandLine, EXPERIMENT_COLUMNS, State, parse_duration, parse_size};
-use crate::sched::Quota;
-use crate::units::{printable, short_bytes};
+use crate::units::printable;
 
 /// `submit` flags.
 #[derive(Debug, Clone, PartialEq, Args)]
@@ -101,45 +99,6 @@ pub enum ProjectAction {
     Public {
         /// Project name.
         name: String,
-    },
-}
-
-/// `quota …` subcommands.
-#[derive(Debug, Clone, PartialEq, Subcommand)]
-pub enum QuotaAction {
-    /// Set a user's limits (admin); omitted limits become unlimited.
-    Set {
-        /// Lab user.
-        user: String,
-        /// Experiments running at once.
-        #[arg(long)]
-        max_running: Option<u32>,
-        /// CPU cores in use at once.
-        #[arg(long)]
-        max_cpus: Option<f64>,
-        /// Memory in use at once, e.g. 64G.
-        #[arg(long, value_parser = parse_size)]
-        max_mem: Option<u64>,
-        /// GPUs in use at once.
-        #[arg(long)]
-        max_gpus: Option<u32>,
-        /// Longest wall-time limit, e.g. 48h.
-        #[arg(long, value_parser = parse_duration)]
-        max_time: Option<u64>,
-        /// Experiments queued at once (default: queue.max_queued_per_user).
-        #[arg(long)]
-        max_queued: Option<u32>,
-        /// Print JSON: the quota as set.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show a user's limits (yours, or anyone's as admin).
-    Show {
-        /// Lab user (default: you).
-        user: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -416,64 +375,6 @@ pub fn priority(lab: &Lab, p: &Principal, id: u64, value: i32, json: bool) -> Co
         Ok(()) if json => CommandOutput::json(&serde_json::json!({"id": id, "priority": value})),
         Ok(()) => CommandOutput::ok(format!("experiment {id} now has priority {value}\n")),
         Err(e) => e.into(),
-    }
-}
-
-#[derive(Serialize)]
-struct QuotaJson<'a> {
-    user: &'a str,
-    #[serde(flatten)]
-    quota: Quota,
-}
-
-/// `quota set|show`.
-pub fn quota(lab: &Lab, p: &Principal, action: QuotaAction) -> CommandOutput {
-    match action {
-        QuotaAction::Set {
-            user,
-            max_running,
-            max_cpus,
-            max_mem,
-            max_gpus,
-            max_time,
-            max_queued,
-            json,
-        } => {
-            let quota = Quota {
-                max_running,
-                max_cpus,
-                max_memory_bytes: max_mem,
-                max_gpus,
-                max_time_secs: max_time,
-                max_queued,
-            };
-            match lab.set_quota(p, &user, quota) {
-                Ok(()) if json => CommandOutput::json(&QuotaJson { user: &user, quota }),
-                Ok(()) => CommandOutput::ok(format!("quota of {user} set\n")),
-                Err(e) => e.into(),
-            }
-        }
-        QuotaAction::Show { user, json } => {
-            let user = user.unwrap_or_else(|| p.user.clone());
-            match lab.quota(p, &user) {
-                Ok(quota) if json => CommandOutput::json(&QuotaJson { user: &user, quota }),
-                Ok(q) => {
-                    let show = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
-                    CommandOutput::ok(format!(
-                        "{user}: running {}, CPUs {}, memory {}, GPUs {}, wall time {}, queued {}\n",
-                        show(q.max_running.map(|v| v.to_string())),
-                        show(q.max_cpus.map(|v| v.to_string())),
-                        show(q.max_memory_bytes.map(|v| short_bytes(v as f64))),
-                        show(q.max_gpus.map(|v| v.to_string())),
-                        show(q.max_time_secs.map(crate::units::human_duration)),
-                        q.max_queued
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "the queue's default".into()),
-                    ))
-                }
-                Err(e) => e.into(),
-            }
-        }
     }
 }
 

@@ -225,45 +225,9 @@ mod tests {
     use chrono::Datelike;
 
     use super::*;
-    use crate::lab::testing::{lab_with_admin, principal};
+    use crate::lab::testing::{finished_run, lab_with_admin, principal};
     use crate::lab::{CostSettings, CostZone, SubmitRequest};
-    use crate::model::{
-        CommandLine, CostRates, Experiment, ExperimentSpec, Outcome, ResourceUse, Resources, State,
-    };
-
-    /// A finished run of `owner`'s: one core from `start` for `secs`.
-    fn run(id: u64, owner: &str, start: i64, secs: i64) -> Experiment {
-        let mut spec = ExperimentSpec::new(
-            CommandLine::Argv(vec!["train".into()]),
-            "/tmp".into(),
-            Resources {
-                cpus: 1.0,
-                memory_bytes: 0,
-                gpus: 0,
-                time_limit_secs: 3600,
-            },
-        );
-        spec.project = Some("churn".into());
-        Experiment {
-            id,
-            owner: owner.into(),
-            unix_user: "root".into(),
-            spec,
-            submitted_at: start,
-            state: State::Finished {
-                outcome: Outcome::Succeeded,
-                exit_code: Some(0),
-                signal: None,
-                stop: None,
-                started_at: Some(start),
-                ended_at: start + secs,
-            },
-            transitions: Vec::new(),
-            host: "box".into(),
-            backend: "local".into(),
-            usage: ResourceUse::default(),
-        }
-    }
+    use crate::model::{CommandLine, CostRates};
 
     fn echo() -> SubmitRequest {
         SubmitRequest {
@@ -305,7 +269,7 @@ mod tests {
         let start = month_start();
         let secs = (crate::lab::now() - start).min(100);
         lab.store()
-            .import_experiments(&[run(1001, "mike", start, secs)])
+            .import_experiments(&[finished_run(1001, "mike", start, secs)])
             .expect("import");
         // Spent: secs of secs / 0.9, 90 %.
         let amount = secs as f64 / 0.9;
@@ -328,7 +292,7 @@ mod tests {
         assert_eq!(told(&mike), 1, "told once a month");
         // Spent: 180 %.
         lab.store()
-            .import_experiments(&[run(1002, "mike", start, secs)])
+            .import_experiments(&[finished_run(1002, "mike", start, secs)])
             .expect("import");
         // What was reserved is kept a minute; setting a budget reads it again.
         lab.set_budget(&admin, &BudgetScope::User("mike".into()), Some(amount))

@@ -204,7 +204,10 @@ const SPEND_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What users and projects reserved this month, as last read, and when.
 pub(super) type SpendCache = std::sync::Mutex<
-    std::collections::HashMap<(crate::store::IndexedBy, String), (std::time::Instant, f64, String)>,
+    std::collections::HashMap<
+        (crate::store::IndexedBy, String),
+        (std::time::Instant, crate::sched::MonthUse, String),
+    >,
 >;
 
 impl Lab {
@@ -217,6 +220,17 @@ impl Lab {
         by: crate::store::IndexedBy,
         key: &str,
     ) -> LabResult<(f64, String)> {
+        self.month_reserved(by, key)
+            .map(|(m, month)| (m.cost, month))
+    }
+
+    /// GPU-hours and cost reserved this month by a user's or a project's
+    /// experiments (as [`Lab::reserved_this_month`], cached alike).
+    pub(super) fn month_reserved(
+        &self,
+        by: crate::store::IndexedBy,
+        key: &str,
+    ) -> LabResult<(crate::sched::MonthUse, String)> {
         let cache_key = (by, key.to_string());
         if let Some((at, spent, month)) = self
             .spend
@@ -252,14 +266,14 @@ impl Lab {
         &self,
         by: crate::store::IndexedBy,
         key: &str,
-    ) -> LabResult<(f64, String)> {
+    ) -> LabResult<(crate::sched::MonthUse, String)> {
         let settings = self.costs.as_ref();
         let zone = settings.zone;
         let now = super::now();
         let month = zone.month_of(now);
         let from = zone.day_start(month);
         let earliest = from.saturating_sub(MAX_DURATION_SECS as i64);
-        let mut spent = 0.0;
+        let mut spent = crate::sched::MonthUse::default();
         self.store.walk_indexed_newest(by, key, None, |e| {
             if e.submitted_at < earliest {
                 return false;
@@ -267,8 +281,9 @@ impl Lab {
             if let Some((start, end, reserved, _)) = run_hours(&e, &settings.rates, now) {
                 let (lo, hi) = (start.max(from), end.min(now));
                 if hi > lo {
-                    spent +=
-                        reserved.cost * (hi - lo) as f64 / end.saturating_sub(start).max(1) as f64;
+                    let share = (hi - lo) as f64 / end.saturating_sub(start).max(1) as f64;
+                    spent.cost += reserved.cost * share;
+                    spent.gpu_hours += reserved.gpu_hours * share;
                 }
             }
             true

@@ -10,7 +10,7 @@ use super::submit::run_as;
 use super::{Lab, LabError, LabResult, now};
 use crate::model::{Outcome, ResourceUse, State, Transition};
 use crate::sched::{
-    Capacity, Decision, Dependency, QueuedJob, Quota, Room, RunningJob, SchedulerInput, WaitReason,
+    Capacity, Decision, Dependency, QueuedJob, Room, RunningJob, SchedulerInput, WaitReason,
     schedule_with_room,
 };
 
@@ -148,105 +148,8 @@ impl Lab {
 
     /// [`Lab::plan`], and the room its starts leave.
     pub fn plan_with_room(&self) -> LabResult<(Vec<Decision>, Room)> {
-        let quotas: HashMap<String, Quota> = self.store.quotas()?.into_iter().collect();
-        let recent_usage = self.recent_usage()?;
-        let capacity = self.capacity();
-        // The queue is planned where it lies (the cache of unfinished
-        // experiments), without copies; the outcomes of finished experiments
-        // that queued ones wait for are looked up first if not known yet.
-        let mut unknown = Vec::new();
-        // Unfinished by the store, though not yet among the active ones
-        // (being written): pending for this plan.
-        let mut unfinished = std::collections::HashSet::new();
-        let (mut decisions, room) = loop {
-            for id in unknown.drain(..) {
-                let status = match self.store.experiment(id)?.map(|d| d.state) {
-                    Some(State::Finished {
-                        outcome: Outcome::Succeeded,
-                        ..
-                    }) => Dependency::Succeeded,
-                    Some(State::Finished { .. }) | None => Dependency::Failed,
-                    Some(_) => {
-                        unfinished.insert(id);
-                        continue;
-                    }
-                };
-                self.engine
-                    .finished_dependencies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, status);
-            }
-            let planned = self.store.with_active(|active| {
-                let finished = self
-                    .engine
-                    .finished_dependencies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let mut running = Vec::new();
-                let mut queued = Vec::new();
-                let mut dependencies = HashMap::new();
-                for e in active.values() {
-                    match &e.state {
-                        State::Running {
-                            started_at, gpus, ..
-                        } => running.push(RunningJob {
-                            id: e.id,
-                            owner: e.owner.clone(),
-                            resources: e.spec.resources,
-                            gpus: gpus.clone(),
-                            ends_by: e.spec.resources.ends_by(*started_at),
-                        }),
-                        State::Starting { gpus } => running.push(RunningJob {
-                            id: e.id,
-                            owner: e.owner.clone(),
-                            resources: e.spec.resources,
-                            gpus: gpus.clone(),
-                            ends_by: e.spec.resources.ends_by(now()),
-                        }),
-                        State::Queued => {
-                            for dep in &e.spec.after {
-                                let status = if active.contains_key(dep) || unfinished.contains(dep)
-                                {
-                                    Dependency::Pending
-                                } else if let Some(status) = finished.get(dep) {
-                                    *status
-                                } else {
-                                    unknown.push(*dep);
-                                    continue;
-                                };
-                                dependencies.insert(*dep, status);
-                            }
-                            queued.push(QueuedJob {
-                                id: e.id,
-                                owner: &e.owner,
-                                priority: e.spec.priority,
-                                submitted_at: e.submitted_at,
-                                resources: e.spec.resources,
-                                after: &e.spec.after,
-                            });
-                        }
-                        State::Finished { .. } => {}
-                    }
-                }
-                unknown.is_empty().then(|| {
-                    schedule_with_room(&SchedulerInput {
-                        now: now(),
-                        capacity: &capacity,
-                        running: &running,
-                        queued: &queued,
-                        quotas: &quotas,
-                        recent_usage: &recent_usage,
-                        dependencies: &dependencies,
-                    })
-                })
-            });
-            if let Some(planned) = planned {
-                break planned;
-            }
-            unknown.sort_unstable();
-            unknown.dedup();
-        };
+        let quotas = self.scheduler_quotas()?;
+        let (mut decisions, room) = self.on_queue(&quotas, schedule_with_room)?;
         // What was true at submission is checked again at the start: the
         // owner still exists and still runs as the account recorded (a
         // mapping changed or removed, a system account no longer allowed),
@@ -301,6 +204,116 @@ impl Lab {
             }
         }
         Ok((decisions, room))
+    }
+
+    /// `decide` over the scheduler's input as it stands now (the running
+    /// and queued experiments, capacity, fair share), with these `quotas`.
+    pub(super) fn on_queue<R>(
+        &self,
+        quotas: &crate::sched::Quotas,
+        decide: impl Fn(&SchedulerInput) -> R,
+    ) -> LabResult<R> {
+        let recent_usage = self.recent_usage()?;
+        let capacity = self.capacity();
+        // The queue is planned where it lies (the cache of unfinished
+        // experiments), without copies; the outcomes of finished experiments
+        // that queued ones wait for are looked up first if not known yet.
+        let mut unknown = Vec::new();
+        // Unfinished by the store, though not yet among the active ones
+        // (being written): pending for this plan.
+        let mut unfinished = std::collections::HashSet::new();
+        loop {
+            for id in unknown.drain(..) {
+                let status = match self.store.experiment(id)?.map(|d| d.state) {
+                    Some(State::Finished {
+                        outcome: Outcome::Succeeded,
+                        ..
+                    }) => Dependency::Succeeded,
+                    Some(State::Finished { .. }) | None => Dependency::Failed,
+                    Some(_) => {
+                        unfinished.insert(id);
+                        continue;
+                    }
+                };
+                self.engine
+                    .finished_dependencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, status);
+            }
+            let planned = self.store.with_active(|active| {
+                let finished = self
+                    .engine
+                    .finished_dependencies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let mut running = Vec::new();
+                let mut queued = Vec::new();
+                let mut dependencies = HashMap::new();
+                for e in active.values() {
+                    match &e.state {
+                        State::Running {
+                            started_at, gpus, ..
+                        } => running.push(RunningJob {
+                            id: e.id,
+                            owner: e.owner.clone(),
+                            project: e.spec.project.clone(),
+                            resources: e.spec.resources,
+                            gpus: gpus.clone(),
+                            ends_by: e.spec.resources.ends_by(*started_at),
+                        }),
+                        State::Starting { gpus } => running.push(RunningJob {
+                            id: e.id,
+                            owner: e.owner.clone(),
+                            project: e.spec.project.clone(),
+                            resources: e.spec.resources,
+                            gpus: gpus.clone(),
+                            ends_by: e.spec.resources.ends_by(now()),
+                        }),
+                        State::Queued => {
+                            for dep in &e.spec.after {
+                                let status = if active.contains_key(dep) || unfinished.contains(dep)
+                                {
+                                    Dependency::Pending
+                                } else if let Some(status) = finished.get(dep) {
+                                    *status
+                                } else {
+                                    unknown.push(*dep);
+                                    continue;
+                                };
+                                dependencies.insert(*dep, status);
+                            }
+                            queued.push(QueuedJob {
+                                id: e.id,
+                                owner: &e.owner,
+                                project: e.spec.project.as_deref(),
+                                priority: e.spec.priority,
+                                submitted_at: e.submitted_at,
+                                resources: e.spec.resources,
+                                after: &e.spec.after,
+                            });
+                        }
+                        State::Finished { .. } => {}
+                    }
+                }
+                unknown.is_empty().then(|| {
+                    decide(&SchedulerInput {
+                        now: now(),
+                        capacity: &capacity,
+                        running: &running,
+                        queued: &queued,
+                        quotas,
+                        recent_usage: &recent_usage,
+                        dependencies: &dependencies,
+                    })
+                })
+            });
+            if let Some(planned) = planned {
+                return Ok(planned);
+            }
+            unknown.sort_unstable();
+            unknown.dedup();
+        }
     }
 
     /// Reopens the database if it stopped writing (a write failed on a

@@ -9,6 +9,7 @@ use crate::lab::{
     ListFilter, ListFrom, ListOrder, MAX_LIST_LIMIT, QueueNews, QueueSettings, StateChange,
     SubmitRequest,
 };
+use crate::model::QuotaScope;
 use crate::model::{CommandLine, MAX_DURATION_SECS, Outcome, Role, State};
 use crate::sched::Decision;
 use crate::sched::Quota;
@@ -235,7 +236,7 @@ fn quota_refuses_oversized_requests_and_holds_back_extra_runs() {
     let member = principal(&lab, "mike", Role::Member);
     lab.set_quota(
         &admin,
-        "mike",
+        &QuotaScope::User("mike".into()),
         Quota {
             max_cpus: Some(2.0),
             max_running: Some(1),
@@ -262,7 +263,7 @@ fn quota_refuses_oversized_requests_and_holds_back_extra_runs() {
             || reasons.get(&b).map(String::as_str) == Some("starting")
     );
     assert!(matches!(
-        lab.set_quota(&member, "mike", Quota::default()),
+        lab.set_quota(&member, &QuotaScope::User("mike".into()), Quota::default()),
         Err(LabError::PermissionDenied(_))
     ));
 }
@@ -664,7 +665,7 @@ fn a_member_cannot_queue_more_than_the_queue_allows() {
     assert!(matches!(err, LabError::Unavailable(_)), "{err}");
     lab.set_quota(
         &admin,
-        "mike",
+        &QuotaScope::User("mike".into()),
         Quota {
             max_queued: Some(4),
             ..Quota::default()

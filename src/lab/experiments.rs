@@ -1,12 +1,11 @@
 //! One experiment for its reader: what each role sees of it (the read
-//! rule for its output), cancelling, priorities, quotas and private projects.
+//! rule for its output), cancelling, priorities and private projects.
 
 use std::path::PathBuf;
 
 use super::submit::MAX_LABEL;
 use super::{Change, Lab, LabError, LabResult, Principal, now, require_admin};
-use crate::model::{CommandLine, Experiment, MAX_DURATION_SECS, Outcome, Role, State, Transition};
-use crate::sched::Quota;
+use crate::model::{CommandLine, Experiment, Outcome, Role, State, Transition};
 
 impl Lab {
     /// One experiment as the caller may see it (any role; see `seen_by`).
@@ -235,39 +234,6 @@ impl Lab {
         )?;
         self.notify_queue();
         Ok(())
-    }
-
-    /// Sets a user's quota (admin only).
-    pub fn set_quota(&self, p: &Principal, user: &str, quota: Quota) -> LabResult<()> {
-        let p = &self.current(p)?;
-        require_admin(p, "set quotas")?;
-        self.existing_user_record(user)?;
-        if quota.max_time_secs.is_some_and(|t| t > MAX_DURATION_SECS) {
-            return Err(LabError::Invalid(
-                "--max-time: at most 365d (the longest wall-time limit)".into(),
-            ));
-        }
-        let old = self.store.quota(user)?;
-        self.store.put_quota(user, &quota)?;
-        let (before, after) = super::audit::changed_fields(&old, &quota);
-        self.audit(
-            p,
-            Change::new(
-                "quota.set",
-                format!("user {user}"),
-                format!("set quota of {user}"),
-            )
-            .changing(Some(before), Some(after)),
-        )?;
-        self.queue_changed();
-        Ok(())
-    }
-
-    /// A user's quota (themselves, or anyone for admins).
-    pub fn quota(&self, p: &Principal, user: &str) -> LabResult<Quota> {
-        let p = &self.current(p)?;
-        super::require_self_or_admin(p, user, "see this quota")?;
-        Ok(self.store.quota(user)?)
     }
 
     pub(super) fn existing_user_record(&self, name: &str) -> LabResult<crate::model::User> {

@@ -26,6 +26,9 @@ mod output;
 mod profile;
 mod projects;
 mod provenance;
+#[cfg(test)]
+mod quota_tests;
+mod quotas;
 mod sessions;
 mod submit;
 mod usage;
@@ -63,6 +66,7 @@ pub use notebook::Discussion;
 pub use notices::KEPT_NOTIFICATIONS;
 pub use profile::ResourceSeries;
 pub use projects::{BestBy, ProjectSummary};
+pub use quotas::{QuotaChangePreview, QuotaShown, UserFigures};
 pub use sessions::{ConnectedUser, SessionGuard, SessionKind, SessionRegistry};
 pub use submit::{QueueSettings, SubmitRequest, parse_env_pair, parse_pair, reserved_env_message};
 pub use usage::{UsageReport, sizing_hint};
@@ -394,6 +398,42 @@ pub(crate) mod testing {
     //! Fixtures for service tests.
 
     use super::*;
+
+    /// A finished run of `owner`'s, in project churn: one core from
+    /// `start` for `secs`.
+    pub fn finished_run(id: u64, owner: &str, start: i64, secs: i64) -> crate::model::Experiment {
+        use crate::model::{CommandLine, ExperimentSpec, Outcome, ResourceUse, Resources, State};
+        let mut spec = ExperimentSpec::new(
+            CommandLine::Argv(vec!["train".into()]),
+            "/tmp".into(),
+            Resources {
+                cpus: 1.0,
+                memory_bytes: 0,
+                gpus: 0,
+                time_limit_secs: 3600,
+            },
+        );
+        spec.project = Some("churn".into());
+        crate::model::Experiment {
+            id,
+            owner: owner.into(),
+            unix_user: "root".into(),
+            spec,
+            submitted_at: start,
+            state: State::Finished {
+                outcome: Outcome::Succeeded,
+                exit_code: Some(0),
+                signal: None,
+                stop: None,
+                started_at: Some(start),
+                ended_at: start + secs,
+            },
+            transitions: Vec::new(),
+            host: "box".into(),
+            backend: "local".into(),
+            usage: ResourceUse::default(),
+        }
+    }
 
     /// An ed25519 public key registered to the bootstrap admin `root`.
     pub const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsmWNLTwvIyW9lRhCopauIQbWxrZzUVvjXMnud4kAdR alice@laptop";

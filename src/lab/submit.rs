@@ -139,8 +139,12 @@ impl Lab {
             )));
         }
         let account = run_as(&owner)?;
-        self.check_queue_room(&p.user)?;
-        let spec = self.validate_submission(&account, &p.user, request)?;
+        let spec = self.validate_submission(&account, request)?;
+        let project = spec.project.as_deref();
+        if let Some(why) = self.request_over_quota(&p.user, project, &spec.resources)? {
+            return Err(LabError::Invalid(why));
+        }
+        self.check_queue_room(&p.user, project)?;
         self.check_budgets(&p.user, spec.project.as_deref())?;
         if let Some((free, reserve)) = self.disk_short() {
             return Err(LabError::Unavailable(format!(
@@ -196,7 +200,6 @@ impl Lab {
     pub(super) fn validate_submission(
         &self,
         account: &Account,
-        owner: &str,
         r: SubmitRequest,
     ) -> LabResult<ExperimentSpec> {
         let invalid = |m: String| Err(LabError::Invalid(m));
@@ -284,10 +287,6 @@ impl Lab {
                 capacity.gpus.len()
             ));
         }
-        let quota = self.store.quota(owner)?;
-        if let Some(reason) = larger_than_quota(&quota, &resources) {
-            return invalid(format!("request larger than your quota: {reason}"));
-        }
         for dep in &r.after {
             if self.store.experiment(*dep)?.is_none() {
                 return invalid(format!("--after {dep}: no such experiment"));
@@ -331,24 +330,33 @@ impl Lab {
     }
 
     /// Refuses a submission of `user` who has as many experiments queued
-    /// as allowed (their quota's `max_queued`, else the queue's default):
-    /// the queue is everyone's, and each queued one costs the daemon memory.
-    pub(super) fn check_queue_room(&self, user: &str) -> LabResult<()> {
-        let max = self
-            .store
-            .quota(user)?
-            .max_queued
-            .unwrap_or(self.queue.max_queued_per_user);
-        let queued = self.store.with_active(|active| {
-            active
-                .values()
-                .filter(|e| e.owner == user && e.state == State::Queued)
-                .count()
+    /// as allowed (their quota's `max_queued`, the default's, else the
+    /// queue's setting), or into a `project` that has as many queued as its
+    /// quota allows: the queue is everyone's, and each queued one costs the
+    /// daemon memory.
+    pub(super) fn check_queue_room(&self, user: &str, project: Option<&str>) -> LabResult<()> {
+        let (max, project_max) = self.queued_limits(user, project)?;
+        let (queued, in_project) = self.store.with_active(|active| {
+            let queued = active.values().filter(|e| e.state == State::Queued);
+            let (mut mine, mut theirs) = (0, 0);
+            for e in queued {
+                mine += usize::from(e.owner == user);
+                theirs += usize::from(project.is_some() && e.spec.project.as_deref() == project);
+            }
+            (mine, theirs)
         });
         if queued >= max as usize {
             return Err(LabError::Unavailable(format!(
                 "{user} has {queued} experiments queued, the most allowed (queue.max_queued_per_user, \
                  or quota --max-queued); nothing was queued: submit again once some have started"
+            )));
+        }
+        if let (Some(project), Some(max)) = (project, project_max)
+            && in_project >= max as usize
+        {
+            return Err(LabError::Unavailable(format!(
+                "project {project} has {in_project} experiments queued, the most its quota allows; \
+                 nothing was queued: submit again once some have started"
             )));
         }
         Ok(())

@@ -36,6 +36,6 @@ pub use provenance::{
     CachedHash, FileDigest, GitState, Interpreter, Package, Provenance, Skipped,
     normalize_package_name,
 };
-pub use quota::Quota;
+pub use quota::{Quota, QuotaScope};
 pub use usage::{Bucket, ClosedBucket, METRICS, Metric, Usage};
 pub use user::{NameError, Role, User, validate_user_name};

@@ -8,9 +8,11 @@
 //! The rules:
 //!
 //! - An experiment starts when its CPUs, memory and GPUs are free by
-//!   reservation (not by measured use) and its owner stays within quota
-//!   (running experiments, CPUs, memory, GPUs; the wall-time quota is checked
-//!   at submission).
+//!   reservation (not by measured use), its owner stays within their quota
+//!   (their own limits, the default's where they set none: running
+//!   experiments, CPUs, memory, GPUs, GPU-hours and cost reserved this
+//!   month; the wall-time quota is checked at submission) and its project
+//!   within the project's (all its experiments together) ([`quota`]).
 //! - Order: priority (high first), then fair share (fewer CPU-hours over the
 //!   last 7 days first), then submission time.
 //! - The first experiment that does not fit is the head: later ones start
@@ -28,6 +30,12 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::model::Resources;
+
+pub mod preview;
+pub mod quota;
+
+use quota::Ledger;
+pub use quota::{Held, MonthUse, QuotaExceeded, Quotas};
 
 /// What the host offers to experiments.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +57,8 @@ pub struct RunningJob {
     pub id: u64,
     /// Owner.
     pub owner: String,
+    /// Its project, if any.
+    pub project: Option<String>,
     /// What it holds.
     pub resources: Resources,
     /// GPU indices it holds.
@@ -65,6 +75,8 @@ pub struct QueuedJob<'a> {
     pub id: u64,
     /// Owner.
     pub owner: &'a str,
+    /// Its project, if any.
+    pub project: Option<&'a str>,
     /// Higher first.
     pub priority: i32,
     /// Submission time.
@@ -97,8 +109,8 @@ pub struct SchedulerInput<'a> {
     pub running: &'a [RunningJob],
     /// Experiments waiting.
     pub queued: &'a [QueuedJob<'a>],
-    /// Quotas by owner.
-    pub quotas: &'a HashMap<String, Quota>,
+    /// The quotas: by owner, by project, the default.
+    pub quotas: &'a Quotas,
     /// Recent usage by owner (e.g. CPU-hours over 7 days), for fair share.
     pub recent_usage: &'a HashMap<String, f64>,
     /// Outcome of every experiment some queued one depends on.
@@ -138,6 +150,8 @@ pub enum WaitReason {
     Dependency(u64),
     /// Starting it would take its owner over a quota.
     OverQuota(QuotaExceeded),
+    /// Starting it would take its project over the project's quota.
+    OverProjectQuota(QuotaExceeded),
     /// It fits now but would delay experiment `0`, the head of the queue.
     Behind(u64),
     /// The data disk has less free than labbench keeps free: nothing starts
@@ -160,19 +174,6 @@ pub enum WaitReason {
     Unchecked(String),
 }
 
-/// The quota an experiment would exceed, with what its owner holds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum QuotaExceeded {
-    /// Experiments running at once.
-    Running { max: u32 },
-    /// CPU cores.
-    Cpus { max: f64, held: f64 },
-    /// Memory, bytes.
-    Memory { max: u64, held: u64 },
-    /// GPUs.
-    Gpus { max: u32, held: u32 },
-}
-
 impl std::fmt::Display for WaitReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::units::short_bytes;
@@ -184,21 +185,8 @@ impl std::fmt::Display for WaitReason {
             WaitReason::Behind(head) => {
                 write!(f, "behind experiment {head}: starting now would delay it")
             }
-            WaitReason::OverQuota(QuotaExceeded::Running { max }) => {
-                write!(f, "over quota: max {max} running")
-            }
-            WaitReason::OverQuota(QuotaExceeded::Cpus { max, held }) => {
-                write!(f, "over quota: max {max} CPUs ({held} in use)")
-            }
-            WaitReason::OverQuota(QuotaExceeded::Memory { max, held }) => write!(
-                f,
-                "over quota: max {} memory ({} in use)",
-                short_bytes(max as f64),
-                short_bytes(held as f64)
-            ),
-            WaitReason::OverQuota(QuotaExceeded::Gpus { max, held }) => {
-                write!(f, "over quota: max {max} GPUs ({held} in use)")
-            }
+            WaitReason::OverQuota(exceeded) => write!(f, "over quota: {exceeded}"),
+            WaitReason::OverProjectQuota(exceeded) => write!(f, "over project quota: {exceeded}"),
             WaitReason::DiskFull { free, reserve } => write!(
                 f,
                 "waiting for disk space: {} free on the data disk, {} kept free",
@@ -274,68 +262,41 @@ impl Free {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Held {
-    running: u32,
-    cpus: f64,
-    memory: u64,
-    gpus: u32,
-}
-
-/// Why `owner` may not start `r` now under `quota`, if so.
-fn over_quota(quota: &Quota, held: &Held, r: &Resources) -> Option<QuotaExceeded> {
-    if let Some(max) = quota.max_running
-        && held.running + 1 > max
-    {
-        return Some(QuotaExceeded::Running { max });
-    }
-    if let Some(max) = quota.max_cpus
-        && held.cpus + r.cpus > max + 1e-9
-    {
-        return Some(QuotaExceeded::Cpus {
-            max,
-            held: held.cpus,
-        });
-    }
-    if let Some(max) = quota.max_memory_bytes
-        && held.memory + r.memory_bytes > max
-    {
-        return Some(QuotaExceeded::Memory {
-            max,
-            held: held.memory,
-        });
-    }
-    if let Some(max) = quota.max_gpus
-        && held.gpus + r.gpus > max
-    {
-        return Some(QuotaExceeded::Gpus {
-            max,
-            held: held.gpus,
-        });
-    }
-    None
-}
-
 /// Orders the queue: priority (high first), fair share (less recent usage
 /// first), submission time, id.
-fn queue_order<'a>(input: &SchedulerInput<'a>) -> Vec<&'a QueuedJob<'a>> {
-    // Each owner's usage is looked up once per job, not per comparison.
-    let mut order: Vec<(f64, &QueuedJob)> = input
+/// Each job comes with the indices of its owner's and project's accounts
+/// in `ledger`.
+fn queue_order<'a>(
+    input: &SchedulerInput<'a>,
+    ledger: &mut Ledger<'a>,
+) -> Vec<(&'a QueuedJob<'a>, usize, Option<usize>)> {
+    // Each owner's usage is looked up once per owner, not per comparison.
+    let mut usage: Vec<Option<f64>> = Vec::new();
+    let mut order: Vec<(f64, &QueuedJob, usize, Option<usize>)> = input
         .queued
         .iter()
         .map(|job| {
-            let usage = input.recent_usage.get(job.owner).copied();
-            (usage.unwrap_or(0.0), job)
+            let owner = ledger.owner(input.quotas, job.owner);
+            if owner >= usage.len() {
+                usage.resize(owner + 1, None);
+            }
+            let used = *usage[owner]
+                .get_or_insert_with(|| input.recent_usage.get(job.owner).copied().unwrap_or(0.0));
+            let project = job.project.map(|p| ledger.project(input.quotas, p));
+            (used, job, owner, project)
         })
         .collect();
-    order.sort_unstable_by(|(usage_a, a), (usage_b, b)| {
+    order.sort_unstable_by(|(usage_a, a, _, _), (usage_b, b, _, _)| {
         b.priority
             .cmp(&a.priority)
             .then(usage_a.total_cmp(usage_b))
             .then(a.submitted_at.cmp(&b.submitted_at))
             .then(a.id.cmp(&b.id))
     });
-    order.into_iter().map(|(_, job)| job).collect()
+    order
+        .into_iter()
+        .map(|(_, job, owner, project)| (job, owner, project))
+        .collect()
 }
 
 /// Decides, for every queued experiment, whether it starts now.
@@ -372,106 +333,131 @@ impl Room {
 /// [`schedule`], and the [`Room`] left after its starts: a new request that
 /// does not fit there cannot start before something ends.
 pub fn schedule_with_room(input: &SchedulerInput) -> (Vec<Decision>, Room) {
-    let mut free = Free {
-        cpus: input.capacity.cpus,
-        memory: input.capacity.memory_bytes,
-        gpus: input.capacity.gpus.iter().copied().collect(),
-    };
-    let mut held: HashMap<&str, Held> = HashMap::new();
-    let mut ends: Vec<(i64, Resources, Vec<u32>)> = Vec::new();
-    for job in input.running {
-        free.cpus -= job.resources.cpus;
-        free.memory = free.memory.saturating_sub(job.resources.memory_bytes);
-        for g in &job.gpus {
-            free.gpus.remove(g);
-        }
-        let h = held.entry(job.owner.as_str()).or_default();
-        h.running += 1;
-        h.cpus += job.resources.cpus;
-        h.memory += job.resources.memory_bytes;
-        h.gpus += job.gpus.len() as u32;
-        ends.push((job.ends_by, job.resources, job.gpus.clone()));
-    }
-    ends.sort_by_key(|(t, _, _)| *t);
-    let no_quota = Quota::default();
-    let mut shadow: Option<(u64, i64)> = None; // (head id, its earliest start)
-    let mut decisions = Vec::with_capacity(input.queued.len());
-    for job in queue_order(input) {
-        let r = &job.resources;
-        let mut pending = None;
-        let mut failed = None;
-        for dep in job.after {
-            match input
-                .dependencies
-                .get(dep)
-                .copied()
-                .unwrap_or(Dependency::Pending)
-            {
-                Dependency::Succeeded => {}
-                Dependency::Pending => pending = pending.or(Some(*dep)),
-                Dependency::Failed => failed = failed.or(Some(*dep)),
+    Prepared::new(input).decide(input)
+}
+
+/// What a schedule starts from, whatever the quotas: the room left by the
+/// running experiments, when they end, who holds what, and the queue in
+/// order. The quota preview decides twice from one of these.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared<'a> {
+    free: Free,
+    ends: Vec<(i64, Resources, Vec<u32>)>,
+    ledger: Ledger<'a>,
+    order: Vec<(&'a QueuedJob<'a>, usize, Option<usize>)>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Prepares a schedule of `input`.
+    pub(crate) fn new(input: &SchedulerInput<'a>) -> Prepared<'a> {
+        let mut free = Free {
+            cpus: input.capacity.cpus,
+            memory: input.capacity.memory_bytes,
+            gpus: input.capacity.gpus.iter().copied().collect(),
+        };
+        let mut ledger = Ledger::default();
+        let mut ends: Vec<(i64, Resources, Vec<u32>)> = Vec::new();
+        for job in input.running {
+            free.cpus -= job.resources.cpus;
+            free.memory = free.memory.saturating_sub(job.resources.memory_bytes);
+            for g in &job.gpus {
+                free.gpus.remove(g);
             }
+            let owner = ledger.owner(input.quotas, &job.owner);
+            let project = job
+                .project
+                .as_deref()
+                .map(|p| ledger.project(input.quotas, p));
+            ledger.hold(owner, project, &job.resources, job.gpus.len() as u32);
+            ends.push((job.ends_by, job.resources, job.gpus.clone()));
         }
-        if let Some(dep) = failed {
-            decisions.push(Decision::Abandon {
-                id: job.id,
-                reason: format!("dependency {dep} did not succeed"),
-            });
-            continue;
+        ends.sort_by_key(|(t, _, _)| *t);
+        let order = queue_order(input, &mut ledger);
+        Prepared {
+            free,
+            ends,
+            ledger,
+            order,
         }
-        if let Some(dep) = pending {
-            decisions.push(Decision::Wait {
-                id: job.id,
-                reason: WaitReason::Dependency(dep),
-            });
-            continue;
-        }
-        let quota = input.quotas.get(job.owner).unwrap_or(&no_quota);
-        let owner_held = held.get(job.owner).copied().unwrap_or_default();
-        if let Some(exceeded) = over_quota(quota, &owner_held, r) {
-            decisions.push(Decision::Wait {
-                id: job.id,
-                reason: WaitReason::OverQuota(exceeded),
-            });
-            continue;
-        }
-        if free.fits(r) {
-            let finishes = r.ends_by(input.now);
-            if let Some((head, start)) = shadow
-                && finishes > start
-            {
-                decisions.push(Decision::Wait {
+    }
+
+    /// The decisions under `input`'s quotas (those this was prepared with,
+    /// or others: each owner's and project's limits are looked up again).
+    pub(crate) fn decide(&self, input: &SchedulerInput) -> (Vec<Decision>, Room) {
+        let mut free = self.free.clone();
+        let ends = &self.ends;
+        let mut ledger = self.ledger.clone();
+        ledger.apply(input.quotas);
+        let mut shadow: Option<(u64, i64)> = None; // (head id, its earliest start)
+        let mut decisions = Vec::with_capacity(input.queued.len());
+        for &(job, owner, project) in &self.order {
+            let r = &job.resources;
+            let mut pending = None;
+            let mut failed = None;
+            for dep in job.after {
+                match input
+                    .dependencies
+                    .get(dep)
+                    .copied()
+                    .unwrap_or(Dependency::Pending)
+                {
+                    Dependency::Succeeded => {}
+                    Dependency::Pending => pending = pending.or(Some(*dep)),
+                    Dependency::Failed => failed = failed.or(Some(*dep)),
+                }
+            }
+            if let Some(dep) = failed {
+                decisions.push(Decision::Abandon {
                     id: job.id,
-                    reason: WaitReason::Behind(head),
+                    reason: format!("dependency {dep} did not succeed"),
                 });
                 continue;
             }
-            let gpus = free.take(r);
-            let h = held.entry(job.owner).or_default();
-            h.running += 1;
-            h.cpus += r.cpus;
-            h.memory += r.memory_bytes;
-            h.gpus += r.gpus;
-            decisions.push(Decision::Start { id: job.id, gpus });
-            continue;
-        }
-        let reason = free.shortfall(r);
-        if shadow.is_none() {
-            // The head: when would enough be free, releasing running jobs by their limits?
-            let mut future = free.clone();
-            let mut start = i64::MAX;
-            for (t, res, gpus) in &ends {
-                future.give(res, gpus);
-                if future.fits(r) {
-                    start = *t;
-                    break;
-                }
+            if let Some(dep) = pending {
+                decisions.push(Decision::Wait {
+                    id: job.id,
+                    reason: WaitReason::Dependency(dep),
+                });
+                continue;
             }
-            shadow = Some((job.id, start));
+            if let Some(reason) = ledger.over(owner, project, r) {
+                decisions.push(Decision::Wait { id: job.id, reason });
+                continue;
+            }
+            if free.fits(r) {
+                let finishes = r.ends_by(input.now);
+                if let Some((head, start)) = shadow
+                    && finishes > start
+                {
+                    decisions.push(Decision::Wait {
+                        id: job.id,
+                        reason: WaitReason::Behind(head),
+                    });
+                    continue;
+                }
+                let gpus = free.take(r);
+                ledger.hold(owner, project, r, r.gpus);
+                decisions.push(Decision::Start { id: job.id, gpus });
+                continue;
+            }
+            let reason = free.shortfall(r);
+            if shadow.is_none() {
+                // The head: when would enough be free, releasing running jobs by their limits?
+                let mut future = free.clone();
+                let mut start = i64::MAX;
+                for (t, res, gpus) in ends {
+                    future.give(res, gpus);
+                    if future.fits(r) {
+                        start = *t;
+                        break;
+                    }
+                }
+                shadow = Some((job.id, start));
+            }
+            decisions.push(Decision::Wait { id: job.id, reason });
         }
-        decisions.push(Decision::Wait { id: job.id, reason });
+        (decisions, free.room())
     }
-    (decisions, free.room())
 }
 
 #[cfg(test)]
@@ -494,6 +480,7 @@ mod tests {
         QueuedJob {
             id,
             owner,
+            project: None,
             priority: 0,
             submitted_at: id as i64,
             resources: r,
@@ -513,7 +500,7 @@ mod tests {
         capacity: Capacity,
         running: Vec<RunningJob>,
         queued: Vec<QueuedJob<'static>>,
-        quotas: HashMap<String, Quota>,
+        quotas: Quotas,
         usage: HashMap<String, f64>,
         deps: HashMap<u64, Dependency>,
         now: i64,
@@ -525,7 +512,7 @@ mod tests {
                 capacity: host(),
                 running: Vec::new(),
                 queued,
-                quotas: HashMap::new(),
+                quotas: Quotas::default(),
                 usage: HashMap::new(),
                 deps: HashMap::new(),
                 now: 1000,
@@ -614,6 +601,7 @@ mod tests {
         w.running.push(RunningJob {
             id: 9,
             owner: "z".into(),
+            project: None,
             resources: res(1.0, 1, 1, 600),
             gpus: vec![0],
             ends_by: 1600,
@@ -637,7 +625,7 @@ mod tests {
             queued(2, "a", res(1.0, 1, 0, 60)),
             queued(3, "b", res(1.0, 1, 0, 60)),
         ]);
-        w.quotas.insert(
+        w.quotas.users.insert(
             "a".into(),
             Quota {
                 max_running: Some(1),
@@ -676,6 +664,7 @@ mod tests {
         w.running.push(RunningJob {
             id: 9,
             owner: "z".into(),
+            project: None,
             resources: res(4.0, 1, 0, 600),
             gpus: Vec::new(),
             ends_by: w.now + 600,
@@ -746,6 +735,7 @@ mod tests {
                 w.running.push(RunningJob {
                     id: 100 + i as u64,
                     owner: "z".into(),
+                    project: None,
                     resources: res(*c, *m, *g, 3600),
                     gpus,
                     ends_by: w.now + e,
@@ -792,6 +782,7 @@ mod tests {
                     w.running.push(RunningJob {
                         id: started.id,
                         owner: started.owner.to_string(),
+                        project: None,
                         resources: started.resources,
                         gpus: gpus.clone(),
                         ends_by: started.resources.ends_by(w.now),

@@ -2,7 +2,7 @@
 
 use super::codec::{decode, encode};
 use super::{KEYS_TREE, QUOTAS_TREE, Store, StoreResult, USERS_TREE, transaction_error};
-use crate::model::{KeyRecord, Quota, User};
+use crate::model::{KeyRecord, Quota, QuotaScope, User};
 use sled::Transactional;
 
 impl Store {
@@ -98,37 +98,43 @@ impl Store {
         self.flush()
     }
 
-    /// A user's quota (default: unlimited).
-    pub fn quota(&self, user: &str) -> StoreResult<Quota> {
+    /// The quota set for `scope` (default: none).
+    pub fn quota(&self, scope: &QuotaScope) -> StoreResult<Quota> {
         Ok(self
             .t()?
             .quotas
-            .get(user.as_bytes())?
+            .get(scope.key().as_bytes())?
             .map(|v| decode(QUOTAS_TREE, &v))
             .transpose()?
             .unwrap_or_default())
     }
 
     /// Every quota that was set.
-    pub fn quotas(&self) -> StoreResult<Vec<(String, Quota)>> {
+    pub fn quotas(&self) -> StoreResult<Vec<(QuotaScope, Quota)>> {
         self.t()?
             .quotas
             .iter()
             .map(|entry| {
                 let (k, v) = entry?;
                 Ok((
-                    String::from_utf8_lossy(&k).into_owned(),
+                    QuotaScope::from_key(&String::from_utf8_lossy(&k)),
                     decode(QUOTAS_TREE, &v)?,
                 ))
             })
             .collect()
     }
 
-    /// Sets a user's quota, durably.
-    pub fn put_quota(&self, user: &str, quota: &Quota) -> StoreResult<()> {
+    /// Sets the quota of `scope`, durably.
+    pub fn put_quota(&self, scope: &QuotaScope, quota: &Quota) -> StoreResult<()> {
         self.t()?
             .quotas
-            .insert(user.as_bytes(), encode(QUOTAS_TREE, quota)?)?;
+            .insert(scope.key().as_bytes(), encode(QUOTAS_TREE, quota)?)?;
+        self.flush()
+    }
+
+    /// Removes the quota of `scope`, durably.
+    pub fn remove_quota(&self, scope: &QuotaScope) -> StoreResult<()> {
+        self.t()?.quotas.remove(scope.key().as_bytes())?;
         self.flush()
     }
 }

@@ -61,6 +61,8 @@ pub enum Request {
     Queue(queue::Request),
     /// A History request.
     History(history::Request),
+    /// An Admin request.
+    Admin(super::admin::Request),
 }
 
 /// Everything about the session's screen that is not shared data.
@@ -197,12 +199,7 @@ impl ViewState {
                 self.history.handle_key(key, self.history_rows),
                 Request::History,
             ),
-            // It asks nothing of the session yet: what it shows is read
-            // through the service as it is drawn.
-            Tab::Admin => wrap(
-                self.admin.handle_key(key, self.admin_rows),
-                |never| match never {},
-            ),
+            Tab::Admin => wrap(self.admin.handle_key(key, self.admin_rows), Request::Admin),
         };
         match handled {
             Handled::No => return false,

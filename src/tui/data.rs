@@ -61,6 +61,11 @@ pub struct Snapshot {
     pub users: Vec<crate::lab::UserSummary>,
     /// What experiments cost, as the Admin tab's Costs view sums them.
     pub costs: Option<crate::lab::CostReport>,
+    /// Every quota set, the default first (the Admin tab's Quotas view).
+    pub quotas: Vec<(crate::model::QuotaScope, crate::model::Quota)>,
+    /// What the limits typed in the quota editor would do, or why they
+    /// cannot be previewed.
+    pub quota_preview: Option<Result<crate::lab::QuotaChangePreview, String>>,
     /// The audit trail as the Admin tab's filter selects it, newest first.
     pub audit: Vec<crate::model::AuditEvent>,
     /// Lines of the log in an open log pane.

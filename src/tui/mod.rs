@@ -13,7 +13,7 @@
 //! `widgets.rs` has what every screen draws with.
 //!
 //! For the people who use it: tabs Dashboard, Queue, History and Admin
-//! (admins only; Admin says what it will show until its issue lands) and a
+//! (admins only: audit trail, costs, users, quotas with a live preview) and a
 //! status line (user, role, host, clock, sessions). `?`
 //! shows the keys of the current screen. Pasted text (bracketed paste) goes
 //! into the open form field, prompt or search and never acts as keys or

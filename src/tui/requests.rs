@@ -24,6 +24,7 @@ pub fn carry_out(
 ) {
     match request {
         Request::History(request) => history_request(lab, principal, view, snapshot, request),
+        Request::Admin(request) => admin_request(lab, principal, view, snapshot, request),
         Request::Dashboard(dashboard::Request::OpenSelected) => {
             let rows = sorted_rows(snapshot, &view.dashboard);
             let index = view.dashboard.selected.min(rows.len().saturating_sub(1));
@@ -130,6 +131,60 @@ pub fn carry_out(
                 }
                 _ => view.notice = Some("no experiment selected".into()),
             }
+        }
+    }
+}
+
+/// The Admin tab's requests: the quota editor opened, saved and quotas
+/// removed, each by the service with the caller's current role.
+fn admin_request(
+    lab: &Lab,
+    principal: &Principal,
+    view: &mut ViewState,
+    snapshot: &Snapshot,
+    request: super::admin::Request,
+) {
+    use super::admin::Request;
+    use super::admin::quota_editor::QuotaEditor;
+    let selected = || {
+        snapshot
+            .quotas
+            .get(view.admin.selected)
+            .map(|(scope, _)| scope.clone())
+    };
+    match request {
+        Request::EditSelected => match selected() {
+            Some(scope) => admin_request(lab, principal, view, snapshot, Request::Edit(scope)),
+            None => view.notice = Some("no quota selected (n: a new one)".into()),
+        },
+        Request::Edit(scope) => match lab.quota_of(principal, &scope) {
+            Ok(shown) => view.admin.editor = Some(QuotaEditor::new(scope, &shown.set)),
+            Err(e) => view.notice = Some(e.to_string()),
+        },
+        Request::Save(scope, quota) => match lab.set_quota(principal, &scope, quota) {
+            Ok(()) => {
+                view.admin.editor = None;
+                view.notice = Some(format!(
+                    "quota of {scope} saved: the scheduler applies it now"
+                ));
+            }
+            Err(e) => {
+                let why = e.to_string();
+                match view.admin.editor.as_mut() {
+                    Some(editor) => editor.error = Some(why),
+                    None => view.notice = Some(why),
+                }
+            }
+        },
+        Request::RemoveSelected => match selected() {
+            Some(scope) => view.admin.confirm_remove = Some(scope),
+            None => view.notice = Some("no quota selected".into()),
+        },
+        Request::Remove(scope) => {
+            view.notice = Some(match lab.remove_quota(principal, &scope) {
+                Ok(()) => format!("quota of {scope} removed"),
+                Err(e) => e.to_string(),
+            })
         }
     }
 }
@@ -309,6 +364,7 @@ mod tests {
     use crate::lab::testing::{lab_with_admin, principal};
     use crate::lab::{ListFilter, SubmitRequest};
     use crate::model::{CommandLine, Role, State};
+    use crate::tui::admin;
 
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Want {
@@ -351,6 +407,16 @@ mod tests {
                 | history::Request::NextPage
                 | history::Request::PickComment(..),
             ) => [Done; 4],
+            // Reading a quota (a project's: anyone's to read) opens the
+            // editor; saving and removing are the admins'.
+            Request::Admin(
+                admin::Request::EditSelected
+                | admin::Request::Edit(_)
+                | admin::Request::RemoveSelected,
+            ) => [Done; 4],
+            Request::Admin(admin::Request::Save(..) | admin::Request::Remove(_)) => {
+                [Done, Denied, Denied, Denied]
+            }
         }
     }
 
@@ -406,6 +472,11 @@ mod tests {
             workdir: Some(PathBuf::from("/tmp")),
             ..SubmitRequest::default()
         };
+        let churn = crate::model::QuotaScope::Project("churn".into());
+        let two_running = crate::model::Quota {
+            max_running: Some(2),
+            ..crate::model::Quota::default()
+        };
         let mut failures = Vec::new();
         for (n, p) in people.iter().enumerate() {
             // Fresh targets, each request acting on the selected one.
@@ -445,6 +516,11 @@ mod tests {
                 // removing it.
                 Request::History(history::Request::PickComment(target, 0, true)),
                 Request::History(history::Request::RemoveComment(target, comment.id)),
+                Request::Admin(admin::Request::EditSelected),
+                Request::Admin(admin::Request::Edit(churn.clone())),
+                Request::Admin(admin::Request::RemoveSelected),
+                Request::Admin(admin::Request::Save(churn.clone(), two_running)),
+                Request::Admin(admin::Request::Remove(churn.clone())),
             ];
             for request in requests {
                 let want = row(&request)[n];
@@ -458,6 +534,7 @@ mod tests {
                         .filter(|v| v.experiment.id == target)
                         .collect(),
                     history_comments: vec![comment.clone()],
+                    quotas: vec![(churn.clone(), two_running)],
                     ..Snapshot::default()
                 };
                 let before = state(&lab);

@@ -96,6 +96,13 @@ pub async fn run_tui_session<S: FrameSink>(
     let mut history: Option<(HistoryKey, std::time::Instant, crate::lab::HistoryPage)> = None;
     let mut comments_listed: Vec<crate::model::Comment> = Vec::new();
     let mut audit: Option<(String, std::time::Instant, Vec<crate::model::AuditEvent>)> = None;
+    // What the quota editor's preview was computed for, and when.
+    type Typed = (
+        crate::model::QuotaScope,
+        Result<crate::model::Quota, String>,
+    );
+    type Previewed = Result<crate::lab::QuotaChangePreview, String>;
+    let mut preview: Option<(Typed, std::time::Instant, Previewed)> = None;
     // The Admin tab's costs, with what they were summed by and when.
     let mut costs: Option<(
         crate::lab::CostGrouping,
@@ -413,6 +420,38 @@ pub async fn run_tui_session<S: FrameSink>(
                 Err(e) => view.notice = Some(e.to_string()),
             }
             view.admin_rows = snapshot.users.len();
+        }
+        if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Quotas {
+            // A few records, read through the service every frame.
+            match lab.all_quotas(&principal) {
+                Ok(quotas) => snapshot.quotas = quotas,
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+            view.admin_rows = snapshot.quotas.len();
+            // The preview of what is typed, computed again when it changes
+            // (a few milliseconds: the scheduler run twice) or every 5 s.
+            match &view.admin.editor {
+                Some(editor) => {
+                    let typed = (editor.scope.clone(), editor.quota());
+                    let stale = preview
+                        .as_ref()
+                        .is_none_or(|(k, at, _)| *k != typed || at.elapsed() >= HISTORY_REFRESH);
+                    if stale {
+                        let shown = match &typed.1 {
+                            Ok(quota) => lab
+                                .quota_preview(&principal, &typed.0, *quota)
+                                .map_err(|e| e.to_string()),
+                            Err(why) => Err(why.clone()),
+                        };
+                        preview = Some((typed, std::time::Instant::now(), shown));
+                    }
+                    snapshot.quota_preview = preview.as_ref().map(|(_, _, shown)| shown.clone());
+                }
+                None => {
+                    preview = None;
+                    snapshot.quota_preview = None;
+                }
+            }
         }
         if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Audit {
             let stale = audit.as_ref().is_none_or(|(k, at, _)| {

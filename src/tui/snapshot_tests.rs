@@ -997,3 +997,105 @@ fn admin_users_view_lists_roles_accounts_keys_and_sessions() {
     ];
     insta::assert_snapshot!("admin_users_120x40", draw(&v, &snap, 120, 40));
 }
+
+/// A store's quotas: the default, a user's and a project's.
+fn quotas() -> Vec<(crate::model::QuotaScope, crate::model::Quota)> {
+    use crate::model::{Quota, QuotaScope};
+    vec![
+        (
+            QuotaScope::Default,
+            Quota {
+                max_running: Some(4),
+                max_gpus: Some(2),
+                max_time_secs: Some(48 * 3600),
+                ..Quota::default()
+            },
+        ),
+        (
+            QuotaScope::User("alice".into()),
+            Quota {
+                max_gpus: Some(4),
+                max_memory_bytes: Some(256 << 30),
+                max_gpu_hours_month: Some(500.0),
+                ..Quota::default()
+            },
+        ),
+        (
+            QuotaScope::Project("churn".into()),
+            Quota {
+                max_cpus: Some(32.0),
+                max_cost_month: Some(1200.0),
+                ..Quota::default()
+            },
+        ),
+    ]
+}
+
+#[test]
+fn admin_quotas_view_lists_the_default_users_and_projects() {
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::Quotas;
+    v.admin.selected = 1;
+    let mut snap = snapshot(Role::Admin);
+    snap.quotas = quotas();
+    insta::assert_snapshot!("admin_quotas_120x40", draw(&v, &snap, 120, 40));
+    v.admin.confirm_remove = Some(crate::model::QuotaScope::User("alice".into()));
+    insta::assert_snapshot!("admin_quotas_confirm_80x24", draw(&v, &snap, 80, 24));
+}
+
+#[test]
+fn the_quota_editor_shows_its_live_preview_beside_the_limits() {
+    use crate::lab::{QuotaChangePreview, UserFigures};
+    use crate::model::Usage;
+    use crate::sched::QuotaExceeded;
+    use crate::sched::preview::{OverLimit, QuotaPreview};
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::Quotas;
+    let (scope, set) = quotas().remove(0);
+    let mut editor = super::admin::quota_editor::QuotaEditor::new(scope, &set);
+    editor.focus = 3;
+    editor.values[3] = "1".into();
+    let typed = editor.quota().expect("typed");
+    v.admin.editor = Some(editor);
+    let mut snap = snapshot(Role::Admin);
+    let figures = |user: &str, running, cpus, gpus, peak: f64, p95: f64| UserFigures {
+        user: user.into(),
+        running,
+        cpus,
+        memory_bytes: 24 << 30,
+        gpus,
+        peak_7d: Usage {
+            cpu_cores: peak,
+            memory_bytes: 61.0 * (1u64 << 30) as f64,
+            gpus: 2.0,
+            gpu_memory_bytes: 0.0,
+        },
+        p95_7d: Usage {
+            cpu_cores: p95,
+            memory_bytes: 30.0 * (1u64 << 30) as f64,
+            gpus: 1.0,
+            gpu_memory_bytes: 0.0,
+        },
+        limit: typed,
+    };
+    snap.quota_preview = Some(Ok(QuotaChangePreview {
+        scope: "default".into(),
+        quota: typed,
+        effect: QuotaPreview {
+            over_now: vec![OverLimit {
+                who: "bob".into(),
+                exceeded: QuotaExceeded::Gpus { max: 1, held: 2 },
+            }],
+            would_start: vec![],
+            would_hold: vec![1042, 1043, 1051],
+        },
+        users: vec![
+            figures("alice", 1, 8.0, 1, 14.2, 7.9),
+            figures("bob", 2, 16.0, 2, 31.5, 12.0),
+        ],
+    }));
+    insta::assert_snapshot!("admin_quota_editor_120x40", draw(&v, &snap, 120, 40));
+    insta::assert_snapshot!("admin_quota_editor_80x24", draw(&v, &snap, 80, 24));
+    snap.quota_preview = Some(Err("GPUs in use: \"x\" is not a whole number".into()));
+    insta::assert_snapshot!("admin_quota_editor_error_80x24", draw(&v, &snap, 80, 24));
+}

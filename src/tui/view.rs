@@ -199,7 +199,13 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     if tab == Tab::Admin {
         lines.extend([
             ("↑↓ j k", "select an entry; PgUp PgDn Home End"),
-            ("v", "audit trail / costs / users"),
+            ("v", "audit trail / costs / users / quotas"),
+            ("Enter e", "quotas: edit the selected one (live preview)"),
+            (
+                "n x",
+                "quotas: a new one (user U, project P, default); remove",
+            ),
+            ("↑↓ Tab", "in the quota editor: next limit; Enter saves"),
             ("/", "filter the audit trail: user:U action:A since:7d"),
             ("Esc", "clear the filter"),
             ("b", "costs by user, project, month"),

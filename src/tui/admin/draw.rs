@@ -1,4 +1,5 @@
-//! Drawing the Admin tab: the filter bar and the audit trail, newest first.
+//! Drawing the Admin tab: the filter bar and the audit trail, newest
+//! first; costs; users (the quotas are [`super::quota_draw`]'s).
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -20,6 +21,7 @@ pub(in crate::tui) fn render_admin(
     match state.view {
         AdminView::Costs => return render_costs(frame, area, snap, state),
         AdminView::Users => return render_users(frame, area, snap, state),
+        AdminView::Quotas => return super::quota_draw::render_quotas(frame, area, snap, state),
         AdminView::Audit => {}
     }
     let errors: Vec<&str> = state.error.as_deref().into_iter().collect();
@@ -41,7 +43,7 @@ pub(in crate::tui) fn render_admin(
         " Admin · Audit: who changed what · filter {filter} · {} shown{} ",
         snap.audit.len(),
         if wide {
-            " · v: costs · users, quotas: the commands"
+            " · v: costs, users, quotas"
         } else {
             ""
         }
@@ -242,7 +244,7 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
             .style(header_style()),
     )
     .block(panel(format!(
-        " Admin · Users ({count}) · v: audit · user add|set-role|set-unix|rm, key add|rm: the commands "
+        " Admin · Users ({count}) · v: quotas · user add|set-role|set-unix|rm, key add|rm: the commands "
     )))
     .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);

@@ -2,17 +2,22 @@
 //! the caller's current role, so a demoted admin sees nothing more), in
 //! views that `v` goes through: the audit trail, newest first, narrowed
 //! with `/` (`user:U action:A since:T`); and costs, by user, project or
-//! month (`b`), with a bar each; and the users, with their roles, Unix
-//! accounts, keys and open sessions. Changing users and quotas are
-//! commands for now (`user …`, `quota set`). The keys are in
-//! [`crate::tui::help_lines`].
+//! month (`b`), with a bar each; the users, with their roles, Unix
+//! accounts, keys and open sessions; and the quotas (the default, each
+//! user's, each project's), edited in place with a live preview of what
+//! the typed limits would do ([`quota_editor`]). Changing users is
+//! commands for now (`user …`). The keys are in [`crate::tui::help_lines`].
 
 pub mod draw;
+pub mod quota_draw;
+pub mod quota_editor;
 
 use terminput::{KeyCode, KeyEvent};
 
+use self::quota_editor::{EditorAction, QuotaEditor, parse_scope};
 use super::component::Handled;
 use super::input::type_into;
+use crate::model::{Quota, QuotaScope};
 
 /// Most characters of a filter typed here.
 const MAX_FILTER_CHARS: usize = 200;
@@ -27,6 +32,23 @@ pub enum AdminView {
     Costs,
     /// The users, their roles, accounts, keys and open sessions.
     Users,
+    /// The quotas: the default, users', projects'.
+    Quotas,
+}
+
+/// What the Admin tab asks of the session (each decided by the service).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Open the editor on the selected quota.
+    EditSelected,
+    /// Open the editor on this scope's quota.
+    Edit(QuotaScope),
+    /// Save this quota.
+    Save(QuotaScope, Quota),
+    /// Ask to remove the selected quota.
+    RemoveSelected,
+    /// Remove this quota (confirmed).
+    Remove(QuotaScope),
 }
 
 /// The Admin tab's own state.
@@ -47,17 +69,27 @@ pub struct AdminState {
     pub selected: usize,
     /// Rows a screen shows (set by the session).
     pub page_rows: usize,
+    /// The quota editor, open.
+    pub editor: Option<QuotaEditor>,
+    /// The scope of a new quota, being typed (`n`).
+    pub new_scope: Option<String>,
+    /// A quota to remove once confirmed (`x`, then `y`).
+    pub confirm_remove: Option<QuotaScope>,
 }
 
 impl AdminState {
     /// Whether keys are text (the filter bar).
     pub fn takes_text(&self) -> bool {
-        self.typing.is_some()
+        self.typing.is_some() || self.editor.is_some() || self.new_scope.is_some()
     }
 
     /// Pasted text goes into an open filter bar.
     pub fn handle_paste(&mut self, text: &str) -> Option<String> {
-        let typed = self.typing.as_mut()?;
+        if let Some(editor) = self.editor.as_mut() {
+            editor.paste(text);
+            return None;
+        }
+        let typed = self.typing.as_mut().or(self.new_scope.as_mut())?;
         for c in text.chars().filter(|c| !c.is_control()) {
             if typed.chars().count() >= MAX_FILTER_CHARS {
                 break;
@@ -68,7 +100,42 @@ impl AdminState {
     }
 
     /// Applies one key; `rows`: how many entries are listed.
-    pub fn handle_key(&mut self, key: KeyEvent, rows: usize) -> Handled<std::convert::Infallible> {
+    pub fn handle_key(&mut self, key: KeyEvent, rows: usize) -> Handled<Request> {
+        if let Some(editor) = self.editor.as_mut() {
+            return match editor.handle_key(key) {
+                EditorAction::Stay => Handled::Yes,
+                EditorAction::Close => {
+                    self.editor = None;
+                    Handled::Notice("nothing saved".into())
+                }
+                EditorAction::Save(quota) => {
+                    Handled::Ask(Request::Save(editor.scope.clone(), quota))
+                }
+            };
+        }
+        if let Some(typed) = self.new_scope.as_mut() {
+            match key.code {
+                KeyCode::Esc => self.new_scope = None,
+                KeyCode::Enter => match parse_scope(typed) {
+                    Ok(scope) => {
+                        self.new_scope = None;
+                        self.error = None;
+                        return Handled::Ask(Request::Edit(scope));
+                    }
+                    Err(why) => self.error = Some(why),
+                },
+                code => {
+                    type_into(typed, code, MAX_FILTER_CHARS);
+                }
+            }
+            return Handled::Yes;
+        }
+        if let Some(scope) = self.confirm_remove.take() {
+            return match key.code {
+                KeyCode::Char('y') => Handled::Ask(Request::Remove(scope)),
+                _ => Handled::Notice("nothing removed".into()),
+            };
+        }
         if let Some(typed) = self.typing.as_mut() {
             match key.code {
                 KeyCode::Esc => {
@@ -107,9 +174,23 @@ impl AdminState {
                 self.view = match self.view {
                     AdminView::Audit => AdminView::Costs,
                     AdminView::Costs => AdminView::Users,
-                    AdminView::Users => AdminView::Audit,
+                    AdminView::Users => AdminView::Quotas,
+                    AdminView::Quotas => AdminView::Audit,
                 };
                 self.selected = 0;
+            }
+            KeyCode::Enter | KeyCode::Char('e') if self.view == AdminView::Quotas => {
+                return Handled::Ask(Request::EditSelected);
+            }
+            KeyCode::Char('n') if self.view == AdminView::Quotas => {
+                self.new_scope = Some(String::new());
+                self.error = None;
+            }
+            KeyCode::Char('x') if self.view == AdminView::Quotas => {
+                return Handled::Ask(Request::RemoveSelected);
+            }
+            KeyCode::Char('/') if self.view == AdminView::Quotas => {
+                return Handled::Notice("every quota is listed (n: a new one)".into());
             }
             KeyCode::Char('b') if self.view == AdminView::Costs => {
                 use crate::lab::CostGrouping::{Month, Project, User};
@@ -201,6 +282,60 @@ mod tests {
         s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Users);
         s.handle_key(key(KeyCode::Char('v')), 5);
+        assert_eq!(s.view, AdminView::Quotas);
+        s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Audit);
+    }
+
+    #[test]
+    fn the_quotas_view_asks_to_edit_create_and_remove_with_a_confirmation() {
+        let mut s = AdminState {
+            view: AdminView::Quotas,
+            ..AdminState::default()
+        };
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 3),
+            Handled::Ask(Request::EditSelected)
+        );
+        s.handle_key(key(KeyCode::Char('n')), 3);
+        assert!(s.takes_text());
+        for c in "team x".chars() {
+            s.handle_key(key(KeyCode::Char(c)), 3);
+        }
+        s.handle_key(key(KeyCode::Enter), 3);
+        assert!(
+            s.error.is_some() && s.takes_text(),
+            "a scope it cannot name"
+        );
+        s.new_scope = Some("project churn".into());
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 3),
+            Handled::Ask(Request::Edit(QuotaScope::Project("churn".into())))
+        );
+        s.editor = Some(QuotaEditor::new(
+            QuotaScope::Project("churn".into()),
+            &Quota::default(),
+        ));
+        s.handle_key(key(KeyCode::Char('3')), 3);
+        let three = Quota {
+            max_running: Some(3),
+            ..Quota::default()
+        };
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 3),
+            Handled::Ask(Request::Save(QuotaScope::Project("churn".into()), three))
+        );
+        s.editor = None;
+        s.confirm_remove = Some(QuotaScope::Default);
+        assert!(matches!(
+            s.handle_key(key(KeyCode::Char('n')), 3),
+            Handled::Notice(_)
+        ));
+        assert_eq!(s.confirm_remove, None, "any other key keeps it");
+        s.confirm_remove = Some(QuotaScope::Default);
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char('y')), 3),
+            Handled::Ask(Request::Remove(QuotaScope::Default))
+        );
     }
 }
