@@ -37,6 +37,34 @@ pub struct Config {
     pub notebook: NotebookConfig,
     /// What compute costs.
     pub costs: CostsConfig,
+    /// Idle reservations: when one is flagged, and what is done then.
+    pub idle: IdleConfig,
+}
+
+/// Idle reservations: a running experiment whose GPUs (or, without GPUs,
+/// CPUs) stay under a threshold for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdleConfig {
+    /// Watch running experiments.
+    pub enabled: bool,
+    /// A GPU at or over this utilisation, percent, is busy.
+    pub gpu_percent: u32,
+    /// CPU use at or over this share of the request, percent, is busy.
+    pub cpu_percent: f64,
+    /// How long without a busy reading before an experiment is idle.
+    pub after: Secs,
+    /// What then: `notify` (the owner and admins), or `cancel` after
+    /// `cancel_after`.
+    pub action: String,
+    /// How long after the flag an idle experiment is cancelled.
+    pub cancel_after: Secs,
+}
+
+impl Default for IdleConfig {
+    fn default() -> Self {
+        Config::default().idle
+    }
 }
 
 /// What compute costs: prices per hour, and the zone of months.
@@ -334,6 +362,14 @@ impl Default for Config {
                 time_zone: "local".into(),
                 budget_action: "hold".into(),
             },
+            idle: IdleConfig {
+                enabled: true,
+                gpu_percent: 5,
+                cpu_percent: 5.0,
+                after: Secs(3600),
+                action: "notify".into(),
+                cancel_after: Secs(1800),
+            },
         }
     }
 }
@@ -619,6 +655,24 @@ impl Config {
                 "costs",
                 "time_zone",
                 format!("{:?}: local (the host's zone) or UTC", c.time_zone),
+            ));
+        }
+        let i = &self.idle;
+        if i.gpu_percent > 100 {
+            return Err(invalid("idle", "gpu_percent", "a percentage, 0–100".into()));
+        }
+        if !i.cpu_percent.is_finite() || !(0.0..=100.0).contains(&i.cpu_percent) {
+            return Err(invalid(
+                "idle",
+                "cpu_percent",
+                "a percentage of the request, 0–100".into(),
+            ));
+        }
+        if !["notify", "cancel"].contains(&i.action.as_str()) {
+            return Err(invalid(
+                "idle",
+                "action",
+                format!("{:?}: notify or cancel", i.action),
             ));
         }
         if self.notebook.max_diff.0 > MAX_DIFF_BYTES {

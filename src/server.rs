@@ -106,6 +106,7 @@ pub async fn start(
         .with_data_dir(data_dir.clone())
         .with_queue_settings(queue_settings(&config))
         .with_cost_settings(cost_settings(&config))
+        .with_idle_rule(idle_rule(&config))
         .with_runner(runner_handle);
     // Bind and load the host key before the bootstrap, so a port in use fails
     // before an admin key is generated and its `ssh -i` line could be missed.
@@ -466,6 +467,17 @@ pub fn cost_settings(config: &Config) -> crate::lab::CostSettings {
             crate::lab::BudgetAction::Hold
         },
     }
+}
+
+/// Idle detection's rule from `[idle]` (`None` when it is off).
+pub fn idle_rule(config: &Config) -> Option<crate::monitor::idle::IdleRule> {
+    let i = &config.idle;
+    i.enabled.then(|| crate::monitor::idle::IdleRule {
+        gpu_percent: i.gpu_percent,
+        cpu_percent: i.cpu_percent,
+        after_secs: i.after.0 as i64,
+        cancel_after_secs: (i.action == "cancel").then_some(i.cancel_after.0 as i64),
+    })
 }
 
 /// Why no experiment may run, for a daemon that is not root and was not

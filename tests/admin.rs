@@ -338,3 +338,102 @@ async fn quota_changes_reach_the_running_scheduler_at_once() {
     let ids = [first, second, churn, churn_too, vision].map(|id| id.to_string());
     ok(&exec(&admin, &format!("cancel {}", ids.join(" ")), None).await);
 }
+
+#[tokio::test]
+async fn an_experiment_whose_gpu_stays_idle_is_flagged_then_cancelled_and_a_busy_one_runs_on() {
+    use common::lab::{submit, wait_running, wait_state};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_key = TestKey::generate(dir.path(), "admin_key");
+    // GPU 0 idle, GPU 1 busy, every second.
+    let replay = dir.path().join("gpus.jsonl");
+    let gpu = |index: u32, percent: u32| {
+        format!(
+            r#"{{"index":{index},"name":"Replayed GPU","utilization_percent":{percent},"memory_used":0,"memory_total":85899345920}}"#
+        )
+    };
+    std::fs::write(
+        &replay,
+        format!(
+            r#"{{"gpus":[{},{}],"processes":[]}}"#,
+            gpu(0, 0),
+            gpu(1, 90)
+        ) + "\n",
+    )
+    .expect("replay");
+    let config = dir.path().join("idle.toml");
+    std::fs::write(
+        &config,
+        "[idle]\nafter = \"3s\"\naction = \"cancel\"\ncancel_after = \"2s\"\ngpu_percent = 10\n",
+    )
+    .expect("config");
+    let source = format!("replay:{}", replay.display());
+    let server = TestServer::start_with(
+        &dir.path().join("data"),
+        Some(&admin_key),
+        &[
+            "--config",
+            config.to_str().expect("path"),
+            "--gpu-source",
+            &source,
+        ],
+    );
+    let admin = session(&server, &admin_key).await;
+    let mike = common::lab::add_member(&server, &admin, dir.path(), "mike", "member").await;
+    let start = std::time::Instant::now();
+    while json(&exec(&admin, "host --json", None).await.stdout)["gpus"]
+        .as_array()
+        .is_none_or(|g| g.len() < 2)
+    {
+        assert!(start.elapsed().as_secs() < 20, "no GPUs seen");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let idle = submit(&mike, "--gpus 1 --cpus 0.1 --mem 50M -- sleep 120").await;
+    let e = wait_running(&mike, idle).await;
+    assert_eq!(e["state"]["gpus"][0], 0, "{e}");
+    let busy = submit(&mike, "--gpus 1 --cpus 0.1 --mem 50M -- sleep 120").await;
+    wait_running(&mike, busy).await;
+    // Flagged first: `idle` and `ls` say so, and mike's sessions are told.
+    let mut flagged = serde_json::Value::Null;
+    for _ in 0..100 {
+        let report = json(&exec(&mike, "idle --json", None).await.stdout);
+        if let Some(e) = report["experiments"]
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["id"] == idle))
+            && !e["flagged_at"].is_null()
+        {
+            flagged = report;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(flagged["rule"]["after_secs"], 3, "{flagged}");
+    assert!(
+        !flagged["experiments"][0]["cancel_at"].is_null(),
+        "{flagged}"
+    );
+    let e = wait_state(&mike, idle).await;
+    assert_eq!(e["state"]["outcome"], "cancelled", "{e}");
+    let reason = common::lab::last_reason(&e);
+    assert!(
+        reason.starts_with("idle: its 1 GPU(s) under 10 % utilisation"),
+        "{e}"
+    );
+    // The busy one was never flagged and runs on.
+    let listed = json(&exec(&mike, "ls --json", None).await.stdout);
+    let running = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["id"] == busy))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(running["state"]["state"], "running", "{listed}");
+    assert!(running.get("idle_secs").is_none(), "{running}");
+    let trail = json(
+        &exec(&admin, "audit --action experiment.cancel --json", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(trail[0]["actor"], "labbench", "{trail}");
+    let out = exec(&admin, &format!("cancel {busy}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    server.stop();
+}

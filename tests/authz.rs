@@ -81,6 +81,8 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("top", [Done, Done, Done, Done]),
     ("usage", [Done, Done, Done, Done]),
     ("host", [Done, Done, Done, Done]),
+    // Everyone sees everyone's use, idle or not.
+    ("idle", [Done, Done, Done, Done]),
     // Who did what to whom: for admins (enforced in the service).
     ("audit", [Done, Denied, Denied, Denied]),
     // Everyone's for admins, one's own for others (tests of lab::costs).
@@ -253,6 +255,7 @@ impl Fixture {
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
             "audit" => "audit --user mike --json".into(),
+            "idle" => "idle --json".into(),
             "costs" => "costs --by project --csv".into(),
             "budget show" => "budget show --json".into(),
             "budget set" => format!("budget set --project p{tag} {value}"),

@@ -475,6 +475,13 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Running experiments and how long each has been without work; those
+    /// flagged idle first.
+    Idle {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List your keys, or NAME's keys (admin).
     Keys {
         /// Whose keys (default: yours).
@@ -758,6 +765,7 @@ impl LabCommand {
             LabCommand::Rerun { .. } => "rerun ID",
             LabCommand::Usage { .. } => "usage",
             LabCommand::Host { .. } => "host",
+            LabCommand::Idle { .. } => "idle",
             LabCommand::Audit { .. } => "audit",
             LabCommand::Costs { .. } => "costs",
             LabCommand::Budget { .. } => "budget …",

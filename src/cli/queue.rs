@@ -289,7 +289,7 @@ fn ls_row(v: &crate::lab::ExperimentView, now: i64) -> Vec<String> {
         e.state.name().to_string(),
         crate::units::human_duration(e.age_secs(now)),
         e.spec.resources.summary(),
-        printable(v.wait_reason.as_deref().unwrap_or("")),
+        printable(&v.note()),
     ]
 }
 

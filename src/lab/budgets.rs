@@ -205,18 +205,7 @@ impl Lab {
             self.currency(),
             spent / amount * 100.0
         );
-        let mut told: Vec<String> = vec![owner.to_string()];
-        if let Ok(users) = self.store.users() {
-            told.extend(
-                users
-                    .into_iter()
-                    .filter(|u| u.role == Role::Admin && u.name != owner)
-                    .map(|u| u.name),
-            );
-        }
-        for user in told {
-            self.send_notification(Some(&user), "labbench", text.clone());
-        }
+        self.tell_owner_and_admins(owner, text);
     }
 }
 

@@ -129,6 +129,7 @@ impl Lab {
 
     /// Publishes what running experiments use now (the runner does, each tick).
     pub fn publish_live_use(&self, live: HashMap<u64, LiveUse>) {
+        self.observe_idle(&live);
         *self.engine.live.write().unwrap_or_else(|e| e.into_inner()) = live;
     }
 

@@ -78,6 +78,24 @@ pub struct ExperimentView {
     pub wait_reason: Option<String>,
     /// For running experiments: what they use now (from their cgroup).
     pub live: Option<LiveUse>,
+    /// For running experiments flagged idle: seconds without work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_secs: Option<i64>,
+}
+
+impl ExperimentView {
+    /// What `ls` and the Queue tab say beside it: why it waits, or how long
+    /// a running one has been idle.
+    pub fn note(&self) -> String {
+        match (&self.wait_reason, self.idle_secs) {
+            (Some(reason), _) => reason.clone(),
+            (None, Some(secs)) => format!(
+                "idle for {}",
+                crate::units::human_duration(secs.max(0) as u64)
+            ),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 impl Lab {
@@ -155,6 +173,7 @@ impl Lab {
         };
         let reasons = self.wait_reasons(p)?;
         let live = self.live_use();
+        let idle = self.idle_flags();
         let private_projects = self.store.private_projects()?;
         let views = experiments
             .into_iter()
@@ -167,6 +186,7 @@ impl Lab {
                 ExperimentView {
                     wait_reason: reasons.get(&e.id).cloned(),
                     live: live.get(&e.id).copied(),
+                    idle_secs: idle.get(&e.id).copied(),
                     experiment: seen_by(p, e, private),
                 }
             })

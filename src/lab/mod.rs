@@ -18,6 +18,7 @@ mod feed;
 pub mod filter;
 mod history;
 mod history_sort;
+mod idle;
 mod listing;
 mod metrics;
 mod notebook;
@@ -58,6 +59,7 @@ pub use history::{
     DEFAULT_HISTORY_LIMIT, HistoryPage, HistoryRow, MAX_EXAMINED, MAX_HISTORY_LIMIT,
 };
 pub use history_sort::{HistorySort, MAX_SORTED_MATCHES, MAX_SORTED_OFFSET, SortColumn};
+pub use idle::{IdleRuleShown, IdleStatus};
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,
 };
@@ -161,6 +163,8 @@ pub struct Lab {
     searching: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// What the runner's side keeps (engine.rs).
     engine: Arc<engine::EngineState>,
+    /// Idle detection (idle.rs).
+    idle: Arc<idle::IdleWatch>,
     /// Notifications for the open sessions (notices.rs).
     notices: Arc<notices::Notices>,
     /// Rates and the zone of months (costs.rs).
@@ -234,6 +238,7 @@ impl Lab {
             budget_warnings: Arc::default(),
             spend: Arc::default(),
             engine: Arc::default(),
+            idle: Arc::default(),
         }
     }
 

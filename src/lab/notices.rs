@@ -108,6 +108,22 @@ impl Lab {
     }
 
     /// Queues a notification (the server's own events use it too).
+    /// Tells `owner` and every admin (budget, idle and limit events).
+    pub(super) fn tell_owner_and_admins(&self, owner: &str, text: String) {
+        let mut told: Vec<String> = vec![owner.to_string()];
+        if let Ok(users) = self.store.users() {
+            told.extend(
+                users
+                    .into_iter()
+                    .filter(|u| u.role == crate::model::Role::Admin && u.name != owner)
+                    .map(|u| u.name),
+            );
+        }
+        for user in told {
+            self.send_notification(Some(&user), "labbench", text.clone());
+        }
+    }
+
     pub(crate) fn send_notification(&self, to: Option<&str>, by: &str, text: String) {
         let mut sent = self.notices.sent.lock().unwrap_or_else(|e| e.into_inner());
         let seq = sent.back().map_or(1, |n| n.seq + 1);

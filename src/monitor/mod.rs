@@ -41,6 +41,7 @@
 mod collector;
 mod gpu;
 mod host;
+pub mod idle;
 mod procfs;
 mod series;
 mod uids;

@@ -24,6 +24,14 @@ pub struct Snapshot {
     pub drill_chart: Vec<(i64, Usage)>,
     /// Running experiments per Unix user (Dashboard's RUN column).
     pub running: HashMap<String, usize>,
+    /// Of them, flagged idle (marked `!` in that column).
+    pub idle: HashMap<String, usize>,
+    /// Idle detection's rule, and every running experiment's standing
+    /// (the Admin tab's Idle view).
+    pub idle_report: (
+        Option<crate::lab::IdleRuleShown>,
+        Vec<crate::lab::IdleStatus>,
+    ),
     /// Queued and running experiments on the Queue tab's screen.
     pub queue: Vec<crate::lab::ExperimentView>,
     /// Row of the first of them among all the Queue tab lists.

@@ -173,6 +173,7 @@ pub async fn run_tui_session<S: FrameSink>(
             usage: usage.borrow().clone(),
             lab_names: lab_names.clone(),
             running: lab.running_by_unix_user(),
+            idle: lab.idle_by_unix_user(),
             history_comments: comments_listed.clone(),
             month_cost: month_cost.as_ref().and_then(|(_, c)| c.clone()),
             log: follower.as_mut().map(LogFollower::poll).unwrap_or_default(),
@@ -452,6 +453,14 @@ pub async fn run_tui_session<S: FrameSink>(
                     snapshot.quota_preview = None;
                 }
             }
+        }
+        if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Idle {
+            // Decided by the service with the current role, every frame.
+            match lab.idle_report(&principal) {
+                Ok(report) => snapshot.idle_report = (lab.idle_rule(), report),
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+            view.admin_rows = snapshot.idle_report.1.len();
         }
         if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Audit {
             let stale = audit.as_ref().is_none_or(|(k, at, _)| {

@@ -442,6 +442,7 @@ fn experiment(
         },
         wait_reason: reason.map(str::to_string),
         live: None,
+        idle_secs: None,
     }
 }
 
@@ -1098,4 +1099,38 @@ fn the_quota_editor_shows_its_live_preview_beside_the_limits() {
     insta::assert_snapshot!("admin_quota_editor_80x24", draw(&v, &snap, 80, 24));
     snap.quota_preview = Some(Err("GPUs in use: \"x\" is not a whole number".into()));
     insta::assert_snapshot!("admin_quota_editor_error_80x24", draw(&v, &snap, 80, 24));
+}
+
+#[test]
+fn idle_experiments_are_marked_on_the_dashboard_and_listed_in_the_idle_view() {
+    use crate::lab::{IdleRuleShown, IdleStatus};
+    let mut snap = snapshot(Role::Admin);
+    snap.idle = HashMap::from([("alice".to_string(), 1)]);
+    let v = view(Role::Admin, Tab::Dashboard);
+    insta::assert_snapshot!("dashboard_idle_120x40", draw(&v, &snap, 120, 40));
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::Idle;
+    let status = |id, owner: &str, gpus, idle_secs, flagged_at: Option<i64>| IdleStatus {
+        id,
+        owner: owner.into(),
+        gpus,
+        idle_secs,
+        flagged_at,
+        cancel_at: flagged_at.map(|t| t + 1800),
+    };
+    snap.idle_report = (
+        Some(IdleRuleShown {
+            gpu_percent: 5,
+            cpu_percent: 5.0,
+            after_secs: 3600,
+            cancel_after_secs: Some(1800),
+        }),
+        vec![
+            status(12, "alice", 2, 4_500, Some(1_790_000_000)),
+            status(15, "bob", 0, 40, None),
+        ],
+    );
+    insta::assert_snapshot!("admin_idle_120x40", draw(&v, &snap, 120, 40));
+    snap.idle_report.0 = None;
+    insta::assert_snapshot!("admin_idle_off_80x24", draw(&v, &snap, 80, 24));
 }

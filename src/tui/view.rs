@@ -199,7 +199,7 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     if tab == Tab::Admin {
         lines.extend([
             ("↑↓ j k", "select an entry; PgUp PgDn Home End"),
-            ("v", "audit trail / costs / users / quotas"),
+            ("v", "audit trail / costs / users / quotas / idle"),
             ("Enter e", "quotas: edit the selected one (live preview)"),
             (
                 "n x",

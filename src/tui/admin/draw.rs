@@ -22,6 +22,7 @@ pub(in crate::tui) fn render_admin(
         AdminView::Costs => return render_costs(frame, area, snap, state),
         AdminView::Users => return render_users(frame, area, snap, state),
         AdminView::Quotas => return super::quota_draw::render_quotas(frame, area, snap, state),
+        AdminView::Idle => return render_idle(frame, area, snap, state),
         AdminView::Audit => {}
     }
     let errors: Vec<&str> = state.error.as_deref().into_iter().collect();
@@ -203,6 +204,79 @@ fn render_costs(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
     .block(panel(title))
     .column_spacing(1);
     frame.render_widget(table, area);
+}
+
+/// The running experiments as idle detection sees them, idle ones first.
+fn render_idle(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminState) {
+    use crate::units::human_duration;
+    let (rule, report) = &snap.idle_report;
+    let Some(rule) = rule else {
+        frame.render_widget(
+            Paragraph::new(" Idle detection is off ([idle] enabled = false in the configuration).")
+                .block(panel(" Admin · Idle · v: audit ".to_string())),
+            area,
+        );
+        return;
+    };
+    let then = rule.cancel_after_secs.map_or("told".to_string(), |g| {
+        format!("cancelled {} later", human_duration(g as u64))
+    });
+    let rows: Vec<Row> = report
+        .iter()
+        .map(|e| {
+            let flagged = e.flagged_at.is_some();
+            Row::new(vec![
+                Cell::from(e.id.to_string()),
+                Cell::from(printable(&e.owner)),
+                Cell::from(e.gpus.to_string()),
+                Cell::from(human_duration(e.idle_secs.max(0) as u64)),
+                Cell::from(e.flagged_at.map_or("-".into(), |t| when(t, true))),
+                Cell::from(e.cancel_at.map_or("-".into(), |t| when(t, true))),
+            ])
+            .style(if flagged {
+                Style::default().fg(ratatui::style::Color::Yellow)
+            } else {
+                Style::default()
+            })
+        })
+        .collect();
+    let count = rows.len();
+    let title = format!(
+        " Admin · Idle after {} under {} % GPU (no GPU: {} % of CPUs asked) → {then} · v: audit ",
+        human_duration(rule.after_secs as u64),
+        rule.gpu_percent,
+        rule.cpu_percent,
+    );
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(8),
+            Constraint::Length(16),
+            Constraint::Length(5),
+            Constraint::Length(13),
+            Constraint::Length(17),
+            Constraint::Min(17),
+        ],
+    )
+    .header(
+        Row::new(vec![
+            "ID",
+            "OWNER",
+            "GPUS",
+            "WITHOUT WORK",
+            "FLAGGED IDLE",
+            "CANCEL AT",
+        ])
+        .style(header_style()),
+    )
+    .block(panel(title))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    let mut selected = TableState::default();
+    if count > 0 {
+        selected.select(Some(state.selected.min(count - 1)));
+    }
+    frame.render_stateful_widget(table, area, &mut selected);
 }
 
 /// The users: role, Unix account, keys and the sessions they have open.

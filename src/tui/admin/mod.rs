@@ -5,7 +5,8 @@
 //! month (`b`), with a bar each; the users, with their roles, Unix
 //! accounts, keys and open sessions; and the quotas (the default, each
 //! user's, each project's), edited in place with a live preview of what
-//! the typed limits would do ([`quota_editor`]). Changing users is
+//! the typed limits would do ([`quota_editor`]); and the running
+//! experiments as idle detection sees them. Changing users is
 //! commands for now (`user …`). The keys are in [`crate::tui::help_lines`].
 
 pub mod draw;
@@ -34,6 +35,8 @@ pub enum AdminView {
     Users,
     /// The quotas: the default, users', projects'.
     Quotas,
+    /// Running experiments without work, idle ones first.
+    Idle,
 }
 
 /// What the Admin tab asks of the session (each decided by the service).
@@ -175,7 +178,8 @@ impl AdminState {
                     AdminView::Audit => AdminView::Costs,
                     AdminView::Costs => AdminView::Users,
                     AdminView::Users => AdminView::Quotas,
-                    AdminView::Quotas => AdminView::Audit,
+                    AdminView::Quotas => AdminView::Idle,
+                    AdminView::Idle => AdminView::Audit,
                 };
                 self.selected = 0;
             }
@@ -188,6 +192,9 @@ impl AdminState {
             }
             KeyCode::Char('x') if self.view == AdminView::Quotas => {
                 return Handled::Ask(Request::RemoveSelected);
+            }
+            KeyCode::Char('/') if self.view == AdminView::Idle => {
+                return Handled::Notice("every running experiment is listed".into());
             }
             KeyCode::Char('/') if self.view == AdminView::Quotas => {
                 return Handled::Notice("every quota is listed (n: a new one)".into());
@@ -283,6 +290,8 @@ mod tests {
         assert_eq!(s.view, AdminView::Users);
         s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Quotas);
+        s.handle_key(key(KeyCode::Char('v')), 5);
+        assert_eq!(s.view, AdminView::Idle);
         s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Audit);
     }

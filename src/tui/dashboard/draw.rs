@@ -361,7 +361,12 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
         }
         if wide {
             let running = snap.running.get(&u.unix_user).copied().unwrap_or(0);
-            cells.push(Cell::from(running.to_string()));
+            cells.push(match snap.idle.get(&u.unix_user) {
+                Some(_) => {
+                    Cell::from(format!("{running}!")).style(Style::default().fg(Color::Yellow))
+                }
+                None => Cell::from(running.to_string()),
+            });
             cells.push(
                 Cell::from(text_sparkline(&u.cpu_history, 30))
                     .style(Style::default().fg(Color::Green)),
@@ -373,7 +378,15 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &Dashboa
     if !rows.is_empty() {
         table_state.select(Some(state.selected.min(rows.len() - 1)));
     }
-    let title = format!(" Users ({}): now and peaks (^) ", rows.len());
+    let idle: usize = snap.idle.values().sum();
+    let title = if idle > 0 && wide {
+        format!(
+            " Users ({}): now and peaks (^) · {idle} experiment(s) idle (! in RUN; Admin › Idle) ",
+            rows.len()
+        )
+    } else {
+        format!(" Users ({}): now and peaks (^) ", rows.len())
+    };
     let table = Table::new(body, widths)
         .header(header)
         .block(panel(title))

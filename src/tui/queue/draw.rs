@@ -83,7 +83,7 @@ pub(in crate::tui) fn render_queue(
                     })
                     .unwrap_or_default(),
             ),
-            Cell::from(printable(v.wait_reason.as_deref().unwrap_or(""))),
+            Cell::from(printable(&v.note())),
         ])
         .style(if mine {
             Style::default().add_modifier(Modifier::BOLD)
