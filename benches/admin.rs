@@ -112,6 +112,7 @@ fn lab_with(dir: &std::path::Path, experiments: Vec<Experiment>) -> Lab {
             name,
             role,
             system_account_allowed: false,
+            disabled: false,
             created_at: 0,
         };
         store

@@ -437,3 +437,59 @@ async fn an_experiment_whose_gpu_stays_idle_is_flagged_then_cancelled_and_a_busy
     assert_eq!(out.status, Some(0), "{out:?}");
     server.stop();
 }
+
+#[tokio::test]
+async fn a_disabled_user_is_logged_out_their_queue_held_and_enabling_restores_both() {
+    use common::lab::{start, submit, unix_account, wait_running};
+    let lab = start("");
+    let admin = session(&lab.server, &lab.admin).await;
+    let unix = unix_account("lbmike");
+    let key = common::add_user_as(&admin, lab.dir.path(), "mike", "member", Some(&unix)).await;
+    let mike = session(&lab.server, &key).await;
+    let running = submit(&mike, "--cpus 0.1 --mem 50M -- sleep 60").await;
+    wait_running(&mike, running).await;
+    let out = exec(&admin, "quota set mike --max-running 1", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let queued = submit(&mike, "--cpus 0.1 --mem 50M -- true").await;
+    let out = exec(&admin, "user disable mike", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    assert!(
+        common::closed_soon(&mike).await,
+        "mike's session stays open"
+    );
+    let (_, logged_in) = common::login(&lab.server, &key, "lab").await;
+    assert!(!logged_in, "a disabled user logged in");
+    // The running one ends; what was queued is held, not started.
+    let out = exec(&admin, &format!("cancel {running}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let mut reason = String::new();
+    for _ in 0..100 {
+        let queue = json(&exec(&admin, "ls --all --json", None).await.stdout);
+        let e = queue
+            .as_array()
+            .and_then(|q| q.iter().find(|e| e["id"] == queued))
+            .cloned()
+            .unwrap_or_default();
+        reason = e["wait_reason"].as_str().unwrap_or("").to_string();
+        if e["state"]["state"] == "queued" && reason.starts_with("held") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(reason, "held: its owner's account is disabled");
+    let users = json(&exec(&admin, "users --json", None).await.stdout);
+    assert!(
+        users.as_array().is_some_and(|u| u
+            .iter()
+            .any(|u| u["name"] == "mike" && u["disabled"] == true)),
+        "{users}"
+    );
+    // Enabled: mike logs in again and the held experiment runs.
+    let out = exec(&admin, "user enable mike", None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let mike = session(&lab.server, &key).await;
+    let e = common::lab::wait_state(&mike, queued).await;
+    assert_eq!(e["state"]["outcome"], "succeeded", "{e}");
+    let refused = exec(&admin, "user disable root", None).await;
+    assert_eq!(refused.status, Some(1), "{refused:?}");
+}

@@ -44,6 +44,8 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("user set-unix", [Done, Denied, Denied, Denied]),
     ("user set-role", [Done, Denied, Denied, Denied]),
     ("user rm", [Done, Denied, Denied, Denied]),
+    ("user disable", [Done, Denied, Denied, Denied]),
+    ("user enable", [Done, Denied, Denied, Denied]),
     // Adding a key to oneself needs a signature by it (tests/access.rs):
     // without one even the owner is refused.
     ("key add", [Done, Denied, Denied, Denied]),
@@ -206,6 +208,15 @@ impl Fixture {
             "user set-role" => {
                 let name = self.scratch_user(&format!("role{tag}")).await;
                 format!("user set-role {name} viewer")
+            }
+            "user disable" => {
+                let name = self.scratch_user(&format!("off{tag}")).await;
+                format!("user disable {name}")
+            }
+            "user enable" => {
+                let name = self.scratch_user(&format!("on{tag}")).await;
+                self.admin(&format!("user disable {name}"), None).await;
+                format!("user enable {name}")
             }
             "user rm" => {
                 let name = self.scratch_user(&format!("rm{tag}")).await;

@@ -55,11 +55,12 @@ pub(super) fn users(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
                 u.unix_user.clone().unwrap_or_else(|| "-".into()),
                 u.keys.to_string(),
                 minute_time(u.created_at),
+                if u.disabled { "disabled" } else { "" }.into(),
             ]
         })
         .collect();
     CommandOutput::ok(table(
-        &["NAME", "ROLE", "UNIX USER", "KEYS", "CREATED"],
+        &["NAME", "ROLE", "UNIX USER", "KEYS", "CREATED", "STATE"],
         &rows,
     ))
 }
@@ -137,8 +138,30 @@ pub(super) fn user_action(
                 ),
             })
         }),
+        UserAction::Disable { name } => set_disabled(lab, p, name, true, json),
+        UserAction::Enable { name } => set_disabled(lab, p, name, false, json),
     };
     result.unwrap_or_else(Into::into)
+}
+
+/// `user disable|enable NAME`.
+fn set_disabled(
+    lab: &Lab,
+    p: &Principal,
+    name: String,
+    disabled: bool,
+    json: bool,
+) -> Result<CommandOutput, crate::lab::LabError> {
+    lab.set_disabled(p, &name, disabled).map(|()| {
+                let word = if disabled { "disabled" } else { "enabled" };
+                if json {
+                    return CommandOutput::json(&serde_json::json!({"user": name, "disabled": disabled}));
+                }
+                CommandOutput::ok(match disabled {
+                    true => format!("{name} is disabled: no login, sessions end, queued experiments held (user enable {name} restores)\n"),
+                    false => format!("{name} is {word} again\n"),
+                })
+            })
 }
 
 /// "unix user alice", or "no unix user (cannot run experiments)".

@@ -535,6 +535,16 @@ pub enum UserAction {
         /// Lab user name.
         name: String,
     },
+    /// Disable a user: no login, sessions end, queued experiments held.
+    Disable {
+        /// Lab user name.
+        name: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// Lab user name.
+        name: String,
+    },
 }
 
 /// How `user add` maps the new user to a Unix account.
@@ -675,6 +685,8 @@ impl LabCommand {
                 UserAction::SetRole { .. } => "user set-role",
                 UserAction::Rm { .. } => "user rm",
                 UserAction::SetUnix { .. } => "user set-unix",
+                UserAction::Disable { .. } => "user disable",
+                UserAction::Enable { .. } => "user enable",
             }
             .into(),
             LabCommand::Key { action, .. } => match action {

@@ -121,6 +121,7 @@ impl Lab {
             unix_user: admin.unix_user.clone(),
             // The operator named the account: a system account is meant.
             system_account_allowed: admin.unix_user.is_some(),
+            disabled: false,
             created_at: at,
         })?;
         for (key, _) in &admin.keys {

@@ -172,6 +172,14 @@ impl Lab {
                 Some(user) if user.created_at > submitted_at => {
                     Some(format!("its owner {owner} was removed"))
                 }
+                // Held until the account is enabled again.
+                Some(user) if user.disabled => {
+                    *d = Decision::Wait {
+                        id,
+                        reason: WaitReason::OwnerDisabled,
+                    };
+                    continue;
+                }
                 Some(_) if self.queue.run_refusal.is_some() => self.queue.run_refusal.clone(),
                 Some(user) => match run_as(&user) {
                     Ok(account) if account.name == unix_user => None,

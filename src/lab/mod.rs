@@ -10,6 +10,7 @@ mod budgets;
 mod compare;
 mod costs;
 mod deps;
+mod disable;
 mod engine;
 #[cfg(test)]
 mod experiment_tests;

@@ -87,7 +87,7 @@ impl Lab {
     }
 
     /// Tells connections that a user or a key was removed.
-    fn revoked(&self) {
+    pub(super) fn revoked(&self) {
         self.accounts
             .revocations
             .send_modify(|n| *n = n.wrapping_add(1));
@@ -109,7 +109,7 @@ impl Lab {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
-    fn identity_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn identity_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.accounts
             .identity
             .lock()
@@ -133,6 +133,8 @@ pub struct UserSummary {
     pub keys: usize,
     /// Creation time, seconds since the epoch.
     pub created_at: i64,
+    /// Disabled by an admin.
+    pub disabled: bool,
 }
 
 impl Lab {
@@ -145,13 +147,17 @@ impl Lab {
         if record.key.openssh != key.openssh {
             return Ok(None);
         }
-        Ok(self.store.user(&record.user)?.map(|user| Principal {
-            user: user.name,
-            role: user.role,
-            unix_user: user.unix_user,
-            key_fingerprint: Some(key.fingerprint.clone()),
-            since: user.created_at,
-        }))
+        Ok(self
+            .store
+            .user(&record.user)?
+            .filter(|u| !u.disabled)
+            .map(|user| Principal {
+                user: user.name,
+                role: user.role,
+                unix_user: user.unix_user,
+                key_fingerprint: Some(key.fingerprint.clone()),
+                since: user.created_at,
+            }))
     }
 
     /// The principal for the local operator: the first admin in the store.
@@ -189,6 +195,12 @@ impl Lab {
         let user = self.store.user(&p.user)?.ok_or_else(|| {
             LabError::PermissionDenied(format!("the account {} no longer exists", p.user))
         })?;
+        if user.disabled {
+            return Err(LabError::PermissionDenied(format!(
+                "the account {} is disabled (ask an admin)",
+                p.user
+            )));
+        }
         if let Some(fingerprint) = &p.key_fingerprint {
             let still_theirs = self
                 .store
@@ -219,6 +231,7 @@ impl Lab {
             .into_iter()
             .map(|u| UserSummary {
                 keys: keys.iter().filter(|k| k.user == u.name).count(),
+                disabled: u.disabled,
                 name: u.name,
                 role: u.role,
                 unix_user: u.unix_user,
@@ -250,6 +263,7 @@ impl Lab {
             unix_user: unix.account.clone(),
             system_account_allowed,
             created_at: now(),
+            disabled: false,
         };
         self.store.put_user(&user)?;
         self.audit(
@@ -381,8 +395,10 @@ impl Lab {
             return Err(LabError::Invalid(format!("{name} is the last admin")));
         }
         self.store.remove_user(name)?;
-        // A later account of the same name starts without it.
+        // A later account of the same name starts without them.
         self.store.set_budget(&format!("user:{name}"), None)?;
+        self.store
+            .remove_quota(&crate::model::QuotaScope::User(name.to_string()))?;
         self.audit(
             p,
             Change::new(
@@ -596,7 +612,7 @@ impl Lab {
         }
     }
 
-    fn existing_user(&self, name: &str) -> LabResult<User> {
+    pub(super) fn existing_user(&self, name: &str) -> LabResult<User> {
         self.store
             .user(name)?
             .ok_or_else(|| LabError::NotFound(format!("no user named {name} (see `users`)")))

@@ -63,6 +63,10 @@ pub struct User {
     pub system_account_allowed: bool,
     /// Seconds since the Unix epoch when the account was created.
     pub created_at: i64,
+    /// Disabled by an admin: no login, no action, queued experiments held,
+    /// until enabled again.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// A user or Unix name that breaks the naming rules.

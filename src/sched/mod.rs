@@ -169,6 +169,8 @@ pub enum WaitReason {
         /// What was free at that point.
         free: Room,
     },
+    /// Its owner's account is disabled: it waits until it is enabled.
+    OwnerDisabled,
     /// Something it needs cannot be checked now (the name service does
     /// not answer, say): it is decided again at the next plan.
     Unchecked(String),
@@ -211,6 +213,9 @@ impl std::fmt::Display for WaitReason {
                         short_bytes(free.memory_bytes as f64)
                     )
                 }
+            }
+            WaitReason::OwnerDisabled => {
+                write!(f, "held: its owner's account is disabled")
             }
             WaitReason::Unchecked(_) => Ok(()),
         }

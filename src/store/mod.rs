@@ -398,6 +398,7 @@ mod tests {
             role: Role::Member,
             unix_user: Some("alice".into()),
             system_account_allowed: false,
+            disabled: false,
             created_at: 1,
         }
     }

@@ -65,6 +65,8 @@ pub struct Snapshot {
     /// What the user's experiments cost this month (`12.34 EUR`), when
     /// prices are set.
     pub month_cost: Option<String>,
+    /// The keys of the user whose keys pane is open (Admin › Users).
+    pub user_keys: Vec<crate::model::KeyRecord>,
     /// The users, as the Admin tab's Users view lists them.
     pub users: Vec<crate::lab::UserSummary>,
     /// What experiments cost, as the Admin tab's Costs view sums them.

@@ -186,6 +186,45 @@ fn admin_request(
                 Err(e) => e.to_string(),
             })
         }
+        Request::ForSelectedUser(what) => {
+            let Some(user) = snapshot.users.get(view.admin.selected) else {
+                view.notice = Some("no user selected".into());
+                return;
+            };
+            super::admin::users::ask_about(&mut view.admin.users, user, what);
+        }
+        Request::RemoveSelectedKey => {
+            let chosen = view.admin.users.keys_of.as_ref().and_then(|(name, i)| {
+                snapshot
+                    .user_keys
+                    .get(*i)
+                    .map(|k| (name.clone(), k.key.fingerprint.clone()))
+            });
+            match chosen {
+                Some((name, fingerprint)) => {
+                    view.admin.users.prompt =
+                        Some(super::admin::users::UserPrompt::RemoveKey { name, fingerprint })
+                }
+                None => view.notice = Some("no key selected".into()),
+            }
+        }
+        Request::User(change) => {
+            let users = &mut view.admin.users;
+            match super::admin::users::carry_out(lab, principal, change) {
+                Ok(super::admin::users::Outcome::Done(done)) => {
+                    users.prompt = None;
+                    users.error = None;
+                    view.notice = Some(done);
+                }
+                Ok(super::admin::users::Outcome::Ask(prompt)) => {
+                    users.prompt = Some(prompt);
+                    users.error = None;
+                }
+                // The typed prompt stays open with the reason.
+                Err(why) if users.takes_text() => users.error = Some(why),
+                Err(why) => view.notice = Some(why),
+            }
+        }
     }
 }
 
@@ -412,8 +451,19 @@ mod tests {
             Request::Admin(
                 admin::Request::EditSelected
                 | admin::Request::Edit(_)
-                | admin::Request::RemoveSelected,
+                | admin::Request::RemoveSelected
+                | admin::Request::ForSelectedUser(_)
+                | admin::Request::RemoveSelectedKey,
             ) => [Done; 4],
+            // As `user …` and `key …` are (a key offered is only checked).
+            Request::Admin(admin::Request::User(admin::users::UserChange::OfferKey { .. })) => {
+                [Done; 4]
+            }
+            // Mike's own key: his to remove, as `key rm` is.
+            Request::Admin(admin::Request::User(admin::users::UserChange::RemoveKey {
+                ..
+            })) => [Done, Done, Denied, Denied],
+            Request::Admin(admin::Request::User(_)) => [Done, Denied, Denied, Denied],
             Request::Admin(admin::Request::Save(..) | admin::Request::Remove(_)) => {
                 [Done, Denied, Denied, Denied]
             }
@@ -521,6 +571,27 @@ mod tests {
                 Request::Admin(admin::Request::RemoveSelected),
                 Request::Admin(admin::Request::Save(churn.clone(), two_running)),
                 Request::Admin(admin::Request::Remove(churn.clone())),
+                Request::Admin(admin::Request::ForSelectedUser(
+                    admin::users::ForSelected::Toggle,
+                )),
+                Request::Admin(admin::Request::RemoveSelectedKey),
+                Request::Admin(admin::Request::User(admin::users::UserChange::Add {
+                    name: format!("added{n}"),
+                    role: Role::Viewer,
+                    unix: None,
+                })),
+                Request::Admin(admin::Request::User(admin::users::UserChange::Role {
+                    name: format!("added{n}"),
+                    role: Role::Member,
+                })),
+                Request::Admin(admin::Request::User(admin::users::UserChange::Disabled {
+                    name: "nobody".into(),
+                    disable: true,
+                })),
+                Request::Admin(admin::Request::User(admin::users::UserChange::RemoveKey {
+                    name: "mike".into(),
+                    fingerprint: "SHA256:none".into(),
+                })),
             ];
             for request in requests {
                 let want = row(&request)[n];

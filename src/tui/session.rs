@@ -421,6 +421,14 @@ pub async fn run_tui_session<S: FrameSink>(
                 Err(e) => view.notice = Some(e.to_string()),
             }
             view.admin_rows = snapshot.users.len();
+            if let Some((name, selected)) = view.admin.users.keys_of.as_mut() {
+                match lab.list_keys(&principal, Some(name)) {
+                    Ok(keys) => snapshot.user_keys = keys,
+                    Err(e) => view.notice = Some(e.to_string()),
+                }
+                *selected = (*selected).min(snapshot.user_keys.len().saturating_sub(1));
+            }
+            view.admin.keys_listed = snapshot.user_keys.len();
         }
         if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Quotas {
             // A few records, read through the service every frame.

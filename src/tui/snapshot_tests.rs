@@ -990,6 +990,7 @@ fn admin_users_view_lists_roles_accounts_keys_and_sessions() {
         unix_user: unix.map(str::to_string),
         keys,
         created_at: 1_790_000_000,
+        disabled: name == "vera",
     };
     snap.users = vec![
         user("alice", Role::Admin, Some("alice"), 2),
@@ -1133,4 +1134,43 @@ fn idle_experiments_are_marked_on_the_dashboard_and_listed_in_the_idle_view() {
     insta::assert_snapshot!("admin_idle_120x40", draw(&v, &snap, 120, 40));
     snap.idle_report.0 = None;
     insta::assert_snapshot!("admin_idle_off_80x24", draw(&v, &snap, 80, 24));
+}
+
+#[test]
+fn the_users_view_asks_before_it_changes_and_lists_a_users_keys() {
+    use super::admin::users::UserPrompt;
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::Users;
+    let mut snap = snapshot(Role::Admin);
+    snap.users = vec![crate::lab::UserSummary {
+        name: "bob".into(),
+        role: Role::Member,
+        unix_user: Some("bob".into()),
+        keys: 1,
+        created_at: 1_790_000_000,
+        disabled: true,
+    }];
+    v.admin.users.prompt = Some(UserPrompt::Toggle {
+        name: "bob".into(),
+        disable: false,
+    });
+    insta::assert_snapshot!("admin_users_enable_80x24", draw(&v, &snap, 80, 24));
+    v.admin.users.prompt = Some(UserPrompt::Add("ana boss".into()));
+    v.admin.users.error = Some("\"boss\": admin, member or viewer".into());
+    insta::assert_snapshot!("admin_users_add_error_80x24", draw(&v, &snap, 80, 24));
+    v.admin.users.prompt = Some(UserPrompt::ConfirmKey {
+        name: "bob".into(),
+        line: "ssh-ed25519 AAAA".into(),
+        fingerprint: "SHA256:Qv3bY0u5R1mLxYpEj8r8nT8kq3oJ1tR0YbN3s5hZp2c".into(),
+    });
+    v.admin.users.error = None;
+    v.admin.users.keys_of = Some(("bob".into(), 0));
+    let key = crate::model::PublicKeyInfo::parse(crate::lab::testing::KEY_A).expect("key");
+    snap.user_keys = vec![crate::model::KeyRecord {
+        user: "bob".into(),
+        key,
+        added_at: 1_790_000_000,
+        added_by: "alice".into(),
+    }];
+    insta::assert_snapshot!("admin_user_keys_120x40", draw(&v, &snap, 120, 40));
 }

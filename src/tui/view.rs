@@ -205,6 +205,8 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
                 "n x",
                 "quotas: a new one (user U, project P, default); remove",
             ),
+            ("a r u k", "users: add; role; unix user; paste a key"),
+            ("Enter d x", "users: their keys; disable/enable; remove"),
             ("↑↓ Tab", "in the quota editor: next limit; Enter saves"),
             ("/", "filter the audit trail: user:U action:A since:7d"),
             ("Esc", "clear the filter"),

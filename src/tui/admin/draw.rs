@@ -279,8 +279,14 @@ fn render_idle(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSta
     frame.render_stateful_widget(table, area, &mut selected);
 }
 
-/// The users: role, Unix account, keys and the sessions they have open.
+/// The users: role, Unix account, keys and the sessions they have open;
+/// or the keys of one; with the prompt of an action on the last lines.
 fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminState) {
+    let [list, foot] = Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(area);
+    frame.render_widget(Paragraph::new(users_foot(state)), foot);
+    if let Some((name, selected)) = &state.users.keys_of {
+        return render_keys(frame, list, snap, name, *selected);
+    }
     let sessions = |name: &str| {
         snap.connected
             .iter()
@@ -297,6 +303,8 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
                 Cell::from(printable(u.unix_user.as_deref().unwrap_or("-"))),
                 Cell::from(u.keys.to_string()),
                 Cell::from(sessions(&u.name).to_string()),
+                Cell::from(if u.disabled { "disabled" } else { "" })
+                    .style(Style::default().fg(ratatui::style::Color::Yellow)),
                 Cell::from(when(u.created_at, true)).style(Style::default().fg(DIM)),
             ])
         })
@@ -310,15 +318,24 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
             Constraint::Length(16),
             Constraint::Length(5),
             Constraint::Length(9),
+            Constraint::Length(9),
             Constraint::Min(16),
         ],
     )
     .header(
-        Row::new(vec!["USER", "ROLE", "UNIX USER", "KEYS", "SESSIONS", "SINCE"])
-            .style(header_style()),
+        Row::new(vec![
+            "USER",
+            "ROLE",
+            "UNIX USER",
+            "KEYS",
+            "SESSIONS",
+            "STATE",
+            "SINCE",
+        ])
+        .style(header_style()),
     )
     .block(panel(format!(
-        " Admin · Users ({count}) · v: quotas · user add|set-role|set-unix|rm, key add|rm: the commands "
+        " Admin · Users ({count}) · v: quotas · each change is audited "
     )))
     .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
@@ -326,5 +343,113 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
     if count > 0 {
         selected.select(Some(state.selected.min(count - 1)));
     }
-    frame.render_stateful_widget(table, area, &mut selected);
+    frame.render_stateful_widget(table, list, &mut selected);
+}
+
+/// One user's keys, to remove one (`x`) or paste another (`a`).
+fn render_keys(frame: &mut Canvas, area: Rect, snap: &Snapshot, name: &str, selected: usize) {
+    let rows: Vec<Row> = snap
+        .user_keys
+        .iter()
+        .map(|k| {
+            Row::new(vec![
+                Cell::from(k.key.fingerprint.clone()),
+                Cell::from(k.key.algorithm.clone()),
+                Cell::from(printable(&k.key.comment)),
+                Cell::from(when(k.added_at, true)).style(Style::default().fg(DIM)),
+                Cell::from(printable(&k.added_by)),
+            ])
+        })
+        .collect();
+    let count = rows.len();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(51),
+            Constraint::Length(12),
+            Constraint::Min(10),
+            Constraint::Length(16),
+            Constraint::Length(10),
+        ],
+    )
+    .header(Row::new(vec!["FINGERPRINT", "TYPE", "COMMENT", "ADDED", "BY"]).style(header_style()))
+    .block(panel(format!(
+        " Keys of {} ({count}) · a: paste a key · x: remove · Esc: back ",
+        printable(name)
+    )))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    let mut chosen = TableState::default();
+    if count > 0 {
+        chosen.select(Some(selected.min(count - 1)));
+    }
+    frame.render_stateful_widget(table, area, &mut chosen);
+}
+
+/// The Users view's last lines: the open prompt with its error, or a hint.
+fn users_foot(state: &AdminState) -> Vec<Line<'static>> {
+    use super::users::UserPrompt;
+    let ask = |label: String, typed: &str| {
+        // A long pasted key shows its end, where the typing is.
+        let shown: String = {
+            let chars: Vec<char> = printable(typed).chars().collect();
+            let keep = chars.len().saturating_sub(80);
+            chars[keep..].iter().collect()
+        };
+        Line::from(vec![
+            Span::styled(label, Style::default().fg(ACCENT)),
+            Span::raw(shown),
+            Span::styled("▏", Style::default().fg(ACCENT)),
+        ])
+    };
+    let confirm = |text: String| {
+        Line::from(Span::styled(
+            text,
+            Style::default().fg(ratatui::style::Color::Yellow),
+        ))
+    };
+    let first = match &state.users.prompt {
+        None => Line::from(Span::styled(
+            " a: add · r: role · u: unix user · k: paste a key · Enter: keys · d: disable/enable · x: remove",
+            Style::default().fg(DIM),
+        )),
+        Some(UserPrompt::Add(typed)) => ask(" New user (NAME ROLE [UNIX_USER]): ".into(), typed),
+        Some(UserPrompt::Role { name, typed }) => {
+            ask(format!(" Role of {name} (admin, member, viewer): "), typed)
+        }
+        Some(UserPrompt::Unix { name, typed }) => {
+            ask(format!(" Unix account of {name} (empty: none): "), typed)
+        }
+        Some(UserPrompt::Key { name, typed }) => {
+            ask(format!(" Paste a public key for {name}: "), typed)
+        }
+        Some(UserPrompt::ConfirmKey {
+            name, fingerprint, ..
+        }) => confirm(format!(
+            " Add key {fingerprint} to {name}? y: add · any other key: no"
+        )),
+        Some(UserPrompt::Toggle { name, disable }) => confirm(if *disable {
+            format!(" Disable {name}? Their sessions end and queued experiments wait. y: disable")
+        } else {
+            format!(" Enable {name} again? y: enable")
+        }),
+        Some(UserPrompt::Remove { name }) => confirm(format!(
+            " Remove {name} and their keys, cancelling their queued experiments? y: remove"
+        )),
+        Some(UserPrompt::RemoveKey { name, fingerprint }) => {
+            confirm(format!(" Remove key {fingerprint} of {name}? y: remove"))
+        }
+    };
+    let second = match &state.users.error {
+        Some(why) => Line::from(Span::styled(
+            format!(" {}", printable(why)),
+            Style::default().fg(ratatui::style::Color::Red),
+        )),
+        None if state.users.takes_text() => Line::from(Span::styled(
+            " Enter: do it · Esc: cancel",
+            Style::default().fg(DIM),
+        )),
+        None => Line::from(""),
+    };
+    vec![first, second]
 }

@@ -6,12 +6,14 @@
 //! accounts, keys and open sessions; and the quotas (the default, each
 //! user's, each project's), edited in place with a live preview of what
 //! the typed limits would do ([`quota_editor`]); and the running
-//! experiments as idle detection sees them. Changing users is
-//! commands for now (`user …`). The keys are in [`crate::tui::help_lines`].
+//! experiments as idle detection sees them. Users are added, changed,
+//! disabled and removed, and keys pasted and removed, in the Users view
+//! ([`users`]). The keys are in [`crate::tui::help_lines`].
 
 pub mod draw;
 pub mod quota_draw;
 pub mod quota_editor;
+pub mod users;
 
 use terminput::{KeyCode, KeyEvent};
 
@@ -52,6 +54,12 @@ pub enum Request {
     RemoveSelected,
     /// Remove this quota (confirmed).
     Remove(QuotaScope),
+    /// Act on the selected user.
+    ForSelectedUser(users::ForSelected),
+    /// Change a user or their keys.
+    User(users::UserChange),
+    /// Ask to remove the key selected in the keys pane.
+    RemoveSelectedKey,
 }
 
 /// The Admin tab's own state.
@@ -78,18 +86,29 @@ pub struct AdminState {
     pub new_scope: Option<String>,
     /// A quota to remove once confirmed (`x`, then `y`).
     pub confirm_remove: Option<QuotaScope>,
+    /// The Users view's prompts and keys pane.
+    pub users: users::UsersState,
+    /// Keys the keys pane lists (set by the session).
+    pub keys_listed: usize,
 }
 
 impl AdminState {
     /// Whether keys are text (the filter bar).
     pub fn takes_text(&self) -> bool {
-        self.typing.is_some() || self.editor.is_some() || self.new_scope.is_some()
+        self.typing.is_some()
+            || self.editor.is_some()
+            || self.new_scope.is_some()
+            || self.users.takes_text()
     }
 
     /// Pasted text goes into an open filter bar.
     pub fn handle_paste(&mut self, text: &str) -> Option<String> {
         if let Some(editor) = self.editor.as_mut() {
             editor.paste(text);
+            return None;
+        }
+        if self.users.takes_text() {
+            self.users.paste(text);
             return None;
         }
         let typed = self.typing.as_mut().or(self.new_scope.as_mut())?;
@@ -132,6 +151,12 @@ impl AdminState {
                 }
             }
             return Handled::Yes;
+        }
+        if self.view == AdminView::Users {
+            let handled = self.users.handle_key(key, self.keys_listed);
+            if handled != Handled::No {
+                return handled;
+            }
         }
         if let Some(scope) = self.confirm_remove.take() {
             return match key.code {
