@@ -60,6 +60,19 @@ fn a_store_written_on_2026_12_06_reads_back_whole() {
     assert!(store.project_is_private("secret").expect("project"));
     assert!(!store.project_is_private("vision").expect("project"));
 
+    // The runs' costs, which came later, are built from the records.
+    let mut costs = Vec::new();
+    store
+        .walk_run_costs_from(i64::MIN, |run| {
+            costs.push((run.id, run.owner, run.project));
+            true
+        })
+        .expect("run costs");
+    assert!(
+        costs.contains(&(1, "root".to_string(), Some("vision".to_string()))),
+        "{costs:?}"
+    );
+
     let first = store.experiment(1).expect("read").expect("experiment 1");
     assert_eq!(first.spec.name.as_deref(), Some("first"));
     assert_eq!(first.spec.project.as_deref(), Some("vision"));

@@ -12,7 +12,8 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use serde::Serialize;
 
 use super::{Lab, LabError, LabResult, Principal};
-use crate::model::{CostRates, Experiment, Hours, MAX_DURATION_SECS, State};
+use crate::model::{CostRates, Hours, MAX_DURATION_SECS, State};
+use crate::store::RunCost;
 
 /// Bytes in a GiB.
 const GIB: f64 = (1u64 << 30) as f64;
@@ -163,39 +164,22 @@ fn parse_day_or_month(text: &str) -> Result<(NaiveDate, NaiveDate), String> {
     ))
 }
 
-/// What `e` reserved and used over its whole run, and when it ran; `None`
-/// for one that never started.
-fn run_hours(e: &Experiment, rates: &CostRates, now: i64) -> Option<(i64, i64, Hours, Hours)> {
-    let (start, end) = match &e.state {
-        State::Running { started_at, .. } => (*started_at, now),
-        State::Finished {
-            started_at: Some(start),
-            ended_at,
-            ..
-        } => (*start, *ended_at),
-        _ => return None,
-    };
-    let hours = end.saturating_sub(start).max(0) as f64 / 3600.0;
-    let r = &e.spec.resources;
+/// What a run reserved and used over its whole run, priced at `rates`.
+fn run_hours(run: &RunCost, rates: &CostRates) -> (Hours, Hours) {
+    let hours = run.ended_at.saturating_sub(run.started_at).max(0) as f64 / 3600.0;
     let reserved = Hours::priced(
-        r.cpus * hours,
-        r.memory_bytes as f64 / GIB * hours,
-        f64::from(r.gpus) * hours,
+        run.cpus * hours,
+        run.memory_bytes as f64 / GIB * hours,
+        f64::from(run.gpus) * hours,
         rates,
     );
-    let u = &e.usage;
-    // Memory in use: its mean where the run's use was sampled, else its peak.
-    let gib_hours = match &u.profile {
-        Some(p) => p.memory_bytes.mean / GIB * p.seconds as f64 / 3600.0,
-        None => u.peak_memory_bytes as f64 / GIB * hours,
-    };
     let used = Hours::priced(
-        u.cpu_seconds / 3600.0,
-        gib_hours,
-        u.gpu_seconds / 3600.0,
+        run.cpu_seconds / 3600.0,
+        run.used_gib_hours,
+        run.gpu_seconds / 3600.0,
         rates,
     );
-    Some((start, end, reserved, used))
+    (reserved, used)
 }
 
 /// How long what a user or project reserved this month is reused before it
@@ -272,23 +256,56 @@ impl Lab {
         let now = super::now();
         let month = zone.month_of(now);
         let from = zone.day_start(month);
-        let earliest = from.saturating_sub(MAX_DURATION_SECS as i64);
         let mut spent = crate::sched::MonthUse::default();
-        self.store.walk_indexed_newest(by, key, None, |e| {
-            if e.submitted_at < earliest {
+        let keep = |run: &RunCost| match by {
+            crate::store::IndexedBy::Owner => run.owner == key,
+            crate::store::IndexedBy::Project => run.project.as_deref() == Some(key),
+        };
+        self.runs_overlapping(from, now, now, keep, |run| {
+            let (reserved, _) = run_hours(&run, &settings.rates);
+            let (lo, hi) = (run.started_at.max(from), run.ended_at.min(now));
+            if hi > lo {
+                let share =
+                    (hi - lo) as f64 / run.ended_at.saturating_sub(run.started_at).max(1) as f64;
+                spent.cost += reserved.cost * share;
+                spent.gpu_hours += reserved.gpu_hours * share;
+            }
+        })?;
+        Ok((spent, month.format("%Y-%m").to_string()))
+    }
+
+    /// Visits every run that `keep` accepts and that ran between `from`
+    /// and `to`: finished ones from the runs' costs (those that ended from
+    /// `from` on; one that ended after `to` started at most the longest
+    /// wall-time limit before its end), and the running ones, up to `now`.
+    fn runs_overlapping(
+        &self,
+        from: i64,
+        to: i64,
+        now: i64,
+        keep: impl Fn(&RunCost) -> bool,
+        mut visit: impl FnMut(RunCost),
+    ) -> LabResult<()> {
+        let last_end = to.saturating_add(MAX_DURATION_SECS as i64);
+        self.store.walk_run_costs_from(from, |run| {
+            if run.ended_at > last_end {
                 return false;
             }
-            if let Some((start, end, reserved, _)) = run_hours(&e, &settings.rates, now) {
-                let (lo, hi) = (start.max(from), end.min(now));
-                if hi > lo {
-                    let share = (hi - lo) as f64 / end.saturating_sub(start).max(1) as f64;
-                    spent.cost += reserved.cost * share;
-                    spent.gpu_hours += reserved.gpu_hours * share;
-                }
+            if run.started_at < to && keep(&run) {
+                visit(run);
             }
             true
         })?;
-        Ok((spent, month.format("%Y-%m").to_string()))
+        let running: Vec<RunCost> = self.store.with_active(|active| {
+            active
+                .values()
+                .filter(|e| matches!(e.state, State::Running { .. }))
+                .filter_map(|e| RunCost::of(e, now))
+                .filter(|run| run.started_at < to && run.ended_at > from && keep(run))
+                .collect()
+        });
+        running.into_iter().for_each(visit);
+        Ok(())
     }
 
     /// The rates' currency.
@@ -338,30 +355,20 @@ impl Lab {
             key: "total".into(),
             ..CostRow::default()
         };
-        // A run that ended in the window started at most the longest
-        // wall-time limit before it.
-        let earliest = from.saturating_sub(MAX_DURATION_SECS as i64);
-        let visit = |e: Experiment| {
-            if e.submitted_at < earliest {
-                return false;
-            }
-            if mine_only && e.owner != p.user {
-                return true;
-            }
-            let Some((start, end, reserved, used)) = run_hours(&e, &settings.rates, now) else {
-                return true;
-            };
+        let visit = |run: RunCost| {
+            let (reserved, used) = run_hours(&run, &settings.rates);
+            let (start, end) = (run.started_at, run.ended_at);
             let (lo, hi) = (start.max(from), end.min(to));
             if hi <= lo {
-                return true;
+                return;
             }
             let whole = end.saturating_sub(start).max(1) as f64;
             // The parts of the run, each with its key.
             let mut parts: Vec<(String, i64, i64)> = Vec::new();
             match query.by {
-                CostGrouping::User => parts.push((e.owner.clone(), lo, hi)),
+                CostGrouping::User => parts.push((run.owner.clone(), lo, hi)),
                 CostGrouping::Project => {
-                    parts.push((e.spec.project.clone().unwrap_or_else(|| "-".into()), lo, hi))
+                    parts.push((run.project.clone().unwrap_or_else(|| "-".into()), lo, hi))
                 }
                 CostGrouping::Month => {
                     let mut month = zone.month_of(lo);
@@ -390,15 +397,9 @@ impl Lab {
                 total.used.add(used.scaled(share));
             }
             total.experiments += 1;
-            true
         };
-        // One's own, through the owner index.
-        if mine_only {
-            self.store
-                .walk_indexed_newest(crate::store::IndexedBy::Owner, &p.user, None, visit)?;
-        } else {
-            self.store.walk_newest(None, visit)?;
-        }
+        let keep = |run: &RunCost| !mine_only || run.owner == p.user;
+        self.runs_overlapping(from, to, now, keep, visit)?;
         Ok(CostReport {
             currency: settings.rates.currency.clone(),
             from,

@@ -83,6 +83,9 @@ impl Store {
             }
         }
         if experiment.state.is_finished() {
+            if let Some((k, v)) = super::run_costs::entry(experiment) {
+                self.t()?.run_costs.insert(k, v)?;
+            }
             self.t()?.experiments.insert(key, value)?;
             self.t()?.active.remove(key)?;
         } else {
@@ -138,8 +141,12 @@ impl Store {
         let mut entries = sled::Batch::default();
         let mut removals = sled::Batch::default();
         let mut indexed = sled::Batch::default();
+        let mut costs = sled::Batch::default();
         let mut highest = 0;
         for e in experiments {
+            if let Some((k, v)) = super::run_costs::entry(e) {
+                costs.insert(&k, v);
+            }
             for entry in super::indexes::entries(e) {
                 indexed.insert(entry, &[]);
             }
@@ -158,6 +165,7 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner());
         self.t()?.active.apply_batch(entries)?;
         self.t()?.index.apply_batch(indexed)?;
+        self.t()?.run_costs.apply_batch(costs)?;
         self.t()?.experiments.apply_batch(records)?;
         self.t()?.active.apply_batch(removals)?;
         self.t()?

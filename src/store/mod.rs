@@ -20,12 +20,14 @@ mod notebook;
 mod notice;
 mod profile;
 mod provenance;
+mod run_costs;
 mod usage;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 pub use indexes::IndexedBy;
+pub use run_costs::RunCost;
 
 use crate::model::Experiment;
 
@@ -36,8 +38,9 @@ const STORE_CACHE_BYTES: u64 = 16 << 20;
 /// Schema version this build reads and writes. 2: records may be packed
 /// (`codec.rs`), which a build of version 1 cannot read; a store this
 /// build opens is marked 2, so such a build refuses it with a clear error
-/// rather than failing on its records.
-pub const SCHEMA_VERSION: u32 = 2;
+/// rather than failing on its records. 3: finished runs' costs are kept
+/// apart (`run_costs.rs`), which a build of version 2 would not write.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_TREE: &str = "meta";
 const USERS_TREE: &str = "users";
@@ -58,6 +61,7 @@ const DIFF_BLOBS_TREE: &str = "diff_blobs";
 const HASH_CACHE_TREE: &str = "hash_cache";
 const INDEX_TREE: &str = "experiments_by";
 const EXPERIMENT_USE_TREE: &str = "experiment_use";
+const RUN_COSTS_TREE: &str = "run_costs";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -157,6 +161,7 @@ struct Trees {
     hash_cache: sled::Tree,
     index: sled::Tree,
     experiment_use: sled::Tree,
+    run_costs: sled::Tree,
 }
 
 impl Trees {
@@ -217,6 +222,7 @@ impl Trees {
             hash_cache: db.open_tree(HASH_CACHE_TREE)?,
             index: db.open_tree(INDEX_TREE)?,
             experiment_use: db.open_tree(EXPERIMENT_USE_TREE)?,
+            run_costs: db.open_tree(RUN_COSTS_TREE)?,
             db,
         })
     }
@@ -280,6 +286,7 @@ impl Store {
             }
         }
         indexes::build_if_missing(&trees)?;
+        run_costs::build_if_missing(&trees)?;
         let cache = experiments::load_active(&trees.experiments, &trees.active)?;
         Ok(Store {
             open: std::sync::Arc::new(std::sync::RwLock::new(Some(std::sync::Arc::new(trees)))),
