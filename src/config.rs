@@ -39,6 +39,30 @@ pub struct Config {
     pub costs: CostsConfig,
     /// Idle reservations: when one is flagged, and what is done then.
     pub idle: IdleConfig,
+    /// The login-node guard: caps outside the queue, and the penalty box.
+    pub host_limits: HostLimitsConfig,
+}
+
+/// The login-node guard (caps themselves are set with `hostlimit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostLimitsConfig {
+    /// Run the guard.
+    pub enabled: bool,
+    /// CPU use at or over this share of a user's cap, percent, is overuse.
+    pub penalty_over_percent: f64,
+    /// How long unbroken overuse lasts before the penalty.
+    pub penalty_after: Secs,
+    /// The CPU cap during a penalty, percent of the usual one.
+    pub penalty_cpus_percent: f64,
+    /// How long a penalty lasts.
+    pub penalty_for: Secs,
+}
+
+impl Default for HostLimitsConfig {
+    fn default() -> Self {
+        Config::default().host_limits
+    }
 }
 
 /// Idle reservations: a running experiment whose GPUs (or, without GPUs,
@@ -370,6 +394,13 @@ impl Default for Config {
                 action: "notify".into(),
                 cancel_after: Secs(1800),
             },
+            host_limits: HostLimitsConfig {
+                enabled: false,
+                penalty_over_percent: 90.0,
+                penalty_after: Secs(600),
+                penalty_cpus_percent: 50.0,
+                penalty_for: Secs(1800),
+            },
         }
     }
 }
@@ -667,6 +698,15 @@ impl Config {
                 "cpu_percent",
                 "a percentage of the request, 0–100".into(),
             ));
+        }
+        let h = &self.host_limits;
+        for (key, value) in [
+            ("penalty_over_percent", h.penalty_over_percent),
+            ("penalty_cpus_percent", h.penalty_cpus_percent),
+        ] {
+            if !value.is_finite() || !(1.0..=100.0).contains(&value) {
+                return Err(invalid("host_limits", key, "a percentage, 1–100".into()));
+            }
         }
         if !["notify", "cancel"].contains(&i.action.as_str()) {
             return Err(invalid(

@@ -10,6 +10,9 @@
 //!   [`lab::Engine`] and runs processes through [`exec`], and captures
 //!   experiments' provenance through [`provenance`] (a helper process that
 //!   reads as the experiment's owner, never as root).
+//! - [`guard`]: the login-node guard, beside the runner: holds what capped
+//!   Unix users run outside the queue to their caps, through the service's
+//!   limits and [`exec`]'s per-user cgroups.
 //! - [`lab`], the service: checks every action (authorization with the
 //!   caller's current role, validation) and acts through [`store`] (sled),
 //!   [`sched`] (which queued experiments start, a pure function), [`output`]
@@ -32,6 +35,7 @@ pub mod config;
 pub mod describe;
 pub mod exec;
 pub mod exit;
+pub mod guard;
 pub mod lab;
 pub mod model;
 pub mod monitor;

@@ -155,6 +155,7 @@ pub async fn start(
     };
 
     let russh_config = Arc::new(russh_config(&config, &host_key));
+    let host_limits = config.host_limits.clone();
     let shared = Arc::new(ServerShared {
         lab: lab.clone(),
         limits: ConnectionLimits::new(limit_settings(&config)),
@@ -217,6 +218,32 @@ pub async fn start(
         runner_settings,
         runner_commands,
     ));
+    match (
+        host_limits.enabled,
+        crate::exec::cgroup::UserCgroups::detect(),
+    ) {
+        (true, Some(cgroups)) => {
+            println!(
+                "host limits: on (cgroups {}, labbench-users/uid-N; `hostlimit set` caps a Unix user)",
+                cgroups.version()
+            );
+            let h = &host_limits;
+            tokio::spawn(crate::guard::run(
+                lab.clone(),
+                cgroups,
+                crate::monitor::penalty::PenaltyRule {
+                    over_percent: h.penalty_over_percent,
+                    after_secs: h.penalty_after.0 as i64,
+                    cpus_percent: h.penalty_cpus_percent,
+                    for_secs: h.penalty_for.0 as i64,
+                },
+            ));
+        }
+        (true, None) => {
+            println!("host limits: NOT enforced: labbench cannot make cgroups here")
+        }
+        (false, _) => {}
+    }
     let task = tokio::spawn(accept_loop(listener, russh_config, shared));
     Ok(RunningServer {
         lab,

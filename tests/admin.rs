@@ -493,3 +493,63 @@ async fn a_disabled_user_is_logged_out_their_queue_held_and_enabling_restores_bo
     let refused = exec(&admin, "user disable root", None).await;
     assert_eq!(refused.status, Some(1), "{refused:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs root and cgroups: tools/test runs it as root with --include-ignored"]
+async fn a_capped_users_process_outside_the_queue_is_moved_into_their_cgroup_and_held_to_its_memory()
+ {
+    use common::lab::{is_root, require, start, unix_account};
+    use std::os::unix::process::ExitStatusExt;
+    require(
+        is_root() && labbench::exec::cgroup::available(),
+        "root and cgroups",
+    );
+    let lab = start("[host_limits]\nenabled = true\n");
+    let admin = session(&lab.server, &lab.admin).await;
+    let unix = unix_account("lbhog");
+    let out = exec(
+        &admin,
+        &format!("hostlimit set {unix} --mem 64M --cpus 0.5"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let shown = json(&exec(&admin, "hostlimit show --json", None).await.stdout);
+    assert_eq!(shown[0]["memory_bytes"], 64 << 20, "{shown}");
+    // Started outside labbench, as lbhog: it waits, then takes 300 MiB.
+    let mut hog = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &unix,
+            "--regid",
+            &unix,
+            "--init-groups",
+            "sh",
+            "-c",
+            "sleep 3; exec perl -e '$x = q(a) x (300*1024*1024); sleep 30'",
+        ])
+        .spawn()
+        .expect("setpriv");
+    let pid = hog.id();
+    let start_wait = std::time::Instant::now();
+    let mut membership = String::new();
+    while start_wait.elapsed().as_secs() < 10 {
+        membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        if membership.contains("/labbench-users/uid-") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        membership.contains("/labbench-users/uid-"),
+        "not moved: {membership}"
+    );
+    // Held to its cap: the kernel kills it when it passes 64 MiB.
+    let status = tokio::task::spawn_blocking(move || hog.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    let out = exec(&admin, &format!("hostlimit rm {unix}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+}

@@ -61,6 +61,9 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("quota set", [Done, Denied, Denied, Denied]),
     ("quota show", [Done, Done, Denied, Denied]),
     ("quota rm", [Done, Denied, Denied, Denied]),
+    ("hostlimit set", [Done, Denied, Denied, Denied]),
+    ("hostlimit rm", [Done, Denied, Denied, Denied]),
+    ("hostlimit show", [Done, Denied, Denied, Denied]),
     ("project private", [Done, Denied, Denied, Denied]),
     ("project public", [Done, Denied, Denied, Denied]),
     ("logs", [Done, Done, Done, Done]),
@@ -244,6 +247,12 @@ impl Fixture {
             "priority" => format!("priority {} {value}", self.queued),
             "quota set" => format!("quota set mike --max-running {value}"),
             "quota show" => "quota show mike".into(),
+            "hostlimit set" => format!("hostlimit set --default --cpus {value}"),
+            "hostlimit rm" => {
+                self.admin("hostlimit set --default --mem 1G", None).await;
+                "hostlimit rm --default".into()
+            }
+            "hostlimit show" => "hostlimit show --json".into(),
             "quota rm" => {
                 self.admin(&format!("quota set --project p{tag} --max-gpus 1"), None)
                     .await;
@@ -314,6 +323,7 @@ impl Fixture {
             self.admin("keys mike --json", None).await,
             self.admin("quota show mike --json", None).await,
             self.admin("quota show --all --json", None).await,
+            self.admin("hostlimit show --json", None).await,
         ];
         let listed = json(&self.admin("ls --all --json --limit 10000", None).await);
         for e in listed.as_array().expect("list") {

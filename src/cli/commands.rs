@@ -356,6 +356,9 @@ pub enum LabCommand {
     /// Set or show per-user limits.
     #[command(subcommand)]
     Quota(QuotaAction),
+    /// Caps on what Unix users run outside the queue (admin).
+    #[command(subcommand)]
+    Hostlimit(super::hostlimit::HostLimitAction),
     /// Make a project private or public (admin).
     Project {
         /// Print JSON: {"project", "private"}.
@@ -771,6 +774,7 @@ impl LabCommand {
             LabCommand::Cancel { .. } => "cancel ID",
             LabCommand::Priority { .. } => "priority ID N",
             LabCommand::Quota(_) => "quota …",
+            LabCommand::Hostlimit(_) => "hostlimit …",
             LabCommand::Project { .. } => "project …",
             LabCommand::Wait { .. } => "wait ID",
             LabCommand::Logs(_) => "logs ID",

@@ -12,6 +12,7 @@ mod compare;
 mod costs;
 mod deps;
 mod history;
+mod hostlimit;
 mod idle;
 pub mod logs;
 mod metrics;

@@ -187,6 +187,7 @@ pub async fn run_command(
             super::queue::priority(lab, &caller, id, priority, json)
         }
         LabCommand::Quota(action) => super::quota::quota(lab, &caller, action),
+        LabCommand::Hostlimit(action) => super::hostlimit::hostlimit(lab, &caller, action),
         LabCommand::Project { action, json } => super::queue::project(lab, &caller, action, json),
         LabCommand::Wait { ids, json } => super::queue::wait(lab, &caller, &ids, json).await,
         LabCommand::Logs(_) => {

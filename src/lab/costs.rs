@@ -284,27 +284,34 @@ impl Lab {
         to: i64,
         now: i64,
         keep: impl Fn(&RunCost) -> bool,
-        mut visit: impl FnMut(RunCost),
+        visit: impl FnMut(RunCost),
     ) -> LabResult<()> {
         let last_end = to.saturating_add(MAX_DURATION_SECS as i64);
+        // An entry written just before a crash that lost its record names
+        // a run that is unfinished again, or ends again later: each run
+        // counts once, as its record now says.
+        let (active, running): (std::collections::HashSet<u64>, Vec<RunCost>) =
+            self.store.with_active(|active| {
+                let running = active
+                    .values()
+                    .filter(|e| matches!(e.state, State::Running { .. }))
+                    .filter_map(|e| RunCost::of(e, now))
+                    .filter(|run| run.started_at < to && run.ended_at > from && keep(run))
+                    .collect();
+                (active.keys().copied().collect(), running)
+            });
+        let mut finished: std::collections::BTreeMap<u64, RunCost> = Default::default();
         self.store.walk_run_costs_from(from, |run| {
             if run.ended_at > last_end {
                 return false;
             }
-            if run.started_at < to && keep(&run) {
-                visit(run);
+            if run.started_at < to && !active.contains(&run.id) && keep(&run) {
+                // Oldest end first: a later entry of the same run wins.
+                finished.insert(run.id, run);
             }
             true
         })?;
-        let running: Vec<RunCost> = self.store.with_active(|active| {
-            active
-                .values()
-                .filter(|e| matches!(e.state, State::Running { .. }))
-                .filter_map(|e| RunCost::of(e, now))
-                .filter(|run| run.started_at < to && run.ended_at > from && keep(run))
-                .collect()
-        });
-        running.into_iter().for_each(visit);
+        finished.into_values().chain(running).for_each(visit);
         Ok(())
     }
 

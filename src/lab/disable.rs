@@ -115,5 +115,13 @@ mod tests {
             lab.set_disabled(&root, "root", true),
             Err(LabError::Invalid(_))
         ));
+        // A disabled admin does not count: root stays the last one who acts.
+        lab.set_role(&root, "mike", Role::Admin).expect("admin");
+        lab.set_disabled(&root, "mike", true).expect("disable");
+        assert!(matches!(
+            lab.set_role(&root, "root", Role::Member),
+            Err(LabError::Invalid(m)) if m.contains("last admin")
+        ));
+        assert_eq!(lab.local_operator().expect("operator").user, "root");
     }
 }

@@ -48,6 +48,9 @@ pub(super) struct EngineState {
     /// Serialises the read-modify-write of provenance records (a start's
     /// capture may still be hashing when the end's begins).
     pub(super) provenance_writes: std::sync::Mutex<()>,
+    /// Serialises submissions from the count of what is queued to the
+    /// record staged (the queue limits).
+    pub(super) submissions: std::sync::Mutex<()>,
 }
 
 impl EngineState {
@@ -151,6 +154,21 @@ impl Lab {
     pub fn plan_with_room(&self) -> LabResult<(Vec<Decision>, Room)> {
         let quotas = self.scheduler_quotas()?;
         let (mut decisions, room) = self.on_queue(&quotas, schedule_with_room)?;
+        // Disabled owners' experiments were left out of the plan (they hold
+        // no room): they wait until their owner is enabled.
+        let disabled = self.disabled_owners()?;
+        if !disabled.is_empty() {
+            self.store.with_active(|active| {
+                for e in active.values() {
+                    if e.state == State::Queued && disabled.contains(&e.owner) {
+                        decisions.push(Decision::Wait {
+                            id: e.id,
+                            reason: WaitReason::OwnerDisabled,
+                        });
+                    }
+                }
+            });
+        }
         // What was true at submission is checked again at the start: the
         // owner still exists and still runs as the account recorded (a
         // mapping changed or removed, a system account no longer allowed),
@@ -215,6 +233,17 @@ impl Lab {
         Ok((decisions, room))
     }
 
+    /// The users disabled now.
+    fn disabled_owners(&self) -> LabResult<std::collections::HashSet<String>> {
+        Ok(self
+            .store
+            .users()?
+            .into_iter()
+            .filter(|u| u.disabled)
+            .map(|u| u.name)
+            .collect())
+    }
+
     /// `decide` over the scheduler's input as it stands now (the running
     /// and queued experiments, capacity, fair share), with these `quotas`.
     pub(super) fn on_queue<R>(
@@ -224,6 +253,7 @@ impl Lab {
     ) -> LabResult<R> {
         let recent_usage = self.recent_usage()?;
         let capacity = self.capacity();
+        let disabled = self.disabled_owners()?;
         // The queue is planned where it lies (the cache of unfinished
         // experiments), without copies; the outcomes of finished experiments
         // that queued ones wait for are looked up first if not known yet.
@@ -279,6 +309,8 @@ impl Lab {
                             gpus: gpus.clone(),
                             ends_by: e.spec.resources.ends_by(now()),
                         }),
+                        // Held, and holding nothing (see plan_with_room).
+                        State::Queued if disabled.contains(&e.owner) => {}
                         State::Queued => {
                             for dep in &e.spec.after {
                                 let status = if active.contains_key(dep) || unfinished.contains(dep)

@@ -17,6 +17,9 @@ use super::{Change, Lab, LabResult, LiveUse, Principal, now};
 use crate::model::{Role, State};
 use crate::monitor::idle::{IdleEvent, IdleRule, IdleSample, IdleTracker};
 
+/// A GPU sample older than this, seconds, says nothing of now.
+const STALE_AFTER_SECS: i64 = 5;
+
 /// Idle detection's rule and what it has seen.
 #[derive(Debug, Default)]
 pub(super) struct IdleWatch {
@@ -151,9 +154,14 @@ impl Lab {
             return;
         };
         let snapshot = self.monitor.latest();
+        // Readings of this moment only: a GPU whose use the driver cannot
+        // give, or a sample older than a few seconds (a stalled source),
+        // is unknown, and an unknown GPU is busy.
+        let fresh = now() - snapshot.at <= STALE_AFTER_SECS;
         let gpu_use: HashMap<u32, u32> = snapshot
             .gpus
             .iter()
+            .filter(|g| fresh && !g.device.utilization_unknown)
             .map(|g| (g.device.index, g.device.utilization_percent))
             .collect();
         let samples: Vec<(u64, IdleSample)> = self.store.with_active(|active| {
@@ -298,5 +306,73 @@ mod tests {
         let report = lab.idle_report(&vera).expect("everyone reads it");
         assert_eq!(report[0].id, 5);
         assert!(report[0].flagged_at.is_some() && report[0].cancel_at.is_none());
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::*;
+    use crate::lab::testing::finished_run;
+    use crate::monitor::{GpuDevice, GpuStatus, MonitorHandle, UsageSnapshot};
+
+    /// A lab whose monitor shows one GPU at 0 %, readable or not, sampled now.
+    fn lab_with_gpu(unknown: bool) -> (tempfile::TempDir, Lab) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(dir.path()).expect("store");
+        let snapshot = UsageSnapshot {
+            at: now(),
+            gpus: vec![GpuStatus {
+                device: GpuDevice {
+                    index: 0,
+                    name: "H100 MIG".into(),
+                    utilization_percent: 0,
+                    utilization_unknown: unknown,
+                    memory_used: 0,
+                    memory_total: 80 << 30,
+                    temperature_c: None,
+                    power_watts: None,
+                    minor: None,
+                    uuid: None,
+                },
+                owners: Vec::new(),
+            }],
+            ..UsageSnapshot::default()
+        };
+        let lab = Lab::new(store, MonitorHandle::fixed(snapshot, Default::default()))
+            .with_idle_rule(Some(IdleRule {
+                after_secs: 0,
+                ..IdleRule::default()
+            }));
+        let mut run = finished_run(3, "mike", now() - 60, 0);
+        run.state = State::Running {
+            started_at: now() - 60,
+            pid: 0,
+            pid_start_time: 0,
+            cgroup: None,
+            gpus: vec![0],
+        };
+        lab.store().put_experiment(&run).expect("put");
+        (dir, lab)
+    }
+
+    #[test]
+    fn a_gpu_whose_use_cannot_be_read_is_busy_and_a_readable_idle_one_is_flagged() {
+        for (unknown, flagged) in [(true, false), (false, true)] {
+            let (_d, lab) = lab_with_gpu(unknown);
+            // Busy on its CPUs: only the GPU decides.
+            let live = HashMap::from([(
+                3,
+                LiveUse {
+                    cpu_cores: 1.0,
+                    ..LiveUse::default()
+                },
+            )]);
+            lab.publish_live_use(live);
+            assert_eq!(
+                lab.idle_flags().contains_key(&3),
+                flagged,
+                "unknown {unknown}"
+            );
+        }
     }
 }

@@ -19,6 +19,7 @@ mod feed;
 pub mod filter;
 mod history;
 mod history_sort;
+mod host_limits;
 mod idle;
 mod listing;
 mod metrics;
@@ -60,6 +61,7 @@ pub use history::{
     DEFAULT_HISTORY_LIMIT, HistoryPage, HistoryRow, MAX_EXAMINED, MAX_HISTORY_LIMIT,
 };
 pub use history_sort::{HistorySort, MAX_SORTED_MATCHES, MAX_SORTED_OFFSET, SortColumn};
+pub use host_limits::{CappedAccount, HostLimitShown};
 pub use idle::{IdleRuleShown, IdleStatus};
 pub use listing::{
     DEFAULT_LIST_LIMIT, ExperimentView, ListFilter, ListFrom, ListOrder, ListPage, MAX_LIST_LIMIT,

@@ -108,6 +108,18 @@ impl Lab {
     }
 
     /// Queues a notification (the server's own events use it too).
+    /// Tells the sessions of every lab user whose Unix account is
+    /// `unix_user` (the guard's penalties).
+    pub fn notify_unix_user(&self, unix_user: &str, text: String) {
+        if let Ok(users) = self.store.users() {
+            for user in users {
+                if user.unix_user.as_deref() == Some(unix_user) {
+                    self.send_notification(Some(&user.name), "labbench", text.clone());
+                }
+            }
+        }
+    }
+
     /// Tells `owner` and every admin (budget, idle and limit events).
     pub(super) fn tell_owner_and_admins(&self, owner: &str, text: String) {
         let mut told: Vec<String> = vec![owner.to_string()];

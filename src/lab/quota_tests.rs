@@ -257,21 +257,71 @@ fn a_month_whose_cost_is_spent_holds_new_starts() {
         max_cost_month: Some(amount),
         ..Quota::default()
     };
-    let id = lab.submit(&mike, echo(None)).expect("submit");
+    // Ten seconds of one core: 10 EUR reserved up front.
+    let short = SubmitRequest {
+        time_limit_secs: Some(10),
+        ..echo(None)
+    };
+    let long = SubmitRequest {
+        time_limit_secs: Some(3600),
+        ..echo(None)
+    };
+    lab.set_quota(&root, &user("mike"), cap(secs as f64 + 100.0))
+        .expect("cap");
+    let err = lab.submit(&mike, long).expect_err("a run over a month");
+    assert!(
+        err.to_string()
+            .contains("for one run (its request × time limit)"),
+        "{err}"
+    );
+    let id = lab.submit(&mike, short).expect("submit");
     let preview = lab
-        .quota_preview(&root, &user("mike"), cap(secs as f64))
+        .quota_preview(&root, &user("mike"), cap(secs as f64 + 5.0))
         .expect("preview");
     assert_eq!(preview.effect.would_hold, vec![id]);
-    assert_eq!(preview.effect.over_now[0].who, "mike");
-    lab.set_quota(&root, &user("mike"), cap(secs as f64))
+    assert!(preview.effect.over_now.is_empty(), "not past it yet");
+    lab.set_quota(&root, &user("mike"), cap(secs as f64 + 5.0))
         .expect("cap");
-    assert!(starts(&lab).is_empty());
     assert!(
-        reason(&lab, id).starts_with(&format!("over quota: max {secs} a month in cost")),
+        starts(&lab).is_empty(),
+        "{secs} spent and 10 more would pass it"
+    );
+    assert!(
+        reason(&lab, id).starts_with(&format!("over quota: max {} a month in cost", secs + 5)),
         "{}",
         reason(&lab, id)
     );
-    lab.set_quota(&root, &user("mike"), cap(secs as f64 * 2.0))
+    lab.set_quota(&root, &user("mike"), cap(secs as f64 + 10.0))
         .expect("raised");
     assert_eq!(starts(&lab), vec![id]);
+}
+
+#[test]
+fn a_run_whose_end_was_written_twice_costs_once() {
+    let (_d, lab) = lab_with_admin();
+    let root = lab.local_operator().expect("admin");
+    let start = crate::lab::now() - 7200;
+    // Its end written, lost in a crash, and written again later.
+    lab.store()
+        .import_experiments(&[finished_run(9, "mike", start, 600)])
+        .expect("first end");
+    lab.store()
+        .put_experiment(&finished_run(9, "mike", start, 900))
+        .expect("second end");
+    let query = crate::lab::CostQuery {
+        by: crate::lab::CostGrouping::User,
+        from: Some(
+            chrono::DateTime::from_timestamp(start - 86_400, 0)
+                .expect("time")
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        to: None,
+    };
+    let report = lab.costs(&root, &query).expect("costs");
+    assert_eq!(report.total.experiments, 1, "{report:?}");
+    assert!(
+        (report.total.reserved.cpu_hours - 0.25).abs() < 1e-9,
+        "{report:?}"
+    );
 }

@@ -71,6 +71,9 @@ impl Lab {
     /// Sets the quota of `scope` (admins; audited); the scheduler applies
     /// it at once.
     pub fn set_quota(&self, p: &Principal, scope: &QuotaScope, quota: Quota) -> LabResult<()> {
+        // Not between a removal's check and its write (an orphan quota
+        // would pass to a later account of the same name).
+        let _guard = self.identity_lock();
         let p = &self.current(p)?;
         require_admin(p, "set quotas")?;
         self.check_scope(scope)?;
@@ -178,6 +181,7 @@ impl Lab {
     /// this month where a monthly limit applies.
     pub(super) fn scheduler_quotas(&self) -> LabResult<Quotas> {
         let mut quotas = Quotas::from_scoped(self.store.quotas()?);
+        quotas.rates = self.costs.rates.clone();
         let monthly = quotas.default.has_monthly()
             || quotas.users.values().any(Quota::has_monthly)
             || quotas.projects.values().any(Quota::has_monthly);
@@ -327,20 +331,50 @@ impl Lab {
             .store
             .quota(&QuotaScope::User(owner.to_string()))?
             .or(&self.store.quota(&QuotaScope::Default)?);
-        if let Some(why) = super::submit::larger_than_quota(&own, r) {
+        if let Some(why) =
+            super::submit::larger_than_quota(&own, r).or_else(|| self.larger_than_month(&own, r))
+        {
             return Ok(Some(format!("request larger than your quota: {why}")));
         }
         if let Some(project) = project {
             let quota = self
                 .store
                 .quota(&QuotaScope::Project(project.to_string()))?;
-            if let Some(why) = super::submit::larger_than_quota(&quota, r) {
+            if let Some(why) = super::submit::larger_than_quota(&quota, r)
+                .or_else(|| self.larger_than_month(&quota, r))
+            {
                 return Ok(Some(format!(
                     "request larger than the quota of project {project}: {why}"
                 )));
             }
         }
         Ok(None)
+    }
+
+    /// Why one run of `r` reserves more than a whole month of `quota`
+    /// allows (its GPUs or its price for its whole time limit), if so: it
+    /// could never start.
+    fn larger_than_month(&self, quota: &Quota, r: &Resources) -> Option<String> {
+        let run = crate::sched::MonthUse::reserving(r, r.time_limit_secs as i64, &self.costs.rates);
+        if let Some(max) = quota.max_gpu_hours_month
+            && r.gpus > 0
+            && run.gpu_hours > max
+        {
+            return Some(format!(
+                "{:.1} GPU-hours for one run (GPUs × time limit), max {max} a month",
+                run.gpu_hours
+            ));
+        }
+        if let Some(max) = quota.max_cost_month
+            && run.cost > max
+        {
+            return Some(format!(
+                "{:.2} {} for one run (its request × time limit), max {max} a month",
+                run.cost,
+                self.currency()
+            ));
+        }
+        None
     }
 
     /// The most experiments `user` may have queued (their quota, the

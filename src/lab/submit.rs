@@ -144,6 +144,13 @@ impl Lab {
         if let Some(why) = self.request_over_quota(&p.user, project, &spec.resources)? {
             return Err(LabError::Invalid(why));
         }
+        // From the count of what is queued to the record staged, one
+        // submission at a time: parallel ones cannot pass a limit together.
+        let counted = self
+            .engine
+            .submissions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         self.check_queue_room(&p.user, project)?;
         self.check_budgets(&p.user, spec.project.as_deref())?;
         if let Some((free, reserve)) = self.disk_short() {
@@ -174,6 +181,7 @@ impl Lab {
         };
         // One flush makes the counter, the record and the audit entry durable.
         self.store.stage_experiment(&experiment)?;
+        drop(counted);
         self.audit_with_next_flush(
             p,
             Change::new(

@@ -166,7 +166,7 @@ impl Lab {
             .store
             .users()?
             .into_iter()
-            .find(|u| u.role == Role::Admin)
+            .find(|u| u.role == Role::Admin && !u.disabled)
             .ok_or_else(|| {
                 LabError::NotFound(
                     "no admin exists yet: start `labbench serve` once to bootstrap one".into(),
@@ -253,6 +253,11 @@ impl Lab {
         let p = &self.current(p)?;
         require_admin(p, "add users")?;
         validate_user_name(name)?;
+        if name == "labbench" {
+            return Err(LabError::Invalid(
+                "the name labbench is reserved: the audit trail and notifications use it for what labbench itself does".into(),
+            ));
+        }
         if self.store.user(name)?.is_some() {
             return Err(LabError::Conflict(format!("user {name} already exists")));
         }
@@ -357,7 +362,11 @@ impl Lab {
         let p = &self.current(p)?;
         require_admin(p, "change roles")?;
         let mut user = self.existing_user(name)?;
-        if user.role == Role::Admin && role != Role::Admin && self.admin_count()? == 1 {
+        if user.role == Role::Admin
+            && !user.disabled
+            && role != Role::Admin
+            && self.admin_count()? == 1
+        {
             return Err(LabError::Invalid(format!(
                 "{name} is the last admin; make another user admin first"
             )));
@@ -391,7 +400,7 @@ impl Lab {
                 "you cannot remove your own account; ask another admin".into(),
             ));
         }
-        if user.role == Role::Admin && self.admin_count()? == 1 {
+        if user.role == Role::Admin && !user.disabled && self.admin_count()? == 1 {
             return Err(LabError::Invalid(format!("{name} is the last admin")));
         }
         self.store.remove_user(name)?;
@@ -618,12 +627,14 @@ impl Lab {
             .ok_or_else(|| LabError::NotFound(format!("no user named {name} (see `users`)")))
     }
 
-    fn admin_count(&self) -> LabResult<usize> {
+    /// Admins who can act: the last of them is never demoted, removed or
+    /// disabled.
+    pub(super) fn admin_count(&self) -> LabResult<usize> {
         Ok(self
             .store
             .users()?
             .iter()
-            .filter(|u| u.role == Role::Admin)
+            .filter(|u| u.role == Role::Admin && !u.disabled)
             .count())
     }
 }

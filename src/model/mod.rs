@@ -7,6 +7,7 @@ mod audit;
 mod cost;
 mod experiment;
 mod gpu;
+mod host_limit;
 mod key;
 mod metric;
 mod notebook;
@@ -25,6 +26,7 @@ pub use experiment::{
     parse_size, signal_name,
 };
 pub use gpu::{HostGpu, cuda_visible};
+pub use host_limit::HostLimit;
 pub use key::{KeyError, KeyRecord, PROOF_NAMESPACE, PublicKeyInfo};
 pub use metric::{
     MAX_METRIC_NAMES, MAX_METRIC_VALUES, MetricSample, MetricSource, MetricSummary, MetricsRead,

@@ -603,6 +603,7 @@ mod tests {
 
     fn gpus(processes: Vec<GpuProcess>) -> GpuReading {
         let device = |index| GpuDevice {
+            utilization_unknown: false,
             index,
             name: "H100".into(),
             utilization_percent: 50,

@@ -14,8 +14,12 @@ pub struct GpuDevice {
     pub index: u32,
     /// Product name.
     pub name: String,
-    /// Busy share, percent.
+    /// Busy share, percent (0 where it cannot be read).
     pub utilization_percent: u32,
+    /// The driver could not say how busy it is (MIG instances, some
+    /// drivers): idle detection counts it as busy.
+    #[serde(default)]
+    pub utilization_unknown: bool,
     /// Memory in use, bytes.
     pub memory_used: u64,
     /// Memory size, bytes.
@@ -237,6 +241,7 @@ pub mod nvml {
                         &device.name().unwrap_or_else(|_| "NVIDIA GPU".into()),
                     ),
                     utilization_percent: device.utilization_rates().map(|u| u.gpu).unwrap_or(0),
+                    utilization_unknown: device.utilization_rates().is_err(),
                     memory_used: memory.used,
                     memory_total: memory.total,
                     temperature_c: device.temperature(TemperatureSensor::Gpu).ok(),

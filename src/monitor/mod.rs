@@ -42,6 +42,7 @@ mod collector;
 mod gpu;
 mod host;
 pub mod idle;
+pub mod penalty;
 mod procfs;
 mod series;
 mod uids;

@@ -373,7 +373,13 @@ impl<'a> Prepared<'a> {
                 .project
                 .as_deref()
                 .map(|p| ledger.project(input.quotas, p));
-            ledger.hold(owner, project, &job.resources, job.gpus.len() as u32);
+            // What its limit still holds of the month.
+            let left = MonthUse::reserving(
+                &job.resources,
+                job.ends_by.saturating_sub(input.now),
+                &input.quotas.rates,
+            );
+            ledger.hold(owner, project, &job.resources, job.gpus.len() as u32, left);
             ends.push((job.ends_by, job.resources, job.gpus.clone()));
         }
         ends.sort_by_key(|(t, _, _)| *t);
@@ -425,7 +431,8 @@ impl<'a> Prepared<'a> {
                 });
                 continue;
             }
-            if let Some(reason) = ledger.over(owner, project, r) {
+            let month = MonthUse::reserving(r, r.time_limit_secs as i64, &input.quotas.rates);
+            if let Some(reason) = ledger.over(owner, project, r, month) {
                 decisions.push(Decision::Wait { id: job.id, reason });
                 continue;
             }
@@ -441,7 +448,7 @@ impl<'a> Prepared<'a> {
                     continue;
                 }
                 let gpus = free.take(r);
-                ledger.hold(owner, project, r, r.gpus);
+                ledger.hold(owner, project, r, r.gpus, month);
                 decisions.push(Decision::Start { id: job.id, gpus });
                 continue;
             }

@@ -2,6 +2,12 @@
 //! limits, the default's where they have none), its project's (all its
 //! experiments together, whoever runs them), and the monthly ones
 //! (GPU-hours and cost reserved this month, as the service last read them).
+//!
+//! A monthly limit counts what a start would reserve, up front, as Slurm's
+//! `GrpTRESMins` does: the run's GPUs (and its priced request) for its whole
+//! wall-time limit, and for running experiments what their limits still
+//! hold. An experiment starts only if all of that fits in what is left, so
+//! a limit cannot be passed by many starts at once or one long run.
 
 use std::collections::HashMap;
 
@@ -20,6 +26,8 @@ pub struct Quotas {
     pub user_month: HashMap<String, MonthUse>,
     /// Reserved this month by project (likewise).
     pub project_month: HashMap<String, MonthUse>,
+    /// The prices of reservations, for monthly cost limits.
+    pub rates: crate::model::CostRates,
 }
 
 /// What was reserved in the current month.
@@ -29,6 +37,28 @@ pub struct MonthUse {
     pub gpu_hours: f64,
     /// Their price with everything else reserved.
     pub cost: f64,
+}
+
+impl MonthUse {
+    /// What `r` reserves for `secs`, priced at `rates`.
+    pub fn reserving(r: &Resources, secs: i64, rates: &crate::model::CostRates) -> MonthUse {
+        let hours = secs.max(0) as f64 / 3600.0;
+        let priced = crate::model::Hours::priced(
+            r.cpus * hours,
+            r.memory_bytes as f64 / (1u64 << 30) as f64 * hours,
+            f64::from(r.gpus) * hours,
+            rates,
+        );
+        MonthUse {
+            gpu_hours: priced.gpu_hours,
+            cost: priced.cost,
+        }
+    }
+
+    fn add(&mut self, more: MonthUse) {
+        self.gpu_hours += more.gpu_hours;
+        self.cost += more.cost;
+    }
 }
 
 impl Quotas {
@@ -124,11 +154,25 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    /// Counts `r` with `gpus` GPUs as held by the owner (and project).
-    pub fn hold(&mut self, owner: usize, project: Option<usize>, r: &Resources, gpus: u32) {
-        self.owners[owner].held.add(r, gpus);
+    /// Counts `r` with `gpus` GPUs as held by the owner (and project),
+    /// reserving `month` more of this month.
+    pub fn hold(
+        &mut self,
+        owner: usize,
+        project: Option<usize>,
+        r: &Resources,
+        gpus: u32,
+        month: MonthUse,
+    ) {
+        let mut accounts = vec![&mut self.owners[owner]];
         if let Some(p) = project {
-            self.projects[p].held.add(r, gpus);
+            accounts.push(&mut self.projects[p]);
+        }
+        for a in accounts {
+            a.held.add(r, gpus);
+            if let Some(m) = a.month.as_mut() {
+                m.add(month);
+            }
         }
     }
 
@@ -139,15 +183,16 @@ impl<'a> Ledger<'a> {
         owner: usize,
         project: Option<usize>,
         r: &Resources,
+        month: MonthUse,
     ) -> Option<super::WaitReason> {
         let a = &self.owners[owner];
         if let Some(quota) = &a.quota
-            && let Some(exceeded) = over_quota(quota, &a.held, a.month.as_ref(), r)
+            && let Some(exceeded) = over_quota(quota, &a.held, a.month.as_ref(), r, month)
         {
             return Some(super::WaitReason::OverQuota(exceeded));
         }
         let p = &self.projects[project?];
-        over_quota(p.quota.as_ref()?, &p.held, p.month.as_ref(), r)
+        over_quota(p.quota.as_ref()?, &p.held, p.month.as_ref(), r, month)
             .map(super::WaitReason::OverProjectQuota)
     }
 }
@@ -216,13 +261,15 @@ impl std::fmt::Display for QuotaExceeded {
     }
 }
 
-/// Why one more experiment asking `r` may not start under `quota`, given
-/// what is `held` and was reserved this `month`, if so.
+/// Why one more experiment asking `r` (and reserving `next` of the month)
+/// may not start under `quota`, given what is `held` and was reserved this
+/// `month`, if so.
 pub fn over_quota(
     quota: &Quota,
     held: &Held,
     month: Option<&MonthUse>,
     r: &Resources,
+    next: MonthUse,
 ) -> Option<QuotaExceeded> {
     if let Some(max) = quota.max_running
         && held.running + 1 > max
@@ -253,14 +300,30 @@ pub fn over_quota(
             held: held.gpus,
         });
     }
-    month_spent(quota, month.copied().unwrap_or_default(), r.gpus > 0)
+    let month = month.copied().unwrap_or_default();
+    if let Some(max) = quota.max_gpu_hours_month
+        && r.gpus > 0
+        && month.gpu_hours + next.gpu_hours > max + 1e-9
+    {
+        return Some(QuotaExceeded::GpuHours {
+            max,
+            used: month.gpu_hours,
+        });
+    }
+    if let Some(max) = quota.max_cost_month
+        && (month.cost + next.cost > max + 1e-9 || month.cost >= max)
+    {
+        return Some(QuotaExceeded::Cost {
+            max,
+            used: month.cost,
+        });
+    }
+    None
 }
 
-/// The monthly limit already reached, if any (GPU-hours only matter to
-/// experiments that ask for GPUs).
-fn month_spent(quota: &Quota, month: MonthUse, wants_gpus: bool) -> Option<QuotaExceeded> {
+/// The monthly limit already reached, if any.
+fn month_spent(quota: &Quota, month: MonthUse) -> Option<QuotaExceeded> {
     if let Some(max) = quota.max_gpu_hours_month
-        && wants_gpus
         && month.gpu_hours >= max
     {
         return Some(QuotaExceeded::GpuHours {
@@ -312,7 +375,7 @@ pub fn beyond(quota: &Quota, held: &Held, month: Option<&MonthUse>) -> Option<Qu
             held: held.gpus,
         });
     }
-    month_spent(quota, month.copied().unwrap_or_default(), true)
+    month_spent(quota, month.copied().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -340,7 +403,7 @@ mod tests {
         };
         let mut held = Held::default();
         held.add(&cpus(4.0), 0);
-        assert!(over_quota(&quota, &held, None, &cpus(1.0)).is_some());
+        assert!(over_quota(&quota, &held, None, &cpus(1.0), MonthUse::default()).is_some());
         assert_eq!(
             beyond(&quota, &held, None),
             None,
@@ -357,23 +420,37 @@ mod tests {
     }
 
     #[test]
-    fn monthly_gpu_hours_hold_back_only_experiments_asking_for_gpus() {
+    fn a_monthly_limit_counts_what_a_start_would_reserve_up_front() {
         let quota = Quota {
             max_gpu_hours_month: Some(100.0),
             ..Quota::default()
         };
+        let rates = crate::model::CostRates::default();
         let spent = MonthUse {
-            gpu_hours: 100.0,
+            gpu_hours: 90.0,
             cost: 0.0,
         };
-        let gpu = res(1.0, 1);
+        let gpu_for = |hours: i64| {
+            let r = res(1.0, 1);
+            (r, MonthUse::reserving(&r, hours * 3600, &rates))
+        };
+        let (r, next) = gpu_for(10);
+        assert_eq!(next.gpu_hours, 10.0);
+        assert_eq!(
+            over_quota(&quota, &Held::default(), Some(&spent), &r, next),
+            None
+        );
+        let (r, next) = gpu_for(11);
         assert!(matches!(
-            over_quota(&quota, &Held::default(), Some(&spent), &gpu),
+            over_quota(&quota, &Held::default(), Some(&spent), &r, next),
             Some(QuotaExceeded::GpuHours { .. })
         ));
+        let cpu = cpus(1.0);
+        let next = MonthUse::reserving(&cpu, 1000 * 3600, &rates);
         assert_eq!(
-            over_quota(&quota, &Held::default(), Some(&spent), &cpus(1.0)),
-            None
+            over_quota(&quota, &Held::default(), Some(&spent), &cpu, next),
+            None,
+            "GPU-hours concern runs with GPUs only"
         );
         let cost = Quota {
             max_cost_month: Some(50.0),
@@ -383,6 +460,7 @@ mod tests {
             gpu_hours: 0.0,
             cost: 50.0,
         };
-        assert!(over_quota(&cost, &Held::default(), Some(&paid), &cpus(1.0)).is_some());
+        let nothing = MonthUse::default();
+        assert!(over_quota(&cost, &Held::default(), Some(&paid), &cpu, nothing).is_some());
     }
 }

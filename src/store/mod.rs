@@ -14,6 +14,7 @@ mod audit;
 mod budgets;
 mod codec;
 mod experiments;
+mod host_limits;
 mod indexes;
 mod metrics;
 mod notebook;
@@ -26,6 +27,7 @@ mod usage;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+pub use host_limits::DEFAULT_KEY as DEFAULT_HOST_LIMIT_KEY;
 pub use indexes::IndexedBy;
 pub use run_costs::RunCost;
 
@@ -62,6 +64,7 @@ const HASH_CACHE_TREE: &str = "hash_cache";
 const INDEX_TREE: &str = "experiments_by";
 const EXPERIMENT_USE_TREE: &str = "experiment_use";
 const RUN_COSTS_TREE: &str = "run_costs";
+const HOST_LIMITS_TREE: &str = "host_limits";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -162,6 +165,7 @@ struct Trees {
     index: sled::Tree,
     experiment_use: sled::Tree,
     run_costs: sled::Tree,
+    host_limits: sled::Tree,
 }
 
 impl Trees {
@@ -223,6 +227,7 @@ impl Trees {
             index: db.open_tree(INDEX_TREE)?,
             experiment_use: db.open_tree(EXPERIMENT_USE_TREE)?,
             run_costs: db.open_tree(RUN_COSTS_TREE)?,
+            host_limits: db.open_tree(HOST_LIMITS_TREE)?,
             db,
         })
     }

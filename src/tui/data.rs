@@ -65,6 +65,8 @@ pub struct Snapshot {
     /// What the user's experiments cost this month (`12.34 EUR`), when
     /// prices are set.
     pub month_cost: Option<String>,
+    /// Host limits (Admin › Host limits).
+    pub host_limits: Vec<crate::lab::HostLimitShown>,
     /// The keys of the user whose keys pane is open (Admin › Users).
     pub user_keys: Vec<crate::model::KeyRecord>,
     /// The users, as the Admin tab's Users view lists them.

@@ -462,6 +462,13 @@ pub async fn run_tui_session<S: FrameSink>(
                 }
             }
         }
+        if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::HostLimits {
+            match lab.host_limits(&principal) {
+                Ok(limits) => snapshot.host_limits = limits,
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+            view.admin_rows = snapshot.host_limits.len();
+        }
         if view.tab == Tab::Admin && view.admin.view == crate::tui::admin::AdminView::Idle {
             // Decided by the service with the current role, every frame.
             match lab.idle_report(&principal) {

@@ -130,6 +130,7 @@ fn usage_snapshot(gpus: bool) -> UsageSnapshot {
             },
         ];
         let device = |index: u32, util: u32, used: f64| GpuDevice {
+            utilization_unknown: false,
             index,
             name: "NVIDIA H100 80GB HBM3".into(),
             utilization_percent: util,
@@ -1173,4 +1174,24 @@ fn the_users_view_asks_before_it_changes_and_lists_a_users_keys() {
         added_by: "alice".into(),
     }];
     insta::assert_snapshot!("admin_user_keys_120x40", draw(&v, &snap, 120, 40));
+}
+
+#[test]
+fn admin_host_limits_view_lists_each_cap() {
+    let mut v = view(Role::Admin, Tab::Admin);
+    v.admin.view = super::admin::AdminView::HostLimits;
+    let mut snap = snapshot(Role::Admin);
+    snap.host_limits = vec![
+        crate::lab::HostLimitShown {
+            scope: "default".into(),
+            cpus: Some(4.0),
+            memory_bytes: Some(16 << 30),
+        },
+        crate::lab::HostLimitShown {
+            scope: "bob".into(),
+            cpus: None,
+            memory_bytes: Some(64 << 30),
+        },
+    ];
+    insta::assert_snapshot!("admin_host_limits_120x40", draw(&v, &snap, 120, 40));
 }

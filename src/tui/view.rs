@@ -199,13 +199,13 @@ pub fn help_lines(tab: Tab) -> Vec<(&'static str, &'static str)> {
     if tab == Tab::Admin {
         lines.extend([
             ("↑↓ j k", "select an entry; PgUp PgDn Home End"),
-            ("v", "audit trail / costs / users / quotas / idle"),
+            ("v", "audit, costs, users, quotas, host limits, idle"),
             ("Enter e", "quotas: edit the selected one (live preview)"),
             (
                 "n x",
                 "quotas: a new one (user U, project P, default); remove",
             ),
-            ("a r u k", "users: add; role; unix user; paste a key"),
+            ("a r u p", "users: add; role; unix user; paste a key"),
             ("Enter d x", "users: their keys; disable/enable; remove"),
             ("↑↓ Tab", "in the quota editor: next limit; Enter saves"),
             ("/", "filter the audit trail: user:U action:A since:7d"),

@@ -57,10 +57,12 @@
 mod devices;
 mod hierarchy;
 mod spares;
+mod users;
 
 pub use devices::{GpuAccess, NVIDIA_MAJOR, gpu_device_minors};
 pub use hierarchy::{Hierarchy, available, gpu_devices_enforced, has_v2_controllers, hierarchy};
 pub use spares::{Slots, sweep_leftovers};
+pub use users::{UserCgroups, UserLayout};
 
 use hierarchy::{V2_CONTROLLERS, v1_controllers};
 

@@ -23,6 +23,7 @@ pub(in crate::tui) fn render_admin(
         AdminView::Users => return render_users(frame, area, snap, state),
         AdminView::Quotas => return super::quota_draw::render_quotas(frame, area, snap, state),
         AdminView::Idle => return render_idle(frame, area, snap, state),
+        AdminView::HostLimits => return render_host_limits(frame, area, snap, state),
         AdminView::Audit => {}
     }
     let errors: Vec<&str> = state.error.as_deref().into_iter().collect();
@@ -204,6 +205,44 @@ fn render_costs(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
     .block(panel(title))
     .column_spacing(1);
     frame.render_widget(table, area);
+}
+
+/// Caps on what Unix users run outside the queue.
+fn render_host_limits(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminState) {
+    let rows: Vec<Row> = snap
+        .host_limits
+        .iter()
+        .map(|l| {
+            Row::new(vec![
+                Cell::from(printable(&l.scope)),
+                Cell::from(l.cpus.map_or("-".into(), |c| c.to_string())),
+                Cell::from(
+                    l.memory_bytes
+                        .map_or("-".into(), |m| crate::units::short_bytes(m as f64)),
+                ),
+            ])
+        })
+        .collect();
+    let count = rows.len();
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(20),
+            Constraint::Length(8),
+            Constraint::Min(10),
+        ],
+    )
+    .header(Row::new(vec!["UNIX USER", "CPUS", "MEMORY"]).style(header_style()))
+    .block(panel(format!(
+        " Admin · Host limits ({count}): outside the queue · hostlimit set UNIX_USER|--default --cpus N --mem 16G · v: idle "
+    )))
+    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
+    .column_spacing(1);
+    let mut selected = TableState::default();
+    if count > 0 {
+        selected.select(Some(state.selected.min(count - 1)));
+    }
+    frame.render_stateful_widget(table, area, &mut selected);
 }
 
 /// The running experiments as idle detection sees them, idle ones first.
@@ -410,7 +449,7 @@ fn users_foot(state: &AdminState) -> Vec<Line<'static>> {
     };
     let first = match &state.users.prompt {
         None => Line::from(Span::styled(
-            " a: add · r: role · u: unix user · k: paste a key · Enter: keys · d: disable/enable · x: remove",
+            " a: add · r: role · u: unix user · p: paste a key · Enter: keys · d: disable/enable · x: remove",
             Style::default().fg(DIM),
         )),
         Some(UserPrompt::Add(typed)) => ask(" New user (NAME ROLE [UNIX_USER]): ".into(), typed),

@@ -37,6 +37,8 @@ pub enum AdminView {
     Users,
     /// The quotas: the default, users', projects'.
     Quotas,
+    /// Caps on what Unix users run outside the queue.
+    HostLimits,
     /// Running experiments without work, idle ones first.
     Idle,
 }
@@ -203,7 +205,8 @@ impl AdminState {
                     AdminView::Audit => AdminView::Costs,
                     AdminView::Costs => AdminView::Users,
                     AdminView::Users => AdminView::Quotas,
-                    AdminView::Quotas => AdminView::Idle,
+                    AdminView::Quotas => AdminView::HostLimits,
+                    AdminView::HostLimits => AdminView::Idle,
                     AdminView::Idle => AdminView::Audit,
                 };
                 self.selected = 0;
@@ -217,6 +220,9 @@ impl AdminState {
             }
             KeyCode::Char('x') if self.view == AdminView::Quotas => {
                 return Handled::Ask(Request::RemoveSelected);
+            }
+            KeyCode::Char('/') if self.view == AdminView::HostLimits => {
+                return Handled::Notice("every host limit is listed (hostlimit set …)".into());
             }
             KeyCode::Char('/') if self.view == AdminView::Idle => {
                 return Handled::Notice("every running experiment is listed".into());
@@ -315,6 +321,8 @@ mod tests {
         assert_eq!(s.view, AdminView::Users);
         s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Quotas);
+        s.handle_key(key(KeyCode::Char('v')), 5);
+        assert_eq!(s.view, AdminView::HostLimits);
         s.handle_key(key(KeyCode::Char('v')), 5);
         assert_eq!(s.view, AdminView::Idle);
         s.handle_key(key(KeyCode::Char('v')), 5);

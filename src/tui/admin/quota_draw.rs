@@ -73,7 +73,7 @@ pub(in crate::tui) fn render_quotas(
         .style(header_style()),
     )
     .block(panel(format!(
-        " Admin · Quotas ({count}) · Enter: edit · n: new · x: remove · v: idle "
+        " Admin · Quotas ({count}) · Enter: edit · n: new · x: remove · v: host limits "
     )))
     .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);

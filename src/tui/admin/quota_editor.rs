@@ -7,7 +7,6 @@ use terminput::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::model::{Quota, QuotaScope, parse_duration, parse_size};
 use crate::tui::input::type_into;
-use crate::units::short_bytes;
 
 /// Most characters of one value.
 const MAX_VALUE_CHARS: usize = 24;
@@ -57,7 +56,7 @@ impl QuotaEditor {
             values: vec![
                 text(set.max_running.map(|v| v.to_string())),
                 text(set.max_cpus.map(|v| v.to_string())),
-                text(set.max_memory_bytes.map(|v| short_bytes(v as f64))),
+                text(set.max_memory_bytes.map(size_text)),
                 text(set.max_gpus.map(|v| v.to_string())),
                 text(set.max_time_secs.map(duration_text)),
                 text(set.max_queued.map(|v| v.to_string())),
@@ -143,6 +142,22 @@ impl QuotaEditor {
     }
 }
 
+/// A size as `--mem` takes it back exactly: `64G`, `1500M`, or bytes (a
+/// rounded `1.2G` would save another limit than the one set).
+pub fn size_text(bytes: u64) -> String {
+    for (unit, size) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    bytes.to_string()
+}
+
 /// A duration as `--time` takes it back: `2d`, `1h30m`, `90s`.
 pub fn duration_text(secs: u64) -> String {
     let mut text = String::new();
@@ -214,6 +229,18 @@ mod tests {
         e.focus = 7;
         e.paste("-3");
         assert!(e.quota().is_err());
+    }
+
+    #[test]
+    fn sizes_read_back_exactly() {
+        for bytes in [64 << 30, 1_250 << 20, (1 << 30) + 1, 1000 << 30, 1 << 40] {
+            assert_eq!(
+                parse_size(&size_text(bytes)),
+                Ok(bytes),
+                "{}",
+                size_text(bytes)
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum UserPrompt {
     Role { name: String, typed: String },
     /// `u`: the Unix account of a user (empty: none).
     Unix { name: String, typed: String },
-    /// `k`: a public key line for a user, pasted.
+    /// `p`: a public key line for a user, pasted.
     Key { name: String, typed: String },
     /// The key's fingerprint, shown before it is saved (`y`).
     ConfirmKey {
@@ -159,7 +159,7 @@ impl UsersState {
             KeyCode::Enter => ask(ForSelected::Keys),
             KeyCode::Char('r') => ask(ForSelected::Role),
             KeyCode::Char('u') => ask(ForSelected::Unix),
-            KeyCode::Char('k') => ask(ForSelected::Key),
+            KeyCode::Char('p') => ask(ForSelected::Key),
             KeyCode::Char('d') => ask(ForSelected::Toggle),
             KeyCode::Char('x') => ask(ForSelected::Remove),
             _ => Handled::No,
@@ -285,7 +285,7 @@ pub fn carry_out(
                 .add_user(p, &name, role, &mapping(account))
                 .map_err(failed)?;
             done(format!(
-                "added {} as {} (k pastes a key for them)",
+                "added {} as {} (p pastes a key for them)",
                 user.name, user.role
             ))
         }

@@ -1,0 +1,224 @@
+//! Host limits (the login-node guard): caps on what a Unix user runs on
+//! the host outside the queue, per Unix user or a default for every lab
+//! user's account. Admins set them (audited); the guard ([`crate::guard`])
+//! applies them each second. Root and the daemon's own account are never
+//! capped.
+
+use serde::Serialize;
+
+use super::{Change, Lab, LabError, LabResult, Principal, require_admin};
+use crate::model::HostLimit;
+use crate::store::DEFAULT_HOST_LIMIT_KEY;
+
+/// A host limit as `hostlimit show` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostLimitShown {
+    /// A Unix user, or `default`.
+    pub scope: String,
+    /// CPU cores.
+    pub cpus: Option<f64>,
+    /// Memory, bytes.
+    pub memory_bytes: Option<u64>,
+}
+
+/// One Unix account the guard caps now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CappedAccount {
+    /// Unix user name.
+    pub unix_user: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its caps.
+    pub limit: HostLimit,
+}
+
+impl Lab {
+    /// Sets the host limit of Unix user `unix_user` (`None`: the default);
+    /// `limit` `None` removes it. Admins only, audited.
+    pub fn set_host_limit(
+        &self,
+        p: &Principal,
+        unix_user: Option<&str>,
+        limit: Option<HostLimit>,
+    ) -> LabResult<()> {
+        let p = &self.current(p)?;
+        require_admin(p, "set host limits")?;
+        if let Some(l) = &limit {
+            if l.cpus.is_some_and(|c| !c.is_finite() || c < 0.01) {
+                return Err(LabError::Invalid("--cpus: at least 0.01".into()));
+            }
+            if l.memory_bytes.is_some_and(|m| m < 16 << 20) {
+                return Err(LabError::Invalid("--mem: at least 16M".into()));
+            }
+            if !l.caps() {
+                return Err(LabError::Invalid(
+                    "give --cpus, --mem or both (hostlimit rm removes a limit)".into(),
+                ));
+            }
+        }
+        let key = match unix_user {
+            None => DEFAULT_HOST_LIMIT_KEY.to_string(),
+            Some(name) => {
+                let account = crate::sys::accounts::by_name(name)
+                    .map_err(LabError::Unavailable)?
+                    .ok_or_else(|| LabError::NotFound(format!("no Unix user {name}")))?;
+                if account.uid == 0 {
+                    return Err(LabError::Invalid("root is never capped".into()));
+                }
+                name.to_string()
+            }
+        };
+        let scope = unix_user.map_or("default".to_string(), |u| format!("unix user {u}"));
+        let before = self
+            .store
+            .host_limits()?
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, l)| describe(&l));
+        self.store.set_host_limit(&key, limit.as_ref())?;
+        self.audit(
+            p,
+            Change::new(
+                if limit.is_some() {
+                    "hostlimit.set"
+                } else {
+                    "hostlimit.rm"
+                },
+                scope.clone(),
+                format!("set the host limit of {scope}"),
+            )
+            .changing(before, limit.as_ref().map(describe)),
+        )
+    }
+
+    /// Every host limit set (admins).
+    pub fn host_limits(&self, p: &Principal) -> LabResult<Vec<HostLimitShown>> {
+        let p = &self.current(p)?;
+        require_admin(p, "see host limits")?;
+        Ok(self
+            .store
+            .host_limits()?
+            .into_iter()
+            .map(|(key, l)| HostLimitShown {
+                scope: if key == DEFAULT_HOST_LIMIT_KEY {
+                    "default".into()
+                } else {
+                    key
+                },
+                cpus: l.cpus,
+                memory_bytes: l.memory_bytes,
+            })
+            .collect())
+    }
+
+    /// The Unix accounts the guard caps now, with their caps: those with a
+    /// limit of their own, and, under a default, the account of every lab
+    /// user; never root nor the daemon's own account.
+    pub fn capped_accounts(&self) -> LabResult<Vec<CappedAccount>> {
+        let limits = self.store.host_limits()?;
+        let default = limits
+            .iter()
+            .find(|(k, _)| k == DEFAULT_HOST_LIMIT_KEY)
+            .map(|(_, l)| *l)
+            .unwrap_or_default();
+        let mut names: std::collections::BTreeMap<String, HostLimit> = Default::default();
+        if default.caps() {
+            for user in self.store.users()? {
+                if let Some(unix) = user.unix_user {
+                    names.insert(unix, default);
+                }
+            }
+        }
+        for (key, limit) in limits {
+            if key != DEFAULT_HOST_LIMIT_KEY {
+                names.insert(key, limit.or(&default));
+            }
+        }
+        let daemon = rustix::process::geteuid().as_raw();
+        let mut capped = Vec::new();
+        for (unix_user, limit) in names {
+            // An account the name service does not answer for is skipped
+            // this round, never capped by a guess.
+            let Ok(Some(account)) = crate::sys::accounts::by_name(&unix_user) else {
+                continue;
+            };
+            if account.uid == 0 || account.uid == daemon {
+                continue;
+            }
+            capped.push(CappedAccount {
+                unix_user,
+                uid: account.uid,
+                limit,
+            });
+        }
+        Ok(capped)
+    }
+}
+
+/// `4 CPUs, 8G` as the audit trail shows a limit.
+fn describe(l: &HostLimit) -> String {
+    let cpus = l
+        .cpus
+        .map_or("CPUs not capped".into(), |c| format!("{c} CPUs"));
+    let mem = l.memory_bytes.map_or("memory not capped".into(), |m| {
+        crate::units::short_bytes(m as f64)
+    });
+    format!("{cpus}, {mem}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::testing::{lab_with_admin, principal};
+    use crate::model::Role;
+
+    #[test]
+    fn a_users_own_cap_wins_the_default_fills_the_rest_and_root_is_never_capped() {
+        let (_d, lab) = lab_with_admin();
+        let root = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let two_cpus = HostLimit {
+            cpus: Some(2.0),
+            memory_bytes: None,
+        };
+        assert!(matches!(
+            lab.set_host_limit(&mike, None, Some(two_cpus)),
+            Err(LabError::PermissionDenied(_))
+        ));
+        lab.set_host_limit(&root, None, Some(two_cpus))
+            .expect("default");
+        lab.set_host_limit(
+            &root,
+            Some("nobody"),
+            Some(HostLimit {
+                cpus: None,
+                memory_bytes: Some(1 << 30),
+            }),
+        )
+        .expect("nobody");
+        assert!(matches!(
+            lab.set_host_limit(&root, Some("root"), Some(two_cpus)),
+            Err(LabError::Invalid(_))
+        ));
+        assert!(matches!(
+            lab.set_host_limit(&root, Some("no-such-account"), Some(two_cpus)),
+            Err(LabError::NotFound(_))
+        ));
+        let capped = lab.capped_accounts().expect("capped");
+        let nobody = capped
+            .iter()
+            .find(|a| a.unix_user == "nobody")
+            .expect("nobody capped");
+        assert_eq!(
+            nobody.limit,
+            HostLimit {
+                cpus: Some(2.0),
+                memory_bytes: Some(1 << 30)
+            }
+        );
+        assert!(capped.iter().all(|a| a.uid != 0), "{capped:?}");
+        let shown = lab.host_limits(&root).expect("show");
+        assert_eq!(shown.len(), 2);
+        assert!(lab.host_limits(&mike).is_err());
+    }
+}
