@@ -96,31 +96,21 @@ fn round(lab: &Lab, cgroups: &UserCgroups, rule: &PenaltyRule, state: &mut Guard
 /// Moves every process of a capped uid that runs outside the queue and
 /// outside its cgroup into it.
 fn adopt_processes(cgroups: &UserCgroups, uids: &HashSet<u32>) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    crate::sys::procfs::for_each_process(|pid, entry| {
         let Ok(meta) = entry.metadata() else {
-            continue;
+            return;
         };
         if !uids.contains(&meta.uid()) {
-            continue;
+            return;
         }
         let Ok(membership) = std::fs::read_to_string(entry.path().join("cgroup")) else {
-            continue;
+            return;
         };
         if cgroups.should_adopt(meta.uid(), &membership) {
             // A process that ended meanwhile cannot be moved: nothing to do.
             let _ = cgroups.adopt(meta.uid(), pid);
         }
-    }
+    });
 }
 
 /// Tells `unix_user`'s sessions of a penalty that began or ended.

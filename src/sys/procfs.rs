@@ -145,24 +145,30 @@ pub fn session_rss(sid: u32) -> u64 {
 
 /// Calls `each(pid, resident pages)` for every process in session `sid`.
 pub fn for_each_in_session(sid: u32, mut each: impl FnMut(u32, u64)) {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for_each_process(|pid, _| {
         let Some(stat) = read_stat(pid) else {
-            continue;
+            return;
         };
         if let Some(fields) = parse_stat(&stat)
             && fields.session == sid
         {
             each(pid, fields.rss_pages);
+        }
+    });
+}
+
+/// Calls `each(pid, its /proc entry)` for every process there is.
+pub fn for_each_process(mut each: impl FnMut(u32, &std::fs::DirEntry)) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            each(pid, &entry);
         }
     }
 }
