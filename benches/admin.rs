@@ -84,6 +84,7 @@ fn experiment(id: u64, state: State, submitted_at: i64) -> Experiment {
             gpu_seconds: 900.0,
             peak_gpu_memory_bytes: 0,
             profile: None,
+            gpu_model: None,
         },
     }
 }
@@ -157,6 +158,7 @@ fn lab_with(dir: &std::path::Path, experiments: Vec<Experiment>) -> Lab {
             cpu_hour: 0.05,
             gib_hour: 0.01,
             gpu_hour: 2.5,
+            gpu_models: Vec::new(),
         },
         zone: CostZone::Utc,
         ..CostSettings::default()

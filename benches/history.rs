@@ -169,6 +169,7 @@ fn experiment(id: u64, n: u64, now: i64) -> Experiment {
         host: "gpu-box".into(),
         backend: "local".into(),
         usage: ResourceUse {
+            gpu_model: None,
             cpu_seconds: 2000.0,
             peak_memory_bytes: 9 << 30,
             gpu_seconds: 1200.0,

@@ -103,6 +103,9 @@ pub struct CostsConfig {
     pub gib_hour: f64,
     /// Price of a GPU for an hour.
     pub gpu_hour: f64,
+    /// Prices of a GPU for an hour by model (a key the model's name
+    /// contains: `H100`), instead of `gpu_hour`.
+    pub gpu_models: std::collections::BTreeMap<String, f64>,
     /// The zone whose months costs are counted in: `local` (the host's)
     /// or `UTC`.
     pub time_zone: String,
@@ -383,6 +386,7 @@ impl Default for Config {
                 cpu_hour: 0.0,
                 gib_hour: 0.0,
                 gpu_hour: 0.0,
+                gpu_models: Default::default(),
                 time_zone: "local".into(),
                 budget_action: "hold".into(),
             },
@@ -658,11 +662,15 @@ impl Config {
                 "1–16 printable characters (EUR, USD, credits)".into(),
             ));
         }
+        let models = c.gpu_models.values().copied();
         for (key, rate) in [
             ("cpu_hour", c.cpu_hour),
             ("gib_hour", c.gib_hour),
             ("gpu_hour", c.gpu_hour),
-        ] {
+        ]
+        .into_iter()
+        .chain(models.map(|rate| ("gpu_models", rate)))
+        {
             if !rate.is_finite() || rate < 0.0 {
                 return Err(invalid(
                     "costs",

@@ -482,6 +482,7 @@ pub fn cost_settings(config: &Config) -> crate::lab::CostSettings {
             cpu_hour: c.cpu_hour,
             gib_hour: c.gib_hour,
             gpu_hour: c.gpu_hour,
+            gpu_models: c.gpu_models.clone().into_iter().collect(),
         },
         zone: if c.time_zone == "UTC" {
             crate::lab::CostZone::Utc

@@ -54,6 +54,7 @@ fn run_for(id: u64, owner: &str, cpus: f64, at: i64, secs: i64) -> Experiment {
             gpu_seconds: 0.0,
             peak_gpu_memory_bytes: 0,
             profile: None,
+            gpu_model: None,
         },
     }
 }
@@ -413,6 +414,7 @@ async fn an_experiment_whose_gpu_stays_idle_is_flagged_then_cancelled_and_a_busy
     );
     let e = wait_state(&mike, idle).await;
     assert_eq!(e["state"]["outcome"], "cancelled", "{e}");
+    assert_eq!(e["usage"]["gpu_model"], "Replayed GPU", "{e}");
     let reason = common::lab::last_reason(&e);
     assert!(
         reason.starts_with("idle: its 1 GPU(s) under 10 % utilisation"),

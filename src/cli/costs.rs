@@ -168,6 +168,7 @@ mod tests {
                 gpu_seconds,
                 peak_gpu_memory_bytes: 0,
                 profile: None,
+                gpu_model: None,
             },
         }
     }
@@ -181,6 +182,7 @@ mod tests {
                 cpu_hour: 0.05,
                 gib_hour: 0.01,
                 gpu_hour: 2.0,
+                gpu_models: Vec::new(),
             },
             zone: CostZone::Utc,
             budget_action: crate::lab::BudgetAction::Hold,
@@ -277,5 +279,48 @@ mod tests {
                 Err(crate::lab::LabError::Invalid(_))
             ));
         }
+    }
+
+    #[test]
+    fn gpus_are_priced_by_their_model_where_a_price_is_set() {
+        let (_d, lab) = lab_with_admin();
+        let lab = lab.with_cost_settings(CostSettings {
+            rates: CostRates {
+                currency: "EUR".into(),
+                cpu_hour: 0.0,
+                gib_hour: 0.0,
+                gpu_hour: 1.0,
+                gpu_models: vec![("H100".into(), 4.0), ("A100".into(), 2.0)],
+            },
+            zone: CostZone::Utc,
+            budget_action: crate::lab::BudgetAction::Hold,
+        });
+        let admin = lab.local_operator().expect("admin");
+        let hour = ("2026-11-10T10:00:00Z", "2026-11-10T11:00:00Z");
+        let mut h100 = ran(1, "ana", "churn", (1.0, 1, 2), hour, (0.0, 7_200.0, 1));
+        h100.usage.gpu_model = Some("NVIDIA H100 80GB HBM3".into());
+        let mut a100 = ran(2, "bob", "churn", (1.0, 1, 1), hour, (0.0, 3_600.0, 1));
+        a100.usage.gpu_model = Some("NVIDIA A100-SXM4-40GB".into());
+        let unknown = ran(3, "cy", "churn", (1.0, 1, 1), hour, (0.0, 3_600.0, 1));
+        lab.store()
+            .import_experiments(&[h100, a100, unknown])
+            .expect("import");
+        let query = CostQuery {
+            by: CostGrouping::User,
+            from: Some("2026-11".into()),
+            to: Some("2026-11".into()),
+        };
+        let report = lab.costs(&admin, &query).expect("costs");
+        let cost = |who: &str| {
+            report
+                .rows
+                .iter()
+                .find(|r| r.key == who)
+                .map(|r| (r.reserved.cost, r.used.cost))
+                .expect("row")
+        };
+        assert_eq!(cost("ana"), (8.0, 8.0), "2 H100s for an hour at 4");
+        assert_eq!(cost("bob"), (2.0, 2.0));
+        assert_eq!(cost("cy"), (1.0, 1.0), "no model recorded: gpu_hour");
     }
 }

@@ -167,17 +167,20 @@ fn parse_day_or_month(text: &str) -> Result<(NaiveDate, NaiveDate), String> {
 /// What a run reserved and used over its whole run, priced at `rates`.
 fn run_hours(run: &RunCost, rates: &CostRates) -> (Hours, Hours) {
     let hours = run.ended_at.saturating_sub(run.started_at).max(0) as f64 / 3600.0;
-    let reserved = Hours::priced(
+    let model = run.gpu_model.as_deref();
+    let reserved = Hours::priced_model(
         run.cpus * hours,
         run.memory_bytes as f64 / GIB * hours,
         f64::from(run.gpus) * hours,
         rates,
+        model,
     );
-    let used = Hours::priced(
+    let used = Hours::priced_model(
         run.cpu_seconds / 3600.0,
         run.used_gib_hours,
         run.gpu_seconds / 3600.0,
         rates,
+        model,
     );
     (reserved, used)
 }

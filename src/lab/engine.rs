@@ -508,6 +508,25 @@ impl Engine {
         self.lab.host_gpus()
     }
 
+    /// The model of the first GPU experiment `id` holds, as the GPU source
+    /// names it (for prices per model).
+    pub fn gpu_model_of(&self, id: u64) -> Option<String> {
+        let first = self
+            .lab
+            .store
+            .with_active(|active| match &active.get(&id)?.state {
+                State::Running { gpus, .. } => gpus.first().copied(),
+                _ => None,
+            })?;
+        self.lab
+            .monitor
+            .latest()
+            .gpus
+            .iter()
+            .find(|g| g.device.index == first)
+            .map(|g| g.device.name.clone())
+    }
+
     /// See [`Lab::stage_transitions`].
     pub fn stage(&self, changes: Vec<StateChange>) -> Vec<LabResult<()>> {
         self.lab.stage_transitions(changes)

@@ -13,6 +13,11 @@ pub struct CostRates {
     pub gib_hour: f64,
     /// Price of one GPU for an hour.
     pub gpu_hour: f64,
+    /// Prices of one GPU for an hour by model: a model whose name contains
+    /// the key (`H100` in `NVIDIA H100 80GB HBM3`, the longest key that
+    /// matches, case aside) costs this instead of `gpu_hour`.
+    #[serde(default)]
+    pub gpu_models: Vec<(String, f64)>,
 }
 
 impl Default for CostRates {
@@ -22,7 +27,22 @@ impl Default for CostRates {
             cpu_hour: 0.0,
             gib_hour: 0.0,
             gpu_hour: 0.0,
+            gpu_models: Vec::new(),
         }
+    }
+}
+
+impl CostRates {
+    /// The price of one GPU of `model` for an hour (unknown: `gpu_hour`).
+    pub fn gpu_hour_of(&self, model: Option<&str>) -> f64 {
+        let Some(model) = model.map(str::to_lowercase) else {
+            return self.gpu_hour;
+        };
+        self.gpu_models
+            .iter()
+            .filter(|(key, _)| model.contains(&key.to_lowercase()))
+            .max_by_key(|(key, _)| key.len())
+            .map_or(self.gpu_hour, |(_, price)| *price)
     }
 }
 
@@ -42,11 +62,22 @@ pub struct Hours {
 impl Hours {
     /// `cpu`, `gib` and `gpu` hours priced at `rates`.
     pub fn priced(cpu: f64, gib: f64, gpu: f64, rates: &CostRates) -> Hours {
+        Hours::priced_model(cpu, gib, gpu, rates, None)
+    }
+
+    /// [`Hours::priced`], the GPUs at the price of `model`.
+    pub fn priced_model(
+        cpu: f64,
+        gib: f64,
+        gpu: f64,
+        rates: &CostRates,
+        model: Option<&str>,
+    ) -> Hours {
         Hours {
             cpu_hours: cpu,
             gib_hours: gib,
             gpu_hours: gpu,
-            cost: cpu * rates.cpu_hour + gib * rates.gib_hour + gpu * rates.gpu_hour,
+            cost: cpu * rates.cpu_hour + gib * rates.gib_hour + gpu * rates.gpu_hour_of(model),
         }
     }
 
@@ -66,5 +97,23 @@ impl Hours {
         self.gib_hours += other.gib_hours;
         self.gpu_hours += other.gpu_hours;
         self.cost += other.cost;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_key_in_a_models_name_sets_its_price() {
+        let rates = CostRates {
+            gpu_hour: 1.0,
+            gpu_models: vec![("H100".into(), 4.0), ("h100 80gb".into(), 5.0)],
+            ..CostRates::default()
+        };
+        assert_eq!(rates.gpu_hour_of(Some("NVIDIA H100 80GB HBM3")), 5.0);
+        assert_eq!(rates.gpu_hour_of(Some("NVIDIA H100 NVL")), 4.0);
+        assert_eq!(rates.gpu_hour_of(Some("Tesla T4")), 1.0);
+        assert_eq!(rates.gpu_hour_of(None), 1.0);
     }
 }

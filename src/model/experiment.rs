@@ -300,7 +300,7 @@ pub struct Transition {
 }
 
 /// Resources an experiment consumed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceUse {
     /// CPU time, seconds.
     pub cpu_seconds: f64,
@@ -313,6 +313,9 @@ pub struct ResourceUse {
     /// Peak, p95 and mean over the run, where it was measured.
     #[serde(default)]
     pub profile: Option<super::UseProfile>,
+    /// The model of the GPUs it held (for prices per model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_model: Option<String>,
 }
 
 /// An experiment: its spec, owner, state and history.

@@ -225,6 +225,9 @@ pub(super) fn finish(
     // GPUs are reserved whole: GPU-seconds are the reservation's.
     usage.gpu_seconds = elapsed * t.gpus as f64;
     usage.peak_gpu_memory_bytes = t.peak_gpu_memory;
+    if t.gpus > 0 {
+        usage.gpu_model = lab.gpu_model_of(id);
+    }
     usage.profile = t.use_profile(lab, id);
     let journal = ExperimentFiles::new(&settings.launch.data_dir, id).journal();
     let status = t.end.reported().or_else(|| read_exit(&journal));

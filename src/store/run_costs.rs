@@ -41,6 +41,8 @@ pub struct RunCost {
     pub used_gib_hours: f64,
     /// GPU-seconds used.
     pub gpu_seconds: f64,
+    /// The model of its GPUs, where recorded.
+    pub gpu_model: Option<String>,
 }
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -76,6 +78,7 @@ impl RunCost {
             cpu_seconds: u.cpu_seconds,
             used_gib_hours,
             gpu_seconds: u.gpu_seconds,
+            gpu_model: u.gpu_model.clone(),
         })
     }
 
@@ -92,7 +95,11 @@ impl RunCost {
         v.extend_from_slice(&self.cpu_seconds.to_be_bytes());
         v.extend_from_slice(&self.used_gib_hours.to_be_bytes());
         v.extend_from_slice(&self.gpu_seconds.to_be_bytes());
-        for text in [Some(&self.owner), self.project.as_ref()] {
+        for text in [
+            Some(&self.owner),
+            self.project.as_ref(),
+            self.gpu_model.as_ref(),
+        ] {
             match text {
                 Some(t) => {
                     v.extend_from_slice(&(t.len() as u32).to_be_bytes());
@@ -129,6 +136,8 @@ impl RunCost {
         };
         let owner = text()??;
         let project = text()?;
+        // Entries of the first builds end here.
+        let gpu_model = text().flatten();
         let ended_at = (u64_of(key.get(..8)?)? ^ SIGN) as i64;
         let id = u64_of(key.get(8..16)?)?;
         Some(RunCost {
@@ -143,6 +152,7 @@ impl RunCost {
             cpu_seconds,
             used_gib_hours,
             gpu_seconds,
+            gpu_model,
         })
     }
 }
@@ -236,6 +246,7 @@ mod tests {
             cpu_seconds: 4000.0,
             used_gib_hours: 3.25,
             gpu_seconds: 3600.0,
+            gpu_model: project.map(|_| "NVIDIA H100 80GB HBM3".to_string()),
         };
         for c in [cost(7, 1_790_000_000, Some("churn")), cost(8, -5, None)] {
             assert_eq!(RunCost::decode(&c.key(), &c.encode()), Some(c));
