@@ -27,7 +27,13 @@ struct GuardState {
 pub async fn run(lab: Lab, cgroups: UserCgroups, rule: PenaltyRule) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut state = Some(GuardState::default());
+    // Caps an earlier daemon left are checked against the limits now: all
+    // are written again, or released.
+    let mut first = GuardState::default();
+    for uid in cgroups.existing_uids() {
+        first.applied.insert(uid, (Some(f64::NAN), None));
+    }
+    let mut state = Some(first);
     loop {
         tick.tick().await;
         let (l, c) = (lab.clone(), cgroups.clone());
@@ -43,7 +49,7 @@ pub async fn run(lab: Lab, cgroups: UserCgroups, rule: PenaltyRule) {
 
 /// One second of the guard's work.
 fn round(lab: &Lab, cgroups: &UserCgroups, rule: &PenaltyRule, state: &mut GuardState) {
-    let Ok(capped) = lab.capped_accounts() else {
+    let Ok((capped, complete)) = lab.capped_accounts() else {
         return;
     };
     let now = std::time::SystemTime::now()
@@ -74,11 +80,12 @@ fn round(lab: &Lab, cgroups: &UserCgroups, rule: &PenaltyRule, state: &mut Guard
             }
         }
     }
-    // No longer capped: their cgroups keep their processes, uncapped.
+    // No longer capped: their cgroups keep their processes, uncapped. Not
+    // while an account could not be looked up: it may still be capped.
     let released: Vec<u32> = state
         .applied
         .keys()
-        .filter(|uid| !uids.contains(uid))
+        .filter(|uid| complete && !uids.contains(uid))
         .copied()
         .collect();
     for uid in released {

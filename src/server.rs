@@ -218,31 +218,37 @@ pub async fn start(
         runner_settings,
         runner_commands,
     ));
-    match (
-        host_limits.enabled,
-        crate::exec::cgroup::UserCgroups::detect(),
-    ) {
-        (true, Some(cgroups)) => {
-            println!(
-                "host limits: on (cgroups {}, labbench-users/uid-N; `hostlimit set` caps a Unix user)",
-                cgroups.version()
-            );
-            let h = &host_limits;
-            tokio::spawn(crate::guard::run(
-                lab.clone(),
-                cgroups,
-                crate::monitor::penalty::PenaltyRule {
-                    over_percent: h.penalty_over_percent,
-                    after_secs: h.penalty_after.0 as i64,
-                    cpus_percent: h.penalty_cpus_percent,
-                    for_secs: h.penalty_for.0 as i64,
-                },
-            ));
+    // The guard moves processes only where experiments have cgroups of
+    // their own (else it would take them for the user's other work) and
+    // the daemon may move anyone's (root).
+    if host_limits.enabled {
+        let guard = if !crate::sys::process::is_root() {
+            Err("the daemon does not run as root")
+        } else if !cgroups {
+            Err("experiments are not in cgroups of their own: queue.cgroups")
+        } else {
+            crate::exec::cgroup::UserCgroups::detect().ok_or("labbench cannot make cgroups here")
+        };
+        match guard {
+            Ok(user_cgroups) => {
+                println!(
+                    "host limits: on (cgroups {}; `hostlimit set` caps a Unix user)",
+                    user_cgroups.version()
+                );
+                let h = &host_limits;
+                tokio::spawn(crate::guard::run(
+                    lab.clone(),
+                    user_cgroups,
+                    crate::monitor::penalty::PenaltyRule {
+                        over_percent: h.penalty_over_percent,
+                        after_secs: h.penalty_after.0 as i64,
+                        cpus_percent: h.penalty_cpus_percent,
+                        for_secs: h.penalty_for.0 as i64,
+                    },
+                ));
+            }
+            Err(why) => println!("host limits: NOT enforced ({why})"),
         }
-        (true, None) => {
-            println!("host limits: NOT enforced: labbench cannot make cgroups here")
-        }
-        (false, _) => {}
     }
     let task = tokio::spawn(accept_loop(listener, russh_config, shared));
     Ok(RunningServer {

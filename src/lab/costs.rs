@@ -241,7 +241,11 @@ impl Lab {
     pub fn my_month_cost(&self, p: &Principal) -> LabResult<Option<(f64, String)>> {
         let p = self.current(p)?;
         let rates = &self.costs.rates;
-        if rates.cpu_hour == 0.0 && rates.gib_hour == 0.0 && rates.gpu_hour == 0.0 {
+        if rates.cpu_hour == 0.0
+            && rates.gib_hour == 0.0
+            && rates.gpu_hour == 0.0
+            && rates.gpu_models.is_empty()
+        {
             return Ok(None);
         }
         let (spent, _) = self.reserved_this_month(crate::store::IndexedBy::Owner, &p.user)?;

@@ -50,6 +50,9 @@ impl Lab {
             if l.memory_bytes.is_some_and(|m| m < 16 << 20) {
                 return Err(LabError::Invalid("--mem: at least 16M".into()));
             }
+            if l.cpus.is_some_and(|c| c > 4096.0) {
+                return Err(LabError::Invalid("--cpus: at most 4096".into()));
+            }
             if !l.caps() {
                 return Err(LabError::Invalid(
                     "give --cpus, --mem or both (hostlimit rm removes a limit)".into(),
@@ -58,12 +61,21 @@ impl Lab {
         }
         let key = match unix_user {
             None => DEFAULT_HOST_LIMIT_KEY.to_string(),
+            // A limit is removed whatever became of its account.
+            Some(name) if limit.is_none() => name.to_string(),
             Some(name) => {
                 let account = crate::sys::accounts::by_name(name)
                     .map_err(LabError::Unavailable)?
                     .ok_or_else(|| LabError::NotFound(format!("no Unix user {name}")))?;
-                if account.uid == 0 {
-                    return Err(LabError::Invalid("root is never capped".into()));
+                if account.uid == rustix::process::geteuid().as_raw() {
+                    return Err(LabError::Invalid(format!(
+                        "{name} runs labbench itself: it is never capped"
+                    )));
+                }
+                if crate::sys::accounts::is_system_uid(account.uid) {
+                    return Err(LabError::Invalid(format!(
+                        "{name} is a system account (its services would leave their own cgroups): only people's accounts are capped"
+                    )));
                 }
                 name.to_string()
             }
@@ -113,8 +125,10 @@ impl Lab {
 
     /// The Unix accounts the guard caps now, with their caps: those with a
     /// limit of their own, and, under a default, the account of every lab
-    /// user; never root nor the daemon's own account.
-    pub fn capped_accounts(&self) -> LabResult<Vec<CappedAccount>> {
+    /// user; never root, a system account nor the daemon's own account.
+    /// Also whether every account could be looked up (if not, the guard
+    /// keeps what it applied to the others rather than release them).
+    pub fn capped_accounts(&self) -> LabResult<(Vec<CappedAccount>, bool)> {
         let limits = self.store.host_limits()?;
         let default = limits
             .iter()
@@ -136,13 +150,22 @@ impl Lab {
         }
         let daemon = rustix::process::geteuid().as_raw();
         let mut capped = Vec::new();
+        let mut complete = true;
         for (unix_user, limit) in names {
             // An account the name service does not answer for is skipped
             // this round, never capped by a guess.
-            let Ok(Some(account)) = crate::sys::accounts::by_name(&unix_user) else {
-                continue;
+            let account = match crate::sys::accounts::by_name(&unix_user) {
+                Ok(Some(account)) => account,
+                Ok(None) => continue,
+                Err(_) => {
+                    complete = false;
+                    continue;
+                }
             };
-            if account.uid == 0 || account.uid == daemon {
+            if account.uid == 0
+                || account.uid == daemon
+                || crate::sys::accounts::is_system_uid(account.uid)
+            {
                 continue;
             }
             capped.push(CappedAccount {
@@ -151,7 +174,7 @@ impl Lab {
                 limit,
             });
         }
-        Ok(capped)
+        Ok((capped, complete))
     }
 }
 
@@ -187,38 +210,28 @@ mod tests {
         ));
         lab.set_host_limit(&root, None, Some(two_cpus))
             .expect("default");
-        lab.set_host_limit(
-            &root,
-            Some("nobody"),
-            Some(HostLimit {
-                cpus: None,
-                memory_bytes: Some(1 << 30),
-            }),
-        )
-        .expect("nobody");
-        assert!(matches!(
-            lab.set_host_limit(&root, Some("root"), Some(two_cpus)),
-            Err(LabError::Invalid(_))
-        ));
+        for system in ["root", "nobody"] {
+            assert!(matches!(
+                lab.set_host_limit(&root, Some(system), Some(two_cpus)),
+                Err(LabError::Invalid(_))
+            ));
+        }
+        lab.set_host_limit(&root, Some("gone"), None)
+            .expect("removing needs no account");
         assert!(matches!(
             lab.set_host_limit(&root, Some("no-such-account"), Some(two_cpus)),
             Err(LabError::NotFound(_))
         ));
-        let capped = lab.capped_accounts().expect("capped");
-        let nobody = capped
-            .iter()
-            .find(|a| a.unix_user == "nobody")
-            .expect("nobody capped");
-        assert_eq!(
-            nobody.limit,
-            HostLimit {
-                cpus: Some(2.0),
-                memory_bytes: Some(1 << 30)
-            }
+        let (capped, complete) = lab.capped_accounts().expect("capped");
+        assert!(complete);
+        assert!(
+            capped
+                .iter()
+                .all(|a| a.uid != 0 && !crate::sys::accounts::is_system_uid(a.uid)),
+            "{capped:?}"
         );
-        assert!(capped.iter().all(|a| a.uid != 0), "{capped:?}");
         let shown = lab.host_limits(&root).expect("show");
-        assert_eq!(shown.len(), 2);
+        assert_eq!(shown.len(), 1);
         assert!(lab.host_limits(&mike).is_err());
     }
 }

@@ -107,7 +107,6 @@ impl Lab {
         Ok(open)
     }
 
-    /// Queues a notification (the server's own events use it too).
     /// Tells the sessions of every lab user whose Unix account is
     /// `unix_user` (the guard's penalties).
     pub fn notify_unix_user(&self, unix_user: &str, text: String) {
@@ -136,6 +135,7 @@ impl Lab {
         }
     }
 
+    /// Queues a notification (the server's own events use it too).
     pub(crate) fn send_notification(&self, to: Option<&str>, by: &str, text: String) {
         let mut sent = self.notices.sent.lock().unwrap_or_else(|e| e.into_inner());
         let seq = sent.back().map_or(1, |n| n.seq + 1);

@@ -332,6 +332,42 @@ mod tests {
         assert_eq!(p.over_now[0].who, "ana");
     }
 
+    #[test]
+    fn a_running_runs_remaining_reservation_counts_against_the_month() {
+        let capacity = host();
+        // 90 GPU-hours still held by its limit; nothing read as spent yet.
+        let running = [RunningJob {
+            ends_by: 90 * 3600,
+            ..running(1, "ana", None, res(1.0, 1))
+        }];
+        let mut twenty = res(1.0, 1);
+        twenty.time_limit_secs = 20 * 3600;
+        let mut five = res(1.0, 1);
+        five.time_limit_secs = 5 * 3600;
+        let queued = [queued(2, "ana", None, twenty), queued(3, "ana", None, five)];
+        let mut quotas = Quotas::from_scoped([(
+            QuotaScope::User("ana".into()),
+            Quota {
+                max_gpu_hours_month: Some(100.0),
+                ..Quota::default()
+            },
+        )]);
+        quotas.user_month.insert("ana".into(), MonthUse::default());
+        let empty = Default::default();
+        let d = schedule(&input(&capacity, &running, &queued, &quotas, &empty));
+        assert!(
+            matches!(
+                &d[0],
+                Decision::Wait {
+                    id: 2,
+                    reason: WaitReason::OverQuota(QuotaExceeded::GpuHours { .. })
+                }
+            ),
+            "{d:?}"
+        );
+        assert!(matches!(&d[1], Decision::Start { id: 3, .. }), "{d:?}");
+    }
+
     const OWNERS: [&str; 3] = ["ana", "bo", "cy"];
     const PROJECTS: [Option<&str>; 3] = [None, Some("churn"), Some("vision")];
 

@@ -110,7 +110,11 @@ pub(super) struct Ledger<'a> {
 struct Account {
     quota: Option<Quota>,
     held: Held,
+    /// Reserved this month as the service read it (replaced by `apply`).
     month: Option<MonthUse>,
+    /// What running experiments' limits still hold, and starts of this
+    /// plan reserve: on top of `month`, whatever its quotas.
+    holding: MonthUse,
 }
 
 impl<'a> Ledger<'a> {
@@ -122,6 +126,7 @@ impl<'a> Ledger<'a> {
                 quota: Some(quotas.for_user(owner)),
                 held: Held::default(),
                 month: quotas.user_month.get(owner).copied(),
+                holding: MonthUse::default(),
             });
             owners.len() - 1
         })
@@ -135,6 +140,7 @@ impl<'a> Ledger<'a> {
                 quota: quotas.projects.get(project).copied(),
                 held: Held::default(),
                 month: quotas.project_month.get(project).copied(),
+                holding: MonthUse::default(),
             });
             projects.len() - 1
         })
@@ -170,9 +176,7 @@ impl<'a> Ledger<'a> {
         }
         for a in accounts {
             a.held.add(r, gpus);
-            if let Some(m) = a.month.as_mut() {
-                m.add(month);
-            }
+            a.holding.add(month);
         }
     }
 
@@ -187,13 +191,29 @@ impl<'a> Ledger<'a> {
     ) -> Option<super::WaitReason> {
         let a = &self.owners[owner];
         if let Some(quota) = &a.quota
-            && let Some(exceeded) = over_quota(quota, &a.held, a.month.as_ref(), r, month)
+            && let Some(exceeded) = over_quota(quota, &a.held, a.month_so_far().as_ref(), r, month)
         {
             return Some(super::WaitReason::OverQuota(exceeded));
         }
         let p = &self.projects[project?];
-        over_quota(p.quota.as_ref()?, &p.held, p.month.as_ref(), r, month)
-            .map(super::WaitReason::OverProjectQuota)
+        over_quota(
+            p.quota.as_ref()?,
+            &p.held,
+            p.month_so_far().as_ref(),
+            r,
+            month,
+        )
+        .map(super::WaitReason::OverProjectQuota)
+    }
+}
+
+impl Account {
+    /// The month as read, with what is held on top of it.
+    fn month_so_far(&self) -> Option<MonthUse> {
+        self.month.map(|mut m| {
+            m.add(self.holding);
+            m
+        })
     }
 }
 

@@ -15,8 +15,15 @@
 //!   documentation and tested against a fake hierarchy in a temporary
 //!   directory: no v2 host with these controllers was available.
 //!
-//! A process inside an experiment's cgroup (`/labbench/…`) is never moved:
-//! queued work has its own limits.
+//! On a v2 host where systemd keeps a slice per user
+//! (`user.slice/user-UID.slice`), the caps are written to that slice
+//! instead and nothing is moved: moving `systemd --user` and its services
+//! out of their cgroups would break them. What the user runs outside their
+//! slice (a cron job, say) is then not capped.
+//!
+//! A process inside an experiment's cgroup (`/labbench/…` at the top of the
+//! hierarchy, where only root makes cgroups) is never moved: queued work has
+//! its own limits.
 
 use std::path::PathBuf;
 
@@ -78,8 +85,40 @@ impl UserCgroups {
         }
     }
 
+    /// systemd's slice of `uid`, on a v2 host that has one.
+    fn slice(&self, uid: u32) -> Option<PathBuf> {
+        let UserLayout::V2(mount) = &self.layout else {
+            return None;
+        };
+        let slice = mount.join(format!("user.slice/user-{uid}.slice"));
+        slice.is_dir().then_some(slice)
+    }
+
+    /// The uids whose cgroups exist (an earlier daemon may have capped them).
+    pub fn existing_uids(&self) -> Vec<u32> {
+        let base = match &self.layout {
+            UserLayout::V1(root) => root.join("memory").join(BASE),
+            UserLayout::V2(mount) => mount.join(BASE),
+        };
+        let Ok(entries) = std::fs::read_dir(base) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("uid-")?.parse().ok())
+            .collect()
+    }
+
     /// Makes `uid`'s cgroup if needed and sets its caps (`None`: none).
     pub fn apply(&self, uid: u32, cpus: Option<f64>, memory: Option<u64>) -> std::io::Result<()> {
+        if let Some(slice) = self.slice(uid) {
+            write(
+                &slice.join("memory.max"),
+                &memory.map_or("max".to_string(), |m| m.to_string()),
+            )?;
+            let quota = cpus.map_or("max".to_string(), |c| quota_us(c).to_string());
+            return write(&slice.join("cpu.max"), &format!("{quota} {CFS_PERIOD_US}"));
+        }
         match &self.layout {
             UserLayout::V1(_) => {
                 let dirs = self.dirs(uid);
@@ -124,7 +163,7 @@ impl UserCgroups {
 
     /// CPU time `uid`'s cgroup used so far, nanoseconds, where it can be read.
     pub fn cpu_used_ns(&self, uid: u32) -> Option<u64> {
-        let dirs = self.dirs(uid);
+        let dirs = self.slice(uid).map_or_else(|| self.dirs(uid), |s| vec![s]);
         match &self.layout {
             UserLayout::V1(_) => std::fs::read_to_string(dirs[1].join("cpuacct.usage"))
                 .ok()?
@@ -145,6 +184,9 @@ impl UserCgroups {
     /// be moved into `uid`'s cgroup: not when an experiment's cgroup holds
     /// it, nor when it is there already.
     pub fn should_adopt(&self, uid: u32, membership: &str) -> bool {
+        if self.slice(uid).is_some() {
+            return false;
+        }
         let ours = format!("/{BASE}/{}", Self::leaf(uid));
         let mut relevant = membership.lines().filter(|line| {
             // v1 lines name their controllers; v2's line is `0::PATH`.
@@ -156,8 +198,9 @@ impl UserCgroups {
         });
         relevant.any(|line| {
             let path = line.splitn(3, ':').nth(2).unwrap_or("");
-            let in_experiment = path.starts_with("/labbench/") || path.contains("/labbench/");
-            !in_experiment && !path.starts_with(&ours)
+            let in_experiment = path.starts_with("/labbench/");
+            let in_ours = path == ours || path.starts_with(&format!("{ours}/"));
+            !in_experiment && !in_ours
         })
     }
 }
@@ -202,6 +245,29 @@ mod tests {
         assert!(users.should_adopt(1001, "0::/user.slice/user-1001.slice/session-3.scope\n"));
         assert!(!users.should_adopt(1001, "0::/labbench-users/uid-1001\n"));
         assert!(!users.should_adopt(1001, "0::/labbench/ab12cd/exp-7\n"));
+        // Not fooled by a cgroup a user made under their own subtree, nor
+        // by a longer uid.
+        let made = "0::/user.slice/user-1001.slice/user@1001.service/labbench/x\n";
+        assert!(users.should_adopt(1001, made));
+        assert!(users.should_adopt(1001, "0::/labbench-users/uid-10011\n"));
+        assert_eq!(users.existing_uids(), vec![1001]);
+    }
+
+    #[test]
+    fn v2_with_systemd_caps_the_users_slice_and_moves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slice = dir.path().join("user.slice/user-1003.slice");
+        std::fs::create_dir_all(&slice).expect("slice");
+        let users = fake(dir.path(), true);
+        users.apply(1003, Some(4.0), Some(16 << 30)).expect("apply");
+        assert_eq!(read(slice.join("memory.max")), (16u64 << 30).to_string());
+        assert_eq!(read(slice.join("cpu.max")), "400000 100000");
+        let session = "0::/user.slice/user-1003.slice/session-2.scope\n";
+        assert!(
+            !users.should_adopt(1003, session),
+            "its slice holds it already"
+        );
+        assert!(!dir.path().join("labbench-users/uid-1003").exists());
     }
 
     #[test]
