@@ -555,3 +555,79 @@ async fn a_capped_users_process_outside_the_queue_is_moved_into_their_cgroup_and
     let out = exec(&admin, &format!("hostlimit rm {unix}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
 }
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root and cgroups: tools/test runs it as root with --include-ignored"]
+async fn sustained_use_of_the_cpu_cap_outside_the_queue_halves_it_for_a_while() {
+    use common::lab::{is_root, require, start, unix_account};
+    require(
+        is_root() && labbench::exec::cgroup::available(),
+        "root and cgroups",
+    );
+    let lab =
+        start("[host_limits]\nenabled = true\npenalty_after = \"3s\"\npenalty_for = \"4s\"\n");
+    let admin = session(&lab.server, &lab.admin).await;
+    let unix = unix_account("lbspin");
+    let out = exec(&admin, &format!("hostlimit set {unix} --cpus 0.5"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+    let spin = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &unix,
+            "--regid",
+            &unix,
+            "--init-groups",
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ])
+        .spawn()
+        .expect("setpriv");
+    // Stopped however the test ends.
+    let _spin = KillOnDrop(spin);
+    // The CPU quota of its cgroup, as the kernel has it (v1 or v2).
+    let id = std::process::Command::new("id")
+        .args(["-u", &unix])
+        .output()
+        .expect("id");
+    let uid = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let quota = || {
+        let v1 = format!("/sys/fs/cgroup/cpu/labbench-users/uid-{uid}/cpu.cfs_quota_us");
+        let v2 = format!("/sys/fs/cgroup/labbench-users/uid-{uid}/cpu.max");
+        std::fs::read_to_string(v1)
+            .or_else(|_| std::fs::read_to_string(v2))
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let wait_for = |want: &'static str| async move {
+        for _ in 0..200 {
+            if quota() == want {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        wait_for("50000").await,
+        "capped at half a core: {}",
+        quota()
+    );
+    assert!(wait_for("25000").await, "boxed at a quarter: {}", quota());
+    assert!(wait_for("50000").await, "released: {}", quota());
+    let out = exec(&admin, &format!("hostlimit rm {unix}"), None).await;
+    assert_eq!(out.status, Some(0), "{out:?}");
+}

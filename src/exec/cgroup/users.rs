@@ -74,13 +74,28 @@ impl UserCgroups {
         format!("uid-{uid}")
     }
 
-    /// The cgroup directories of `uid`: memory's and cpu's on v1, one on v2.
+    /// The cgroup directories of `uid`: memory's, cpu's and (where it is
+    /// mounted apart) cpuacct's on v1; one on v2.
     fn dirs(&self, uid: u32) -> Vec<PathBuf> {
         match &self.layout {
-            UserLayout::V1(root) => ["memory", "cpu"]
-                .iter()
-                .map(|c| root.join(c).join(BASE).join(Self::leaf(uid)))
-                .collect(),
+            UserLayout::V1(root) => {
+                let mut mounts: Vec<PathBuf> = Vec::new();
+                for controller in ["memory", "cpu", "cpuacct"] {
+                    let mount = root.join(controller);
+                    // `cpu` and `cpuacct` are often links to one `cpu,cpuacct`.
+                    let same = std::fs::canonicalize(&mount).ok();
+                    let seen = mounts
+                        .iter()
+                        .any(|m| std::fs::canonicalize(m).ok() == same && same.is_some());
+                    if (controller != "cpuacct" || mount.is_dir()) && !seen {
+                        mounts.push(mount);
+                    }
+                }
+                mounts
+                    .into_iter()
+                    .map(|m| m.join(BASE).join(Self::leaf(uid)))
+                    .collect()
+            }
             UserLayout::V2(mount) => vec![mount.join(BASE).join(Self::leaf(uid))],
         }
     }
@@ -165,11 +180,13 @@ impl UserCgroups {
     pub fn cpu_used_ns(&self, uid: u32) -> Option<u64> {
         let dirs = self.slice(uid).map_or_else(|| self.dirs(uid), |s| vec![s]);
         match &self.layout {
-            UserLayout::V1(_) => std::fs::read_to_string(dirs[1].join("cpuacct.usage"))
-                .ok()?
-                .trim()
-                .parse()
-                .ok(),
+            UserLayout::V1(_) => dirs.iter().find_map(|dir| {
+                std::fs::read_to_string(dir.join("cpuacct.usage"))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            }),
             UserLayout::V2(_) => {
                 let stat = std::fs::read_to_string(dirs[0].join("cpu.stat")).ok()?;
                 stat.lines()
@@ -273,6 +290,8 @@ mod tests {
     #[test]
     fn v1_caps_memory_and_cpu_in_their_own_hierarchies() {
         let dir = tempfile::tempdir().expect("tempdir");
+        // cpuacct mounted apart from cpu, as on this development host.
+        std::fs::create_dir(dir.path().join("cpuacct")).expect("cpuacct");
         let users = fake(dir.path(), false);
         users.apply(1002, Some(0.5), None).expect("apply");
         let memory = dir.path().join("memory/labbench-users/uid-1002");
@@ -282,6 +301,10 @@ mod tests {
         users.adopt(1002, 99).expect("adopt");
         assert_eq!(read(memory.join("cgroup.procs")), "99");
         assert_eq!(read(cpu.join("cgroup.procs")), "99");
+        let cpuacct = dir.path().join("cpuacct/labbench-users/uid-1002");
+        assert_eq!(read(cpuacct.join("cgroup.procs")), "99");
+        std::fs::write(cpuacct.join("cpuacct.usage"), "2500000000\n").expect("usage");
+        assert_eq!(users.cpu_used_ns(1002), Some(2_500_000_000));
         let v1 = "12:memory:/user.slice\n11:cpu,cpuacct:/user.slice\n1:name=systemd:/user.slice\n";
         assert!(users.should_adopt(1002, v1));
         let moved = "12:memory:/labbench-users/uid-1002\n11:cpu,cpuacct:/labbench-users/uid-1002\n";
