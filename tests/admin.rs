@@ -435,6 +435,22 @@ async fn an_experiment_whose_gpu_stays_idle_is_flagged_then_cancelled_and_a_busy
             .stdout,
     );
     assert_eq!(trail[0]["actor"], "labbench", "{trail}");
+    // The rule is changed at once, and kept; members may not change it.
+    let refused = exec(&mike, "idle set --off", None).await;
+    assert_eq!(refused.status, Some(77), "{refused:?}");
+    let set = json(
+        &exec(&admin, "idle set --action notify --after 2h --json", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(set["after_secs"], 7200, "{set}");
+    assert!(set["cancel_after_secs"].is_null(), "{set}");
+    let trail = json(
+        &exec(&admin, "audit --action idle --json", None)
+            .await
+            .stdout,
+    );
+    assert_eq!(trail[0]["kind"], "idle.set", "{trail}");
     let out = exec(&admin, &format!("cancel {busy}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
     server.stop();

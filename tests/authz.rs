@@ -87,7 +87,9 @@ const ROWS: &[(&str, [Want; 4])] = &[
     ("usage", [Done, Done, Done, Done]),
     ("host", [Done, Done, Done, Done]),
     // Everyone sees everyone's use, idle or not.
-    ("idle", [Done, Done, Done, Done]),
+    ("idle show", [Done, Done, Done, Done]),
+    // The rule is the admins' (enforced in the service).
+    ("idle set", [Done, Denied, Denied, Denied]),
     // Who did what to whom: for admins (enforced in the service).
     ("audit", [Done, Denied, Denied, Denied]),
     // Everyone's for admins, one's own for others (tests of lab::costs).
@@ -275,7 +277,8 @@ impl Fixture {
             "outcome" => format!("outcome {} negative --note 'no lift {tag}'", self.finished),
             "wait" => format!("wait {}", self.finished),
             "audit" => "audit --user mike --json".into(),
-            "idle" => "idle --json".into(),
+            "idle show" => "idle show --json".into(),
+            "idle set" => format!("idle set --after {value}m"),
             "costs" => "costs --by project --csv".into(),
             "budget show" => "budget show --json".into(),
             "budget set" => format!("budget set --project p{tag} {value}"),

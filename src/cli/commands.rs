@@ -478,9 +478,12 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Running experiments and how long each has been without work; those
-    /// flagged idle first.
+    /// Running experiments and how long each has been without work, those
+    /// flagged idle first (`idle show`); `idle set` changes the rule (admin).
+    #[command(args_conflicts_with_subcommands = true)]
     Idle {
+        #[command(subcommand)]
+        action: Option<super::idle::IdleAction>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

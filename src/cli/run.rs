@@ -201,7 +201,7 @@ pub async fn run_command(
             super::usage::usage(lab, &caller, user.as_deref(), window, json)
         }
         LabCommand::Host { json } => super::usage::host(lab, &caller, json),
-        LabCommand::Idle { json } => super::idle::idle(lab, &caller, json),
+        LabCommand::Idle { action, json } => super::idle::idle(lab, &caller, action, json),
         LabCommand::Costs {
             by,
             from,

@@ -17,6 +17,18 @@ use super::{Change, Lab, LabResult, LiveUse, Principal, now};
 use crate::model::{Role, State};
 use crate::monitor::idle::{IdleEvent, IdleRule, IdleSample, IdleTracker};
 
+/// A rule in words, for the audit trail.
+fn words(r: &IdleRuleShown) -> String {
+    format!(
+        "GPUs under {} %, else CPU under {} %, for {} s; {}",
+        r.gpu_percent,
+        r.cpu_percent,
+        r.after_secs,
+        r.cancel_after_secs
+            .map_or("notify".to_string(), |g| format!("cancel {g} s later"))
+    )
+}
+
 /// A GPU sample older than this, seconds, says nothing of now.
 const STALE_AFTER_SECS: i64 = 5;
 
@@ -24,7 +36,7 @@ const STALE_AFTER_SECS: i64 = 5;
 #[derive(Debug, Default)]
 pub(super) struct IdleWatch {
     /// `None`: detection is off.
-    rule: Option<IdleRule>,
+    rule: std::sync::RwLock<Option<IdleRule>>,
     tracker: std::sync::Mutex<IdleTracker>,
 }
 
@@ -59,18 +71,59 @@ pub struct IdleRuleShown {
 }
 
 impl Lab {
-    /// Watches running experiments for idleness under `rule` (`None`: off).
+    /// Watches running experiments for idleness under `rule` (`None`:
+    /// off), unless an admin set another with `idle set` (kept in the store).
     pub fn with_idle_rule(mut self, rule: Option<IdleRule>) -> Lab {
+        let rule = match self.store.idle_rule() {
+            Ok(Some(set)) => set,
+            _ => rule,
+        };
         self.idle = std::sync::Arc::new(IdleWatch {
-            rule,
+            rule: std::sync::RwLock::new(rule),
             tracker: Default::default(),
         });
         self
     }
 
+    fn rule_now(&self) -> Option<IdleRule> {
+        *self.idle.rule.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the idle rule (`None`: detection off) for now and after
+    /// restarts (admins; audited). It applies from the next second.
+    pub fn set_idle_rule(&self, p: &Principal, rule: Option<IdleRule>) -> LabResult<()> {
+        let p = &self.current(p)?;
+        super::require_admin(p, "change idle detection")?;
+        if let Some(r) = &rule {
+            let bad = |what: &str| Err(super::LabError::Invalid(what.to_string()));
+            if r.gpu_percent > 100 {
+                return bad("--gpu-percent: 0–100");
+            }
+            if !r.cpu_percent.is_finite() || !(0.0..=100.0).contains(&r.cpu_percent) {
+                return bad("--cpu-percent: 0–100");
+            }
+            let limit = crate::model::MAX_DURATION_SECS as i64;
+            if !(1..=limit).contains(&r.after_secs)
+                || r.cancel_after_secs
+                    .is_some_and(|g| !(0..=limit).contains(&g))
+            {
+                return bad("--after and --cancel-after: at most 365d");
+            }
+        }
+        let before = self.idle_rule().map(|r| words(&r));
+        self.store.set_idle_rule(rule.as_ref())?;
+        *self.idle.rule.write().unwrap_or_else(|e| e.into_inner()) = rule;
+        let after = self.idle_rule().map(|r| words(&r));
+        self.audit(
+            p,
+            Change::new("idle.set", "idle detection", "changed idle detection")
+                .changing(before.or(Some("off".into())), after.or(Some("off".into()))),
+        )
+    }
+
     /// The rule in force, if detection is on (any role).
     pub fn idle_rule(&self) -> Option<IdleRuleShown> {
-        self.idle.rule.map(|r| IdleRuleShown {
+        self.rule_now().map(|r| IdleRuleShown {
             gpu_percent: r.gpu_percent,
             cpu_percent: r.cpu_percent,
             after_secs: r.after_secs,
@@ -82,7 +135,7 @@ impl Lab {
     /// role: everyone sees everyone's use).
     pub fn idle_report(&self, p: &Principal) -> LabResult<Vec<IdleStatus>> {
         self.current(p)?;
-        let Some(rule) = self.idle.rule else {
+        let Some(rule) = self.rule_now() else {
             return Ok(Vec::new());
         };
         let states = self
@@ -150,7 +203,7 @@ impl Lab {
     /// Takes this second's readings (the runner's `live` use, the latest
     /// GPU sample) and acts on what changed.
     pub(super) fn observe_idle(&self, live: &HashMap<u64, LiveUse>) {
-        let Some(rule) = self.idle.rule else {
+        let Some(rule) = self.rule_now() else {
             return;
         };
         let snapshot = self.monitor.latest();
@@ -306,6 +359,43 @@ mod tests {
         let report = lab.idle_report(&vera).expect("everyone reads it");
         assert_eq!(report[0].id, 5);
         assert!(report[0].flagged_at.is_some() && report[0].cancel_at.is_none());
+    }
+
+    #[test]
+    fn a_rule_an_admin_sets_applies_at_once_and_outlives_a_restart() {
+        let (_d, lab) = lab_with_admin();
+        let lab = lab.with_idle_rule(Some(IdleRule::default()));
+        let root = lab.local_operator().expect("admin");
+        let mike = principal(&lab, "mike", Role::Member);
+        let cancel = IdleRule {
+            after_secs: 600,
+            cancel_after_secs: Some(60),
+            ..IdleRule::default()
+        };
+        assert!(matches!(
+            lab.set_idle_rule(&mike, None),
+            Err(crate::lab::LabError::PermissionDenied(_))
+        ));
+        assert!(
+            lab.set_idle_rule(
+                &root,
+                Some(IdleRule {
+                    gpu_percent: 101,
+                    ..cancel
+                })
+            )
+            .is_err()
+        );
+        lab.set_idle_rule(&root, Some(cancel)).expect("set");
+        assert_eq!(lab.idle_rule().map(|r| r.cancel_after_secs), Some(Some(60)));
+        // A restart with the configuration's rule keeps the admin's.
+        let again = Lab::new(lab.store().clone(), lab.monitor.clone())
+            .with_idle_rule(Some(IdleRule::default()));
+        assert_eq!(again.idle_rule().map(|r| r.after_secs), Some(600));
+        lab.set_idle_rule(&root, None).expect("off");
+        let again = Lab::new(lab.store().clone(), lab.monitor.clone())
+            .with_idle_rule(Some(IdleRule::default()));
+        assert_eq!(again.idle_rule(), None, "turned off stays off");
     }
 }
 

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 /// When an experiment is idle, and what is done then.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IdleRule {
     /// A GPU at or over this utilisation, percent, is busy.
     pub gpu_percent: u32,

@@ -22,6 +22,7 @@ mod notice;
 mod profile;
 mod provenance;
 mod run_costs;
+mod settings;
 mod usage;
 
 use std::os::unix::fs::DirBuilderExt;
