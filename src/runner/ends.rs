@@ -238,7 +238,16 @@ pub(super) fn finish(
         && (after_restart || matches!(t.supervisor, Supervisor::Earlier))
         && never_started(&journal)
     {
-        return queued_again(id);
+        return queued_again(id, DAEMON_STOPPED);
+    }
+    // Its launcher failed before it was let go: it never ran; once, it
+    // goes back to the queue rather than failing (a new launcher starts it).
+    // (A hand-over that failed left no journal: the command surely never ran.)
+    if status.is_none()
+        && t.stopping.as_ref().is_some_and(|s| s.retry)
+        && (never_started(&journal) || !journal.exists())
+    {
+        return queued_again(id, LAUNCHER_FAILED);
     }
     let (exit_code, signal) = match status {
         Some(ExitStatus::Code(c)) => (Some(c), None),
@@ -328,15 +337,20 @@ pub(super) fn never_ran(id: u64, outcome: Outcome, reason: String) -> StateChang
     ending(id, state, reason, ResourceUse::default())
 }
 
+/// Why a start goes back to the queue: the daemon stopped first.
+pub(super) const DAEMON_STOPPED: &str =
+    "queued again: the daemon stopped before its command started";
+
+/// Why a start goes back to the queue: its launcher failed first.
+pub(super) const LAUNCHER_FAILED: &str =
+    "queued again: the launcher failed before its command started";
+
 /// Back to the queue: a start that the daemon recorded but whose command
-/// never started, since the daemon stopped first.
-pub(super) fn queued_again(id: u64) -> StateChange {
+/// never started (`why`).
+pub(super) fn queued_again(id: u64, why: &str) -> StateChange {
     StateChange {
         id,
-        steps: vec![(
-            State::Queued,
-            "queued again: the daemon stopped before its command started".into(),
-        )],
+        steps: vec![(State::Queued, why.into())],
         usage: None,
     }
 }

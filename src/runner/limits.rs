@@ -23,6 +23,7 @@ pub(super) fn stop(t: &mut Tracked, outcome: Outcome, reason: String, grace: Dur
         sent: Some(libc::SIGTERM),
         supervisor_killed: false,
         trim_to: None,
+        retry: false,
     });
 }
 
@@ -122,6 +123,7 @@ pub(super) fn check_output(id: u64, t: &mut Tracked, settings: &RunnerSettings, 
             sent: None,
             supervisor_killed: false,
             trim_to: None,
+            retry: false,
         });
     }
     trim(t, limit);

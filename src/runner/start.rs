@@ -199,6 +199,12 @@ pub(super) fn release_started(
             // records that end and frees its reservation.
             crate::sys::process::kill_if_same(l.pid, l.start_time);
             launcher.abort(l.pid);
+            // The launcher failed (its start was recorded): once, back to
+            // the queue.
+            let retried = e
+                .transitions
+                .iter()
+                .any(|t| t.reason == super::ends::LAUNCHER_FAILED);
             t.stopping = Some(Stopping {
                 outcome: Outcome::Failed,
                 reason: format!("could not start: {err}"),
@@ -206,6 +212,7 @@ pub(super) fn release_started(
                 sent: None,
                 supervisor_killed: false,
                 trim_to: None,
+                retry: durable && !retried,
             });
         }
         tracked.insert(e.id, t);

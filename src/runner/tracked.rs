@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::sync::mpsc;
 
 use super::RunnerSettings;
-use super::ends::{commit, finish, queued_again, stage_ends};
+use super::ends::{DAEMON_STOPPED, commit, finish, queued_again, stage_ends};
 use crate::exec::cgroup::ExperimentCgroup;
 use crate::exec::gpu_use::gpu_memory_by_experiment;
 use crate::exec::pool::{EXITED, ExitWatch, RUNNING, UNKNOWN};
@@ -30,6 +30,9 @@ pub(super) struct Stopping {
     /// Bytes of output to keep once it has ended (the rest is cut, with a
     /// note): for a run stopped for what it wrote.
     pub(super) trim_to: Option<u64>,
+    /// Its command never ran because the launcher failed while its start
+    /// was recorded: it goes back to the queue (once) instead of failing.
+    pub(super) retry: bool,
 }
 
 /// A running experiment as the runner tracks it.
@@ -210,7 +213,7 @@ pub(super) fn reattach(
     for e in active {
         match &e.state {
             // Its command is let go only once its start is recorded.
-            State::Starting { .. } => ended.push(queued_again(e.id)),
+            State::Starting { .. } => ended.push(queued_again(e.id, DAEMON_STOPPED)),
             State::Running {
                 started_at,
                 pid,
