@@ -83,8 +83,8 @@ impl Store {
             }
         }
         if experiment.state.is_finished() {
-            if let Some((k, v)) = super::run_costs::entry(experiment) {
-                self.t()?.run_costs.insert(k, v)?;
+            if let Some(found) = super::run_costs::entry(experiment) {
+                super::run_costs::add(&self.t()?.run_costs, vec![found])?;
             }
             self.t()?.experiments.insert(key, value)?;
             self.t()?.active.remove(key)?;
@@ -141,12 +141,10 @@ impl Store {
         let mut entries = sled::Batch::default();
         let mut removals = sled::Batch::default();
         let mut indexed = sled::Batch::default();
-        let mut costs = sled::Batch::default();
+        let mut costs = Vec::new();
         let mut highest = 0;
         for e in experiments {
-            if let Some((k, v)) = super::run_costs::entry(e) {
-                costs.insert(&k, v);
-            }
+            costs.extend(super::run_costs::entry(e));
             for entry in super::indexes::entries(e) {
                 indexed.insert(entry, &[]);
             }
@@ -165,7 +163,7 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner());
         self.t()?.active.apply_batch(entries)?;
         self.t()?.index.apply_batch(indexed)?;
-        self.t()?.run_costs.apply_batch(costs)?;
+        super::run_costs::add(&self.t()?.run_costs, costs)?;
         self.t()?.experiments.apply_batch(records)?;
         self.t()?.active.apply_batch(removals)?;
         self.t()?

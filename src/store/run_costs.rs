@@ -1,20 +1,24 @@
 //! What each finished run reserved and used, kept apart and compact for
-//! the cost report: tree `run_costs`, key `ended_at (BE, offset) id (BE)`,
-//! a fixed binary value (times, request, measured use) followed by owner
-//! and project. A report over a window reads the runs that ended in it or
-//! after, without decoding whole records (about 60 bytes against 1–2 KB
-//! packed).
+//! the cost report: tree `run_costs_by_minute`, one item per minute of
+//! ends (key: the minute, big-endian with the sign bit flipped), holding
+//! each run that ended in it as a length-prefixed binary entry (id, end,
+//! start, request, measured use, owner, project, GPU model; about 80
+//! bytes). A report over a window reads the minutes from its start on,
+//! without decoding whole records (1–2 KB packed). One item per minute
+//! rather than per run: sled's overhead per item is larger than such an
+//! entry (one item per run cost about 290 bytes on disk per experiment).
 //!
-//! Written with the finished record (the same order as the other indexes:
-//! entry first); a store from before it gets it built when opened (once;
-//! `meta` key `run_costs`).
+//! Written with the finished record (entry first, as the other indexes),
+//! by an atomic update of its minute that replaces an entry of the same
+//! id; a store from before it gets it built when opened (once; `meta` key
+//! `run_costs_m`).
 
 use super::codec::decode;
 use super::{EXPERIMENTS_TREE, Store, StoreResult, Trees};
 use crate::model::{Experiment, State};
 
 /// Marks a store whose run costs have been built.
-const BUILT_KEY: &[u8] = b"run_costs";
+const BUILT_KEY: &[u8] = b"run_costs_m";
 
 /// One run as the cost report reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,12 +86,15 @@ impl RunCost {
         })
     }
 
-    fn key(&self) -> [u8; 16] {
-        key(self.ended_at, self.id)
+    /// The key of its minute.
+    fn minute(&self) -> [u8; 8] {
+        minute_key(self.ended_at)
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(64 + self.owner.len());
+        let mut v = Vec::with_capacity(80 + self.owner.len());
+        v.extend_from_slice(&self.id.to_be_bytes());
+        v.extend_from_slice(&self.ended_at.to_be_bytes());
         v.extend_from_slice(&self.started_at.to_be_bytes());
         v.extend_from_slice(&self.cpus.to_be_bytes());
         v.extend_from_slice(&self.memory_bytes.to_be_bytes());
@@ -111,7 +118,7 @@ impl RunCost {
         v
     }
 
-    fn decode(key: &[u8], v: &[u8]) -> Option<RunCost> {
+    fn decode(v: &[u8]) -> Option<RunCost> {
         let mut at = 0;
         let mut take = |n: usize| {
             let part = v.get(at..at + n)?;
@@ -119,6 +126,8 @@ impl RunCost {
             Some(part)
         };
         let u64_of = |b: &[u8]| b.try_into().ok().map(u64::from_be_bytes);
+        let id = u64_of(take(8)?)?;
+        let ended_at = u64_of(take(8)?)? as i64;
         let started_at = u64_of(take(8)?)? as i64;
         let cpus = f64::from_bits(u64_of(take(8)?)?);
         let memory_bytes = u64_of(take(8)?)?;
@@ -138,8 +147,6 @@ impl RunCost {
         let project = text()?;
         // Entries of the first builds end here.
         let gpu_model = text().flatten();
-        let ended_at = (u64_of(key.get(..8)?)? ^ SIGN) as i64;
-        let id = u64_of(key.get(8..16)?)?;
         Some(RunCost {
             id,
             owner,
@@ -160,20 +167,58 @@ impl RunCost {
 /// Flips the sign bit, so that times order as their bytes do.
 const SIGN: u64 = 1 << 63;
 
-fn key(ended_at: i64, id: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&((ended_at as u64) ^ SIGN).to_be_bytes());
-    k[8..].copy_from_slice(&id.to_be_bytes());
-    k
+/// The key of the minute of `at`.
+fn minute_key(at: i64) -> [u8; 8] {
+    ((at.div_euclid(60) as u64) ^ SIGN).to_be_bytes()
 }
 
-/// The entry of a finished run, if `e` is one that ran.
-pub(super) fn entry(e: &Experiment) -> Option<([u8; 16], Vec<u8>)> {
+/// The entries of a minute's item.
+fn entries(bucket: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bucket;
+    std::iter::from_fn(move || {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let entry = rest.get(4..4 + len)?;
+        rest = &rest[4 + len..];
+        Some(entry)
+    })
+}
+
+/// `bucket` with `adds` in place of any entry of the same ids.
+fn merged(bucket: Option<&[u8]>, adds: &[Vec<u8>]) -> Vec<u8> {
+    let id_of = |entry: &[u8]| entry.get(..8).map(<[u8]>::to_vec);
+    let replaced: std::collections::HashSet<Vec<u8>> =
+        adds.iter().filter_map(|a| id_of(a)).collect();
+    let mut out = Vec::new();
+    let kept = bucket
+        .into_iter()
+        .flat_map(entries)
+        .filter(|e| id_of(e).is_none_or(|id| !replaced.contains(&id)));
+    for entry in kept.chain(adds.iter().map(Vec::as_slice)) {
+        out.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+        out.extend_from_slice(entry);
+    }
+    out
+}
+
+/// The minute and entry of a finished run, if `e` is one that ran.
+pub(super) fn entry(e: &Experiment) -> Option<([u8; 8], Vec<u8>)> {
     if !e.state.is_finished() {
         return None;
     }
     let cost = RunCost::of(e, 0)?;
-    Some((cost.key(), cost.encode()))
+    Some((cost.minute(), cost.encode()))
+}
+
+/// Adds `entries` (minute, entry) to `tree`, each minute updated at once.
+pub(super) fn add(tree: &sled::Tree, entries: Vec<([u8; 8], Vec<u8>)>) -> StoreResult<()> {
+    let mut by_minute: std::collections::BTreeMap<[u8; 8], Vec<Vec<u8>>> = Default::default();
+    for (minute, entry) in entries {
+        by_minute.entry(minute).or_default().push(entry);
+    }
+    for (minute, adds) in by_minute {
+        tree.update_and_fetch(minute, |old| Some(merged(old, &adds)))?;
+    }
+    Ok(())
 }
 
 /// Builds the run costs of a store written before they existed.
@@ -181,25 +226,23 @@ pub(super) fn build_if_missing(trees: &Trees) -> StoreResult<()> {
     if trees.meta.get(BUILT_KEY)?.is_some() {
         return Ok(());
     }
-    let mut batch = sled::Batch::default();
-    let (mut pending, mut built) = (0usize, 0usize);
+    let mut pending = Vec::new();
+    let mut built = 0usize;
     for record in trees.experiments.iter() {
         let (_, value) = record?;
         let Ok(e) = decode::<Experiment>(EXPERIMENTS_TREE, &value) else {
             // A damaged record is skipped here as everywhere.
             continue;
         };
-        if let Some((k, v)) = entry(&e) {
-            batch.insert(&k, v);
-            pending += 1;
+        if let Some(found) = entry(&e) {
+            pending.push(found);
             built += 1;
         }
-        if pending == 10_000 {
-            trees.run_costs.apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
+        if pending.len() == 10_000 {
+            add(&trees.run_costs, std::mem::take(&mut pending))?;
         }
     }
-    trees.run_costs.apply_batch(batch)?;
+    add(&trees.run_costs, pending)?;
     trees.meta.insert(BUILT_KEY, &[1])?;
     trees.db.flush()?;
     if built > 0 {
@@ -216,12 +259,12 @@ impl Store {
         from: i64,
         mut visit: impl FnMut(RunCost) -> bool,
     ) -> StoreResult<()> {
-        for item in self.t()?.run_costs.range(key(from, 0)..) {
-            let (k, v) = item?;
-            if let Some(cost) = RunCost::decode(&k, &v)
-                && !visit(cost)
-            {
-                break;
+        for item in self.t()?.run_costs.range(minute_key(from)..) {
+            let (_, bucket) = item?;
+            for cost in entries(&bucket).filter_map(RunCost::decode) {
+                if cost.ended_at >= from && !visit(cost) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -249,9 +292,19 @@ mod tests {
             gpu_model: project.map(|_| "NVIDIA H100 80GB HBM3".to_string()),
         };
         for c in [cost(7, 1_790_000_000, Some("churn")), cost(8, -5, None)] {
-            assert_eq!(RunCost::decode(&c.key(), &c.encode()), Some(c));
+            assert_eq!(RunCost::decode(&c.encode()), Some(c));
         }
-        assert!(key(-5, 9) < key(10, 1) && key(10, 1) < key(10, 2));
-        assert_eq!(RunCost::decode(&key(1, 1), &[1, 2, 3]), None, "damaged");
+        assert!(minute_key(-61) < minute_key(-5) && minute_key(-5) < minute_key(60));
+        assert_eq!(minute_key(60), minute_key(119));
+        assert_eq!(RunCost::decode(&[1, 2, 3]), None, "damaged");
+        // A minute keeps one entry per run: a later end of the same run
+        // takes the place of the earlier.
+        let first = cost(7, 1_790_000_000, None);
+        let again = cost(7, 1_790_000_010, Some("churn"));
+        let other = cost(9, 1_790_000_020, None);
+        let bucket = merged(None, &[first.encode(), other.encode()]);
+        let bucket = merged(Some(&bucket), &[again.encode()]);
+        let read: Vec<RunCost> = entries(&bucket).filter_map(RunCost::decode).collect();
+        assert_eq!(read, vec![other, again]);
     }
 }
