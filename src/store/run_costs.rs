@@ -183,21 +183,53 @@ fn entries(bucket: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// `bucket` with `adds` in place of any entry of the same ids.
+/// Marks a deflated bucket (a raw one starts with an entry's length,
+/// whose first byte is 0 for any entry under 16 MiB).
+const DEFLATED: u8 = 0xdf;
+
+/// Most bytes a bucket inflates to (a damaged one reads as empty beyond).
+const MAX_BUCKET: u64 = 16 << 20;
+
+/// A minute's entries as stored: deflated (their owners, projects and
+/// near-equal numbers repeat), or raw.
+fn stored(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(vec![DEFLATED], flate2::Compression::fast());
+    match encoder.write_all(raw).and_then(|()| encoder.finish()) {
+        Ok(packed) => packed,
+        Err(_) => raw.to_vec(),
+    }
+}
+
+/// A stored bucket's raw entries.
+fn raw(bucket: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::io::Read;
+    match bucket.split_first() {
+        Some((&DEFLATED, packed)) => {
+            let mut out = Vec::new();
+            let _ = flate2::read::DeflateDecoder::new(packed)
+                .take(MAX_BUCKET)
+                .read_to_end(&mut out);
+            std::borrow::Cow::Owned(out)
+        }
+        _ => std::borrow::Cow::Borrowed(bucket),
+    }
+}
+
+/// `bucket` (stored) with `adds` in place of any entry of the same ids.
 fn merged(bucket: Option<&[u8]>, adds: &[Vec<u8>]) -> Vec<u8> {
     let id_of = |entry: &[u8]| entry.get(..8).map(<[u8]>::to_vec);
     let replaced: std::collections::HashSet<Vec<u8>> =
         adds.iter().filter_map(|a| id_of(a)).collect();
+    let old = bucket.map(raw).unwrap_or_default();
     let mut out = Vec::new();
-    let kept = bucket
-        .into_iter()
-        .flat_map(entries)
-        .filter(|e| id_of(e).is_none_or(|id| !replaced.contains(&id)));
+    let kept = entries(&old).filter(|e| id_of(e).is_none_or(|id| !replaced.contains(&id)));
     for entry in kept.chain(adds.iter().map(Vec::as_slice)) {
         out.extend_from_slice(&(entry.len() as u32).to_be_bytes());
         out.extend_from_slice(entry);
     }
-    out
+    stored(&out)
 }
 
 /// The minute and entry of a finished run, if `e` is one that ran.
@@ -261,6 +293,7 @@ impl Store {
     ) -> StoreResult<()> {
         for item in self.t()?.run_costs.range(minute_key(from)..) {
             let (_, bucket) = item?;
+            let bucket = raw(&bucket);
             for cost in entries(&bucket).filter_map(RunCost::decode) {
                 if cost.ended_at >= from && !visit(cost) {
                     return Ok(());
@@ -304,7 +337,10 @@ mod tests {
         let other = cost(9, 1_790_000_020, None);
         let bucket = merged(None, &[first.encode(), other.encode()]);
         let bucket = merged(Some(&bucket), &[again.encode()]);
-        let read: Vec<RunCost> = entries(&bucket).filter_map(RunCost::decode).collect();
+        assert_eq!(bucket[0], DEFLATED);
+        let read: Vec<RunCost> = entries(&raw(&bucket)).filter_map(RunCost::decode).collect();
         assert_eq!(read, vec![other, again]);
+        // A damaged bucket reads as no entries, never a panic.
+        assert_eq!(entries(&raw(&[DEFLATED, 1, 2, 3])).count(), 0);
     }
 }
