@@ -109,6 +109,23 @@ pub(in crate::tui) fn render_admin(
     frame.render_stateful_widget(table, body, &mut selected);
 }
 
+/// Draws `table` of `count` rows with row `selected` (kept in range)
+/// highlighted: the lists of the Admin tab's views.
+pub(super) fn render_selectable(
+    frame: &mut Canvas,
+    area: Rect,
+    table: Table<'_>,
+    count: usize,
+    selected: usize,
+) {
+    let mut state = TableState::default();
+    if count > 0 {
+        state.select(Some(selected.min(count - 1)));
+    }
+    let table = table.row_highlight_style(Style::default().add_modifier(Modifier::REVERSED));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
 /// `YYYY-MM-DD HH:MM`, or `MM-DD HH:MM` where room is short.
 fn when(at: i64, wide: bool) -> String {
     let full = minute_time(at);
@@ -236,13 +253,8 @@ fn render_host_limits(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &A
     .block(panel(format!(
         " Admin · Host limits ({count}): outside the queue · hostlimit set UNIX_USER|--default --cpus N --mem 16G · v: idle "
     )))
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
-    let mut selected = TableState::default();
-    if count > 0 {
-        selected.select(Some(state.selected.min(count - 1)));
-    }
-    frame.render_stateful_widget(table, area, &mut selected);
+    render_selectable(frame, area, table, count, state.selected);
 }
 
 /// The running experiments as idle detection sees them, idle ones first.
@@ -309,13 +321,8 @@ fn render_idle(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSta
         .style(header_style()),
     )
     .block(panel(title))
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
-    let mut selected = TableState::default();
-    if count > 0 {
-        selected.select(Some(state.selected.min(count - 1)));
-    }
-    frame.render_stateful_widget(table, area, &mut selected);
+    render_selectable(frame, area, table, count, state.selected);
 }
 
 /// The users: role, Unix account, keys and the sessions they have open;
@@ -376,13 +383,8 @@ fn render_users(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSt
     .block(panel(format!(
         " Admin · Users ({count}) · v: quotas · each change is audited "
     )))
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
-    let mut selected = TableState::default();
-    if count > 0 {
-        selected.select(Some(state.selected.min(count - 1)));
-    }
-    frame.render_stateful_widget(table, list, &mut selected);
+    render_selectable(frame, list, table, count, state.selected);
 }
 
 /// One user's keys, to remove one (`x`) or paste another (`a`).
@@ -416,13 +418,8 @@ fn render_keys(frame: &mut Canvas, area: Rect, snap: &Snapshot, name: &str, sele
         " Keys of {} ({count}) · a: paste a key · x: remove · Esc: back ",
         printable(name)
     )))
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
-    let mut chosen = TableState::default();
-    if count > 0 {
-        chosen.select(Some(selected.min(count - 1)));
-    }
-    frame.render_stateful_widget(table, area, &mut chosen);
+    render_selectable(frame, area, table, count, selected);
 }
 
 /// The Users view's last lines: the open prompt with its error, or a hint.

@@ -6,9 +6,10 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
 use super::AdminState;
+use super::draw::render_selectable;
 use super::quota_editor::{FIELDS, QuotaEditor, duration_text};
 use crate::lab::QuotaChangePreview;
 use crate::model::Quota;
@@ -75,13 +76,8 @@ pub(in crate::tui) fn render_quotas(
     .block(panel(format!(
         " Admin · Quotas ({count}) · Enter: edit · n: new · x: remove · v: host limits "
     )))
-    .row_highlight_style(Style::default().add_modifier(Modifier::REVERSED))
     .column_spacing(1);
-    let mut selected = TableState::default();
-    if count > 0 {
-        selected.select(Some(state.selected.min(count - 1)));
-    }
-    frame.render_stateful_widget(table, table_area, &mut selected);
+    render_selectable(frame, table_area, table, count, state.selected);
     let hint = if let Some(typed) = &state.new_scope {
         Line::from(vec![
             Span::styled(" New quota for: ", Style::default().fg(ACCENT)),
