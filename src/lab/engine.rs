@@ -153,22 +153,13 @@ impl Lab {
     /// [`Lab::plan`], and the room its starts leave.
     pub fn plan_with_room(&self) -> LabResult<(Vec<Decision>, Room)> {
         let quotas = self.scheduler_quotas()?;
-        let (mut decisions, room) = self.on_queue(&quotas, schedule_with_room)?;
+        let ((mut decisions, room), held) = self.on_queue(&quotas, schedule_with_room)?;
         // Disabled owners' experiments were left out of the plan (they hold
         // no room): they wait until their owner is enabled.
-        let disabled = self.disabled_owners()?;
-        if !disabled.is_empty() {
-            self.store.with_active(|active| {
-                for e in active.values() {
-                    if e.state == State::Queued && disabled.contains(&e.owner) {
-                        decisions.push(Decision::Wait {
-                            id: e.id,
-                            reason: WaitReason::OwnerDisabled,
-                        });
-                    }
-                }
-            });
-        }
+        decisions.extend(held.into_iter().map(|id| Decision::Wait {
+            id,
+            reason: WaitReason::OwnerDisabled,
+        }));
         // What was true at submission is checked again at the start: the
         // owner still exists and still runs as the account recorded (a
         // mapping changed or removed, a system account no longer allowed),
@@ -245,12 +236,13 @@ impl Lab {
     }
 
     /// `decide` over the scheduler's input as it stands now (the running
-    /// and queued experiments, capacity, fair share), with these `quotas`.
+    /// and queued experiments, capacity, fair share), with these `quotas`;
+    /// and the queued experiments of disabled owners, left out of it.
     pub(super) fn on_queue<R>(
         &self,
         quotas: &crate::sched::Quotas,
         decide: impl Fn(&SchedulerInput) -> R,
-    ) -> LabResult<R> {
+    ) -> LabResult<(R, Vec<u64>)> {
         let recent_usage = self.recent_usage()?;
         let capacity = self.capacity();
         let disabled = self.disabled_owners()?;
@@ -287,6 +279,7 @@ impl Lab {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());
                 let mut running = Vec::new();
+                let mut held = Vec::new();
                 let mut queued = Vec::new();
                 let mut dependencies = HashMap::new();
                 for e in active.values() {
@@ -310,7 +303,7 @@ impl Lab {
                             ends_by: e.spec.resources.ends_by(now()),
                         }),
                         // Held, and holding nothing (see plan_with_room).
-                        State::Queued if disabled.contains(&e.owner) => {}
+                        State::Queued if disabled.contains(&e.owner) => held.push(e.id),
                         State::Queued => {
                             for dep in &e.spec.after {
                                 let status = if active.contains_key(dep) || unfinished.contains(dep)
@@ -338,7 +331,7 @@ impl Lab {
                     }
                 }
                 unknown.is_empty().then(|| {
-                    decide(&SchedulerInput {
+                    let decided = decide(&SchedulerInput {
                         now: now(),
                         capacity: &capacity,
                         running: &running,
@@ -346,7 +339,8 @@ impl Lab {
                         quotas,
                         recent_usage: &recent_usage,
                         dependencies: &dependencies,
-                    })
+                    });
+                    (decided, held)
                 })
             });
             if let Some(planned) = planned {

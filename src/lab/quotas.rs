@@ -166,7 +166,7 @@ impl Lab {
         if quota.has_monthly() {
             self.add_month_use(&mut quotas, scope)?;
         }
-        let effect = self.on_queue(&quotas, |input| preview(input, scope, quota))?;
+        let (effect, _) = self.on_queue(&quotas, |input| preview(input, scope, quota))?;
         quotas.set(scope.clone(), quota);
         let users = self.user_figures(p, scope, &quotas)?;
         Ok(QuotaChangePreview {
