@@ -9,8 +9,10 @@
 //! shares with every other, which plain deflate of one record cannot: a
 //! finished experiment, its 20 metric summaries and its provenance take about
 //! 1.2 KB instead of 5.7 KB. A released dictionary never changes (a test pins
-//! its hash); a better one is added as number 2 beside it. Records written
-//! before packing existed are JSON and read as they are.
+//! its hash); a better one is added as number 2 beside it. Once a store has
+//! packed enough, it packs with dictionaries sampled from its own records
+//! (`dictionaries.rs`). Records written before packing existed are JSON and
+//! read as they are.
 
 use std::cell::RefCell;
 
@@ -47,8 +49,12 @@ pub(super) fn encode<T: Serialize>(tree: &'static str, value: &T) -> StoreResult
     })
 }
 
-/// First byte of a packed record (a JSON envelope starts with `{`).
-const PACKED: u8 = 0x01;
+/// First byte of a record packed with a released dictionary (a JSON
+/// envelope starts with `{`).
+pub(super) const PACKED: u8 = 0x01;
+/// First byte of a record packed with one of the store's own dictionaries
+/// (`dictionaries.rs`).
+pub(super) const PACKED_STORED: u8 = 0x02;
 /// Number of the dictionary [`encode_packed`] uses.
 const DICTIONARY: u8 = 1;
 /// Dictionary 1: typical experiment, metric-summary and provenance records.
@@ -62,13 +68,24 @@ thread_local! {
 }
 
 /// Wraps a record in its envelope and packs it (see the module doc).
+#[cfg(test)]
 pub(super) fn encode_packed<T: Serialize>(tree: &'static str, value: &T) -> StoreResult<Vec<u8>> {
     pack(tree, &encode(tree, value)?)
 }
 
-/// `bytes` deflated against the current dictionary, after the tag and the
+/// `bytes` deflated against the released dictionary, after the tag and the
 /// dictionary's number.
 pub(super) fn pack(tree: &'static str, json: &[u8]) -> StoreResult<Vec<u8>> {
+    deflate(tree, json, &[PACKED, DICTIONARY], DICTIONARY_V1)
+}
+
+/// `header`, then `json` deflated against `dictionary`.
+pub(super) fn deflate(
+    tree: &'static str,
+    json: &[u8],
+    header: &[u8],
+    dictionary: &[u8],
+) -> StoreResult<Vec<u8>> {
     let failed = |reason: String| StoreError::Corrupt { tree, reason };
     if json.len() > MAX_UNPACKED {
         return Err(failed(format!(
@@ -80,10 +97,10 @@ pub(super) fn pack(tree: &'static str, json: &[u8]) -> StoreResult<Vec<u8>> {
         let mut packer = packer.borrow_mut();
         packer.reset();
         packer
-            .set_dictionary(DICTIONARY_V1)
+            .set_dictionary(dictionary)
             .map_err(|e| failed(format!("cannot pack: {e}")))?;
         let mut out = Vec::with_capacity(json.len() / 2 + 64);
-        out.extend_from_slice(&[PACKED, DICTIONARY]);
+        out.extend_from_slice(header);
         loop {
             let read = packer.total_in() as usize;
             out.reserve(json.len().saturating_sub(read) / 2 + 64);
@@ -97,7 +114,7 @@ pub(super) fn pack(tree: &'static str, json: &[u8]) -> StoreResult<Vec<u8>> {
     })
 }
 
-/// The bytes inside a packed record.
+/// The bytes inside a record packed with a released dictionary.
 pub(super) fn unpack(tree: &'static str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
     let corrupt = |reason: String| StoreError::Corrupt { tree, reason };
     let dictionary = match bytes.get(1) {
@@ -108,7 +125,16 @@ pub(super) fn unpack(tree: &'static str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
             )));
         }
     };
-    let packed = &bytes[2..];
+    inflate(tree, &bytes[2..], dictionary)
+}
+
+/// `packed` inflated against `dictionary`.
+pub(super) fn inflate(
+    tree: &'static str,
+    packed: &[u8],
+    dictionary: &[u8],
+) -> StoreResult<Vec<u8>> {
+    let corrupt = |reason: String| StoreError::Corrupt { tree, reason };
     UNPACKER.with(|unpacker| {
         let mut unpacker = unpacker.borrow_mut();
         unpacker.reset(false);
@@ -141,14 +167,18 @@ pub(super) fn unpack(tree: &'static str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
 /// Reads a record from its envelope (packed or not), refusing versions
 /// newer than this build.
 pub(super) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
-    if bytes.first() == Some(&PACKED) {
-        return decode_json(tree, &unpack(tree, bytes)?);
+    match bytes.first() {
+        Some(&PACKED) => decode_json(tree, &unpack(tree, bytes)?),
+        Some(&PACKED_STORED) => Err(StoreError::Corrupt {
+            tree,
+            reason: "record packed with the store's own dictionary, read without it".into(),
+        }),
+        _ => decode_json(tree, bytes),
     }
-    decode_json(tree, bytes)
 }
 
 /// Reads a record from its JSON envelope.
-fn decode_json<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+pub(super) fn decode_json<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
     let envelope: EnvelopeIn<T> =
         serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
             tree,

@@ -1,8 +1,9 @@
 //! Experiments, the index of the unfinished ones, and projects.
 
-use super::codec::{decode, encode, encode_packed};
+use super::codec::{decode, encode};
 use super::{
-    EXPERIMENTS_TREE, META_TREE, NEXT_EXPERIMENT_KEY, PROJECTS_TREE, Store, StoreError, StoreResult,
+    EXPERIMENTS_TREE, META_TREE, NEXT_EXPERIMENT_KEY, PROJECTS_TREE, Store, StoreError,
+    StoreResult, Trees,
 };
 use crate::model::Experiment;
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,7 @@ impl Store {
     /// record, never the other way round; [`load_active`] drops those.
     fn write_experiment(&self, experiment: &Experiment) -> StoreResult<()> {
         let key = experiment.id.to_be_bytes();
-        let value = record_bytes(experiment)?;
+        let value = record_bytes(&*self.t()?, experiment)?;
         if !self.t()?.experiments.contains_key(key)? {
             for entry in super::indexes::entries(experiment) {
                 self.t()?.index.insert(entry, &[])?;
@@ -106,11 +107,15 @@ impl Store {
             return written;
         }
         // As stored now; if even that cannot be read, the cache stays.
-        let stored = self
-            .t()?
-            .experiments
-            .get(experiment.id.to_be_bytes())
-            .map(|v| v.and_then(|v| decode::<Experiment>(EXPERIMENTS_TREE, &v).ok()));
+        let trees = self.t()?;
+        let stored = trees.experiments.get(experiment.id.to_be_bytes()).map(|v| {
+            v.and_then(|v| {
+                trees
+                    .dictionaries
+                    .decode::<Experiment>(EXPERIMENTS_TREE, &v)
+                    .ok()
+            })
+        });
         match stored {
             Ok(Some(stored)) => self.cache_experiment(&stored),
             Ok(None) => {
@@ -143,13 +148,14 @@ impl Store {
         let mut indexed = sled::Batch::default();
         let mut costs = Vec::new();
         let mut highest = 0;
+        let trees = self.t()?;
         for e in experiments {
             costs.extend(super::run_costs::entry(e));
             for entry in super::indexes::entries(e) {
                 indexed.insert(entry, &[]);
             }
             let key = e.id.to_be_bytes();
-            records.insert(&key, record_bytes(e)?);
+            records.insert(&key, record_bytes(&trees, e)?);
             if e.state.is_finished() {
                 removals.remove(&key);
             } else {
@@ -189,10 +195,11 @@ impl Store {
         if cached.is_some() {
             return Ok(cached);
         }
-        self.t()?
+        let trees = self.t()?;
+        trees
             .experiments
             .get(id.to_be_bytes())?
-            .map(|v| decode(EXPERIMENTS_TREE, &v))
+            .map(|v| trees.dictionaries.decode(EXPERIMENTS_TREE, &v))
             .transpose()
     }
 
@@ -255,8 +262,9 @@ impl Store {
             .unwrap_or(newest)
             .min(newest);
         while id > 0 {
-            if let Some(value) = self.t()?.experiments.get(id.to_be_bytes())? {
-                match decode(EXPERIMENTS_TREE, &value) {
+            let trees = self.t()?;
+            if let Some(value) = trees.experiments.get(id.to_be_bytes())? {
+                match trees.dictionaries.decode(EXPERIMENTS_TREE, &value) {
                     Ok(e) => {
                         if !visit(e) {
                             break;
@@ -374,16 +382,16 @@ struct ProjectRecord {
 /// record is missing (a submission cut short) or already finished (a crash
 /// between the record and the index update) are removed from the index.
 pub(super) fn load_active(
-    experiments: &sled::Tree,
-    active: &sled::Tree,
+    trees: &Trees,
 ) -> StoreResult<std::collections::BTreeMap<u64, Experiment>> {
+    let (experiments, active) = (&trees.experiments, &trees.active);
     let mut cache = std::collections::BTreeMap::new();
     let mut stale = Vec::new();
     for key in active.iter().keys() {
         let key = key?;
         match experiments.get(&key)? {
             Some(value) => {
-                let e: Experiment = decode(EXPERIMENTS_TREE, &value)?;
+                let e: Experiment = trees.dictionaries.decode(EXPERIMENTS_TREE, &value)?;
                 if e.state.is_finished() {
                     stale.push(key);
                 } else {
@@ -405,9 +413,11 @@ pub(super) fn load_active(
 /// An experiment's stored bytes: packed once it is finished and written for
 /// the last time, plain JSON while it still changes (cheaper to write at
 /// each of its transitions).
-fn record_bytes(experiment: &Experiment) -> StoreResult<Vec<u8>> {
+fn record_bytes(trees: &Trees, experiment: &Experiment) -> StoreResult<Vec<u8>> {
     if experiment.state.is_finished() {
-        encode_packed(EXPERIMENTS_TREE, experiment)
+        trees
+            .dictionaries
+            .encode_packed(EXPERIMENTS_TREE, experiment)
     } else {
         encode(EXPERIMENTS_TREE, experiment)
     }
@@ -489,6 +499,48 @@ mod tests {
         // No such experiment: nothing to change.
         let none = store.update_experiment(id + 1, |_| Ok::<_, StoreError>(()));
         assert_eq!(none.expect("update"), None);
+    }
+
+    #[test]
+    fn experiments_packed_with_the_stores_own_dictionary_read_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let done = |id: u64| {
+            let mut e = experiment(
+                id,
+                State::Finished {
+                    outcome: Outcome::Succeeded,
+                    exit_code: Some(0),
+                    signal: None,
+                    stop: None,
+                    started_at: Some(id as i64),
+                    ended_at: id as i64 + 60,
+                },
+            );
+            e.spec.name = Some(format!("sweep-{id}"));
+            e
+        };
+        let all: Vec<Experiment> = (1..=1500).map(done).collect();
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.import_experiments(&all[..1200]).expect("import");
+            for e in &all[1200..] {
+                assert_eq!(store.next_experiment_id().expect("id"), e.id);
+                store.put_experiment(e).expect("put");
+            }
+            let trees = store.t().expect("trees");
+            let last = trees.experiments.get(1500u64.to_be_bytes()).expect("get");
+            assert_eq!(
+                last.expect("stored").first(),
+                Some(&super::super::codec::PACKED_STORED)
+            );
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        for e in [&all[0], &all[1199], &all[1499]] {
+            assert_eq!(store.experiment(e.id).expect("read").as_ref(), Some(e));
+        }
+        let mut read = 0;
+        store.for_each_experiment(|_| read += 1).expect("walk");
+        assert_eq!(read, 1500);
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! skip, never the other way round. A store from before the index gets it
 //! built when opened (once; `meta` key `indexed`).
 
-use super::codec::decode;
 use super::{EXPERIMENTS_TREE, Store, StoreResult, Trees};
 use crate::model::Experiment;
 
@@ -66,7 +65,7 @@ pub(super) fn build_if_missing(trees: &Trees) -> StoreResult<()> {
     let mut indexed = 0usize;
     for entry in trees.experiments.iter() {
         let (_, value) = entry?;
-        let e: Experiment = decode(EXPERIMENTS_TREE, &value)?;
+        let e: Experiment = trees.dictionaries.decode(EXPERIMENTS_TREE, &value)?;
         for key in entries(&e) {
             batch.insert(key, &[]);
         }

@@ -1,10 +1,10 @@
 //! Experiments' metrics: `metrics` maps `id (u64 BE) name 0x00 source
 //! offset (u64 BE) index (u16 BE)` to a value, its step and when it was
 //! read (binary: f64, u64 with `u64::MAX` for none, i64); `metrics_read`
-//! maps `id source` to how far that source was read. Keys made from where
+//! maps `id source` to how far that source was read (`metrics_read.rs`). Keys made from where
 //! a value was read make reading a source again idempotent.
 
-use super::codec::{decode, encode_packed};
+use super::metrics_read::StoredRead;
 use super::{METRICS_READ_TREE, Store, StoreError, StoreResult};
 use crate::model::{MetricSample, MetricSource, MetricsRead};
 
@@ -59,15 +59,21 @@ impl Store {
         trees.metrics.apply_batch(batch)?;
         trees.metrics_read.insert(
             read_key(id, source),
-            encode_packed(METRICS_READ_TREE, read)?,
+            trees
+                .dictionaries
+                .encode_packed(METRICS_READ_TREE, &StoredRead::from(read))?,
         )?;
         Ok(())
     }
 
     /// How far `source` of experiment `id` was read (from the start if never).
     pub fn metrics_read(&self, id: u64, source: MetricSource) -> StoreResult<MetricsRead> {
-        match self.t()?.metrics_read.get(read_key(id, source))? {
-            Some(bytes) => decode(METRICS_READ_TREE, &bytes),
+        let trees = self.t()?;
+        match trees.metrics_read.get(read_key(id, source))? {
+            Some(bytes) => Ok(trees
+                .dictionaries
+                .decode::<StoredRead>(METRICS_READ_TREE, &bytes)?
+                .into()),
             None => Ok(MetricsRead::default()),
         }
     }

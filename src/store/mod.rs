@@ -13,10 +13,12 @@ mod accounts;
 mod audit;
 mod budgets;
 mod codec;
+mod dictionaries;
 mod experiments;
 mod host_limits;
 mod indexes;
 mod metrics;
+mod metrics_read;
 mod notebook;
 mod notice;
 mod profile;
@@ -43,7 +45,10 @@ const STORE_CACHE_BYTES: u64 = 16 << 20;
 /// build opens is marked 2, so such a build refuses it with a clear error
 /// rather than failing on its records. 3: finished runs' costs are kept
 /// apart (`run_costs.rs`), which a build of version 2 would not write.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: metric summaries are kept compact (`metrics_read.rs`) and records
+/// may be packed with the store's own dictionaries (`dictionaries.rs`),
+/// neither of which a build of version 3 can read.
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META_TREE: &str = "meta";
 const USERS_TREE: &str = "users";
@@ -66,6 +71,7 @@ const INDEX_TREE: &str = "experiments_by";
 const EXPERIMENT_USE_TREE: &str = "experiment_use";
 const RUN_COSTS_TREE: &str = "run_costs_by_minute";
 const HOST_LIMITS_TREE: &str = "host_limits";
+const DICTIONARIES_TREE: &str = "dictionaries";
 const NEXT_EXPERIMENT_KEY: &[u8] = b"next_experiment_id";
 const USAGE_1M_TREE: &str = "usage_1m";
 const USAGE_1H_TREE: &str = "usage_1h";
@@ -167,6 +173,8 @@ struct Trees {
     experiment_use: sled::Tree,
     run_costs: sled::Tree,
     host_limits: sled::Tree,
+    /// How records are packed (`dictionaries.rs`).
+    dictionaries: dictionaries::Dictionaries,
 }
 
 impl Trees {
@@ -229,6 +237,7 @@ impl Trees {
             experiment_use: db.open_tree(EXPERIMENT_USE_TREE)?,
             run_costs: db.open_tree(RUN_COSTS_TREE)?,
             host_limits: db.open_tree(HOST_LIMITS_TREE)?,
+            dictionaries: dictionaries::Dictionaries::open(db.open_tree(DICTIONARIES_TREE)?)?,
             db,
         })
     }
@@ -293,7 +302,7 @@ impl Store {
         }
         indexes::build_if_missing(&trees)?;
         run_costs::build_if_missing(&trees)?;
-        let cache = experiments::load_active(&trees.experiments, &trees.active)?;
+        let cache = experiments::load_active(&trees)?;
         Ok(Store {
             open: std::sync::Arc::new(std::sync::RwLock::new(Some(std::sync::Arc::new(trees)))),
             active_cache: std::sync::Arc::new(std::sync::RwLock::new(cache)),
@@ -351,7 +360,7 @@ impl Store {
             }
         }
         let trees = Trees::open(&self.path, &self.path.join("db"))?;
-        let cache = experiments::load_active(&trees.experiments, &trees.active)?;
+        let cache = experiments::load_active(&trees)?;
         *self.active_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(std::sync::Arc::new(trees));
         Ok(())

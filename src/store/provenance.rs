@@ -12,7 +12,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::codec::{decode, encode, encode_packed, pack, unpack};
+use super::codec::{decode, encode, pack, unpack};
 use super::{DIFFS_TREE, HASH_CACHE_TREE, PROVENANCE_TREE, Store, StoreError, StoreResult};
 use crate::model::{CachedHash, Provenance};
 
@@ -26,9 +26,10 @@ impl Store {
     /// crash is only missing, as one never captured is).
     pub fn put_provenance(&self, id: u64, p: &Provenance, diff: Option<&str>) -> StoreResult<()> {
         let trees = self.t()?;
-        trees
-            .provenance
-            .insert(id.to_be_bytes(), encode_packed(PROVENANCE_TREE, p)?)?;
+        trees.provenance.insert(
+            id.to_be_bytes(),
+            trees.dictionaries.encode_packed(PROVENANCE_TREE, p)?,
+        )?;
         if let Some(diff) = diff {
             let hash = blake3::hash(diff.as_bytes());
             if !trees.diff_blobs.contains_key(hash.as_bytes())? {
@@ -44,21 +45,23 @@ impl Store {
 
     /// The provenance of experiment `id`, if any was captured.
     pub fn provenance(&self, id: u64) -> StoreResult<Option<Provenance>> {
-        self.t()?
+        let trees = self.t()?;
+        trees
             .provenance
             .get(id.to_be_bytes())?
-            .map(|bytes| decode(PROVENANCE_TREE, &bytes))
+            .map(|bytes| trees.dictionaries.decode(PROVENANCE_TREE, &bytes))
             .transpose()
     }
 
     /// Every captured provenance, by experiment id.
     pub fn provenances(&self) -> impl Iterator<Item = StoreResult<(u64, Provenance)>> + use<> {
-        let tree = self.t().map(|t| t.provenance.clone());
-        let iter = tree.into_iter().flat_map(|t| t.iter());
-        iter.map(|entry| {
+        let trees = self.t().ok();
+        let iter = trees.clone().into_iter().flat_map(|t| t.provenance.iter());
+        iter.map(move |entry| {
             let (key, value) = entry?;
             let id = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
-            Ok((id, decode(PROVENANCE_TREE, &value)?))
+            let trees = trees.as_ref().ok_or(StoreError::Closed)?;
+            Ok((id, trees.dictionaries.decode(PROVENANCE_TREE, &value)?))
         })
     }
 

@@ -13,7 +13,6 @@
 //! id; a store from before it gets it built when opened (once; `meta` key
 //! `run_costs_m`).
 
-use super::codec::decode;
 use super::{EXPERIMENTS_TREE, Store, StoreResult, Trees};
 use crate::model::{Experiment, State};
 
@@ -262,7 +261,10 @@ pub(super) fn build_if_missing(trees: &Trees) -> StoreResult<()> {
     let mut built = 0usize;
     for record in trees.experiments.iter() {
         let (_, value) = record?;
-        let Ok(e) = decode::<Experiment>(EXPERIMENTS_TREE, &value) else {
+        let Ok(e) = trees
+            .dictionaries
+            .decode::<Experiment>(EXPERIMENTS_TREE, &value)
+        else {
             // A damaged record is skipped here as everywhere.
             continue;
         };
