@@ -160,12 +160,14 @@ mod tests {
             sample("loss", 0.25, 20),
             sample("acc", 0.9, 20),
         ];
-        let read = MetricsRead {
+        let mut read = MetricsRead {
             offset: 40,
             malformed: 1,
             last_malformed: Some("loss: not a finite number".into()),
             ..MetricsRead::default()
         };
+        read.summary
+            .insert("loss".into(), crate::model::MetricSummary::of(0.25, 9));
         store
             .put_metrics(7, MetricSource::Stdout, &samples, &read)
             .expect("put");
@@ -186,6 +188,18 @@ mod tests {
         );
         assert_eq!(
             store.metrics_read(7, MetricSource::Stdout).expect("read"),
+            read
+        );
+        // As an earlier build packed it: the summaries as objects.
+        let earlier = super::super::codec::encode_packed(METRICS_READ_TREE, &read).expect("pack");
+        store
+            .t()
+            .expect("trees")
+            .metrics_read
+            .insert(read_key(9, MetricSource::File), earlier)
+            .expect("insert");
+        assert_eq!(
+            store.metrics_read(9, MetricSource::File).expect("read"),
             read
         );
     }
