@@ -2,7 +2,10 @@
 //! store in `tests/fixtures/store-2026-12-06` was made by the daemon of
 //! 2026-12-06 (users, a key, a quota, a private project, a finished, a
 //! running and a queued experiment, usage buckets, audit) and is read back
-//! here whole. A later change of the on-disk format needs a migration that
+//! here whole; `store-2026-12-06-schema3` by the daemon of b5b37ac (schema
+//! 3, the last before compact metric summaries and the store's own packing
+//! dictionaries) from one experiment run in a dirty git repository with
+//! `@metric` lines, `$LABBENCH_METRICS`, an input and `requirements.txt`. A later change of the on-disk format needs a migration that
 //! passes this test (a new fixture is added beside this one, not in its place).
 
 use std::path::Path;
@@ -10,10 +13,13 @@ use std::path::Path;
 use labbench::model::{CommandLine, Outcome, Role, State};
 use labbench::store::{IndexedBy, Store};
 
-/// A copy of the fixture's data directory (sled writes to what it opens).
-fn fixture_copy() -> tempfile::TempDir {
+/// A copy of a fixture's data directory (sled writes to what it opens).
+fn fixture_copy(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-2026-12-06/db");
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .join("db");
     let to = dir.path().join("db");
     std::fs::create_dir_all(&to).expect("mkdir");
     for entry in std::fs::read_dir(&from).expect("fixture") {
@@ -25,7 +31,7 @@ fn fixture_copy() -> tempfile::TempDir {
 
 #[test]
 fn a_store_written_on_2026_12_06_reads_back_whole() {
-    let dir = fixture_copy();
+    let dir = fixture_copy("store-2026-12-06");
     let store = Store::open(dir.path()).expect("opens");
 
     let users = store.users().expect("users");
@@ -149,4 +155,80 @@ fn a_store_written_on_2026_12_06_reads_back_whole() {
             "{done:?} not in {actions:?}"
         );
     }
+}
+
+#[test]
+fn metric_summaries_and_provenance_of_schema_3_read_back() {
+    use labbench::model::MetricSource;
+    let dir = fixture_copy("store-2026-12-06-schema3");
+    let store = Store::open(dir.path()).expect("opens");
+
+    let run = store.experiment(1).expect("read").expect("experiment 1");
+    assert_eq!(run.spec.name.as_deref(), Some("metrics-run"));
+    assert_eq!(run.spec.project.as_deref(), Some("fx"));
+    assert!(matches!(
+        run.state,
+        State::Finished {
+            outcome: Outcome::Succeeded,
+            ..
+        }
+    ));
+
+    let stdout = store
+        .metrics_read(1, MetricSource::Stdout)
+        .expect("summaries from stdout");
+    let loss = stdout.summary.get("loss").expect("loss");
+    assert_eq!(
+        (loss.count, loss.last, loss.min, loss.max),
+        (2, 0.1234567890123, 0.1234567890123, 0.25)
+    );
+    assert_eq!(stdout.summary.get("acc").map(|s| s.last), Some(0.875));
+    let file = store
+        .metrics_read(1, MetricSource::File)
+        .expect("summaries from the metrics file");
+    assert_eq!(
+        file.summary.get("auc").map(|s| (s.count, s.last)),
+        Some((1, 0.9))
+    );
+    let values = store.metrics(1).expect("values");
+    assert_eq!(values.len(), 4, "{values:?}");
+
+    let provenance = store.provenance(1).expect("read").expect("captured");
+    let git = provenance.git.as_ref().expect("git");
+    let commit = git.commit.as_deref().unwrap_or_default();
+    assert!(commit.starts_with("b62a195fc78f"), "{commit}");
+    assert!(git.dirty);
+    assert_eq!(
+        git.remote.as_deref(),
+        Some("https://git.example/lab/models.git"),
+        "credentials were stripped"
+    );
+    let packages: Vec<(&str, Option<&str>)> = provenance
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.version.as_deref()))
+        .collect();
+    assert_eq!(
+        packages,
+        [("numpy", Some("1.26.4")), ("pandas", Some("2.2.2"))]
+    );
+    assert_eq!(provenance.inputs.len(), 1);
+    assert!(
+        store
+            .diff(1)
+            .expect("read")
+            .expect("kept")
+            .contains("+# changed")
+    );
+
+    // What this build writes beside them reads back too.
+    let mut later = stdout.clone();
+    later.offset += 1;
+    store
+        .put_metrics(1, MetricSource::Stdout, &[], &later)
+        .expect("write");
+    assert_eq!(
+        store.metrics_read(1, MetricSource::Stdout).expect("read"),
+        later
+    );
 }
