@@ -121,7 +121,7 @@ fn show(lab: &Lab, p: &Principal, json: bool) -> CommandOutput {
         return CommandOutput::json(&IdleJson { rule, experiments });
     }
     let Some(rule) = rule else {
-        return CommandOutput::ok("idle detection is off ([idle] enabled = false)\n");
+        return CommandOutput::ok("idle detection is off (`idle set` turns it on)\n");
     };
     let then = rule.cancel_after_secs.map_or("told".to_string(), |g| {
         format!("told, and cancelled {} later", human_duration(g as u64))

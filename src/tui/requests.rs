@@ -186,6 +186,23 @@ fn admin_request(
                 Err(e) => e.to_string(),
             })
         }
+        Request::EditIdle => {
+            let rule = lab.idle_rule();
+            view.admin.idle_typing = Some(super::admin::idle_rule::rule_text(rule.as_ref()));
+        }
+        Request::SetIdle(rule) => {
+            let on = rule.is_some();
+            match lab.set_idle_rule(principal, rule) {
+                Ok(()) => {
+                    view.notice = Some(if on {
+                        "idle rule saved: it applies from the next second".into()
+                    } else {
+                        "idle detection is off".into()
+                    })
+                }
+                Err(e) => view.notice = Some(e.to_string()),
+            }
+        }
         Request::ForSelectedUser(what) => {
             let Some(user) = snapshot.users.get(view.admin.selected) else {
                 view.notice = Some("no user selected".into());
@@ -453,8 +470,11 @@ mod tests {
                 | admin::Request::Edit(_)
                 | admin::Request::RemoveSelected
                 | admin::Request::ForSelectedUser(_)
-                | admin::Request::RemoveSelectedKey,
+                | admin::Request::RemoveSelectedKey
+                | admin::Request::EditIdle,
             ) => [Done; 4],
+            // As `idle set` is.
+            Request::Admin(admin::Request::SetIdle(_)) => [Done, Denied, Denied, Denied],
             // As `user …` and `key …` are (a key offered is only checked).
             Request::Admin(admin::Request::User(admin::users::UserChange::OfferKey { .. })) => {
                 [Done; 4]
@@ -575,6 +595,10 @@ mod tests {
                     admin::users::ForSelected::Toggle,
                 )),
                 Request::Admin(admin::Request::RemoveSelectedKey),
+                Request::Admin(admin::Request::EditIdle),
+                Request::Admin(admin::Request::SetIdle(Some(
+                    crate::monitor::idle::IdleRule::default(),
+                ))),
                 Request::Admin(admin::Request::User(admin::users::UserChange::Add {
                     name: format!("added{n}"),
                     role: Role::Viewer,

@@ -1133,6 +1133,14 @@ fn idle_experiments_are_marked_on_the_dashboard_and_listed_in_the_idle_view() {
         ],
     );
     insta::assert_snapshot!("admin_idle_120x40", draw(&v, &snap, 120, 40));
+    // `e`: the rule as one line, and why a line was not taken.
+    v.admin.idle_typing = Some("5 5 1h cancel 30m".into());
+    insta::assert_snapshot!("admin_idle_rule_prompt_120x40", draw(&v, &snap, 120, 40));
+    v.admin.idle_typing = Some("5 5 soon cancel".into());
+    v.admin.error = Some("AFTER: \"soon\": expected a duration like 90s, 30m, 2h or 1h30m".into());
+    insta::assert_snapshot!("admin_idle_rule_error_120x40", draw(&v, &snap, 120, 40));
+    v.admin.idle_typing = None;
+    v.admin.error = None;
     snap.idle_report.0 = None;
     insta::assert_snapshot!("admin_idle_off_80x24", draw(&v, &snap, 80, 24));
 }

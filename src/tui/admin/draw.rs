@@ -260,11 +260,20 @@ fn render_host_limits(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &A
 /// The running experiments as idle detection sees them, idle ones first.
 fn render_idle(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminState) {
     use crate::units::human_duration;
+    let area = match &state.idle_typing {
+        Some(typed) => {
+            let [list, foot] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(area);
+            frame.render_widget(Paragraph::new(idle_foot(typed, state)), foot);
+            list
+        }
+        None => area,
+    };
     let (rule, report) = &snap.idle_report;
     let Some(rule) = rule else {
         frame.render_widget(
-            Paragraph::new(" Idle detection is off ([idle] enabled = false in the configuration).")
-                .block(panel(" Admin · Idle · v: audit ".to_string())),
+            Paragraph::new(" Idle detection is off (e: set a rule).")
+                .block(panel(" Admin · Idle · e: rule · v: audit ".to_string())),
             area,
         );
         return;
@@ -293,7 +302,7 @@ fn render_idle(frame: &mut Canvas, area: Rect, snap: &Snapshot, state: &AdminSta
         .collect();
     let count = rows.len();
     let title = format!(
-        " Admin · Idle after {} under {} % GPU (no GPU: {} % of CPUs asked) → {then} · v: audit ",
+        " Admin · Idle after {} under {} % GPU (no GPU: {} % of CPUs asked) → {then} · e: rule · v: audit ",
         human_duration(rule.after_secs as u64),
         rule.gpu_percent,
         rule.cpu_percent,
@@ -420,6 +429,26 @@ fn render_keys(frame: &mut Canvas, area: Rect, snap: &Snapshot, name: &str, sele
     )))
     .column_spacing(1);
     render_selectable(frame, area, table, count, selected);
+}
+
+/// The idle rule's prompt and, under it, why the line was not taken.
+fn idle_foot(typed: &str, state: &AdminState) -> Vec<Line<'static>> {
+    let prompt = Line::from(vec![
+        Span::styled(" Idle rule: ", Style::default().fg(ACCENT)),
+        Span::raw(printable(typed)),
+        Span::styled("▏", Style::default().fg(ACCENT)),
+    ]);
+    let under = match &state.error {
+        Some(why) => Line::from(Span::styled(
+            format!(" {}", printable(why)),
+            Style::default().fg(ratatui::style::Color::Red),
+        )),
+        None => Line::from(Span::styled(
+            format!(" {} · Enter: save · Esc: cancel", super::idle_rule::FORM),
+            Style::default().fg(DIM),
+        )),
+    };
+    vec![prompt, under]
 }
 
 /// The Users view's last lines: the open prompt with its error, or a hint.

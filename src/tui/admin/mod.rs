@@ -11,6 +11,7 @@
 //! ([`users`]). The keys are in [`crate::tui::help_lines`].
 
 pub mod draw;
+pub mod idle_rule;
 pub mod quota_draw;
 pub mod quota_editor;
 pub mod users;
@@ -62,6 +63,10 @@ pub enum Request {
     User(users::UserChange),
     /// Ask to remove the key selected in the keys pane.
     RemoveSelectedKey,
+    /// Open the idle rule's prompt with the rule in force.
+    EditIdle,
+    /// Set the idle rule (`None`: detection off).
+    SetIdle(Option<crate::monitor::idle::IdleRule>),
 }
 
 /// The Admin tab's own state.
@@ -92,12 +97,15 @@ pub struct AdminState {
     pub users: users::UsersState,
     /// Keys the keys pane lists (set by the session).
     pub keys_listed: usize,
+    /// The idle rule's prompt, open, with what is typed so far (`e`).
+    pub idle_typing: Option<String>,
 }
 
 impl AdminState {
     /// Whether keys are text (the filter bar).
     pub fn takes_text(&self) -> bool {
         self.typing.is_some()
+            || self.idle_typing.is_some()
             || self.editor.is_some()
             || self.new_scope.is_some()
             || self.users.takes_text()
@@ -113,7 +121,11 @@ impl AdminState {
             self.users.paste(text);
             return None;
         }
-        let typed = self.typing.as_mut().or(self.new_scope.as_mut())?;
+        let typed = self
+            .typing
+            .as_mut()
+            .or(self.new_scope.as_mut())
+            .or(self.idle_typing.as_mut())?;
         for c in text.chars().filter(|c| !c.is_control()) {
             if typed.chars().count() >= MAX_FILTER_CHARS {
                 break;
@@ -145,6 +157,27 @@ impl AdminState {
                         self.new_scope = None;
                         self.error = None;
                         return Handled::Ask(Request::Edit(scope));
+                    }
+                    Err(why) => self.error = Some(why),
+                },
+                code => {
+                    type_into(typed, code, MAX_FILTER_CHARS);
+                }
+            }
+            return Handled::Yes;
+        }
+        if let Some(typed) = self.idle_typing.as_mut() {
+            match key.code {
+                KeyCode::Esc => {
+                    self.idle_typing = None;
+                    self.error = None;
+                    return Handled::Notice("idle rule unchanged".into());
+                }
+                KeyCode::Enter => match idle_rule::parse_rule(typed) {
+                    Ok(rule) => {
+                        self.idle_typing = None;
+                        self.error = None;
+                        return Handled::Ask(Request::SetIdle(rule));
                     }
                     Err(why) => self.error = Some(why),
                 },
@@ -224,6 +257,10 @@ impl AdminState {
             KeyCode::Char('/') if self.view == AdminView::HostLimits => {
                 return Handled::Notice("every host limit is listed (hostlimit set …)".into());
             }
+            KeyCode::Char('e') if self.view == AdminView::Idle => {
+                self.error = None;
+                return Handled::Ask(Request::EditIdle);
+            }
             KeyCode::Char('/') if self.view == AdminView::Idle => {
                 return Handled::Notice("every running experiment is listed".into());
             }
@@ -269,6 +306,57 @@ mod tests {
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code).modifiers(KeyModifiers::empty())
+    }
+
+    #[test]
+    fn the_idle_rule_is_typed_as_one_line_and_saved_only_when_it_reads() {
+        let mut s = AdminState {
+            view: AdminView::Idle,
+            ..AdminState::default()
+        };
+        assert_eq!(
+            s.handle_key(key(KeyCode::Char('e')), 0),
+            Handled::Ask(Request::EditIdle)
+        );
+        // The session opens the prompt with the rule in force.
+        s.idle_typing = Some("5 5 1h notify".into());
+        assert!(s.takes_text());
+        for _ in 0.."notify".len() {
+            s.handle_key(key(KeyCode::Backspace), 0);
+        }
+        for c in "kill".chars() {
+            s.handle_key(key(KeyCode::Char(c)), 0);
+        }
+        assert_eq!(s.handle_key(key(KeyCode::Enter), 0), Handled::Yes);
+        assert!(
+            s.error
+                .as_deref()
+                .is_some_and(|e| e.contains("notify or cancel"))
+        );
+        assert!(s.takes_text(), "stays open on a mistake");
+        for _ in 0.."kill".len() {
+            s.handle_key(key(KeyCode::Backspace), 0);
+        }
+        for c in "cancel 10m".chars() {
+            s.handle_key(key(KeyCode::Char(c)), 0);
+        }
+        let asked = s.handle_key(key(KeyCode::Enter), 0);
+        let Handled::Ask(Request::SetIdle(Some(rule))) = asked else {
+            panic!("{asked:?}");
+        };
+        assert_eq!((rule.after_secs, rule.cancel_after_secs), (3600, Some(600)));
+        assert!(!s.takes_text());
+        s.idle_typing = Some("off".into());
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), 0),
+            Handled::Ask(Request::SetIdle(None))
+        );
+        s.idle_typing = Some("5".into());
+        assert_eq!(
+            s.handle_key(key(KeyCode::Esc), 0),
+            Handled::Notice("idle rule unchanged".into())
+        );
+        assert!(!s.takes_text());
     }
 
     #[test]
