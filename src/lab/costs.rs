@@ -164,6 +164,16 @@ fn parse_day_or_month(text: &str) -> Result<(NaiveDate, NaiveDate), String> {
     ))
 }
 
+/// The model of the first of `gpus`, as the monitor last named it (for
+/// prices per model).
+pub(super) fn gpu_model(now: &crate::monitor::UsageSnapshot, gpus: &[u32]) -> Option<String> {
+    let first = *gpus.first()?;
+    now.gpus
+        .iter()
+        .find(|g| g.device.index == first)
+        .map(|g| g.device.name.clone())
+}
+
 /// What a run reserved and used over its whole run, priced at `rates`.
 fn run_hours(run: &RunCost, rates: &CostRates) -> (Hours, Hours) {
     let hours = run.ended_at.saturating_sub(run.started_at).max(0) as f64 / 3600.0;
@@ -297,12 +307,24 @@ impl Lab {
         // An entry written just before a crash that lost its record names
         // a run that is unfinished again, or ends again later: each run
         // counts once, as its record now says.
+        // A running one's GPU model is recorded at its end: until then it
+        // is priced by the model its first GPU has now.
+        let monitored = self.monitor.latest();
         let (active, running): (std::collections::HashSet<u64>, Vec<RunCost>) =
             self.store.with_active(|active| {
                 let running = active
                     .values()
-                    .filter(|e| matches!(e.state, State::Running { .. }))
-                    .filter_map(|e| RunCost::of(e, now))
+                    .filter_map(|e| match &e.state {
+                        State::Running { gpus, .. } => Some((e, gpus)),
+                        _ => None,
+                    })
+                    .filter_map(|(e, gpus)| {
+                        let mut run = RunCost::of(e, now)?;
+                        if run.gpu_model.is_none() {
+                            run.gpu_model = gpu_model(&monitored, gpus);
+                        }
+                        Some(run)
+                    })
                     .filter(|run| run.started_at < to && run.ended_at > from && keep(run))
                     .collect();
                 (active.keys().copied().collect(), running)

@@ -505,20 +505,14 @@ impl Engine {
     /// The model of the first GPU experiment `id` holds, as the GPU source
     /// names it (for prices per model).
     pub fn gpu_model_of(&self, id: u64) -> Option<String> {
-        let first = self
+        let gpus = self
             .lab
             .store
             .with_active(|active| match &active.get(&id)?.state {
-                State::Running { gpus, .. } => gpus.first().copied(),
+                State::Running { gpus, .. } => Some(gpus.clone()),
                 _ => None,
             })?;
-        self.lab
-            .monitor
-            .latest()
-            .gpus
-            .iter()
-            .find(|g| g.device.index == first)
-            .map(|g| g.device.name.clone())
+        super::costs::gpu_model(&self.lab.monitor.latest(), &gpus)
     }
 
     /// See [`Lab::stage_transitions`].

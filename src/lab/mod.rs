@@ -472,11 +472,17 @@ pub(crate) mod testing {
 
     /// A fresh store with admin `root` owning `KEY_A`.
     pub fn lab_with_admin() -> (tempfile::TempDir, Lab) {
+        lab_with_admin_seeing(Vec::new())
+    }
+
+    /// [`lab_with_admin`] whose monitor sees `gpus`.
+    pub fn lab_with_admin_seeing(gpus: Vec<crate::monitor::GpuStatus>) -> (tempfile::TempDir, Lab) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open store");
         let mut snapshot = crate::monitor::UsageSnapshot::default();
         snapshot.host.cores = 8;
         snapshot.host.memory_total = 32 << 30;
+        snapshot.gpus = gpus;
         let monitor = MonitorHandle::fixed(snapshot, Default::default());
         let lab = Lab::new(store, monitor).with_data_dir(dir.path().to_path_buf());
         let admin =

@@ -296,6 +296,20 @@ fn a_month_whose_cost_is_spent_holds_new_starts() {
     assert_eq!(starts(&lab), vec![id]);
 }
 
+/// Costs by user from the day before `start` on.
+fn by_user_since(start: i64) -> crate::lab::CostQuery {
+    crate::lab::CostQuery {
+        by: crate::lab::CostGrouping::User,
+        from: Some(
+            chrono::DateTime::from_timestamp(start - 86_400, 0)
+                .expect("time")
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        to: None,
+    }
+}
+
 #[test]
 fn a_run_whose_end_was_written_twice_costs_once() {
     let (_d, lab) = lab_with_admin();
@@ -308,20 +322,59 @@ fn a_run_whose_end_was_written_twice_costs_once() {
     lab.store()
         .put_experiment(&finished_run(9, "mike", start, 900))
         .expect("second end");
-    let query = crate::lab::CostQuery {
-        by: crate::lab::CostGrouping::User,
-        from: Some(
-            chrono::DateTime::from_timestamp(start - 86_400, 0)
-                .expect("time")
-                .format("%Y-%m-%d")
-                .to_string(),
-        ),
-        to: None,
-    };
-    let report = lab.costs(&root, &query).expect("costs");
+    let report = lab.costs(&root, &by_user_since(start)).expect("costs");
     assert_eq!(report.total.experiments, 1, "{report:?}");
     assert!(
         (report.total.reserved.cpu_hours - 0.25).abs() < 1e-9,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_running_run_is_priced_by_the_model_of_its_gpu() {
+    use crate::monitor::{GpuDevice, GpuStatus};
+    let h100 = GpuStatus {
+        device: GpuDevice {
+            index: 1,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization_percent: 90,
+            utilization_unknown: false,
+            memory_used: 0,
+            memory_total: 80 << 30,
+            temperature_c: None,
+            power_watts: None,
+            minor: Some(1),
+            uuid: None,
+        },
+        owners: Vec::new(),
+    };
+    let (_d, lab) = crate::lab::testing::lab_with_admin_seeing(vec![h100]);
+    let lab = lab.with_cost_settings(crate::lab::CostSettings {
+        rates: crate::model::CostRates {
+            gpu_hour: 1.0,
+            gpu_models: vec![("H100".into(), 4.0)],
+            ..crate::model::CostRates::default()
+        },
+        zone: crate::lab::CostZone::Utc,
+        budget_action: crate::lab::BudgetAction::Hold,
+    });
+    let root = lab.local_operator().expect("admin");
+    let start = crate::lab::now() - 3600;
+    let mut run = finished_run(4, "mike", start, 0);
+    run.spec.resources.gpus = 1;
+    run.state = crate::model::State::Running {
+        started_at: start,
+        pid: 0,
+        pid_start_time: 0,
+        cgroup: None,
+        gpus: vec![1],
+    };
+    lab.store().put_experiment(&run).expect("put");
+    let report = lab.costs(&root, &by_user_since(start)).expect("costs");
+    let reserved = &report.total.reserved;
+    // About an hour of one H100 at 4.0, not at the 1.0 of an unnamed GPU.
+    assert!(
+        (reserved.gpu_hours - 1.0).abs() < 0.01 && (reserved.cost - 4.0).abs() < 0.05,
         "{report:?}"
     );
 }
