@@ -3,7 +3,8 @@
 //! ([`crate::exec::cgroup::UserCgroups`]) and held to its caps (set with
 //! `hostlimit`), and sustained overuse of the CPU cap puts a user in the
 //! penalty box ([`crate::monitor::penalty`]) for a while, their sessions
-//! told why. Off unless `host_limits.enabled`; without cgroup access it
+//! told why; the box is kept in the store, so a restart lets nobody out
+//! early. Off unless `host_limits.enabled`; without cgroup access it
 //! does not start (the daemon's start line says so).
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,8 @@ struct GuardState {
     /// CPU time read last per uid, and when (ns, seconds).
     cpu_seen: HashMap<u32, (u64, f64)>,
     penalties: PenaltyBox,
+    /// Who was last kept in the store as boxed.
+    kept: std::collections::BTreeMap<u32, i64>,
 }
 
 /// Runs the guard until the daemon stops.
@@ -32,6 +35,17 @@ pub async fn run(lab: Lab, cgroups: UserCgroups, rule: PenaltyRule) {
     let mut first = GuardState::default();
     for uid in cgroups.existing_uids() {
         first.applied.insert(uid, (Some(f64::NAN), None));
+    }
+    // Those in the penalty box stay there until their time is up.
+    match lab.kept_penalties() {
+        Ok(kept) => {
+            let now = crate::lab::now();
+            for (&uid, &until) in kept.iter().filter(|(_, until)| **until > now) {
+                first.penalties.restore(uid, until);
+            }
+            first.kept = kept;
+        }
+        Err(e) => tracing::warn!("the penalty box could not be read: {e}"),
     }
     let mut state = Some(first);
     loop {
@@ -95,6 +109,13 @@ fn round(lab: &Lab, cgroups: &UserCgroups, rule: &PenaltyRule, state: &mut Guard
         }
     }
     state.penalties.retain(|uid| uids.contains(&uid));
+    let boxed = state.penalties.boxed();
+    if boxed != state.kept {
+        match lab.keep_penalties(&boxed) {
+            Ok(()) => state.kept = boxed,
+            Err(e) => tracing::warn!("the penalty box could not be kept: {e}"),
+        }
+    }
     if !uids.is_empty() {
         adopt_processes(cgroups, &uids);
     }

@@ -591,7 +591,7 @@ async fn sustained_use_of_the_cpu_cap_outside_the_queue_halves_it_for_a_while() 
         "root and cgroups",
     );
     let lab =
-        start("[host_limits]\nenabled = true\npenalty_after = \"3s\"\npenalty_for = \"4s\"\n");
+        start("[host_limits]\nenabled = true\npenalty_after = \"3s\"\npenalty_for = \"10s\"\n");
     let admin = session(&lab.server, &lab.admin).await;
     let unix = unix_account("lbspin");
     let out = exec(&admin, &format!("hostlimit set {unix} --cpus 0.5"), None).await;
@@ -643,7 +643,20 @@ async fn sustained_use_of_the_cpu_cap_outside_the_queue_halves_it_for_a_while() 
         quota()
     );
     assert!(wait_for("25000").await, "boxed at a quarter: {}", quota());
+    // A restart lets nobody out of the box early.
+    drop(admin);
+    let common::lab::Lab { dir, server, admin } = lab;
+    server.stop();
+    let config = dir.path().join("labbench.toml");
+    let server = common::TestServer::start_with(
+        &dir.path().join("data"),
+        None,
+        &["--config", &config.to_string_lossy()],
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(quota(), "25000", "still boxed after a restart");
     assert!(wait_for("50000").await, "released: {}", quota());
+    let admin = session(&server, &admin).await;
     let out = exec(&admin, &format!("hostlimit rm {unix}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
 }

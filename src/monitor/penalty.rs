@@ -88,6 +88,25 @@ impl PenaltyBox {
     pub fn retain(&mut self, keep: impl Fn(u32) -> bool) {
         self.users.retain(|uid, _| keep(*uid));
     }
+
+    /// The users in the box, and until when (to keep across a restart).
+    pub fn boxed(&self) -> std::collections::BTreeMap<u32, i64> {
+        self.users
+            .iter()
+            .filter_map(|(uid, s)| Some((*uid, s.until?)))
+            .collect()
+    }
+
+    /// Puts `uid` back in the box until `until`, as kept before a restart.
+    pub fn restore(&mut self, uid: u32, until: i64) {
+        self.users.insert(
+            uid,
+            Standing {
+                over_since: None,
+                until: Some(until),
+            },
+        );
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +154,27 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_box_kept_across_a_restart_holds_until_its_end() {
+        let mut before = PenaltyBox::default();
+        for t in 0..=60 {
+            before.observe(&RULE, t, 7, 3.9, 4.0);
+        }
+        let kept = before.boxed();
+        assert_eq!(kept, std::collections::BTreeMap::from([(7, 360)]));
+        let mut after = PenaltyBox::default();
+        for (uid, until) in kept {
+            after.restore(uid, until);
+        }
+        assert_eq!(after.cap(&RULE, 7, 4.0), 2.0);
+        assert_eq!(after.observe(&RULE, 359, 7, 0.0, 4.0), None);
+        assert_eq!(
+            after.observe(&RULE, 360, 7, 0.0, 4.0),
+            Some(PenaltyEvent::Released)
+        );
+        assert!(after.boxed().is_empty());
     }
 
     #[test]
