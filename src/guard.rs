@@ -24,6 +24,8 @@ struct GuardState {
     penalties: PenaltyBox,
     /// Who was last kept in the store as boxed.
     kept: std::collections::BTreeMap<u32, i64>,
+    /// Keeping them failed (warned once until it works again).
+    keep_failed: bool,
 }
 
 /// Runs the guard until the daemon stops.
@@ -40,8 +42,10 @@ pub async fn run(lab: Lab, cgroups: UserCgroups, rule: PenaltyRule) {
     match lab.kept_penalties() {
         Ok(kept) => {
             let now = crate::lab::now();
+            // Never longer than the rule now allows (a clock set back, a
+            // shorter `penalty_for`).
             for (&uid, &until) in kept.iter().filter(|(_, until)| **until > now) {
-                first.penalties.restore(uid, until);
+                first.penalties.restore(uid, until.min(now + rule.for_secs));
             }
             first.kept = kept;
         }
@@ -108,12 +112,22 @@ fn round(lab: &Lab, cgroups: &UserCgroups, rule: &PenaltyRule, state: &mut Guard
             state.cpu_seen.remove(&uid);
         }
     }
-    state.penalties.retain(|uid| uids.contains(&uid));
+    // Not while an account could not be looked up: it may still be capped.
+    if complete {
+        state.penalties.retain(|uid| uids.contains(&uid));
+    }
     let boxed = state.penalties.boxed();
     if boxed != state.kept {
         match lab.keep_penalties(&boxed) {
-            Ok(()) => state.kept = boxed,
-            Err(e) => tracing::warn!("the penalty box could not be kept: {e}"),
+            Ok(()) => {
+                state.kept = boxed;
+                state.keep_failed = false;
+            }
+            Err(e) if !state.keep_failed => {
+                state.keep_failed = true;
+                tracing::warn!("the penalty box could not be kept (tried again each second): {e}");
+            }
+            Err(_) => {}
         }
     }
     if !uids.is_empty() {

@@ -125,13 +125,16 @@ impl Lab {
 
     /// Who is in the login-node guard's penalty box, and until when, as
     /// last kept (the guard's own state; no caller decides it).
-    pub fn kept_penalties(&self) -> LabResult<std::collections::BTreeMap<u32, i64>> {
+    pub(crate) fn kept_penalties(&self) -> LabResult<std::collections::BTreeMap<u32, i64>> {
         Ok(self.store.penalties()?)
     }
 
     /// Keeps who is in the penalty box, so that a restart does not let
     /// them out early.
-    pub fn keep_penalties(&self, boxed: &std::collections::BTreeMap<u32, i64>) -> LabResult<()> {
+    pub(crate) fn keep_penalties(
+        &self,
+        boxed: &std::collections::BTreeMap<u32, i64>,
+    ) -> LabResult<()> {
         Ok(self.store.set_penalties(boxed)?)
     }
 

@@ -194,11 +194,16 @@ fn admin_request(
             let on = rule.is_some();
             match lab.set_idle_rule(principal, rule) {
                 Ok(()) => {
+                    view.admin.idle_typing = None;
                     view.notice = Some(if on {
                         "idle rule saved: it applies from the next second".into()
                     } else {
                         "idle detection is off".into()
                     })
+                }
+                // The prompt stays open with what was typed.
+                Err(e) if view.admin.idle_typing.is_some() => {
+                    view.admin.error = Some(e.to_string())
                 }
                 Err(e) => view.notice = Some(e.to_string()),
             }
@@ -515,6 +520,34 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_idle_rule_keeps_its_prompt_open_with_the_reason() {
+        let (_d, lab) = lab_with_admin();
+        let mike = principal(&lab, "mike", Role::Member);
+        let mut view = ViewState::new(Role::Member);
+        view.admin.idle_typing = Some("5 5 1h notify".into());
+        let rule = Some(crate::monitor::idle::IdleRule::default());
+        let request = Request::Admin(admin::Request::SetIdle(rule));
+        carry_out(&lab, &mike, &mut view, &Snapshot::default(), request);
+        assert_eq!(view.admin.idle_typing.as_deref(), Some("5 5 1h notify"));
+        assert!(
+            view.admin
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("permission denied")),
+            "{:?}",
+            view.admin.error
+        );
+        assert_eq!(lab.idle_rule(), None);
+        let root = lab.local_operator().expect("admin");
+        let mut view = ViewState::new(Role::Admin);
+        view.admin.idle_typing = Some("5 5 1h notify".into());
+        let request = Request::Admin(admin::Request::SetIdle(rule));
+        carry_out(&lab, &root, &mut view, &Snapshot::default(), request);
+        assert_eq!(view.admin.idle_typing, None, "closed once saved");
+        assert!(lab.idle_rule().is_some());
+    }
+
+    #[test]
     fn every_request_is_decided_by_the_role_of_who_makes_it() {
         let (_d, lab) = lab_with_admin();
         let admin = lab.local_operator().expect("admin");
@@ -632,7 +665,7 @@ mod tests {
                     quotas: vec![(churn.clone(), two_running)],
                     ..Snapshot::default()
                 };
-                let before = state(&lab);
+                let before = (state(&lab), lab.idle_rule());
                 let shown = format!("{} {request:?}", p.user);
                 carry_out(&lab, p, &mut view, &snapshot, request);
                 let denied = view
@@ -644,7 +677,7 @@ mod tests {
                     Denied if !denied => {
                         failures.push(format!("{shown}: not refused: {:?}", view.notice))
                     }
-                    Denied if state(&lab) != before => {
+                    Denied if (state(&lab), lab.idle_rule()) != before => {
                         failures.push(format!("{shown}: refused but changed something"))
                     }
                     _ => {}
@@ -656,6 +689,7 @@ mod tests {
                 .filter(|(id, ..)| *id == target)
                 .collect();
             let (_, target_state, priority) = &after[0];
+            assert!(lab.idle_rule().is_some(), "set by the admin, first");
             let owner_or_admin = n <= 1;
             assert_eq!(priority == &5, n == 0, "{}: priority {priority}", p.user);
             assert_eq!(

@@ -60,14 +60,18 @@ pub fn parse_rule(text: &str) -> Result<Option<IdleRule>, String> {
     };
     let gpu_percent = gpu
         .parse::<u32>()
-        .map_err(|_| format!("GPU%: a whole number of percent, not {gpu:?}"))?;
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| format!("GPU%: a whole number of percent, 0–100, not {gpu:?}"))?;
     let cpu_percent = cpu
         .parse::<f64>()
-        .map_err(|_| format!("CPU%: a number of percent, not {cpu:?}"))?;
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| format!("CPU%: a number of percent, 0–100, not {cpu:?}"))?;
     let after_secs = parse_duration(after).map_err(|e| format!("AFTER: {e}"))?;
     let grace_secs = grace
         .map(|g| match *g {
-            "0" | "0s" => Ok(0),
+            "0" | "0s" | "0m" | "0h" | "0d" => Ok(0),
             g => parse_duration(g).map_err(|e| format!("CANCEL_AFTER: {e}")),
         })
         .transpose()?;
@@ -147,6 +151,10 @@ mod tests {
             ("5 5 1h", "expected"),
             ("five 5 1h notify", "GPU%"),
             ("5 lots 1h notify", "CPU%"),
+            ("150 5 1h notify", "GPU%"),
+            ("5 -5 1h notify", "CPU%"),
+            ("5 NaN 1h notify", "CPU%"),
+            ("5 inf 1h notify", "CPU%"),
             ("5 5 soon notify", "AFTER"),
             ("5 5 1h notify 10m", "goes with cancel"),
             ("5 5 1h kill", "notify or cancel"),

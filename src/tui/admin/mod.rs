@@ -126,6 +126,7 @@ impl AdminState {
             .as_mut()
             .or(self.new_scope.as_mut())
             .or(self.idle_typing.as_mut())?;
+        let text = text.replace('\t', " ");
         for c in text.chars().filter(|c| !c.is_control()) {
             if typed.chars().count() >= MAX_FILTER_CHARS {
                 break;
@@ -173,16 +174,18 @@ impl AdminState {
                     self.error = None;
                     return Handled::Notice("idle rule unchanged".into());
                 }
+                // Open until the service takes it (or says why not).
                 KeyCode::Enter => match idle_rule::parse_rule(typed) {
                     Ok(rule) => {
-                        self.idle_typing = None;
                         self.error = None;
                         return Handled::Ask(Request::SetIdle(rule));
                     }
                     Err(why) => self.error = Some(why),
                 },
                 code => {
-                    type_into(typed, code, MAX_FILTER_CHARS);
+                    if type_into(typed, code, MAX_FILTER_CHARS) {
+                        self.error = None;
+                    }
                 }
             }
             return Handled::Yes;
@@ -345,7 +348,8 @@ mod tests {
             panic!("{asked:?}");
         };
         assert_eq!((rule.after_secs, rule.cancel_after_secs), (3600, Some(600)));
-        assert!(!s.takes_text());
+        assert!(s.takes_text(), "open until the service takes it");
+        s.idle_typing = None;
         s.idle_typing = Some("off".into());
         assert_eq!(
             s.handle_key(key(KeyCode::Enter), 0),
