@@ -396,7 +396,7 @@ impl Default for Config {
                 cpu_percent: 5.0,
                 after: Secs(3600),
                 action: "notify".into(),
-                cancel_after: Secs(1800),
+                cancel_after: Secs(crate::monitor::idle::DEFAULT_CANCEL_AFTER_SECS as u64),
             },
             host_limits: HostLimitsConfig {
                 enabled: false,

@@ -535,19 +535,10 @@ async fn a_capped_users_process_outside_the_queue_is_moved_into_their_cgroup_and
     let shown = json(&exec(&admin, "hostlimit show --json", None).await.stdout);
     assert_eq!(shown[0]["memory_bytes"], 64 << 20, "{shown}");
     // Started outside labbench, as lbhog: it waits, then takes 300 MiB.
-    let mut hog = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            &unix,
-            "--regid",
-            &unix,
-            "--init-groups",
-            "sh",
-            "-c",
-            "sleep 3; exec perl -e '$x = q(a) x (300*1024*1024); sleep 30'",
-        ])
-        .spawn()
-        .expect("setpriv");
+    let mut hog = outside_labbench(
+        &unix,
+        "sleep 3; exec perl -e '$x = q(a) x (300*1024*1024); sleep 30'",
+    );
     let pid = hog.id();
     let start_wait = std::time::Instant::now();
     let mut membership = String::new();
@@ -570,6 +561,24 @@ async fn a_capped_users_process_outside_the_queue_is_moved_into_their_cgroup_and
     assert_eq!(status.signal(), Some(9), "{status:?}");
     let out = exec(&admin, &format!("hostlimit rm {unix}"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
+}
+
+/// `script` run by `sh` as Unix account `unix`, started outside labbench
+/// (as a user logged in on the host would).
+fn outside_labbench(unix: &str, script: &str) -> std::process::Child {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            unix,
+            "--regid",
+            unix,
+            "--init-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .spawn()
+        .expect("setpriv")
 }
 
 /// A child process killed when the test ends, passed or not.
@@ -596,19 +605,7 @@ async fn sustained_use_of_the_cpu_cap_outside_the_queue_halves_it_for_a_while() 
     let unix = unix_account("lbspin");
     let out = exec(&admin, &format!("hostlimit set {unix} --cpus 0.5"), None).await;
     assert_eq!(out.status, Some(0), "{out:?}");
-    let spin = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            &unix,
-            "--regid",
-            &unix,
-            "--init-groups",
-            "sh",
-            "-c",
-            "while :; do :; done",
-        ])
-        .spawn()
-        .expect("setpriv");
+    let spin = outside_labbench(&unix, "while :; do :; done");
     // Stopped however the test ends.
     let _spin = KillOnDrop(spin);
     // The CPU quota of its cgroup, as the kernel has it (v1 or v2).

@@ -77,7 +77,7 @@ pub fn idle(lab: &Lab, p: &Principal, action: Option<IdleAction>, json: bool) ->
                 let grace = cancel_after
                     .map(|g| g as i64)
                     .or(base.cancel_after_secs)
-                    .unwrap_or(1800);
+                    .unwrap_or(crate::monitor::idle::DEFAULT_CANCEL_AFTER_SECS);
                 Ok(IdleRule {
                     gpu_percent: gpu_percent.unwrap_or(base.gpu_percent),
                     cpu_percent: cpu_percent.unwrap_or(base.cpu_percent),

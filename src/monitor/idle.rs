@@ -29,6 +29,10 @@ pub struct IdleRule {
     pub cancel_after_secs: Option<i64>,
 }
 
+/// How long after its flag an idle run is cancelled, when cancelling is
+/// asked for without saying (`[idle] cancel_after`, `idle set`, the prompt).
+pub const DEFAULT_CANCEL_AFTER_SECS: i64 = 1800;
+
 impl Default for IdleRule {
     fn default() -> Self {
         IdleRule {

@@ -55,13 +55,14 @@ impl Store {
 
     /// Every captured provenance, by experiment id.
     pub fn provenances(&self) -> impl Iterator<Item = StoreResult<(u64, Provenance)>> + use<> {
-        let trees = self.t().ok();
-        let iter = trees.clone().into_iter().flat_map(|t| t.provenance.iter());
-        iter.map(move |entry| {
-            let (key, value) = entry?;
-            let id = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
-            let trees = trees.as_ref().ok_or(StoreError::Closed)?;
-            Ok((id, trees.dictionaries.decode(PROVENANCE_TREE, &value)?))
+        // Nothing while the store is closed; each entry read with its
+        // store's dictionaries.
+        self.t().into_iter().flat_map(|trees| {
+            trees.provenance.iter().map(move |entry| {
+                let (key, value) = entry?;
+                let id = u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8]));
+                Ok((id, trees.dictionaries.decode(PROVENANCE_TREE, &value)?))
+            })
         })
     }
 

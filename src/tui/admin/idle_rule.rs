@@ -5,13 +5,10 @@
 
 use crate::lab::IdleRuleShown;
 use crate::model::parse_duration;
-use crate::monitor::idle::IdleRule;
+use crate::monitor::idle::{DEFAULT_CANCEL_AFTER_SECS, IdleRule};
 
 /// What the prompt says it takes.
 pub const FORM: &str = "GPU% CPU% AFTER notify|cancel [CANCEL_AFTER], or off";
-
-/// Grace before an idle run is cancelled when none is given (as `idle set`).
-const DEFAULT_GRACE_SECS: i64 = 1800;
 
 /// `rule` as the prompt's line (what the prompt opens with).
 pub fn rule_text(rule: Option<&IdleRuleShown>) -> String {
@@ -76,7 +73,7 @@ pub fn parse_rule(text: &str) -> Result<Option<IdleRule>, String> {
         })
         .transpose()?;
     let cancel_after_secs = match (*action, grace_secs) {
-        ("cancel", grace) => Some(grace.map_or(DEFAULT_GRACE_SECS, |g| g as i64)),
+        ("cancel", grace) => Some(grace.map_or(DEFAULT_CANCEL_AFTER_SECS, |g| g as i64)),
         ("notify", None) => None,
         ("notify", Some(_)) => return Err("CANCEL_AFTER goes with cancel".into()),
         (other, _) => return Err(format!("notify or cancel, not {other:?}")),
@@ -141,7 +138,7 @@ mod tests {
     #[test]
     fn cancel_without_a_grace_waits_half_an_hour() {
         let rule = parse_rule("5 5 1h cancel").expect("reads").expect("on");
-        assert_eq!(rule.cancel_after_secs, Some(DEFAULT_GRACE_SECS));
+        assert_eq!(rule.cancel_after_secs, Some(DEFAULT_CANCEL_AFTER_SECS));
     }
 
     #[test]
